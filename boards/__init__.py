@@ -1,0 +1,115 @@
+"""Board profiles: ``boards/*.yaml``, validated on load.
+
+A profile names the part, the clock, the resource budgets the compiler sizes engines and
+tiles layers against, the host links, the toolchain and the amaranth-boards platform class.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+VENDORS = {"xilinx": "vivado", "lattice": "trellis"}
+RESOURCE_KEYS = ("lut", "ff", "dsp", "bram_kbits", "bram_blocks")
+
+
+class BoardError(ValueError):
+    """An unknown board or an invalid profile; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    vendor: str
+    part: str
+    family: str
+    clock_hz: int
+    resources: dict
+    dsp_macs_per_slice: int
+    host_links: dict
+    toolchain: str
+    platform: str
+    aliases: tuple = ()
+    path: Path = field(default=HERE)
+
+    @property
+    def onchip_bytes(self) -> int:
+        """Block-RAM capacity in bytes."""
+        return self.resources["bram_kbits"] * 1024 // 8
+
+    def platform_class(self):
+        """The amaranth-boards platform class named by the profile."""
+        mod, _, cls = self.platform.rpartition(".")
+        return getattr(importlib.import_module(mod), cls)
+
+
+def _require(doc: dict, key: str, typ, path: Path):
+    if key not in doc:
+        raise BoardError(f"{path}: missing field {key!r}")
+    val = doc[key]
+    if typ is int and isinstance(val, bool) or not isinstance(val, typ):
+        raise BoardError(f"{path}: field {key!r} must be {typ.__name__}, got {type(val).__name__} ({val!r})")
+    return val
+
+
+def parse(path: Path) -> Board:
+    """Read and validate one profile."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as e:
+        raise BoardError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(doc, dict):
+        raise BoardError(f"{path}: a board profile is a YAML mapping")
+    name = _require(doc, "name", str, path)
+    vendor = _require(doc, "vendor", str, path)
+    if vendor not in VENDORS:
+        raise BoardError(f"{path}: vendor {vendor!r} not supported; supported: {', '.join(VENDORS)}")
+    toolchain = _require(doc, "toolchain", str, path)
+    if toolchain != VENDORS[vendor]:
+        raise BoardError(f"{path}: toolchain {toolchain!r} does not fit vendor {vendor!r} (expected {VENDORS[vendor]!r})")
+    clock = _require(doc, "clock_hz", int, path)
+    if not 1_000_000 <= clock <= 1_000_000_000:
+        raise BoardError(f"{path}: clock_hz {clock} outside 1 MHz .. 1 GHz")
+    res = _require(doc, "resources", dict, path)
+    for k in RESOURCE_KEYS:
+        v = res.get(k)
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise BoardError(f"{path}: resources.{k} must be a positive integer, got {v!r}")
+    links = _require(doc, "host_links", dict, path)
+    if "uart" not in links:
+        raise BoardError(f"{path}: host_links must include 'uart' (every board has one)")
+    platform = _require(doc, "platform", str, path)
+    if "." not in platform:
+        raise BoardError(f"{path}: platform must be a dotted class path, got {platform!r}")
+    macs = _require(doc, "dsp_macs_per_slice", int, path)
+    if macs not in (1, 2):
+        raise BoardError(f"{path}: dsp_macs_per_slice must be 1 or 2, got {macs}")
+    return Board(name=name, description=str(doc.get("description", name)), vendor=vendor,
+                 part=_require(doc, "part", str, path), family=_require(doc, "family", str, path),
+                 clock_hz=clock, resources=dict(res), dsp_macs_per_slice=macs, host_links=dict(links),
+                 toolchain=toolchain, platform=platform, aliases=tuple(doc.get("aliases") or ()), path=Path(path))
+
+
+def all_boards(folder: Path = HERE) -> dict[str, Board]:
+    """Every profile in ``folder`` by name."""
+    boards = {}
+    for p in sorted(folder.glob("*.yaml")):
+        b = parse(p)
+        if b.name in boards:
+            raise BoardError(f"{p}: board name {b.name!r} already defined in {boards[b.name].path}")
+        boards[b.name] = b
+    return boards
+
+
+def get(name: str, folder: Path = HERE) -> Board:
+    """A board by name or alias; an unknown name lists the known boards."""
+    boards = all_boards(folder)
+    for b in boards.values():
+        if name == b.name or name in b.aliases:
+            return b
+    known = ", ".join(sorted(list(boards) + [a for b in boards.values() for a in b.aliases]))
+    raise BoardError(f"unknown board {name!r}; known boards: {known}")

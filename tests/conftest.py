@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny datasets written in the real on-disk formats."""
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+# One intra-op thread: the tests use tiny tensors, and a second spinning OpenMP thread only
+# hurts when the two cores are shared (a simulator build, another test process).
+torch.set_num_threads(1)
+
+
+def write_idx(path: Path, arr: np.ndarray, gz: bool = True) -> None:
+    """Write ``arr`` (uint8) as an IDX file, gzipped when ``gz``."""
+    header = struct.pack(">HBB", 0, 0x08, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
+    raw = header + arr.astype(np.uint8).tobytes()
+    if gz:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(raw))
+    else:
+        path.write_bytes(raw)
+
+
+def make_fmnist_like(root: Path, n_train: int = 256, n_test: int = 128, seed: int = 0) -> Path:
+    """A learnable 10-class 28×28 dataset in Fashion-MNIST's IDX layout: class c is a bright
+    horizontal bar at row 2 + 2c on noise, so a tiny net can separate it quickly."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n, (img, lbl) in (("train", n_train, ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")),
+                                  ("test", n_test, ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))):
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(y):
+            x[i, 2 + 2 * c: 4 + 2 * c, 4:24] = 230
+        write_idx(root / img, x)
+        write_idx(root / lbl, y)
+    return root
+
+
+@pytest.fixture
+def fmnist_dir(tmp_path) -> Path:
+    return make_fmnist_like(tmp_path / "fmnist")

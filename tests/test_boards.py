@@ -1,0 +1,50 @@
+import shutil
+
+import pytest
+
+import boards
+from boards import BoardError
+from sephw.cli import main
+
+
+def test_shipped_profiles_load_and_resolve_aliases():
+    bs = boards.all_boards()
+    assert {"arty-a7-35", "arty-a7-100", "ulx3s-85f"} <= set(bs)
+    assert boards.get("arty-a7").name == "arty-a7-35"
+    a35 = bs["arty-a7-35"]
+    assert a35.resources["dsp"] == 90 and a35.onchip_bytes == 1800 * 1024 // 8
+    assert a35.platform_class().__name__ == "ArtyA7_35Platform"
+    assert bs["ulx3s-85f"].platform_class().__name__ == "ULX3S_85F_Platform"
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda t: t.replace("clock_hz: 100000000", "clock_hz: fast"), "clock_hz' must be int"),
+    (lambda t: t.replace("dsp: 90 ", "dsp: -1 "), "resources.dsp must be a positive integer"),
+    (lambda t: t.replace("toolchain: vivado", "toolchain: quartus"), "does not fit vendor"),
+    (lambda t: t.replace("vendor: xilinx", "vendor: altera"), "vendor 'altera' not supported"),
+    (lambda t: t.replace("part: xc7a35ticsg324-1L\n", ""), "missing field 'part'"),
+    (lambda t: t.replace("  uart:", "  pcie:"), "must include 'uart'"),
+    (lambda t: t + "\n  - : [", "not valid YAML"),
+])
+def test_profile_validation_errors_name_file_and_field(tmp_path, edit, message):
+    src = boards.HERE / "arty-a7-35.yaml"
+    bad = tmp_path / "arty-a7-35.yaml"
+    bad.write_text(edit(src.read_text()))
+    with pytest.raises(BoardError, match=message) as e:
+        boards.parse(bad)
+    assert str(bad) in str(e.value)
+
+
+def test_unknown_board_lists_known(tmp_path):
+    with pytest.raises(BoardError, match="known boards: .*arty-a7"):
+        boards.get("de10-nano")
+    shutil.copy(boards.HERE / "arty-a7-35.yaml", tmp_path / "a.yaml")
+    shutil.copy(boards.HERE / "arty-a7-35.yaml", tmp_path / "b.yaml")
+    with pytest.raises(BoardError, match="already defined"):
+        boards.all_boards(tmp_path)
+
+
+def test_boards_command(capsys):
+    assert main(["boards"]) == 0
+    out = capsys.readouterr().out
+    assert "arty-a7-35" in out and "ulx3s-85f" in out and "arty-a7" in out
