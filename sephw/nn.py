@@ -74,7 +74,8 @@ class SEPConv2d(nn.Conv2d):
                          groups=groups, bias=bias)
         self.register_buffer("mode", torch.tensor(MODE_FULL, dtype=torch.int64))
         self.register_buffer("pattern", torch.zeros(self.weight.shape, dtype=torch.int8))
-        self.alpha = nn.Parameter(torch.ones(out_channels))
+        # alpha only trains in pattern mode (a parameter without a gradient would stall DDP)
+        self.alpha = nn.Parameter(torch.ones(out_channels), requires_grad=False)
         self.register_buffer("w_int8", torch.zeros(self.weight.shape, dtype=torch.int8))
         self.register_buffer("w_scale", torch.ones(out_channels))
 
@@ -96,6 +97,7 @@ class SEPConv2d(nn.Conv2d):
             self.alpha.copy_(alpha)
         self.mode.fill_(MODE_PATTERN)
         self.weight.requires_grad_(False)
+        self.alpha.requires_grad_(True)
 
     def quantize_int8_(self) -> None:
         """Switch a non-pattern conv to int8 weights (SEP-Net-BQ)."""
@@ -124,6 +126,7 @@ class SEPConv2d(nn.Conv2d):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         # A binarized or quantized layer's float weight is frozen; keep that after loading.
         self.weight.requires_grad_(int(self.mode) == MODE_FULL)
+        self.alpha.requires_grad_(int(self.mode) == MODE_PATTERN)
 
 
 class SEPLinear(nn.Linear):

@@ -96,7 +96,7 @@ def test_info_json_counts_via_subprocess():
 def test_torchrun_two_process_ddp_trains(fmnist_dir, tmp_path):
     out = tmp_path / "ddp.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "sephw", "train", *TINY, "--dataset", "fashion-mnist", "--data", str(fmnist_dir),
            "--epochs", "3", "--lr", "0.05", "--batch-size", "32", "--no-augment", "-o", str(out)]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
