@@ -65,8 +65,11 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
 
 def fit(model: nn.Module, params, train_x: torch.Tensor, train_y: torch.Tensor, cfg: FitConfig,
         resume_path: Path | None = None, test: tuple[torch.Tensor, torch.Tensor] | None = None,
-        log=print) -> list[dict]:
+        log=print, resume: bool = True) -> list[dict]:
     """SGD (momentum, cosine learning rate per step) over ``params`` for ``cfg.epochs``.
+
+    Rank 0 writes its state to ``resume_path`` after every epoch; the state is read back only
+    when ``resume`` is true (``--resume``), so a stale file never changes a fresh run.
 
     Returns one dict per epoch: ``epoch, loss, train_acc, test_acc, seconds``.
     """
@@ -82,7 +85,7 @@ def fit(model: nn.Module, params, train_x: torch.Tensor, train_y: torch.Tensor, 
     steps_per_epoch = math.ceil(n / (per_rank * world))
     total_steps = cfg.epochs * steps_per_epoch
     start_epoch, history = 0, []
-    if resume_path is not None and resume_path.is_file():
+    if resume and resume_path is not None and resume_path.is_file():
         st = torch.load(resume_path, map_location="cpu", weights_only=True)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
@@ -161,14 +164,16 @@ def run_train(arch: str, arch_kwargs: dict, dataset: str, root: str | None, out:
     kwargs = {**_dataset_shape(dataset, tx, ty), **arch_kwargs}
     model = models.build(arch, **kwargs)
     rank, _ = dist_info()
-    hist = fit(model, model.parameters(), tx, ty, cfg, resume_path=out.with_name(out.name + ".resume") if resume or rank == 0 else None,
-               test=(vx, vy), log=log)
+    state = out.with_name(out.name + ".resume")
+    hist = fit(model, model.parameters(), tx, ty, cfg, resume_path=state if resume or rank == 0 else None,
+               test=(vx, vy), log=log, resume=resume)
     meta = {}
     if rank == 0:
         acc = evaluate(model, vx, vy)
         meta = {"history": [command_line()], "dataset": dataset, "stage": "full",
                 "accuracy": {"full": acc}, "epochs": hist, "seed": cfg.seed}
         checkpoint.save(out, model, arch, kwargs, meta)
+        state.unlink(missing_ok=True)  # the run is complete: nothing left to resume
         log(f"wrote {out}: test accuracy {acc * 100:.2f}%")
     return meta
 
@@ -205,9 +210,9 @@ def run_refine(src: Path, out: Path, dataset: str | None, root: str | None, cfg:
     tx, ty = data.load(ds, "train", root)
     vx, vy = data.load(ds, "test", root)
     rank, _ = dist_info()
+    state = out.with_name(out.name + ".resume")
     hist = fit(model, bz.refine_parameters(model), tx, ty, cfg,
-               resume_path=out.with_name(out.name + ".resume") if resume or rank == 0 else None,
-               test=(vx, vy), log=log)
+               resume_path=state if resume or rank == 0 else None, test=(vx, vy), log=log, resume=resume)
     if rank == 0:
         acc = evaluate(model, vx, vy)
         meta["history"] = list(meta.get("history", [])) + [command_line()]
@@ -215,5 +220,6 @@ def run_refine(src: Path, out: Path, dataset: str | None, root: str | None, cfg:
         meta["accuracy"] = {**meta.get("accuracy", {}), "refined": acc}
         meta["refine_epochs"] = hist
         checkpoint.save(out, model, ck["arch"], ck["arch_kwargs"], meta, binarize_scope=ck.get("binarize_scope"))
+        state.unlink(missing_ok=True)  # the run is complete: nothing left to resume
         log(f"wrote {out}: refined test accuracy {acc * 100:.2f}%")
     return meta

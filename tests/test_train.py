@@ -63,7 +63,8 @@ def test_fit_is_deterministic_and_resume_equals_uninterrupted(tmp_path):
 def test_cli_train_binarize_refine_eval_info(fmnist_dir, tmp_path, capsys):
     full, binz, ref = tmp_path / "full.pt", tmp_path / "bin.pt", tmp_path / "ref.pt"
     assert main(["train", *TINY, "--dataset", "fashion-mnist", "--data", str(fmnist_dir),
-                 "--epochs", "4", "--lr", "0.1", "--batch-size", "32", "--no-augment", "-o", str(full)]) == 0
+                 "--epochs", "6", "--lr", "0.05", "--batch-size", "32", "--no-augment", "-o", str(full)]) == 0
+    assert not (tmp_path / "full.pt.resume").exists()  # removed once the run completed
     assert main(["binarize", str(full), "--data", str(fmnist_dir), "-o", str(binz)]) == 0
     assert main(["refine", str(binz), "--data", str(fmnist_dir), "--epochs", "1", "--batch-size", "32",
                  "-o", str(ref)]) == 0
@@ -106,3 +107,20 @@ def test_torchrun_two_process_ddp_trains(fmnist_dir, tmp_path):
     assert len(eps) == 3 and eps[-1]["loss"] < eps[0]["loss"]
     # each rank saw half of the 256 images per epoch: steps of 16 per rank
     assert "epoch   3/3" in r.stdout
+
+
+def test_stale_resume_file_is_ignored_without_resume(tmp_path):
+    x, y = _data(n=64)
+    cfg = FitConfig(epochs=1, lr=0.05, batch_size=32, seed=3)
+    state = tmp_path / "s.resume"
+    torch.manual_seed(1)
+    a = models.build("sepnet-small", in_channels=1, num_classes=10, stem="small", width=0.25)
+    fit(a, a.parameters(), x, y, cfg, resume_path=state, log=lambda *_: None)
+    assert state.is_file()  # a finished 1-epoch state
+    torch.manual_seed(1)
+    b = models.build("sepnet-small", in_channels=1, num_classes=10, stem="small", width=0.25)
+    logs = []
+    hist = fit(b, b.parameters(), x, y, cfg, resume_path=state, log=logs.append, resume=False)
+    assert len(hist) == 1 and not any("resuming" in m for m in logs)  # trained, not skipped
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(pa, pb)
