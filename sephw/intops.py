@@ -24,8 +24,22 @@ def int_conv_acc(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: int
     """Exact integer convolution ``acc[n,o,y,x] = sum_{c,i,j} w[o,c,i,j] * x[n, g*C/G + c, y*s+i-p, x*s+j-p]``.
 
     Zero padding. ``x`` any integer dtype (activation codes), ``w`` int8 weights or int8
-    patterns (±1). Computed with int32 im2col + matmul (callers guarantee, by the bounds of
+    patterns (±1). Computed in int32 (callers guarantee, by the bounds of
     docs/numerics.md, that every accumulator fits int32); returns int64 (N, O, Ho, Wo).
+    """
+    return int_conv_acc32(x, w, stride, padding, groups).to(torch.int64)
+
+
+def int_conv_acc32(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: int = 0,
+                   groups: int = 1) -> torch.Tensor:
+    """:func:`int_conv_acc` returning the int32 accumulator (the reference executor's fast
+    path). Every intermediate is an int32 partial sum of the exact accumulator, so the
+    result is exact whenever the accumulator bound fits int32.
+
+    Four integer implementations, chosen by shape for speed only: 1×1 as a grouped int32
+    matmul; one input channel per group (depthwise) as int32 im2col + matmul; 4 or more
+    groups as a channel-major im2col + batched matmul; everything else with torch's int32
+    ``conv2d``.
     """
     _check_int("x", x)
     _check_int("w", w)
@@ -37,15 +51,33 @@ def int_conv_acc(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: int
         raise ValueError(f"shape mismatch: x has {c} channels, w {tuple(w.shape)}, groups={groups}")
     ho = (h + 2 * padding - k) // stride + 1
     wo = (wd + 2 * padding - k) // stride + 1
-    xp = F.pad(x.to(torch.int32), (padding, padding, padding, padding))
+    x = x.to(torch.int32)
+    w32 = w.to(torch.int32)
+    if k == 1:
+        if padding:
+            x = F.pad(x, (padding, padding, padding, padding))
+        cols = x[:, :, ::stride, ::stride][:, :, :ho, :wo].reshape(n, groups, cg, ho * wo)
+        acc = torch.matmul(w32.reshape(groups, o // groups, cg).unsqueeze(0), cols)  # (N, G, O/G, HoWo)
+        return acc.reshape(n, o, ho, wo)
+    if cg > 1 and groups < 4:
+        return F.conv2d(x, w32, stride=stride, padding=padding, groups=groups)
+    if cg > 1:
+        # many small groups: channel-major im2col, one (O/G x Cg*k*k) @ (Cg*k*k x N*Ho*Wo)
+        # matmul per group (wide right operand: torch's int32 matmul is fast on that shape)
+        xc = F.pad(x, (padding,) * 4).transpose(0, 1)                 # (C, N, Hp, Wp) view
+        taps = [xc[:, :, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
+                for i in range(k) for j in range(k)]
+        cols = torch.stack(taps, dim=1).reshape(groups, cg * k * k, n * ho * wo)
+        acc = torch.bmm(w32.reshape(groups, o // groups, cg * k * k), cols)
+        return acc.reshape(o, n, ho, wo).transpose(0, 1).contiguous()
+    xp = F.pad(x, (padding, padding, padding, padding))
     # im2col by strided views: (N, C, Ho, Wo, k, k) without any float conversion
     cols = xp.unfold(2, k, stride).unfold(3, k, stride)[:, :, :ho, :wo]
     cols = cols.reshape(n, groups, cg, ho, wo, k, k).permute(0, 1, 3, 4, 2, 5, 6)
     cols = cols.reshape(n, groups, ho * wo, cg * k * k)
-    wg = w.to(torch.int32).reshape(groups, o // groups, cg * k * k)
+    wg = w32.reshape(groups, o // groups, cg * k * k)
     acc = torch.matmul(cols, wg.transpose(1, 2).unsqueeze(0))  # (N, G, HoWo, O/G)
-    acc = acc.permute(0, 1, 3, 2).reshape(n, o, ho, wo)
-    return acc.to(torch.int64)
+    return acc.permute(0, 1, 3, 2).reshape(n, o, ho, wo)
 
 
 def pattern_conv_acc(x: torch.Tensor, pattern: torch.Tensor, stride: int = 1, padding: int = 0,
@@ -70,14 +102,20 @@ def requant(acc_a: torch.Tensor, m_a: torch.Tensor, bias: torch.Tensor, shift: t
     for name, t in (("acc_a", acc_a), ("m_a", m_a), ("bias", bias), ("shift", shift)):
         _check_int(name, t)
     view = (1, -1) + (1,) * (acc_a.dim() - 2)
-    s = shift.to(torch.int64).view(view)
-    total = acc_a.to(torch.int64) * m_a.to(torch.int64).view(view) + bias.to(torch.int64).view(view)
+    s = shift.to(torch.int64)
+    rnd = torch.where(s > 0, torch.ones_like(s) << (s - 1).clamp(min=0), torch.zeros_like(s))
+    total = acc_a.to(torch.int64, copy=True)          # a fresh tensor: in place below
+    total *= m_a.to(torch.int64).view(view)
     if acc_b is not None:
         if m_b is None:
             raise ValueError("acc_b needs m_b")
-        total = total + acc_b.to(torch.int64) * m_b.to(torch.int64).view(view)
-    rnd = torch.where(s > 0, torch.ones_like(s) << (s - 1).clamp(min=0), torch.zeros_like(s))
-    return torch.clamp((total + rnd) >> s, lo, hi)
+        tb = acc_b.to(torch.int64, copy=True)
+        tb *= m_b.to(torch.int64).view(view)
+        total += tb
+        del tb
+    total += (bias.to(torch.int64) + rnd).view(view)
+    total >>= s.view(view)
+    return total.clamp_(lo, hi)
 
 
 def pool_fc_logits(x: torch.Tensor, w: torch.Tensor, m: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
