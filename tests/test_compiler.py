@@ -1,0 +1,351 @@
+"""sephw.compiler: ISA round trip, whole-network compiles for every listed board, tile and
+address invariants checked from the outputs (not from the passes' own asserts), memory images
+against the IntGraph weights, the not-fit error, unsupported nodes, the CLI."""
+from __future__ import annotations
+
+import json
+import math
+import struct
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import boards
+from sephw import binarize, checkpoint, models, quantize
+from sephw import intgraph as ig
+from sephw.compiler import (CompileError, Instruction, ISAError, Op, compile_graph, decode_program,
+                            encode_program, register_cli)
+from sephw.compiler import hw, passes
+from sephw.compiler.isa import FIELDS, WORD_BYTES
+
+BOARDS = ("arty-a7-35", "arty-a7-100", "ulx3s-85f")
+
+
+def _graph(arch: str, size: int, **kw) -> ig.IntGraph:
+    torch.manual_seed(0)
+    m = models.build(arch, **kw).eval()
+    binarize.binarize_model(m)
+    x = torch.randint(0, 256, (2, kw.get("in_channels", 3), size, size), dtype=torch.uint8,
+                      generator=torch.Generator().manual_seed(1))
+    return quantize.quantize(m, x)
+
+
+@pytest.fixture(scope="module")
+def sepnet() -> ig.IntGraph:
+    return _graph("sepnet-small", 28, in_channels=1, num_classes=10, stem="small", width=0.25)
+
+
+@pytest.fixture(scope="module")
+def builds(sepnet, tmp_path_factory):
+    out = {}
+    for b in BOARDS:
+        d = tmp_path_factory.mktemp(b)
+        ir, rep = compile_graph(sepnet, b, d)
+        out[b] = (ir, rep, d)
+    return out
+
+
+# --------------------------------------------------------------------------- ISA
+def test_isa_roundtrip_random_words():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        vals = {name: int(rng.integers(0, 1 << w)) for name, w in FIELDS if name != "op"}
+        ins = Instruction(Op(int(rng.integers(0, len(Op)))), **vals)
+        blob = ins.to_bytes()
+        assert len(blob) == WORD_BYTES
+        assert Instruction.decode(blob) == ins
+    prog = [Instruction(Op.PRB, layer=3, src_a=1, dst=2, wa=1000, wb=77, c0=16, tc=8, k=5, stride=1, pad=2),
+            Instruction(Op.END)]
+    assert decode_program(encode_program(prog)) == prog
+
+
+def test_isa_rejects_overflow_and_garbage():
+    with pytest.raises(ISAError, match="field rows=4096 does not fit 12 bits"):
+        Instruction(Op.CONV_INT, rows=4096).encode()
+    with pytest.raises(ISAError, match="unknown opcode"):
+        Instruction.decode(31)
+    with pytest.raises(ISAError, match="reserved bits"):
+        Instruction.decode(1 << 250)
+    # one field's bits never leak into a neighbour
+    w = Instruction(Op.NOP, wa=(1 << 20) - 1).encode()
+    d = Instruction.decode(w)
+    assert d.wa == (1 << 20) - 1 and d.src_b == 0 and d.dst == 0 and d.wb == 0
+
+
+# --------------------------------------------------------------------------- whole network
+@pytest.mark.parametrize("board", BOARDS)
+def test_sepnet_compiles_for_board(builds, board):
+    ir, rep, d = builds[board]
+    b = boards.get(board)
+    for f in ("program.bin", "program.txt", "patterns.bin", "weights.bin", "params.bin", "tensors.bin",
+              "schedule.yaml", "manifest.json", "report.md", "report.json"):
+        assert (d / f).is_file(), f
+    r = json.loads((d / "report.json").read_text())
+    for k in ("cycles_per_inference", "fps", "clock_hz", "onchip_bytes", "onchip_budget_bytes", "utilization"):
+        assert k in r
+    assert r["clock_hz"] == b.clock_hz
+    assert r["fps"] == pytest.approx(b.clock_hz / r["cycles_per_inference"])
+    assert 0 < r["onchip_bytes"] <= r["onchip_budget_bytes"] <= 10 * 2 ** 20
+    assert r["onchip_budget_bytes"] <= b.onchip_bytes
+    assert r["resources"]["lut"] <= b.resources["lut"] and r["resources"]["dsp"] <= b.resources["dsp"]
+    assert r["resources"]["bram_blocks"] <= b.resources["bram_blocks"]
+    # useful MACs are the IntGraph's, independent of the tiling
+    macs = 0
+    for n in ir.graph.nodes:
+        if isinstance(n, ig.PoolFCNode):
+            macs += n.weight.numel()
+        for op in ig.node_operands(n):
+            if isinstance(op, ig.SkipOperand):
+                continue
+            s = ir.graph.spec(op.input)
+            ho, wo = ig.conv_out_hw(s.height, s.width, op.k, op.stride, op.padding)
+            macs += ho * wo * op.weight[:, :, :, :].numel()
+    assert r["macs_per_inference"] == macs
+    # the cycle total is the sum of the schedule, and utilization is a fraction
+    sched = yaml.safe_load((d / "schedule.yaml").read_text())
+    assert sum(i["cycles"] for i in sched["instructions"]) == r["cycles_per_inference"]
+    assert 0 < r["utilization"]["engines"] <= 1 and 0 < r["utilization"]["pattern_engine"] <= 1
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_program_covers_every_output_once_and_tiles_fit(builds, board):
+    ir, rep, d = builds[board]
+    prog = decode_program((d / "program.bin").read_bytes())
+    assert prog[-1].op == Op.END and len(prog) == rep["instructions"]
+    g = ir.graph
+    covered = {}
+    for ins in prog:
+        if ins.op in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
+            n = g.nodes[ins.layer]
+            cov = covered.setdefault(n.name, np.zeros((n.out.channels, n.out.height), dtype=np.int32))
+            cov[ins.c0:ins.c0 + ins.tc, ins.row0:ins.row0 + ins.rows] += 1
+            # the input band incl. halo fits the source ring
+            src = [t for t in ir.tensors.values() if t.id == ins.src_a][0]
+            s = src.spec
+            if ins.k > 1:
+                lo = max(0, ins.row0 * ins.stride - ins.pad)
+                hi = min(s.height, (ins.row0 + ins.rows - 1) * ins.stride - ins.pad + ins.k)
+            else:
+                lo, hi = ins.row0 * ins.stride, (ins.row0 + ins.rows) * ins.stride
+            assert hi - lo <= src.ring_rows
+            assert ins.tc <= ir.cfg.lanes
+    for n in g.nodes:
+        if isinstance(n, (ig.InputNode, ig.PoolFCNode)):
+            continue
+        assert (covered[n.name] == 1).all(), n.name
+    for t in ir.tiles:
+        assert t.working_set <= rep["onchip_budget_bytes"]
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_addresses_do_not_overlap(builds, board):
+    ir, rep, d = builds[board]
+    man = json.loads((d / "manifest.json").read_text())
+    ts = man["tensors"]
+    desc = (d / "tensors.bin").read_bytes()
+    live = {t.id: t.live for t in ir.tensors.values()}
+    for t in ts:
+        base, ring, h, w, c, bits, signed, _ = struct.unpack_from("<IHHHHBBH", desc, 16 * t["id"])
+        assert (base, ring, [c, h, w]) == (t["base"], t["ring_rows"], t["shape"])
+        assert t["bytes"] == ring * w * c and base + t["bytes"] <= man["memories"]["activations"]["bytes"]
+    for i, a in enumerate(ts):
+        for b in ts[i + 1:]:
+            la, lb = live[a["id"]], live[b["id"]]
+            if la[1] < lb[0] or lb[1] < la[0]:
+                continue
+            assert a["base"] + a["bytes"] <= b["base"] or b["base"] + b["bytes"] <= a["base"], (a["name"], b["name"])
+    # word addresses of different layers do not overlap: every word of each memory is used once
+    used = {"patterns": [], "weights": []}
+    for ins in decode_program((d / "program.bin").read_bytes()):
+        if ins.op in (Op.CONV_PATTERN, Op.PRB) or (ins.op == Op.RESADD and ins.flags & 32):
+            used["patterns"].append(ins.wa)
+    assert len(used["patterns"]) == len(set(used["patterns"]))
+
+
+def test_prb_runs_both_engines_on_the_same_tile(builds):
+    ir, rep, d = builds["arty-a7-35"]
+    sched = yaml.safe_load((d / "schedule.yaml").read_text())
+    prbs = [i for i in sched["instructions"] if i["op"] == "PRB"]
+    n_prb_nodes = sum(isinstance(n, ig.PRBNode) for n in ir.graph.nodes)
+    assert n_prb_nodes == 10 and len(prbs) >= n_prb_nodes
+    for i in prbs:
+        assert i["busy"]["pattern"] > 0 and i["busy"]["mac"] > 0
+        assert i["cycles"] >= max(i["busy"]["pattern"], i["busy"]["mac"])
+    # concurrent: dropping the 1x1 branch (the MAC array's work) from a PRB tile whose pattern
+    # branch is the longer one leaves its cycles unchanged; serial engines would lose mac cycles
+    checked = 0
+    for ins, s in zip(ir.instructions, ir.schedule):
+        if s["op"] != "PRB" or s["busy"]["mac"] >= s["busy"]["pattern"]:
+            continue
+        n = ir.graph.nodes[ins.layer]
+        alone = passes.Step([n.kxk], Op.CONV_PATTERN, 0, n.out.channels)
+        cyc = passes.tile_cost(ir.cfg, alone, ir.graph, ins.rows, ins.tc)[0]
+        assert cyc == s["cycles"], (s, cyc)
+        checked += 1
+    assert checked
+
+
+def test_memory_images_hold_the_graph_weights(builds):
+    ir, rep, d = builds["arty-a7-35"]
+    cfg = ir.cfg
+    prog = decode_program((d / "program.bin").read_bytes())
+    pat = (d / "patterns.bin").read_bytes()
+    wgt = np.frombuffer((d / "weights.bin").read_bytes(), dtype=np.int8)
+    prm = (d / "params.bin").read_bytes()
+    wbytes = math.ceil(cfg.pattern_word_bits / 8)
+    lane_bits = cfg.pe_cin * cfg.k_max ** 2
+    checked = 0
+    for ins in prog:
+        n = ir.graph.nodes[ins.layer] if ins.op != Op.END else None
+        if ins.op == Op.PRB and ins.row0 == 0:
+            # first chunk word of the pattern operand: lane l = output channel c0 + l
+            w = n.kxk.weight
+            og = w.shape[0] // n.kxk.groups
+            bits = np.unpackbits(np.frombuffer(pat[ins.wa * wbytes:(ins.wa + 1) * wbytes], dtype=np.uint8),
+                                 bitorder="little")
+            gt = max(1, math.ceil(ins.tc / og)) if og < ins.tc else 1
+            cin = min(w.shape[1], cfg.pe_cin // gt)
+            for l in range(ins.tc):
+                want = (w[ins.c0 + l, :cin] > 0).numpy().reshape(-1).astype(np.uint8)
+                assert (bits[l * lane_bits:l * lane_bits + want.size] == want).all()
+            # 1x1 weights: row p of the first word = output channel c0 + p, block-diagonal
+            b = n.p1x1.weight[:, :, 0, 0]
+            ogb = b.shape[0] // n.p1x1.groups
+            word = wgt[ins.wb * cfg.weight_word_bytes:(ins.wb + 1) * cfg.weight_word_bytes].reshape(cfg.lanes, cfg.mac_cols)
+            g0 = ins.c0 // ogb
+            for p in range(ins.tc):
+                slot = (ins.c0 + p) // ogb - g0
+                row = np.zeros(cfg.mac_cols * 64, dtype=np.int8)
+                row[slot * b.shape[1]:(slot + 1) * b.shape[1]] = b[ins.c0 + p].numpy()
+                assert (word[p] == row[:cfg.mac_cols]).all()
+            # parameters of the tile's first channel
+            ma, mb = struct.unpack_from("<ii", prm, 16 * ins.prm)
+            bias = int.from_bytes(prm[16 * ins.prm + 8:16 * ins.prm + 14], "little", signed=True)
+            assert (ma, mb, bias, prm[16 * ins.prm + 14]) == (int(n.requant.m_a[ins.c0]), int(n.requant.m_b[ins.c0]),
+                                                              int(n.requant.bias[ins.c0]), int(n.requant.shift[ins.c0]))
+            checked += 1
+    assert checked >= 10
+
+
+def test_resnet20_pattern_network_compiles(tmp_path):
+    g = _graph("resnet20", 32, in_channels=1, num_classes=10)
+    ir, rep = compile_graph(g, "arty-a7-35", tmp_path)
+    assert rep["cycles_per_inference"] > 0 and rep["onchip_bytes"] <= rep["onchip_budget_bytes"]
+    ops = {i["op"] for i in yaml.safe_load((tmp_path / "schedule.yaml").read_text())["instructions"]}
+    assert {"CONV_PATTERN", "RESADD", "POOL_FC", "LOAD", "STORE"} <= ops
+    # the projection shortcuts (1x1 int8) run on the MAC array concurrently with the pattern conv
+    proj = [i for i in yaml.safe_load((tmp_path / "schedule.yaml").read_text())["instructions"]
+            if i["op"] == "RESADD" and "mac" in i.get("busy", {})]
+    assert proj and all("pattern" in i["busy"] for i in proj)
+
+
+# --------------------------------------------------------------------------- bands and errors
+@pytest.fixture(scope="module")
+def sepnet112() -> ig.IntGraph:
+    """The same small SEP-Net at 112x112: its whole feature maps do not fit one small board."""
+    return _graph("sepnet-small", 112, in_channels=1, num_classes=10, stem="small", width=0.25)
+
+
+def test_not_fit_error_names_layer_and_numbers(sepnet112):
+    with pytest.raises(CompileError) as e:
+        compile_graph(sepnet112, "arty-a7-35")
+    msg = str(e.value)
+    assert "does not fit arty-a7-35" in msg and "available 204800 bytes" in msg
+    assert "largest layer buffer: features." in msg
+    needed = int(msg.split("needs ")[1].split(" bytes")[0])
+    assert needed > 204800
+    # the listed boards that would fit really compile it
+    fits = msg.split("Boards that would fit: ")[1].split(", ")
+    assert fits and fits[0] in BOARDS
+    for b in fits:
+        ir, _ = compile_graph(sepnet112, b)
+        assert sum(ir.onchip.values()) <= ir.budget
+
+
+def test_row_bands_with_halos_when_maps_do_not_fit(sepnet112):
+    import dataclasses
+    # shrink arty-a7-100's block RAM until whole maps no longer fit: the compiler must band
+    # (and only then fail with the not-fit error)
+    a100 = boards.get("arty-a7-100")
+    full = passes.compile_ir(sepnet112, a100)
+    assert full.bands == 1
+    ir = None
+    for blocks in range(full.memory_blocks["block_ram"] - 1, 40, -3):
+        b = dataclasses.replace(a100, resources=dict(a100.resources, bram_blocks=blocks))
+        try:
+            ir = passes.compile_ir(sepnet112, b)
+        except CompileError as e:
+            assert "does not fit" in str(e)
+            break
+        if ir.bands > 1:
+            break
+    assert ir is not None and ir.bands > 1, "never banded before failing"
+    assert ir.memory_blocks["block_ram"] <= blocks and sum(ir.onchip.values()) <= ir.budget
+    # the layers up to the anchor run in row bands: rings smaller than their maps, but each
+    # holds one band of the consumer's input rows including the halo (k=3: s*(rows-1)+3)
+    anchor = ir.tensors[ir.anchor]
+    band = math.ceil(anchor.spec.height / ir.bands)
+    src = ir.graph.node(ir.anchor).conv
+    ring = ir.tensors[src.input]
+    assert ring.ring_rows < ring.spec.height
+    assert ring.ring_rows >= src.stride * (band - 1) + src.k - src.padding
+    # every row of every layer is produced exactly once over the bands
+    for name, (hi, lo) in ir.band_rows.items():
+        assert hi[0] == 0 and all(hi[i] <= hi[i + 1] for i in range(ir.bands))
+    covered = {}
+    for t in ir.tiles:
+        if t.opcode in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
+            n = ir.graph.nodes[t.layer]
+            cov = covered.setdefault(n.name, np.zeros((n.out.channels, n.out.height), dtype=np.int32))
+            cov[t.c0:t.c0 + t.tc, t.row0:t.row0 + t.rows] += 1
+    assert all((c == 1).all() for c in covered.values())
+    assert {t.band for t in ir.tiles if t.layer <= ir.graph.nodes.index(ir.graph.node(ir.anchor))} == set(range(ir.bands))
+
+
+def test_unsupported_node_is_named(sepnet):
+    import copy
+
+    class FancyNode:
+        name = "features.fancy"
+    g = copy.copy(sepnet)
+    g.nodes = list(sepnet.nodes)
+    g.nodes.insert(2, FancyNode())
+    g.validate = lambda: g
+    with pytest.raises(CompileError, match=r"features.fancy: FancyNode is not supported .*supported node types: "
+                                           r"InputNode, PatternConvNode, IntConvNode, PRBNode"):
+        compile_graph(g, "arty-a7-35")
+
+
+def test_costs_read_from_engine_benchmark(tmp_path):
+    p = tmp_path / "engines.json"
+    p.write_text(json.dumps({"instances": [
+        {"engine": "PatternEngine", "params": {"lanes": 4, "cin": 4, "k": 3, "groups": 1},
+         "resources": {"LUT_total": 720, "FF": 144, "DSP48E1": 0}},
+        {"engine": "MacArray", "params": {"rows": 2, "cols": 2, "packed": True},
+         "resources": {"LUT_total": 100, "FF": 40, "DSP48E1": 2}}]}))
+    c = hw.load_costs(p)
+    assert c.pattern_lut_per_op == 5.0 and c.pattern_ff_per_op == 1.0
+    assert c.mac_lut_packed == 25.0 and c.mac_dsp_packed == 0.5
+    assert c.pp_lut == hw.UnitCosts().pp_lut         # not measured: the estimate stays
+    assert hw.load_costs(tmp_path / "missing.json") == hw.UnitCosts()
+
+
+# --------------------------------------------------------------------------- CLI
+def test_cli_compile(sepnet, tmp_path):
+    import argparse
+    ck = tmp_path / "m_q.pt"
+    m = models.build("sepnet-small", in_channels=1, num_classes=10, stem="small", width=0.25)
+    checkpoint.save(ck, m, "sepnet-small", {"in_channels": 1, "num_classes": 10, "stem": "small", "width": 0.25},
+                    {"stage": "quantized"}, intgraph=sepnet.to_dict())
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="command", required=True)
+    register_cli(sub)
+    out = tmp_path / "build"
+    a = p.parse_args(["compile", str(ck), "--board", "arty-a7", "-o", str(out), "--no-synth"])
+    assert a.func(a) == 0
+    assert json.loads((out / "report.json").read_text())["board"] == "arty-a7-35"
+    a = p.parse_args(["compile", str(ck), "--board", "arty-a7", "-o", str(out)])
+    with pytest.raises(CompileError, match="not yet implemented: RTL top"):
+        a.func(a)
