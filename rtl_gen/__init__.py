@@ -1,0 +1,12 @@
+"""Amaranth generators for the sephw overlay: compute engines, memories, sequencer, top level.
+
+Engines (each a :class:`amaranth.lib.wiring.Component` with :mod:`amaranth.lib.stream` ports):
+
+- :class:`rtl_gen.pattern.PatternEngine`: binarized k×k convolution, XNOR/AND-popcount over
+  activation bit-planes (LUT logic, no multipliers).
+- :class:`rtl_gen.macarray.MacArray`: int8 × uint8 multiply-accumulate array on DSP slices
+  (optionally two MACs per DSP48E1).
+- :class:`rtl_gen.postprocess.PostProcess`: the fused requantization rule of docs/numerics.md.
+- :class:`rtl_gen.windowgen.WindowGen`: line buffer producing k×k windows of a row band.
+- :class:`rtl_gen.prb.PRBDatapath`: the PRB co-design datapath (all four, wired together).
+"""

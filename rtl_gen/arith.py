@@ -1,0 +1,137 @@
+"""Small arithmetic building blocks shared by the engines (pure functions on Amaranth values)."""
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Signal, Value
+
+__all__ = ["signed_bits", "unsigned_bits", "popcount", "column_sum", "adder_tree", "check_int"]
+
+
+def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> None:
+    """Raise ``TypeError`` unless ``value`` is an int, ``ValueError`` unless ``lo <= value <= hi``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        if hi is None:
+            raise ValueError(f"{name} must be at least {lo}, not {value}")
+        raise ValueError(f"{name} must be in {lo}..{hi}, not {value}")
+
+
+def unsigned_bits(bound: int) -> int:
+    """Bits needed for an unsigned value in ``0..bound``."""
+    return max(1, int(bound).bit_length())
+
+
+def signed_bits(bound: int) -> int:
+    """Bits needed for a two's complement value in ``-bound..bound``."""
+    return int(bound).bit_length() + 1
+
+
+def adder_tree(values: list) -> Value:
+    """Balanced binary tree of additions (log depth; Amaranth widens each sum by one bit)."""
+    values = list(values)
+    if not values:
+        raise ValueError("adder_tree needs at least one value")
+    while len(values) > 1:
+        nxt = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            nxt.append(values[-1])
+        values = nxt
+    return values[0]
+
+
+def popcount(bits: list) -> Value:
+    """Number of set bits among the 1-bit values ``bits``.
+
+    A carry-save (Wallace) tree: full adders written as plain logic compress every column of
+    equal-weight bits 3:2 until at most two bits per column are left, then one carry-chain
+    adder sums the two rows. The first-level full adders take the raw products, so the LUT
+    mapper folds the AND producing each product into the same LUT6 (three products and three
+    pattern bits in). Measured with synth_xilinx on 72 AND products: 133 LUTs, against 154
+    for full adders feeding a balanced adder tree and 191 for a plain adder tree.
+    """
+    bits = list(bits)
+    if not bits:
+        raise ValueError("popcount needs at least one bit")
+    columns = [bits]  # columns[w]: bits of weight 2^w
+    while any(len(col) > 2 for col in columns):
+        nxt = [[] for _ in range(len(columns) + 1)]
+        for w, col in enumerate(columns):
+            i = 0
+            while len(col) - i >= 3:
+                a, b, c = col[i], col[i + 1], col[i + 2]
+                nxt[w].append(a ^ b ^ c)
+                nxt[w + 1].append((a & b) | (a & c) | (b & c))
+                i += 3
+            nxt[w].extend(col[i:])
+        columns = nxt if nxt[-1] else nxt[:-1]
+    rows = [Cat(*[col[r] if len(col) > r else Const(0, 1) for col in columns]) for r in (0, 1)]
+    return rows[0] + rows[1]
+
+
+def _count_logic(bits: list) -> list:
+    """Binary count (LSB first) of up to 6 one-bit values as plain logic (full/half adders).
+
+    Every output is a function of at most 6 inputs, so the LUT mapper makes one LUT6 of it
+    (a 6:3 counter is three LUTs, against two LUTs per full adder that removes one bit).
+    """
+    cols = [list(bits)]
+    while any(len(c) > 1 for c in cols):
+        nxt = [[] for _ in range(len(cols) + 1)]
+        for w, col in enumerate(cols):
+            i = 0
+            while len(col) - i >= 3:
+                a, b, c = col[i:i + 3]
+                nxt[w].append(a ^ b ^ c)
+                nxt[w + 1].append((a & b) | (a & c) | (b & c))
+                i += 3
+            if len(col) - i == 2:
+                a, b = col[i:i + 2]
+                nxt[w].append(a ^ b)
+                nxt[w + 1].append(a & b)
+                i += 2
+            nxt[w].extend(col[i:])
+        cols = nxt if nxt[-1] else nxt[:-1]
+    return [c[0] for c in cols]
+
+
+def column_sum(m, columns: list, *, name: str = "cs", rows: int = 2, min_counter: int = 4) -> Value:
+    """Sum of weighted bits, ``sum_w 2^w * sum(columns[w])``, as a LUT6 counter tree.
+
+    Levels of generalized counters (``min_counter``..6 equal-weight bits to their 3-bit count,
+    one LUT6 per output bit) compress the columns until at most ``rows`` bits of each weight
+    are left; those rows are summed with carry-chain adders (one LUT per bit on xc7). The
+    counter outputs and partial sums are ``keep`` wires in ``m``: otherwise Yosys merges the
+    additions into one ``$macc`` and maps it to full adders (two LUTs per removed bit).
+    Measured (Yosys synth_xilinx, ABC): 79 LUTs for a 72-bit popcount, against 127 for
+    :func:`popcount` (full-adder Wallace tree) on the same registered bits.
+    """
+    cols = [list(c) for c in columns]
+    out_width = unsigned_bits(sum(len(c) << w for w, c in enumerate(cols)))
+    n = 0
+
+    def keep(v, shape=1):
+        nonlocal n
+        s = Signal(shape, name=f"{name}_{n}", attrs={"keep": 1})
+        n += 1
+        m.d.comb += s.eq(v)
+        return s
+
+    while max(len(c) for c in cols) > rows:
+        nxt = [[] for _ in range(len(cols) + 3)]
+        for w, col in enumerate(cols):
+            i = 0
+            while len(col) - i >= max(min_counter, 3) or (len(col) - i > rows and len(col) - i >= 3):
+                take = min(6, len(col) - i)
+                for j, o in enumerate(_count_logic(col[i:i + take])):
+                    nxt[w + j].append(keep(o))
+                i += take
+            nxt[w].extend(col[i:])
+        while not nxt[-1]:
+            nxt.pop()
+        cols = nxt[:out_width]  # bits above the bound are always 0
+    sums = [Cat(*[c[r] if len(c) > r else Const(0, 1) for c in cols])
+            for r in range(max(len(c) for c in cols))]
+    total = sums[0]
+    for s in sums[1:]:
+        total = keep(total + s, out_width)
+    return total[:out_width]

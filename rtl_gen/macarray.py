@@ -1,0 +1,187 @@
+"""MacArray: int8 weights × uint8 activations on DSP multipliers, int32 accumulators."""
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory, WritePort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .arith import adder_tree, check_int
+
+__all__ = ["MacArray"]
+
+
+class MacArray(wiring.Component):
+    """``rows × cols`` multiply-accumulate array for 1×1 convolutions and FC layers.
+
+    One input beat carries ``cols`` uint8 activations (``cols`` input channels of one pixel)
+    and a weight memory address; the addressed word holds the int8 weights ``w[p][q]`` of
+    ``rows`` output channels × ``cols`` input channels. Per beat every row adds
+    ``sum_q w[p][q] * x[q]`` to its int32 accumulator (``first`` restarts it, ``last`` emits
+    all ``rows`` accumulators). Fully pipelined: one beat per cycle, ``rows*cols`` MACs/cycle.
+
+    With ``packed=True`` two output rows share one multiplier (the DSP48E1's 25×18 signed
+    multiplier): the activation ``x`` (shared) multiplies the wide operand
+    ``A = w_hi * 2^16 + (w_lo mod 2^8)`` (the low weight as an unsigned byte, so the two fields
+    never interfere: ``x * (w_lo mod 2^8) <= 255*255 < 2^16``). The product's upper field is
+    ``x*w_hi`` exactly, its low 16 bits are ``x*(w_lo mod 2^8)``; the correction for the sign of
+    the low weight, ``-256*x`` where ``w_lo < 0``, is summed over the beat's ``cols`` activations
+in parallel with the multiplies and enters the low row's adder tree as a single term.
+
+    Parameters
+    ----------
+    rows : int
+        Output channels in parallel (``P``); even when ``packed``.
+    cols : int
+        Input channels per beat (``Q``).
+    packed : bool
+        Two int8 MACs per multiplier (per DSP48E1).
+    weight_depth : int
+        Words in the weight memory.
+    acc_width : int
+        Accumulator width in bits (signed), default 32.
+
+    Attributes
+    ----------
+    pixel : In(stream.Signature(pixel_layout))
+        ``x`` (``cols`` uint8 codes), ``w_addr``, ``first``, ``last``.
+    acc : Out(stream.Signature(ArrayLayout(signed(acc_width), rows)))
+        Row accumulators, one beat per ``last`` input beat.
+    weight_w : Out(WritePort.Signature)
+        Write port of the weight memory (word: ``ArrayLayout(ArrayLayout(signed(8), cols), rows)``).
+    """
+
+    def __init__(self, *, rows: int, cols: int, packed: bool = False, weight_depth: int = 16,
+                 acc_width: int = 32):
+        check_int("rows", rows, 1)
+        check_int("cols", cols, 1)
+        if not isinstance(packed, bool):
+            raise TypeError(f"packed must be a bool, not {packed!r}")
+        if packed and rows % 2:
+            raise ValueError(f"packed needs an even number of rows, not {rows}")
+        check_int("weight_depth", weight_depth, 1)
+        check_int("acc_width", acc_width, 17, 64)
+        self._rows, self._cols, self._packed = rows, cols, packed
+        self._weight_depth, self._acc_width = weight_depth, acc_width
+        super().__init__({
+            "pixel": In(stream.Signature(self.pixel_layout)),
+            "acc": Out(stream.Signature(data.ArrayLayout(signed(acc_width), rows))),
+            "weight_w": Out(WritePort.Signature(addr_width=ceil_log2(weight_depth),
+                                                shape=self.weight_layout)),
+        })
+
+    rows = property(lambda self: self._rows, doc="Output channels in parallel.")
+    cols = property(lambda self: self._cols, doc="Input channels per beat.")
+    packed = property(lambda self: self._packed, doc="Two MACs per multiplier.")
+    weight_depth = property(lambda self: self._weight_depth, doc="Weight memory words.")
+    acc_width = property(lambda self: self._acc_width, doc="Accumulator width (bits, signed).")
+
+    @property
+    def pixel_layout(self) -> data.StructLayout:
+        """Payload of the pixel stream."""
+        return data.StructLayout({
+            "x": data.ArrayLayout(unsigned(8), self._cols),
+            "w_addr": unsigned(ceil_log2(self._weight_depth)),
+            "first": unsigned(1),
+            "last": unsigned(1),
+        })
+
+    @property
+    def weight_layout(self) -> data.ArrayLayout:
+        """One weight memory word: ``w[p][q]`` int8."""
+        return data.ArrayLayout(data.ArrayLayout(signed(8), self._cols), self._rows)
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        """MACs per cycle at full throughput."""
+        return self._rows * self._cols
+
+    @property
+    def multipliers(self) -> int:
+        """Hardware multipliers (DSP48E1 slices when mapped to 7-series)."""
+        return self._rows * self._cols // (2 if self._packed else 1)
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols = self._rows, self._cols
+
+        m.submodules.weights = mem = Memory(shape=self.weight_layout, depth=self._weight_depth,
+                                            init=[])
+        rd = mem.read_port()
+        wr = mem.write_port()
+        wiring.connect(m, wiring.flipped(self.weight_w), wr)
+
+        # One global stall: the pipeline moves unless the output holds an unaccepted beat.
+        advance = ~self.acc.valid | self.acc.ready
+        m.d.comb += [
+            self.pixel.ready.eq(advance),
+            rd.addr.eq(self.pixel.payload.w_addr),
+            rd.en.eq(advance),
+        ]
+
+        # S1: activations registered (DSP B register), weights on rd.data.
+        s1_valid = Signal()
+        s1_x = Signal(data.ArrayLayout(unsigned(8), cols))
+        s1_first, s1_last = Signal(), Signal()
+        with m.If(advance):
+            m.d.sync += [
+                s1_valid.eq(self.pixel.valid),
+                s1_x.eq(self.pixel.payload.x),
+                s1_first.eq(self.pixel.payload.first),
+                s1_last.eq(self.pixel.payload.last),
+            ]
+        w = rd.data
+
+        # S2: registered products (DSP M register).
+        s2_valid = Signal()
+        s2_first, s2_last = Signal(), Signal()
+        terms = [[] for _ in range(rows)]  # per row: registered product terms to sum
+        with m.If(advance):
+            m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last)]
+        for q in range(cols):
+            x = s1_x[q]
+            xs = Cat(x, Const(0, 1)).as_signed()  # 9-bit signed: uint8 on a signed multiplier
+            if not self._packed:
+                for p in range(rows):
+                    prod = Signal(signed(17), name=f"prod_{p}_{q}")
+                    with m.If(advance):
+                        m.d.sync += prod.eq(xs * w[p][q])
+                    terms[p].append(prod)
+            else:
+                for pair in range(rows // 2):
+                    w_lo = w[2 * pair][q]
+                    w_hi = w[2 * pair + 1][q]
+                    wide = Cat(w_lo.as_unsigned(), Const(0, 8), w_hi).as_signed()  # 24-bit signed
+                    prod = Signal(signed(33), name=f"prod2_{pair}_{q}")
+                    with m.If(advance):
+                        m.d.sync += prod.eq(xs * wide)
+                    terms[2 * pair].append(prod[:16])              # x * (w_lo mod 256), unsigned
+                    terms[2 * pair + 1].append(prod[16:].as_signed())  # x * w_hi
+        if self._packed:
+            # Sign correction of the low rows, one term per row: -256 * sum of x where w_lo < 0.
+            for pair in range(rows // 2):
+                neg = [s1_x[q] & w[2 * pair][q][7].replicate(8) for q in range(cols)]
+                corr = Signal(range(255 * cols + 1), name=f"negx_{pair}")
+                with m.If(advance):
+                    m.d.sync += corr.eq(adder_tree(neg))
+                terms[2 * pair].append(-Cat(Const(0, 8), corr, Const(0, 1)).as_signed())
+
+        # S3: per-row sum over the cols products, accumulate, emit.
+        acc = [Signal(signed(self._acc_width), name=f"acc{p}") for p in range(rows)]
+        with m.If(self.acc.ready):
+            m.d.sync += self.acc.valid.eq(0)
+        for p in range(rows):
+            total = Signal(signed(self._acc_width), name=f"total{p}")
+            dot = adder_tree(terms[p])
+            with m.If(s2_first):
+                m.d.comb += total.eq(dot)
+            with m.Else():
+                m.d.comb += total.eq(acc[p] + dot)
+            with m.If(advance & s2_valid):
+                m.d.sync += acc[p].eq(total)
+                with m.If(s2_last):
+                    m.d.sync += self.acc.payload[p].eq(total)
+        with m.If(advance & s2_valid & s2_last):
+            m.d.sync += self.acc.valid.eq(1)
+        return m

@@ -1,0 +1,294 @@
+"""PatternEngine: binarized k×k convolution on LUT logic, bit-serial over activation bit-planes."""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, ResetSignal, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory, WritePort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .arith import check_int, column_sum, signed_bits
+
+__all__ = ["PatternEngine"]
+
+
+class PatternEngine(wiring.Component):
+    """Binarized (pattern) k×k convolution: ``acc[l] = sum_{c,i,j} B[l,c,i,j] * x[c,i,j]``, ``B = ±1``.
+
+    One input beat is one k×k window of ``groups * cin`` channels (the channels of ``groups``
+    consecutive convolution groups, ``cin`` each). ``lanes`` output channels are computed in
+    parallel; lane ``l`` belongs to group ``l // (lanes // groups)`` and sees only that group's
+    ``cin`` channels (``groups == lanes, cin == 1`` is depthwise). Each lane holds the pattern
+    bits of its filter (bit ``c*k*k + i*k + j`` is 1 where ``B == +1``) from the pattern memory
+    word addressed by the beat.
+
+    Bit-serial: the window is processed one activation bit-plane per cycle, most significant
+    plane first, for ``act_bits`` cycles per beat. For plane ``b`` the products
+    ``y = x_b AND (B == -1)`` are flip-flops whose synchronous reset is the pattern bit (no
+    LUT), and a lane accumulates Horner style ``t = 2*t + q_b`` with
+    ``q_b = 2*popcount(NOT y) + popcount(x_b)`` (the ``popcount(x_b)`` term, plus ``2n`` on
+    plane 0, is shared by the lanes of a group); ``t`` restarts at the constant ``-2n``
+    (``n = cin*k*k``), so after the last plane ``t = sum_b 2^b (popcount(x_b AND Bpos) -
+    popcount(x_b AND Bneg))``. The popcounts are LUT6 counter trees
+    (:func:`~rtl_gen.arith.column_sum`). ``act_bits`` is a run-time port: fewer activation
+    bits cost proportionally fewer cycles.
+
+    Beats with ``first == 0`` add to the accumulator of the previous beat (channel chunks of a
+    group with more than ``cin`` input channels, up to ``max_cin``); a beat with ``last == 1``
+    emits the lane accumulators. Throughput: one beat per ``act_bits`` cycles, except that the
+    beat after a ``last`` beat is loaded one cycle later when the output may still be occupied
+    then (the output is held by back-pressure, or ``act_bits == 1`` with back-to-back ``last``
+    beats, which then take two cycles each): the product flip-flops must keep their beat's
+    pattern while a stall can freeze them.
+
+    Parameters
+    ----------
+    lanes : int
+        Output channels computed in parallel.
+    k : int
+        Kernel size, one of 3, 5, 7.
+    cin : int
+        Input channels per group in one beat.
+    groups : int
+        Convolution groups covered by one beat; divides ``lanes``.
+    a_bits : int
+        Largest activation code width (1..8); windows carry ``a_bits``-bit unsigned codes.
+    max_cin : int
+        Largest number of input channels per group accumulated over chunked beats (a multiple
+        of ``cin``); sizes the accumulator. ``max_cin == cin`` omits the chunk accumulator.
+    pattern_depth : int
+        Words in the pattern memory (one word = the patterns of all lanes for one beat).
+
+    Attributes
+    ----------
+    window : In(stream.Signature(window_layout))
+        Windows: ``window[i*k + j][c]`` codes, ``pat_addr``, ``first``, ``last``.
+    acc : Out(stream.Signature(ArrayLayout(signed(acc_width), lanes)))
+        Lane accumulators, one beat per ``last`` window.
+    act_bits : In(range(1, a_bits + 1))
+        Activation bits of the current layer (bit-planes per beat), sampled per beat.
+    pattern_w : Out(WritePort.Signature)
+        Write port of the pattern memory (word: ``ArrayLayout(unsigned(cin*k*k), lanes)``).
+    """
+
+    def __init__(self, *, lanes: int, k: int, cin: int, groups: int = 1, a_bits: int = 8,
+                 max_cin: int | None = None, pattern_depth: int = 16):
+        check_int("lanes", lanes, 1)
+        check_int("k", k)
+        if k not in (3, 5, 7):
+            raise ValueError(f"k must be one of 3, 5, 7, not {k}")
+        check_int("cin", cin, 1)
+        check_int("groups", groups, 1)
+        if lanes % groups:
+            raise ValueError(f"groups ({groups}) must divide lanes ({lanes})")
+        check_int("a_bits", a_bits, 1, 8)
+        if max_cin is None:
+            max_cin = cin
+        check_int("max_cin", max_cin, cin)
+        if max_cin % cin:
+            raise ValueError(f"max_cin ({max_cin}) must be a multiple of cin ({cin})")
+        check_int("pattern_depth", pattern_depth, 1)
+        self._lanes, self._k, self._cin, self._groups = lanes, k, cin, groups
+        self._a_bits, self._max_cin, self._pattern_depth = a_bits, max_cin, pattern_depth
+        n = cin * k * k
+        # Proven bounds: one beat |s| <= n*(2^a-1); a whole group |acc| <= max_cin*k*k*(2^a-1).
+        self._beat_width = signed_bits(n * (2 ** a_bits - 1))
+        self._acc_width = signed_bits(max_cin * k * k * (2 ** a_bits - 1))
+        super().__init__({
+            "window": In(stream.Signature(self.window_layout)),
+            "acc": Out(stream.Signature(data.ArrayLayout(signed(self._acc_width), lanes))),
+            "act_bits": In(range(1, a_bits + 1), init=a_bits),
+            "pattern_w": Out(WritePort.Signature(addr_width=ceil_log2(pattern_depth),
+                                                 shape=self.pattern_layout)),
+        })
+
+    lanes = property(lambda self: self._lanes, doc="Output channels computed in parallel.")
+    k = property(lambda self: self._k, doc="Kernel size.")
+    cin = property(lambda self: self._cin, doc="Input channels per group in one beat.")
+    groups = property(lambda self: self._groups, doc="Groups covered by one beat.")
+    a_bits = property(lambda self: self._a_bits, doc="Largest activation code width.")
+    max_cin = property(lambda self: self._max_cin, doc="Largest input channels per group.")
+    pattern_depth = property(lambda self: self._pattern_depth, doc="Pattern memory words.")
+    acc_width = property(lambda self: self._acc_width, doc="Accumulator width (bits, signed).")
+
+    @property
+    def channels(self) -> int:
+        """Channels in one window beat (``groups * cin``)."""
+        return self._groups * self._cin
+
+    @property
+    def window_layout(self) -> data.StructLayout:
+        """Payload of the window stream."""
+        return data.StructLayout({
+            "window": data.ArrayLayout(data.ArrayLayout(unsigned(self._a_bits), self.channels),
+                                       self._k * self._k),
+            "pat_addr": unsigned(ceil_log2(self._pattern_depth)),
+            "first": unsigned(1),
+            "last": unsigned(1),
+        })
+
+    @property
+    def pattern_layout(self) -> data.ArrayLayout:
+        """One pattern memory word: ``cin*k*k`` pattern bits (1 = +1) per lane."""
+        return data.ArrayLayout(unsigned(self._cin * self._k * self._k), self._lanes)
+
+    @property
+    def peak_macs_per_cycle(self) -> float:
+        """Binary-weight × ``act_bits`` MACs per cycle at full throughput (for ``act_bits = a_bits``)."""
+        return self._lanes * self._cin * self._k * self._k / self._a_bits
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, k, cin, groups = self._lanes, self._k, self._cin, self._groups
+        taps = k * k
+        n = cin * taps
+        lanes_per_group = lanes // groups
+        chunked = self._max_cin > cin
+        width = self._beat_width
+
+        m.submodules.patterns = mem = Memory(shape=self.pattern_layout,
+                                             depth=self._pattern_depth, init=[])
+        rd = mem.read_port()
+        wr = mem.write_port()
+        wiring.connect(m, wiring.flipped(self.pattern_w), wr)
+
+        # Stage A: the accepted window; its pattern word arrives on rd.data one cycle later
+        # and stays there (rd.en is the accept strobe) until the next window is accepted.
+        a_valid = Signal()
+        a_window = Signal(self.window_layout.members["window"], reset_less=True)
+        a_first = Signal()
+        a_last = Signal()
+
+        # Stage B: the window being sliced into bit-planes, one plane per cycle.
+        b_busy = Signal()
+        b_window = Signal.like(a_window, reset_less=True)
+        b_pattern = Signal(self.pattern_layout, reset_less=True)
+        b_plane = Signal(range(self._a_bits))
+        b_first = Signal()
+        b_last = Signal()
+
+        # Stage P: the plane's products, registered. y[l][i] = x_b[i] AND (B[l, i] == -1) is a
+        # flip-flop whose synchronous reset is the pattern bit (FDRE R on xc7): no LUT.
+        p_valid = Signal()
+        p_final = Signal()    # plane 0: the beat is complete after this plane
+        p_first = Signal()
+        p_last = Signal()
+        y = [Signal(n, name=f"y{l}", reset_less=True) for l in range(lanes)]
+        # e[g] = popcount(x_b) of group g (+ 2n on plane 0), shared by the lanes of the group
+        e = [Signal(range(3 * n + 1), name=f"e{g}", reset_less=True) for g in range(groups)]
+
+        # Horner registers: t = 2*t + q_b with q_b = 2*popcount(NOT y) + e_b, restarted at
+        # K = -2n after each beat's final plane (a constant: FDRE/FDSE reset, no LUT).
+        # Since p_b = popcount(x_b) - 2*popcount(y) = 2*popcount(NOT y) + popcount(x_b) - 2n,
+        # t_final = 2^A*K + sum_b 2^b q_b = sum_b 2^b p_b (the +2n of plane 0 in e closes the
+        # constant). Arithmetic is modulo 2^width; the final value fits, so it is exact.
+        K = -2 * n
+        K = (K + 2 ** (width - 1)) % 2 ** width - 2 ** (width - 1)  # modulo 2^width
+        t = [Signal(signed(width), name=f"t{l}", init=K, reset_less=True) for l in range(lanes)]
+        chunk_acc = [Signal(signed(self._acc_width), name=f"chunk_acc{l}", reset_less=True)
+                     for l in range(lanes)]
+
+        out_free = ~self.acc.valid | self.acc.ready
+        p_stall = p_valid & p_final & p_last & ~out_free
+        advance = ~p_stall
+        # The product flip-flops reset from b_pattern even while stalled, so b_pattern must not
+        # change (a new beat must not load) on an edge after which the pipeline may stall with
+        # the old beat's products in P: that is, when the final plane of a `last` beat moves
+        # into P while the output may still be occupied next cycle.
+        out_busy_next = (self.acc.valid & ~self.acc.ready) | (p_valid & p_final & p_last)
+        b_done = b_busy & (b_plane == 0) & advance
+        b_load = a_valid & advance & (~b_busy | (b_done & ~(b_last & out_busy_next)))
+        a_free = ~a_valid | b_load
+
+        m.d.comb += [
+            self.window.ready.eq(a_free),
+            rd.addr.eq(self.window.payload.pat_addr),
+            rd.en.eq(self.window.valid & a_free),
+        ]
+        with m.If(self.window.valid & a_free):
+            m.d.sync += [
+                a_valid.eq(1),
+                a_window.eq(self.window.payload.window),
+                a_first.eq(self.window.payload.first),
+                a_last.eq(self.window.payload.last),
+            ]
+        with m.Elif(b_load):
+            m.d.sync += a_valid.eq(0)
+
+        with m.If(b_load):
+            m.d.sync += [
+                b_busy.eq(1),
+                b_window.eq(a_window),
+                b_pattern.eq(rd.data),
+                b_plane.eq(self.act_bits - 1),
+                b_first.eq(a_first),
+                b_last.eq(a_last),
+            ]
+        with m.Elif(b_done):
+            m.d.sync += b_busy.eq(0)
+        with m.Elif(b_busy & advance):
+            m.d.sync += b_plane.eq(b_plane - 1)
+
+        # Bit-plane b_plane of every code (an a_bits:1 multiplexer per code, shared by lanes).
+        # (a $shiftx each; Yosys/ABC makes about 3 LUTs of an 8:1 multiplexer)
+        plane = [[b_window[t_][c].bit_select(b_plane, 1) for c in range(self.channels)]
+                 for t_ in range(taps)]
+        with m.If(advance):
+            m.d.sync += [
+                p_valid.eq(b_busy),
+                p_final.eq(b_plane == 0),
+                p_first.eq(b_first),
+                p_last.eq(b_last),
+            ]
+        for g in range(groups):
+            xg = [plane[t_][g * cin + c] for c in range(cin) for t_ in range(taps)]  # c*k*k + t
+            pc_all = column_sum(m, [xg], name=f"pcx{g}")
+            with m.If(advance):
+                m.d.sync += e[g].eq(pc_all + Mux(b_plane == 0, 2 * n, 0))
+            for l in range(g * lanes_per_group, (g + 1) * lanes_per_group):
+                pat = b_pattern[l]
+                for i in range(n):
+                    # written as "reset wins over enable": maps onto FDRE (R = pattern bit)
+                    with m.If(pat[i]):
+                        m.d.sync += y[l][i].eq(0)
+                    with m.Elif(advance):
+                        m.d.sync += y[l][i].eq(xg[i])
+
+        beat_sum = []
+        for l in range(lanes):
+            g = l // lanes_per_group
+            ey = e[g]
+            cols = [[ey[0]], [~y[l][i] for i in range(n)] + [ey[1]]]
+            cols += [[ey[j]] for j in range(2, len(ey))]
+            q = column_sum(m, cols, name=f"q{l}")
+            total = Signal(signed(width), name=f"tnext{l}", attrs={"keep": 1})
+            m.d.comb += total.eq((t[l] << 1) + q)
+            beat_sum.append(total)
+        restart = Signal()
+        m.d.comb += restart.eq(p_valid & p_final & advance)
+        with m.If(restart | ResetSignal()):
+            m.d.sync += [t[l].eq(K) for l in range(lanes)]
+        with m.Elif(p_valid & advance):
+            m.d.sync += [t[l].eq(beat_sum[l]) for l in range(lanes)]
+
+        totals = []
+        for l in range(lanes):
+            if chunked:
+                total = Signal(signed(self._acc_width), name=f"total{l}")
+                with m.If(p_first):
+                    m.d.comb += total.eq(beat_sum[l])
+                with m.Else():
+                    m.d.comb += total.eq(chunk_acc[l] + beat_sum[l])
+            else:
+                total = beat_sum[l]
+            totals.append(total)
+
+        with m.If(self.acc.ready):
+            m.d.sync += self.acc.valid.eq(0)
+        with m.If(p_valid & p_final & advance):
+            if chunked:
+                m.d.sync += [chunk_acc[l].eq(totals[l]) for l in range(lanes)]
+            with m.If(p_last):
+                m.d.sync += self.acc.valid.eq(1)
+                m.d.sync += [self.acc.payload[l].eq(totals[l]) for l in range(lanes)]
+        return m

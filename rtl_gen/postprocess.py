@@ -1,0 +1,215 @@
+"""PostProcess: the fused requantization rule of docs/numerics.md."""
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory, WritePort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .arith import check_int
+
+__all__ = ["PostProcess"]
+
+M_WIDTH = 16      # per-channel multipliers M_a, M_b: signed 16-bit
+BIAS_WIDTH = 48   # per-channel bias B: signed 48-bit
+SHIFT_MAX = 47    # per-channel shift S: 0..47
+
+
+class PostProcess(wiring.Component):
+    """Fused post-process ``y = clamp((acc_a*M_a + acc_b*M_b + B + 2^(S-1)) >> S, lo, hi)``.
+
+    ``>>`` is an arithmetic shift (round half up), ``2^(S-1)`` is 0 for ``S == 0``. One input
+    beat is a vector of ``lanes`` accumulators (channels ``param_base + l``); with
+    ``inputs == 2`` a beat of ``acc_a`` and a beat of ``acc_b`` are joined (PRB: pattern +
+    1×1 accumulators; residual add). Channel ``c``'s ``M_a, M_b, B, S`` are word ``c`` of the
+    parameter memory. The lanes of a vector are processed one per cycle through a 4-stage
+    pipeline (one multiplier per input instead of one per lane), so a vector takes ``lanes``
+    cycles and vectors stream back to back.
+
+    Parameters
+    ----------
+    lanes : int
+        Accumulators per input beat (= the producing engine's lanes / rows).
+    inputs : int
+        1 or 2 accumulator streams.
+    acc_width : int
+        Accumulator width (signed), at most 32.
+    out_width : int
+        Output code width (signed two's complement; ``lo``/``hi`` choose the range).
+    param_depth : int
+        Words (channels) in the parameter memory.
+    m_b_width : int
+        Width of ``M_b`` (signed, default 16). An identity skip's ``M_b`` takes the DSP's
+        25-bit port (docs/numerics.md section 4), so the accelerator top uses 25.
+
+    Attributes
+    ----------
+    acc_a : In(stream.Signature(ArrayLayout(signed(acc_width), lanes)))
+    acc_b : In(stream.Signature(ArrayLayout(signed(acc_width), lanes)))
+        Only when ``inputs == 2``.
+    y : Out(stream.Signature(ArrayLayout(signed(out_width), lanes)))
+    param_base : In(range(param_depth))
+        Channel of lane 0 (run-time, per tile).
+    lo, hi : In(signed(out_width))
+        Clamp bounds (run-time, per layer; ReLU: ``0, 2^a_bits - 1``).
+    param_w : Out(WritePort.Signature)
+        Write port of the parameter memory (word: :attr:`param_layout`).
+    """
+
+    def __init__(self, *, lanes: int, inputs: int = 1, acc_width: int = 32, out_width: int = 9,
+                 param_depth: int = 64, m_b_width: int = M_WIDTH):
+        check_int("lanes", lanes, 1)
+        check_int("inputs", inputs)
+        if inputs not in (1, 2):
+            raise ValueError(f"inputs must be 1 or 2, not {inputs}")
+        check_int("acc_width", acc_width, 2, 32)
+        check_int("out_width", out_width, 2, 32)
+        check_int("param_depth", param_depth, 1)
+        check_int("m_b_width", m_b_width, 2, 32)
+        self._m_b_width = m_b_width
+        self._lanes, self._inputs, self._acc_width = lanes, inputs, acc_width
+        self._out_width, self._param_depth = out_width, param_depth
+        acc_sig = stream.Signature(data.ArrayLayout(signed(acc_width), lanes))
+        members = {"acc_a": In(acc_sig)}
+        if inputs == 2:
+            members["acc_b"] = In(acc_sig)
+        members.update({
+            "y": Out(stream.Signature(data.ArrayLayout(signed(out_width), lanes))),
+            "param_base": In(range(param_depth)),
+            "lo": In(signed(out_width)),
+            "hi": In(signed(out_width), init=2 ** (out_width - 1) - 1),
+            "param_w": Out(WritePort.Signature(addr_width=ceil_log2(param_depth),
+                                               shape=self.param_layout)),
+        })
+        super().__init__(members)
+
+    lanes = property(lambda self: self._lanes, doc="Accumulators per input beat.")
+    inputs = property(lambda self: self._inputs, doc="Number of accumulator streams.")
+    acc_width = property(lambda self: self._acc_width, doc="Accumulator width (signed).")
+    out_width = property(lambda self: self._out_width, doc="Output code width (signed).")
+    param_depth = property(lambda self: self._param_depth, doc="Parameter memory words.")
+    m_b_width = property(lambda self: self._m_b_width, doc="Width of M_b (signed).")
+
+    @property
+    def param_layout(self) -> data.StructLayout:
+        """One parameter memory word (one channel)."""
+        fields = {"m_a": signed(M_WIDTH)}
+        if self._inputs == 2:
+            fields["m_b"] = signed(self._m_b_width)
+        fields["bias"] = signed(BIAS_WIDTH)
+        fields["shift"] = range(SHIFT_MAX + 1)
+        return data.StructLayout(fields)
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, two = self._lanes, self._inputs == 2
+
+        m.submodules.params = mem = Memory(shape=self.param_layout, depth=self._param_depth,
+                                           init=[])
+        rd = mem.read_port()
+        wr = mem.write_port()
+        wiring.connect(m, wiring.flipped(self.param_w), wr)
+
+        advance = ~self.y.valid | self.y.ready
+
+        # S0: the vector being serialized, lane counter.
+        s0_busy = Signal()
+        s0_lane = Signal(range(lanes))
+        s0_a = Signal(self.acc_a.payload.shape())
+        s0_b = Signal(self.acc_a.payload.shape()) if two else None
+        s0_free = ~s0_busy | (s0_lane == lanes - 1)
+        take = Signal()
+        if two:
+            m.d.comb += [
+                self.acc_a.ready.eq(advance & s0_free & self.acc_b.valid),
+                self.acc_b.ready.eq(advance & s0_free & self.acc_a.valid),
+                take.eq(advance & s0_free & self.acc_a.valid & self.acc_b.valid),
+            ]
+        else:
+            m.d.comb += [
+                self.acc_a.ready.eq(advance & s0_free),
+                take.eq(advance & self.acc_a.valid & s0_free),
+            ]
+        with m.If(take):
+            m.d.sync += [s0_busy.eq(1), s0_lane.eq(0), s0_a.eq(self.acc_a.payload)]
+            if two:
+                m.d.sync += s0_b.eq(self.acc_b.payload)
+        with m.Elif(advance & s0_busy):
+            with m.If(s0_lane == lanes - 1):
+                m.d.sync += s0_busy.eq(0)
+            with m.Else():
+                m.d.sync += s0_lane.eq(s0_lane + 1)
+
+        m.d.comb += [rd.addr.eq(self.param_base + s0_lane), rd.en.eq(advance)]
+
+        # S1: one lane's accumulators; its parameters on rd.data.
+        s1_valid = Signal()
+        s1_lane = Signal(range(lanes))
+        s1_a = Signal(signed(self._acc_width))
+        s1_b = Signal(signed(self._acc_width))
+        with m.If(advance):
+            m.d.sync += [
+                s1_valid.eq(s0_busy),
+                s1_lane.eq(s0_lane),
+                s1_a.eq(s0_a[s0_lane]),
+            ]
+            if two:
+                m.d.sync += s1_b.eq(s0_b[s0_lane])
+        par = rd.data
+
+        # S2: products.
+        prod_width = self._acc_width + max(M_WIDTH, self._m_b_width if two else 0)
+        s2_valid = Signal()
+        s2_lane = Signal(range(lanes))
+        s2_pa = Signal(signed(prod_width))
+        s2_pb = Signal(signed(prod_width))
+        s2_bias = Signal(signed(BIAS_WIDTH))
+        s2_shift = Signal(range(SHIFT_MAX + 1))
+        with m.If(advance):
+            m.d.sync += [
+                s2_valid.eq(s1_valid),
+                s2_lane.eq(s1_lane),
+                s2_pa.eq(s1_a * par.m_a),
+                s2_bias.eq(par.bias),
+                s2_shift.eq(par.shift),
+            ]
+            if two:
+                m.d.sync += s2_pb.eq(s1_b * par.m_b)
+
+        # S3: the sum with the rounding constant 2^(S-1) (= (1 << S) >> 1, 0 for S = 0).
+        sum_width = max(prod_width + 1, BIAS_WIDTH) + 2
+        s3_valid = Signal()
+        s3_lane = Signal(range(lanes))
+        s3_sum = Signal(signed(sum_width))
+        s3_shift = Signal(range(SHIFT_MAX + 1))
+        rnd = (Const(1, SHIFT_MAX + 1) << s2_shift) >> 1
+        with m.If(advance):
+            m.d.sync += [
+                s3_valid.eq(s2_valid),
+                s3_lane.eq(s2_lane),
+                s3_sum.eq(s2_pa + s2_pb + s2_bias + rnd),
+                s3_shift.eq(s2_shift),
+            ]
+
+        # S4: arithmetic shift, clamp, collect the vector, emit.
+        shifted = Signal(signed(sum_width))
+        y = Signal(signed(self._out_width))
+        m.d.comb += shifted.eq(s3_sum >> s3_shift)
+        with m.If(shifted < self.lo):
+            m.d.comb += y.eq(self.lo)
+        with m.Elif(shifted > self.hi):
+            m.d.comb += y.eq(self.hi)
+        with m.Else():
+            m.d.comb += y.eq(shifted)
+        staging = Signal(self.y.payload.shape())
+        with m.If(self.y.ready):
+            m.d.sync += self.y.valid.eq(0)
+        with m.If(advance & s3_valid):
+            m.d.sync += staging[s3_lane].eq(y)
+            with m.If(s3_lane == lanes - 1):
+                m.d.sync += self.y.valid.eq(1)
+                for l in range(lanes - 1):
+                    m.d.sync += self.y.payload[l].eq(staging[l])
+                m.d.sync += self.y.payload[lanes - 1].eq(y)
+        return m

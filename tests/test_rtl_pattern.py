@@ -1,0 +1,42 @@
+# amaranth: UnusedElaboratable=no
+"""PatternEngine in cocotb, bit-exact against sephw.intops.pattern_conv_acc."""
+import pytest
+
+from rtl_gen.pattern import PatternEngine
+from sim.runner import run_testbench
+
+# One simulator build per configuration; shapes, act_bits and chunking vary at run time.
+CONFIGS = {
+    "k3_groups2_chunked": dict(lanes=4, k=3, cin=2, groups=2, a_bits=8, max_cin=4, pattern_depth=4),
+    "k5_depthwise": dict(lanes=4, k=5, cin=1, groups=4, a_bits=8, pattern_depth=2),
+    "k7_dense_4bit": dict(lanes=2, k=7, cin=2, groups=1, a_bits=4, pattern_depth=2),
+}
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("idle,stall", [(0.0, 0.0), (0.3, 0.4)], ids=["flow", "backpressure"])
+def test_pattern_engine(config, idle, stall):
+    params = CONFIGS[config]
+    case = {"params": params, "seed": 1000 + list(CONFIGS).index(config) * 10 + int(idle > 0),
+            "idle": idle, "stall": stall, "random_cases": 3}
+    run_testbench(PatternEngine(**params), f"pattern_{config}", "sim.tb_pattern", case)
+
+
+@pytest.mark.parametrize("kwargs,exc,msg", [
+    (dict(lanes=4, k=4, cin=1), ValueError, "k must be one of 3, 5, 7, not 4"),
+    (dict(lanes=4, k=3, cin=1, groups=3), ValueError, "groups (3) must divide lanes (4)"),
+    (dict(lanes=4, k=3, cin=1, a_bits=9), ValueError, "a_bits must be in 1..8, not 9"),
+    (dict(lanes=4, k=3, cin=2, max_cin=3), ValueError, "max_cin (3) must be a multiple of cin (2)"),
+    (dict(lanes=2.0, k=3, cin=1), TypeError, "lanes must be an integer, not 2.0"),
+])
+def test_pattern_engine_checks_arguments(kwargs, exc, msg):
+    with pytest.raises(exc) as info:
+        PatternEngine(**kwargs)
+    assert str(info.value) == msg
+
+
+def test_pattern_engine_accumulator_width_from_bound():
+    eng = PatternEngine(lanes=2, k=3, cin=8, a_bits=8, max_cin=16)
+    bound = 16 * 9 * 255
+    assert -(2 ** (eng.acc_width - 1)) <= -bound and bound <= 2 ** (eng.acc_width - 1) - 1
+    assert bound > 2 ** (eng.acc_width - 2) - 1  # and not one bit wider than needed

@@ -1,0 +1,31 @@
+# amaranth: UnusedElaboratable=no
+"""PostProcess in cocotb, bit-exact against sephw.intops.requant."""
+import pytest
+
+from rtl_gen.postprocess import PostProcess
+from sim.runner import run_testbench
+
+CONFIGS = {
+    "two_inputs": dict(lanes=4, inputs=2, param_depth=8),
+    "one_input": dict(lanes=3, inputs=1, param_depth=8),
+}
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("idle,stall", [(0.0, 0.0), (0.3, 0.4)], ids=["flow", "backpressure"])
+def test_post_process(config, idle, stall):
+    params = CONFIGS[config]
+    case = {"params": params, "seed": 3000 + list(CONFIGS).index(config) * 10 + int(idle > 0),
+            "idle": idle, "stall": stall, "random_cases": 4, "vectors": 24}
+    run_testbench(PostProcess(**params), f"postprocess_{config}", "sim.tb_postprocess", case)
+
+
+@pytest.mark.parametrize("kwargs,exc,msg", [
+    (dict(lanes=4, inputs=3), ValueError, "inputs must be 1 or 2, not 3"),
+    (dict(lanes=4, acc_width=33), ValueError, "acc_width must be in 2..32, not 33"),
+    (dict(lanes="4"), TypeError, "lanes must be an integer, not '4'"),
+])
+def test_post_process_checks_arguments(kwargs, exc, msg):
+    with pytest.raises(exc) as info:
+        PostProcess(**kwargs)
+    assert str(info.value) == msg
