@@ -160,7 +160,7 @@ def cmd_demo(a) -> int:
         graph = quantize.quantize(model, cx, progress=True)
     iacc = quantize.evaluate_integer(graph, x, y, progress=True)
     print(f"== integer reference (sephw.reference, bit-exact hardware contract): test accuracy "
-          f"{iacc * 100:.2f}% ({(acc - iacc) * 100:+.2f} points below float)")
+          f"{iacc * 100:.2f}% ({(acc - iacc) * 100:.2f} points below float)")
     from .compiler import compile_graph
     import boards
     board = boards.get(a.board)
@@ -228,9 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--calib", type=int, default=2000, help="calibration images when no _q checkpoint ships")
     d.set_defaults(func=cmd_demo)
 
-    from . import compiler, quantize
+    from . import compiler, quantize, simulate
     quantize.register_cli(sub)
     compiler.register_cli(sub)
+    simulate.register_cli(sub)
     return p
 
 

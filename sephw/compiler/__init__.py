@@ -1,9 +1,9 @@
 """sephw compiler: IntGraph + board profile -> engine configuration, tiled Program, memory
-images and a report (docs/isa.md).
+images and a report (docs/isa.md); the RTL top that runs the Program is rtl_gen/top.py.
 
 The passes are the explicit list :data:`sephw.compiler.passes.PIPELINE`; :func:`compile_graph`
-runs them and :func:`sephw.compiler.emit.write_build` writes the build directory. The RTL top
-(sequencer), whole-network simulation and board builds are not part of this package yet.
+runs them and :func:`sephw.compiler.emit.write_build` writes the build directory. Board builds are
+not implemented yet.
 """
 from __future__ import annotations
 
@@ -19,19 +19,20 @@ __all__ = ["compile_graph", "CompileError", "CompileIR", "EngineConfig", "Instru
 
 
 def compile_graph(graph, board, out_dir: str | Path | None = None, progress: bool = False,
-                  costs: UnitCosts | None = None) -> tuple[CompileIR, dict | None]:
+                  costs: UnitCosts | None = None, engine: dict | None = None) -> tuple[CompileIR, dict | None]:
     """Compile ``graph`` (an IntGraph) for ``board`` (a :class:`boards.Board` or its name).
 
     Returns ``(ir, report)``; with ``out_dir`` the build directory is written and ``report`` is
     report.json's content, else ``report`` is None. Raises :class:`CompileError` when the
     model does not fit (the message names the layer, the bytes needed and available and the
-    listed boards that would fit)."""
+    listed boards that would fit). ``engine`` fixes the overlay's sizes (``lanes``, ``pe_cin``,
+    ``mac_cols``, ``packed``, ``pp_units``) instead of searching them (small simulation builds)."""
     import boards
     from .emit import write_build
     if isinstance(board, str):
         board = boards.get(board)
     t0 = time.perf_counter()
-    ir = compile_ir(graph, board, costs, progress=progress)
+    ir = compile_ir(graph, board, costs, progress=progress, engine=engine)
     secs = time.perf_counter() - t0
     if out_dir is None:
         return ir, None
@@ -40,10 +41,6 @@ def compile_graph(graph, board, out_dir: str | Path | None = None, progress: boo
 
 def cmd_compile(a) -> int:
     from ..quantize import load_graph
-    if not a.no_synth:
-        raise CompileError("not yet implemented: RTL top and board build (Verilog, Vivado project, "
-                           "Yosys/nextpnr); run `sephw compile ... --no-synth` for the Program, memory "
-                           "images and report")
     graph = load_graph(a.model)
     ir, rep = compile_graph(graph, a.board, a.output, progress=True)
     print(f"wrote {a.output}: {rep['instructions']} instructions, {rep['bands']} band(s), "
@@ -51,6 +48,16 @@ def cmd_compile(a) -> int:
           f"{rep['fps']:.1f} FPS at {rep['clock_hz'] / 1e6:g} MHz; on-chip {rep['onchip_bytes']} / "
           f"{rep['onchip_budget_bytes']} bytes; est. LUT {rep['resources']['lut']}, DSP {rep['resources']['dsp']}; "
           f"engine utilization {rep['utilization']['engines']:.1%}")
+    if not a.no_synth:
+        from ..simulate import write_top_verilog
+        print("writing the accelerator top's Verilog for this engine configuration ...", flush=True)
+        path = write_top_verilog(a.output, bake=a.bake_images)
+        how = "Program and images baked in (boot ROM)" if a.bake_images else \
+            "Program and images load at run time through host_w"
+        print(f"wrote {path} (top module sephw_top; {how}). "
+              "Not done here: the board build (Vivado project / Yosys+nextpnr bitstream, host link "
+              "UART) is a separate step that does not exist yet; `sephw simulate "
+              f"{a.output} --images N` runs the top in Verilator")
     return 0
 
 
@@ -61,5 +68,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--board", required=True, help="board profile name or alias (see `sephw boards`)")
     p.add_argument("-o", "--output", required=True, help="build directory")
     p.add_argument("--no-synth", action="store_true",
-                   help="skip the RTL top and synthesis (required for now: they are not implemented yet)")
+                   help="skip writing the accelerator top's Verilog (top.v); board builds are not implemented yet")
+    p.add_argument("--bake-images", action="store_true",
+                   help="bake the Program and memory images into top.v (boot ROM) instead of loading them at run time")
     p.set_defaults(func=cmd_compile)

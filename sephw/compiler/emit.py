@@ -28,8 +28,9 @@ B48 = 2 ** 47 - 1
 # --------------------------------------------------------------------------- memory images
 def pattern_words(ir) -> bytes:
     """The pattern memory: per pattern operand, per channel block, per input chunk, one word of
-    ``lanes`` lane fields of ``pe_cin * k_max^2`` bits; bit ``c*k*k + i*k + j`` of a lane is 1
-    where ``B[o, c, i, j] = +1`` (``c`` relative to the chunk of the lane's group)."""
+    ``lanes`` lane fields of ``pe_cin * k_max^2`` bits; bit ``c*k_max^2 + i*k_max + j`` of a lane
+    is 1 where ``B[o, c, i, j] = +1`` (``c`` relative to the chunk of the lane's group; a kernel
+    smaller than ``k_max`` fills the top-left ``k x k`` taps, the others are 0)."""
     cfg = ir.cfg
     lane_bits = cfg.pe_cin * cfg.k_max ** 2
     wbytes = math.ceil(cfg.pattern_word_bits / 8)
@@ -51,9 +52,13 @@ def pattern_words(ir) -> bytes:
                         bits = np.zeros(wbytes * 8, dtype=np.uint8)
                         c_lo, c_hi = ch * cin_eff, min(cg, (ch + 1) * cin_eff)
                         for l in range(min(tc, o_tot - b0)):
-                            blk = w[b0 + l, c_lo:c_hi].reshape(-1)   # order c, i, j
+                            # the k x k kernel in the top-left corner of the k_max x k_max
+                            # tap grid: bit c*k_max^2 + i*k_max + j (one window tap = one
+                            # slot of the engine, whatever the layer's k)
+                            grid = np.zeros((cfg.pe_cin, cfg.k_max, cfg.k_max), dtype=np.uint8)
+                            grid[:c_hi - c_lo, :k, :k] = w[b0 + l, c_lo:c_hi]
                             base = l * lane_bits
-                            bits[base:base + blk.size] = blk
+                            bits[base:base + lane_bits] = grid.reshape(-1)
                         words.append(np.packbits(bits, bitorder="little").tobytes())
     return b"".join(words)
 
@@ -342,6 +347,11 @@ def write_build(ir, out_dir: Path, compile_seconds: float | None = None, progres
                    "store": "STORE sends the logits little-endian after the final POOL_FC"},
         "cycles_per_inference": int(ir.cycles),
     }
+    # the IntGraph itself, so `sephw simulate` can compare the RTL with the reference
+    import torch
+    torch.save(ir.graph.to_dict(), out / "intgraph.pt")
+    manifest["intgraph"] = "intgraph.pt"
+    manifest["dataset"] = ir.graph.meta.get("dataset")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     rep = report_dict(ir, compile_seconds)
     (out / "report.json").write_text(json.dumps(rep, indent=1))

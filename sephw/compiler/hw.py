@@ -210,6 +210,10 @@ def channel_block(cfg: EngineConfig, operands: list) -> int:
             if op.kind == "pattern":
                 gmax = min(gmax, cfg.pe_cin)
             t = og * gmax
+        elif og % t:
+            # a tile must not straddle two groups (its lanes would need two input channel
+            # sets): the largest divisor of the group width that fits
+            t = max(d for d in range(1, t + 1) if og % d == 0)
     return max(1, t)
 
 

@@ -49,7 +49,7 @@ FIELDS = (
     ("prm", 16),       # first PostProcess parameter word of the tile (channel c0)
     ("c0", 12),        # first output channel of the tile
     ("tc", 9),         # output channels in the tile (1..511)
-    ("cin0", 12),      # first input channel (depthwise branch) / dst channel offset
+    ("cin0", 12),      # first input channel operand a reads (its first group's, or a depthwise branch's)
     ("row0", 12),      # first output row of the band (LOAD: first input row)
     ("rows", 12),      # output rows of the band
     ("k", 3),          # operand a kernel size (1, 3, 5, 7)
@@ -59,6 +59,9 @@ FIELDS = (
     ("groups_b", 12),
     ("flags", 8),
     ("length", 24),    # LOAD / STORE bytes
+    ("cin0_b", 12),    # first input channel operand b (1x1 conv or identity skip) reads
+    ("na", 12),        # input channels operand a reads per position (groups in the tile x Cg)
+    ("nb", 12),        # input channels operand b reads per position (identity skip: tc)
 )
 _USED = sum(w for _, w in FIELDS)
 assert _USED <= WORD_BITS, _USED
@@ -91,6 +94,9 @@ class Instruction:
     groups_b: int = 0
     flags: int = 0
     length: int = 0
+    cin0_b: int = 0
+    na: int = 0
+    nb: int = 0
     comment: str = field(default="", compare=False)
 
     def encode(self) -> int:

@@ -125,6 +125,7 @@ class CompileIR:
     costs: hw.UnitCosts
     progress: bool = False
     probe: bool = False          # fit check for another board: no message, no recursion
+    engine: dict | None = None   # fixed engine sizes (lanes, pe_cin, mac_cols, packed, pp_units): no search
     budget: int = 0
     layers: list = field(default_factory=list)
     tensors: dict = field(default_factory=dict)
@@ -165,6 +166,14 @@ def _chunks(cfg, op, tc: int) -> int:
     if op.kind == "pattern":
         return math.ceil(cg / max(1, cfg.pe_cin // gt))
     return math.ceil(gt * cg * op.k ** 2 / cfg.mac_cols)
+
+
+def _operand_reads(op, c0_rel: int, tc: int, in_c0: int) -> tuple[int, int]:
+    """``(first input channel, input channels)`` a tile of ``tc`` output channels starting
+    ``c0_rel`` channels into ``op``'s outputs reads (tiles are group-aligned)."""
+    og = op.out_channels // op.groups
+    cg = int(op.weight.shape[1])
+    return in_c0 + (c0_rel // og) * cg, hw.operand_groups_in_tile(op, tc) * cg
 
 
 def _step_operands(step) -> list:
@@ -327,6 +336,10 @@ class SizeEngines:
         best, smallest = None, None
         cands = [(l, c, q, p, u) for l in SEARCH_LANES for c in SEARCH_PE_CIN for q in SEARCH_MAC_COLS
                  for p in packs for u in SEARCH_PP_UNITS]
+        if ir.engine is not None:
+            # a fixed overlay (e.g. a small one for simulation): it must still fit the board
+            e = ir.engine
+            cands = [(e["lanes"], e["pe_cin"], e["mac_cols"], bool(e.get("packed", False)), e.get("pp_units", 1))]
         for l, c, q, p, u in tqdm(cands, desc="size engines", disable=not ir.progress, leave=False):
             cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width)
             r = hw.resources(cfg, ir.costs)
@@ -778,10 +791,19 @@ class EmitInstructions:
                 wb = 0
                 if op_b is not None and not isinstance(op_b, SkipOperand):
                     wb = ir.words[(t.layer, t.step, 1)] + blk * _chunks(cfg, op_b, st.tc)
+                # input channels each operand reads (precomputed here so the sequencer needs no
+                # divider): the tile's first group times Cg, and groups in the tile times Cg
+                cin0, na = _operand_reads(op_a, t.c0 - st.out_c0, t.tc, st.in_c0)
+                if isinstance(op_b, SkipOperand):
+                    cin0_b, nb = t.c0, t.tc
+                elif op_b is not None:
+                    cin0_b, nb = _operand_reads(op_b, t.c0 - st.out_c0, t.tc, 0)
+                else:
+                    cin0_b, nb = 0, 0
                 ins = Instruction(t.opcode, layer=t.layer, src_a=tid[op_a.input],
                                   src_b=tid[op_b.input] if op_b is not None else tid[op_a.input],
                                   dst=tid[n.name], wa=wa, wb=wb, prm=ir.prm_base[t.layer] + t.c0,
-                                  c0=t.c0, tc=t.tc, cin0=st.in_c0 + (t.c0 - st.out_c0) if t.flags & FLAG_DEPTHWISE else 0,
+                                  c0=t.c0, tc=t.tc, cin0=cin0, cin0_b=cin0_b, na=na, nb=nb,
                                   row0=t.row0, rows=t.rows, k=op_a.k,
                                   stride=op_a.stride, pad=op_a.padding, groups_a=op_a.groups,
                                   groups_b=getattr(op_b, "groups", 0) if op_b is not None else 0,
@@ -844,11 +866,11 @@ PIPELINE = (CheckLegalize, SizeEngines, TileLayers, AssignAddresses, EmitInstruc
 
 
 def compile_ir(graph: IntGraph, board, costs: hw.UnitCosts | None = None, progress: bool = False,
-               until=None, probe: bool = False) -> CompileIR:
+               until=None, probe: bool = False, engine: dict | None = None) -> CompileIR:
     """Run :data:`PIPELINE` (up to and including ``until``) on ``graph`` for ``board``."""
     costs = costs or hw.load_costs()
     check_config(graph, board, costs)
-    ir = CompileIR(graph, board, costs, progress, probe)
+    ir = CompileIR(graph, board, costs, progress, probe, engine=engine)
     for cls in PIPELINE:
         p = cls()
         ir = p.run(ir)

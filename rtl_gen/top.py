@@ -1,0 +1,802 @@
+"""Accelerator top: the sequencer that runs a compiled Program over the engines and memories.
+
+The top holds the on-chip memories of docs/isa.md (activations, program, tensor table,
+parameters, pool sums, logits; the pattern and weight memories live in the engines) and a
+sequencer that executes the Program instruction by instruction (in order, one at a time):
+
+- ``LOAD``: input rows from the host link (``rx`` byte stream) into the input tensor's ring.
+- ``CONV_PATTERN`` / ``CONV_INT`` / ``PRB`` / ``RESADD``: per output position a *gatherer*
+  reads the operand's window from the activation memory (ring addressing
+  ``base + (row mod ring_rows) * W * C``, zero outside the image = padding, zero beyond the
+  operand's ``na`` / ``nb`` channels): one window tap of ``pe_cin`` channels per cycle into
+  the pattern engine's window slot ``i*k_max + j`` (a kernel smaller than ``k_max`` uses the
+  top-left taps, as the compiler's pattern words do; the other slots stay zero and add 0),
+  one MAC beat of ``mac_cols`` channels per cycle (1×1 operands), or the skip codes of the
+  tile (identity skip); the PostProcess joins ``acc_a`` and ``acc_b`` and a *writer* stores
+  the ``tc`` output codes of each position into the ``dst`` ring.
+- ``POOL_FC``: per-channel sums of the band's rows (pool-sum memory); ``FINAL``: the FC on
+  the MAC array, one pass per byte plane of the sums (the array takes uint8), planes combined
+  ``sum_b acc_b << 8b`` in int64, then ``logit = acc * M + B`` into the logit memory.
+- ``STORE``: the logits, int64 little-endian, on the ``tx`` byte stream.
+- ``SYNC`` (every unit is idle between instructions here), ``NOP``; ``END`` raises ``done``.
+
+Memories are written at run time through ``host_w`` (memory select, word address, word),
+the words of the build directory's ``*.bin`` images, or baked in (``boot``: a boot ROM
+replays the same writes after reset); ``cycles`` counts the clock cycles from ``start`` to
+``done``.
+
+Not implemented (``error`` is raised, the run stops): int8 k×k convolutions (MAC operand
+with ``k > 1``). Pattern tiles must cover one group (``groups in the tile == 1``) and sources
+must be unsigned: :func:`check_program` checks both before a run.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2, exact_log2
+
+from sephw.compiler.isa import (FIELDS, FLAG_B_PATTERN, FLAG_FINAL, FLAG_SKIP_IDENTITY, Op)
+
+from .arith import check_int, signed_bits
+from .macarray import MacArray
+from .pattern import PatternEngine
+from .postprocess import PostProcess
+
+__all__ = ["TopConfig", "Accelerator", "RowAddress", "MEM_PROGRAM", "MEM_TENSORS", "MEM_PARAMS",
+           "MEM_PATTERNS", "MEM_WEIGHTS", "INSTR_LAYOUT", "TENSOR_LAYOUT", "PARAM_LAYOUT"]
+
+# host_w memory selects
+MEM_PROGRAM, MEM_TENSORS, MEM_PARAMS, MEM_PATTERNS, MEM_WEIGHTS = range(5)
+
+INSTR_LAYOUT = data.StructLayout({name: unsigned(w) for name, w in FIELDS})
+TENSOR_LAYOUT = data.StructLayout({"base": unsigned(32), "ring_rows": unsigned(16), "height": unsigned(16),
+                                   "width": unsigned(16), "channels": unsigned(16), "bits": unsigned(8),
+                                   "signed": unsigned(8), "reserved": unsigned(16)})
+PARAM_LAYOUT = data.StructLayout({"m_a": signed(32), "m_b": signed(32), "bias": signed(48),
+                                  "shift": unsigned(8), "reserved": unsigned(8)})
+SUM_BITS = 32          # pool sums (unsigned); the FC runs over its 4 byte planes
+M_B_WIDTH = 25         # identity-skip M_b takes the DSP's 25-bit port (docs/numerics.md)
+
+
+@dataclass(frozen=True)
+class TopConfig:
+    """Everything the top is generated from: the engine configuration and memory depths."""
+    lanes: int
+    pe_cin: int
+    mac_cols: int
+    k_max: int
+    a_bits: int
+    packed: bool
+    act_bytes: int
+    pattern_words: int
+    weight_words: int
+    param_words: int
+    tensors: int
+    program_words: int
+    max_channels: int      # widest tensor (pattern chunk accumulation, pool sums)
+    max_classes: int
+
+    @classmethod
+    def from_build(cls, build_dir) -> "TopConfig":
+        """The configuration of a build directory (manifest.json)."""
+        m = json.loads((Path(build_dir) / "manifest.json").read_text())
+        ec, mem = m["engine_config"], m["memories"]
+        return cls(lanes=ec["lanes"], pe_cin=ec["pe_cin"], mac_cols=ec["mac_cols"], k_max=ec["k_max"],
+                   a_bits=ec["a_bits"], packed=bool(ec["packed"]), act_bytes=mem["activations"]["bytes"],
+                   pattern_words=mem["patterns"]["words"], weight_words=mem["weights"]["words"],
+                   param_words=mem["params"]["words"], tensors=mem["tensors"]["words"],
+                   program_words=m["program"]["instructions"],
+                   max_channels=max(t["shape"][0] for t in m["tensors"]),
+                   max_classes=m["output"]["shape"][0])
+
+    def tag(self) -> str:
+        """A short name for build directories."""
+        import hashlib
+        return "top_" + hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+class RowAddress(wiring.Component):
+    """Address of row ``r`` of a ring buffer: ``base + (r mod ring) * row_bytes``.
+
+    Restoring division, one quotient bit per cycle (16 cycles), then one multiply: ``busy``
+    rises the cycle after ``start`` and falls when ``addr`` is valid (17 cycles)."""
+
+    def __init__(self):
+        super().__init__({"start": In(1), "r": In(16), "ring": In(16), "base": In(32),
+                          "row_bytes": In(32), "busy": Out(1), "addr": Out(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        rem = Signal(17)
+        num = Signal(16)
+        step = Signal(range(18))
+        ring, base, row_bytes = Signal(16), Signal(32), Signal(32)
+        with m.If(self.start):
+            m.d.sync += [self.busy.eq(1), rem.eq(0), num.eq(self.r), step.eq(0), ring.eq(self.ring),
+                         base.eq(self.base), row_bytes.eq(self.row_bytes)]
+        with m.Elif(self.busy):
+            with m.If(step < 16):
+                t = Cat(num[15], rem[:16])
+                m.d.sync += [num.eq(num << 1), step.eq(step + 1),
+                             rem.eq(Mux(t >= ring, t - ring, t))]
+            with m.Else():
+                m.d.sync += [self.addr.eq(base + rem * row_bytes), self.busy.eq(0)]
+        return m
+
+
+class Accelerator(wiring.Component):
+    """The sephw accelerator: sequencer + PatternEngine ‖ MacArray + PostProcess + memories.
+
+    Parameters
+    ----------
+    config : TopConfig
+        Engine configuration and memory depths (:meth:`TopConfig.from_build`).
+    boot : list of (mem, addr, word), optional
+        Memory writes baked into a boot ROM and replayed after reset (standalone use without a
+        host: ``sim.top_driver.memory_writes(build_dir)``). This keeps a second copy of the
+        images on chip (the engines' memories are written through their write ports).
+
+    Attributes
+    ----------
+    start : In(1)
+        Pulse: run the Program from word 0 (the memories must be loaded).
+    done : Out(1)
+        High after ``END`` until the next ``start``.
+    error : Out(1)
+        An instruction the top does not implement stopped the run (see the module docstring).
+    cycles : Out(48)
+        Cycles from ``start`` to ``done``.
+    pc : Out(16)
+        Current instruction (debug).
+    host_w : In(stream.Signature(host_w_layout))
+        Memory writes: ``mem`` (MEM_*), word ``addr``, ``data`` (the image word); ready (one
+        word per cycle) except while booting.
+    booting : Out(1)
+        The boot ROM (``boot`` writes baked into the bitstream) is being copied into the
+        memories; 0 without baked images.
+    rx : In(stream.Signature(8))
+        Host-link bytes for ``LOAD`` (HWC codes of the input rows).
+    tx : Out(stream.Signature(8))
+        Host-link bytes of ``STORE`` (int64 logits, little-endian).
+    """
+
+    def __init__(self, config: TopConfig, boot: list | None = None):
+        if not isinstance(config, TopConfig):
+            raise TypeError(f"config must be a TopConfig, not {config!r}")
+        for name in ("lanes", "pe_cin", "mac_cols"):
+            v = getattr(config, name)
+            check_int(name, v, 1)
+            if v & (v - 1):
+                raise ValueError(f"{name} must be a power of two, not {v}")
+        if config.k_max not in (3, 5, 7):
+            raise ValueError(f"k_max must be one of 3, 5, 7, not {config.k_max}")
+        self._cfg = c = config
+        self._boot = list(boot) if boot else []
+        max_cin = max(c.pe_cin, -(-c.max_channels // c.pe_cin) * c.pe_cin)
+        self._pe = PatternEngine(lanes=c.lanes, k=c.k_max, cin=c.pe_cin, groups=1, a_bits=c.a_bits,
+                                 max_cin=max_cin, pattern_depth=max(2, c.pattern_words))
+        self._ma = MacArray(rows=c.lanes, cols=c.mac_cols, packed=c.packed,
+                            weight_depth=max(2, c.weight_words))
+        self._pp = PostProcess(lanes=c.lanes, inputs=2, acc_width=32, out_width=9,
+                               param_depth=c.param_words + c.lanes, m_b_width=M_B_WIDTH)
+        self._depths = {MEM_PROGRAM: max(2, c.program_words), MEM_TENSORS: max(2, c.tensors),
+                        MEM_PARAMS: c.param_words + c.lanes, MEM_PATTERNS: max(2, c.pattern_words),
+                        MEM_WEIGHTS: max(2, c.weight_words)}
+        widths = [256, 128, 128, c.lanes * c.pe_cin * c.k_max ** 2, c.lanes * c.mac_cols * 8]
+        self._host_w_layout = data.StructLayout({
+            "mem": unsigned(3),
+            "addr": unsigned(max(ceil_log2(d) for d in self._depths.values())),
+            "data": unsigned(max(widths)),
+        })
+        super().__init__({
+            "start": In(1), "done": Out(1), "error": Out(1), "cycles": Out(48), "pc": Out(16),
+            "booting": Out(1),
+            "host_w": In(stream.Signature(self._host_w_layout)),
+            "rx": In(stream.Signature(8)),
+            "tx": Out(stream.Signature(8)),
+        })
+
+    config = property(lambda self: self._cfg, doc="The :class:`TopConfig`.")
+    boot = property(lambda self: list(self._boot), doc="Baked ``(mem, addr, word)`` writes.")
+    host_w_layout = property(lambda self: self._host_w_layout, doc="Payload of ``host_w``.")
+    pattern_engine = property(lambda self: self._pe)
+    mac_array = property(lambda self: self._ma)
+    post_process = property(lambda self: self._pp)
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._cfg
+        pe, ma, pp = self._pe, self._ma, self._pp
+        m.submodules.pattern_engine = pe
+        m.submodules.mac_array = ma
+        m.submodules.post_process = pp
+        L, Q, PC, K, AB = c.lanes, c.mac_cols, c.pe_cin, c.k_max, c.a_bits
+        KK = K * K
+
+        # ------------------------------------------------------------------ memories
+        m.submodules.program = prog = Memory(shape=256, depth=self._depths[MEM_PROGRAM], init=[])
+        m.submodules.tensor_table = ttab = Memory(shape=128, depth=self._depths[MEM_TENSORS], init=[])
+        m.submodules.params = prm = Memory(shape=128, depth=self._depths[MEM_PARAMS], init=[])
+        m.submodules.pool_sums = sums = Memory(shape=SUM_BITS, depth=max(2, c.max_channels), init=[])
+        m.submodules.logits = lg = Memory(shape=signed(64), depth=max(2, c.max_classes), init=[])
+        prog_r, ttab_r, prm_r = prog.read_port(), ttab.read_port(), prm.read_port()
+        sums_r, lg_r = sums.read_port(), lg.read_port()
+        prog_w, ttab_w, prm_w = prog.write_port(), ttab.write_port(), prm.write_port()
+        sums_w, lg_w = sums.write_port(), lg.write_port()
+        for p in (prog_r, ttab_r, prm_r, sums_r, lg_r):
+            m.d.comb += p.en.eq(1)
+
+        # activation memory: NB byte-wide banks, byte a in bank a mod NB, so one read returns
+        # NB consecutive bytes (one window tap of pe_cin channels, a MAC beat of mac_cols
+        # channels, or the skip codes of a tile) from any address; writes are one byte
+        NB = max(PC, Q, L)
+        LNB = exact_log2(NB)
+        act_raddr = Signal(32)         # byte address of the vector read (this cycle)
+        act_waddr, act_wdata, act_wen = Signal(32), Signal(8), Signal()
+        a_lo_d = Signal(LNB)
+        m.d.sync += a_lo_d.eq(act_raddr[:LNB])
+        bank_data = []
+        for b in range(NB):
+            bank = Memory(shape=8, depth=max(2, -(-c.act_bytes // NB)), init=[])
+            m.submodules[f"act_bank{b}"] = bank
+            rp, wp = bank.read_port(), bank.write_port()
+            off = Signal(LNB, name=f"act_off{b}")
+            m.d.comb += [off.eq(Const(b, LNB) - act_raddr[:LNB]), rp.en.eq(1),
+                         rp.addr.eq((act_raddr + off) >> LNB),
+                         wp.addr.eq(act_waddr >> LNB), wp.data.eq(act_wdata),
+                         wp.en.eq(act_wen & (act_waddr[:LNB] == b))]
+            bank_data.append(rp.data)
+        bank_arr = Array(bank_data)
+        act_vec = []                   # bytes [A, A + NB) of the previous cycle's read address A
+        for o in range(NB):
+            v = Signal(8, name=f"act_vec{o}")
+            m.d.comb += v.eq(bank_arr[(a_lo_d + o)[:LNB]] if NB > 1 else bank_data[0])
+            act_vec.append(v)
+
+        # host writes; with baked images a boot ROM replays them through the same path after
+        # reset (``booting``; ``start`` waits for it)
+        hw_ = Signal(self._host_w_layout)
+        hv = Signal()
+        m.d.comb += self.host_w.ready.eq(~self.booting)
+        if self._boot:
+            lay = self._host_w_layout
+            words = [lay.const({"mem": sel, "addr": a, "data": w}).as_value().value for sel, a, w in self._boot]
+            m.submodules.boot_rom = rom = Memory(shape=lay.size, depth=len(words), init=words)
+            rom_r = rom.read_port()
+            idx = Signal(range(len(words) + 1))
+            fetched = Signal()
+            m.d.comb += [rom_r.addr.eq(idx), rom_r.en.eq(1)]
+            booting = Signal(init=1)
+            m.d.comb += self.booting.eq(booting)
+            with m.If(booting):
+                m.d.sync += fetched.eq(idx < len(words))
+                with m.If(idx < len(words)):
+                    m.d.sync += idx.eq(idx + 1)
+                with m.Elif(~fetched):
+                    m.d.sync += booting.eq(0)
+            m.d.comb += [hw_.eq(Mux(fetched, rom_r.data, self.host_w.payload)),
+                         hv.eq(fetched | (self.host_w.valid & ~booting))]
+        else:
+            m.d.comb += [hw_.eq(self.host_w.payload), hv.eq(self.host_w.valid)]
+        for port, sel in ((prog_w, MEM_PROGRAM), (ttab_w, MEM_TENSORS), (prm_w, MEM_PARAMS)):
+            m.d.comb += [port.addr.eq(hw_.addr), port.data.eq(hw_.data), port.en.eq(hv & (hw_.mem == sel))]
+        pw = PARAM_LAYOUT(hw_.data[:128])
+        m.d.comb += [
+            pe.pattern_w.addr.eq(hw_.addr), pe.pattern_w.data.eq(hw_.data),
+            pe.pattern_w.en.eq(hv & (hw_.mem == MEM_PATTERNS)),
+            ma.weight_w.addr.eq(hw_.addr), ma.weight_w.data.eq(hw_.data),
+            ma.weight_w.en.eq(hv & (hw_.mem == MEM_WEIGHTS)),
+            pp.param_w.addr.eq(hw_.addr),
+            pp.param_w.data.m_a.eq(pw.m_a), pp.param_w.data.m_b.eq(pw.m_b),
+            pp.param_w.data.bias.eq(pw.bias), pp.param_w.data.shift.eq(pw.shift),
+            pp.param_w.en.eq(hv & (hw_.mem == MEM_PARAMS)),
+        ]
+
+        # ------------------------------------------------------------------ state
+        ins = Signal(INSTR_LAYOUT)
+        da, db, dd = Signal(TENSOR_LAYOUT), Signal(TENSOR_LAYOUT), Signal(TENSOR_LAYOUT)
+        running = Signal()
+        pc = Signal(16)
+        m.d.comb += self.pc.eq(pc)
+        with m.If(running):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+
+        ra = RowAddress()          # gatherer / LOAD / POOL rows
+        rw = RowAddress()          # writer rows
+        m.submodules.row_addr = ra
+        m.submodules.row_addr_writer = rw
+
+        # modes of the current compute instruction
+        use_pe = Signal()          # operand a on the pattern engine (else MAC array)
+        b_mac = Signal()           # operand b: 1x1 on the MAC array
+        b_id = Signal()            # operand b: identity skip codes
+        fc_mode = Signal()         # MAC array results go to the FC combiner
+        chunks_a, chunks_b = Signal(16), Signal(16)
+        positions = Signal(32)
+
+        # loop counters
+        y, x = Signal(16), Signal(16)
+        ch = Signal(16)
+        gi, gj = Signal(range(K + 1)), Signal(range(K + 1))
+        q = Signal(16)
+        e = Signal(32)
+        cc = Signal(16)
+        row_i = Signal(range(K + 2))
+        rowaddr = Array(Signal(32, name=f"rowaddr{i}") for i in range(K))
+        rowvalid = Array(Signal(name=f"rowvalid{i}") for i in range(K))
+        rowb = Signal(32)
+
+        # gather registers and the one pending read (memory latency 1)
+        win = Signal(KK * PC * AB)
+        xv = Signal(Q * 8)
+        sk = Signal(L * 8)
+        sk_out = Signal(L * 8)
+        skip_valid = Signal()
+        pend = Signal()                # a read is in flight
+        pend_in = Signal()             # inside the image / channel range (else zero)
+        pend_dst = Signal(2)           # 0 window, 1 MAC vector, 2 skip, 3 FC vector (byte plane)
+        pend_idx = Signal(16)
+        pend_cnt = Signal(16)          # channels of the vector that are inside the operand
+        plane = Signal(2)
+
+        def masked(n, width):
+            return Cat(Mux(pend_in & (i < pend_cnt), act_vec[i], 0)[:width] for i in range(n))
+        m.d.sync += pend.eq(0)
+        with m.If(pend):
+            with m.Switch(pend_dst):
+                with m.Case(0):
+                    m.d.sync += win.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(masked(PC, AB))
+                with m.Case(1):
+                    m.d.sync += xv.eq(masked(Q, 8))
+                with m.Case(2):
+                    m.d.sync += sk.eq(masked(L, 8))
+                with m.Case(3):
+                    m.d.sync += xv.word_select(pend_idx[:ceil_log2(Q + 1)], 8).eq(
+                        Mux(pend_in, sums_r.data.word_select(plane, 8), 0))
+
+        # engine streams (defaults: idle)
+        m.d.comb += [
+            pe.act_bits.eq(da.bits[:ceil_log2(AB + 1)]),
+            pe.window.payload.window.eq(win),
+            pe.window.payload.pat_addr.eq(ins.wa + ch),
+            pe.window.payload.first.eq(ch == 0),
+            pe.window.payload.last.eq(ch == chunks_a - 1),
+            ma.pixel.payload.x.eq(xv),
+        ]
+        ma_issue = Signal()
+        pe_issue = Signal()
+        m.d.comb += [pe.window.valid.eq(pe_issue), ma.pixel.valid.eq(ma_issue)]
+
+        # PostProcess inputs: acc_a from the pattern engine or the MAC array; acc_b from the
+        # MAC array, the identity skip codes, or zero (one accumulator)
+        full = Signal(10)          # 2^bits of the dst codes
+        m.d.comb += full.eq(Const(1, 10) << dd.bits[:4])
+        half = full >> 1
+        m.d.comb += [pp.param_base.eq(ins.prm),
+                     pp.lo.eq(Mux(dd.signed != 0, -half, 0)),
+                     pp.hi.eq(Mux(dd.signed != 0, half - 1, full - 1))]
+        with m.If(use_pe):
+            m.d.comb += [pp.acc_a.valid.eq(pe.acc.valid), pe.acc.ready.eq(pp.acc_a.ready)]
+            for l in range(L):
+                m.d.comb += pp.acc_a.payload[l].eq(pe.acc.payload[l])
+        with m.Elif(~fc_mode):
+            m.d.comb += [pp.acc_a.valid.eq(ma.acc.valid), ma.acc.ready.eq(pp.acc_a.ready)]
+            for l in range(L):
+                m.d.comb += pp.acc_a.payload[l].eq(ma.acc.payload[l])
+        with m.If(b_mac):
+            m.d.comb += [pp.acc_b.valid.eq(ma.acc.valid), ma.acc.ready.eq(pp.acc_b.ready)]
+            for l in range(L):
+                m.d.comb += pp.acc_b.payload[l].eq(ma.acc.payload[l])
+        with m.Elif(b_id):
+            m.d.comb += pp.acc_b.valid.eq(skip_valid)
+            for l in range(L):
+                m.d.comb += pp.acc_b.payload[l].eq(sk_out.word_select(l, 8))
+            with m.If(pp.acc_b.ready):
+                m.d.sync += skip_valid.eq(0)
+        with m.Else():
+            m.d.comb += pp.acc_b.valid.eq(1)
+
+        # ------------------------------------------------------------------ writer
+        w_active = Signal()
+        wy, wx, wl = Signal(16), Signal(16), Signal(16)
+        wcount = Signal(32)
+        wrow = Signal(32)
+        yv = Signal(pp.y.payload.shape())
+        act_w_load = Signal()
+        load_addr, load_data = Signal(32), Signal(8)
+        w_en = Signal()
+        w_addr = Signal(32)
+        m.d.comb += [act_waddr.eq(Mux(act_w_load, load_addr, w_addr)),
+                     act_wdata.eq(Mux(act_w_load, load_data, yv.as_value().word_select(wl[:ceil_log2(L + 1)], 9)[:8])),
+                     act_wen.eq(act_w_load | w_en)]
+        m.d.comb += [rw.ring.eq(dd.ring_rows), rw.base.eq(dd.base), rw.row_bytes.eq(dd.width * dd.channels),
+                     rw.r.eq(wy)]
+        with m.FSM(name="writer"):
+            with m.State("IDLE"):
+                with m.If(w_active & (wcount != positions)):
+                    m.d.comb += rw.start.eq(1)
+                    m.next = "ROW"
+            with m.State("ROW"):
+                with m.If(~rw.busy):
+                    m.d.sync += wrow.eq(rw.addr)
+                    m.next = "WAIT_Y"
+            with m.State("WAIT_Y"):
+                m.d.comb += pp.y.ready.eq(1)
+                with m.If(pp.y.valid):
+                    m.d.sync += [yv.eq(pp.y.payload), wl.eq(0)]
+                    m.next = "WRITE"
+            with m.State("WRITE"):
+                m.d.comb += [w_en.eq(1), w_addr.eq(wrow + wx * dd.channels + ins.c0 + wl)]
+                m.d.sync += wl.eq(wl + 1)
+                with m.If(wl == ins.tc - 1):
+                    m.d.sync += wcount.eq(wcount + 1)
+                    with m.If(wx == dd.width - 1):
+                        m.d.sync += [wx.eq(0), wy.eq(wy + 1)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += wx.eq(wx + 1)
+                        m.next = "WAIT_Y"
+
+        # ------------------------------------------------------------------ FC combiner
+        acc_fc = Array(Signal(signed(64), name=f"acc_fc{l}") for l in range(L))
+        ob, p_out = Signal(16), Signal(16)
+        n_cb = Signal(16)
+        o_idx = Signal(16)
+        m.d.comb += o_idx.eq(ob * L + p_out)
+
+        # ------------------------------------------------------------------ sequencer
+        s_ = Signal(signed(18))
+        m.d.comb += s_.eq(y * ins.stride)
+        row_r = Signal(signed(18))
+        m.d.comb += row_r.eq(s_ - ins.pad + row_i)
+        xs = Signal(signed(18))
+        m.d.comb += xs.eq(x * ins.stride)
+        col = Signal(signed(18))
+        m.d.comb += col.eq(xs - ins.pad + gj)
+        col_ok = (col >= 0) & (col < da.width)
+        ta = Signal(16)        # FC: channel of the MAC term
+        m.d.comb += ta.eq(ch * Q + q)
+
+        with m.FSM(name="seq"):
+            with m.State("IDLE"):
+                with m.If(self.start & ~self.booting):
+                    m.d.sync += [pc.eq(0), self.cycles.eq(0), running.eq(1), self.done.eq(0),
+                                 self.error.eq(0)]
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += prog_r.addr.eq(pc)
+                m.next = "FETCH2"
+            with m.State("FETCH2"):
+                m.d.sync += ins.eq(prog_r.data[:INSTR_LAYOUT.size])
+                m.d.comb += ttab_r.addr.eq(INSTR_LAYOUT(prog_r.data[:INSTR_LAYOUT.size]).src_a)
+                m.next = "DESC_A"
+            with m.State("DESC_A"):
+                m.d.sync += da.eq(ttab_r.data)
+                m.d.comb += ttab_r.addr.eq(ins.src_b)
+                m.next = "DESC_B"
+            with m.State("DESC_B"):
+                m.d.sync += db.eq(ttab_r.data)
+                m.d.comb += ttab_r.addr.eq(ins.dst)
+                m.next = "DESC_D"
+            with m.State("DESC_D"):
+                m.d.sync += dd.eq(ttab_r.data)
+                m.next = "DISPATCH"
+            with m.State("DISPATCH"):
+                op = ins.op
+                is_pe = (op == Op.CONV_PATTERN) | (op == Op.PRB) | \
+                    ((op == Op.RESADD) & ins.flags[FLAG_B_PATTERN.bit_length() - 1])
+                m.d.sync += [
+                    use_pe.eq(0), b_mac.eq(0), b_id.eq(0), fc_mode.eq(0),
+                    y.eq(ins.row0), x.eq(0), ch.eq(0), row_i.eq(0),
+                    positions.eq(ins.rows * dd.width),
+                ]
+                with m.Switch(op):
+                    with m.Case(Op.LOAD):
+                        m.next = "LOAD_ROW"
+                    with m.Case(Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
+                        skip_id = (op == Op.RESADD) & ins.flags[FLAG_SKIP_IDENTITY.bit_length() - 1]
+                        m.d.sync += [
+                            use_pe.eq(is_pe),
+                            b_mac.eq((op == Op.PRB) | ((op == Op.RESADD) & ~skip_id)),
+                            b_id.eq(skip_id),
+                            chunks_a.eq(Mux(is_pe, (ins.na + PC - 1) >> exact_log2(PC),
+                                            (ins.na + Q - 1) >> exact_log2(Q))),
+                            chunks_b.eq((ins.nb + Q - 1) >> exact_log2(Q)),
+                            wy.eq(ins.row0), wx.eq(0), wcount.eq(0), w_active.eq(1),
+                        ]
+                        with m.If(~is_pe & (ins.k != 1)):
+                            m.next = "ERROR"      # int8 k x k: not implemented
+                        with m.Else():
+                            m.next = "ROWSETUP"
+                    with m.Case(Op.POOL_FC):
+                        m.next = "POOL_START"
+                    with m.Case(Op.STORE):
+                        m.d.sync += e.eq(0)
+                        m.next = "STORE_RD"
+                    with m.Case(Op.END):
+                        m.d.sync += [running.eq(0), self.done.eq(1)]
+                        m.next = "IDLE"
+                    with m.Case(Op.NOP, Op.SYNC):
+                        m.next = "NEXT"
+                    with m.Default():
+                        m.next = "ERROR"
+            with m.State("NEXT"):
+                m.d.sync += pc.eq(pc + 1)
+                m.next = "FETCH"
+            with m.State("ERROR"):
+                m.d.sync += [running.eq(0), self.error.eq(1), self.done.eq(1), w_active.eq(0)]
+                m.next = "IDLE"
+
+            # ---------------------------------------------------------------- LOAD
+            with m.State("LOAD_ROW"):
+                m.d.comb += [ra.r.eq(y), ra.ring.eq(dd.ring_rows), ra.base.eq(dd.base),
+                             ra.row_bytes.eq(dd.width * dd.channels)]
+                with m.If(y == ins.row0 + ins.rows):
+                    m.next = "NEXT"
+                with m.Else():
+                    m.d.comb += ra.start.eq(1)
+                    m.next = "LOAD_ROW2"
+            with m.State("LOAD_ROW2"):
+                with m.If(~ra.busy):
+                    m.d.sync += [rowb.eq(ra.addr), e.eq(0)]
+                    m.next = "LOAD_BYTE"
+            with m.State("LOAD_BYTE"):
+                m.d.comb += [self.rx.ready.eq(1), load_addr.eq(rowb + e), load_data.eq(self.rx.payload)]
+                with m.If(self.rx.valid):
+                    m.d.comb += act_w_load.eq(1)
+                    m.d.sync += e.eq(e + 1)
+                    with m.If(e == dd.width * dd.channels - 1):
+                        m.d.sync += y.eq(y + 1)
+                        m.next = "LOAD_ROW"
+
+            # ---------------------------------------------------------------- compute tiles
+            # row table of the output row: operand a's k rows of src_a, then src_b's row y
+            with m.State("ROWSETUP"):
+                with m.If(row_i < ins.k):
+                    with m.If((row_r >= 0) & (row_r < da.height)):
+                        m.d.comb += [ra.start.eq(1), ra.r.eq(row_r), ra.ring.eq(da.ring_rows),
+                                     ra.base.eq(da.base), ra.row_bytes.eq(da.width * da.channels)]
+                        m.next = "ROWSETUP2"
+                    with m.Else():
+                        m.d.sync += [rowvalid[row_i].eq(0), row_i.eq(row_i + 1)]
+                with m.Elif((row_i == ins.k) & (b_mac | b_id)):
+                    m.d.comb += [ra.start.eq(1), ra.r.eq(y), ra.ring.eq(db.ring_rows),
+                                 ra.base.eq(db.base), ra.row_bytes.eq(db.width * db.channels)]
+                    m.next = "ROWSETUP2"
+                with m.Else():
+                    m.d.sync += [x.eq(0), ch.eq(0), gi.eq(0), gj.eq(0), q.eq(0)]
+                    m.next = "GATHER_A"
+            with m.State("ROWSETUP2"):
+                with m.If(~ra.busy):
+                    with m.If(row_i < ins.k):
+                        m.d.sync += [rowaddr[row_i].eq(ra.addr), rowvalid[row_i].eq(1)]
+                    with m.Else():
+                        m.d.sync += rowb.eq(ra.addr)
+                    m.d.sync += row_i.eq(row_i + 1)
+                    m.next = "ROWSETUP"
+
+            with m.State("GATHER_A"):
+                with m.If(use_pe):
+                    # one tap (i, j) of pe_cin channels per cycle into window slot i*k_max + j
+                    # (the pattern words hold bit c*k_max^2 + i*k_max + j)
+                    m.d.comb += act_raddr.eq(rowaddr[gi] + col * da.channels + ins.cin0 + ch * PC)
+                    m.d.sync += [pend.eq(1), pend_in.eq(rowvalid[gi] & col_ok), pend_dst.eq(0),
+                                 pend_idx.eq(gi * K + gj), pend_cnt.eq(ins.na - ch * PC)]
+                    with m.If(gj == ins.k - 1):
+                        m.d.sync += gj.eq(0)
+                        with m.If(gi == ins.k - 1):
+                            m.d.sync += gi.eq(0)
+                            m.next = "ISSUE_A"
+                        with m.Else():
+                            m.d.sync += gi.eq(gi + 1)
+                    with m.Else():
+                        m.d.sync += gj.eq(gj + 1)
+                with m.Else():
+                    # 1x1 on the MAC array: mac_cols input channels cin0 + ch*Q .. per beat
+                    m.d.comb += act_raddr.eq(rowaddr[0] + xs * da.channels + ins.cin0 + ch * Q)
+                    m.d.sync += [pend.eq(1), pend_in.eq(rowvalid[0]), pend_dst.eq(1),
+                                 pend_cnt.eq(ins.na - ch * Q)]
+                    m.next = "ISSUE_A"
+            with m.State("ISSUE_A"):
+                done_a = Signal()
+                with m.If(use_pe):
+                    m.d.comb += [pe_issue.eq(~pend), done_a.eq(~pend & pe.window.ready)]
+                with m.Else():
+                    m.d.comb += [ma_issue.eq(~pend), ma.pixel.payload.w_addr.eq(ins.wa + ch),
+                                 ma.pixel.payload.first.eq(ch == 0),
+                                 ma.pixel.payload.last.eq(ch == chunks_a - 1),
+                                 done_a.eq(~pend & ma.pixel.ready)]
+                with m.If(done_a):
+                    m.d.sync += [win.eq(0), xv.eq(0)]
+                    with m.If(ch == chunks_a - 1):
+                        m.d.sync += ch.eq(0)
+                        with m.If(b_mac | b_id):
+                            m.next = "GATHER_B"
+                        with m.Else():
+                            m.next = "POS_NEXT"
+                    with m.Else():
+                        m.d.sync += ch.eq(ch + 1)
+                        m.next = "GATHER_A"
+            with m.State("GATHER_B"):
+                with m.If(b_mac):
+                    m.d.comb += act_raddr.eq(rowb + x * db.channels + ins.cin0_b + ch * Q)
+                    m.d.sync += [pend.eq(1), pend_in.eq(1), pend_dst.eq(1), pend_cnt.eq(ins.nb - ch * Q)]
+                with m.Else():
+                    m.d.comb += act_raddr.eq(rowb + x * db.channels + ins.cin0_b)
+                    m.d.sync += [pend.eq(1), pend_in.eq(1), pend_dst.eq(2), pend_cnt.eq(ins.nb)]
+                m.next = "ISSUE_B"
+            with m.State("ISSUE_B"):
+                with m.If(b_mac):
+                    m.d.comb += [ma_issue.eq(~pend), ma.pixel.payload.w_addr.eq(ins.wb + ch),
+                                 ma.pixel.payload.first.eq(ch == 0),
+                                 ma.pixel.payload.last.eq(ch == chunks_b - 1)]
+                    with m.If(~pend & ma.pixel.ready):
+                        m.d.sync += xv.eq(0)
+                        with m.If(ch == chunks_b - 1):
+                            m.d.sync += ch.eq(0)
+                            m.next = "POS_NEXT"
+                        with m.Else():
+                            m.d.sync += ch.eq(ch + 1)
+                            m.next = "GATHER_B"
+                with m.Else():
+                    with m.If(~pend & ~skip_valid):
+                        m.d.sync += [sk_out.eq(sk), skip_valid.eq(1)]
+                        m.next = "POS_NEXT"
+            with m.State("POS_NEXT"):
+                m.d.sync += [ch.eq(0), gi.eq(0), gj.eq(0), q.eq(0)]
+                with m.If(x == dd.width - 1):
+                    m.d.sync += [x.eq(0), y.eq(y + 1), row_i.eq(0)]
+                    with m.If(y + 1 == ins.row0 + ins.rows):
+                        m.next = "TILE_WAIT"
+                    with m.Else():
+                        m.next = "ROWSETUP"
+                with m.Else():
+                    m.d.sync += x.eq(x + 1)
+                    m.next = "GATHER_A"
+            with m.State("TILE_WAIT"):
+                with m.If(wcount == positions):
+                    m.d.sync += [w_active.eq(0), use_pe.eq(0), b_mac.eq(0), b_id.eq(0)]
+                    m.next = "NEXT"
+
+            # ---------------------------------------------------------------- POOL_FC
+            pool_clear = Signal(init=1)
+            with m.State("POOL_START"):
+                m.d.sync += cc.eq(0)
+                with m.If(pool_clear):
+                    m.next = "POOL_CLR"
+                with m.Else():
+                    m.next = "POOL_ROW"
+            with m.State("POOL_CLR"):
+                m.d.comb += [sums_w.addr.eq(cc), sums_w.data.eq(0), sums_w.en.eq(1)]
+                m.d.sync += cc.eq(cc + 1)
+                with m.If(cc == da.channels - 1):
+                    m.d.sync += pool_clear.eq(0)
+                    m.next = "POOL_ROW"
+            with m.State("POOL_ROW"):
+                m.d.comb += [ra.r.eq(y), ra.ring.eq(da.ring_rows), ra.base.eq(da.base),
+                             ra.row_bytes.eq(da.width * da.channels)]
+                with m.If(y == ins.row0 + ins.rows):
+                    with m.If(ins.flags[FLAG_FINAL.bit_length() - 1]):
+                        m.d.sync += [ob.eq(0), fc_mode.eq(1),
+                                     n_cb.eq((da.channels + Q - 1) >> exact_log2(Q))]
+                        m.next = "FC_OB"
+                    with m.Else():
+                        m.next = "NEXT"
+                with m.Else():
+                    m.d.comb += ra.start.eq(1)
+                    m.next = "POOL_ROW2"
+            with m.State("POOL_ROW2"):
+                with m.If(~ra.busy):
+                    m.d.sync += [rowb.eq(ra.addr), e.eq(0), cc.eq(0)]
+                    m.next = "POOL_A"
+            with m.State("POOL_A"):
+                m.d.comb += [act_raddr.eq(rowb + e), sums_r.addr.eq(cc)]
+                m.next = "POOL_B"
+            with m.State("POOL_B"):
+                m.d.comb += [sums_r.addr.eq(cc), sums_w.addr.eq(cc),
+                             sums_w.data.eq(sums_r.data + act_vec[0]), sums_w.en.eq(1)]
+                m.d.sync += [e.eq(e + 1), cc.eq(Mux(cc == da.channels - 1, 0, cc + 1))]
+                with m.If(e == da.width * da.channels - 1):
+                    m.d.sync += y.eq(y + 1)
+                    m.next = "POOL_ROW"
+                with m.Else():
+                    m.next = "POOL_A"
+            with m.State("FC_OB"):
+                with m.If(ob * L >= ins.tc):
+                    m.d.sync += [pool_clear.eq(1), fc_mode.eq(0)]
+                    m.next = "NEXT"
+                with m.Else():
+                    m.d.sync += [plane.eq(0), ch.eq(0), q.eq(0), xv.eq(0)]
+                    m.d.sync += [acc_fc[l].eq(0) for l in range(L)]
+                    m.next = "FC_GATHER"
+            with m.State("FC_GATHER"):
+                m.d.comb += sums_r.addr.eq(ta)
+                m.d.sync += [pend.eq(1), pend_in.eq(ta < da.channels), pend_dst.eq(3), pend_idx.eq(q)]
+                with m.If(q == Q - 1):
+                    m.d.sync += q.eq(0)
+                    m.next = "FC_ISSUE"
+                with m.Else():
+                    m.d.sync += q.eq(q + 1)
+            with m.State("FC_ISSUE"):
+                m.d.comb += [ma_issue.eq(~pend), ma.pixel.payload.w_addr.eq(ins.wa + ob * n_cb + ch),
+                             ma.pixel.payload.first.eq(ch == 0), ma.pixel.payload.last.eq(ch == n_cb - 1)]
+                with m.If(~pend & ma.pixel.ready):
+                    m.d.sync += xv.eq(0)
+                    with m.If(ch == n_cb - 1):
+                        m.d.sync += ch.eq(0)
+                        m.next = "FC_ACC"
+                    with m.Else():
+                        m.d.sync += ch.eq(ch + 1)
+                        m.next = "FC_GATHER"
+            with m.State("FC_ACC"):
+                m.d.comb += ma.acc.ready.eq(1)
+                with m.If(ma.acc.valid):
+                    for l in range(L):
+                        m.d.sync += acc_fc[l].eq(acc_fc[l] + (ma.acc.payload[l].as_signed() << (plane * 8)))
+                    m.d.sync += plane.eq(plane + 1)
+                    with m.If(plane == SUM_BITS // 8 - 1):
+                        m.d.sync += p_out.eq(0)
+                        m.next = "FC_OUT"
+                    with m.Else():
+                        m.next = "FC_GATHER"
+            with m.State("FC_OUT"):
+                m.d.comb += prm_r.addr.eq(ins.prm + o_idx)
+                with m.If((p_out == L) | (o_idx >= ins.tc)):
+                    m.d.sync += ob.eq(ob + 1)
+                    m.next = "FC_OB"
+                with m.Else():
+                    m.next = "FC_OUT2"
+            with m.State("FC_OUT2"):
+                par = PARAM_LAYOUT(prm_r.data)
+                m.d.comb += [lg_w.addr.eq(o_idx), lg_w.en.eq(1),
+                             lg_w.data.eq(acc_fc[p_out[:ceil_log2(L + 1)]] * par.m_a + par.bias)]
+                m.d.sync += p_out.eq(p_out + 1)
+                m.next = "FC_OUT"
+
+            # ---------------------------------------------------------------- STORE
+            with m.State("STORE_RD"):
+                m.d.comb += lg_r.addr.eq(e >> 3)
+                with m.If(e == ins.length):
+                    m.next = "NEXT"
+                with m.Else():
+                    m.next = "STORE_TX"
+            with m.State("STORE_TX"):
+                m.d.comb += [lg_r.addr.eq(e >> 3), self.tx.valid.eq(1),
+                             self.tx.payload.eq(lg_r.data.word_select(e[:3], 8))]
+                with m.If(self.tx.ready):
+                    m.d.sync += e.eq(e + 1)
+                    m.next = "STORE_RD"
+        return m
+
+
+def check_program(build_dir) -> list[str]:
+    """What in a build directory's Program this top does not implement (empty: runnable)."""
+    from sephw.compiler.isa import FLAG_DEPTHWISE, decode_program
+    d = Path(build_dir)
+    man = json.loads((d / "manifest.json").read_text())
+    tens = {t["id"]: t for t in man["tensors"]}
+    pe_cin = man["engine_config"]["pe_cin"]
+    problems = []
+    for i, ins in enumerate(decode_program((d / "program.bin").read_bytes())):
+        if ins.op in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
+            on_pe = ins.op in (Op.CONV_PATTERN, Op.PRB) or (ins.op == Op.RESADD and ins.flags & FLAG_B_PATTERN)
+            if on_pe and ins.groups_a and ins.na > tens[ins.src_a]["shape"][0] // ins.groups_a:
+                problems.append(f"instruction {i}: a pattern tile spanning several groups (groups per beat)")
+            if not on_pe and ins.k != 1:
+                problems.append(f"instruction {i}: int8 {ins.k}x{ins.k} convolution")
+            if ins.op == Op.RESADD and not ins.flags & FLAG_SKIP_IDENTITY and (ins.stride != 1 or not on_pe):
+                problems.append(f"instruction {i}: 1x1 projection skip (strided, or beside an int8 main conv)")
+            if ins.flags & FLAG_DEPTHWISE and ins.na > 1 and on_pe:
+                problems.append(f"instruction {i}: depthwise pattern tile over several channels")
+            for t in (ins.src_a, ins.src_b):
+                if tens[t]["dtype"].startswith("int"):
+                    problems.append(f"instruction {i}: signed input tensor {tens[t]['name']}")
+    del pe_cin
+    return sorted(set(problems), key=problems.index)

@@ -1,0 +1,101 @@
+"""``sephw simulate BUILD_DIR --images N``: the whole network on the RTL top in Verilator,
+every logit compared bit-exactly with the integer reference (sephw.reference).
+
+The top (rtl_gen/top.py) is generated for the build directory's engine configuration and
+memory sizes, the Program and memory images are written into it through its host write port,
+and N test images of the dataset named in the manifest (default Fashion-MNIST) go in through
+LOAD; STORE returns the logits and the cycle counter the measured cycles per inference.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+__all__ = ["load_build_graph", "simulate", "register_cli", "write_top_verilog"]
+
+
+def load_build_graph(build_dir):
+    """The IntGraph a build directory was compiled from (intgraph.pt)."""
+    from .intgraph import IntGraph
+    p = Path(build_dir) / "intgraph.pt"
+    if not p.is_file():
+        raise FileNotFoundError(f"{p} is missing: recompile with this sephw (`sephw compile ... --no-synth`)")
+    return IntGraph.from_dict(torch.load(p, weights_only=True))
+
+
+def write_top_verilog(build_dir, bake: bool = False) -> Path:
+    """top.v: the accelerator top for the build directory's engine configuration; with
+    ``bake`` the Program and memory images are baked in (a boot ROM copies them into the
+    memories after reset), else they load at run time through ``host_w``."""
+    from amaranth.back import verilog
+    from rtl_gen.top import Accelerator, TopConfig
+    from sim.top_driver import memory_writes
+    d = Path(build_dir)
+    top = Accelerator(TopConfig.from_build(d), boot=memory_writes(d) if bake else None)
+    text = verilog.convert(top, name="sephw_top", emit_src=False)
+    (d / "top.v").write_text(text)
+    return d / "top.v"
+
+
+def simulate(build_dir, n_images: int, data_root: str | None = None, log=print) -> dict:
+    """Run ``n_images`` test images on the RTL; returns the summary dict."""
+    from . import data, reference
+    from sim.top_driver import run_top
+    d = Path(build_dir)
+    man = json.loads((d / "manifest.json").read_text())
+    rep = json.loads((d / "report.json").read_text())
+    g = load_build_graph(d)
+    ds = man.get("dataset") or g.meta.get("dataset") or "fashion-mnist"
+    log(f"[1/4] loading {n_images} {ds} test images")
+    x, y = data.load(ds, "test", data_root)
+    x, y = x[:n_images], y[:n_images]
+    if x.dim() == 3:
+        x = x[:, None]
+    log(f"[2/4] integer reference on {len(x)} images")
+    exp = reference.run(g, x)
+    log(f"[3/4] building the top for engine config {man['engine_config_hash']} and simulating "
+        f"(Verilator build: minutes the first time, cached in build/sim)")
+    t0 = time.perf_counter()
+    res = run_top(d, x.numpy(), exp.numpy())
+    secs = time.perf_counter() - t0
+    log("[4/4] comparing")
+    got = torch.tensor(res["logits"], dtype=torch.int64)
+    matches = int((got == exp).all(1).sum())
+    cyc = sum(res["cycles"]) / len(res["cycles"])
+    pred = rep["cycles_per_inference"]
+    clock = man["clock_hz"]
+    return {"build_dir": str(d), "dataset": ds, "images": len(x), "bit_exact_images": matches,
+            "accuracy": float((got.argmax(1) == y).double().mean()),
+            "reference_accuracy": float((exp.argmax(1) == y).double().mean()),
+            "cycles_per_inference": cyc, "cycles": res["cycles"], "predicted_cycles": pred,
+            "measured_over_predicted": cyc / pred, "clock_hz": clock, "fps": clock / cyc,
+            "simulation_seconds": round(secs, 1)}
+
+
+def cmd_simulate(a) -> int:
+    log = (lambda *s: print(*s, file=sys.stderr)) if a.json else print
+    r = simulate(a.build_dir, a.images, a.data, log=log)
+    if a.json:
+        print(json.dumps(r, indent=1))
+    else:
+        print(f"bit-exact: {r['bit_exact_images']}/{r['images']} images (every logit equal to the reference)")
+        print(f"accuracy {r['accuracy']:.2%} (reference {r['reference_accuracy']:.2%}) on {r['images']} {r['dataset']} test images")
+        print(f"measured {r['cycles_per_inference']:.0f} cycles/inference = {r['fps']:.1f} FPS at "
+              f"{r['clock_hz'] / 1e6:g} MHz; predicted {r['predicted_cycles']} "
+              f"(measured/predicted {r['measured_over_predicted']:.2f})")
+    return 0 if r["bit_exact_images"] == r["images"] else 1
+
+
+def register_cli(subparsers) -> None:
+    """Add ``simulate BUILD_DIR --images N [--json]``."""
+    p = subparsers.add_parser("simulate", help="run test images on the RTL top in Verilator, bit-exact "
+                                               "against the integer reference")
+    p.add_argument("build_dir", help="build directory written by `sephw compile`")
+    p.add_argument("--images", type=int, default=10, help="test images (default 10)")
+    p.add_argument("--data", default=None, help="dataset root (default: the dataset's standard location)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_simulate)

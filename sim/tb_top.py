@@ -1,0 +1,89 @@
+"""cocotb testbench: the compiled Program on the accelerator top, whole network.
+
+Loads the build directory's program and memory images through ``host_w``, then per image:
+``start``, the input bytes on ``rx`` as the LOAD instructions take them, the logits from
+``tx`` (STORE), ``done`` and the cycle counter. Every logit is compared with the expected
+logits of the case (computed by sephw.reference in the driver). No per-cycle Python while
+the network runs (edge triggers only), so Verilator runs at full speed.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cocotb
+from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+
+from rtl_gen.top import Accelerator, TopConfig
+from sim.tb import load_case, pack, start_clock_reset
+from sim.top_driver import memory_writes
+
+
+async def feed_rx(dut, data: list[int]) -> None:
+    """Offer ``data`` on ``rx`` byte by byte; sleeps on ``rx.ready`` edges while not asked."""
+    for b in data:
+        dut.rx__valid.value = 1
+        dut.rx__payload.value = b
+        while True:
+            await ReadOnly()
+            if dut.rx__ready.value == 1:
+                break
+            await RisingEdge(dut.rx__ready)
+        await RisingEdge(dut.clk)
+    dut.rx__valid.value = 0
+
+
+async def collect_tx(dut, n: int, out: list) -> None:
+    """Record ``n`` bytes of ``tx`` (``ready`` held high; one valid pulse per byte)."""
+    while len(out) < n:
+        await RisingEdge(dut.tx__valid)
+        await ReadOnly()
+        out.append(int(dut.tx__payload.value))
+
+
+@cocotb.test()
+async def network_matches_reference(dut):
+    case = load_case()
+    cfg = TopConfig.from_build(case["build_dir"])
+    layout = Accelerator(cfg).host_w_layout
+    man = json.loads(Path(case["build_dir"], "manifest.json").read_text())
+    classes = man["output"]["shape"][0]
+    for s in ("start", "rx__valid", "host_w__valid"):
+        getattr(dut, s).value = 0
+    dut.tx__ready.value = 1
+    await start_clock_reset(dut)
+    writes = memory_writes(case["build_dir"])
+    for sel, addr, word in writes:
+        dut.host_w__payload.value = pack(layout, {"mem": sel, "addr": addr, "data": word})
+        dut.host_w__valid.value = 1
+        await RisingEdge(dut.clk)
+    dut.host_w__valid.value = 0
+    dut._log.info(f"loaded {len(writes)} memory words through host_w")
+    results = {"logits": [], "cycles": [], "matches": []}
+    for n, img in enumerate(case["images"]):
+        tx = []
+        collector = cocotb.start_soon(collect_tx(dut, classes * 8, tx))
+        feeder = cocotb.start_soon(feed_rx(dut, img))
+        await RisingEdge(dut.clk)
+        dut.start.value = 1
+        await RisingEdge(dut.clk)
+        dut.start.value = 0
+        await with_timeout(RisingEdge(dut.done), case["timeout_cycles"] * 10, "ns")
+        await ReadOnly()
+        assert dut.error.value == 0, f"image {n}: the top stopped with error at pc {int(dut.pc.value)}"
+        cycles = int(dut.cycles.value)
+        await RisingEdge(dut.clk)
+        assert feeder.done(), f"image {n}: LOAD took fewer bytes than the image has"
+        assert len(tx) == classes * 8, f"image {n}: STORE sent {len(tx)} bytes, expected {classes * 8}"
+        logits = [int.from_bytes(bytes(tx[8 * o:8 * o + 8]), "little", signed=True) for o in range(classes)]
+        results["logits"].append(logits)
+        results["cycles"].append(cycles)
+        exp = case["expected"][n] if case["expected"] else None
+        results["matches"].append(exp == logits if exp else None)
+        dut._log.info(f"image {n}: {cycles} cycles, logits {logits}" + ("" if exp is None else
+                      f", reference {'equal' if exp == logits else exp}"))
+        with open("result.json", "w") as f:
+            json.dump(results, f)
+    if case["expected"]:
+        for n, (got, exp) in enumerate(zip(results["logits"], case["expected"])):
+            assert got == exp, f"image {n}: logits {got} != reference {exp}"

@@ -1,0 +1,98 @@
+"""The accelerator top runs a whole compiled SEP-Net in Verilator, bit-exact against the
+integer reference (sephw.reference), through `sephw simulate`, which also reports measured
+cycles next to the predicted ones.
+
+One small SEP-Net-small (random weights, width 0.25, 1 input channel, 8x8 input, 10
+classes), compiled for arty-a7-35 on a small fixed overlay (4 lanes, 4 pattern-engine input
+channels, 4 MAC columns, k_max 5) so the Verilator build stays short; two images (one of
+them all zero), given to `sephw simulate` in place of the dataset's test split.
+"""
+import json
+
+import pytest
+import torch
+
+from sephw import binarize, data, models, quantize, reference
+from sephw.cli import build_parser
+from sephw.compiler import Op, compile_graph, decode_program
+
+ENGINE = dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=1)
+
+
+@pytest.fixture(scope="module")
+def sepnet_build(tmp_path_factory):
+    torch.manual_seed(0)
+    m = models.build("sepnet-small", in_channels=1, num_classes=10, stem="small", width=0.25).eval()
+    binarize.binarize_model(m)
+    calib = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    g = quantize.quantize(m, calib)
+    d = tmp_path_factory.mktemp("sepnet_top")
+    ir, rep = compile_graph(g, "arty-a7-35", d, engine=ENGINE)
+    return g, d, rep
+
+
+def test_whole_sepnet_bit_exact(sepnet_build, monkeypatch, capsys):
+    g, d, rep = sepnet_build
+    ops = {i.op for i in decode_program((d / "program.bin").read_bytes())}
+    # the Program exercises every instruction kind SEP-Net needs
+    assert {Op.LOAD, Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD, Op.POOL_FC, Op.STORE,
+            Op.SYNC, Op.END} <= ops
+    images = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(7))
+    images[0] = 0                    # all-zero input: every layer runs on its bias alone
+    expected = reference.run(g, images)
+    labels = expected.argmax(1).clone()
+    labels[1] = (labels[1] + 1) % 10     # one wrong label: accuracy 1/2 if the logits are right
+    monkeypatch.setattr(data, "load", lambda ds, split, root=None: (images, labels))
+    a = build_parser().parse_args(["simulate", str(d), "--images", "2", "--json"])
+    assert a.func(a) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["bit_exact_images"] == 2            # every logit equal to the reference's
+    assert r["accuracy"] == pytest.approx(1 / 2)
+    assert r["predicted_cycles"] == rep["cycles_per_inference"]
+    assert len(r["cycles"]) == 2 and all(c > r["predicted_cycles"] // 4 for c in r["cycles"])
+    assert r["fps"] == pytest.approx(r["clock_hz"] / r["cycles_per_inference"])
+    print(f"measured cycles {r['cycles']}, predicted {r['predicted_cycles']}, "
+          f"measured/predicted {r['measured_over_predicted']:.2f}")
+
+
+def test_top_verilog(sepnet_build, tmp_path):
+    import shutil
+
+    from sephw.simulate import write_top_verilog
+    _, d, _ = sepnet_build
+    for f in ("manifest.json",):
+        shutil.copy(d / f, tmp_path / f)
+    text = write_top_verilog(tmp_path).read_text()
+    assert "module sephw_top" in text and "host_w__payload" in text
+
+
+def test_baked_images_boot(sepnet_build):
+    """Baked images: after reset the boot ROM writes every pattern, weight and parameter word
+    of the build directory into the engines' memories, in order (Amaranth simulator)."""
+    from amaranth.sim import Simulator
+
+    from rtl_gen.top import MEM_PARAMS, MEM_PATTERNS, MEM_WEIGHTS, Accelerator, TopConfig
+    from sim.top_driver import memory_writes
+    _, d, _ = sepnet_build
+    writes = memory_writes(d)
+    top = Accelerator(TopConfig.from_build(d), boot=writes)
+    ports = {MEM_PATTERNS: top.pattern_engine.pattern_w, MEM_WEIGHTS: top.mac_array.weight_w,
+             MEM_PARAMS: top.post_process.param_w}
+    seen = []
+
+    async def bench(ctx):
+        for _ in range(len(writes) + 10):
+            await ctx.tick()
+            for sel, p in ports.items():
+                if ctx.get(p.en):
+                    seen.append((sel, ctx.get(p.addr), ctx.get(p.data.as_value())))
+        assert not ctx.get(top.booting)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    width = {sel: len(p.data.as_value()) for sel, p in ports.items()}
+    want = [(s, a, w & ((1 << width[s]) - 1)) for s, a, w in writes if s in (MEM_PATTERNS, MEM_WEIGHTS)]
+    assert [x for x in seen if x[0] != MEM_PARAMS] == want
+    assert [a for s, a, _ in seen if s == MEM_PARAMS] == [a for s, a, _ in writes if s == MEM_PARAMS]
