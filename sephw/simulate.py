@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 __all__ = ["load_build_graph", "simulate", "register_cli", "write_top_verilog"]
 
@@ -68,11 +69,22 @@ def simulate(build_dir, n_images: int, data_root: str | None = None, log=print) 
     cyc = sum(res["cycles"]) / len(res["cycles"])
     pred = rep["cycles_per_inference"]
     clock = man["clock_hz"]
+    # per opcode: measured cycles (the top's pc, first image) against the cycle model's
+    per_op = {}
+    sched = yaml.safe_load((d / "schedule.yaml").read_text())["instructions"]
+    meas = (res.get("instruction_cycles") or [None])[0]
+    if meas is not None and len(meas) == len(sched):
+        for s_, mc in zip(sched, meas):
+            o = per_op.setdefault(s_["op"], {"count": 0, "measured": 0, "predicted": 0})
+            o["count"] += 1
+            o["measured"] += mc
+            o["predicted"] += s_["cycles"]
     return {"build_dir": str(d), "dataset": ds, "images": len(x), "bit_exact_images": matches,
             "accuracy": float((got.argmax(1) == y).double().mean()),
             "reference_accuracy": float((exp.argmax(1) == y).double().mean()),
             "cycles_per_inference": cyc, "cycles": res["cycles"], "predicted_cycles": pred,
-            "measured_over_predicted": cyc / pred, "clock_hz": clock, "fps": clock / cyc,
+            "measured_over_predicted": cyc / pred, "cycle_model": rep.get("cycle_model"),
+            "per_opcode": per_op, "instruction_cycles": meas, "clock_hz": clock, "fps": clock / cyc,
             "simulation_seconds": round(secs, 1)}
 
 
@@ -87,6 +99,8 @@ def cmd_simulate(a) -> int:
         print(f"measured {r['cycles_per_inference']:.0f} cycles/inference = {r['fps']:.1f} FPS at "
               f"{r['clock_hz'] / 1e6:g} MHz; predicted {r['predicted_cycles']} "
               f"(measured/predicted {r['measured_over_predicted']:.2f})")
+        for op, o in r["per_opcode"].items():
+            print(f"  {op:13s} x{o['count']:<4d} measured {o['measured']:>9d}  predicted {o['predicted']:>9d}")
     return 0 if r["bit_exact_images"] == r["images"] else 1
 
 

@@ -2,7 +2,8 @@
 
 Loads the build directory's program and memory images through ``host_w``, then per image:
 ``start``, the input bytes on ``rx`` as the LOAD instructions take them, the logits from
-``tx`` (STORE), ``done`` and the cycle counter. Every logit is compared with the expected
+``tx`` (STORE), ``done`` and the cycle counter, and the counter at every change of ``pc``
+(per-instruction cycles, ``instruction_cycles`` in result.json). Every logit is compared with the expected
 logits of the case (computed by sephw.reference in the driver). No per-cycle Python while
 the network runs (edge triggers only), so Verilator runs at full speed.
 """
@@ -33,6 +34,16 @@ async def feed_rx(dut, data: list[int]) -> None:
     dut.rx__valid.value = 0
 
 
+async def record_pc(dut, out: list) -> None:
+    """Append ``(pc, cycles)`` at every change of the top's program counter (``pc`` moves in
+    the sequencer's NEXT state, so the cycle counter there is the boundary between two
+    instructions); one trigger per instruction, not per cycle."""
+    while True:
+        await dut.pc.value_change
+        await ReadOnly()
+        out.append((int(dut.pc.value), int(dut.cycles.value)))
+
+
 async def collect_tx(dut, n: int, out: list) -> None:
     """Record ``n`` bytes of ``tx`` (``ready`` held high; one valid pulse per byte)."""
     while len(out) < n:
@@ -59,11 +70,13 @@ async def network_matches_reference(dut):
         await RisingEdge(dut.clk)
     dut.host_w__valid.value = 0
     dut._log.info(f"loaded {len(writes)} memory words through host_w")
-    results = {"logits": [], "cycles": [], "matches": []}
+    results = {"logits": [], "cycles": [], "matches": [], "instruction_cycles": []}
     for n, img in enumerate(case["images"]):
         tx = []
         collector = cocotb.start_soon(collect_tx(dut, classes * 8, tx))
         feeder = cocotb.start_soon(feed_rx(dut, img))
+        pcs = [(0, 0)]
+        pc_rec = cocotb.start_soon(record_pc(dut, pcs))
         await RisingEdge(dut.clk)
         dut.start.value = 1
         await RisingEdge(dut.clk)
@@ -72,6 +85,13 @@ async def network_matches_reference(dut):
         await ReadOnly()
         assert dut.error.value == 0, f"image {n}: the top stopped with error at pc {int(dut.pc.value)}"
         cycles = int(dut.cycles.value)
+        pc_rec.cancel()
+        # cycles of instruction i: from its start to the next one's (the last: to ``done``)
+        starts = {}
+        for pc_, c in pcs:
+            starts.setdefault(pc_, c)
+        bounds = sorted(starts.items()) + [(int(dut.pc.value) + 1, cycles)]
+        results["instruction_cycles"].append([b[1] - a[1] for a, b in zip(bounds, bounds[1:])])
         await RisingEdge(dut.clk)
         assert feeder.done(), f"image {n}: LOAD took fewer bytes than the image has"
         assert len(tx) == classes * 8, f"image {n}: STORE sent {len(tx)} bytes, expected {classes * 8}"

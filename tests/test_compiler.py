@@ -106,6 +106,11 @@ def test_sepnet_compiles_for_board(builds, board):
     # the cycle total is the sum of the schedule, and utilization is a fraction
     sched = yaml.safe_load((d / "schedule.yaml").read_text())
     assert sum(i["cycles"] for i in sched["instructions"]) == r["cycles_per_inference"]
+    assert sum(i["engine_cycles"] for i in sched["instructions"]) == r["engine_model_cycles_per_inference"]
+    assert r["cycle_model"] == hw.CYCLE_MODEL and r["cycle_model"].startswith("RTL top as built")
+    assert "RTL top as built" in (d / "report.md").read_text()
+    # the top as built is slower than its engines at their measured rates (window gather)
+    assert r["cycles_per_inference"] > r["engine_model_cycles_per_inference"]
     assert 0 < r["utilization"]["engines"] <= 1 and 0 < r["utilization"]["pattern_engine"] <= 1
 
 
@@ -172,7 +177,8 @@ def test_prb_runs_both_engines_on_the_same_tile(builds):
     assert n_prb_nodes == 10 and len(prbs) >= n_prb_nodes
     for i in prbs:
         assert i["busy"]["pattern"] > 0 and i["busy"]["mac"] > 0
-        assert i["cycles"] >= max(i["busy"]["pattern"], i["busy"]["mac"])
+        assert i["engine_cycles"] >= max(i["busy"]["pattern"], i["busy"]["mac"])
+        assert i["cycles"] >= i["engine_cycles"]
     # concurrent: dropping the 1x1 branch (the MAC array's work) from a PRB tile whose pattern
     # branch is the longer one leaves its cycles unchanged; serial engines would lose mac cycles
     checked = 0
@@ -182,9 +188,44 @@ def test_prb_runs_both_engines_on_the_same_tile(builds):
         n = ir.graph.nodes[ins.layer]
         alone = passes.Step([n.kxk], Op.CONV_PATTERN, 0, n.out.channels)
         cyc = passes.tile_cost(ir.cfg, alone, ir.graph, ins.rows, ins.tc)[0]
-        assert cyc == s["cycles"], (s, cyc)
+        assert cyc == s["engine_cycles"], (s, cyc)
         checked += 1
     assert checked
+
+
+def test_top_cycle_model_matches_verilator():
+    """hw.top_instruction_cycles against the cycles measured per instruction on the RTL top in
+    Verilator (tests/test_rtl_top.py's SEP-Net-small, overlay 4 lanes x 4 pattern channels x 4
+    MAC columns, k_max 5, a_bits 8; the top's ``pc``): one instruction of each kind."""
+    cfg = hw.EngineConfig(lanes=4, pe_cin=4, mac_cols=4, k_max=5, a_bits=8, packed=False, pp_units=1,
+                          max_width=8)
+    T = {0: hw.TensorDesc(8, 8, 1, 8), 1: hw.TensorDesc(8, 8, 16, 8), 2: hw.TensorDesc(4, 4, 32, 8),
+         3: hw.TensorDesc(4, 4, 16, 8), 4: hw.TensorDesc(2, 2, 16, 8), 5: hw.TensorDesc(1, 1, 128, 8)}
+    cases = [  # (instruction, measured cycles)
+        (Instruction(Op.LOAD, dst=0, row0=0, rows=8, length=64), 224),
+        (Instruction(Op.CONV_PATTERN, src_a=0, src_b=0, dst=1, row0=0, rows=8, k=3, stride=1, pad=1,
+                     tc=4, na=1, flags=3), 1226),
+        (Instruction(Op.CONV_PATTERN, src_a=1, src_b=1, dst=2, row0=0, rows=4, k=3, stride=2, pad=1,
+                     tc=4, na=16, flags=3), 964),
+        (Instruction(Op.CONV_PATTERN, src_a=2, src_b=2, dst=2, row0=0, rows=4, k=3, stride=1, pad=1,
+                     tc=4, na=32, flags=3), 1650),
+        (Instruction(Op.CONV_INT, src_a=2, src_b=2, dst=3, row0=0, rows=4, k=1, stride=1, tc=4, na=32), 502),
+        (Instruction(Op.PRB, src_a=3, src_b=3, dst=3, row0=0, rows=4, k=5, stride=1, pad=2, tc=4, na=8,
+                     nb=4, flags=3), 1307),
+        (Instruction(Op.PRB, src_a=4, src_b=4, dst=4, row0=0, rows=2, k=5, stride=1, pad=2, tc=4, na=8,
+                     nb=4, flags=3), 381),
+        (Instruction(Op.RESADD, src_a=3, src_b=3, dst=2, row0=0, rows=4, k=1, stride=1, tc=4, na=16, nb=4,
+                     flags=4), 432),
+        (Instruction(Op.SYNC), 7),
+        (Instruction(Op.STORE, src_a=5, length=80), 168),
+        (Instruction(Op.END), 6),
+    ]
+    for ins, measured in cases:
+        assert hw.top_instruction_cycles(cfg, ins, T) == measured, (ins.text(), measured)
+    fc = Instruction(Op.POOL_FC, src_a=5, row0=0, rows=1, tc=10, flags=8)
+    assert hw.top_instruction_cycles(cfg, fc, T, clear_pool_sums=True) == 2779
+    # without the clear (a later band's POOL_FC): the 128 clear cycles fewer
+    assert hw.top_instruction_cycles(cfg, fc, T) == 2779 - 128
 
 
 def test_memory_images_hold_the_graph_weights(builds):

@@ -11,6 +11,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from sephw import binarize, data, models, quantize, reference
 from sephw.cli import build_parser
@@ -49,10 +50,29 @@ def test_whole_sepnet_bit_exact(sepnet_build, monkeypatch, capsys):
     assert r["bit_exact_images"] == 2            # every logit equal to the reference's
     assert r["accuracy"] == pytest.approx(1 / 2)
     assert r["predicted_cycles"] == rep["cycles_per_inference"]
-    assert len(r["cycles"]) == 2 and all(c > r["predicted_cycles"] // 4 for c in r["cycles"])
+    assert len(r["cycles"]) == 2
     assert r["fps"] == pytest.approx(r["clock_hz"] / r["cycles_per_inference"])
     print(f"measured cycles {r['cycles']}, predicted {r['predicted_cycles']}, "
-          f"measured/predicted {r['measured_over_predicted']:.2f}")
+          f"measured/predicted {r['measured_over_predicted']:.4f}")
+    for op, o in r["per_opcode"].items():
+        print(f"  {op:13s} x{o['count']:<4d} measured {o['measured']:>7d}  predicted {o['predicted']:>7d}")
+    # The cycle model is that of the RTL top as built (hw.top_instruction_cycles, derived from
+    # the sequencer's FSM; its pipeline latencies were measured here): the top's cycles are
+    # data-independent (both images, one of them all zero, take the same count) and the model
+    # matches them per instruction. The +-10 % bands leave room for model simplifications that
+    # this network does not exercise (writer-bound rows, pattern-engine stalls) while still
+    # failing on any real mismatch: the engine-level model alone is off by 2.9x here, and a
+    # missed per-row RowAddress (19 cycles) or per-beat issue cycle moves an opcode by > 10 %.
+    assert r["cycle_model"].startswith("RTL top as built")
+    assert r["cycles"][0] == r["cycles"][1]
+    assert 0.9 <= r["measured_over_predicted"] <= 1.1
+    assert {"LOAD", "CONV_PATTERN", "CONV_INT", "PRB", "RESADD", "POOL_FC", "STORE"} <= set(r["per_opcode"])
+    for op, o in r["per_opcode"].items():
+        assert 0.9 <= o["measured"] / o["predicted"] <= 1.1, (op, o)
+    assert len(r["instruction_cycles"]) == len(decode_program((d / "program.bin").read_bytes()))
+    worst = max(abs(m / s["cycles"] - 1) for m, s in zip(
+        r["instruction_cycles"], yaml.safe_load((d / "schedule.yaml").read_text())["instructions"]))
+    assert worst <= 0.1, worst
 
 
 def test_top_verilog(sepnet_build, tmp_path):

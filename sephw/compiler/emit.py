@@ -17,6 +17,7 @@ import yaml
 from tqdm import tqdm
 
 from ..intgraph import InputNode, PoolFCNode, SkipOperand
+from . import hw
 from .isa import FIELDS, WORD_BITS, WORD_BYTES, Op, encode_program
 from .passes import PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError, _chunks
 
@@ -242,6 +243,8 @@ def report_dict(ir, compile_seconds: float | None = None) -> dict:
         "cost_source": ir.costs.source,
         "bands": ir.bands, "instructions": len(ir.instructions),
         "cycles_per_inference": int(cyc),
+        "cycle_model": hw.CYCLE_MODEL,
+        "engine_model_cycles_per_inference": int(ir.engine_cycles),
         "latency_s": cyc / clock, "fps": clock / cyc if cyc else 0.0,
         "macs_per_inference": pat + i8, "pattern_macs": pat, "int8_macs": i8,
         "onchip_bytes": onchip, "onchip_budget_bytes": ir.budget,
@@ -264,7 +267,9 @@ def report_md(rep: dict) -> str:
     ec = rep["engine_config"]
     lines = [f"# sephw compile report: {rep['board']} ({rep['part']})", "",
              f"- clock {rep['clock_hz'] / 1e6:g} MHz; **{rep['cycles_per_inference']} cycles per inference** "
-             f"= {rep['latency_s'] * 1e3:.3f} ms, **{rep['fps']:.1f} FPS** (predicted by the cycle model, docs/isa.md)",
+             f"= {rep['latency_s'] * 1e3:.3f} ms, **{rep['fps']:.1f} FPS** (predicted by the cycle model of the "
+             f"{rep['cycle_model']}; the engine-level model, engines at their measured rates fed by WindowGen "
+             f"(the sizing objective), predicts {rep['engine_model_cycles_per_inference']} cycles)",
              f"- engines: {ec['lanes']} lanes (pattern engine, k_max {ec['k_max']}, {ec['pe_cin']} input channels "
              f"per beat) || MAC array {ec['lanes']}x{ec['mac_cols']} ({'packed 2 MACs/DSP' if ec['packed'] else '1 MAC/DSP'}), "
              f"{ec['pp_units']} post-process unit(s); config hash `{rep['engine_config_hash']}`",
@@ -313,15 +318,19 @@ def write_build(ir, out_dir: Path, compile_seconds: float | None = None, progres
     (out / "program.bin").write_bytes(prog)
     (out / "program.hex").write_text(_hex(prog, WORD_BYTES))
     txt = [f"; sephw program for {ir.board.name}, engine config {ir.cfg.hash()}, {len(ir.instructions)} "
-           f"instructions of {WORD_BITS} bits; start/cycles predicted by the cycle model"]
+           f"instructions of {WORD_BITS} bits; start/cycles predicted by the cycle model of the {hw.CYCLE_MODEL}"]
     for s, ins in zip(ir.schedule, ir.instructions):
         txt.append(f"{s['index']:5d} @{s['start']:>9d} +{s['cycles']:<7d} {ins.text()}")
     (out / "program.txt").write_text("\n".join(txt) + "\n")
     sched = {"board": ir.board.name, "clock_hz": ir.board.clock_hz, "engine_config": ir.cfg.to_dict(),
              "bands": ir.bands,
-             "note": "in-order issue; PRB (and RESADD with a pattern main branch and a 1x1 projection) "
-                     "keep the pattern engine and the MAC array busy on the same tile at the same time",
+             "note": "in-order issue; cycles: the RTL top as built (per instruction, docs/isa.md); "
+                     "engine_cycles and busy: the engine-level model, where PRB (and RESADD with a pattern "
+                     "main branch and a 1x1 projection) keep the pattern engine and the MAC array busy on "
+                     "the same tile at the same time",
+             "cycle_model": hw.CYCLE_MODEL,
              "cycles_per_inference": int(ir.cycles),
+             "engine_model_cycles_per_inference": int(ir.engine_cycles),
              "instructions": [{k: v for k, v in s.items() if v not in (None, "", [], {})} for s in ir.schedule]}
     (out / "schedule.yaml").write_text(yaml.safe_dump(sched, sort_keys=False, width=120))
     g = ir.graph

@@ -179,7 +179,9 @@ def usable_onchip_bytes(board) -> int:
     return min(board.resources["bram_blocks"] * g["block_bits"] // 8, MAX_ONCHIP_BYTES)
 
 
-# --------------------------------------------------------------------------- cycle model
+# --------------------------------------------------------------------------- engine-level cycle model
+# The engines at their measured rates fed by WindowGen (sizing objective, schedule engine_cycles and
+# busy); the cycles the RTL top as built spends are top_instruction_cycles below.
 # Measured in bench/results/engines.json (docs/engines.md): the pattern engine takes a_bits
 # cycles per window, the MAC array one beat per cycle, PostProcess one channel per cycle,
 # WindowGen one padded pixel per cycle; the pipelines add a few cycles per tile.
@@ -196,10 +198,16 @@ class OpCost:
     stream_cycles: int = 0  # WindowGen pixels streamed (incl. padding), all chunks
 
 
+# The RTL top (rtl_gen/top.py) builds its PatternEngine with groups = 1: one beat carries the
+# input channels of a single convolution group, so a pattern tile covers one group.
+PATTERN_GROUPS_PER_BEAT = 1
+
+
 def channel_block(cfg: EngineConfig, operands: list) -> int:
     """Output channels per tile: ``lanes``, reduced to a whole number of groups where an
     operand's groups are narrower than the lanes (so tiles stay group-aligned), and for the
-    pattern engine to at most ``pe_cin`` groups per beat (each group needs an input lane)."""
+    pattern engine to at most :data:`PATTERN_GROUPS_PER_BEAT` groups per beat (what the RTL
+    top implements; never more than ``pe_cin``, each group needs an input lane)."""
     t = cfg.lanes
     for op in operands:
         if getattr(op, "kind", None) is None:      # identity skip: any channel block
@@ -208,7 +216,7 @@ def channel_block(cfg: EngineConfig, operands: list) -> int:
         if og < t:
             gmax = t // og
             if op.kind == "pattern":
-                gmax = min(gmax, cfg.pe_cin)
+                gmax = min(gmax, cfg.pe_cin, PATTERN_GROUPS_PER_BEAT)
             t = og * gmax
         elif og % t:
             # a tile must not straddle two groups (its lanes would need two input channel
@@ -256,3 +264,96 @@ def tile_cycles(costs: list[OpCost], tc: int, npos: int, cfg: EngineConfig, fill
             busy[c.engine] += c.cycles
     busy["pp"] = math.ceil(npos * tc / cfg.pp_units)
     return max(busy.values()) + fill + TILE_LATENCY, busy
+
+
+# --------------------------------------------------------------------------- RTL top cycle model
+# What the accelerator top as built (rtl_gen/top.py) spends per instruction: its sequencer
+# runs one instruction at a time and, per output position, gathers the operands' windows one
+# vector read per cycle, so the cycles follow the sequencer's FSM, not the engines' peak
+# rates. The constants below are read off the FSM (docs/isa.md, "Cycle model"); the pipeline
+# latencies (engine + PostProcess up to the writer) were measured in Verilator
+# (tests/test_rtl_top.py, per-instruction cycles from the top's ``pc``).
+CYCLE_MODEL = "RTL top as built (rtl_gen/top.py sequencer, docs/isa.md)"
+TOP_FETCH = 6           # FETCH, FETCH2, DESC_A, DESC_B, DESC_D, DISPATCH
+TOP_NEXT = 1            # NEXT (pc + 1)
+TOP_ROW_ADDR = 19       # one RowAddress (16-step divider + multiply): start cycle + 18 waiting
+TOP_ISSUE = 2           # ISSUE_* after the last gather read: read in flight, then the handshake
+TOP_LAT_PE_BASE = 10    # last pattern beat issued -> its codes leave the PostProcess: 10 + a_bits
+TOP_LAT_MAC = 10        # last MAC beat issued -> its codes leave the PostProcess
+TOP_LAT_SKIP = 8        # identity-skip codes issued -> the PostProcess output
+TOP_FC_ACC = 3          # FC: last MAC beat of a byte plane -> its accumulators (FC_ACC)
+
+
+@dataclass(frozen=True)
+class TensorDesc:
+    """What the top reads from a tensor-table entry."""
+    height: int
+    width: int
+    channels: int
+    bits: int
+
+
+def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = False) -> int:
+    """Cycles of one instruction on the RTL top as built (rtl_gen/top.py), from ``pc``'s
+    fetch to the next instruction's fetch. ``tensors``: tensor id -> :class:`TensorDesc`;
+    ``clear_pool_sums``: this POOL_FC is the first of the inference (the sums are cleared).
+
+    Compute tiles, per output row ``y``: a RowAddress per operand-a input row inside the
+    image (1 cycle for a padding row) and one for operand b's row, then per position
+    ``chunks_a x max(k^2 + 2, a_bits)`` (pattern: k^2 tap reads + issue, at most one beat per
+    ``a_bits`` cycles) or ``chunks_a x 3`` (MAC: one read + issue), ``+ 3 x chunks_b`` (1x1 b)
+    or ``+ 3`` (identity skip), ``+ 1`` (POS_NEXT); the writer (RowAddress per row, then
+    ``tc + 1`` cycles per position) runs behind and bounds a row from below; the tile ends
+    when the last position's codes are written (pipeline drain)."""
+    from .isa import FLAG_B_PATTERN, FLAG_FINAL, FLAG_SKIP_IDENTITY, Op
+    op = ins.op
+    if op in (Op.NOP, Op.SYNC):
+        return TOP_FETCH + TOP_NEXT
+    if op == Op.END:
+        return TOP_FETCH
+    if op == Op.LOAD:
+        d = tensors[ins.dst]
+        return TOP_FETCH + ins.rows * (TOP_ROW_ADDR + d.width * d.channels) + 1 + TOP_NEXT
+    if op == Op.STORE:
+        return TOP_FETCH + 2 * ins.length + 1 + TOP_NEXT
+    if op == Op.POOL_FC:
+        a = tensors[ins.src_a]
+        cyc = TOP_FETCH + 1 + (a.channels if clear_pool_sums else 0)
+        cyc += ins.rows * (TOP_ROW_ADDR + 2 * a.width * a.channels) + 1
+        if ins.flags & FLAG_FINAL:
+            n_cb = math.ceil(a.channels / cfg.mac_cols)
+            n_ob = math.ceil(ins.tc / cfg.lanes)
+            planes = 4                  # u32 sums, one FC pass per byte plane
+            cyc += n_ob * (1 + planes * (n_cb * (cfg.mac_cols + TOP_ISSUE) + TOP_FC_ACC))
+            cyc += 2 * ins.tc + n_ob + 1
+        return cyc + TOP_NEXT
+    if op not in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
+        raise ValueError(f"no cycle model for {op!r}")
+    a, dst = tensors[ins.src_a], tensors[ins.dst]
+    on_pe = op in (Op.CONV_PATTERN, Op.PRB) or (op == Op.RESADD and bool(ins.flags & FLAG_B_PATTERN))
+    b_id = op == Op.RESADD and bool(ins.flags & FLAG_SKIP_IDENTITY)
+    b_mac = op == Op.PRB or (op == Op.RESADD and not b_id)
+    if on_pe:
+        chunks_a = math.ceil(ins.na / cfg.pe_cin)
+        beat_a = max(ins.k * ins.k + TOP_ISSUE, a.bits)
+        lat_a = TOP_LAT_PE_BASE + a.bits
+    else:
+        chunks_a = math.ceil(ins.na / cfg.mac_cols)
+        beat_a = 1 + TOP_ISSUE
+        lat_a = TOP_LAT_MAC
+    b_pos = (1 + TOP_ISSUE) * math.ceil(ins.nb / cfg.mac_cols) if b_mac else (1 + TOP_ISSUE if b_id else 0)
+    lat_b = TOP_LAT_MAC if b_mac else (TOP_LAT_SKIP if b_id else 0)
+    w = dst.width
+    per_pos = chunks_a * beat_a + b_pos + 1
+    writer_row = TOP_ROW_ADDR + w * (ins.tc + 1)
+    cyc = TOP_FETCH
+    for y in range(ins.row0, ins.row0 + ins.rows):
+        setup = 1                       # the ROWSETUP cycle that starts the row's positions
+        for i in range(ins.k):
+            r = y * ins.stride - ins.pad + i
+            setup += TOP_ROW_ADDR if 0 <= r < a.height else 1
+        if b_mac or b_id:
+            setup += TOP_ROW_ADDR
+        cyc += max(setup + w * per_pos, writer_row)
+    drain = max(lat_a - b_pos, lat_b) + ins.tc + 1
+    return cyc + drain + TOP_NEXT

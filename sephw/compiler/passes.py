@@ -142,7 +142,8 @@ class CompileIR:
     pool_weight_word: int = 0
     instructions: list = field(default_factory=list)
     schedule: list = field(default_factory=list)
-    cycles: int = 0
+    cycles: int = 0              # per inference, RTL top as built (hw.top_instruction_cycles)
+    engine_cycles: int = 0       # per inference, engine-level model (hw.tile_cycles)
     anchor: str = ""             # the tensor whose row bands drive the banded layers
 
 
@@ -825,28 +826,41 @@ class EmitInstructions:
 
 # --------------------------------------------------------------------------- pass 6
 class ScheduleProgram:
-    CONTRACT = "predict each instruction's start and cycles; PRB tiles occupy the pattern engine and the " \
-               "MAC array over the same interval (concurrently, on the same tile)"
+    CONTRACT = "predict each instruction's start and cycles on the RTL top as built (hw.top_instruction_cycles); " \
+               "PRB tiles occupy the pattern engine and the MAC array over the same interval (concurrently, on " \
+               "the same tile)"
 
     def run(self, ir: CompileIR) -> CompileIR:
         # In-order issue: every compute instruction ends in the shared PostProcess, so one
         # instruction runs at a time; inside a PRB / pattern RESADD the two engines overlap.
+        # ``cycles``: the RTL top as built (hw.top_instruction_cycles, what `sephw simulate`
+        # measures); ``engine_cycles``: the engine-level model (hw.tile_cycles: the engines at
+        # their measured rates fed by WindowGen, the sizing objective), kept for comparison;
+        # ``busy``: engine-level busy cycles per unit.
+        desc = {t.id: hw.TensorDesc(t.spec.height, t.spec.width, t.spec.channels, t.spec.bits)
+                for t in ir.tensors.values()}
         t = 0
         sched = []
+        first_pool = True
         for i, ins in enumerate(ir.instructions):
             tile = getattr(ins, "_tile", None)
             if ins.op == Op.LOAD:
-                cyc, busy = tile.length, {"host_link": tile.length}   # 1 byte/cycle from the RX FIFO
+                eng, busy = tile.length, {"host_link": tile.length}   # 1 byte/cycle from the RX FIFO
             elif tile is not None:
-                cyc, busy = tile.cycles, dict(tile.busy)
+                eng, busy = tile.cycles, dict(tile.busy)
             else:
-                cyc, busy = 1, {}
+                eng, busy = 1, {}
+            cyc = hw.top_instruction_cycles(ir.cfg, ins, desc, clear_pool_sums=first_pool)
+            if ins.op == Op.POOL_FC:
+                first_pool = bool(ins.flags & FLAG_FINAL)     # the FC clears the sums again
             units = sorted(k for k, v in busy.items() if v > 0)
             sched.append({"index": i, "op": ins.op.name, "layer": ir.layers[ins.layer].name if tile else "",
                           "band": tile.band if tile else None, "start": t, "cycles": int(cyc),
-                          "units": units, "busy": {k: int(v) for k, v in busy.items() if v > 0}})
+                          "engine_cycles": int(eng), "units": units,
+                          "busy": {k: int(v) for k, v in busy.items() if v > 0}})
             t += int(cyc)
         ir.schedule, ir.cycles = sched, t
+        ir.engine_cycles = sum(s["engine_cycles"] for s in sched)
         return ir
 
     def check(self, ir: CompileIR) -> None:
@@ -857,7 +871,7 @@ class ScheduleProgram:
             prev_end = s["start"] + s["cycles"]
             if s["op"] == "PRB":
                 assert {"pattern", "mac"} <= set(s["units"]), s
-                assert max(s["busy"]["pattern"], s["busy"]["mac"]) <= s["cycles"]
+                assert max(s["busy"]["pattern"], s["busy"]["mac"]) <= s["engine_cycles"]
         assert prev_end == ir.cycles
 
 
