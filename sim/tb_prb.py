@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """cocotb testbench: one whole PRB layer on the PRBDatapath against the integer reference.
 
 ``y = requant(pattern_conv_acc(x, B) * M_a + int_conv_acc(x, W1x1) * M_b + B, S, 0, 2^a - 1)``
