@@ -152,8 +152,8 @@ def cmd_demo(a) -> int:
     qpath = path.with_name(path.stem + "_q.pt")
     if qpath.is_file():
         graph = quantize.load_graph(qpath)
-        _, qck = checkpoint.load(qpath)
-        print(f"== integer model {qpath.name}: made by `{qck['metadata'].get('history', ['?'])[-1]}`")
+        made_by = checkpoint.read(qpath)["metadata"].get("history", ["?"])[-1]  # metadata only: no model build
+        print(f"== integer model {qpath.name}: made by `{made_by}`")
     else:
         print(f"== {qpath.name} not found: quantizing on {a.calib} training images")
         cx = quantize.calibration_images("fashion-mnist", a.data, a.calib)
