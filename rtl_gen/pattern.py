@@ -1,13 +1,13 @@
 """PatternEngine: binarized k×k convolution on LUT logic, bit-serial over activation bit-planes."""
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, ResetSignal, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .arith import check_int, column_sum, signed_bits
+from .arith import check_int, column_sum, popcount_word, signed_bits
 
 __all__ = ["PatternEngine"]
 
@@ -58,6 +58,13 @@ class PatternEngine(wiring.Component):
         of ``cin``); sizes the accumulator. ``max_cin == cin`` omits the chunk accumulator.
     pattern_depth : int
         Words in the pattern memory (one word = the patterns of all lanes for one beat).
+    netlist : str
+        ``"lut"`` (default; what synthesis gets): product flip-flops with the pattern bit on
+        their reset, popcounts as LUT6 counter trees. ``"word"``: the same registers, cycle
+        behaviour and numbers, written as word-level logic (``y = ~B & x_b`` per lane, SWAR
+        popcounts, :func:`~rtl_gen.arith.popcount_word`) so that a Verilator model of a large
+        engine runs ~100x faster; whole-network simulations use it. The tests run both forms
+        bit-exact against the reference.
 
     Attributes
     ----------
@@ -72,8 +79,10 @@ class PatternEngine(wiring.Component):
     """
 
     def __init__(self, *, lanes: int, k: int, cin: int, groups: int = 1, a_bits: int = 8,
-                 max_cin: int | None = None, pattern_depth: int = 16):
+                 max_cin: int | None = None, pattern_depth: int = 16, netlist: str = "lut"):
         check_int("lanes", lanes, 1)
+        if netlist not in ("lut", "word"):
+            raise ValueError(f"netlist must be 'lut' or 'word', not {netlist!r}")
         check_int("k", k)
         if k not in (3, 5, 7):
             raise ValueError(f"k must be one of 3, 5, 7, not {k}")
@@ -90,6 +99,7 @@ class PatternEngine(wiring.Component):
         check_int("pattern_depth", pattern_depth, 1)
         self._lanes, self._k, self._cin, self._groups = lanes, k, cin, groups
         self._a_bits, self._max_cin, self._pattern_depth = a_bits, max_cin, pattern_depth
+        self._netlist = netlist
         n = cin * k * k
         # Proven bounds: one beat |s| <= n*(2^a-1); a whole group |acc| <= max_cin*k*k*(2^a-1).
         self._beat_width = signed_bits(n * (2 ** a_bits - 1))
@@ -110,6 +120,7 @@ class PatternEngine(wiring.Component):
     max_cin = property(lambda self: self._max_cin, doc="Largest input channels per group.")
     pattern_depth = property(lambda self: self._pattern_depth, doc="Pattern memory words.")
     acc_width = property(lambda self: self._acc_width, doc="Accumulator width (bits, signed).")
+    netlist = property(lambda self: self._netlist, doc='``"lut"`` or ``"word"`` (see above).')
 
     @property
     def channels(self) -> int:
@@ -240,13 +251,23 @@ class PatternEngine(wiring.Component):
                 p_first.eq(b_first),
                 p_last.eq(b_last),
             ]
+        word = self._netlist == "word"
         for g in range(groups):
             xg = [plane[t_][g * cin + c] for c in range(cin) for t_ in range(taps)]  # c*k*k + t
-            pc_all = column_sum(m, [xg], name=f"pcx{g}")
+            if word:
+                xg_word = Signal(n, name=f"xg{g}")
+                m.d.comb += xg_word.eq(Cat(*xg))
+                pc_all = popcount_word(xg_word, n)
+            else:
+                pc_all = column_sum(m, [xg], name=f"pcx{g}")
             with m.If(advance):
                 m.d.sync += e[g].eq(pc_all + Mux(b_plane == 0, 2 * n, 0))
             for l in range(g * lanes_per_group, (g + 1) * lanes_per_group):
                 pat = b_pattern[l]
+                if word:
+                    # reset (pattern bit) wins over enable, as in the flip-flop form
+                    m.d.sync += y[l].eq(~pat & Mux(advance, xg_word, y[l]))
+                    continue
                 for i in range(n):
                     # written as "reset wins over enable": maps onto FDRE (R = pattern bit)
                     with m.If(pat[i]):
@@ -258,9 +279,12 @@ class PatternEngine(wiring.Component):
         for l in range(lanes):
             g = l // lanes_per_group
             ey = e[g]
-            cols = [[ey[0]], [~y[l][i] for i in range(n)] + [ey[1]]]
-            cols += [[ey[j]] for j in range(2, len(ey))]
-            q = column_sum(m, cols, name=f"q{l}")
+            if word:
+                q = ey + ((n - popcount_word(y[l], n)) << 1)
+            else:
+                cols = [[ey[0]], [~y[l][i] for i in range(n)] + [ey[1]]]
+                cols += [[ey[j]] for j in range(2, len(ey))]
+                q = column_sum(m, cols, name=f"q{l}")
             total = Signal(signed(width), name=f"tnext{l}", attrs={"keep": 1})
             m.d.comb += total.eq((t[l] << 1) + q)
             beat_sum.append(total)

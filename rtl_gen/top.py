@@ -142,6 +142,10 @@ class Accelerator(wiring.Component):
         Memory writes baked into a boot ROM and replayed after reset (standalone use without a
         host: ``sim.top_driver.memory_writes(build_dir)``). This keeps a second copy of the
         images on chip (the engines' memories are written through their write ports).
+    netlist : str
+        The pattern engine's form: ``"lut"`` (synthesis, the default) or ``"word"`` (the same
+        registers and numbers as word-level logic; whole-network simulations use it for
+        speed). See :class:`~rtl_gen.pattern.PatternEngine`.
 
     Attributes
     ----------
@@ -167,7 +171,7 @@ class Accelerator(wiring.Component):
         Host-link bytes of ``STORE`` (int64 logits, little-endian).
     """
 
-    def __init__(self, config: TopConfig, boot: list | None = None):
+    def __init__(self, config: TopConfig, boot: list | None = None, netlist: str = "lut"):
         if not isinstance(config, TopConfig):
             raise TypeError(f"config must be a TopConfig, not {config!r}")
         for name in ("lanes", "pe_cin", "mac_cols"):
@@ -181,7 +185,8 @@ class Accelerator(wiring.Component):
         self._boot = list(boot) if boot else []
         max_cin = max(c.pe_cin, -(-c.max_channels // c.pe_cin) * c.pe_cin)
         self._pe = PatternEngine(lanes=c.lanes, k=c.k_max, cin=c.pe_cin, groups=1, a_bits=c.a_bits,
-                                 max_cin=max_cin, pattern_depth=max(2, c.pattern_words))
+                                 max_cin=max_cin, pattern_depth=max(2, c.pattern_words),
+                                 netlist=netlist)
         self._ma = MacArray(rows=c.lanes, cols=c.mac_cols, packed=c.packed,
                             weight_depth=max(2, c.weight_words))
         self._pp = PostProcess(lanes=c.lanes, inputs=2, acc_width=32, out_width=9,

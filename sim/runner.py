@@ -47,13 +47,19 @@ def _waves() -> bool:
     return os.environ.get("WAVES", "0") not in ("", "0")
 
 
-def build_component(component, tag: str):
+def build_component(component, tag: str, speed: bool = False):
     """Write ``component``'s Verilog and build it; return ``(runner, build_dir)``.
 
     ``tag`` names the configuration (it must differ between differently parameterized
-    components); the build directory is ``build/sim/<sim>/<tag>``.
+    components); the build directory is ``build/sim/<sim>/<tag>``. ``speed`` (Verilator) builds
+    for long simulations: only the top module's ports are visible to the testbench (no
+    ``--public-flat-rw``, so Verilator may optimize the internals), Verilator ``-O3`` and the
+    C++ at ``-O2`` (``SEPHW_VERILATOR_SPEED_OPT``); the build takes longer, the model runs
+    many times faster.
     """
     sim = simulator()
+    if speed and sim == "verilator":
+        tag += "_speed"
     build_dir = BUILD_ROOT / sim / tag
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{TOPLEVEL}.v"
@@ -64,8 +70,9 @@ def build_component(component, tag: str):
     if sim == "verilator":
         setup_verilator()
         # Amaranth's Verilog is width-exact but not lint-clean in Verilator's eyes
-        build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O1"]
+        build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3" if speed else "-O1"]
         runner = _Verilator()
+        runner.speed = speed
         runner.assume_old = _RUNTIME_OBJECTS if _reuse_runtime_objects(build_dir) else ()
     else:
         runner = get_runner(sim)
@@ -94,15 +101,22 @@ class _Verilator(Verilator):
     - ``OPT_FAST``/``OPT_SLOW`` (``SEPHW_VERILATOR_OPT``, default ``-O0``): the model C++ with
       cocotb's ``--public-flat-rw`` is large and our simulations are short, so compile time
       dominates (the PRB datapath: ~45 s at -O0 against ~3 min at the default -Os);
+    - ``speed`` builds (:func:`build_component`): top-level ports public only, ``-O2``;
     - ``--assume-old`` for runtime objects copied from the cache (they depend on Vtop.mk,
       which every verilator run rewrites).
     """
 
     assume_old = ()
+    speed = False
 
     def _build_command(self):
         cmds = super()._build_command()
-        opt = os.environ.get("SEPHW_VERILATOR_OPT", "-O0")
+        if self.speed:
+            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+            cmds[0][cmds[0].index("--vpi") + 1:cmds[0].index("--vpi") + 1] = ["--public-depth", "1"]
+            opt = os.environ.get("SEPHW_VERILATOR_SPEED_OPT", "-O2")
+        else:
+            opt = os.environ.get("SEPHW_VERILATOR_OPT", "-O0")
         cmds[-1] = list(cmds[-1]) + [
             "CFG_CXXFLAGS_PCH_I=-include", f"OPT_FAST={opt}", f"OPT_SLOW={opt}",
         ] + [f"--assume-old={name}" for name in self.assume_old]
@@ -132,14 +146,16 @@ def _share_runtime_objects(build_dir: Path) -> None:
             shutil.copy(build_dir / name, cache / name)
 
 
-def run_testbench(component, tag: str, test_module: str, case: dict, testcase: str | None = None):
-    """Build ``component`` (cached per ``tag``) and run cocotb ``test_module`` with ``case``.
+def run_testbench(component, tag: str, test_module: str, case: dict, testcase: str | None = None,
+                  speed: bool = False):
+    """Build ``component`` (cached per ``tag``; ``speed``: see :func:`build_component`) and run
+    cocotb ``test_module`` with ``case``.
 
     ``case`` is a JSON-serializable dict handed to the testbench (``SEPHW_TB_CASE``); it must
     hold everything the testbench needs to rebuild the component's layouts and the stimulus.
     Raises ``AssertionError`` when a cocotb test fails.
     """
-    runner, build_dir = build_component(component, tag)
+    runner, build_dir = build_component(component, tag, speed=speed)
     digest = hashlib.sha1(json.dumps(case, sort_keys=True).encode()).hexdigest()[:10]
     test_dir = build_dir / f"run_{digest}"
     if test_dir.exists():

