@@ -3,8 +3,9 @@
 For each model: compile time, cycles per inference from the compiler's cycle model of the RTL
 top as built (docs/isa.md; equal to Verilator's count on the whole-SEP-Net test), the
 engine-level (ideal overlay) cycles, FPS at the board clock, engine utilization, and the
-LUT/FF/DSP/BRAM estimate against the part. With ``--simulate N`` the shipped model also runs
-N test images on the top in Verilator: measured cycles, bit-exact logits and simulation speed.
+LUT/FF/DSP/BRAM estimate against the part. With ``--simulate N`` each model also runs N images
+on the top in Verilator (:func:`simulate_build`): measured cycles, bit-exact logits and
+simulation speed.
 
 Run: .venv/bin/python bench/bench_compile.py [--board arty-a7-35] [--simulate 1]
 """
@@ -38,10 +39,45 @@ def resnet20_graph() -> "quantize.IntGraph":
     return quantize.quantize(m, calib)
 
 
+def simulate_build(out: Path, graph, n: int, real_data: bool) -> dict:
+    """``n`` images on the RTL top in Verilator (word-form pattern engine, speed build): the
+    shipped model on Fashion-MNIST test images through `sephw simulate`, the ResNet-20 pattern
+    network (random weights, no CIFAR-10 here) on random uint8 images; every logit against
+    sephw.reference."""
+    if real_data:
+        import contextlib
+        import io
+
+        from sephw.cli import build_parser
+        buf = io.StringIO()
+        args = build_parser().parse_args(["simulate", str(out), "--images", str(n), "--json"])
+        t1 = time.perf_counter()
+        with contextlib.redirect_stdout(buf):
+            rc = args.func(args)
+        sim = json.loads(buf.getvalue())
+        sim.pop("instruction_cycles", None)
+        return {**sim, "rc": rc, "wall_seconds_incl_build": round(time.perf_counter() - t1, 1)}
+    from sephw import reference
+    from sim.top_driver import run_top
+    c, h, w = json.loads((out / "manifest.json").read_text())["input"]["shape"]
+    x = torch.randint(0, 256, (n, c, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    exp = reference.run(graph, x)
+    t1 = time.perf_counter()
+    r = run_top(out, x.numpy(), exp.numpy())
+    secs = time.perf_counter() - t1
+    cyc = sum(r["cycles"]) / len(r["cycles"])
+    rep = json.loads((out / "report.json").read_text())
+    return {"images": n, "data": "random uint8 images (random weights)",
+            "bit_exact_images": sum(int(got == [int(v) for v in e]) for got, e in zip(r["logits"], exp.tolist())),
+            "cycles_per_inference": cyc, "cycles": r["cycles"], "predicted_cycles": rep["cycles_per_inference"],
+            "measured_over_predicted": cyc / rep["cycles_per_inference"], "fps": rep["clock_hz"] / cyc,
+            "wall_seconds_incl_build": round(secs, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--board", default="arty-a7-35")
-    ap.add_argument("--simulate", type=int, default=0, help="run N test images of the shipped model on the top")
+    ap.add_argument("--simulate", type=int, default=0, help="run N images of each model on the RTL top in Verilator")
     a = ap.parse_args()
     cases = {"sepnet_fmnist (shipped)": quantize.load_graph(ROOT / "models" / "sepnet_fmnist_q.pt"),
              "resnet20 pattern (CIFAR shape)": resnet20_graph()}
@@ -63,18 +99,8 @@ def main() -> None:
             res["compile_seconds_wall"] = round(secs, 2)
             from rtl_gen.top import check_program
             res["top_refuses"] = check_program(out)  # instructions the RTL top does not implement
-            if a.simulate and name.startswith("sepnet"):
-                from sephw.cli import build_parser
-                import io
-                import contextlib
-                buf = io.StringIO()
-                args = build_parser().parse_args(["simulate", str(out), "--images", str(a.simulate), "--json"])
-                t1 = time.perf_counter()
-                with contextlib.redirect_stdout(buf):
-                    rc = args.func(args)
-                sim_secs = time.perf_counter() - t1
-                sim = json.loads(buf.getvalue())
-                res["simulation"] = {**sim, "rc": rc, "wall_seconds_incl_build": round(sim_secs, 1)}
+            if a.simulate:
+                res["simulation"] = simulate_build(out, graph, a.simulate, real_data=name.startswith("sepnet"))
             results[name] = res
             r, u = rep["resources"], rep["utilization"]
             meas = res.get("simulation", {}).get("cycles_per_inference")

@@ -11,4 +11,10 @@ Engines (each a :class:`amaranth.lib.wiring.Component` with :mod:`amaranth.lib.s
 - :class:`rtl_gen.prb.PRBDatapath`: the PRB co-design datapath (all four, wired together).
 - :class:`rtl_gen.top.Accelerator`: the accelerator top: sequencer running a compiled Program
   over the engines and the on-chip memories.
+- :class:`rtl_gen.uart.UartTx` / :class:`rtl_gen.uart.UartRx`: 8N1 UART with a fractional baud
+  generator.
+- :class:`rtl_gen.hostlink.HostLink`: the host link of docs/protocol.md around the accelerator
+  top (frame receiver, command executor, reply builder).
+- :class:`rtl_gen.board.BoardTop`: HostLink on an amaranth-boards platform (clock, UART pins,
+  LEDs); :mod:`rtl_gen.synth`: Yosys synth_xilinx resource counts.
 """

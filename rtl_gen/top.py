@@ -32,7 +32,6 @@ must be unsigned: :func:`check_program` checks both before a run.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,7 +43,7 @@ from amaranth.utils import ceil_log2, exact_log2
 
 from sephw.compiler.isa import (FIELDS, FLAG_B_PATTERN, FLAG_FINAL, FLAG_SKIP_IDENTITY, Op)
 
-from .arith import check_int, signed_bits
+from .arith import check_int
 from .macarray import MacArray
 from .pattern import PatternEngine
 from .postprocess import PostProcess

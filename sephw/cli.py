@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "sepnet_fmnist.pt"
@@ -57,7 +56,11 @@ def cmd_binarize(a) -> int:
 
 def cmd_refine(a) -> int:
     from .train import run_refine
-    run_refine(Path(a.model), Path(a.output), a.dataset, a.data, _cfg(a), resume=a.resume)
+    cfg = _cfg(a)
+    if a.teacher:
+        cfg.kd_weight, cfg.kd_temp = a.kd_weight, a.kd_temp
+    run_refine(Path(a.model), Path(a.output), a.dataset, a.data, cfg, resume=a.resume,
+               teacher=Path(a.teacher) if a.teacher else None)
     return 0
 
 
@@ -135,7 +138,8 @@ def cmd_boards(a) -> int:
 
 def cmd_demo(a) -> int:
     """The main job on the shipped model (see README): float and integer accuracy, size table,
-    and, when the quantized checkpoint is present, the compile report for the chosen board."""
+    compile for the board, the board build's resource estimate, and inference on the simulated
+    board through the host driver (bit-exact check, measured cycles, FPS)."""
     from . import checkpoint, data, quantize
     from .train import evaluate
     path = Path(a.model)
@@ -161,15 +165,39 @@ def cmd_demo(a) -> int:
     iacc = quantize.evaluate_integer(graph, x, y, progress=True)
     print(f"== integer reference (sephw.reference, bit-exact hardware contract): test accuracy "
           f"{iacc * 100:.2f}% ({(acc - iacc) * 100:.2f} points below float)")
-    from .compiler import compile_graph
     import boards
+
+    from .compiler import compile_graph
     board = boards.get(a.board)
-    with tempfile.TemporaryDirectory() as tmp:
-        _, rep = compile_graph(graph, board, Path(tmp) / "build")
-    print(f"== compiled for {board.name} ({board.part}, {board.clock_hz / 1e6:.0f} MHz; predicted by the "
-          f"schedule model): {rep['cycles_per_inference']:,} cycles/inference, {rep['fps']:,.0f} FPS, "
-          f"on-chip {rep['onchip_bytes']:,} of {rep['onchip_budget_bytes']:,} bytes")
-    return 0
+    build = Path(a.build)
+    _, rep = compile_graph(graph, board, build)
+    print(f"== compiled for {board.name} ({board.part}, {board.clock_hz / 1e6:.0f} MHz) into {build}: "
+          f"{rep['instructions']} instructions; predicted {rep['cycles_per_inference']:,} cycles/inference, "
+          f"{rep['fps']:,.0f} FPS; on-chip {rep['onchip_bytes']:,} of {rep['onchip_budget_bytes']:,} bytes")
+    est = None
+    if not a.no_synth:
+        from .boardbuild import board_build
+        bb = board_build(build, board, synth=True, log=lambda s: print("   " + s, flush=True))
+        est = bb.get("estimate")
+    if a.images <= 0:
+        return 0
+    from .run import run_on_device
+    print(f"== inference on the simulated {board.name} (Verilator model of the top behind its UART, "
+          f"driven through host.device.Device like a real board: --port sim:{build})", flush=True)
+    r = run_on_device(build, f"sim:{build}", a.images, a.data, log=lambda s: print("   " + s, flush=True))
+    meas = sum(r["compute_cycles"]) / max(1, len(r["compute_cycles"]))
+    clock = r["device"]["clock_hz"]
+    print(f"== {r['bit_exact_images']}/{r['images']} images bit-exact (every logit equal to sephw.reference); "
+          f"accuracy {r['accuracy'] * 100:.2f}% on {r['images']} test images (reference {r['reference_accuracy'] * 100:.2f}%)")
+    print(f"== measured {meas:,.0f} cycles/inference (predicted {r['predicted_cycles']:,}) = "
+          f"{meas / clock * 1e3:.3f} ms, {clock / meas:,.0f} FPS at {clock / 1e6:g} MHz; link "
+          f"{r['link_bytes_per_image']:,} bytes/image = {r['link_s_per_image'] * 1e3:.2f} ms at {r['device']['baud']:,} baud")
+    if est:
+        b = est["budget"]
+        print(f"== resource estimate (Yosys synth_xilinx of the board top incl. UART link): LUT {est['lut']:,}/{b['lut']:,}, "
+              f"FF {est['ff']:,}/{b['ff']:,}, DSP {est['dsp']}/{b['dsp']}, BRAM36 {est['bram_blocks']}/{b['bram_blocks']} "
+              f"({'fits' if est['fits'] else 'does NOT fit'} {board.part})")
+    return 0 if r["bit_exact_images"] == r["images"] else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(r)
     r.add_argument("-o", "--output", required=True)
     _fit_args(r, epochs=10, lr=0.01, wd=5e-5)
+    r.add_argument("--teacher", default=None, help="distill from this checkpoint's logits (e.g. the full model)")
+    r.add_argument("--kd-weight", type=float, default=0.7, help="weight of the distillation term (with --teacher)")
+    r.add_argument("--kd-temp", type=float, default=4.0, help="distillation temperature (with --teacher)")
     r.set_defaults(func=cmd_refine)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint")
@@ -226,12 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data", default=None)
     d.add_argument("--board", default="arty-a7")
     d.add_argument("--calib", type=int, default=2000, help="calibration images when no _q checkpoint ships")
+    d.add_argument("--build", default="build/demo", help="build directory for the compiled model")
+    d.add_argument("--images", type=int, default=100, help="test images run on the simulated board (0: none)")
+    d.add_argument("--no-synth", action="store_true", help="skip the board build's Yosys resource estimate")
     d.set_defaults(func=cmd_demo)
 
-    from . import compiler, quantize, simulate
+    from . import compiler, quantize, run, simulate
     quantize.register_cli(sub)
     compiler.register_cli(sub)
     simulate.register_cli(sub)
+    run.register_cli(sub)
     return p
 
 

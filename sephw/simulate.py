@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import yaml
 
-__all__ = ["load_build_graph", "simulate", "register_cli", "write_top_verilog"]
+__all__ = ["load_build_graph", "simulate", "register_cli", "test_images_and_reference", "write_top_verilog"]
 
 
 def load_build_graph(build_dir):
@@ -42,22 +42,32 @@ def write_top_verilog(build_dir, bake: bool = False) -> Path:
     return d / "top.v"
 
 
-def simulate(build_dir, n_images: int, data_root: str | None = None, log=print) -> dict:
-    """Run ``n_images`` test images on the RTL; returns the summary dict."""
+def test_images_and_reference(build_dir, n_images: int, data_root: str | None = None, log=print,
+                              steps: int = 4):
+    """The first ``n_images`` test images of the build's dataset (manifest, else the IntGraph's
+    metadata, else Fashion-MNIST) and their logits from sephw.reference:
+    ``(dataset, images (N, C, H, W) uint8, labels, expected logits int64)``."""
     from . import data, reference
-    from sim.top_driver import run_top
     d = Path(build_dir)
     man = json.loads((d / "manifest.json").read_text())
-    rep = json.loads((d / "report.json").read_text())
     g = load_build_graph(d)
     ds = man.get("dataset") or g.meta.get("dataset") or "fashion-mnist"
-    log(f"[1/4] loading {n_images} {ds} test images")
+    log(f"[1/{steps}] loading {n_images} {ds} test images")
     x, y = data.load(ds, "test", data_root)
     x, y = x[:n_images], y[:n_images]
     if x.dim() == 3:
         x = x[:, None]
-    log(f"[2/4] integer reference on {len(x)} images")
-    exp = reference.run(g, x)
+    log(f"[2/{steps}] integer reference on {len(x)} images")
+    return ds, x, y, reference.run(g, x)
+
+
+def simulate(build_dir, n_images: int, data_root: str | None = None, log=print) -> dict:
+    """Run ``n_images`` test images on the RTL; returns the summary dict."""
+    from sim.top_driver import run_top
+    d = Path(build_dir)
+    man = json.loads((d / "manifest.json").read_text())
+    rep = json.loads((d / "report.json").read_text())
+    ds, x, y, exp = test_images_and_reference(d, n_images, data_root, log, steps=4)
     log(f"[3/4] building the top for engine config {man['engine_config_hash']} and simulating "
         f"(Verilator build: minutes the first time, cached in build/sim)")
     t0 = time.perf_counter()

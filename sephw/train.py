@@ -37,6 +37,21 @@ class FitConfig:
     seed: int = 0
     augment: bool = True
     limit: int | None = None  # use only the first N training images (tests, smoke runs)
+    kd_weight: float = 0.0    # distillation: weight of the teacher term (0: plain cross-entropy)
+    kd_temp: float = 4.0      # distillation temperature
+
+
+def distillation_loss(out: torch.Tensor, teacher_out: torch.Tensor, y: torch.Tensor, weight: float,
+                      temp: float) -> torch.Tensor:
+    """Knowledge distillation (Hinton et al. 2015): ``(1 - weight) * CE(out, y) + weight * T^2 *
+    KL(softmax(teacher/T) || softmax(out/T))``; the ``T^2`` keeps the soft term's gradient scale
+    independent of the temperature."""
+    ce = F.cross_entropy(out, y)
+    if weight == 0:
+        return ce
+    kl = F.kl_div(F.log_softmax(out / temp, 1), F.log_softmax(teacher_out / temp, 1), log_target=True,
+                  reduction="batchmean")
+    return (1 - weight) * ce + weight * temp * temp * kl
 
 
 def dist_info() -> tuple[int, int]:
@@ -65,8 +80,11 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
 
 def fit(model: nn.Module, params, train_x: torch.Tensor, train_y: torch.Tensor, cfg: FitConfig,
         resume_path: Path | None = None, test: tuple[torch.Tensor, torch.Tensor] | None = None,
-        log=print, resume: bool = True) -> list[dict]:
+        log=print, resume: bool = True, teacher: nn.Module | None = None) -> list[dict]:
     """SGD (momentum, cosine learning rate per step) over ``params`` for ``cfg.epochs``.
+
+    With ``teacher`` (a model in eval mode, no gradients) and ``cfg.kd_weight > 0`` the loss is
+    :func:`distillation_loss` against the teacher's logits on the same augmented batch.
 
     Rank 0 writes its state to ``resume_path`` after every epoch; the state is read back only
     when ``resume`` is true (``--resume``), so a stale file never changes a fresh run.
@@ -113,7 +131,12 @@ def fit(model: nn.Module, params, train_x: torch.Tensor, train_y: torch.Tensor, 
             x = data.to_model_input(xb)
             y = train_y[idx]
             out = net(x)
-            loss = F.cross_entropy(out, y)
+            if teacher is not None and cfg.kd_weight > 0:
+                with torch.no_grad():
+                    t_out = teacher(x)
+                loss = distillation_loss(out, t_out, y, cfg.kd_weight, cfg.kd_temp)
+            else:
+                loss = F.cross_entropy(out, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -197,8 +220,10 @@ def run_binarize(src: Path, out: Path, scope: str, dataset: str | None, root: st
 
 
 def run_refine(src: Path, out: Path, dataset: str | None, root: str | None, cfg: FitConfig,
-               resume: bool = False, log=print) -> dict:
-    """``sephw refine``: fine-tune alpha, non-binarized weights and BN with the patterns frozen."""
+               resume: bool = False, log=print, teacher: Path | None = None) -> dict:
+    """``sephw refine``: fine-tune alpha, non-binarized weights and BN with the patterns frozen;
+    with ``teacher`` (a checkpoint, usually the full-precision model the patterns came from)
+    the loss distills its logits (``cfg.kd_weight``, ``cfg.kd_temp``)."""
     torch.manual_seed(cfg.seed)
     model, ck = checkpoint.load(src)
     if not bz.binarized_scope(model):
@@ -211,8 +236,18 @@ def run_refine(src: Path, out: Path, dataset: str | None, root: str | None, cfg:
     vx, vy = data.load(ds, "test", root)
     rank, _ = dist_info()
     state = out.with_name(out.name + ".resume")
+    tmodel = None
+    if teacher is not None:
+        tmodel, _ = checkpoint.load(teacher)
+        tmodel.eval()
+        for p_ in tmodel.parameters():
+            p_.requires_grad_(False)
+        if cfg.kd_weight <= 0:
+            raise ValueError("--teacher needs --kd-weight > 0")
+        log(f"distilling from {teacher} (weight {cfg.kd_weight}, temperature {cfg.kd_temp})")
     hist = fit(model, bz.refine_parameters(model), tx, ty, cfg,
-               resume_path=state if resume or rank == 0 else None, test=(vx, vy), log=log, resume=resume)
+               resume_path=state if resume or rank == 0 else None, test=(vx, vy), log=log, resume=resume,
+               teacher=tmodel)
     if rank == 0:
         acc = evaluate(model, vx, vy)
         meta["history"] = list(meta.get("history", [])) + [command_line()]

@@ -73,7 +73,7 @@ async def network_matches_reference(dut):
     results = {"logits": [], "cycles": [], "matches": [], "instruction_cycles": []}
     for n, img in enumerate(case["images"]):
         tx = []
-        collector = cocotb.start_soon(collect_tx(dut, classes * 8, tx))
+        cocotb.start_soon(collect_tx(dut, classes * 8, tx))
         feeder = cocotb.start_soon(feed_rx(dut, img))
         pcs = [(0, 0)]
         pc_rec = cocotb.start_soon(record_pc(dut, pcs))

@@ -43,3 +43,24 @@ def make_fmnist_like(root: Path, n_train: int = 256, n_test: int = 128, seed: in
 @pytest.fixture
 def fmnist_dir(tmp_path) -> Path:
     return make_fmnist_like(tmp_path / "fmnist")
+
+
+# The small SEP-Net the RTL tests share: SEP-Net-small structure (random weights, width 0.25,
+# 1 input channel, 8x8 input, 10 classes), compiled for arty-a7-35 on a small fixed overlay so
+# the simulator builds stay short.
+SMALL_ENGINE = dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=1)
+
+
+@pytest.fixture(scope="session")
+def sepnet_build(tmp_path_factory):
+    """``(IntGraph, build_dir, report)`` of the small SEP-Net on the small overlay."""
+    from sephw import binarize, models, quantize
+    from sephw.compiler import compile_graph
+    torch.manual_seed(0)
+    m = models.build("sepnet-small", in_channels=1, num_classes=10, stem="small", width=0.25).eval()
+    binarize.binarize_model(m)
+    calib = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    g = quantize.quantize(m, calib)
+    d = tmp_path_factory.mktemp("sepnet_small_build")
+    _, rep = compile_graph(g, "arty-a7-35", d, engine=SMALL_ENGINE)
+    return g, d, rep

@@ -161,12 +161,13 @@ def test_addresses_do_not_overlap(builds, board):
             if la[1] < lb[0] or lb[1] < la[0]:
                 continue
             assert a["base"] + a["bytes"] <= b["base"] or b["base"] + b["bytes"] <= a["base"], (a["name"], b["name"])
-    # word addresses of different layers do not overlap: every word of each memory is used once
-    used = {"patterns": [], "weights": []}
+    # pattern words of different tiles do not overlap: a word belongs to one (layer, channel
+    # block); row bands of the same tile read the same words again
+    owner = {}
     for ins in decode_program((d / "program.bin").read_bytes()):
         if ins.op in (Op.CONV_PATTERN, Op.PRB) or (ins.op == Op.RESADD and ins.flags & 32):
-            used["patterns"].append(ins.wa)
-    assert len(used["patterns"]) == len(set(used["patterns"]))
+            assert owner.setdefault(ins.wa, (ins.layer, ins.c0)) == (ins.layer, ins.c0), ins
+    assert owner
 
 
 def test_prb_runs_both_engines_on_the_same_tile(builds):
@@ -313,7 +314,7 @@ def test_row_bands_with_halos_when_maps_do_not_fit(sepnet112):
     full = passes.compile_ir(sepnet112, a100)
     assert full.bands == 1
     ir = None
-    for blocks in range(full.memory_blocks["block_ram"] - 1, 40, -3):
+    for blocks in range(math.ceil(full.memory_blocks["block_ram"]) - 1, 40, -3):
         b = dataclasses.replace(a100, resources=dict(a100.resources, bram_blocks=blocks))
         try:
             ir = passes.compile_ir(sepnet112, b)
@@ -386,15 +387,21 @@ def test_cli_compile(sepnet, tmp_path, monkeypatch, capsys):
     sub = p.add_subparsers(dest="command", required=True)
     register_cli(sub)
     out = tmp_path / "build"
-    a = p.parse_args(["compile", str(ck), "--board", "arty-a7", "-o", str(out), "--no-synth"])
+    from sephw import boardbuild
+    tops, boards_ = [], []
+    # the top's Verilog and the board build run for real in tests/test_rtl_top.py and
+    # tests/test_board_build.py; here only that compile calls them with the right arguments
+    monkeypatch.setattr(simulate, "write_top_verilog", lambda d, bake=False: tops.append((d, bake)) or out / "top.v")
+    monkeypatch.setattr(boardbuild, "board_build",
+                        lambda d, b, synth=True, baud=None: boards_.append((d, b, synth, baud)) or {})
+    a = p.parse_args(["compile", str(ck), "--board", "arty-a7", "-o", str(out), "--no-board"])
     assert a.func(a) == 0
     assert json.loads((out / "report.json").read_text())["board"] == "arty-a7-35"
-    assert not (out / "top.v").exists()
-    # without --no-synth the top's Verilog is written (the generator itself is exercised by
-    # tests/test_rtl_top.py; here only that compile calls it for the build directory)
-    calls = []
-    monkeypatch.setattr(simulate, "write_top_verilog", lambda d, bake=False: calls.append(d) or out / "top.v")
-    a = p.parse_args(["compile", str(ck), "--board", "arty-a7", "-o", str(out)])
+    assert tops == [(str(out), False)] and boards_ == []
+    a = p.parse_args(["compile", str(ck), "--board", "arty-a7", "-o", str(out), "--no-synth", "--baud", "1000000"])
     assert a.func(a) == 0
-    assert calls == [str(out)]
-    assert "board build" in capsys.readouterr().out
+    assert boards_ == [(str(out), "arty-a7", False, 1000000)]
+    a = p.parse_args(["compile", str(ck), "--board", "arty-a7", "-o", str(out), "--bake-images"])
+    assert a.func(a) == 0
+    assert tops[-1] == (str(out), True) and boards_[-1] == (str(out), "arty-a7", True, None)
+    assert "sephw simulate" in capsys.readouterr().out

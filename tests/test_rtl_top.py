@@ -13,23 +13,10 @@ import pytest
 import torch
 import yaml
 
-from sephw import binarize, data, models, quantize, reference
+from sephw import data, reference
 from sephw.cli import build_parser
-from sephw.compiler import Op, compile_graph, decode_program
+from sephw.compiler import Op, decode_program
 
-ENGINE = dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=1)
-
-
-@pytest.fixture(scope="module")
-def sepnet_build(tmp_path_factory):
-    torch.manual_seed(0)
-    m = models.build("sepnet-small", in_channels=1, num_classes=10, stem="small", width=0.25).eval()
-    binarize.binarize_model(m)
-    calib = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    g = quantize.quantize(m, calib)
-    d = tmp_path_factory.mktemp("sepnet_top")
-    ir, rep = compile_graph(g, "arty-a7-35", d, engine=ENGINE)
-    return g, d, rep
 
 
 def test_whole_sepnet_bit_exact(sepnet_build, monkeypatch, capsys):

@@ -79,6 +79,29 @@ def test_cli_train_binarize_refine_eval_info(fmnist_dir, tmp_path, capsys):
     assert main(["info", str(ref), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["weights"] == 60_944 and info["effective_params"] < info["weights"]
+    # refine distilling from the full model: runs, records itself, keeps the patterns frozen
+    kd = tmp_path / "kd.pt"
+    assert main(["refine", str(binz), "--data", str(fmnist_dir), "--epochs", "1", "--batch-size", "32",
+                 "--teacher", str(full), "--kd-weight", "0.5", "-o", str(kd)]) == 0
+    assert "--teacher" in checkpoint.load(kd)[1]["metadata"]["history"][-1]
+    bs, ks = checkpoint.load(binz)[0].state_dict(), checkpoint.load(kd)[0].state_dict()
+    pats = [k for k in bs if k.endswith(".pattern")]
+    assert pats and all(torch.equal(bs[k], ks[k]) for k in pats)
+
+
+def test_distillation_loss():
+    from sephw.train import distillation_loss
+    g = torch.Generator().manual_seed(3)
+    out, t = torch.randn(8, 10, generator=g), torch.randn(8, 10, generator=g)
+    y = torch.randint(0, 10, (8,), generator=g)
+    ce = torch.nn.functional.cross_entropy(out, y)
+    assert torch.equal(distillation_loss(out, t, y, 0.0, 4.0), ce)
+    # a student equal to its teacher: the soft term is zero
+    assert torch.allclose(distillation_loss(out, out, y, 0.7, 4.0), 0.3 * ce, atol=1e-6)
+    # otherwise positive, scaled by T^2
+    kl = distillation_loss(out, t, y, 1.0, 2.0)
+    ref = (torch.softmax(t / 2, 1) * (torch.log_softmax(t / 2, 1) - torch.log_softmax(out / 2, 1))).sum(1).mean() * 4
+    assert torch.allclose(kl, ref, atol=1e-5) and kl > 0
 
 
 def test_cli_errors_are_clear(tmp_path, capsys):

@@ -2,8 +2,9 @@
 images and a report (docs/isa.md); the RTL top that runs the Program is rtl_gen/top.py.
 
 The passes are the explicit list :data:`sephw.compiler.passes.PIPELINE`; :func:`compile_graph`
-runs them and :func:`sephw.compiler.emit.write_build` writes the build directory. Board builds are
-not implemented yet.
+runs them and :func:`sephw.compiler.emit.write_build` writes the build directory; the board
+build (Vivado project + Yosys estimate, or the ECP5 open flow to a bitstream) is
+:func:`sephw.boardbuild.board_build`.
 """
 from __future__ import annotations
 
@@ -48,16 +49,17 @@ def cmd_compile(a) -> int:
           f"{rep['fps']:.1f} FPS at {rep['clock_hz'] / 1e6:g} MHz; on-chip {rep['onchip_bytes']} / "
           f"{rep['onchip_budget_bytes']} bytes; est. LUT {rep['resources']['lut']}, DSP {rep['resources']['dsp']}; "
           f"engine utilization {rep['utilization']['engines']:.1%}")
-    if not a.no_synth:
-        from ..simulate import write_top_verilog
-        print("writing the accelerator top's Verilog for this engine configuration ...", flush=True)
-        path = write_top_verilog(a.output, bake=a.bake_images)
-        how = "Program and images baked in (boot ROM)" if a.bake_images else \
-            "Program and images load at run time through host_w"
-        print(f"wrote {path} (top module sephw_top; {how}). "
-              "Not done here: the board build (Vivado project / Yosys+nextpnr bitstream, host link "
-              "UART) is a separate step that does not exist yet; `sephw simulate "
-              f"{a.output} --images N` runs the top in Verilator")
+    from ..simulate import write_top_verilog
+    print("writing the accelerator top's Verilog for this engine configuration ...", flush=True)
+    path = write_top_verilog(a.output, bake=a.bake_images)
+    how = "Program and images baked in (boot ROM)" if a.bake_images else \
+        "Program and images load at run time through host_w"
+    print(f"wrote {path} (top module sephw_top; {how})")
+    if not a.no_board:
+        from ..boardbuild import board_build
+        board_build(a.output, a.board, synth=not a.no_synth, baud=a.baud)
+    print(f"simulate: `sephw simulate {a.output} --images N`; run on the simulated board: "
+          f"`sephw run {a.output} --port sim:{a.output} --images N`")
     return 0
 
 
@@ -68,7 +70,11 @@ def register_cli(subparsers) -> None:
     p.add_argument("--board", required=True, help="board profile name or alias (see `sephw boards`)")
     p.add_argument("-o", "--output", required=True, help="build directory")
     p.add_argument("--no-synth", action="store_true",
-                   help="skip writing the accelerator top's Verilog (top.v); board builds are not implemented yet")
+                   help="board build without synthesis: the Vivado project / ECP5 project files only, no Yosys "
+                        "estimate, no nextpnr bitstream")
+    p.add_argument("--no-board", action="store_true", help="skip the board build (top.v and the Program only)")
+    p.add_argument("--baud", type=int, default=None,
+                   help="UART baud rate of the host link (default: the board profile's default_baud)")
     p.add_argument("--bake-images", action="store_true",
                    help="bake the Program and memory images into top.v (boot ROM) instead of loading them at run time")
     p.set_defaults(func=cmd_compile)

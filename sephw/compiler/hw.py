@@ -33,7 +33,8 @@ class UnitCosts:
     ``mac_*``: per MAC cell of the P x Q array (packed: two MACs per DSP48E1).
     ``pp_*``: one PostProcess unit (2 inputs, serial over lanes, one channel per cycle).
     ``wg_ff_per_bit``: WindowGen k x k shift register, FFs per stored window bit.
-    ``control_*``: sequencer, program memory port, host UART, memory muxes (not measured).
+    ``control_lut``/``control_ff``: sequencer, program memory port, host UART, memory muxes
+    (not measured separately); ``control_dsp``: measured (see below).
     """
     pattern_lut_per_op: float = 4.34
     pattern_ff_per_op: float = 4.56
@@ -50,6 +51,16 @@ class UnitCosts:
     wg_ff_per_bit: float = 1.96
     control_lut: float = 3000.0
     control_ff: float = 3000.0
+    # LUTs of the top's gather/writer logic per activation bank (the top reads NB =
+    # max(pe_cin, mac_cols, lanes) byte banks and rotates them into place). Fitted to Yosys
+    # synth_xilinx of the shipped model's board top on three overlays (logic LUTs minus the
+    # engines' measured costs): NB = 8 -> ~3,300, NB = 16 -> ~6,700 and ~6,800.
+    control_lut_per_bank: float = 420.0
+    # DSPs of the top outside the MAC array and the PostProcess: address arithmetic (ring rows,
+    # window taps, pool/FC planes). Measured: Yosys synth_xilinx of the shipped model's board
+    # top gave 89 DSP48E1 for 64 MAC cells + one PostProcess (4) on both the 16-lane and the
+    # 8-lane overlay (bench/results/boards.md).
+    control_dsp: float = 21.0
     source: str = "built-in estimates (docs/isa.md)"
 
 
@@ -140,23 +151,30 @@ def resources(cfg: EngineConfig, costs: UnitCosts) -> dict:
     else:
         m_lut, m_ff, m_dsp = costs.mac_lut, costs.mac_ff, costs.mac_dsp
     wg_bits = cfg.pe_cin * cfg.k_max ** 2 * cfg.a_bits
+    banks = max(cfg.pe_cin, cfg.mac_cols, cfg.lanes)
+    control_lut = max(costs.control_lut, banks * costs.control_lut_per_bank)
     lut = ops * costs.pattern_lut_per_op + cells * m_lut + cfg.pp_units * costs.pp_lut \
-        + costs.wg_lut + costs.control_lut
+        + costs.wg_lut + control_lut
     ff = ops * costs.pattern_ff_per_op + cells * m_ff + cfg.pp_units * costs.pp_ff \
         + wg_bits * costs.wg_ff_per_bit + costs.control_ff
-    dsp = math.ceil(cells * m_dsp) + cfg.pp_units * costs.pp_dsp
+    dsp = math.ceil(cells * m_dsp) + cfg.pp_units * costs.pp_dsp + costs.control_dsp
     return {"lut": int(math.ceil(lut)), "ff": int(math.ceil(ff)), "dsp": int(math.ceil(dsp)),
             "detail": {"pattern_engine_lut": round(ops * costs.pattern_lut_per_op),
                        "mac_array_lut": round(cells * m_lut), "mac_array_dsp": math.ceil(cells * m_dsp),
                        "postprocess_lut": round(cfg.pp_units * costs.pp_lut),
-                       "windowgen_lut": round(costs.wg_lut), "control_lut": round(costs.control_lut)}}
+                       "windowgen_lut": round(costs.wg_lut), "control_lut": round(control_lut)}}
 
 
-def bram_blocks(vendor: str, width_bits: int, depth: int) -> int:
-    """Block RAMs for one ``width_bits`` x ``depth`` memory (whole blocks, ports side by side)."""
+def bram_blocks(vendor: str, width_bits: int, depth: int) -> float:
+    """Block RAMs for one ``width_bits`` x ``depth`` memory (ports side by side; Xilinx in
+    RAMB18 halves, as Yosys maps them)."""
     g = BRAM_GEOMETRY[vendor]
     if depth <= 0 or width_bits <= 0:
         return 0
+    if vendor == "xilinx":
+        # RAMB36E1 = two RAMB18E1 (16 Kbit data, x36 in simple dual port): half blocks
+        halves = max(math.ceil(width_bits * depth / (g["block_bits"] // 2)), math.ceil(width_bits / 36))
+        return halves / 2
     return max(math.ceil(width_bits * depth / g["block_bits"]), math.ceil(width_bits / g["max_width"]))
 
 
@@ -164,11 +182,16 @@ LUTRAM_MAX_DEPTH = 64     # shallower memories map to distributed RAM (LUTs), no
 
 
 def memory_cost(vendor: str, width_bits: int, depth: int) -> tuple[int, int]:
-    """``(block RAMs, LUTs)`` of one memory: distributed RAM (one LUT per bit per 64 words)
-    up to :data:`LUTRAM_MAX_DEPTH` words, block RAM above."""
+    """``(block RAMs, LUTs)`` of one memory: distributed RAM up to :data:`LUTRAM_MAX_DEPTH`
+    words, block RAM above."""
     if depth <= 0 or width_bits <= 0:
         return 0, 0
     if depth <= LUTRAM_MAX_DEPTH:
+        if vendor == "xilinx":
+            # simple dual port: RAM32M holds 6 bits x 32, RAM64M 3 bits x 64, 4 LUTs each
+            # (the shipped board top: a 3200-bit x 58 pattern memory took 1,067 RAM64M)
+            per = 6 if depth <= 32 else 3
+            return 0, math.ceil(width_bits / per) * 4
         return 0, width_bits
     return bram_blocks(vendor, width_bits, depth), 0
 

@@ -1,0 +1,94 @@
+"""Board-build benchmark (issue 5): the accelerator + UART host link built for real boards.
+
+For each (model, board): compile (``sephw.compiler.compile_graph``), then the board build
+(``sephw.boardbuild.board_build``): for arty-a7-35 the Vivado project and the Yosys
+``synth_xilinx`` utilization against the part, for ulx3s-85f the full open flow (yowasp
+yosys -> nextpnr-ecp5 -> ecppack) with the bitstream size, nextpnr's utilisation and Fmax.
+Models: the shipped Fashion-MNIST SEP-Net and the small SEP-Net of the tests (random weights,
+8x8 input, 4-lane overlay).
+
+Run: .venv/bin/python bench/bench_boards.py [--cases shipped:arty-a7-35 small:ulx3s-85f ...]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results_io  # noqa: E402
+
+from sephw import binarize, models, quantize  # noqa: E402
+from sephw.boardbuild import board_build  # noqa: E402
+from sephw.compiler import compile_graph  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL_ENGINE = dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=1)
+DEFAULT_CASES = ["shipped:arty-a7-35", "small:arty-a7-35", "small:ulx3s-85f", "shipped:ulx3s-85f"]
+
+
+def small_graph():
+    """The small SEP-Net of tests/conftest.py (random weights)."""
+    torch.manual_seed(0)
+    m = models.build("sepnet-small", in_channels=1, num_classes=10, stem="small", width=0.25).eval()
+    binarize.binarize_model(m)
+    calib = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    return quantize.quantize(m, calib)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", nargs="*", default=DEFAULT_CASES, help="MODEL:BOARD (model: shipped or small)")
+    ap.add_argument("--out", default=str(ROOT / "build" / "bench_boards"), help="build directories")
+    a = ap.parse_args()
+    results, rows = {}, []
+    for case in a.cases:
+        model, board = case.split(":")
+        graph = quantize.load_graph(ROOT / "models" / "sepnet_fmnist_q.pt") if model == "shipped" else small_graph()
+        out = Path(a.out) / f"{model}_{board}"
+        t0 = time.perf_counter()
+        _, rep = compile_graph(graph, board, out, engine=SMALL_ENGINE if model == "small" else None)
+        print(f"== {case}: compiled ({rep['engine_config']})", flush=True)
+        bb = board_build(out, board, synth=True)
+        secs = time.perf_counter() - t0
+        bb.pop("files", None)
+        if "estimate" in bb:
+            bb["estimate"].pop("cells", None)
+        results[case] = {"engine_config": rep["engine_config"], "cycles_per_inference": rep["cycles_per_inference"],
+                         "compiler_estimate": {k: rep["resources"][k] for k in ("lut", "ff", "dsp", "bram_blocks")}
+                         | {"lutram_luts": rep["resources"].get("lutram_luts")},
+                         "board_build": bb, "seconds": round(secs, 1)}
+        ec = rep["engine_config"]
+        overlay = f"{ec['lanes']}L x {ec['pe_cin']}c k{ec['k_max']}, MAC {ec['lanes']}x{ec['mac_cols']}"
+        if "estimate" in bb:
+            e = bb["estimate"]
+            res = (f"LUT {e['lut']:,}/{e['budget']['lut']:,}, FF {e['ff']:,}, DSP {e['dsp']}/{e['budget']['dsp']}, "
+                   f"BRAM36 {e['bram_blocks']}/{e['budget']['bram_blocks']}")
+            rows.append([case, overlay, "Yosys synth_xilinx estimate", res, "fits" if e["fits"] else "DOES NOT FIT",
+                         "-", "Vivado project (no Vivado here)", f"{secs:.0f}"])
+        else:
+            u = bb.get("utilisation", {})
+            res = ", ".join(f"{k} {v['used']:,}/{v['available']:,}" for k, v in u.items()
+                            if k in ("TRELLIS_COMB", "TRELLIS_FF", "MULT18X18D", "DP16KD"))
+            fm = "; ".join(f"{v['mhz']:.1f} MHz ({'PASS' if v['pass'] else 'FAIL'} at {v['target_mhz']:g})"
+                           for v in bb.get("fmax", {}).values())
+            rows.append([case, overlay, "yosys + nextpnr-ecp5 (placed and routed)", res, "fits (routed)",
+                         fm, f"{bb.get('bitstream_bytes'):,} bytes" if bb.get("bitstream_bytes") else "none",
+                         f"{secs:.0f}"])
+        print(f"   {rows[-1]}", flush=True)
+        results_io.write(
+            "boards", {"results": results},
+            ["model:board", "overlay", "tool", "resources", "fit", "Fmax", "bitstream", "seconds"], rows,
+            command="python bench/bench_boards.py " + " ".join(sys.argv[1:]),
+            notes="The board top is rtl_gen/board.py: the accelerator behind its UART host link "
+                  "(docs/protocol.md) on the board's clock, UART pins and two LEDs. Xilinx: the "
+                  "Vivado project is emitted by amaranth-boards; without Vivado the utilization is "
+                  "Yosys synth_xilinx with ABC LUT mapping (LUTRAM counted in LUTs). ECP5: the full "
+                  "open flow; Fmax is nextpnr's after routing at the board's 25 MHz constraint.")
+
+
+if __name__ == "__main__":
+    main()

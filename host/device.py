@@ -1,0 +1,363 @@
+"""The accelerator as seen from the host (docs/protocol.md): one generic driver for every
+build, reading the build directory's manifest; the same code for the board's serial port and
+the simulated board (``sim:BUILD_DIR``).
+
+    with Device.open("/dev/ttyUSB1") as dev:
+        dev.load("build/")                  # refuses a build the device was not generated for
+        logits = dev.infer(images)          # (N, classes) int64
+
+Stop-and-wait: one command frame, then its reply, matched by ``SEQ``. Every read has a
+deadline (transfer time at the link's baud, plus for ``RUN`` twice the predicted compute time,
+times the transport's ``time_scale()``, plus its ``margin_s``). A timeout, a reply that fails
+a check, or an ``ERROR BAD_CRC`` makes the driver resend the same frame (same ``SEQ``: every
+command is idempotent), :attr:`Device.tries` times in all, then raise
+:class:`host.protocol.LinkError`. Replies with another ``SEQ`` are discarded. Any other error
+reply raises at once. A reply is never accepted unless it passed both CRCs and has the
+command's reply ``TYPE``, ``SEQ`` and payload length.
+"""
+from __future__ import annotations
+
+import json
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .protocol import (ERROR, ERROR_NAMES, ERROR_REPLY, HEADER_BYTES, LOAD_HEADER, MAX_PAYLOAD, PING_MAX,
+                       REPLY, RUN_REPLY, WRITE_INPUT_HEADER, CRC_BYTES, Cmd, Err, Frame, FrameParser, Info,
+                       INFO_FORMAT, LinkError, encode_frame)
+from .transport import Transport, open_transport
+
+__all__ = ["Device", "memory_images", "frame_bytes"]
+
+# (image file, manifest memories key, memory select): docs/protocol.md LOAD ``mem``
+MEMORIES = (("program.bin", None, 0), ("tensors.bin", "tensors", 1), ("params.bin", "params", 2),
+            ("patterns.bin", "patterns", 3), ("weights.bin", "weights", 4))
+MEMORY_NAMES = ("program", "tensors", "params", "patterns", "weights")
+PROGRAM_WORD_BYTES = 32
+
+
+def frame_bytes(payload_bytes: int) -> int:
+    """Bytes on the link of a frame with ``payload_bytes`` of payload."""
+    return HEADER_BYTES + payload_bytes + CRC_BYTES
+
+
+def memory_images(build_dir) -> list[tuple[int, int, bytes]]:
+    """``(memory select, word bytes, image)`` of a build directory's ``.bin`` files."""
+    d = Path(build_dir)
+    man = json.loads((d / "manifest.json").read_text())
+    out = []
+    for fname, key, sel in MEMORIES:
+        wb = PROGRAM_WORD_BYTES if key is None else man["memories"][key]["word_bytes"]
+        blob = (d / fname).read_bytes()
+        if len(blob) % wb:
+            raise LinkError(f"{d / fname}: {len(blob)} bytes is not a whole number of {wb}-byte words")
+        out.append((sel, wb, blob))
+    return out
+
+
+class Device:
+    """The accelerator behind a :class:`host.transport.Transport`.
+
+    Parameters
+    ----------
+    transport : Transport
+        The byte link (its ``description`` names the port in errors).
+    tries : int
+        Sends of one command before :class:`LinkError` (docs/protocol.md: 3).
+    progress : bool
+        tqdm progress bar while loading.
+
+    Attributes
+    ----------
+    last_stats : list of dict
+        Per image of the last :meth:`infer`: ``link_bytes`` (both directions, frames with
+        their overhead), ``link_s`` (those bytes at the link's baud, 10 bits per byte),
+        ``compute_cycles`` (the device's count for RUN), ``compute_s`` (cycles at the
+        device's clock) and ``wall_s`` (measured on the host; on the simulated board this is
+        simulation time, not link time).
+    """
+
+    def __init__(self, transport: Transport, *, tries: int = 3, progress: bool = True):
+        self.transport = transport
+        self.tries = int(tries)
+        self.progress = progress
+        self.port = transport.description
+        self.last_stats: list[dict] = []
+        self.retries = 0               # resends so far (all commands)
+        self._seq = 0
+        self._parser = FrameParser()
+        self._info: Info | None = None
+        self._manifest: dict | None = None
+        self._cycles_per_inference: int | None = None
+
+    @classmethod
+    def open(cls, port: str, *, baud: int | None = None, timeout: float | None = None,
+             tries: int = 3, progress: bool = True, log=print) -> "Device":
+        """Open ``port``: a serial device (``/dev/ttyUSB1``, ``COM3``; ``baud`` default
+        3,000,000) or ``sim:BUILD_DIR`` (the simulated board of that build). ``timeout``
+        replaces the transport's fixed deadline margin (seconds)."""
+        t = open_transport(port, baud, log=log)
+        if timeout is not None:
+            t.margin_s = float(timeout)
+        return cls(t, tries=tries, progress=progress)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- link ----------------------------------------------------------------------------------
+    def deadline(self, cmd_bytes: int, reply_bytes: int, compute_s: float = 0.0) -> float:
+        """Seconds to wait for a reply: both frames at the link's baud (10 bits per byte) plus
+        ``compute_s``, in wall time (``time_scale()``), plus the transport's margin."""
+        link_s = (cmd_bytes + reply_bytes) * 10 / max(1, self.transport.baud)
+        return (link_s + compute_s) * self.transport.time_scale() + self.transport.margin_s
+
+    def transact(self, cmd: int, payload: bytes = b"", *, reply_len: int | tuple | None = None,
+                 compute_s: float = 0.0) -> Frame:
+        """Send command ``cmd`` and return its checked reply frame.
+
+        ``reply_len``: the reply payload's length (an int, or ``(min, max)``); a reply with any
+        other length counts as a failed check. Retries as the module docstring says."""
+        name = Cmd.NAMES.get(cmd, f"0x{cmd:02x}")
+        self._seq = (self._seq + 1) & 0xFF
+        seq = self._seq
+        frame = encode_frame(cmd, seq, payload)
+        lo, hi = ((reply_len, reply_len) if isinstance(reply_len, int) else reply_len or (0, MAX_PAYLOAD))
+        wait = self.deadline(len(frame), frame_bytes(hi), compute_s)
+        try:
+            self.transport.discard_input()      # stale bytes of earlier commands
+        except OSError as e:
+            raise LinkError(f"{name} on {self.port}: the port failed: {e}") from e
+        self._parser = FrameParser()
+        seen = []
+        for attempt in range(self.tries):
+            if attempt:
+                self.retries += 1
+            try:
+                self.transport.write(frame)
+                got, why = self._await_reply(cmd, seq, lo, hi, time.monotonic() + wait)
+            except OSError as e:        # the port itself failed (unplugged, simulator gone)
+                note = self.transport.diagnose()
+                raise LinkError(f"{name} on {self.port}: the port failed: {e}" + (f"\n{note}" if note else "")) from e
+            if got is not None:
+                return got
+            seen.append(f"try {attempt + 1}: {why}")
+        note = self.transport.diagnose()
+        raise LinkError(f"{name} on {self.port}: no valid reply after {self.tries} tries "
+                        f"({wait:.2f} s each); received: " + "; ".join(seen) + (f"\n{note}" if note else ""))
+
+    def _await_reply(self, cmd: int, seq: int, lo: int, hi: int, end: float):
+        """``(frame, None)`` for a good reply by ``end``, else ``(None, what was received)``."""
+        parser, received, notes = self._parser, 0, []
+        bad0, bad_payloads0 = parser.bad_frames, parser.bad_payloads
+        ours_failed = False
+        while True:
+            left = end - time.monotonic()
+            if ours_failed:
+                left = 0.0          # take what has already arrived, then resend
+            elif left <= 0:
+                break
+            data = self.transport.read(parser.needed(), left)
+            if ours_failed and not data:
+                return None, _summary(received, parser, bad0, notes)
+            received += len(data)
+            for f in parser.feed(data):
+                if f.seq != seq:
+                    notes.append(f"discarded {f.name} with stale SEQ {f.seq} (expected {seq})")
+                    continue
+                if f.type == ERROR:
+                    code, detail = _error(f)
+                    if code == Err.BAD_CRC:
+                        notes.append(f"ERROR BAD_CRC (device received CRC 0x{detail:08x})")
+                        return None, _summary(received, parser, bad0, notes)
+                    raise LinkError(f"{Cmd.NAMES.get(cmd, hex(cmd))} on {self.port}: device replied "
+                                    f"ERROR {ERROR_NAMES.get(code, f'code {code}')} (detail {detail})")
+                if f.type != cmd | REPLY:
+                    notes.append(f"unexpected reply {f.name} (0x{f.type:02x})")
+                    continue
+                if not lo <= len(f.payload) <= hi:
+                    notes.append(f"{f.name} with a {len(f.payload)}-byte payload (expected "
+                                 f"{lo if lo == hi else f'{lo}..{hi}'})")
+                    continue
+                return f, None
+            if parser.bad_payloads > bad_payloads0 and parser.last_bad[1] == seq:
+                # a reply with our SEQ (its header passed, so the SEQ is trustworthy) failed
+                # the frame CRC: resend as soon as the bytes already received are parsed,
+                # rather than wait out the deadline. Garbage that merely fails header checks
+                # does not cut the wait short.
+                ours_failed = True
+        return None, _summary(received, parser, bad0, notes + ["timed out"])
+
+    # -- commands ------------------------------------------------------------------------------
+    def ping(self, payload: bytes = b"") -> bytes:
+        """PING: the device echoes ``payload`` (0..64 bytes)."""
+        payload = bytes(payload)
+        if len(payload) > PING_MAX:
+            raise ValueError(f"PING payload is at most {PING_MAX} bytes, not {len(payload)}")
+        f = self.transact(Cmd.PING, payload, reply_len=len(payload))
+        if f.payload != payload:
+            raise LinkError(f"PING on {self.port}: echoed {f.payload!r} for {payload!r}")
+        return f.payload
+
+    def info(self, refresh: bool = False) -> Info:
+        """The device's INFO record (cached)."""
+        if self._info is None or refresh:
+            self._info = Info.unpack(self.transact(Cmd.INFO, reply_len=INFO_FORMAT.size).payload)
+        return self._info
+
+    def cycles(self) -> int:
+        """Clock cycles of the last RUN (READ_CYCLES)."""
+        return struct.unpack("<Q", self.transact(Cmd.READ_CYCLES, reply_len=8).payload)[0]
+
+    def reset(self) -> None:
+        """RESET: sequencer and link back to idle, logits and cycle count cleared."""
+        self.transact(Cmd.RESET, reply_len=0)
+
+    def check_build(self, build_dir) -> dict:
+        """Raise :class:`LinkError` unless ``build_dir`` fits this device: the same
+        engine-config hash, every memory image within the reported depth and word size, the
+        input and logits within the buffers. Returns the manifest."""
+        d = Path(build_dir)
+        man = json.loads((d / "manifest.json").read_text())
+        info = self.info()
+        if man["engine_config_hash"] != info.engine_config_hash:
+            raise LinkError(f"{d} was compiled for engine config {man['engine_config_hash']}, but the device on "
+                            f"{self.port} ({info.board}) was generated for {info.engine_config_hash}: "
+                            f"rebuild the bitstream for this build, or compile for the device's configuration")
+        problems = []
+        for sel, wb, blob in memory_images(d):
+            name = MEMORY_NAMES[sel]
+            if wb != info.word_bytes[sel]:
+                problems.append(f"{name} words are {wb} bytes, the device's {info.word_bytes[sel]}")
+            elif len(blob) // wb > info.depths[sel]:
+                problems.append(f"{name} needs {len(blob) // wb} words, the device holds {info.depths[sel]}")
+        in_bytes = int(np.prod(man["input"]["shape"]))
+        if in_bytes > info.input_bytes:
+            problems.append(f"input of {in_bytes} bytes, the device's buffer holds {info.input_bytes}")
+        logit_bytes = 8 * int(np.prod(man["output"]["shape"]))
+        if logit_bytes > info.logit_bytes:
+            problems.append(f"{logit_bytes} logit bytes, the device's buffer holds {info.logit_bytes}")
+        if problems:
+            raise LinkError(f"{d} does not fit the device on {self.port}: " + "; ".join(problems))
+        return man
+
+    def load(self, build_dir) -> dict:
+        """Check the build (:meth:`check_build`), then send every memory image in LOAD
+        chunks of at most ``MAX_PAYLOAD`` bytes, each acknowledged. Returns
+        ``{"bytes": image bytes, "frames": LOADs sent, "seconds": wall}``."""
+        from tqdm import tqdm
+        d = Path(build_dir)
+        man = self.check_build(d)
+        rep_path = d / "report.json"
+        rep = json.loads(rep_path.read_text()) if rep_path.is_file() else {}
+        max_payload = min(MAX_PAYLOAD, self.info().max_payload)
+        images = memory_images(d)
+        total = sum(len(b) for _, _, b in images)
+        t0, frames = time.perf_counter(), 0
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"load {d.name}", disable=not self.progress,
+                  leave=False) as bar:
+            for sel, wb, blob in images:
+                per = (max_payload - LOAD_HEADER) // wb
+                if per < 1:
+                    raise LinkError(f"{MEMORY_NAMES[sel]} words of {wb} bytes do not fit a "
+                                    f"{max_payload}-byte payload")
+                words = len(blob) // wb
+                for a in range(0, words, per):
+                    n = min(per, words - a)
+                    body = struct.pack("<BBI", sel, 0, a) + blob[a * wb:(a + n) * wb]
+                    ack = struct.unpack("<H", self.transact(Cmd.LOAD, body, reply_len=2).payload)[0]
+                    if ack != n:
+                        raise LinkError(f"LOAD on {self.port}: {MEMORY_NAMES[sel]} words {a}..{a + n - 1}: "
+                                        f"device acknowledged {ack} words of {n}")
+                    frames += 1
+                    bar.update(n * wb)
+        self._manifest = man
+        self._cycles_per_inference = rep.get("cycles_per_inference") or man.get("cycles_per_inference")
+        return {"bytes": total, "frames": frames, "seconds": time.perf_counter() - t0}
+
+    def attach(self, build_dir) -> dict:
+        """Use an already loaded build (its manifest and predicted cycles) without loading."""
+        man = self.check_build(build_dir)
+        rep_path = Path(build_dir) / "report.json"
+        rep = json.loads(rep_path.read_text()) if rep_path.is_file() else {}
+        self._manifest = man
+        self._cycles_per_inference = rep.get("cycles_per_inference") or man.get("cycles_per_inference")
+        return man
+
+    def run_deadline_compute_s(self) -> float:
+        """Compute seconds RUN may take: twice the predicted cycles at the device's clock
+        (1 s when no build was loaded or attached in this session)."""
+        if not self._cycles_per_inference:
+            return 1.0
+        return 2 * self._cycles_per_inference / self.info().clock_hz
+
+    def infer(self, images) -> np.ndarray:
+        """Logits (N, classes) int64 of ``images`` (N, C, H, W) or (N, H, W) uint8 codes.
+
+        Per image: WRITE_INPUT (HWC bytes, chunked), RUN, READ_LOGITS; per-image numbers in
+        :attr:`last_stats`."""
+        x = np.asarray(images)
+        if x.dtype != np.uint8:
+            if x.size and (x.min() < 0 or x.max() > 255):
+                raise ValueError("images must be uint8 codes 0..255")
+            x = x.astype(np.uint8)
+        if x.ndim == 3:
+            x = x[:, None]
+        if x.ndim != 4:
+            raise ValueError(f"images must be (N, C, H, W) or (N, H, W), not shape {x.shape}")
+        info = self.info()
+        if self._manifest is not None and list(x.shape[1:]) != list(self._manifest["input"]["shape"]):
+            raise ValueError(f"images of shape {tuple(x.shape[1:])}, the loaded build takes "
+                             f"{tuple(self._manifest['input']['shape'])}")
+        chunk = min(MAX_PAYLOAD, info.max_payload) - WRITE_INPUT_HEADER
+        out, self.last_stats = [], []
+        for img in x:
+            data = img.transpose(1, 2, 0).tobytes()
+            if len(data) > info.input_bytes:
+                raise ValueError(f"image of {len(data)} bytes, the device's input buffer holds {info.input_bytes}")
+            t0, nbytes = time.perf_counter(), 0
+            for off in range(0, len(data), chunk):
+                part = data[off:off + chunk]
+                f = self.transact(Cmd.WRITE_INPUT, struct.pack("<I", off) + part, reply_len=2)
+                if struct.unpack("<H", f.payload)[0] != len(part):
+                    raise LinkError(f"WRITE_INPUT on {self.port}: device wrote {struct.unpack('<H', f.payload)[0]} "
+                                    f"bytes of {len(part)} at offset {off}")
+                nbytes += frame_bytes(WRITE_INPUT_HEADER + len(part)) + frame_bytes(2)
+            f = self.transact(Cmd.RUN, reply_len=RUN_REPLY.size, compute_s=self.run_deadline_compute_s())
+            status, cycles, logit_bytes = RUN_REPLY.unpack(f.payload)
+            if status != 0:
+                raise LinkError(f"RUN on {self.port}: the accelerator raised error after {cycles} cycles")
+            if logit_bytes % 8 or logit_bytes == 0:
+                raise LinkError(f"RUN on {self.port}: {logit_bytes} logit bytes is not a whole number of int64")
+            f = self.transact(Cmd.READ_LOGITS, reply_len=logit_bytes)
+            nbytes += frame_bytes(0) + frame_bytes(RUN_REPLY.size) + frame_bytes(0) + frame_bytes(logit_bytes)
+            wall = time.perf_counter() - t0
+            out.append(np.frombuffer(f.payload, dtype="<i8").astype(np.int64))
+            self.last_stats.append({"link_bytes": nbytes, "link_s": nbytes * 10 / info.baud,
+                                    "compute_cycles": cycles, "compute_s": cycles / info.clock_hz,
+                                    "wall_s": wall})
+        return np.stack(out) if out else np.zeros((0, 0), dtype=np.int64)
+
+
+def _error(f: Frame) -> tuple[int, int]:
+    if len(f.payload) != ERROR_REPLY.size:
+        return -1, len(f.payload)
+    return ERROR_REPLY.unpack(f.payload)
+
+
+def _summary(received: int, parser: FrameParser, bad0: int, notes: list) -> str:
+    parts = [f"{received} bytes" if received else "nothing"]
+    bad = parser.bad_frames - bad0
+    if bad:
+        parts.append(f"{bad} header/frame CRC failure(s)" +
+                     (f" (last: TYPE 0x{parser.last_bad[0]:02x} SEQ {parser.last_bad[1]})" if parser.last_bad else ""))
+    if parser.pending():
+        parts.append(f"{parser.pending()} bytes of an incomplete frame")
+    return ", ".join(parts + notes)

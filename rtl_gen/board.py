@@ -1,0 +1,73 @@
+"""Board top: the accelerator behind its UART host link, wired to an amaranth-boards platform.
+
+``BoardTop`` puts :class:`rtl_gen.hostlink.HostLink` (UART, frame parser, command handler
+around :class:`rtl_gen.top.Accelerator`) on the board's default clock and reset, the
+USB-UART pins (``uart`` resource 0: Arty A7 and ULX3S FTDI bridges) and two LEDs (0: busy,
+1: error). The host link's clock is the board profile's clock (Arty A7: 100 MHz, ULX3S:
+25 MHz), which is the frequency of the platform's default clock, so the UART divisor is right
+by construction.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
+from amaranth.lib import io
+
+__all__ = ["BoardTop"]
+
+
+class BoardTop(Elaboratable):
+    """The whole accelerator for one board.
+
+    Parameters
+    ----------
+    build_dir : path
+        Build directory of ``sephw compile`` (manifest.json sizes the top and the link).
+    board : boards.Board
+        Board profile; its ``clock_hz`` must equal the platform's default clock.
+    baud : int, optional
+        UART baud rate (default: the profile's ``host_links.uart.default_baud``).
+    """
+
+    def __init__(self, build_dir, board, baud: int | None = None):
+        from .hostlink import HostLink
+        uart = board.host_links.get("uart")
+        if uart is None:
+            raise ValueError(f"board {board.name} has no UART host link in {board.path}")
+        self._baud = int(baud or uart["default_baud"])
+        if self._baud > uart["max_baud"]:
+            raise ValueError(f"baud {self._baud} exceeds {board.name}'s UART bridge maximum {uart['max_baud']}")
+        self._board = board
+        self._link = HostLink.from_build(build_dir, baud=self._baud, clk_hz=board.clock_hz)
+
+    link = property(lambda self: self._link, doc="The :class:`~rtl_gen.hostlink.HostLink`.")
+    baud = property(lambda self: self._baud, doc="UART baud rate.")
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.link = link = self._link
+        if platform is None:
+            return m
+        clk = platform.lookup(platform.default_clk)
+        if clk.clock is not None and round(clk.clock.frequency) != self._board.clock_hz:
+            raise ValueError(f"platform clock {clk.clock.frequency:.0f} Hz differs from the board "
+                             f"profile's clock_hz {self._board.clock_hz}")
+        if platform.default_rst is None:
+            # No reset pin (ULX3S): the platform's default domain would be reset-less, but the
+            # engines and the link reset their state; a power-on reset holds `sync` in reset
+            # for 16 cycles after configuration.
+            m.submodules.clk_buf = clk_buf = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
+            m.domains.sync = ClockDomain("sync")
+            m.domains.por = ClockDomain("por", reset_less=True)
+            por = Signal(range(16), init=15)
+            m.d.comb += [ClockSignal("sync").eq(clk_buf.i), ClockSignal("por").eq(clk_buf.i),
+                         ResetSignal("sync").eq(por != 0)]
+            with m.If(por != 0):
+                m.d.por += por.eq(por - 1)
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [link.uart_rx.eq(rx.i), tx.o.eq(link.uart_tx)]
+        for i, sig in enumerate((link.busy, link.error)):
+            m.submodules[f"led{i}"] = led = io.Buffer("o", platform.request("led", i, dir="-"))
+            m.d.comb += led.o.eq(sig)
+        return m

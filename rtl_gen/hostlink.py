@@ -1,0 +1,557 @@
+"""HostLink: the device side of the host link (docs/protocol.md) around the accelerator top.
+
+A UART (:mod:`rtl_gen.uart`) carries framed commands from the host; a frame receiver checks
+them, a command executor runs them on the :class:`~rtl_gen.top.Accelerator` (a submodule: the
+link drives its ``start``, ``host_w``, ``rx`` and ``tx``) and a reply builder sends the reply
+frame back. Every frame constant, command code and the INFO record come from
+:mod:`host.protocol`, the module the host driver uses.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from host.protocol import (ERROR, HEADER_BYTES, INFO_FORMAT, LOAD_HEADER, MAX_PAYLOAD, PING_MAX,
+                           PROTOCOL_VERSION, REPLY, RUN_REPLY, SYNC, WRITE_INPUT_HEADER, Cmd, Err,
+                           Info)
+
+from .arith import check_int
+from .top import (MEM_PARAMS, MEM_PATTERNS, MEM_PROGRAM, MEM_TENSORS, MEM_WEIGHTS, PARAM_LAYOUT,
+                  TENSOR_LAYOUT, Accelerator, TopConfig)
+from .uart import UartRx, UartTx
+
+__all__ = ["HostLink", "crc8_byte", "crc32_byte"]
+
+PROGRAM_WORD_BITS = 256      # one instruction word (docs/isa.md)
+CRC32_POLY_REFLECTED = 0xEDB88320
+CRC8_POLY = 0x07
+CRC_BYTES = 4
+
+# reply payload sources
+SRC_REG, SRC_FRAME, SRC_INFO, SRC_LOGITS = range(4)
+
+
+def _xor_terms(width, poly, reflected):
+    """For one byte step of a CRC register of ``width`` bits: per output bit, the register
+    bits (``("c", i)``) and byte bits (``("b", i)``) it is the XOR of (the step is linear over
+    GF(2), so it is worked out once, symbolically, here in Python)."""
+    reg = [{("c", i)} for i in range(width)]
+    for i in range(8):     # the byte enters the register's low bits (reflected) or high bits
+        j = i if reflected else width - 8 + i
+        reg[j] = reg[j] ^ {("b", i)}
+    for _ in range(8):
+        if reflected:
+            out = reg[0]
+            reg = [reg[i + 1] if i + 1 < width else set() for i in range(width)]
+        else:
+            out = reg[width - 1]
+            reg = [reg[i - 1] if i else set() for i in range(width)]
+        reg = [r ^ out if poly >> i & 1 else r for i, r in enumerate(reg)]
+    return reg
+
+
+def _crc_step(crc, byte, width, poly, reflected):
+    bits = {"c": crc, "b": byte}
+    out = []
+    for terms in _xor_terms(width, poly, reflected):
+        v = Const(0, 1)
+        for src, i in sorted(terms):
+            v = v ^ bits[src][i]
+        out.append(v)
+    return Cat(*out)
+
+
+def crc8_byte(crc, byte):
+    """Next CRC-8 (poly 0x07, MSB first: :func:`host.protocol.crc8`) after ``byte``: one XOR
+    per output bit, one byte per cycle."""
+    return _crc_step(crc, byte, 8, CRC8_POLY, reflected=False)
+
+
+def crc32_byte(crc, byte):
+    """Next CRC-32/ISO-HDLC register (reflected, without the final inversion) after ``byte``;
+    the register starts at 0xFFFFFFFF and the CRC is its complement (:func:`zlib.crc32`)."""
+    return _crc_step(crc, byte, 32, CRC32_POLY_REFLECTED, reflected=True)
+
+
+class HostLink(wiring.Component):
+    """The host link of docs/protocol.md: UART, frame receiver, command executor, replies.
+
+    Parameters
+    ----------
+    top : Accelerator
+        The accelerator top (built without baked images); it becomes a submodule.
+    clk_hz : int
+        Clock frequency, Hz (the UART's baud generator, and reported by ``INFO``).
+    baud : int
+        UART bits per second; ``clk_hz / baud >= 4``.
+    board : str
+        Board name for ``INFO`` (ASCII, at most 16 bytes).
+    engine_config_hash : str
+        The manifest's ``engine_config_hash`` (16 hex digits), reported by ``INFO``.
+    input_bytes : int
+        Input buffer bytes (one image: the product of the manifest's input shape).
+    logit_bytes : int
+        Logit buffer bytes (``classes * 8``).
+    frame_timeout_cycles : int, optional
+        A frame whose next byte does not arrive within this many cycles is dropped (default
+        ``clk_hz // 1000``: 1 ms).
+    version : int
+        Device (RTL generator) version reported by ``INFO``.
+
+    Attributes
+    ----------
+    uart_rx : In(1, init=1)
+        Serial line from the host (asynchronous; synchronized inside).
+    uart_tx : Out(1, init=1)
+        Serial line to the host.
+    busy : Out(1)
+        A command is being executed or answered (including a ``RUN`` in progress).
+    error : Out(1)
+        The last reply was an ``ERROR``, or the last ``RUN`` ended with the top's ``error``
+        (for a LED; cleared by the next successful reply / run).
+
+    Notes
+    -----
+    Receiver: hunts for ``SYNC``; checks the header's CRC-8 (a bad one drops the frame without
+    a reply and hunting restarts with the next byte); a ``LEN`` above ``MAX_PAYLOAD`` is
+    answered ``BAD_LENGTH`` and hunting restarts; the payload goes into the frame buffer (one
+    4096-byte memory) while the CRC-32 is computed on the fly, one byte per cycle; a frame CRC
+    mismatch is answered ``BAD_CRC`` (with the received CRC) and nothing is executed; a frame
+    whose next byte is more than ``frame_timeout_cycles`` late is dropped silently.
+
+    Executor (one command at a time, byte-serial): ``PING`` echoes from the frame buffer;
+    ``INFO`` sends a ROM holding :meth:`Info.pack`; ``LOAD`` checks its length (``LEN - 6`` a
+    positive multiple of ``word_bytes[mem]``, by repeated subtraction) and address, then
+    assembles each little-endian word from the frame buffer and writes it through the top's
+    ``host_w``; ``WRITE_INPUT`` copies into the input buffer; ``RUN`` pulses ``start``, feeds
+    the input buffer to the top's ``rx`` from byte 0 as the top takes bytes, captures the top's
+    ``tx`` bytes into the logit buffer (bytes beyond ``logit_bytes`` are dropped) and answers
+    ``DONE`` when the top raises ``done`` (``status`` 1 when it also raised ``error``);
+    ``READ_LOGITS`` / ``READ_CYCLES`` answer from the logit buffer / the top's cycle counter
+    (``NO_RESULT`` before a completed ``RUN``); ``RESET`` resets the top (its memories keep
+    their contents) and clears the result. Empty-payload commands with a payload, and ``PING``
+    with more than 64 bytes, get ``BAD_LENGTH``.
+
+    Cost and speed: about 1000 LUTs, 900 flip-flops (400 of them the widest ``host_w`` word),
+    one RAMB36 (frame buffer) and a few LUT-RAMs (yosys ``synth_xilinx``, top excluded, for the
+    small overlay of tests/test_rtl_hostlink.py). Back-to-back UART bytes take 10 bit periods
+    + 1 clock (84.3 clocks at 100 MHz / 12 Mbaud); loading a build is UART-bound (85.7 clocks
+    per frame byte including the ACKs and the per-frame processing).
+
+    Not done: during a ``RUN`` only a ``RESET`` frame is acted on (it aborts the run); other
+    frames and receive errors arriving then are ignored (the host is stop-and-wait and
+    resends). While a command executes or its reply is being sent, incoming bytes are
+    discarded. After a bad header CRC the receiver resumes hunting at the next byte to arrive;
+    it does not rescan the dropped header's bytes for a ``SYNC`` (the host's parser does). A
+    ``RUN`` whose Program takes more input bytes than the buffer holds waits for them until a
+    ``RESET``; a ``RUN`` has no timeout of its own.
+    """
+
+    def __init__(self, top: Accelerator, *, clk_hz: int, baud: int, board: str,
+                 engine_config_hash: str, input_bytes: int, logit_bytes: int,
+                 frame_timeout_cycles: int | None = None, version: int = 1):
+        if not isinstance(top, Accelerator):
+            raise TypeError(f"top must be an Accelerator, not {top!r}")
+        if top.boot:
+            raise ValueError("top must not have baked images (boot): the host loads the memories")
+        check_int("clk_hz", clk_hz, 1)
+        check_int("baud", baud, 1)
+        if not isinstance(board, str):
+            raise TypeError(f"board must be a str, not {board!r}")
+        if not board.isascii() or len(board) > 16:
+            raise ValueError(f"board must be at most 16 ASCII characters, not {board!r}")
+        if not isinstance(engine_config_hash, str):
+            raise TypeError(f"engine_config_hash must be a str, not {engine_config_hash!r}")
+        if len(engine_config_hash) != 16 or any(ch not in "0123456789abcdefABCDEF" for ch in engine_config_hash):
+            raise ValueError(f"engine_config_hash must be 16 hex digits, not {engine_config_hash!r}")
+        check_int("input_bytes", input_bytes, 1, 0xFFFF)
+        check_int("logit_bytes", logit_bytes, 1, 0xFFFF)
+        if frame_timeout_cycles is None:
+            frame_timeout_cycles = max(1, clk_hz // 1000)
+        check_int("frame_timeout_cycles", frame_timeout_cycles, 1)
+        check_int("version", version, 0, 0xFFFF)
+        self._uart_tx = UartTx(clk_hz=clk_hz, baud=baud)     # checks clk_hz / baud >= 4
+        self._uart_rx = UartRx(clk_hz=clk_hz, baud=baud)
+        self._top = top
+        self._clk_hz, self._baud = clk_hz, baud
+        self._frame_timeout = frame_timeout_cycles
+        self._input_bytes, self._logit_bytes = input_bytes, logit_bytes
+        # word sizes: the widths of the memories behind host_w (instruction word, tensor and
+        # parameter records, the engines' pattern and weight write ports), in whole bytes
+        bits = {MEM_PROGRAM: PROGRAM_WORD_BITS, MEM_TENSORS: TENSOR_LAYOUT.size, MEM_PARAMS: PARAM_LAYOUT.size,
+                MEM_PATTERNS: len(Value.cast(top.pattern_engine.pattern_w.data)),
+                MEM_WEIGHTS: len(Value.cast(top.mac_array.weight_w.data))}
+        self._word_bytes = tuple(-(-bits[s] // 8) for s in range(5))
+        self._depths = tuple(top._depths[s] for s in range(5))
+        for s, d in enumerate(self._depths):
+            if d > 0xFFFF:
+                raise ValueError(f"memory {s} has {d} words; INFO reports depths as u16")
+        self._info = Info(PROTOCOL_VERSION, version, engine_config_hash.lower(), board, clk_hz, baud,
+                          MAX_PAYLOAD, self._depths, self._word_bytes, input_bytes, logit_bytes)
+        self._info_bytes = self._info.pack()
+        super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "busy": Out(1),
+                          "error": Out(1)})
+
+    @classmethod
+    def from_build(cls, build_dir, *, baud: int = 3_000_000, clk_hz: int | None = None,
+                   netlist: str = "lut", frame_timeout_cycles: int | None = None) -> "HostLink":
+        """The host link and accelerator top for a build directory (``manifest.json``): clock
+        (unless ``clk_hz`` is given), board, engine-config hash, input and logit sizes."""
+        d = Path(build_dir)
+        man = json.loads((d / "manifest.json").read_text())
+        top = Accelerator(TopConfig.from_build(d), netlist=netlist)
+        return cls(top, clk_hz=int(clk_hz if clk_hz is not None else man["clock_hz"]), baud=baud,
+                   board=man["board"], engine_config_hash=man["engine_config_hash"],
+                   input_bytes=math.prod(man["input"]["shape"]),
+                   logit_bytes=man["output"]["shape"][0] * 8,
+                   frame_timeout_cycles=frame_timeout_cycles)
+
+    top = property(lambda self: self._top, doc="The :class:`~rtl_gen.top.Accelerator`.")
+    clk_hz = property(lambda self: self._clk_hz, doc="Clock frequency, Hz.")
+    baud = property(lambda self: self._baud, doc="UART bits per second.")
+    frame_timeout_cycles = property(lambda self: self._frame_timeout, doc="Inter-byte timeout, cycles.")
+    input_bytes = property(lambda self: self._input_bytes, doc="Input buffer bytes.")
+    logit_bytes = property(lambda self: self._logit_bytes, doc="Logit buffer bytes.")
+    word_bytes = property(lambda self: self._word_bytes, doc="Bytes per word of memories 0..4.")
+    depths = property(lambda self: self._depths, doc="Words of memories 0..4.")
+    info = property(lambda self: self._info, doc="The :class:`host.protocol.Info` the device reports.")
+
+    def elaborate(self, platform):
+        m = Module()
+        top = self._top
+        top_rst = Signal()
+        m.submodules.top = ResetInserter(top_rst)(top)
+        m.submodules.uart_tx = utx = self._uart_tx
+        m.submodules.uart_rx = urx = self._uart_rx
+        m.d.comb += [urx.rx.eq(self.uart_rx), self.uart_tx.eq(utx.tx), urx.data.ready.eq(1)]
+        in_bytes, lg_bytes, T = self._input_bytes, self._logit_bytes, self._frame_timeout
+
+        # ------------------------------------------------------------------ memories
+        m.submodules.frame_buf = fb = Memory(shape=8, depth=MAX_PAYLOAD, init=[])
+        m.submodules.input_buf = ib = Memory(shape=8, depth=max(2, in_bytes), init=[])
+        m.submodules.logit_buf = lb = Memory(shape=8, depth=max(2, lg_bytes), init=[])
+        m.submodules.info_rom = rom = Memory(shape=8, depth=len(self._info_bytes), init=self._info_bytes)
+        fb_w, fb_r = fb.write_port(), fb.read_port()
+        ib_w, ib_r = ib.write_port(), ib.read_port()
+        lb_w, lb_r = lb.write_port(), lb.read_port()
+        rom_r = rom.read_port()
+        idx = Signal(range(MAX_PAYLOAD + HEADER_BYTES + 1))   # payload byte (copies, replies)
+        m.d.comb += [fb_r.addr.eq(idx), lb_r.addr.eq(idx), rom_r.addr.eq(idx)]
+
+        # ------------------------------------------------------------------ CRCs (shared)
+        # the receiver and the reply builder never run at once (the receiver only listens
+        # while the executor is idle or waiting for a RUN), so they share one CRC-8 and one
+        # CRC-32 register and their XOR networks
+        crc8 = Signal(8)
+        crc32 = Signal(32, init=0xFFFFFFFF)
+        crc_init, upd8, upd32 = Signal(), Signal(), Signal()
+        crc_in = Signal(8)
+        with m.If(crc_init):
+            m.d.sync += [crc8.eq(0), crc32.eq(0xFFFFFFFF)]
+        with m.If(upd8):
+            m.d.sync += crc8.eq(crc8_byte(crc8, crc_in))
+        with m.If(upd32):
+            m.d.sync += crc32.eq(crc32_byte(crc32, crc_in))
+
+        # ------------------------------------------------------------------ receiver
+        byte = urx.data.payload
+        got = Signal()             # a byte for the receiver (none while the executor is busy)
+        rhead = Signal(32)         # TYPE SEQ LEN of the last header
+        r_type, r_seq, r_len = rhead[0:8], rhead[8:16], rhead[16:32]
+        phead = Signal(8 * LOAD_HEADER)   # first payload bytes (LOAD mem/addr, WRITE_INPUT offset)
+        rcrc = Signal(32)          # received frame CRC
+        rcnt = Signal(range(MAX_PAYLOAD + 1))
+        rx_err = Signal(range(8))  # 0, Err.BAD_CRC or Err.BAD_LENGTH
+        rx_done = Signal()         # pulse: a frame (or a receive error) for the executor
+        armed = Signal()           # the executor takes frames
+        tmo = Signal(range(T + 1))
+        m.d.comb += [crc_in.eq(byte),   # overridden by the reply builder
+                     got.eq(urx.data.valid & armed)]
+
+        def rx_leave_on_timeout():
+            with m.If((tmo == T) | ~armed):
+                m.next = "HUNT"
+
+        with m.FSM(name="rx") as rx_fsm:
+            with m.State("HUNT"):
+                with m.If(got & (byte == SYNC)):
+                    m.d.comb += crc_init.eq(1)
+                    m.d.sync += rcnt.eq(0)
+                    m.next = "HEADER"
+            with m.State("HEADER"):
+                with m.If(got):
+                    m.d.comb += [upd8.eq(1), upd32.eq(1)]
+                    m.d.sync += [rhead.eq(Cat(rhead[8:], byte)), rcnt.eq(rcnt + 1)]
+                    with m.If(rcnt == HEADER_BYTES - 3):
+                        m.next = "HCRC"
+                rx_leave_on_timeout()
+            with m.State("HCRC"):
+                with m.If(got):
+                    m.d.comb += upd32.eq(1)
+                    m.d.sync += rcnt.eq(0)
+                    with m.If(byte != crc8):
+                        m.next = "HUNT"
+                    with m.Elif(r_len > MAX_PAYLOAD):
+                        m.d.sync += rx_err.eq(Err.BAD_LENGTH)
+                        m.next = "DONE"
+                    with m.Elif(r_len == 0):
+                        m.next = "CRC"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+                rx_leave_on_timeout()
+            with m.State("PAYLOAD"):
+                m.d.comb += [fb_w.addr.eq(rcnt), fb_w.data.eq(byte), fb_w.en.eq(got)]
+                with m.If(got):
+                    m.d.comb += upd32.eq(1)
+                    with m.If(rcnt < LOAD_HEADER):
+                        m.d.sync += phead.word_select(rcnt[:3], 8).eq(byte)
+                    m.d.sync += rcnt.eq(rcnt + 1)
+                    with m.If(rcnt == r_len - 1):
+                        m.d.sync += rcnt.eq(0)
+                        m.next = "CRC"
+                rx_leave_on_timeout()
+            with m.State("CRC"):
+                with m.If(got):
+                    m.d.sync += [rcrc.eq(Cat(rcrc[8:], byte)), rcnt.eq(rcnt + 1)]
+                    with m.If(rcnt == CRC_BYTES - 1):
+                        m.next = "CHECK"
+                rx_leave_on_timeout()
+            with m.State("CHECK"):
+                m.d.sync += rx_err.eq(Mux(rcrc == ~crc32, 0, Err.BAD_CRC))
+                m.next = "DONE"
+            with m.State("DONE"):
+                m.d.comb += rx_done.eq(1)
+                m.next = "HUNT"
+        with m.If(rx_fsm.ongoing("HUNT") | got):
+            m.d.sync += tmo.eq(0)
+        with m.Elif(tmo != T):
+            m.d.sync += tmo.eq(tmo + 1)
+
+        # ------------------------------------------------------------------ executor state
+        x_seq = Signal(8)          # SEQ of the command being answered
+        t_type = Signal(8)         # reply TYPE
+        t_len = Signal(range(MAX_PAYLOAD + 1))
+        t_src = Signal(2)
+        rword = Signal(8 * RUN_REPLY.size)      # register payload, LSB byte first
+        tpos = Signal(range(HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES + 1))
+        txb = Signal(8)
+        have = Signal()            # a RUN completed (READ_LOGITS / READ_CYCLES allowed)
+        status = Signal()          # its status (the top raised error)
+        link_err = Signal()        # the last reply was an ERROR
+        m.d.comb += self.error.eq(link_err | (have & status))
+
+        # LOAD
+        wsel = Signal(3)
+        wb_max = max(self._word_bytes)
+        wb_tab = Array(Const(w, range(wb_max + 1)) for w in self._word_bytes)
+        depth_tab = Array(Const(d, range(max(self._depths) + 1)) for d in self._depths)
+        wb = Signal(range(wb_max + 1))
+        m.d.comb += wb.eq(wb_tab[wsel])
+        wreg = Signal(8 * wb_max)
+        wj = Signal(range(wb_max))
+        rem = Signal(range(MAX_PAYLOAD + 1))
+        nwords = Signal(range(MAX_PAYLOAD + 1))
+        wcnt = Signal(range(MAX_PAYLOAD + 1))
+        hw_lay = top.host_w_layout
+        waddr = Signal(hw_lay["addr"].shape)
+        m.d.comb += [top.host_w.payload.mem.eq(wsel), top.host_w.payload.addr.eq(waddr),
+                     top.host_w.payload.data.eq(wreg)]
+        ld_mem, ld_addr = phead[0:8], phead[16:48]
+
+        # WRITE_INPUT, RUN
+        wi_off = phead[0:32]
+        ip = Signal(range(in_bytes + 1))
+        fp = Signal(range(in_bytes + 1))          # next input byte for the top's rx
+        lg_idx = Signal(range(lg_bytes + 1))      # logit bytes captured
+        feeding = Signal()
+        m.d.comb += [ib_w.addr.eq(ip), ib_w.data.eq(fb_r.data)]
+        rx_take = top.rx.valid & top.rx.ready
+        m.d.comb += [top.rx.valid.eq(feeding & (fp < in_bytes)), top.rx.payload.eq(ib_r.data),
+                     ib_r.addr.eq(Mux(rx_take, fp + 1, fp)), top.tx.ready.eq(1),
+                     lb_w.addr.eq(lg_idx), lb_w.data.eq(top.tx.payload)]
+        with m.If(~feeding):
+            m.d.sync += fp.eq(0)
+        with m.Elif(rx_take):
+            m.d.sync += fp.eq(fp + 1)
+        with m.If(feeding & top.tx.valid & (lg_idx < lg_bytes)):
+            m.d.comb += lb_w.en.eq(1)
+            m.d.sync += lg_idx.eq(lg_idx + 1)
+
+        def reply(type_, length, src=SRC_REG, word=None):
+            m.d.sync += [t_type.eq(type_), t_len.eq(length), t_src.eq(src),
+                         link_err.eq(1 if type_ == ERROR else 0)]
+            if word is not None:
+                m.d.sync += rword.eq(word)
+            m.next = "TX_START"
+
+        def error(code, detail):
+            reply(ERROR, 5, SRC_REG, Cat(Const(code, 8), Value.cast(detail).as_unsigned()[:32]))
+
+        with m.FSM(name="exec") as x_fsm:
+            with m.State("IDLE"):
+                m.d.comb += armed.eq(1)
+                with m.If(rx_done):
+                    m.d.sync += x_seq.eq(r_seq)
+                    with m.If(rx_err == Err.BAD_CRC):
+                        error(Err.BAD_CRC, rcrc)
+                    with m.Elif(rx_err == Err.BAD_LENGTH):
+                        error(Err.BAD_LENGTH, r_len)
+                    with m.Else():
+                        m.next = "DISPATCH"
+
+            with m.State("DISPATCH"):
+                with m.Switch(r_type):
+                    with m.Case(Cmd.PING):
+                        with m.If(r_len > PING_MAX):
+                            error(Err.BAD_LENGTH, r_len)
+                        with m.Else():
+                            reply(Cmd.PING | REPLY, r_len, SRC_FRAME)
+                    with m.Case(Cmd.INFO):
+                        with m.If(r_len != 0):
+                            error(Err.BAD_LENGTH, r_len)
+                        with m.Else():
+                            reply(Cmd.INFO | REPLY, INFO_FORMAT.size, SRC_INFO)
+                    with m.Case(Cmd.LOAD):
+                        with m.If(r_len <= LOAD_HEADER):
+                            error(Err.BAD_LENGTH, r_len)
+                        with m.Elif(ld_mem > 4):
+                            error(Err.BAD_ADDRESS, ld_addr)
+                        with m.Else():
+                            m.d.sync += [wsel.eq(ld_mem), rem.eq(r_len - LOAD_HEADER), nwords.eq(0)]
+                            m.next = "LOAD_DIV"
+                    with m.Case(Cmd.WRITE_INPUT):
+                        with m.If(r_len < WRITE_INPUT_HEADER):
+                            error(Err.BAD_LENGTH, r_len)
+                        with m.Elif(wi_off + (r_len - WRITE_INPUT_HEADER) > in_bytes):
+                            error(Err.BAD_ADDRESS, wi_off)
+                        with m.Elif(r_len == WRITE_INPUT_HEADER):
+                            reply(Cmd.WRITE_INPUT | REPLY, 2, SRC_REG, 0)
+                        with m.Else():
+                            m.d.sync += [idx.eq(WRITE_INPUT_HEADER), ip.eq(wi_off)]
+                            m.next = "WI_READ"
+                    with m.Case(Cmd.RUN):
+                        with m.If(r_len != 0):
+                            error(Err.BAD_LENGTH, r_len)
+                        with m.Else():
+                            m.next = "RUN_START"
+                    with m.Case(Cmd.READ_LOGITS, Cmd.READ_CYCLES):
+                        with m.If(r_len != 0):
+                            error(Err.BAD_LENGTH, r_len)
+                        with m.Elif(~have):
+                            error(Err.NO_RESULT, 0)
+                        with m.Elif(r_type == Cmd.READ_LOGITS):
+                            reply(Cmd.READ_LOGITS | REPLY, lg_idx, SRC_LOGITS)
+                        with m.Else():
+                            reply(Cmd.READ_CYCLES | REPLY, 8, SRC_REG, top.cycles)
+                    with m.Case(Cmd.RESET):
+                        with m.If(r_len != 0):
+                            error(Err.BAD_LENGTH, r_len)
+                        with m.Else():
+                            m.next = "RESET"
+                    with m.Default():
+                        error(Err.UNKNOWN_TYPE, r_type)
+
+            # ---------------------------------------------------------------- LOAD
+            with m.State("LOAD_DIV"):
+                # words = (LEN - 6) / word_bytes[mem] by repeated subtraction (<= 4090 cycles)
+                with m.If(rem >= wb):
+                    m.d.sync += [rem.eq(rem - wb), nwords.eq(nwords + 1)]
+                with m.Elif(rem != 0):
+                    error(Err.BAD_LENGTH, r_len)
+                with m.Elif(ld_addr + nwords > depth_tab[wsel]):
+                    error(Err.BAD_ADDRESS, ld_addr)
+                with m.Else():
+                    m.d.sync += [idx.eq(LOAD_HEADER), wj.eq(0), wcnt.eq(0), waddr.eq(ld_addr)]
+                    m.next = "LOAD_READ"
+            with m.State("LOAD_READ"):     # frame buffer address idx -> data next cycle
+                m.next = "LOAD_BYTE"
+            with m.State("LOAD_BYTE"):
+                m.d.sync += [wreg.word_select(wj, 8).eq(fb_r.data), idx.eq(idx + 1)]
+                with m.If(wj == wb - 1):
+                    m.d.sync += wj.eq(0)
+                    m.next = "LOAD_WRITE"
+                with m.Else():
+                    m.d.sync += wj.eq(wj + 1)
+                    m.next = "LOAD_READ"
+            with m.State("LOAD_WRITE"):
+                m.d.comb += top.host_w.valid.eq(1)
+                with m.If(top.host_w.ready):
+                    m.d.sync += [waddr.eq(waddr + 1), wcnt.eq(wcnt + 1)]
+                    with m.If(wcnt == nwords - 1):
+                        reply(Cmd.LOAD | REPLY, 2, SRC_REG, nwords)
+                    with m.Else():
+                        m.next = "LOAD_READ"
+
+            # ---------------------------------------------------------------- WRITE_INPUT
+            with m.State("WI_READ"):
+                m.next = "WI_WRITE"
+            with m.State("WI_WRITE"):
+                m.d.comb += ib_w.en.eq(1)
+                m.d.sync += [idx.eq(idx + 1), ip.eq(ip + 1)]
+                with m.If(idx == r_len - 1):
+                    reply(Cmd.WRITE_INPUT | REPLY, 2, SRC_REG, r_len - WRITE_INPUT_HEADER)
+                with m.Else():
+                    m.next = "WI_READ"
+
+            # ---------------------------------------------------------------- RUN
+            with m.State("RUN_START"):
+                m.d.comb += top.start.eq(1)
+                m.d.sync += [have.eq(0), status.eq(0), lg_idx.eq(0)]
+                m.next = "RUN_WAIT"
+            with m.State("RUN_WAIT"):
+                m.d.comb += [feeding.eq(1), armed.eq(1)]
+                with m.If(top.done):
+                    m.d.sync += [have.eq(1), status.eq(top.error)]
+                    reply(Cmd.RUN | REPLY, RUN_REPLY.size, SRC_REG,
+                          Cat(top.error, Const(0, 7), top.cycles, Const(0, 64 - len(top.cycles)), lg_idx))
+                with m.Elif(rx_done & (rx_err == 0) & (r_type == Cmd.RESET) & (r_len == 0)):
+                    m.d.sync += x_seq.eq(r_seq)
+                    m.next = "RESET"
+
+            # ---------------------------------------------------------------- RESET
+            with m.State("RESET"):
+                m.d.comb += top_rst.eq(1)
+                m.d.sync += [have.eq(0), status.eq(0), lg_idx.eq(0)]
+                reply(Cmd.RESET | REPLY, 0)
+
+            # ---------------------------------------------------------------- reply frame
+            # SYNC TYPE SEQ LEN HCRC, payload from t_src, CRC-32; one byte per UART slot
+            hdr = Cat(Const(SYNC, 8), t_type, x_seq, t_len.as_unsigned()[:16], Const(0, 16 - min(16, len(t_len))))
+            pay_end = Signal(range(HEADER_BYTES + MAX_PAYLOAD + 1))
+            m.d.comb += pay_end.eq(HEADER_BYTES + t_len)
+            with m.State("TX_START"):
+                m.d.comb += crc_init.eq(1)
+                m.d.sync += [tpos.eq(0), idx.eq(0)]
+                m.next = "TX_READ"
+            with m.State("TX_READ"):       # memory sources: address idx -> data next cycle
+                m.next = "TX_BYTE"
+            with m.State("TX_BYTE"):
+                with m.If(tpos < HEADER_BYTES - 1):
+                    m.d.sync += txb.eq(hdr.word_select(tpos[:3], 8))
+                with m.Elif(tpos == HEADER_BYTES - 1):
+                    m.d.sync += txb.eq(crc8)
+                with m.Elif(tpos < pay_end):
+                    m.d.sync += txb.eq(Array([rword[:8], fb_r.data, rom_r.data, lb_r.data])[t_src])
+                with m.Else():
+                    m.d.sync += txb.eq((~crc32).word_select((tpos - pay_end)[:2], 8))
+                m.next = "TX_SEND"
+            with m.State("TX_SEND"):
+                m.d.comb += [utx.data.valid.eq(1), utx.data.payload.eq(txb), crc_in.eq(txb)]
+                with m.If(utx.data.ready):
+                    m.d.comb += [upd8.eq((tpos >= 1) & (tpos < HEADER_BYTES - 1)),
+                                 upd32.eq((tpos >= 1) & (tpos < pay_end))]
+                    m.d.sync += tpos.eq(tpos + 1)
+                    with m.If((tpos >= HEADER_BYTES) & (tpos < pay_end)):
+                        m.d.sync += [idx.eq(idx + 1), rword.eq(rword >> 8)]
+                    with m.If(tpos == pay_end + CRC_BYTES - 1):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "TX_READ"
+        m.d.comb += self.busy.eq(~x_fsm.ongoing("IDLE"))
+        return m

@@ -1,0 +1,87 @@
+# amaranth: UnusedElaboratable=no
+"""Board builds (sephw/boardbuild.py, rtl_gen/board.py) of the small SEP-Net build: the Vivado
+project amaranth-boards emits for the Arty A7 with its Yosys utilization estimate, and the
+ECP5 open flow for the ULX3S to a real bitstream with nextpnr's Fmax."""
+import json
+import shutil
+
+import pytest
+
+import boards
+from sephw.boardbuild import board_build, parse_nextpnr
+
+
+@pytest.fixture
+def build_copy(sepnet_build, tmp_path):
+    """A private copy of the small build directory (board builds write into it)."""
+    _, d, _ = sepnet_build
+    dst = tmp_path / "build"
+    shutil.copytree(d, dst)
+    return dst
+
+
+def test_arty_vivado_project_and_yosys_estimate(build_copy):
+    r = board_build(build_copy, "arty-a7", synth=True, log=lambda s: None)
+    proj = build_copy / "vivado"
+    for f in ("sephw.v", "sephw.xdc", "sephw.tcl", "build_sephw.sh"):
+        assert (proj / f).is_file(), f
+    xdc = (proj / "sephw.xdc").read_text()
+    # the Arty's 100 MHz clock (E3) and the FTDI UART pins (rx A9, tx D10)
+    for pin in ("E3", "A9", "D10"):
+        assert f"set_property LOC {pin} " in xdc, pin
+    assert "xc7a35ticsg324-1L" in (proj / "sephw.tcl").read_text()
+    v = (proj / "sephw.v").read_text()
+    assert "module sephw" in v and "uart" in v
+    e = r["estimate"]
+    # the small overlay: 16 MAC cells on DSPs plus the post-process multipliers; logic and
+    # block RAM present; fits the part
+    assert e["dsp"] >= 16 and e["lut"] > 1000 and e["ff"] > 500 and e["bram_blocks"] >= 1
+    assert e["fits"] and e["budget"]["lut"] == boards.get("arty-a7").resources["lut"]
+    assert json.loads((build_copy / "board_build.json").read_text())["estimate"]["lut"] == e["lut"]
+    assert json.loads((build_copy / "report.json").read_text())["board_build"]["estimate"]["dsp"] == e["dsp"]
+    # unchanged Verilog: the estimate is reused, not synthesized again
+    again = board_build(build_copy, "arty-a7", synth=True, log=lambda s: None)
+    assert again["estimate"]["cached"] and again["estimate"]["lut"] == e["lut"]
+
+
+def test_ulx3s_open_flow_project(build_copy):
+    """The ECP5 open-flow project (the full yosys -> nextpnr-ecp5 -> ecppack run takes ~5 min
+    for this small overlay and runs in bench/bench_boards.py, which records the bitstream and
+    Fmax): pins, clock constraint, the flow script with the yowasp tools' variables."""
+    r = board_build(build_copy, "ulx3s-85f", synth=False, log=lambda s: None)
+    proj = build_copy / "ecp5"
+    assert r["bitstream"] is None and r["toolchain"] == "trellis"
+    lpf = (proj / "sephw.lpf").read_text()
+    for comp, site in (("uart_0__rx__io", "M1"), ("uart_0__tx__io", "L4"), ("clk25_0__io", "G2")):
+        assert f'LOCATE COMP "{comp}" SITE "{site}";' in lpf, (comp, site)
+    assert "FREQUENCY PORT" in lpf and "25000000" in lpf
+    assert "synth_ecp5" in (proj / "sephw.ys").read_text()
+    script = (proj / "build_sephw.sh").read_text()
+    assert "NEXTPNR_ECP5" in script and "ECPPACK" in script and "--85k" in script
+    # the power-on reset (ULX3S has no reset pin) is in the design
+    assert "por" in (proj / "sephw.il").read_text()
+
+
+def test_parse_nextpnr_reads_the_last_report():
+    log = """Info: Max frequency for clock '$glbnet$clk': 40.10 MHz (PASS at 25.00 MHz)
+Info: Device utilisation:
+Info: \t          TRELLIS_IO:     4/  365     1%
+Info: \t        TRELLIS_COMB:  9001/83640    10%
+Info: \t          MULT18X18D:    20/  156    12%
+Info: Placed 10 cells
+Info: Max frequency for clock '$glbnet$clk': 31.52 MHz (PASS at 25.00 MHz)
+Info: Max frequency for clock 'other': 12.00 MHz (FAIL at 25.00 MHz)
+"""
+    r = parse_nextpnr(log)
+    assert r["fmax"]["$glbnet$clk"] == {"mhz": 31.52, "pass": True, "target_mhz": 25.0}
+    assert r["fmax"]["other"]["pass"] is False
+    assert r["utilisation"] == {"TRELLIS_IO": {"used": 4, "available": 365},
+                                "TRELLIS_COMB": {"used": 9001, "available": 83640},
+                                "MULT18X18D": {"used": 20, "available": 156}}
+
+
+def test_board_top_checks_baud(sepnet_build):
+    from rtl_gen.board import BoardTop
+    _, d, _ = sepnet_build
+    with pytest.raises(ValueError, match="exceeds arty-a7-35's UART bridge maximum 12000000"):
+        BoardTop(d, boards.get("arty-a7"), baud=20_000_000)

@@ -1,0 +1,448 @@
+"""The host driver (host/device.py) against (a) a scripted fake device that injects link
+faults, and (b) the simulated board (HostLink around the accelerator top in Verilator, its
+UART on a pseudo-terminal: `sim:BUILD_DIR`, the same driver and serial transport as a real
+board), bit-exact against the integer reference.
+
+The fake device keeps what it is sent (memories, input buffer) and answers RUN with logits
+computed from the input bytes and a checksum of every loaded memory word, so a wrong load or a
+wrong input shows up in the logits.
+"""
+import json
+import random
+import struct
+import time
+import zlib
+from collections import deque
+
+import numpy as np
+import pytest
+
+from host.device import Device, memory_images
+from host.protocol import (ERROR, REPLY, RUN_REPLY, Cmd, Err, Frame, FrameParser, Info, LinkError, encode_frame)
+from host.transport import Transport
+
+HASH = "0123456789abcdef"
+WORD_BYTES = (32, 16, 16, 400, 64)
+DEPTHS = (8, 4, 512, 16, 8)
+IN_SHAPE = (1, 4, 5)
+CLASSES = 3
+CYCLES = 12345
+
+
+def fake_info(**kw) -> Info:
+    args = dict(protocol_version=1, device_version=1, engine_config_hash=HASH, board="fake", clock_hz=100_000_000,
+                baud=1_000_000, max_payload=4096, depths=DEPTHS, word_bytes=WORD_BYTES, input_bytes=64,
+                logit_bytes=8 * CLASSES)
+    args.update(kw)
+    return Info(**args)
+
+
+def model_logits(input_bytes: bytes, memories: dict) -> np.ndarray:
+    """The fake device's 'network': depends on every input byte and every loaded word."""
+    mem_sum = zlib.crc32(b"".join(bytes(memories[s].get(a, b"")) for s in range(5) for a in sorted(memories[s])))
+    x = np.frombuffer(input_bytes, dtype=np.uint8).astype(np.int64)
+    w = np.arange(1, len(x) + 1, dtype=np.int64)
+    return np.array([int((x * w).sum()) * (k + 1) - (mem_sum >> k) for k in range(CLASSES)], dtype=np.int64)
+
+
+class FakeDevice(Transport):
+    """A device model behind the Transport interface.
+
+    ``faults``: one entry per reply, consumed in order (``None``: no fault); then
+    ``fault_fn(frame)`` if given. Faults: ``drop`` (no reply), ``corrupt`` (one reply byte
+    flipped), ``stale`` (a reply with the previous SEQ first), ``stale_only``, ``bad_crc``
+    (ERROR BAD_CRC instead), ``late`` (the reply after ``late_s``), ``garbage`` (random bytes,
+    SYNC included, before the reply), ``truncate`` (the reply's first half only)."""
+
+    def __init__(self, info=None, faults=(), fault_fn=None, late_s=0.3, seed=0):
+        self.dev = info or fake_info()
+        self.baud, self.description, self.margin_s = self.dev.baud, "fake:0", 0.05
+        self.faults, self.fault_fn, self.late_s = deque(faults), fault_fn, late_s
+        self.rng = random.Random(seed)
+        self.mem = {s: {} for s in range(5)}
+        self.input = bytearray(self.dev.input_bytes)
+        self.logits = self.cycles = None
+        self.parser = FrameParser()
+        self.pending = []               # (time available, bytes)
+        self.received = []              # (type, seq) of every command frame that arrived
+        self.closed = False
+
+    # -- device behaviour ---------------------------------------------------------------------
+    def handle(self, f: Frame):
+        p = f.payload
+        if f.type == Cmd.PING:
+            return 0x81, p
+        if f.type == Cmd.INFO:
+            return 0x82, self.dev.pack()
+        if f.type == Cmd.LOAD:
+            sel, _, addr = struct.unpack_from("<BBI", p)
+            wb = self.dev.word_bytes[sel] if sel < 5 else 1
+            words = (len(p) - 6) // wb
+            if sel >= 5 or addr + words > self.dev.depths[sel]:
+                return ERROR, struct.pack("<BI", Err.BAD_ADDRESS, addr)
+            for i in range(words):
+                self.mem[sel][addr + i] = p[6 + i * wb:6 + (i + 1) * wb]
+            return Cmd.LOAD | REPLY, struct.pack("<H", words)
+        if f.type == Cmd.WRITE_INPUT:
+            off = struct.unpack_from("<I", p)[0]
+            data = p[4:]
+            if off + len(data) > len(self.input):
+                return ERROR, struct.pack("<BI", Err.BAD_ADDRESS, off)
+            self.input[off:off + len(data)] = data
+            return Cmd.WRITE_INPUT | REPLY, struct.pack("<H", len(data))
+        if f.type == Cmd.RUN:
+            n_in = int(np.prod(IN_SHAPE))
+            self.logits = model_logits(bytes(self.input[:n_in]), self.mem).astype("<i8").tobytes()
+            self.cycles = CYCLES
+            return Cmd.RUN | REPLY, RUN_REPLY.pack(0, CYCLES, len(self.logits))
+        if f.type in (Cmd.READ_LOGITS, Cmd.READ_CYCLES):
+            if self.logits is None:
+                return ERROR, struct.pack("<BI", Err.NO_RESULT, 0)
+            return f.type | REPLY, self.logits if f.type == Cmd.READ_LOGITS else struct.pack("<Q", self.cycles)
+        if f.type == Cmd.RESET:
+            self.logits = self.cycles = None
+            return Cmd.RESET | REPLY, b""
+        return ERROR, struct.pack("<BI", Err.UNKNOWN_TYPE, f.type)
+
+    # -- Transport ------------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        now = time.monotonic()
+        for f in self.parser.feed(data):
+            self.received.append((f.type, f.seq))
+            fault = self.faults.popleft() if self.faults else (self.fault_fn(f) if self.fault_fn else None)
+            if fault in ("drop", "silent"):
+                continue
+            if fault == "bad_crc":
+                self.pending.append((now, encode_frame(ERROR, f.seq, struct.pack("<BI", Err.BAD_CRC, 0))))
+                continue
+            rtype, payload = self.handle(f)
+            raw = encode_frame(rtype, f.seq, payload)
+            if fault == "corrupt":
+                b = bytearray(raw)
+                b[self.rng.randrange(1, len(b))] ^= 1 << self.rng.randrange(8)
+                raw = bytes(b)
+            elif fault in ("stale", "stale_only"):
+                old = encode_frame(rtype, (f.seq - 1) & 0xFF, payload)
+                raw = old + (b"" if fault == "stale_only" else raw)
+            elif fault == "garbage":
+                raw = bytes(self.rng.choice((0xA5, self.rng.randrange(256))) for _ in range(40)) + raw
+            elif fault == "truncate":
+                raw = raw[:len(raw) // 2]
+            self.pending.append((now + (self.late_s if fault == "late" else 0.0), raw))
+
+    def read(self, n: int, timeout: float) -> bytes:
+        end = time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            ready = [p for p in self.pending if p[0] <= now]
+            if ready or now >= end:
+                break
+            time.sleep(min(0.002, max(0.0, end - now)))
+        out = bytearray()
+        keep = []
+        for t, raw in self.pending:
+            if t <= now and len(out) < n:
+                take = raw[:n - len(out)]
+                out += take
+                if len(take) < len(raw):
+                    keep.append((t, raw[len(take):]))
+            else:
+                keep.append((t, raw))
+        self.pending = keep
+        return bytes(out)
+
+    def discard_input(self) -> bytes:
+        now = time.monotonic()
+        out = b"".join(r for t, r in self.pending if t <= now)
+        self.pending = [(t, r) for t, r in self.pending if t > now]
+        return out
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture(scope="module")
+def fake_build(tmp_path_factory):
+    """A build directory shaped like `sephw compile`'s, with random images."""
+    d = tmp_path_factory.mktemp("fake_build")
+    rng = np.random.default_rng(0)
+    words = {"program.bin": (8, 32), "tensors.bin": (3, 16), "params.bin": (400, 16),
+             "patterns.bin": (12, 400), "weights.bin": (5, 64)}
+    for name, (n, wb) in words.items():
+        (d / name).write_bytes(rng.integers(0, 256, n * wb, dtype=np.uint8).tobytes())
+    man = {"engine_config_hash": HASH, "clock_hz": 100_000_000, "board": "fake",
+           "memories": {k: {"word_bytes": words[f"{k}.bin"][1], "words": words[f"{k}.bin"][0]}
+                        for k in ("tensors", "params", "patterns", "weights")},
+           "input": {"shape": list(IN_SHAPE)}, "output": {"shape": [CLASSES]}, "cycles_per_inference": CYCLES,
+           "dataset": "fashion-mnist"}
+    (d / "manifest.json").write_text(json.dumps(man))
+    (d / "report.json").write_text(json.dumps({"cycles_per_inference": CYCLES}))
+    return d
+
+
+def images(n=3, seed=1):
+    return np.random.default_rng(seed).integers(0, 256, (n, *IN_SHAPE), dtype=np.uint8)
+
+
+def expected(build_dir, imgs):
+    mem = {s: {} for s in range(5)}
+    for sel, wb, blob in memory_images(build_dir):
+        for a in range(len(blob) // wb):
+            mem[sel][a] = blob[a * wb:(a + 1) * wb]
+    return np.stack([model_logits(img.transpose(1, 2, 0).tobytes(), mem) for img in imgs])
+
+
+def test_clean_link_load_infer(fake_build):
+    fake = FakeDevice()
+    with Device(fake, progress=False) as dev:
+        assert dev.ping(b"abc") == b"abc"
+        assert dev.info() == fake_info()
+        r = dev.load(fake_build)
+        # params: 400 words of 16 bytes = 2 LOADs of <= 4096 bytes; patterns 12 x 400 = 2
+        assert r["frames"] == 1 + 1 + 2 + 2 + 1
+        for sel, wb, blob in memory_images(fake_build):
+            assert b"".join(fake.mem[sel][a] for a in range(len(blob) // wb)) == blob
+        x = images()
+        got = dev.infer(x)
+        assert got.dtype == np.int64 and got.shape == (3, CLASSES)
+        np.testing.assert_array_equal(got, expected(fake_build, x))
+        assert dev.cycles() == CYCLES
+        s = dev.last_stats[0]
+        assert s["compute_cycles"] == CYCLES and s["compute_s"] == CYCLES / 1e8
+        # WRITE_INPUT(4+20)+ACK(2), RUN(0)+DONE(11), READ_LOGITS(0)+reply(24); 10 bytes of framing each
+        assert s["link_bytes"] == 6 * 10 + 24 + 2 + 11 + 24
+        assert dev.retries == 0
+        dev.reset()
+        with pytest.raises(LinkError, match="READ_CYCLES on fake:0: device replied ERROR NO_RESULT"):
+            dev.cycles()
+    assert fake.closed
+
+
+@pytest.mark.parametrize("fault", ["drop", "corrupt", "stale", "stale_only", "bad_crc", "late", "garbage",
+                                   "truncate"])
+def test_one_fault_per_command_recovers(fake_build, fault):
+    # every command's first reply is faulty: each is resent once and the results are exact
+    fake = FakeDevice(fault_fn=lambda f, seen=set(): None if (f.seq in seen or seen.add(f.seq)) else fault)
+    dev = Device(fake, progress=False)
+    dev.load(fake_build)
+    x = images(2)
+    t0 = time.monotonic()
+    np.testing.assert_array_equal(dev.infer(x), expected(fake_build, x))
+    assert time.monotonic() - t0 < 10
+    assert dev.ping(b"ok") == b"ok"
+    # stale replies are discarded and the right one after them taken, without a resend;
+    # garbage before the right reply costs a resend only where it forms a header that passes
+    # CRC-8 and swallows the reply; every other fault costs exactly one resend per command
+    if fault == "stale":
+        assert dev.retries == 0
+    elif fault == "garbage":
+        assert dev.retries < len({s for _, s in fake.received}) / 2
+    else:
+        assert dev.retries == len({s for _, s in fake.received})
+    # a resend repeats the command's SEQ
+    seqs = [s for _, s in fake.received]
+    assert all(seqs.count(s) <= 2 for s in set(seqs))
+
+
+def test_late_reply_never_answers_the_next_command(fake_build):
+    # INFO's reply comes after its deadline: the resend's reply is taken, and the late copy
+    # (same SEQ, arriving during PING) is discarded as stale, not taken as PING's echo
+    fake = FakeDevice(faults=["late"], late_s=0.12)
+    dev = Device(fake, progress=False)
+    assert dev.info().engine_config_hash == HASH
+    time.sleep(0.0)
+    assert dev.ping(b"x" * 62) == b"x" * 62
+    assert dev.ping(b"y") == b"y"
+
+
+@pytest.mark.parametrize("fault, what", [("silent", "timed out"), ("corrupt", "CRC failure"),
+                                         ("stale_only", "stale SEQ"), ("bad_crc", "ERROR BAD_CRC"),
+                                         ("truncate", "incomplete frame")])
+def test_persistent_fault_raises_within_deadline(fault, what):
+    fake = FakeDevice(fault_fn=lambda f: fault)
+    dev = Device(fake, progress=False)
+    per_try = dev.deadline(10 + 5, 10 + 5)
+    t0 = time.monotonic()
+    with pytest.raises(LinkError) as e:
+        dev.ping(b"hello")
+    took = time.monotonic() - t0
+    msg = str(e.value)
+    assert msg.startswith("PING on fake:0: no valid reply after 3 tries")
+    assert what in msg
+    assert len(fake.received) == 3                      # sent 3 times, then gave up
+    assert took < 3 * per_try + 0.5
+
+
+def test_error_reply_raises_at_once():
+    fake = FakeDevice(info=fake_info(depths=(1, 1, 1, 1, 1)))
+    dev = Device(fake, progress=False)
+    with pytest.raises(LinkError, match="LOAD on fake:0: device replied ERROR BAD_ADDRESS"):
+        dev.transact(Cmd.LOAD, struct.pack("<BBI", 2, 0, 5) + bytes(16), reply_len=2)
+    with pytest.raises(LinkError, match="ERROR UNKNOWN_TYPE"):
+        dev.transact(0x33, b"")
+    assert len(fake.received) == 2                     # no resends
+
+
+def test_wrong_reply_length_not_accepted():
+    # a reply that passes both CRCs but has the wrong length for its command is not taken
+    fake = FakeDevice()
+    orig = fake.handle
+    fake.handle = lambda f: (0x81, f.payload + b"!") if f.type == Cmd.PING else orig(f)
+    with pytest.raises(LinkError, match="PING-reply with a 3-byte payload"):
+        Device(fake, progress=False).ping(b"ab")
+
+
+def test_hash_mismatch_refused(fake_build):
+    fake = FakeDevice(info=fake_info(engine_config_hash="fedcba9876543210"))
+    dev = Device(fake, progress=False)
+    with pytest.raises(LinkError, match="compiled for engine config 0123456789abcdef, but the device on "
+                                        "fake:0 \\(fake\\) was generated for fedcba9876543210"):
+        dev.load(fake_build)
+    assert not any(fake.mem.values())                 # nothing was loaded
+    assert [t for t, _ in fake.received] == [Cmd.INFO]
+
+
+def test_build_that_does_not_fit_refused(fake_build):
+    fake = FakeDevice(info=fake_info(depths=(8, 4, 100, 16, 8), input_bytes=10, word_bytes=(32, 16, 16, 200, 64)))
+    with pytest.raises(LinkError) as e:
+        Device(fake, progress=False).load(fake_build)
+    msg = str(e.value)
+    assert "params needs 400 words, the device holds 100" in msg
+    assert "patterns words are 400 bytes, the device's 200" in msg
+    assert "input of 20 bytes, the device's buffer holds 10" in msg
+    assert not any(fake.mem.values())
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_faults_never_a_wrong_result(fake_build, seed):
+    # a third of all replies faulty: every command either succeeds with the exact result or
+    # raises LinkError; never a hang, never a wrong logit
+    rng = random.Random(seed)
+    faults = ["drop", "corrupt", "stale", "stale_only", "bad_crc", "late", "garbage", "truncate"]
+    fake = FakeDevice(fault_fn=lambda f: rng.choice(faults) if rng.random() < 0.33 else None, late_s=0.08,
+                      seed=seed)
+    dev = Device(fake, progress=False)
+    x = images(2, seed)
+    t0 = time.monotonic()
+    try:
+        dev.load(fake_build)
+        got = dev.infer(x)
+    except LinkError as e:
+        assert "no valid reply after 3 tries" in str(e)
+    else:
+        np.testing.assert_array_equal(got, expected(fake_build, x))
+    assert time.monotonic() - t0 < 30
+
+
+def test_infer_argument_checks(fake_build):
+    dev = Device(FakeDevice(), progress=False)
+    dev.load(fake_build)
+    with pytest.raises(ValueError, match="shape"):
+        dev.infer(np.zeros((1, 2, 4, 5), dtype=np.uint8))
+    with pytest.raises(ValueError, match="uint8 codes"):
+        dev.infer(np.full((1, *IN_SHAPE), 300))
+    with pytest.raises(ValueError, match="at most 64"):
+        dev.ping(bytes(65))
+
+
+def test_port_failure_is_a_link_error():
+    class Unplugged(FakeDevice):
+        def write(self, data):
+            raise OSError(5, "Input/output error")
+    with pytest.raises(LinkError, match="INFO on fake:0: the port failed: .*Input/output error"):
+        Device(Unplugged(), progress=False).info()
+
+
+def test_open_bad_port():
+    with pytest.raises(OSError, match="cannot open serial port '/dev/does-not-exist'"):
+        Device.open("/dev/does-not-exist")
+
+
+# -- (b) the simulated board ---------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_sim_board_end_to_end(sepnet_build):
+    import torch
+
+    from sephw import reference
+    g, d, _ = sepnet_build
+    man = json.loads((d / "manifest.json").read_text())
+    x = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(7))
+    x[0] = 0
+    exp = reference.run(g, x).numpy()
+    with Device.open(f"sim:{d}", progress=False) as dev:
+        info = dev.info()
+        assert info.engine_config_hash == man["engine_config_hash"]
+        assert info.clock_hz == man["clock_hz"] and info.baud == man["clock_hz"] // 8
+        assert dev.ping(b"board?") == b"board?"
+        with pytest.raises(LinkError, match="NO_RESULT"):
+            dev.cycles()
+        dev.load(d)
+        got = dev.infer(x.numpy())
+        np.testing.assert_array_equal(got, exp)        # every logit, bit-exact
+        cyc = dev.cycles()
+        assert cyc > 0 and cyc == dev.last_stats[-1]["compute_cycles"]
+        # fuzz: garbage, corrupted frames, a truncated frame; then the link must recover
+        rng = random.Random(3)
+        t = dev.transport
+        t.write(bytes(rng.randrange(256) for _ in range(200)) + bytes([0xA5] * 20))
+        good = bytearray(encode_frame(Cmd.PING, 77, b"zz"))
+        good[-1] ^= 0x10                                   # bad CRC-32: device answers BAD_CRC
+        t.write(bytes(good))
+        bad_head = bytearray(encode_frame(Cmd.LOAD, 78, bytes(40)))
+        bad_head[3] ^= 0xFF                                # bad header: silently dropped
+        t.write(bytes(bad_head))
+        t.write(encode_frame(Cmd.WRITE_INPUT, 79, bytes(30))[:12])   # truncated
+        assert dev.ping(b"still there") == b"still there"
+        # memories unharmed: the same image gives the same logits
+        np.testing.assert_array_equal(dev.infer(x[1:].numpy()), exp[1:])
+        print(f"sim board: {dev.last_stats[-1]}, retries {dev.retries}, "
+              f"{t.status().get('rate', 0):.0f} simulated cycles/s")
+    # close() stopped the simulator and removed its files
+    assert t._proc.poll() is not None and not t._run_dir.exists()
+
+
+@pytest.mark.slow
+def test_sephw_run_on_sim_board(sepnet_build, monkeypatch, capsys):
+    """`sephw run BUILD --port sim:BUILD`: loads, streams the images, reports bit-exactness,
+    accuracy and the latency split; exit code 0 when every logit equals the reference."""
+    import torch
+
+    from sephw import data, reference
+    from sephw.cli import build_parser
+    g, d, _ = sepnet_build
+    x = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(11))
+    labels = reference.run(g, x).argmax(1).clone()
+    labels[1] = (labels[1] + 1) % 10                 # one wrong label: accuracy 1/2 if the logits are right
+    monkeypatch.setattr(data, "load", lambda ds, split, root=None: (x, labels))
+    a = build_parser().parse_args(["run", str(d), "--port", f"sim:{d}", "--images", "2", "--json"])
+    assert a.func(a) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["bit_exact_images"] == 2 and r["mismatched_images"] == []
+    assert r["accuracy"] == pytest.approx(0.5)
+    assert len(r["compute_cycles"]) == 2 and min(r["compute_cycles"]) > 0
+    # the device's count is the cycle model's (tests/test_rtl_top.py: within 10 %)
+    assert 0.9 <= r["compute_cycles"][0] / r["predicted_cycles"] <= 1.1
+    assert r["link_bytes_per_image"] == (10 + 4 + 64) + (10 + 2) + 10 + (10 + 11) + 10 + (10 + 80)
+
+
+def test_sephw_run_refuses_other_build(fake_build, monkeypatch, capsys):
+    """A device generated for another engine configuration: `sephw run` loads nothing and
+    exits 2 with the reason."""
+    import torch
+
+    import sephw.run as run_mod
+    from sephw import data
+    from sephw.cli import build_parser
+    fake = FakeDevice(info=fake_info(engine_config_hash="fedcba9876543210"))
+    monkeypatch.setattr("host.device.open_transport", lambda port, baud=None, log=print: fake)
+    monkeypatch.setattr(data, "load", lambda ds, split, root=None: (torch.zeros((1, *IN_SHAPE), dtype=torch.uint8),
+                                                                    torch.zeros(1, dtype=torch.int64)))
+    monkeypatch.setattr("sephw.simulate.load_build_graph", lambda d: None)
+    monkeypatch.setattr("sephw.reference.run", lambda g, x: torch.zeros(1, CLASSES, dtype=torch.int64))
+    a = build_parser().parse_args(["run", str(fake_build), "--port", "/dev/ttyFAKE", "--images", "1"])
+    assert a.func(a) == 2
+    err = capsys.readouterr().err
+    assert "compiled for engine config 0123456789abcdef" in err and "fedcba9876543210" in err
+    assert not any(fake.mem.values())
+    assert run_mod.cmd_run is a.func
