@@ -465,6 +465,8 @@ class Accelerator(wiring.Component):
         col = Signal(signed(18))
         m.d.comb += col.eq(xs - ins.pad + gj)
         col_ok = (col >= 0) & (col < da.width)
+        b_s2 = Signal()        # operand b (1x1 projection) at stride 2: src_b twice the output's width
+        m.d.comb += b_s2.eq(db.width != dd.width)
         ta = Signal(16)        # FC: channel of the MAC term
         m.d.comb += ta.eq(ch * Q + q)
 
@@ -571,7 +573,9 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.d.sync += [rowvalid[row_i].eq(0), row_i.eq(row_i + 1)]
                 with m.Elif((row_i == ins.k) & (b_mac | b_id)):
-                    m.d.comb += [ra.start.eq(1), ra.r.eq(y), ra.ring.eq(db.ring_rows),
+                    # a 1x1 projection skip reading a map twice the output's width is strided:
+                    # it reads row 2y, column 2x of src_b
+                    m.d.comb += [ra.start.eq(1), ra.r.eq(Mux(b_s2, y << 1, y)), ra.ring.eq(db.ring_rows),
                                  ra.base.eq(db.base), ra.row_bytes.eq(db.width * db.channels)]
                     m.next = "ROWSETUP2"
                 with m.Else():
@@ -630,7 +634,7 @@ class Accelerator(wiring.Component):
                         m.next = "GATHER_A"
             with m.State("GATHER_B"):
                 with m.If(b_mac):
-                    m.d.comb += act_raddr.eq(rowb + x * db.channels + ins.cin0_b + ch * Q)
+                    m.d.comb += act_raddr.eq(rowb + Mux(b_s2, x << 1, x) * db.channels + ins.cin0_b + ch * Q)
                     m.d.sync += [pend.eq(1), pend_in.eq(1), pend_dst.eq(1), pend_cnt.eq(ins.nb - ch * Q)]
                 with m.Else():
                     m.d.comb += act_raddr.eq(rowb + x * db.channels + ins.cin0_b)
@@ -795,8 +799,15 @@ def check_program(build_dir) -> list[str]:
                 problems.append(f"instruction {i}: a pattern tile spanning several groups (groups per beat)")
             if not on_pe and ins.k != 1:
                 problems.append(f"instruction {i}: int8 {ins.k}x{ins.k} convolution")
-            if ins.op == Op.RESADD and not ins.flags & FLAG_SKIP_IDENTITY and (ins.stride != 1 or not on_pe):
-                problems.append(f"instruction {i}: 1x1 projection skip (strided, or beside an int8 main conv)")
+            if ins.op == Op.RESADD and not ins.flags & FLAG_SKIP_IDENTITY:
+                (_, hb, wb), (_, hd, wd) = tens[ins.src_b]["shape"], tens[ins.dst]["shape"]
+                if not on_pe:
+                    problems.append(f"instruction {i}: 1x1 projection skip beside an int8 main conv")
+                elif (hb, wb) not in ((hd, wd), (2 * hd, 2 * wd)):
+                    problems.append(f"instruction {i}: 1x1 projection skip with a stride other than 1 or 2")
+            if ins.op in (Op.RESADD, Op.PRB) and ins.flags & FLAG_SKIP_IDENTITY:
+                if tens[ins.src_b]["shape"][1:] != tens[ins.dst]["shape"][1:]:
+                    problems.append(f"instruction {i}: identity skip between maps of different sizes")
             if ins.flags & FLAG_DEPTHWISE and ins.na > 1 and on_pe:
                 problems.append(f"instruction {i}: depthwise pattern tile over several channels")
             for t in (ins.src_a, ins.src_b):
