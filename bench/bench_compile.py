@@ -104,7 +104,7 @@ def main() -> None:
             results[name] = res
             r, u = rep["resources"], rep["utilization"]
             meas = res.get("simulation", {}).get("cycles_per_inference")
-            rows.append([name, f"{rep['cycles_per_inference']:,}", f"{meas:,}" if meas else "not simulated",
+            rows.append([name, f"{rep['cycles_per_inference']:,}", f"{meas:,.0f} ({res['simulation']['bit_exact_images']}/{res['simulation']['images']} bit-exact)" if meas else "not simulated",
                          f"{rep['engine_model_cycles_per_inference']:,}",
                          f"{rep['latency_s'] * 1e3:.3f}", f"{rep['fps']:,.0f}",
                          f"{u['pattern_engine']:.1%} / {u['mac_array']:.1%}",
@@ -121,7 +121,7 @@ def main() -> None:
               "RTL top as built (docs/isa.md), which equals the Verilator count on the whole-SEP-Net "
               "test (tests/test_rtl_top.py); 'ideal overlay cycles' is the engine-level model (engines "
               "fed at full rate). Resource figures are the compiler's estimate from bench/results/engines.json "
-              "(Yosys synth_xilinx per engine + unmeasured 3000-LUT control allowance), not a synthesis of the top. "
+              "(Yosys synth_xilinx per engine + control allowance fitted to board-top syntheses); bench/results/boards.md has the synthesis of the board top. 'measured in Verilator': the top's cycle counter on N images (shipped model: Fashion-MNIST test images; ResNet-20: random weights and images), every logit compared with sephw.reference. "
               "Anchor: Tensil runs ResNet-20 on an Arty A7-35 at 21 ms/image (150 MHz, 16-bit).")
     print((results_io.RESULTS / "compile.md").read_text())
 
