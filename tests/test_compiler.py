@@ -283,6 +283,24 @@ def test_resnet20_pattern_network_compiles(tmp_path):
     assert proj and all("pattern" in i["busy"] for i in proj)
 
 
+def test_sizing_picks_fewest_rtl_top_cycles_among_fitting_configs():
+    """The engine model's favourite is not necessarily the fastest on the RTL top: the chosen
+    overlay takes no more top cycles than the engine model's best and its neighbours."""
+    g = _graph("resnet20", 32, in_channels=3, num_classes=10)
+    board = boards.get("arty-a7-35")
+    ir = passes.compile_ir(g, board)
+    alts = 0
+    for eng in ({"lanes": 8, "pe_cin": 16, "mac_cols": 8}, {"lanes": 8, "pe_cin": 8, "mac_cols": 8},
+                {"lanes": 16, "pe_cin": 8, "mac_cols": 4}, {"lanes": 16, "pe_cin": 4, "mac_cols": 8}):
+        try:
+            alt = passes.compile_ir(g, board, engine=dict(eng, packed=False, pp_units=1))
+        except CompileError:
+            continue
+        alts += 1
+        assert ir.cycles <= alt.cycles, (eng, alt.cycles, ir.cycles)
+    assert alts >= 2
+
+
 # --------------------------------------------------------------------------- bands and errors
 @pytest.fixture(scope="module")
 def sepnet112() -> ig.IntGraph:
