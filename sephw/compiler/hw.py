@@ -186,6 +186,11 @@ def memory_cost(vendor: str, width_bits: int, depth: int) -> tuple[int, int]:
     words, block RAM above."""
     if depth <= 0 or width_bits <= 0:
         return 0, 0
+    if vendor == "lattice" and depth > 16:
+        # ECP5 distributed RAM is TRELLIS_DPR16X4 (16 words); deeper memories go to DP16KD
+        # (18 Kbit, at most 36 bits wide): the shipped model's 6400-bit x 58 pattern memory took
+        # 178 of them in Yosys synth_ecp5, where a LUTRAM estimate had counted none
+        return bram_blocks(vendor, width_bits, depth), 0
     if depth <= LUTRAM_MAX_DEPTH:
         if vendor == "xilinx":
             # simple dual port: RAM32M holds 6 bits x 32, RAM64M 3 bits x 64, 4 LUTs each
