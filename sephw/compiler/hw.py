@@ -122,6 +122,12 @@ class EngineConfig:
         return self.lanes * self.pe_cin * self.k_max ** 2 / a_bits
 
     @property
+    def act_banks(self) -> int:
+        """Byte-wide activation memory banks of the RTL top (one vector read returns a window
+        tap of ``pe_cin`` channels, a MAC beat of ``mac_cols`` or the ``lanes`` skip codes)."""
+        return max(self.pe_cin, self.mac_cols, self.lanes)
+
+    @property
     def mac_peak(self) -> int:
         return self.lanes * self.mac_cols
 
@@ -151,8 +157,7 @@ def resources(cfg: EngineConfig, costs: UnitCosts) -> dict:
     else:
         m_lut, m_ff, m_dsp = costs.mac_lut, costs.mac_ff, costs.mac_dsp
     wg_bits = cfg.pe_cin * cfg.k_max ** 2 * cfg.a_bits
-    banks = max(cfg.pe_cin, cfg.mac_cols, cfg.lanes)
-    control_lut = max(costs.control_lut, banks * costs.control_lut_per_bank)
+    control_lut = max(costs.control_lut, cfg.act_banks * costs.control_lut_per_bank)
     lut = ops * costs.pattern_lut_per_op + cells * m_lut + cfg.pp_units * costs.pp_lut \
         + costs.wg_lut + control_lut
     ff = ops * costs.pattern_ff_per_op + cells * m_ff + cfg.pp_units * costs.pp_ff \

@@ -473,7 +473,7 @@ def memory_geometry(cfg, static: dict, act_bytes: int, instructions: int) -> dic
     """``{memory: (width bits, depth words[, copies])}`` of every on-chip memory, as the RTL
     top builds them: the activations in ``max(pe_cin, mac_cols, lanes)`` byte-wide banks
     (rtl_gen/top.py), the host link's frame, input and logit buffers (rtl_gen/hostlink.py)."""
-    banks = max(cfg.pe_cin, cfg.mac_cols, cfg.lanes)
+    banks = cfg.act_banks
     return {"activations": (8, max(2, math.ceil(act_bytes / banks)), banks),
             "host_frame": (8, MAX_PAYLOAD),
             "host_input": (8, static.get("_input_bytes", 0)),
