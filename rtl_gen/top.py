@@ -105,11 +105,13 @@ class RowAddress(wiring.Component):
     """Address of row ``r`` of a ring buffer: ``base + (r mod ring) * row_bytes``.
 
     Restoring division, one quotient bit per cycle (16 cycles), then one multiply: ``busy``
-    rises the cycle after ``start`` and falls when ``addr`` is valid (17 cycles)."""
+    rises the cycle after ``start`` and falls when ``addr`` and ``rem`` (``r mod ring``) are
+    valid (17 cycles). The compute tiles use it once per tile and operand, then step their
+    rows incrementally (:class:`RingRow`)."""
 
     def __init__(self):
         super().__init__({"start": In(1), "r": In(16), "ring": In(16), "base": In(32),
-                          "row_bytes": In(32), "busy": Out(1), "addr": Out(32)})
+                          "row_bytes": In(32), "busy": Out(1), "addr": Out(32), "rem": Out(16)})
 
     def elaborate(self, platform):
         m = Module()
@@ -127,6 +129,7 @@ class RowAddress(wiring.Component):
                              rem.eq(Mux(t >= ring, t - ring, t))]
             with m.Else():
                 m.d.sync += [self.addr.eq(base + rem * row_bytes), self.busy.eq(0)]
+        m.d.comb += self.rem.eq(rem)
         return m
 
 
@@ -312,10 +315,15 @@ class Accelerator(wiring.Component):
         with m.If(running):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
-        ra = RowAddress()          # gatherer / LOAD / POOL rows
-        rw = RowAddress()          # writer rows
+        ra = RowAddress()          # first rows of a tile's operands / LOAD / POOL rows
+        rw = RowAddress()          # the writer's first row of a tile
         m.submodules.row_addr = ra
         m.submodules.row_addr_writer = rw
+
+        def ring_step(idx, addr, d):
+            """The ring position after (``idx``, ``addr``) of tensor ``d``: the next row."""
+            wrap = idx + 1 == d.ring_rows
+            return Mux(wrap, 0, idx + 1)[:16], Mux(wrap, d.base, addr + d.width * d.channels)[:32]
 
         # modes of the current compute instruction
         use_pe = Signal()          # operand a on the pattern engine (else MAC array)
@@ -333,9 +341,15 @@ class Accelerator(wiring.Component):
         e = Signal(32)
         cc = Signal(16)
         row_i = Signal(range(K + 2))
+        adv = Signal()
         rowaddr = Array(Signal(32, name=f"rowaddr{i}") for i in range(K))
         rowvalid = Array(Signal(name=f"rowvalid{i}") for i in range(K))
         rowb = Signal(32)
+        # ring positions (row index in the ring, byte address) of operand a's top window row
+        # y*stride - pad (ya), of the row table cursor (ca), of operand b's row (yb)
+        ya_i, ya_a = Signal(16), Signal(32)
+        ca_i, ca_a = Signal(16), Signal(32)
+        yb_i, yb_a = Signal(16), Signal(32)
 
         # gather registers and the one pending read (memory latency 1)
         win = Signal(KK * PC * AB)
@@ -364,15 +378,32 @@ class Accelerator(wiring.Component):
                 with m.Case(3):
                     m.d.sync += xv.word_select(pend_idx[:ceil_log2(Q + 1)], 8).eq(
                         Mux(pend_in, sums_r.data.word_select(plane, 8), 0))
+        # What the engines see: the gather registers with the read landing this cycle merged
+        # in, so a beat is issued in the cycle its last read lands. The last tap of a window
+        # is always slot 0 (taps are read from (k-1, k-1) down to (0, 0)).
+        win_out = Signal(KK * PC * AB)
+        xv_out = Signal(Q * 8)
+        m.d.comb += [
+            win_out.eq(win),
+            xv_out.eq(Mux(pend & (pend_dst == 1), masked(Q, 8), xv)),
+        ]
+        with m.If(pend & (pend_dst == 0)):
+            m.d.comb += win_out[:PC * AB].eq(masked(PC, AB))
+
+        def read(addr, inside, dst, idx, cnt):
+            """Issue one activation read this cycle (its data lands next cycle)."""
+            m.d.comb += act_raddr.eq(addr)
+            m.d.sync += [pend.eq(1), pend_in.eq(inside), pend_dst.eq(dst), pend_idx.eq(idx),
+                         pend_cnt.eq(cnt)]
 
         # engine streams (defaults: idle)
         m.d.comb += [
             pe.act_bits.eq(da.bits[:ceil_log2(AB + 1)]),
-            pe.window.payload.window.eq(win),
+            pe.window.payload.window.eq(win_out),
             pe.window.payload.pat_addr.eq(ins.wa + ch),
             pe.window.payload.first.eq(ch == 0),
             pe.window.payload.last.eq(ch == chunks_a - 1),
-            ma.pixel.payload.x.eq(xv),
+            ma.pixel.payload.x.eq(xv_out),
         ]
         ma_issue = Signal()
         pe_issue = Signal()
@@ -408,10 +439,12 @@ class Accelerator(wiring.Component):
             m.d.comb += pp.acc_b.valid.eq(1)
 
         # ------------------------------------------------------------------ writer
+        # One RowAddress per tile for its first row, then the rows step through the ring;
+        # ``tc`` cycles per position (the next position's codes are taken with the last byte).
         w_active = Signal()
         wy, wx, wl = Signal(16), Signal(16), Signal(16)
         wcount = Signal(32)
-        wrow = Signal(32)
+        wt_i, wt_a = Signal(16), Signal(32)
         yv = Signal(pp.y.payload.shape())
         act_w_load = Signal()
         load_addr, load_data = Signal(32), Signal(8)
@@ -421,7 +454,7 @@ class Accelerator(wiring.Component):
                      act_wdata.eq(Mux(act_w_load, load_data, yv.as_value().word_select(wl[:ceil_log2(L + 1)], 9)[:8])),
                      act_wen.eq(act_w_load | w_en)]
         m.d.comb += [rw.ring.eq(dd.ring_rows), rw.base.eq(dd.base), rw.row_bytes.eq(dd.width * dd.channels),
-                     rw.r.eq(wy)]
+                     rw.r.eq(ins.row0)]
         with m.FSM(name="writer"):
             with m.State("IDLE"):
                 with m.If(w_active & (wcount != positions)):
@@ -429,7 +462,7 @@ class Accelerator(wiring.Component):
                     m.next = "ROW"
             with m.State("ROW"):
                 with m.If(~rw.busy):
-                    m.d.sync += wrow.eq(rw.addr)
+                    m.d.sync += [wt_i.eq(rw.rem), wt_a.eq(rw.addr)]
                     m.next = "WAIT_Y"
             with m.State("WAIT_Y"):
                 m.d.comb += pp.y.ready.eq(1)
@@ -437,16 +470,23 @@ class Accelerator(wiring.Component):
                     m.d.sync += [yv.eq(pp.y.payload), wl.eq(0)]
                     m.next = "WRITE"
             with m.State("WRITE"):
-                m.d.comb += [w_en.eq(1), w_addr.eq(wrow + wx * dd.channels + ins.c0 + wl)]
+                m.d.comb += [w_en.eq(1), w_addr.eq(wt_a + wx * dd.channels + ins.c0 + wl)]
                 m.d.sync += wl.eq(wl + 1)
                 with m.If(wl == ins.tc - 1):
                     m.d.sync += wcount.eq(wcount + 1)
                     with m.If(wx == dd.width - 1):
-                        m.d.sync += [wx.eq(0), wy.eq(wy + 1)]
-                        m.next = "IDLE"
+                        nxt_i, nxt_a = ring_step(wt_i, wt_a, dd)
+                        m.d.sync += [wx.eq(0), wy.eq(wy + 1), wt_i.eq(nxt_i), wt_a.eq(nxt_a)]
                     with m.Else():
                         m.d.sync += wx.eq(wx + 1)
-                        m.next = "WAIT_Y"
+                    with m.If(wcount + 1 == positions):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.comb += pp.y.ready.eq(1)
+                        with m.If(pp.y.valid):
+                            m.d.sync += [yv.eq(pp.y.payload), wl.eq(0)]
+                        with m.Else():
+                            m.next = "WAIT_Y"
 
         # ------------------------------------------------------------------ FC combiner
         acc_fc = Array(Signal(signed(64), name=f"acc_fc{l}") for l in range(L))
@@ -465,6 +505,9 @@ class Accelerator(wiring.Component):
         col = Signal(signed(18))
         m.d.comb += col.eq(xs - ins.pad + gj)
         col_ok = (col >= 0) & (col < da.width)
+        col_last = Signal(signed(18))     # the column of tap (k-1, k-1), a chunk's first read
+        m.d.comb += col_last.eq(xs - ins.pad + ins.k - 1)
+        last_ok = (col_last >= 0) & (col_last < da.width)
         b_s2 = Signal()        # operand b (1x1 projection) at stride 2: src_b twice the output's width
         m.d.comb += b_s2.eq(db.width != dd.width)
         ta = Signal(16)        # FC: channel of the MAC term
@@ -520,7 +563,7 @@ class Accelerator(wiring.Component):
                         with m.If(~is_pe & (ins.k != 1)):
                             m.next = "ERROR"      # int8 k x k: not implemented
                         with m.Else():
-                            m.next = "ROWSETUP"
+                            m.next = "TILE_INIT"
                     with m.Case(Op.POOL_FC):
                         m.next = "POOL_START"
                     with m.Case(Op.STORE):
@@ -563,64 +606,85 @@ class Accelerator(wiring.Component):
                         m.next = "LOAD_ROW"
 
             # ---------------------------------------------------------------- compute tiles
-            # row table of the output row: operand a's k rows of src_a, then src_b's row y
-            with m.State("ROWSETUP"):
-                with m.If(row_i < ins.k):
-                    with m.If((row_r >= 0) & (row_r < da.height)):
-                        m.d.comb += [ra.start.eq(1), ra.r.eq(row_r), ra.ring.eq(da.ring_rows),
-                                     ra.base.eq(da.base), ra.row_bytes.eq(da.width * da.channels)]
-                        m.next = "ROWSETUP2"
-                    with m.Else():
-                        m.d.sync += [rowvalid[row_i].eq(0), row_i.eq(row_i + 1)]
-                with m.Elif((row_i == ins.k) & (b_mac | b_id)):
-                    # a 1x1 projection skip reading a map twice the output's width is strided:
-                    # it reads row 2y, column 2x of src_b
-                    m.d.comb += [ra.start.eq(1), ra.r.eq(Mux(b_s2, y << 1, y)), ra.ring.eq(db.ring_rows),
-                                 ra.base.eq(db.base), ra.row_bytes.eq(db.width * db.channels)]
-                    m.next = "ROWSETUP2"
-                with m.Else():
-                    m.d.sync += [x.eq(0), ch.eq(0), gi.eq(0), gj.eq(0), q.eq(0)]
-                    m.next = "GATHER_A"
-            with m.State("ROWSETUP2"):
+            # once per tile: the ring positions of operand a's first window row (row0*stride -
+            # pad, biased by ring*pad to stay non-negative: the same residue) and of operand b's
+            # first row (row0, or 2*row0 for a stride-2 projection)
+            with m.State("TILE_INIT"):
+                m.d.comb += [ra.start.eq(1), ra.r.eq(ins.row0 * ins.stride - ins.pad + da.ring_rows * ins.pad),
+                             ra.ring.eq(da.ring_rows), ra.base.eq(da.base),
+                             ra.row_bytes.eq(da.width * da.channels)]
+                m.next = "TILE_INIT_A"
+            with m.State("TILE_INIT_A"):
                 with m.If(~ra.busy):
-                    with m.If(row_i < ins.k):
-                        m.d.sync += [rowaddr[row_i].eq(ra.addr), rowvalid[row_i].eq(1)]
+                    m.d.sync += [ya_i.eq(ra.rem), ya_a.eq(ra.addr), ca_i.eq(ra.rem), ca_a.eq(ra.addr)]
+                    with m.If(b_mac | b_id):
+                        m.next = "TILE_INIT_B"
                     with m.Else():
-                        m.d.sync += rowb.eq(ra.addr)
-                    m.d.sync += row_i.eq(row_i + 1)
+                        m.next = "ROWSETUP"
+            with m.State("TILE_INIT_B"):
+                m.d.comb += [ra.start.eq(1), ra.r.eq(Mux(b_s2, ins.row0 << 1, ins.row0)), ra.ring.eq(db.ring_rows),
+                             ra.base.eq(db.base), ra.row_bytes.eq(db.width * db.channels)]
+                m.next = "TILE_INIT_B2"
+            with m.State("TILE_INIT_B2"):
+                with m.If(~ra.busy):
+                    m.d.sync += [yb_i.eq(ra.rem), yb_a.eq(ra.addr)]
                     m.next = "ROWSETUP"
 
+            # row table of the output row, one operand-a row per cycle (ring steps), then
+            # src_b's row y (or 2y)
+            with m.State("ROWSETUP"):
+                with m.If(row_i < ins.k):
+                    nxt_i, nxt_a = ring_step(ca_i, ca_a, da)
+                    m.d.sync += [rowaddr[row_i].eq(ca_a), rowvalid[row_i].eq((row_r >= 0) & (row_r < da.height)),
+                                 ca_i.eq(nxt_i), ca_a.eq(nxt_a), row_i.eq(row_i + 1)]
+                with m.Else():
+                    m.d.sync += [rowb.eq(yb_a), x.eq(0), ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1), q.eq(0)]
+                    m.next = "GATHER_A"
+            # next output row: operand a's top row moves by the stride, b's by 1 (2 when strided)
+            with m.State("ROWADV"):
+                ya_n_i, ya_n_a = ring_step(ya_i, ya_a, da)
+                yb_n_i, yb_n_a = ring_step(yb_i, yb_a, db)
+                with m.If(~adv):
+                    m.d.sync += [ya_i.eq(ya_n_i), ya_a.eq(ya_n_a), yb_i.eq(yb_n_i), yb_a.eq(yb_n_a), adv.eq(1)]
+                with m.Else():
+                    with m.If(ins.stride == 2):
+                        m.d.sync += [ya_i.eq(ya_n_i), ya_a.eq(ya_n_a), ca_i.eq(ya_n_i), ca_a.eq(ya_n_a)]
+                    with m.Else():
+                        m.d.sync += [ca_i.eq(ya_i), ca_a.eq(ya_a)]
+                    with m.If(b_s2):
+                        m.d.sync += [yb_i.eq(yb_n_i), yb_a.eq(yb_n_a)]
+                    m.d.sync += adv.eq(0)
+                    m.next = "ROWSETUP"
+
+            # pattern operand: taps (k-1, k-1) down to (0, 0), one read of pe_cin channels per
+            # cycle into window slot i*k_max + j (the pattern words hold bit c*k_max^2 + i*k_max + j);
+            # the beat is issued as the last tap lands, and the next chunk's first read goes out
+            # in the same cycle: k^2 cycles per chunk
             with m.State("GATHER_A"):
                 with m.If(use_pe):
-                    # one tap (i, j) of pe_cin channels per cycle into window slot i*k_max + j
-                    # (the pattern words hold bit c*k_max^2 + i*k_max + j)
-                    m.d.comb += act_raddr.eq(rowaddr[gi] + col * da.channels + ins.cin0 + ch * PC)
-                    m.d.sync += [pend.eq(1), pend_in.eq(rowvalid[gi] & col_ok), pend_dst.eq(0),
-                                 pend_idx.eq(gi * K + gj), pend_cnt.eq(ins.na - ch * PC)]
-                    with m.If(gj == ins.k - 1):
-                        m.d.sync += gj.eq(0)
-                        with m.If(gi == ins.k - 1):
-                            m.d.sync += gi.eq(0)
+                    read(rowaddr[gi] + col * da.channels + ins.cin0 + ch * PC, rowvalid[gi] & col_ok, 0,
+                         gi * K + gj, ins.na - ch * PC)
+                    with m.If(gj == 0):
+                        m.d.sync += gj.eq(ins.k - 1)
+                        with m.If(gi == 0):
                             m.next = "ISSUE_A"
                         with m.Else():
-                            m.d.sync += gi.eq(gi + 1)
+                            m.d.sync += gi.eq(gi - 1)
                     with m.Else():
-                        m.d.sync += gj.eq(gj + 1)
+                        m.d.sync += gj.eq(gj - 1)
                 with m.Else():
                     # 1x1 on the MAC array: mac_cols input channels cin0 + ch*Q .. per beat
-                    m.d.comb += act_raddr.eq(rowaddr[0] + xs * da.channels + ins.cin0 + ch * Q)
-                    m.d.sync += [pend.eq(1), pend_in.eq(rowvalid[0]), pend_dst.eq(1),
-                                 pend_cnt.eq(ins.na - ch * Q)]
+                    read(rowaddr[0] + xs * da.channels + ins.cin0 + ch * Q, rowvalid[0], 1, 0, ins.na - ch * Q)
                     m.next = "ISSUE_A"
             with m.State("ISSUE_A"):
                 done_a = Signal()
                 with m.If(use_pe):
-                    m.d.comb += [pe_issue.eq(~pend), done_a.eq(~pend & pe.window.ready)]
+                    m.d.comb += [pe_issue.eq(1), done_a.eq(pe.window.ready)]
                 with m.Else():
-                    m.d.comb += [ma_issue.eq(~pend), ma.pixel.payload.w_addr.eq(ins.wa + ch),
+                    m.d.comb += [ma_issue.eq(1), ma.pixel.payload.w_addr.eq(ins.wa + ch),
                                  ma.pixel.payload.first.eq(ch == 0),
                                  ma.pixel.payload.last.eq(ch == chunks_a - 1),
-                                 done_a.eq(~pend & ma.pixel.ready)]
+                                 done_a.eq(ma.pixel.ready)]
                 with m.If(done_a):
                     m.d.sync += [win.eq(0), xv.eq(0)]
                     with m.If(ch == chunks_a - 1):
@@ -631,40 +695,47 @@ class Accelerator(wiring.Component):
                             m.next = "POS_NEXT"
                     with m.Else():
                         m.d.sync += ch.eq(ch + 1)
-                        m.next = "GATHER_A"
+                        with m.If(use_pe):
+                            read(rowaddr[ins.k - 1] + col_last * da.channels + ins.cin0 + (ch + 1) * PC,
+                                 rowvalid[ins.k - 1] & last_ok, 0, (ins.k - 1) * (K + 1),
+                                 ins.na - (ch + 1) * PC)
+                            m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2)]
+                            m.next = "GATHER_A"
+                        with m.Else():
+                            read(rowaddr[0] + xs * da.channels + ins.cin0 + (ch + 1) * Q, rowvalid[0], 1, 0,
+                                 ins.na - (ch + 1) * Q)
             with m.State("GATHER_B"):
                 with m.If(b_mac):
-                    m.d.comb += act_raddr.eq(rowb + Mux(b_s2, x << 1, x) * db.channels + ins.cin0_b + ch * Q)
-                    m.d.sync += [pend.eq(1), pend_in.eq(1), pend_dst.eq(1), pend_cnt.eq(ins.nb - ch * Q)]
+                    read(rowb + Mux(b_s2, x << 1, x) * db.channels + ins.cin0_b + ch * Q, 1, 1, 0, ins.nb - ch * Q)
                 with m.Else():
-                    m.d.comb += act_raddr.eq(rowb + x * db.channels + ins.cin0_b)
-                    m.d.sync += [pend.eq(1), pend_in.eq(1), pend_dst.eq(2), pend_cnt.eq(ins.nb)]
+                    read(rowb + x * db.channels + ins.cin0_b, 1, 2, 0, ins.nb)
                 m.next = "ISSUE_B"
             with m.State("ISSUE_B"):
                 with m.If(b_mac):
-                    m.d.comb += [ma_issue.eq(~pend), ma.pixel.payload.w_addr.eq(ins.wb + ch),
+                    m.d.comb += [ma_issue.eq(1), ma.pixel.payload.w_addr.eq(ins.wb + ch),
                                  ma.pixel.payload.first.eq(ch == 0),
                                  ma.pixel.payload.last.eq(ch == chunks_b - 1)]
-                    with m.If(~pend & ma.pixel.ready):
+                    with m.If(ma.pixel.ready):
                         m.d.sync += xv.eq(0)
                         with m.If(ch == chunks_b - 1):
                             m.d.sync += ch.eq(0)
                             m.next = "POS_NEXT"
                         with m.Else():
                             m.d.sync += ch.eq(ch + 1)
-                            m.next = "GATHER_B"
+                            read(rowb + Mux(b_s2, x << 1, x) * db.channels + ins.cin0_b + (ch + 1) * Q, 1, 1, 0,
+                                 ins.nb - (ch + 1) * Q)
                 with m.Else():
-                    with m.If(~pend & ~skip_valid):
-                        m.d.sync += [sk_out.eq(sk), skip_valid.eq(1)]
+                    with m.If(~skip_valid):
+                        m.d.sync += [sk_out.eq(Mux(pend, masked(L, 8), sk)), skip_valid.eq(1)]
                         m.next = "POS_NEXT"
             with m.State("POS_NEXT"):
-                m.d.sync += [ch.eq(0), gi.eq(0), gj.eq(0), q.eq(0)]
+                m.d.sync += [ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1), q.eq(0)]
                 with m.If(x == dd.width - 1):
                     m.d.sync += [x.eq(0), y.eq(y + 1), row_i.eq(0)]
                     with m.If(y + 1 == ins.row0 + ins.rows):
                         m.next = "TILE_WAIT"
                     with m.Else():
-                        m.next = "ROWSETUP"
+                        m.next = "ROWADV"
                 with m.Else():
                     m.d.sync += x.eq(x + 1)
                     m.next = "GATHER_A"

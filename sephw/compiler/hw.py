@@ -310,7 +310,8 @@ CYCLE_MODEL = "RTL top as built (rtl_gen/top.py sequencer, docs/isa.md)"
 TOP_FETCH = 6           # FETCH, FETCH2, DESC_A, DESC_B, DESC_D, DISPATCH
 TOP_NEXT = 1            # NEXT (pc + 1)
 TOP_ROW_ADDR = 19       # one RowAddress (16-step divider + multiply): start cycle + 18 waiting
-TOP_ISSUE = 2           # ISSUE_* after the last gather read: read in flight, then the handshake
+TOP_ISSUE = 2           # FC_ISSUE after the last gather read: read in flight, then the handshake
+TOP_ROW_ADV = 2         # ROWADV: operand a's top row moves by the stride, b's by 1 or 2
 TOP_LAT_PE_BASE = 10    # last pattern beat issued -> its codes leave the PostProcess: 10 + a_bits
 TOP_LAT_MAC = 10        # last MAC beat issued -> its codes leave the PostProcess
 TOP_LAT_SKIP = 8        # identity-skip codes issued -> the PostProcess output
@@ -331,13 +332,15 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     fetch to the next instruction's fetch. ``tensors``: tensor id -> :class:`TensorDesc`;
     ``clear_pool_sums``: this POOL_FC is the first of the inference (the sums are cleared).
 
-    Compute tiles, per output row ``y``: a RowAddress per operand-a input row inside the
-    image (1 cycle for a padding row) and one for operand b's row, then per position
-    ``chunks_a x max(k^2 + 2, a_bits)`` (pattern: k^2 tap reads + issue, at most one beat per
-    ``a_bits`` cycles) or ``chunks_a x 3`` (MAC: one read + issue), ``+ 3 x chunks_b`` (1x1 b)
-    or ``+ 3`` (identity skip), ``+ 1`` (POS_NEXT); the writer (RowAddress per row, then
-    ``tc + 1`` cycles per position) runs behind and bounds a row from below; the tile ends
-    when the last position's codes are written (pipeline drain)."""
+    Compute tiles: one RowAddress per operand at the tile's start (its first row's ring
+    position; the writer's runs alongside), then per output row ``k`` row-table cycles (ring
+    steps) + 1, and 2 (``ROWADV``) before every row after the first; per position
+    ``chunks_a x k^2 + 1`` (pattern: one tap read per cycle, the beat issued as its last tap
+    lands, the next chunk's first read in the same cycle) or ``1 + chunks_a`` (MAC: pipelined reads),
+    ``+ 1 + chunks_b`` (1x1 b) or ``+ 2`` (identity skip), ``+ 1`` (POS_NEXT). The PostProcess
+    (one channel per cycle) and the writer (``tc`` bytes per position) bound a row from below
+    at ``width x max(lanes, tc)``; the tile ends when the last position's codes are written
+    (pipeline drain)."""
     from .isa import FLAG_B_PATTERN, FLAG_FINAL, FLAG_SKIP_IDENTITY, Op
     op = ins.op
     if op in (Op.NOP, Op.SYNC):
@@ -367,26 +370,19 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     b_id = op == Op.RESADD and bool(ins.flags & FLAG_SKIP_IDENTITY)
     b_mac = op == Op.PRB or (op == Op.RESADD and not b_id)
     if on_pe:
-        chunks_a = math.ceil(ins.na / cfg.pe_cin)
-        beat_a = max(ins.k * ins.k + TOP_ISSUE, a.bits)
+        per_a = math.ceil(ins.na / cfg.pe_cin) * ins.k * ins.k + 1
         lat_a = TOP_LAT_PE_BASE + a.bits
     else:
-        chunks_a = math.ceil(ins.na / cfg.mac_cols)
-        beat_a = 1 + TOP_ISSUE
+        per_a = 1 + math.ceil(ins.na / cfg.mac_cols)
         lat_a = TOP_LAT_MAC
-    b_pos = (1 + TOP_ISSUE) * math.ceil(ins.nb / cfg.mac_cols) if b_mac else (1 + TOP_ISSUE if b_id else 0)
+    b_pos = 1 + math.ceil(ins.nb / cfg.mac_cols) if b_mac else (2 if b_id else 0)
     lat_b = TOP_LAT_MAC if b_mac else (TOP_LAT_SKIP if b_id else 0)
     w = dst.width
-    per_pos = chunks_a * beat_a + b_pos + 1
-    writer_row = TOP_ROW_ADDR + w * (ins.tc + 1)
-    cyc = TOP_FETCH
-    for y in range(ins.row0, ins.row0 + ins.rows):
-        setup = 1                       # the ROWSETUP cycle that starts the row's positions
-        for i in range(ins.k):
-            r = y * ins.stride - ins.pad + i
-            setup += TOP_ROW_ADDR if 0 <= r < a.height else 1
-        if b_mac or b_id:
-            setup += TOP_ROW_ADDR
-        cyc += max(setup + w * per_pos, writer_row)
+    per_pos = per_a + b_pos + 1
+    out_row = w * max(cfg.lanes, ins.tc)
+    cyc = TOP_FETCH + TOP_ROW_ADDR * (2 if (b_mac or b_id) else 1)
+    for y in range(ins.rows):
+        setup = ins.k + 1 + (TOP_ROW_ADV if y else 0)
+        cyc += max(setup + w * per_pos, out_row)
     drain = max(lat_a - b_pos, lat_b) + ins.tc + 1
     return cyc + drain + TOP_NEXT
