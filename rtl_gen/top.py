@@ -364,13 +364,32 @@ class Accelerator(wiring.Component):
         pend_cnt = Signal(16)          # channels of the vector that are inside the operand
         plane = Signal(2)
 
-        def masked(n, width):
-            return Cat(Mux(pend_in & (i < pend_cnt), act_vec[i], 0)[:width] for i in range(n))
+        def masked(n, width, first=0):
+            return Cat(Mux(pend_in & (first + i < pend_cnt), act_vec[first + i], 0)[:width]
+                       for i in range(n))
+
+        # Two chunks per tap read: when a read returns at least 2 * pe_cin bytes, a gather pass
+        # fills the windows of chunks ch (win) and ch + 1 (win1) together. win's beat is issued
+        # as the pass ends and win1 moves into the hold register at the same time, which the
+        # pattern engine takes next, while the gatherer goes on: the engine (a_bits cycles per
+        # beat) rather than the gatherer (k^2 reads per pass) sets the pace.
+        DUAL = NB >= 2 * PC
+        pend_dual = Signal()           # the pending window read also fills win1
+        dual = Signal()                # the current pass covers chunks ch and ch + 1
+        if DUAL:
+            win1 = Signal(KK * PC * AB)
+            hold = Signal(KK * PC * AB)
+            h_valid, h_last = Signal(), Signal()
+            h_pat = Signal.like(pe.window.payload.pat_addr)
         m.d.sync += pend.eq(0)
         with m.If(pend):
             with m.Switch(pend_dst):
                 with m.Case(0):
                     m.d.sync += win.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(masked(PC, AB))
+                    if DUAL:
+                        with m.If(pend_dual):
+                            m.d.sync += win1.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(
+                                masked(PC, AB, PC))
                 with m.Case(1):
                     m.d.sync += xv.eq(masked(Q, 8))
                 with m.Case(2):
@@ -390,24 +409,41 @@ class Accelerator(wiring.Component):
         with m.If(pend & (pend_dst == 0)):
             m.d.comb += win_out[:PC * AB].eq(masked(PC, AB))
 
-        def read(addr, inside, dst, idx, cnt):
+        def read(addr, inside, dst, idx, cnt, both=0):
             """Issue one activation read this cycle (its data lands next cycle)."""
             m.d.comb += act_raddr.eq(addr)
             m.d.sync += [pend.eq(1), pend_in.eq(inside), pend_dst.eq(dst), pend_idx.eq(idx),
-                         pend_cnt.eq(cnt)]
+                         pend_cnt.eq(cnt), pend_dual.eq(both)]
 
-        # engine streams (defaults: idle)
+        # engine streams (defaults: idle); the hold register's beat goes first
+        ma_issue = Signal()
+        pe_issue = Signal()
+        pe_take = Signal()             # the gatherer's beat (win) is accepted this cycle
         m.d.comb += [
             pe.act_bits.eq(da.bits[:ceil_log2(AB + 1)]),
             pe.window.payload.window.eq(win_out),
             pe.window.payload.pat_addr.eq(ins.wa + ch),
             pe.window.payload.first.eq(ch == 0),
             pe.window.payload.last.eq(ch == chunks_a - 1),
+            pe.window.valid.eq(pe_issue),
+            pe_take.eq(pe_issue & pe.window.ready),
             ma.pixel.payload.x.eq(xv_out),
+            ma.pixel.valid.eq(ma_issue),
         ]
-        ma_issue = Signal()
-        pe_issue = Signal()
-        m.d.comb += [pe.window.valid.eq(pe_issue), ma.pixel.valid.eq(ma_issue)]
+        if DUAL:
+            win1_out = Signal(KK * PC * AB)
+            m.d.comb += win1_out.eq(win1)
+            with m.If(pend & (pend_dst == 0) & pend_dual):
+                m.d.comb += win1_out[:PC * AB].eq(masked(PC, AB, PC))
+            with m.If(h_valid):
+                m.d.comb += [pe.window.payload.window.eq(hold), pe.window.payload.pat_addr.eq(h_pat),
+                             pe.window.payload.first.eq(0), pe.window.payload.last.eq(h_last),
+                             pe.window.valid.eq(1), pe_take.eq(0)]
+                with m.If(pe.window.ready):
+                    m.d.sync += h_valid.eq(0)
+            with m.If(pe_take & dual):
+                m.d.sync += [hold.eq(win1_out), h_valid.eq(1), h_pat.eq(ins.wa + ch + 1),
+                             h_last.eq(ch + 2 == chunks_a), win1.eq(0)]
 
         # PostProcess inputs: acc_a from the pattern engine or the MAC array; acc_b from the
         # MAC array, the identity skip codes, or zero (one accumulator)
@@ -505,6 +541,13 @@ class Accelerator(wiring.Component):
         col = Signal(signed(18))
         m.d.comb += col.eq(xs - ins.pad + gj)
         col_ok = (col >= 0) & (col < da.width)
+        # operand a's first window row row0*stride - pad, plus ring_rows*pad (pad <= 7) to stay
+        # non-negative with the same residue (shifts and adds: no multiplier)
+        r0_biased = Signal(16)
+        m.d.comb += r0_biased.eq(Mux(ins.stride == 2, ins.row0 << 1, ins.row0) - ins.pad
+                                 + sum(Mux(ins.pad[i], da.ring_rows << i, 0) for i in range(3)))
+        dual0 = Signal()                  # a position's first pass covers two chunks
+        m.d.comb += dual0.eq(DUAL & use_pe & (chunks_a > 1))
         col_last = Signal(signed(18))     # the column of tap (k-1, k-1), a chunk's first read
         m.d.comb += col_last.eq(xs - ins.pad + ins.k - 1)
         last_ok = (col_last >= 0) & (col_last < da.width)
@@ -610,7 +653,7 @@ class Accelerator(wiring.Component):
             # pad, biased by ring*pad to stay non-negative: the same residue) and of operand b's
             # first row (row0, or 2*row0 for a stride-2 projection)
             with m.State("TILE_INIT"):
-                m.d.comb += [ra.start.eq(1), ra.r.eq(ins.row0 * ins.stride - ins.pad + da.ring_rows * ins.pad),
+                m.d.comb += [ra.start.eq(1), ra.r.eq(r0_biased),
                              ra.ring.eq(da.ring_rows), ra.base.eq(da.base),
                              ra.row_bytes.eq(da.width * da.channels)]
                 m.next = "TILE_INIT_A"
@@ -638,7 +681,8 @@ class Accelerator(wiring.Component):
                     m.d.sync += [rowaddr[row_i].eq(ca_a), rowvalid[row_i].eq((row_r >= 0) & (row_r < da.height)),
                                  ca_i.eq(nxt_i), ca_a.eq(nxt_a), row_i.eq(row_i + 1)]
                 with m.Else():
-                    m.d.sync += [rowb.eq(yb_a), x.eq(0), ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1), q.eq(0)]
+                    m.d.sync += [rowb.eq(yb_a), x.eq(0), ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1), q.eq(0),
+                                 dual.eq(dual0)]
                     m.next = "GATHER_A"
             # next output row: operand a's top row moves by the stride, b's by 1 (2 when strided)
             with m.State("ROWADV"):
@@ -663,7 +707,7 @@ class Accelerator(wiring.Component):
             with m.State("GATHER_A"):
                 with m.If(use_pe):
                     read(rowaddr[gi] + col * da.channels + ins.cin0 + ch * PC, rowvalid[gi] & col_ok, 0,
-                         gi * K + gj, ins.na - ch * PC)
+                         gi * K + gj, ins.na - ch * PC, dual)
                     with m.If(gj == 0):
                         m.d.sync += gj.eq(ins.k - 1)
                         with m.If(gi == 0):
@@ -679,27 +723,31 @@ class Accelerator(wiring.Component):
             with m.State("ISSUE_A"):
                 done_a = Signal()
                 with m.If(use_pe):
-                    m.d.comb += [pe_issue.eq(1), done_a.eq(pe.window.ready)]
+                    m.d.comb += [pe_issue.eq(1), done_a.eq(pe_take)]
                 with m.Else():
                     m.d.comb += [ma_issue.eq(1), ma.pixel.payload.w_addr.eq(ins.wa + ch),
                                  ma.pixel.payload.first.eq(ch == 0),
                                  ma.pixel.payload.last.eq(ch == chunks_a - 1),
                                  done_a.eq(ma.pixel.ready)]
+                ch_next = Signal(16)       # the next pass's first chunk
+                m.d.comb += ch_next.eq(ch + 1 + dual)
                 with m.If(done_a):
                     m.d.sync += [win.eq(0), xv.eq(0)]
-                    with m.If(ch == chunks_a - 1):
+                    with m.If(ch_next == chunks_a):
                         m.d.sync += ch.eq(0)
                         with m.If(b_mac | b_id):
                             m.next = "GATHER_B"
                         with m.Else():
                             m.next = "POS_NEXT"
                     with m.Else():
-                        m.d.sync += ch.eq(ch + 1)
+                        m.d.sync += ch.eq(ch_next)
                         with m.If(use_pe):
-                            read(rowaddr[ins.k - 1] + col_last * da.channels + ins.cin0 + (ch + 1) * PC,
+                            nxt_dual = Signal()
+                            m.d.comb += nxt_dual.eq(DUAL & (ch_next + 1 < chunks_a))
+                            read(rowaddr[ins.k - 1] + col_last * da.channels + ins.cin0 + ch_next * PC,
                                  rowvalid[ins.k - 1] & last_ok, 0, (ins.k - 1) * (K + 1),
-                                 ins.na - (ch + 1) * PC)
-                            m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2)]
+                                 ins.na - ch_next * PC, nxt_dual)
+                            m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2), dual.eq(nxt_dual)]
                             m.next = "GATHER_A"
                         with m.Else():
                             read(rowaddr[0] + xs * da.channels + ins.cin0 + (ch + 1) * Q, rowvalid[0], 1, 0,
@@ -729,7 +777,7 @@ class Accelerator(wiring.Component):
                         m.d.sync += [sk_out.eq(Mux(pend, masked(L, 8), sk)), skip_valid.eq(1)]
                         m.next = "POS_NEXT"
             with m.State("POS_NEXT"):
-                m.d.sync += [ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1), q.eq(0)]
+                m.d.sync += [ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1), q.eq(0), dual.eq(dual0)]
                 with m.If(x == dd.width - 1):
                     m.d.sync += [x.eq(0), y.eq(y + 1), row_i.eq(0)]
                     with m.If(y + 1 == ins.row0 + ins.rows):

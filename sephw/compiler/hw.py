@@ -312,9 +312,8 @@ TOP_NEXT = 1            # NEXT (pc + 1)
 TOP_ROW_ADDR = 19       # one RowAddress (16-step divider + multiply): start cycle + 18 waiting
 TOP_ISSUE = 2           # FC_ISSUE after the last gather read: read in flight, then the handshake
 TOP_ROW_ADV = 2         # ROWADV: operand a's top row moves by the stride, b's by 1 or 2
-TOP_LAT_PE_BASE = 10    # last pattern beat issued -> its codes leave the PostProcess: 10 + a_bits
-TOP_LAT_MAC = 10        # last MAC beat issued -> its codes leave the PostProcess
-TOP_LAT_SKIP = 8        # identity-skip codes issued -> the PostProcess output
+TOP_LAT_PP = 6          # + lanes: last beat's accumulators -> its codes leave the PostProcess
+                        # (one channel per cycle); a pattern beat adds a_bits, a skip 2 fewer
 TOP_FC_ACC = 3          # FC: last MAC beat of a byte plane -> its accumulators (FC_ACC)
 
 
@@ -369,20 +368,34 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     on_pe = op in (Op.CONV_PATTERN, Op.PRB) or (op == Op.RESADD and bool(ins.flags & FLAG_B_PATTERN))
     b_id = op == Op.RESADD and bool(ins.flags & FLAG_SKIP_IDENTITY)
     b_mac = op == Op.PRB or (op == Op.RESADD and not b_id)
+    lat_pp = TOP_LAT_PP + cfg.lanes
+    kk = ins.k * ins.k
     if on_pe:
-        per_a = math.ceil(ins.na / cfg.pe_cin) * ins.k * ins.k + 1
-        lat_a = TOP_LAT_PE_BASE + a.bits
+        chunks_a = math.ceil(ins.na / cfg.pe_cin)
+        # two chunks per gather pass when a read returns 2 x pe_cin bytes (rtl_gen/top.py, DUAL)
+        dual = cfg.act_banks >= 2 * cfg.pe_cin and chunks_a >= 2
+        per_a = (math.ceil(chunks_a / 2) if dual else chunks_a) * kk + 1
+        lat_a = lat_pp + a.bits
+        if dual and chunks_a % 2 == 0:
+            lat_a += a.bits             # the last beat waits in the hold register for one beat
     else:
         per_a = 1 + math.ceil(ins.na / cfg.mac_cols)
-        lat_a = TOP_LAT_MAC
+        lat_a = lat_pp
     b_pos = 1 + math.ceil(ins.nb / cfg.mac_cols) if b_mac else (2 if b_id else 0)
-    lat_b = TOP_LAT_MAC if b_mac else (TOP_LAT_SKIP if b_id else 0)
+    lat_b = lat_pp if b_mac else (lat_pp - 2 if b_id else 0)
     w = dst.width
     per_pos = per_a + b_pos + 1
     out_row = w * max(cfg.lanes, ins.tc)
-    cyc = TOP_FETCH + TOP_ROW_ADDR * (2 if (b_mac or b_id) else 1)
+    init = TOP_FETCH + TOP_ROW_ADDR * (2 if (b_mac or b_id) else 1)
+    cyc = init
     for y in range(ins.rows):
         setup = ins.k + 1 + (TOP_ROW_ADV if y else 0)
         cyc += max(setup + w * per_pos, out_row)
     drain = max(lat_a - b_pos, lat_b) + ins.tc + 1
+    if on_pe:
+        # or the pattern engine sets the pace (one beat per a_bits cycles from the first beat,
+        # the gatherer running ahead): the bound when a gather pass covers two chunks
+        first = init + ins.k + 1 + kk + 2
+        engine = first + (ins.rows * w * chunks_a - 1) * a.bits + lat_pp + a.bits + ins.tc + 1
+        return max(cyc + drain, engine) + TOP_NEXT
     return cyc + drain + TOP_NEXT
