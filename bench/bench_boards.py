@@ -4,8 +4,9 @@ For each (model, board): compile (``sephw.compiler.compile_graph``), then the bo
 (``sephw.boardbuild.board_build``): for arty-a7-35 the Vivado project and the Yosys
 ``synth_xilinx`` utilization against the part, for ulx3s-85f the full open flow (yowasp
 yosys -> nextpnr-ecp5 -> ecppack) with the bitstream size, nextpnr's utilisation and Fmax.
-Models: the shipped Fashion-MNIST SEP-Net and the small SEP-Net of the tests (random weights,
-8x8 input, 4-lane overlay).
+Models: the shipped Fashion-MNIST SEP-Net, the ResNet-20 pattern network of
+bench/bench_compile.py (random weights, CIFAR shape) and the small SEP-Net of the tests (random
+weights, 8x8 input, 4-lane overlay).
 
 Run: .venv/bin/python bench/bench_boards.py [--cases shipped:arty-a7-35 small:ulx3s-85f ...]
 """
@@ -27,7 +28,7 @@ from sephw.compiler import compile_graph  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_ENGINE = dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=1)
-DEFAULT_CASES = ["shipped:arty-a7-35", "small:arty-a7-35", "small:ulx3s-85f", "shipped:ulx3s-85f"]
+DEFAULT_CASES = ["shipped:arty-a7-35", "resnet20:arty-a7-35", "small:ulx3s-85f", "shipped:ulx3s-85f"]
 
 
 def small_graph():
@@ -41,13 +42,20 @@ def small_graph():
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", nargs="*", default=DEFAULT_CASES, help="MODEL:BOARD (model: shipped or small)")
+    ap.add_argument("--cases", nargs="*", default=DEFAULT_CASES,
+                    help="MODEL:BOARD (model: shipped, resnet20 or small)")
     ap.add_argument("--out", default=str(ROOT / "build" / "bench_boards"), help="build directories")
     a = ap.parse_args()
     results, rows = {}, []
     for case in a.cases:
         model, board = case.split(":")
-        graph = quantize.load_graph(ROOT / "models" / "sepnet_fmnist_q.pt") if model == "shipped" else small_graph()
+        if model == "shipped":
+            graph = quantize.load_graph(ROOT / "models" / "sepnet_fmnist_q.pt")
+        elif model == "resnet20":
+            from bench_compile import resnet20_graph
+            graph = resnet20_graph()
+        else:
+            graph = small_graph()
         out = Path(a.out) / f"{model}_{board}"
         t0 = time.perf_counter()
         _, rep = compile_graph(graph, board, out, engine=SMALL_ENGINE if model == "small" else None)

@@ -548,9 +548,9 @@ class Accelerator(wiring.Component):
                                  + sum(Mux(ins.pad[i], da.ring_rows << i, 0) for i in range(3)))
         dual0 = Signal()                  # a position's first pass covers two chunks
         m.d.comb += dual0.eq(DUAL & use_pe & (chunks_a > 1))
-        col_last = Signal(signed(18))     # the column of tap (k-1, k-1), a chunk's first read
-        m.d.comb += col_last.eq(xs - ins.pad + ins.k - 1)
-        last_ok = (col_last >= 0) & (col_last < da.width)
+        # window slot of tap (k-1, k-1), a pass's first read (no multiplier: k is 3, 5 or 7)
+        slot_last = Signal(range(KK))
+        m.d.comb += slot_last.eq(sum(Mux(ins.k == kk, (kk - 1) * (K + 1), 0) for kk in (3, 5, 7) if kk <= K))
         b_s2 = Signal()        # operand b (1x1 projection) at stride 2: src_b twice the output's width
         m.d.comb += b_s2.eq(db.width != dd.width)
         ta = Signal(16)        # FC: channel of the MAC term
@@ -744,8 +744,10 @@ class Accelerator(wiring.Component):
                         with m.If(use_pe):
                             nxt_dual = Signal()
                             m.d.comb += nxt_dual.eq(DUAL & (ch_next + 1 < chunks_a))
-                            read(rowaddr[ins.k - 1] + col_last * da.channels + ins.cin0 + ch_next * PC,
-                                 rowvalid[ins.k - 1] & last_ok, 0, (ins.k - 1) * (K + 1),
+                            # gj is k - 1 here (set with the pass's last read), so col is
+                            # tap (k-1, k-1)'s column: one address multiplier serves both
+                            read(rowaddr[ins.k - 1] + col * da.channels + ins.cin0 + ch_next * PC,
+                                 rowvalid[ins.k - 1] & col_ok, 0, slot_last,
                                  ins.na - ch_next * PC, nxt_dual)
                             m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2), dual.eq(nxt_dual)]
                             m.next = "GATHER_A"
