@@ -7,13 +7,18 @@ sequencer that executes the Program instruction by instruction (in order, one at
 - ``LOAD``: input rows from the host link (``rx`` byte stream) into the input tensor's ring.
 - ``CONV_PATTERN`` / ``CONV_INT`` / ``PRB`` / ``RESADD``: per output position a *gatherer*
   reads the operand's window from the activation memory (ring addressing
-  ``base + (row mod ring_rows) * W * C``, zero outside the image = padding, zero beyond the
-  operand's ``na`` / ``nb`` channels): one window tap of ``pe_cin`` channels per cycle into
-  the pattern engine's window slot ``i*k_max + j`` (a kernel smaller than ``k_max`` uses the
-  top-left taps, as the compiler's pattern words do; the other slots stay zero and add 0),
-  one MAC beat of ``mac_cols`` channels per cycle (1×1 operands), or the skip codes of the
-  tile (identity skip); the PostProcess joins ``acc_a`` and ``acc_b`` and a *writer* stores
-  the ``tc`` output codes of each position into the ``dst`` ring.
+  ``base + (row mod ring_rows) * W * C``: one divider run per tile and operand, then one ring
+  step per row; zero outside the image = padding, zero beyond the operand's ``na`` / ``nb``
+  channels): one window tap of ``pe_cin`` channels per cycle into the pattern engine's window
+  slot ``i*k_max + j``, taps from ``(k-1, k-1)`` down to ``(0, 0)`` (a kernel smaller than
+  ``k_max`` uses the top-left taps, as the compiler's pattern words do; the other slots stay
+  zero and add 0), the beat issued in the cycle its last tap lands and the next pass's first
+  read in the same cycle; when a read returns ``2 * pe_cin`` bytes a pass fills the windows
+  of two chunks and the second waits in a hold register for the engine while the gatherer
+  goes on; a single-chunk stride-1 operand keeps its window from one position to the next,
+  shifted by one column, and reads only the new column (sliding window). One MAC beat of ``mac_cols`` channels per cycle (1×1 operands) or the skip codes
+  of the tile (identity skip); the PostProcess joins ``acc_a`` and ``acc_b`` and a *writer*
+  stores the ``tc`` output codes of each position into the ``dst`` ring.
 - ``POOL_FC``: per-channel sums of the band's rows (pool-sum memory); ``FINAL``: the FC on
   the MAC array, one pass per byte plane of the sums (the array takes uint8), planes combined
   ``sum_b acc_b << 8b`` in int64, then ``logit = acc * M + B`` into the logit memory.
@@ -107,7 +112,8 @@ class RowAddress(wiring.Component):
     Restoring division, one quotient bit per cycle (16 cycles), then one multiply: ``busy``
     rises the cycle after ``start`` and falls when ``addr`` and ``rem`` (``r mod ring``) are
     valid (17 cycles). The compute tiles use it once per tile and operand, then step their
-    rows incrementally (:class:`RingRow`)."""
+    rows incrementally (the ring step in :class:`Accelerator`: the next slot, or ``base``
+    after the last)."""
 
     def __init__(self):
         super().__init__({"start": In(1), "r": In(16), "ring": In(16), "base": In(32),
@@ -406,8 +412,11 @@ class Accelerator(wiring.Component):
             win_out.eq(win),
             xv_out.eq(Mux(pend & (pend_dst == 1), masked(Q, 8), xv)),
         ]
-        with m.If(pend & (pend_dst == 0)):
-            m.d.comb += win_out[:PC * AB].eq(masked(PC, AB))
+        # the last read of a full pass lands in slot 0, that of a column pass (sliding window)
+        # in slot k - 1
+        for slot in sorted({0} | {kk - 1 for kk in (3, 5, 7) if kk <= K}):
+            with m.If(pend & (pend_dst == 0) & (pend_idx == slot)):
+                m.d.comb += win_out.word_select(slot, PC * AB).eq(masked(PC, AB))
 
         def read(addr, inside, dst, idx, cnt, both=0):
             """Issue one activation read this cycle (its data lands next cycle)."""
@@ -546,6 +555,15 @@ class Accelerator(wiring.Component):
         r0_biased = Signal(16)
         m.d.comb += r0_biased.eq(Mux(ins.stride == 2, ins.row0 << 1, ins.row0) - ins.pad
                                  + sum(Mux(ins.pad[i], da.ring_rows << i, 0) for i in range(3)))
+        # Sliding window: a single-chunk stride-1 pattern operand keeps its window from one
+        # position to the next, shifted left by one column (zeros in at column k_max - 1), and
+        # reads only the new column: k reads per position instead of k^2 (not at a row's first
+        # position, which reads the whole window)
+        slide_ok = Signal()
+        colmode = Signal()                # this pass reads only column k - 1
+        m.d.comb += slide_ok.eq(use_pe & (chunks_a == 1) & (ins.stride == 1))
+        win_shifted = Cat(*[win_out.word_select(i * K + j + 1, PC * AB) if j + 1 < K else Const(0, PC * AB)
+                            for i in range(K) for j in range(K)])
         dual0 = Signal()                  # a position's first pass covers two chunks
         m.d.comb += dual0.eq(DUAL & use_pe & (chunks_a > 1))
         # window slot of tap (k-1, k-1), a pass's first read (no multiplier: k is 3, 5 or 7)
@@ -682,7 +700,7 @@ class Accelerator(wiring.Component):
                                  ca_i.eq(nxt_i), ca_a.eq(nxt_a), row_i.eq(row_i + 1)]
                 with m.Else():
                     m.d.sync += [rowb.eq(yb_a), x.eq(0), ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1), q.eq(0),
-                                 dual.eq(dual0)]
+                                 dual.eq(dual0), colmode.eq(0), win.eq(0)]
                     m.next = "GATHER_A"
             # next output row: operand a's top row moves by the stride, b's by 1 (2 when strided)
             with m.State("ROWADV"):
@@ -708,7 +726,13 @@ class Accelerator(wiring.Component):
                 with m.If(use_pe):
                     read(rowaddr[gi] + col * da.channels + ins.cin0 + ch * PC, rowvalid[gi] & col_ok, 0,
                          gi * K + gj, ins.na - ch * PC, dual)
-                    with m.If(gj == 0):
+                    with m.If(colmode):
+                        # sliding window: only the new column j = k-1, rows k-1 .. 0
+                        with m.If(gi == 0):
+                            m.next = "ISSUE_A"
+                        with m.Else():
+                            m.d.sync += gi.eq(gi - 1)
+                    with m.Elif(gj == 0):
                         m.d.sync += gj.eq(ins.k - 1)
                         with m.If(gi == 0):
                             m.next = "ISSUE_A"
@@ -732,7 +756,7 @@ class Accelerator(wiring.Component):
                 ch_next = Signal(16)       # the next pass's first chunk
                 m.d.comb += ch_next.eq(ch + 1 + dual)
                 with m.If(done_a):
-                    m.d.sync += [win.eq(0), xv.eq(0)]
+                    m.d.sync += [win.eq(Mux(slide_ok, win_shifted, 0)), xv.eq(0)]
                     with m.If(ch_next == chunks_a):
                         m.d.sync += ch.eq(0)
                         with m.If(b_mac | b_id):
@@ -787,7 +811,7 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.next = "ROWADV"
                 with m.Else():
-                    m.d.sync += x.eq(x + 1)
+                    m.d.sync += [x.eq(x + 1), colmode.eq(slide_ok)]
                     m.next = "GATHER_A"
             with m.State("TILE_WAIT"):
                 with m.If(wcount == positions):

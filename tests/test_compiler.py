@@ -205,7 +205,7 @@ def test_top_cycle_model_matches_verilator():
     cases = [  # (instruction, measured cycles)
         (Instruction(Op.LOAD, dst=0, row0=0, rows=8, length=64), 224),
         (Instruction(Op.CONV_PATTERN, src_a=0, src_b=0, dst=1, row0=0, rows=8, k=3, stride=1, pad=1,
-                     tc=4, na=1, flags=3), 799),
+                     tc=4, na=1, flags=3), 582),
         (Instruction(Op.CONV_PATTERN, src_a=1, src_b=1, dst=2, row0=0, rows=4, k=3, stride=2, pad=1,
                      tc=4, na=16, flags=3), 679),
         (Instruction(Op.CONV_PATTERN, src_a=2, src_b=2, dst=2, row0=0, rows=4, k=3, stride=1, pad=1,

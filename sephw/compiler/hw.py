@@ -53,9 +53,11 @@ class UnitCosts:
     control_ff: float = 3000.0
     # LUTs of the top's gather/writer logic per activation bank (the top reads NB =
     # max(pe_cin, mac_cols, lanes) byte banks and rotates them into place). Fitted to Yosys
-    # synth_xilinx of the shipped model's board top on three overlays (logic LUTs minus the
-    # engines' measured costs): NB = 8 -> ~3,300, NB = 16 -> ~6,700 and ~6,800.
-    control_lut_per_bank: float = 420.0
+    # synth_xilinx of board tops (logic LUTs minus the engines' measured costs): with the
+    # pipelined gatherer (landing merges, ring-step row tables; with NB >= 2 * pe_cin the
+    # second window and the hold register) the shipped model's 8-bank overlay needs ~4,200
+    # and the ResNet-20 16-bank overlay ~8,500 (bench/results/boards.md); before it, 420/bank.
+    control_lut_per_bank: float = 530.0
     # DSPs of the top outside the MAC array and the PostProcess: address arithmetic (ring rows,
     # window taps, pool/FC planes). Measured: Yosys synth_xilinx of the shipped model's board
     # top gave 89 DSP48E1 for 64 MAC cells + one PostProcess (4) on both the 16-lane and the
@@ -370,10 +372,14 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     b_mac = op == Op.PRB or (op == Op.RESADD and not b_id)
     lat_pp = TOP_LAT_PP + cfg.lanes
     kk = ins.k * ins.k
+    slide = dual = False
     if on_pe:
         chunks_a = math.ceil(ins.na / cfg.pe_cin)
         # two chunks per gather pass when a read returns 2 x pe_cin bytes (rtl_gen/top.py, DUAL)
         dual = cfg.act_banks >= 2 * cfg.pe_cin and chunks_a >= 2
+        # sliding window: one chunk at stride 1 reads only the new column after a row's first
+        # position (rtl_gen/top.py, slide_ok)
+        slide = chunks_a == 1 and ins.stride == 1
         per_a = (math.ceil(chunks_a / 2) if dual else chunks_a) * kk + 1
         lat_a = lat_pp + a.bits
         if dual and chunks_a % 2 == 0:
@@ -385,17 +391,23 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     lat_b = lat_pp if b_mac else (lat_pp - 2 if b_id else 0)
     w = dst.width
     per_pos = per_a + b_pos + 1
+    next_pos = ins.k + 1 + b_pos + 1 if slide else per_pos
     out_row = w * max(cfg.lanes, ins.tc)
     init = TOP_FETCH + TOP_ROW_ADDR * (2 if (b_mac or b_id) else 1)
     cyc = init
     for y in range(ins.rows):
         setup = ins.k + 1 + (TOP_ROW_ADV if y else 0)
-        cyc += max(setup + w * per_pos, out_row)
+        cyc += max(setup + per_pos + (w - 1) * next_pos, out_row)
     drain = max(lat_a - b_pos, lat_b) + ins.tc + 1
     if on_pe:
         # or the pattern engine sets the pace (one beat per a_bits cycles from the first beat,
-        # the gatherer running ahead): the bound when a gather pass covers two chunks
+        # the gatherer running ahead by the beats the engine holds: 2, 3 with the hold
+        # register); a row change costs the gatherer's full pass, which shows when it is
+        # longer than that backlog
         first = init + ins.k + 1 + kk + 2
-        engine = first + (ins.rows * w * chunks_a - 1) * a.bits + lat_pp + a.bits + ins.tc + 1
+        turn = b_pos + 1 + TOP_ROW_ADV + ins.k + 1 + kk + 1
+        gap = max(0, turn - (3 if dual else 2) * a.bits + 1)
+        engine = first + (ins.rows * w * chunks_a - 1) * a.bits + (ins.rows - 1) * gap \
+            + lat_pp + a.bits + ins.tc + 1
         return max(cyc + drain, engine) + TOP_NEXT
     return cyc + drain + TOP_NEXT
