@@ -58,6 +58,11 @@ class UnitCosts:
     # second window and the hold register) the shipped model's 8-bank overlay needs ~4,200
     # and the ResNet-20 16-bank overlay ~8,500 (bench/results/boards.md); before it, 420/bank.
     control_lut_per_bank: float = 530.0
+    # LUTs per window bit (k_max^2 x pe_cin x a_bits) of the top's sliding window (the shift
+    # multiplexer in front of the window register): Yosys synth_xilinx of the board tops with
+    # and without it, +1,374 LUT for 1,600 bits (shipped, 8 x 8 x k5) and +1,024 for 576 bits
+    # (ResNet-20, 16 x 8 x k3); the larger per-bit cost is used
+    window_lut_per_bit: float = 1.8
     # DSPs of the top outside the MAC array and the PostProcess: address arithmetic (ring rows,
     # window taps, pool/FC planes). Measured: Yosys synth_xilinx of the shipped model's board
     # top gave 89 DSP48E1 for 64 MAC cells + one PostProcess (4) on both the 16-lane and the
@@ -159,7 +164,8 @@ def resources(cfg: EngineConfig, costs: UnitCosts) -> dict:
     else:
         m_lut, m_ff, m_dsp = costs.mac_lut, costs.mac_ff, costs.mac_dsp
     wg_bits = cfg.pe_cin * cfg.k_max ** 2 * cfg.a_bits
-    control_lut = max(costs.control_lut, cfg.act_banks * costs.control_lut_per_bank)
+    control_lut = max(costs.control_lut, cfg.act_banks * costs.control_lut_per_bank) \
+        + wg_bits * costs.window_lut_per_bit
     lut = ops * costs.pattern_lut_per_op + cells * m_lut + cfg.pp_units * costs.pp_lut \
         + costs.wg_lut + control_lut
     ff = ops * costs.pattern_ff_per_op + cells * m_ff + cfg.pp_units * costs.pp_ff \
