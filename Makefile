@@ -39,13 +39,13 @@ test: venv debdeps
 demo: venv debdeps
 	$(VENV)/bin/sephw demo
 
-# Rebuild the shipped default model from scratch (about 30 minutes on 2 cores); the exact
+# Rebuild the shipped default model from scratch (about 50 minutes on 2 cores); the exact
 # commands also live in each checkpoint's metadata (`sephw info models/sepnet_fmnist.pt`).
 SEPHW := $(VENV)/bin/sephw
 model: venv debdeps
 	$(SEPHW) train --arch sepnet-small --width 0.25 --stem small --dataset fashion-mnist --epochs 12 --lr 0.1 --seed 0 --threads 1 -o models/sepnet_fmnist_full.pt
 	$(SEPHW) binarize models/sepnet_fmnist_full.pt -o models/sepnet_fmnist_bin.pt
-	$(SEPHW) refine models/sepnet_fmnist_bin.pt --epochs 12 --lr 0.03 --seed 0 --threads 1 -o models/sepnet_fmnist.pt
+	$(SEPHW) refine models/sepnet_fmnist_bin.pt --epochs 16 --lr 0.05 --weight-decay 1e-4 --no-augment --seed 0 --threads 1 -o models/sepnet_fmnist.pt
 	rm -f models/sepnet_fmnist_bin.pt
 	$(SEPHW) quantize models/sepnet_fmnist.pt --calib 2000 -o models/sepnet_fmnist_q.pt
 
