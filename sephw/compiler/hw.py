@@ -344,10 +344,13 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     steps) + 1, and 2 (``ROWADV``) before every row after the first; per position
     ``chunks_a x k^2 + 1`` (pattern: one tap read per cycle, the beat issued as its last tap
     lands, the next chunk's first read in the same cycle) or ``1 + chunks_a`` (MAC: pipelined reads),
-    ``+ 1 + chunks_b`` (1x1 b) or ``+ 2`` (identity skip), ``+ 1`` (POS_NEXT). The PostProcess
-    (one channel per cycle) and the writer (``tc`` bytes per position) bound a row from below
-    at ``width x max(lanes, tc)``; the tile ends when the last position's codes are written
-    (pipeline drain)."""
+    ``+ 1 + chunks_b`` (1x1 b) or ``+ 2`` (identity skip), ``+ 1`` (POS_NEXT). With
+    ``act_banks >= 2 * pe_cin`` a pattern pass covers two chunks; a single-chunk stride-1
+    pattern operand slides (``k`` reads for a row's later positions). The PostProcess (one
+    channel per cycle) and the writer (``tc`` bytes per position) bound a row from below at
+    ``width x max(lanes, tc)``, and a pattern tile cannot beat its engine (one beat per
+    ``a_bits`` cycles from the first beat on); the tile ends when the last position's codes
+    are written (pipeline drain)."""
     from .isa import FLAG_B_PATTERN, FLAG_FINAL, FLAG_SKIP_IDENTITY, Op
     op = ins.op
     if op in (Op.NOP, Op.SYNC):
