@@ -374,12 +374,20 @@ class Accelerator(wiring.Component):
             return Cat(Mux(pend_in & (first + i < pend_cnt), act_vec[first + i], 0)[:width]
                        for i in range(n))
 
+        # the landing read's vectors, each built once: a window tap (chunk ch, and ch + 1 from
+        # bytes pe_cin.. of a two-chunk read), a MAC beat, the skip codes
+        land_tap, land_tap1 = Signal(PC * AB), Signal(PC * AB)
+        land_q, land_sk = Signal(Q * 8), Signal(L * 8)
+        m.d.comb += [land_tap.eq(masked(PC, AB)), land_q.eq(masked(Q, 8)), land_sk.eq(masked(L, 8))]
+        DUAL = NB >= 2 * PC               # two chunks per tap read (below)
+        if DUAL:
+            m.d.comb += land_tap1.eq(masked(PC, AB, PC))
+
         # Two chunks per tap read: when a read returns at least 2 * pe_cin bytes, a gather pass
         # fills the windows of chunks ch (win) and ch + 1 (win1) together. win's beat is issued
         # as the pass ends and win1 moves into the hold register at the same time, which the
         # pattern engine takes next, while the gatherer goes on: the engine (a_bits cycles per
         # beat) rather than the gatherer (k^2 reads per pass) sets the pace.
-        DUAL = NB >= 2 * PC
         pend_dual = Signal()           # the pending window read also fills win1
         dual = Signal()                # the current pass covers chunks ch and ch + 1
         if DUAL:
@@ -391,15 +399,14 @@ class Accelerator(wiring.Component):
         with m.If(pend):
             with m.Switch(pend_dst):
                 with m.Case(0):
-                    m.d.sync += win.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(masked(PC, AB))
+                    m.d.sync += win.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap)
                     if DUAL:
                         with m.If(pend_dual):
-                            m.d.sync += win1.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(
-                                masked(PC, AB, PC))
+                            m.d.sync += win1.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap1)
                 with m.Case(1):
-                    m.d.sync += xv.eq(masked(Q, 8))
+                    m.d.sync += xv.eq(land_q)
                 with m.Case(2):
-                    m.d.sync += sk.eq(masked(L, 8))
+                    m.d.sync += sk.eq(land_sk)
                 with m.Case(3):
                     m.d.sync += xv.word_select(pend_idx[:ceil_log2(Q + 1)], 8).eq(
                         Mux(pend_in, sums_r.data.word_select(plane, 8), 0))
@@ -410,13 +417,13 @@ class Accelerator(wiring.Component):
         xv_out = Signal(Q * 8)
         m.d.comb += [
             win_out.eq(win),
-            xv_out.eq(Mux(pend & (pend_dst == 1), masked(Q, 8), xv)),
+            xv_out.eq(Mux(pend & (pend_dst == 1), land_q, xv)),
         ]
         # the last read of a full pass lands in slot 0, that of a column pass (sliding window)
         # in slot k - 1
         for slot in sorted({0} | {kk - 1 for kk in (3, 5, 7) if kk <= K}):
             with m.If(pend & (pend_dst == 0) & (pend_idx == slot)):
-                m.d.comb += win_out.word_select(slot, PC * AB).eq(masked(PC, AB))
+                m.d.comb += win_out.word_select(slot, PC * AB).eq(land_tap)
 
         def read(addr, inside, dst, idx, cnt, both=0):
             """Issue one activation read this cycle (its data lands next cycle)."""
@@ -443,7 +450,7 @@ class Accelerator(wiring.Component):
             win1_out = Signal(KK * PC * AB)
             m.d.comb += win1_out.eq(win1)
             with m.If(pend & (pend_dst == 0) & pend_dual):
-                m.d.comb += win1_out[:PC * AB].eq(masked(PC, AB, PC))
+                m.d.comb += win1_out[:PC * AB].eq(land_tap1)
             with m.If(h_valid):
                 m.d.comb += [pe.window.payload.window.eq(hold), pe.window.payload.pat_addr.eq(h_pat),
                              pe.window.payload.first.eq(0), pe.window.payload.last.eq(h_last),
@@ -487,7 +494,7 @@ class Accelerator(wiring.Component):
         # One RowAddress per tile for its first row, then the rows step through the ring;
         # ``tc`` cycles per position (the next position's codes are taken with the last byte).
         w_active = Signal()
-        wy, wx, wl = Signal(16), Signal(16), Signal(16)
+        wx, wl = Signal(16), Signal(16)
         wcount = Signal(32)
         wt_i, wt_a = Signal(16), Signal(32)
         yv = Signal(pp.y.payload.shape())
@@ -521,7 +528,7 @@ class Accelerator(wiring.Component):
                     m.d.sync += wcount.eq(wcount + 1)
                     with m.If(wx == dd.width - 1):
                         nxt_i, nxt_a = ring_step(wt_i, wt_a, dd)
-                        m.d.sync += [wx.eq(0), wy.eq(wy + 1), wt_i.eq(nxt_i), wt_a.eq(nxt_a)]
+                        m.d.sync += [wx.eq(0), wt_i.eq(nxt_i), wt_a.eq(nxt_a)]
                     with m.Else():
                         m.d.sync += wx.eq(wx + 1)
                     with m.If(wcount + 1 == positions):
@@ -619,7 +626,7 @@ class Accelerator(wiring.Component):
                             chunks_a.eq(Mux(is_pe, (ins.na + PC - 1) >> exact_log2(PC),
                                             (ins.na + Q - 1) >> exact_log2(Q))),
                             chunks_b.eq((ins.nb + Q - 1) >> exact_log2(Q)),
-                            wy.eq(ins.row0), wx.eq(0), wcount.eq(0), w_active.eq(1),
+                            wx.eq(0), wcount.eq(0), w_active.eq(1),
                         ]
                         with m.If(~is_pe & (ins.k != 1)):
                             m.next = "ERROR"      # int8 k x k: not implemented
@@ -800,7 +807,7 @@ class Accelerator(wiring.Component):
                                  ins.nb - (ch + 1) * Q)
                 with m.Else():
                     with m.If(~skip_valid):
-                        m.d.sync += [sk_out.eq(Mux(pend, masked(L, 8), sk)), skip_valid.eq(1)]
+                        m.d.sync += [sk_out.eq(Mux(pend, land_sk, sk)), skip_valid.eq(1)]
                         m.next = "POS_NEXT"
             with m.State("POS_NEXT"):
                 m.d.sync += [ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1), q.eq(0), dual.eq(dual0)]
