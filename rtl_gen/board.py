@@ -12,7 +12,12 @@ from __future__ import annotations
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
 from amaranth.lib import io
 
-__all__ = ["BoardTop"]
+__all__ = ["BoardTop", "netlist_for"]
+
+
+def netlist_for(vendor: str) -> str:
+    """The pattern engine's netlist form for a board vendor (``"xc7"`` on Xilinx parts)."""
+    return "xc7" if vendor == "xilinx" else "lut"
 
 
 class BoardTop(Elaboratable):
@@ -26,6 +31,9 @@ class BoardTop(Elaboratable):
         Board profile; its ``clock_hz`` must equal the platform's default clock.
     baud : int, optional
         UART baud rate (default: the profile's ``host_links.uart.default_baud``).
+
+    The pattern engine's netlist follows the part: ``"xc7"`` (LUT6_2/CARRY4 counters,
+    :mod:`rtl_gen.xc7`) on Xilinx boards, the generic ``"lut"`` form elsewhere.
     """
 
     def __init__(self, build_dir, board, baud: int | None = None):
@@ -37,7 +45,8 @@ class BoardTop(Elaboratable):
         if self._baud > uart["max_baud"]:
             raise ValueError(f"baud {self._baud} exceeds {board.name}'s UART bridge maximum {uart['max_baud']}")
         self._board = board
-        self._link = HostLink.from_build(build_dir, baud=self._baud, clk_hz=board.clock_hz)
+        self._link = HostLink.from_build(build_dir, baud=self._baud, clk_hz=board.clock_hz,
+                                         netlist=netlist_for(board.vendor))
 
     link = property(lambda self: self._link, doc="The :class:`~rtl_gen.hostlink.HostLink`.")
     baud = property(lambda self: self._baud, doc="UART baud rate.")

@@ -16,6 +16,8 @@ from amaranth.back import verilog
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import Verilator, get_runner
 
+from rtl_gen.xc7 import SIM_MODELS as XC7_SIM_MODELS, uses_xc7_cells
+
 __all__ = ["ROOT", "simulator", "setup_verilator", "build_component", "run_testbench"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +78,10 @@ def build_component(component, tag: str, speed: bool = False):
         runner.assume_old = _RUNTIME_OBJECTS if _reuse_runtime_objects(build_dir) else ()
     else:
         runner = get_runner(sim)
-    runner.build(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+    sources = [source]
+    if uses_xc7_cells(text):  # Xilinx LUT6/LUT6_2/CARRY4 instances: their behavioural models
+        sources.append(XC7_SIM_MODELS)
+    runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=build_dir,
                  build_args=build_args, timescale=("1ns", "1ps"), waves=_waves(),
                  log_file=build_dir / "build.log")
     if sim == "verilator":

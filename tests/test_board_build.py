@@ -32,6 +32,8 @@ def test_arty_vivado_project_and_yosys_estimate(build_copy):
     assert "xc7a35ticsg324-1L" in (proj / "sephw.tcl").read_text()
     v = (proj / "sephw.v").read_text()
     assert "module sephw" in v and "uart" in v
+    # the pattern engine's Xilinx netlist: counters on LUT6_2 + CARRY4 cells
+    assert "LUT6_2 #(" in v and "CARRY4 " in v
     e = r["estimate"]
     # the small overlay: 16 MAC cells on DSPs plus the post-process multipliers; logic and
     # block RAM present; fits the part
@@ -60,6 +62,8 @@ def test_ulx3s_open_flow_project(build_copy):
     assert "NEXTPNR_ECP5" in script and "ECPPACK" in script and "--85k" in script
     # the power-on reset (ULX3S has no reset pin) is in the design
     assert "por" in (proj / "sephw.il").read_text()
+    # and the generic LUT netlist of the pattern engine, no Xilinx cells
+    assert "CARRY4" not in (proj / "sephw.il").read_text()
 
 
 def test_parse_nextpnr_reads_the_last_report():

@@ -383,10 +383,18 @@ def test_costs_read_from_engine_benchmark(tmp_path):
     p.write_text(json.dumps({"instances": [
         {"engine": "PatternEngine", "params": {"lanes": 4, "cin": 4, "k": 3, "groups": 1},
          "resources": {"LUT_total": 720, "FF": 144, "DSP48E1": 0}},
+        {"engine": "PatternEngine", "params": {"lanes": 4, "cin": 4, "k": 3, "groups": 1, "netlist": "xc7"},
+         "resources": {"LUT": 288, "LUT_total": 400, "FF": 144, "DSP48E1": 0}},
+        {"engine": "PatternEngine", "params": {"lanes": 4, "cin": 4, "k": 3, "groups": 1, "netlist": "word"},
+         "resources": {"LUT": 1440, "LUT_total": 1440, "FF": 144, "DSP48E1": 0}},
         {"engine": "MacArray", "params": {"rows": 2, "cols": 2, "packed": True},
          "resources": {"LUT_total": 100, "FF": 40, "DSP48E1": 2}}]}))
     c = hw.load_costs(p)
     assert c.pattern_lut_per_op == 5.0 and c.pattern_ff_per_op == 1.0
+    assert c.pattern_lut_per_op_xc7 == 2.0    # logic LUTs of the xc7 netlist; "word" is ignored
+    cfg = hw.EngineConfig(4, 4, 2, 3, 8, True, 1, 8)
+    assert hw.resources(cfg, c, "xilinx")["detail"]["pattern_engine_lut"] == 288
+    assert hw.resources(cfg, c, "lattice")["detail"]["pattern_engine_lut"] == 720
     assert c.mac_lut_packed == 25.0 and c.mac_dsp_packed == 0.5
     assert c.pp_lut == hw.UnitCosts().pp_lut         # not measured: the estimate stays
     assert hw.load_costs(tmp_path / "missing.json") == hw.UnitCosts()

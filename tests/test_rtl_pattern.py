@@ -32,13 +32,23 @@ def test_pattern_engine_word_netlist(config):
     run_testbench(PatternEngine(**params), f"pattern_{config}_word", "sim.tb_pattern", case)
 
 
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_pattern_engine_xc7_netlist(config):
+    """The Xilinx form (LUT6_2/CARRY4 counters, simulated with the cells' behavioural models
+    from rtl_gen/xc7_cells_sim.v) against the same reference, with idle and back-pressure."""
+    params = dict(CONFIGS[config], netlist="xc7")
+    case = {"params": params, "seed": 3000 + list(CONFIGS).index(config), "idle": 0.3,
+            "stall": 0.4, "random_cases": 3}
+    run_testbench(PatternEngine(**params), f"pattern_{config}_xc7", "sim.tb_pattern", case)
+
+
 @pytest.mark.parametrize("kwargs,exc,msg", [
     (dict(lanes=4, k=4, cin=1), ValueError, "k must be one of 3, 5, 7, not 4"),
     (dict(lanes=4, k=3, cin=1, groups=3), ValueError, "groups (3) must divide lanes (4)"),
     (dict(lanes=4, k=3, cin=1, a_bits=9), ValueError, "a_bits must be in 1..8, not 9"),
     (dict(lanes=4, k=3, cin=2, max_cin=3), ValueError, "max_cin (3) must be a multiple of cin (2)"),
     (dict(lanes=2.0, k=3, cin=1), TypeError, "lanes must be an integer, not 2.0"),
-    (dict(lanes=4, k=3, cin=1, netlist="fast"), ValueError, "netlist must be 'lut' or 'word', not 'fast'"),
+    (dict(lanes=4, k=3, cin=1, netlist="fast"), ValueError, "netlist must be 'lut', 'word' or 'xc7', not 'fast'"),
 ])
 def test_pattern_engine_checks_arguments(kwargs, exc, msg):
     with pytest.raises(exc) as info:

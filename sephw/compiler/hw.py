@@ -29,7 +29,10 @@ BRAM_GEOMETRY = {"xilinx": {"block_bits": 32768, "max_width": 72},    # RAMB36E1
 class UnitCosts:
     """Per-unit resource costs of the engines (estimates; see docs/isa.md).
 
-    ``pattern_*_per_op``: one binary-op slot = one lane x one input channel x one kernel tap.
+    ``pattern_*_per_op``: one binary-op slot = one lane x one input channel x one kernel tap;
+    ``pattern_lut_per_op_xc7``: the same for the Xilinx netlist (LUT6_2/CARRY4 counters,
+    :mod:`rtl_gen.xc7`) that Xilinx board builds use, logic LUTs only (the tiler counts the
+    pattern memory, block RAM in the top).
     ``mac_*``: per MAC cell of the P x Q array (packed: two MACs per DSP48E1).
     ``pp_*``: one PostProcess unit (2 inputs, serial over lanes, one channel per cycle).
     ``wg_ff_per_bit``: WindowGen k x k shift register, FFs per stored window bit.
@@ -37,6 +40,7 @@ class UnitCosts:
     (not measured separately); ``control_dsp``: measured (see below).
     """
     pattern_lut_per_op: float = 4.34
+    pattern_lut_per_op_xc7: float = 1.6
     pattern_ff_per_op: float = 4.56
     mac_lut_packed: float = 67.0
     mac_ff_packed: float = 21.1
@@ -84,7 +88,10 @@ def load_costs(path: Path = ENGINES_JSON) -> UnitCosts:
         lut = r.get("LUT_total", r.get("LUT", 0))
         ff = r.get("FF", 0)
         dsp = r.get("DSP48E1", 0)
-        if inst["engine"] == "PatternEngine" and p.get("groups", 1) == 1:
+        if inst["engine"] == "PatternEngine" and p.get("groups", 1) == 1 and p.get("netlist") == "xc7":
+            ops = p["lanes"] * p["cin"] * p["k"] ** 2
+            c["pattern_lut_per_op_xc7"] = max(c.get("pattern_lut_per_op_xc7", 0), r.get("LUT", lut) / ops)
+        elif inst["engine"] == "PatternEngine" and p.get("groups", 1) == 1 and p.get("netlist", "lut") == "lut":
             ops = p["lanes"] * p["cin"] * p["k"] ** 2
             c["pattern_lut_per_op"] = max(c.get("pattern_lut_per_op", 0), lut / ops)
             c["pattern_ff_per_op"] = max(c.get("pattern_ff_per_op", 0), ff / ops)
@@ -155,9 +162,11 @@ class EngineConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def resources(cfg: EngineConfig, costs: UnitCosts) -> dict:
-    """Estimated LUT / FF / DSP of the overlay's logic (memories are counted by the tiler)."""
+def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) -> dict:
+    """Estimated LUT / FF / DSP of the overlay's logic (memories are counted by the tiler);
+    on ``vendor == "xilinx"`` the pattern engine is the xc7 netlist the board build uses."""
     ops = cfg.lanes * cfg.pe_cin * cfg.k_max ** 2
+    p_lut = costs.pattern_lut_per_op_xc7 if vendor == "xilinx" else costs.pattern_lut_per_op
     cells = cfg.lanes * cfg.mac_cols
     if cfg.packed:
         m_lut, m_ff, m_dsp = costs.mac_lut_packed, costs.mac_ff_packed, costs.mac_dsp_packed
@@ -166,13 +175,13 @@ def resources(cfg: EngineConfig, costs: UnitCosts) -> dict:
     wg_bits = cfg.pe_cin * cfg.k_max ** 2 * cfg.a_bits
     control_lut = max(costs.control_lut, cfg.act_banks * costs.control_lut_per_bank) \
         + wg_bits * costs.window_lut_per_bit
-    lut = ops * costs.pattern_lut_per_op + cells * m_lut + cfg.pp_units * costs.pp_lut \
+    lut = ops * p_lut + cells * m_lut + cfg.pp_units * costs.pp_lut \
         + costs.wg_lut + control_lut
     ff = ops * costs.pattern_ff_per_op + cells * m_ff + cfg.pp_units * costs.pp_ff \
         + wg_bits * costs.wg_ff_per_bit + costs.control_ff
     dsp = math.ceil(cells * m_dsp) + cfg.pp_units * costs.pp_dsp + costs.control_dsp
     return {"lut": int(math.ceil(lut)), "ff": int(math.ceil(ff)), "dsp": int(math.ceil(dsp)),
-            "detail": {"pattern_engine_lut": round(ops * costs.pattern_lut_per_op),
+            "detail": {"pattern_engine_lut": round(ops * p_lut),
                        "mac_array_lut": round(cells * m_lut), "mac_array_dsp": math.ceil(cells * m_dsp),
                        "postprocess_lut": round(cfg.pp_units * costs.pp_lut),
                        "windowgen_lut": round(costs.wg_lut), "control_lut": round(control_lut)}}

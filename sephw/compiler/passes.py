@@ -349,7 +349,7 @@ class SizeEngines:
             cands = [(e["lanes"], e["pe_cin"], e["mac_cols"], bool(e.get("packed", False)), e.get("pp_units", 1))]
         for l, c, q, p, u in tqdm(cands, desc="size engines", disable=not ir.progress, leave=False):
             cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width)
-            r = hw.resources(cfg, ir.costs)
+            r = hw.resources(cfg, ir.costs, b.vendor)
             if smallest is None or r["lut"] < smallest[1]["lut"]:
                 smallest = (cfg, r)
             if r["lut"] > lut_cap or r["ff"] > ff_cap or r["dsp"] > dsp_cap:
