@@ -68,8 +68,9 @@ class PatternEngine(wiring.Component):
         bit-exact against the reference. ``"xc7"``: the ``"lut"`` form with the popcount and
         Horner additions built from Xilinx 7-series LUT6_2/CARRY4 counters
         (:mod:`rtl_gen.xc7`): about half the LUTs per lane (a 72-input lane is ~56 LUTs with
-        its accumulator, against ~105); the product flip-flops hold ``NOT y`` (the pattern bit
-        on their synchronous set). For Xilinx parts only; simulators use the cells' models.
+        its accumulator, against ~105); since the counters' bypass inputs cannot invert, the
+        lanes count ``y`` and run ``u = -t`` (the shared term becomes ``-popcount(x_b)``, the
+        chunk accumulator subtracts). For Xilinx parts only; simulators use the cells' models.
 
     Attributes
     ----------
@@ -191,14 +192,17 @@ class PatternEngine(wiring.Component):
         p_last = Signal()
         y = [Signal(n, name=f"y{l}", reset_less=True) for l in range(lanes)]
         # e[g] = popcount(x_b) of group g (+ 2n on plane 0), shared by the lanes of the group
-        e = [Signal(range(3 * n + 1), name=f"e{g}", reset_less=True) for g in range(groups)]
+        # (xc7 form: G = -popcount(x_b) modulo 2^width instead)
+        e = [Signal(width if self._netlist == "xc7" else range(3 * n + 1), name=f"e{g}", reset_less=True)
+             for g in range(groups)]
 
         # Horner registers: t = 2*t + q_b with q_b = 2*popcount(NOT y) + e_b, restarted at
         # K = -2n after each beat's final plane (a constant: FDRE/FDSE reset, no LUT).
         # Since p_b = popcount(x_b) - 2*popcount(y) = 2*popcount(NOT y) + popcount(x_b) - 2n,
         # t_final = 2^A*K + sum_b 2^b q_b = sum_b 2^b p_b (the +2n of plane 0 in e closes the
         # constant). Arithmetic is modulo 2^width; the final value fits, so it is exact.
-        K = -2 * n
+        # The xc7 form keeps u = -t instead (see below): it restarts at 0.
+        K = 0 if self._netlist == "xc7" else -2 * n
         K = (K + 2 ** (width - 1)) % 2 ** width - 2 ** (width - 1)  # modulo 2^width
         t = [Signal(signed(width), name=f"t{l}", init=K, reset_less=True) for l in range(lanes)]
         chunk_acc = [Signal(signed(self._acc_width), name=f"chunk_acc{l}", reset_less=True)
@@ -269,21 +273,15 @@ class PatternEngine(wiring.Component):
             else:
                 pc_all = column_sum(m, [xg], name=f"pcx{g}")
             with m.If(advance):
-                m.d.sync += e[g].eq(pc_all + Mux(b_plane == 0, 2 * n, 0))
+                if gpc:
+                    m.d.sync += e[g].eq(-pc_all)
+                else:
+                    m.d.sync += e[g].eq(pc_all + Mux(b_plane == 0, 2 * n, 0))
             for l in range(g * lanes_per_group, (g + 1) * lanes_per_group):
                 pat = b_pattern[l]
                 if word:
                     # reset (pattern bit) wins over enable, as in the flip-flop form
                     m.d.sync += y[l].eq(~pat & Mux(advance, xg_word, y[l]))
-                    continue
-                if gpc:
-                    # y[l] holds NOT y: set wins over enable (FDSE, S = pattern bit), so the
-                    # counters count it directly (their bypass inputs cannot invert)
-                    for i in range(n):
-                        with m.If(pat[i]):
-                            m.d.sync += y[l][i].eq(1)
-                        with m.Elif(advance):
-                            m.d.sync += y[l][i].eq(~xg[i])
                     continue
                 for i in range(n):
                     # written as "reset wins over enable": maps onto FDRE (R = pattern bit)
@@ -292,21 +290,25 @@ class PatternEngine(wiring.Component):
                     with m.Elif(advance):
                         m.d.sync += y[l][i].eq(xg[i])
 
-        beat_sum = []
+        beat_sum = []   # the Horner register's next value
+        beat_val = []   # the beat's value once the final plane is in (beat_sum but in xc7)
         for l in range(lanes):
             g = l // lanes_per_group
             ey = e[g]
             if gpc:
-                # t_next = 2t + e + 2*popcount(NOT y): counters down to two rows, then one
-                # ternary adder with 2t (modulo 2^width, as below)
+                # The counters' bypass inputs (DI, carry-in) cannot invert, so the lane counts
+                # y itself and runs u = -t: u_next = 2u + 2*popcount(y) + G_b, G_b =
+                # -popcount(x_b) (shared, modulo 2^width), u from 0, so u_final = -sum_b 2^b p_b.
+                # Counters down to two rows, then one ternary adder with 2u.
                 cols = [[ey[0]], [y[l][i] for i in range(n)] + [ey[1]]]
-                cols += [[ey[j]] for j in range(2, len(ey))]
+                cols += [[ey[j]] for j in range(2, width)]
                 cols = xc7.compress(m, cols, rows=2, name=f"q{l}_g", width=width)
                 rows = [Cat(*[c[r] if len(c) > r else Const(0, 1) for c in cols]) for r in (0, 1)]
-                total = Signal(signed(width), name=f"tnext{l}")
+                total = Signal(signed(width), name=f"unext{l}")
                 m.d.comb += total.eq(xc7.ternary_add(m, rows[0], rows[1], t[l] << 1, width,
                                                      name=f"h{l}"))
                 beat_sum.append(total)
+                beat_val.append(-total)
                 continue
             if word:
                 q = ey + ((n - popcount_word(y[l], n)) << 1)
@@ -317,6 +319,7 @@ class PatternEngine(wiring.Component):
             total = Signal(signed(width), name=f"tnext{l}", attrs={"keep": 1})
             m.d.comb += total.eq((t[l] << 1) + q)
             beat_sum.append(total)
+            beat_val.append(total)
         restart = Signal()
         m.d.comb += restart.eq(p_valid & p_final & advance)
         with m.If(restart | ResetSignal()):
@@ -326,14 +329,18 @@ class PatternEngine(wiring.Component):
 
         totals = []
         for l in range(lanes):
-            if chunked:
+            if chunked and gpc:
+                # one subtractor: (first ? 0 : chunk_acc) - u
+                total = Signal(signed(self._acc_width), name=f"total{l}")
+                m.d.comb += total.eq(Mux(p_first, 0, chunk_acc[l]) - beat_sum[l])
+            elif chunked:
                 total = Signal(signed(self._acc_width), name=f"total{l}")
                 with m.If(p_first):
                     m.d.comb += total.eq(beat_sum[l])
                 with m.Else():
                     m.d.comb += total.eq(chunk_acc[l] + beat_sum[l])
             else:
-                total = beat_sum[l]
+                total = beat_val[l]
             totals.append(total)
 
         with m.If(self.acc.ready):

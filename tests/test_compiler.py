@@ -301,6 +301,18 @@ def test_sizing_picks_fewest_rtl_top_cycles_among_fitting_configs():
     assert alts >= 2
 
 
+def test_fixed_overlay_that_does_not_fit_names_its_needs(sepnet):
+    """A fixed overlay over the part's logic: the error gives its LUT/FF/DSP needs (and the
+    distributed-RAM share when that is what tips it) against the budget."""
+    with pytest.raises(CompileError) as e:
+        passes.compile_ir(sepnet, boards.get("arty-a7-35"),
+                          engine=dict(lanes=64, pe_cin=16, mac_cols=8, packed=False, pp_units=1))
+    msg = str(e.value)
+    assert msg.startswith("board arty-a7-35: the overlay (64 lanes, 16-channel pattern beats, 8 MAC columns) needs ")
+    need = int(msg.split(" needs ")[1].split(" LUT")[0])
+    assert need > 17680 and msg.endswith("; the budget is 17680 LUT / 35360 FF / 90 DSP")
+
+
 # --------------------------------------------------------------------------- bands and errors
 @pytest.fixture(scope="module")
 def sepnet112() -> ig.IntGraph:

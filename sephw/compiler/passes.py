@@ -351,7 +351,7 @@ class SizeEngines:
             cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width)
             r = hw.resources(cfg, ir.costs, b.vendor)
             if smallest is None or r["lut"] < smallest[1]["lut"]:
-                smallest = (cfg, r)
+                smallest = (cfg, r, None)
             if r["lut"] > lut_cap or r["ff"] > ff_cap or r["dsp"] > dsp_cap:
                 continue
             static = tl._static_bytes(ir, cfg)
@@ -361,6 +361,8 @@ class SizeEngines:
             # shallow memories mapped to distributed RAM (measured on the shipped overlay's board
             # top: Yosys 23,220 LUTs against 22,633 estimated, so the headroom matters)
             if r["lut"] + lutram > lut_cap:
+                if smallest[0] == cfg:
+                    smallest = (cfg, r, lutram)
                 continue
             fits = sbytes + act1 <= budget and blocks <= b.resources["bram_blocks"] * BRAM_HEADROOM
             # configs whose memories fit whole maps: fastest; otherwise the one with the smallest
@@ -374,10 +376,13 @@ class SizeEngines:
         if ir.engine is None and not ir.probe and len(fitting) > 1:
             best = self._rank_by_top_cycles(ir, sorted(fitting, key=lambda f: f[0])[:TOP_CYCLES_CANDIDATES]) or best
         if best is None:
-            cfg, r = smallest
-            raise CompileError(f"board {b.name}: even the smallest overlay ({cfg.lanes} lanes, "
+            cfg, r, lutram = smallest
+            what = "even the smallest overlay" if len(cands) > 1 else "the overlay"
+            need = f"{r['lut']} LUT" if lutram is None else \
+                f"{r['lut']} LUT of logic + {lutram} LUT of distributed-RAM memories = {r['lut'] + lutram} LUT"
+            raise CompileError(f"board {b.name}: {what} ({cfg.lanes} lanes, "
                                f"{cfg.pe_cin}-channel pattern beats, {cfg.mac_cols} MAC columns) needs "
-                               f"{r['lut']} LUT / {r['ff']} FF / {r['dsp']} DSP; the budget is "
+                               f"{need} / {r['ff']} FF / {r['dsp']} DSP; the budget is "
                                f"{int(lut_cap)} LUT / {int(ff_cap)} FF / {dsp_cap} DSP")
         _, ir.cfg, ir.resources = best
         for lay in ir.layers:
