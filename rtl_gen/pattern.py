@@ -68,7 +68,7 @@ class PatternEngine(wiring.Component):
         bit-exact against the reference. ``"xc7"``: the ``"lut"`` form with the popcount and
         Horner additions built from Xilinx 7-series LUT6_2/CARRY4 counters
         (:mod:`rtl_gen.xc7`): about half the LUTs per lane (a 72-input lane is ~56 LUTs with
-        its accumulator, against ~105); since the counters' bypass inputs cannot invert, the
+        its accumulator, against ~99); since the counters' bypass inputs cannot invert, the
         lanes count ``y`` and run ``u = -t`` (the shared term becomes ``-popcount(x_b)``; the
         final plane's ternary adder negates). For Xilinx parts only; simulators use the cells'
         models.
