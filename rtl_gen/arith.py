@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Signal, Value
 
-__all__ = ["signed_bits", "unsigned_bits", "popcount", "column_sum", "adder_tree", "check_int"]
+__all__ = ["signed_bits", "unsigned_bits", "popcount", "column_sum", "column_rows", "adder_tree",
+           "check_int"]
 
 
 def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> None:
@@ -24,6 +25,12 @@ def unsigned_bits(bound: int) -> int:
 def signed_bits(bound: int) -> int:
     """Bits needed for a two's complement value in ``-bound..bound``."""
     return int(bound).bit_length() + 1
+
+
+def column_rows(columns: list, n: int) -> list:
+    """The ``n`` row words of reduced bit columns (``columns[w]``: bits of weight ``2^w``):
+    row ``r`` takes bit ``r`` of every column, 0 where a column has fewer bits."""
+    return [Cat(*[c[r] if len(c) > r else Const(0, 1) for c in columns]) for r in range(n)]
 
 
 def adder_tree(values: list) -> Value:
@@ -64,8 +71,8 @@ def popcount(bits: list) -> Value:
                 i += 3
             nxt[w].extend(col[i:])
         columns = nxt if nxt[-1] else nxt[:-1]
-    rows = [Cat(*[col[r] if len(col) > r else Const(0, 1) for col in columns]) for r in (0, 1)]
-    return rows[0] + rows[1]
+    r0, r1 = column_rows(columns, 2)
+    return r0 + r1
 
 
 def popcount_word(value: Value, width: int) -> Value:
@@ -151,8 +158,7 @@ def column_sum(m, columns: list, *, name: str = "cs", rows: int = 2, min_counter
         while not nxt[-1]:
             nxt.pop()
         cols = nxt[:out_width]  # bits above the bound are always 0
-    sums = [Cat(*[c[r] if len(c) > r else Const(0, 1) for c in cols])
-            for r in range(max(len(c) for c in cols))]
+    sums = column_rows(cols, max(len(c) for c in cols))
     total = sums[0]
     for s in sums[1:]:
         total = keep(total + s, out_width)

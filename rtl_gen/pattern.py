@@ -1,14 +1,14 @@
 """PatternEngine: binarized k×k convolution on LUT logic, bit-serial over activation bit-planes."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from . import xc7
-from .arith import check_int, column_sum, popcount_word, signed_bits
+from .arith import check_int, column_rows, column_sum, popcount_word, signed_bits
 
 __all__ = ["PatternEngine"]
 
@@ -304,11 +304,10 @@ class PatternEngine(wiring.Component):
                 # the rows is -u_final = t_final, the beat's value.
                 cols = [[ey[0]], [y[l][i] for i in range(n)] + [ey[1]]]
                 cols += [[ey[j]] for j in range(2, width)]
-                cols = xc7.compress(m, cols, rows=2, name=f"q{l}_g", width=width)
-                rows = [Cat(*[c[r] if len(c) > r else Const(0, 1) for c in cols]) for r in (0, 1)]
+                r0, r1 = column_rows(xc7.compress(m, cols, rows=2, name=f"q{l}_g", width=width), 2)
                 total = Signal(signed(width), name=f"unext{l}")
-                m.d.comb += total.eq(xc7.ternary_add(m, rows[0], rows[1], t[l] << 1, width,
-                                                     neg=p_final, name=f"h{l}"))
+                m.d.comb += total.eq(xc7.ternary_add(m, r0, r1, t[l] << 1, width, neg=p_final,
+                                                     name=f"h{l}"))
                 beat_sum.append(total)
                 continue
             if word:

@@ -23,10 +23,11 @@ chain wiring are what the bit-exact tests check.
 """
 from __future__ import annotations
 
-from itertools import product
 from pathlib import Path
 
 from amaranth.hdl import Cat, Const, Instance, Signal, Value
+
+from .arith import column_rows
 
 __all__ = ["SIM_MODELS", "uses_xc7_cells", "lut6", "lut6_2", "carry4", "compress", "ternary_add",
            "column_sum"]
@@ -51,15 +52,6 @@ def _table(fn, n: int) -> int:
         if fn([(idx >> i) & 1 for i in range(n)]):
             init |= 1 << idx
     return init
-
-
-class _Counter:
-    def __init__(self, m, name):
-        self.m, self.name, self.n = m, name, 0
-
-    def sig(self, what):
-        self.n += 1
-        return Signal(name=f"{self.name}_{what}{self.n}")
 
 
 def lut6(m, name: str, inputs: list, fn) -> Signal:
@@ -160,7 +152,7 @@ def ternary_add(m, a: Value, b: Value, c: Value, width: int, *, neg=0, name: str
     ``m_(-1)`` and the carry-in are 1, giving ``(-(a + b + c) - 1) mod 2^width`` at no extra
     LUT."""
     def bit(v, i):
-        v = _bit(v) if isinstance(v, int) else v
+        v = _bit(v)
         return v[i] if i < len(v) else Const(0, 1)
     s_bits, di_bits = [], []
     neg = _bit(neg)
@@ -189,6 +181,5 @@ def column_sum(m, columns: list, *, name: str = "cs", width: int | None = None) 
     ``width`` defaults to the bits the sum needs."""
     need = max(1, sum(len(c) << w for w, c in enumerate(columns)).bit_length())
     width = need if width is None else width
-    cols = compress(m, columns, rows=3, name=name + "_g", width=width)
-    rows = [Cat(*[c[r] if len(c) > r else Const(0, 1) for c in cols]) for r in range(3)]
-    return ternary_add(m, rows[0], rows[1], rows[2], width, name=name + "_t")
+    r0, r1, r2 = column_rows(compress(m, columns, rows=3, name=name + "_g", width=width), 3)
+    return ternary_add(m, r0, r1, r2, width, name=name + "_t")

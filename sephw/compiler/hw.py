@@ -88,13 +88,14 @@ def load_costs(path: Path = ENGINES_JSON) -> UnitCosts:
         lut = r.get("LUT_total", r.get("LUT", 0))
         ff = r.get("FF", 0)
         dsp = r.get("DSP48E1", 0)
-        if inst["engine"] == "PatternEngine" and p.get("groups", 1) == 1 and p.get("netlist") == "xc7":
+        if inst["engine"] == "PatternEngine" and p.get("groups", 1) == 1:
             ops = p["lanes"] * p["cin"] * p["k"] ** 2
-            c["pattern_lut_per_op_xc7"] = max(c.get("pattern_lut_per_op_xc7", 0), r.get("LUT", lut) / ops)
-        elif inst["engine"] == "PatternEngine" and p.get("groups", 1) == 1 and p.get("netlist", "lut") == "lut":
-            ops = p["lanes"] * p["cin"] * p["k"] ** 2
-            c["pattern_lut_per_op"] = max(c.get("pattern_lut_per_op", 0), lut / ops)
-            c["pattern_ff_per_op"] = max(c.get("pattern_ff_per_op", 0), ff / ops)
+            netlist = p.get("netlist", "lut")
+            if netlist == "xc7":   # logic LUTs: the top's pattern memory is counted by the tiler
+                c["pattern_lut_per_op_xc7"] = max(c.get("pattern_lut_per_op_xc7", 0), r.get("LUT", lut) / ops)
+            elif netlist == "lut":
+                c["pattern_lut_per_op"] = max(c.get("pattern_lut_per_op", 0), lut / ops)
+                c["pattern_ff_per_op"] = max(c.get("pattern_ff_per_op", 0), ff / ops)
         elif inst["engine"] == "MacArray":
             cells = p["rows"] * p["cols"]
             sfx = "_packed" if p.get("packed") else ""
