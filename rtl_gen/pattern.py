@@ -10,7 +10,13 @@ from amaranth.utils import ceil_log2
 from . import xc7
 from .arith import check_int, column_rows, column_sum, popcount_word, signed_bits
 
-__all__ = ["PatternEngine"]
+__all__ = ["PatternEngine", "split_word"]
+
+
+def split_word(word: int, bits: int, slices: int) -> list[int]:
+    """``word`` (``bits`` wide) as ``slices`` words of ``ceil(bits / slices)`` bits, low first."""
+    w = -(-bits // slices)
+    return [(word >> (s * w)) & ((1 << w) - 1) for s in range(slices)]
 
 
 class PatternEngine(wiring.Component):
@@ -59,6 +65,17 @@ class PatternEngine(wiring.Component):
         of ``cin``); sizes the accumulator. ``max_cin == cin`` omits the chunk accumulator.
     pattern_depth : int
         Words in the pattern memory (one word = the patterns of all lanes for one beat).
+    pattern_slices : int
+        1 (default): the pattern memory is one word wide, read in the cycle a window is
+        accepted. ``S > 1`` (a power of two, at most ``a_bits``): the memory is ``S`` times
+        narrower and deeper (word ``w`` is memory words ``w*S .. w*S + S-1``, slice ``s``
+        holding bits ``s*ceil(W/S) ..`` of the ``W``-bit word, zero-padded), and an accepted
+        window's word is fetched one slice per cycle into a staging register while the
+        previous beat runs: block RAMs are then counted by depth rather than width (the
+        accelerator top's 2,304-bit word of 16 lanes x 16 channels x 9 taps took 32 RAMB36
+        side by side for 117 words, with ``S = 4`` 8). A beat can start ``S`` cycles after
+        its window was accepted (one cycle with ``S = 1``); with ``S <= act_bits`` a window
+        accepted when the previous beat starts costs no throughput.
     netlist : str
         ``"lut"`` (default; what synthesis gets): product flip-flops with the pattern bit on
         their reset, popcounts as LUT6 counter trees. ``"word"``: the same registers, cycle
@@ -81,12 +98,19 @@ class PatternEngine(wiring.Component):
         Lane accumulators, one beat per ``last`` window.
     act_bits : In(range(1, a_bits + 1))
         Activation bits of the current layer (bit-planes per beat), sampled per beat.
+    pattern_flush : In(1)
+        With ``pattern_slices > 1``: the next window fetches its word even if it is the staged
+        one (the accelerator top pulses it per instruction, so that a tile's timing does not
+        depend on the tile before it). A write to the pattern memory does the same.
     pattern_w : Out(WritePort.Signature)
-        Write port of the pattern memory (word: ``ArrayLayout(unsigned(cin*k*k), lanes)``).
+        Write port of the pattern memory (word: ``ArrayLayout(unsigned(cin*k*k), lanes)``;
+        with ``pattern_slices > 1`` one slice, ``unsigned(ceil(W/S))``, at address
+        ``word*S + slice``: :meth:`memory_words`).
     """
 
     def __init__(self, *, lanes: int, k: int, cin: int, groups: int = 1, a_bits: int = 8,
-                 max_cin: int | None = None, pattern_depth: int = 16, netlist: str = "lut"):
+                 max_cin: int | None = None, pattern_depth: int = 16, netlist: str = "lut",
+                 pattern_slices: int = 1):
         check_int("lanes", lanes, 1)
         if netlist not in ("lut", "word", "xc7"):
             raise ValueError(f"netlist must be 'lut', 'word' or 'xc7', not {netlist!r}")
@@ -104,6 +128,10 @@ class PatternEngine(wiring.Component):
         if max_cin % cin:
             raise ValueError(f"max_cin ({max_cin}) must be a multiple of cin ({cin})")
         check_int("pattern_depth", pattern_depth, 1)
+        check_int("pattern_slices", pattern_slices, 1, a_bits)
+        if pattern_slices & (pattern_slices - 1):
+            raise ValueError(f"pattern_slices must be a power of two, not {pattern_slices}")
+        self._slices = pattern_slices
         self._lanes, self._k, self._cin, self._groups = lanes, k, cin, groups
         self._a_bits, self._max_cin, self._pattern_depth = a_bits, max_cin, pattern_depth
         self._netlist = netlist
@@ -115,8 +143,9 @@ class PatternEngine(wiring.Component):
             "window": In(stream.Signature(self.window_layout)),
             "acc": Out(stream.Signature(data.ArrayLayout(signed(self._acc_width), lanes))),
             "act_bits": In(range(1, a_bits + 1), init=a_bits),
-            "pattern_w": Out(WritePort.Signature(addr_width=ceil_log2(pattern_depth),
-                                                 shape=self.pattern_layout)),
+            "pattern_flush": In(1),
+            "pattern_w": Out(WritePort.Signature(addr_width=ceil_log2(pattern_depth * pattern_slices),
+                                                 shape=self.pattern_memory_shape)),
         })
 
     lanes = property(lambda self: self._lanes, doc="Output channels computed in parallel.")
@@ -128,6 +157,7 @@ class PatternEngine(wiring.Component):
     pattern_depth = property(lambda self: self._pattern_depth, doc="Pattern memory words.")
     acc_width = property(lambda self: self._acc_width, doc="Accumulator width (bits, signed).")
     netlist = property(lambda self: self._netlist, doc='``"lut"``, ``"word"`` or ``"xc7"`` (see above).')
+    pattern_slices = property(lambda self: self._slices, doc="Memory words per pattern word.")
 
     @property
     def channels(self) -> int:
@@ -151,6 +181,23 @@ class PatternEngine(wiring.Component):
         return data.ArrayLayout(unsigned(self._cin * self._k * self._k), self._lanes)
 
     @property
+    def pattern_memory_shape(self):
+        """One word of the pattern memory: :attr:`pattern_layout`, or one slice of it."""
+        if self._slices == 1:
+            return self.pattern_layout
+        return unsigned(self.pattern_memory_bits)
+
+    @property
+    def pattern_memory_bits(self) -> int:
+        """Width of the pattern memory (bits)."""
+        return -(-self.pattern_layout.size // self._slices)
+
+    def memory_words(self, word: int) -> list[int]:
+        """The pattern memory words (``pattern_slices`` of them) holding pattern word ``word``
+        (its bits as an integer: bit ``l*cin*k*k + c*k*k + i*k + j``)."""
+        return split_word(word, self.pattern_layout.size, self._slices)
+
+    @property
     def peak_macs_per_cycle(self) -> float:
         """Binary-weight × ``act_bits`` MACs per cycle at full throughput (for ``act_bits = a_bits``)."""
         return self._lanes * self._cin * self._k * self._k / self._a_bits
@@ -164,15 +211,32 @@ class PatternEngine(wiring.Component):
         chunked = self._max_cin > cin
         width = self._beat_width
 
-        m.submodules.patterns = mem = Memory(shape=self.pattern_layout,
-                                             depth=self._pattern_depth, init=[])
+        S = self._slices
+        m.submodules.patterns = mem = Memory(shape=self.pattern_memory_shape,
+                                             depth=self._pattern_depth * S, init=[])
         rd = mem.read_port()
         wr = mem.write_port()
         wiring.connect(m, wiring.flipped(self.pattern_w), wr)
 
         # Stage A: the accepted window; its pattern word arrives on rd.data one cycle later
         # and stays there (rd.en is the accept strobe) until the next window is accepted.
+        # With S slices: slice 0 is read in the accept cycle, slices 1 .. S-1 in the next
+        # S-1 cycles; slices 0 .. S-2 land in a staging register, the last stays on rd.data,
+        # and the word is complete (a_fetched) S cycles after the accept. A window with the
+        # address of the staged word (a_addr, a_staged: no write or flush since) is not fetched
+        # again: a single-chunk tile fetches once and then runs as with S = 1.
         a_valid = Signal()
+        f_cnt = Signal(range(S + 1), init=S)      # slices read of the staged word
+        a_fetched = Signal()
+        m.d.comb += a_fetched.eq(f_cnt == S)
+        if S > 1:
+            sw = self.pattern_memory_shape.width
+            a_addr = Signal(ceil_log2(self._pattern_depth))
+            a_staged = Signal()
+            a_slices = Signal(sw * (S - 1), reset_less=True)
+            a_word = Cat(a_slices, rd.data)[:self.pattern_layout.size]
+        else:
+            a_word = rd.data
         a_window = Signal(self.window_layout.members["window"], reset_less=True)
         a_first = Signal()
         a_last = Signal()
@@ -218,15 +282,27 @@ class PatternEngine(wiring.Component):
         # into P while the output may still be occupied next cycle.
         out_busy_next = (self.acc.valid & ~self.acc.ready) | (p_valid & p_final & p_last)
         b_done = b_busy & (b_plane == 0) & advance
-        b_load = a_valid & advance & (~b_busy | (b_done & ~(b_last & out_busy_next)))
+        b_load = a_valid & a_fetched & advance & (~b_busy | (b_done & ~(b_last & out_busy_next)))
         a_free = ~a_valid | b_load
+        accept = self.window.valid & a_free
 
-        m.d.comb += [
-            self.window.ready.eq(a_free),
-            rd.addr.eq(self.window.payload.pat_addr),
-            rd.en.eq(self.window.valid & a_free),
-        ]
-        with m.If(self.window.valid & a_free):
+        m.d.comb += self.window.ready.eq(a_free)
+        if S > 1:
+            m.d.comb += rd.en.eq(0)       # (a read port's enable defaults to 1)
+            with m.If(accept & ~(a_staged & (self.window.payload.pat_addr == a_addr))):
+                m.d.comb += [rd.addr.eq(self.window.payload.pat_addr * S), rd.en.eq(1)]
+                m.d.sync += [a_addr.eq(self.window.payload.pat_addr), f_cnt.eq(1), a_staged.eq(1)]
+            with m.Elif(~a_fetched):
+                m.d.comb += [rd.addr.eq(a_addr * S + f_cnt), rd.en.eq(1)]
+                m.d.sync += f_cnt.eq(f_cnt + 1)
+            # the slice read last cycle (f_cnt - 1) lands; all but the last are staged
+            with m.If((f_cnt != 0) & (f_cnt != S)):
+                m.d.sync += a_slices.word_select((f_cnt - 1)[:ceil_log2(S)], sw).eq(rd.data)
+            with m.If(self.pattern_w.en | self.pattern_flush):
+                m.d.sync += a_staged.eq(0)
+        else:
+            m.d.comb += [rd.addr.eq(self.window.payload.pat_addr), rd.en.eq(accept)]
+        with m.If(accept):
             m.d.sync += [
                 a_valid.eq(1),
                 a_window.eq(self.window.payload.window),
@@ -240,7 +316,7 @@ class PatternEngine(wiring.Component):
             m.d.sync += [
                 b_busy.eq(1),
                 b_window.eq(a_window),
-                b_pattern.eq(rd.data),
+                b_pattern.eq(a_word),
                 b_plane.eq(self.act_bits - 1),
                 b_first.eq(a_first),
                 b_last.eq(a_last),

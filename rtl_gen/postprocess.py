@@ -23,9 +23,9 @@ class PostProcess(wiring.Component):
     beat is a vector of ``lanes`` accumulators (channels ``param_base + l``); with
     ``inputs == 2`` a beat of ``acc_a`` and a beat of ``acc_b`` are joined (PRB: pattern +
     1×1 accumulators; residual add). Channel ``c``'s ``M_a, M_b, B, S`` are word ``c`` of the
-    parameter memory. The lanes of a vector are processed one per cycle through a 4-stage
-    pipeline (one multiplier per input instead of one per lane), so a vector takes ``lanes``
-    cycles and vectors stream back to back.
+    parameter memory. The lanes of a vector are processed ``units`` per cycle (default one)
+    through a 4-stage pipeline (one multiplier per input and unit instead of one per lane), so
+    a vector takes ``lanes / units`` cycles and vectors stream back to back.
 
     Parameters
     ----------
@@ -42,6 +42,11 @@ class PostProcess(wiring.Component):
     m_b_width : int
         Width of ``M_b`` (signed, default 16). An identity skip's ``M_b`` takes the DSP's
         25-bit port (docs/numerics.md section 4), so the accelerator top uses 25.
+    units : int
+        Lanes processed per cycle (a power of two dividing ``lanes``; default 1): ``units``
+        copies of the pipeline, so a vector takes ``lanes / units`` cycles. The parameter
+        memory is then ``units`` banks (channel ``c`` in bank ``c mod units``, written through the
+        same port at address ``c``), and ``param_base`` must be a multiple of ``units``.
 
     Attributes
     ----------
@@ -58,7 +63,7 @@ class PostProcess(wiring.Component):
     """
 
     def __init__(self, *, lanes: int, inputs: int = 1, acc_width: int = 32, out_width: int = 9,
-                 param_depth: int = 64, m_b_width: int = M_WIDTH):
+                 param_depth: int = 64, m_b_width: int = M_WIDTH, units: int = 1):
         check_int("lanes", lanes, 1)
         check_int("inputs", inputs)
         if inputs not in (1, 2):
@@ -67,6 +72,10 @@ class PostProcess(wiring.Component):
         check_int("out_width", out_width, 2, 32)
         check_int("param_depth", param_depth, 1)
         check_int("m_b_width", m_b_width, 2, 32)
+        check_int("units", units, 1, lanes)
+        if units & (units - 1) or lanes % units:
+            raise ValueError(f"units must be a power of two dividing lanes ({lanes}), not {units}")
+        self._units = units
         self._m_b_width = m_b_width
         self._lanes, self._inputs, self._acc_width = lanes, inputs, acc_width
         self._out_width, self._param_depth = out_width, param_depth
@@ -90,6 +99,7 @@ class PostProcess(wiring.Component):
     out_width = property(lambda self: self._out_width, doc="Output code width (signed).")
     param_depth = property(lambda self: self._param_depth, doc="Parameter memory words.")
     m_b_width = property(lambda self: self._m_b_width, doc="Width of M_b (signed).")
+    units = property(lambda self: self._units, doc="Lanes processed per cycle.")
 
     @property
     def param_layout(self) -> data.StructLayout:
@@ -103,22 +113,27 @@ class PostProcess(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        lanes, two = self._lanes, self._inputs == 2
+        lanes, two, U = self._lanes, self._inputs == 2, self._units
+        lu = ceil_log2(U)
 
-        m.submodules.params = mem = Memory(shape=self.param_layout, depth=self._param_depth,
-                                           init=[])
-        rd = mem.read_port()
-        wr = mem.write_port()
-        wiring.connect(m, wiring.flipped(self.param_w), wr)
+        # parameter memory: U banks, channel c in bank c mod U at word c // U
+        rds = []
+        for u in range(U):
+            mem = Memory(shape=self.param_layout, depth=-(-self._param_depth // U), init=[])
+            m.submodules[f"params{u}" if U > 1 else "params"] = mem
+            rd, wr = mem.read_port(), mem.write_port()
+            m.d.comb += [wr.addr.eq(self.param_w.addr >> lu), wr.data.eq(self.param_w.data),
+                         wr.en.eq(self.param_w.en & ((self.param_w.addr[:lu] == u) if U > 1 else 1))]
+            rds.append(rd)
 
         advance = ~self.y.valid | self.y.ready
 
-        # S0: the vector being serialized, lane counter.
+        # S0: the vector being serialized, U lanes per cycle (lane counter in steps of U).
         s0_busy = Signal()
         s0_lane = Signal(range(lanes))
         s0_a = Signal(self.acc_a.payload.shape())
         s0_b = Signal(self.acc_a.payload.shape()) if two else None
-        s0_free = ~s0_busy | (s0_lane == lanes - 1)
+        s0_free = ~s0_busy | (s0_lane == lanes - U)
         take = Signal()
         if two:
             m.d.comb += [
@@ -136,80 +151,76 @@ class PostProcess(wiring.Component):
             if two:
                 m.d.sync += s0_b.eq(self.acc_b.payload)
         with m.Elif(advance & s0_busy):
-            with m.If(s0_lane == lanes - 1):
+            with m.If(s0_lane == lanes - U):
                 m.d.sync += s0_busy.eq(0)
             with m.Else():
-                m.d.sync += s0_lane.eq(s0_lane + 1)
+                m.d.sync += s0_lane.eq(s0_lane + U)
 
-        m.d.comb += [rd.addr.eq(self.param_base + s0_lane), rd.en.eq(advance)]
+        for rd in rds:
+            m.d.comb += [rd.addr.eq((self.param_base + s0_lane) >> lu), rd.en.eq(advance)]
 
-        # S1: one lane's accumulators; its parameters on rd.data.
+        # S1: U lanes' accumulators; their parameters on the banks' rd.data.
         s1_valid = Signal()
         s1_lane = Signal(range(lanes))
-        s1_a = Signal(signed(self._acc_width))
-        s1_b = Signal(signed(self._acc_width))
+        s1_a = [Signal(signed(self._acc_width), name=f"s1_a{u}") for u in range(U)]
+        s1_b = [Signal(signed(self._acc_width), name=f"s1_b{u}") for u in range(U)]
         with m.If(advance):
-            m.d.sync += [
-                s1_valid.eq(s0_busy),
-                s1_lane.eq(s0_lane),
-                s1_a.eq(s0_a[s0_lane]),
-            ]
-            if two:
-                m.d.sync += s1_b.eq(s0_b[s0_lane])
-        par = rd.data
+            m.d.sync += [s1_valid.eq(s0_busy), s1_lane.eq(s0_lane)]
+            for u in range(U):
+                m.d.sync += s1_a[u].eq(s0_a[s0_lane + u])
+                if two:
+                    m.d.sync += s1_b[u].eq(s0_b[s0_lane + u])
 
         # S2: products.
         prod_width = self._acc_width + max(M_WIDTH, self._m_b_width if two else 0)
-        s2_valid = Signal()
-        s2_lane = Signal(range(lanes))
-        s2_pa = Signal(signed(prod_width))
-        s2_pb = Signal(signed(prod_width))
-        s2_bias = Signal(signed(BIAS_WIDTH))
-        s2_shift = Signal(range(SHIFT_MAX + 1))
-        with m.If(advance):
-            m.d.sync += [
-                s2_valid.eq(s1_valid),
-                s2_lane.eq(s1_lane),
-                s2_pa.eq(s1_a * par.m_a),
-                s2_bias.eq(par.bias),
-                s2_shift.eq(par.shift),
-            ]
-            if two:
-                m.d.sync += s2_pb.eq(s1_b * par.m_b)
-
-        # S3: the sum with the rounding constant 2^(S-1) (= (1 << S) >> 1, 0 for S = 0).
         sum_width = max(prod_width + 1, BIAS_WIDTH) + 2
-        s3_valid = Signal()
-        s3_lane = Signal(range(lanes))
-        s3_sum = Signal(signed(sum_width))
-        s3_shift = Signal(range(SHIFT_MAX + 1))
-        rnd = (Const(1, SHIFT_MAX + 1) << s2_shift) >> 1
+        s2_valid, s3_valid = Signal(), Signal()
+        s2_lane, s3_lane = Signal(range(lanes)), Signal(range(lanes))
         with m.If(advance):
-            m.d.sync += [
-                s3_valid.eq(s2_valid),
-                s3_lane.eq(s2_lane),
-                s3_sum.eq(s2_pa + s2_pb + s2_bias + rnd),
-                s3_shift.eq(s2_shift),
-            ]
+            m.d.sync += [s2_valid.eq(s1_valid), s2_lane.eq(s1_lane),
+                         s3_valid.eq(s2_valid), s3_lane.eq(s2_lane)]
+        ys = []
+        for u in range(U):
+            par = rds[u].data
+            s2_pa = Signal(signed(prod_width), name=f"s2_pa{u}")
+            s2_pb = Signal(signed(prod_width), name=f"s2_pb{u}")
+            s2_bias = Signal(signed(BIAS_WIDTH), name=f"s2_bias{u}")
+            s2_shift = Signal(range(SHIFT_MAX + 1), name=f"s2_shift{u}")
+            with m.If(advance):
+                m.d.sync += [s2_pa.eq(s1_a[u] * par.m_a), s2_bias.eq(par.bias), s2_shift.eq(par.shift)]
+                if two:
+                    m.d.sync += s2_pb.eq(s1_b[u] * par.m_b)
 
-        # S4: arithmetic shift, clamp, collect the vector, emit.
-        shifted = Signal(signed(sum_width))
-        y = Signal(signed(self._out_width))
-        m.d.comb += shifted.eq(s3_sum >> s3_shift)
-        with m.If(shifted < self.lo):
-            m.d.comb += y.eq(self.lo)
-        with m.Elif(shifted > self.hi):
-            m.d.comb += y.eq(self.hi)
-        with m.Else():
-            m.d.comb += y.eq(shifted)
+            # S3: the sum with the rounding constant 2^(S-1) (= (1 << S) >> 1, 0 for S = 0).
+            s3_sum = Signal(signed(sum_width), name=f"s3_sum{u}")
+            s3_shift = Signal(range(SHIFT_MAX + 1), name=f"s3_shift{u}")
+            rnd = (Const(1, SHIFT_MAX + 1) << s2_shift) >> 1
+            with m.If(advance):
+                m.d.sync += [s3_sum.eq(s2_pa + s2_pb + s2_bias + rnd), s3_shift.eq(s2_shift)]
+
+            # S4: arithmetic shift, clamp.
+            shifted = Signal(signed(sum_width), name=f"shifted{u}")
+            y = Signal(signed(self._out_width), name=f"y{u}")
+            m.d.comb += shifted.eq(s3_sum >> s3_shift)
+            with m.If(shifted < self.lo):
+                m.d.comb += y.eq(self.lo)
+            with m.Elif(shifted > self.hi):
+                m.d.comb += y.eq(self.hi)
+            with m.Else():
+                m.d.comb += y.eq(shifted)
+            ys.append(y)
+
+        # collect the vector, emit
         staging = Signal(self.y.payload.shape())
         with m.If(self.y.ready):
             m.d.sync += self.y.valid.eq(0)
         with m.If(advance & s3_valid):
-            m.d.sync += staging[s3_lane].eq(y)
-            with m.If(s3_lane == lanes - 1):
+            for u in range(U):
+                m.d.sync += staging[s3_lane + u].eq(ys[u])
+            with m.If(s3_lane == lanes - U):
                 m.d.sync += self.y.valid.eq(1)
-                for l in range(lanes - 1):
+                for l in range(lanes - U):
                     m.d.sync += self.y.payload[l].eq(staging[l])
-                m.d.sync += self.y.payload[lanes - 1].eq(y)
+                for u in range(U):
+                    m.d.sync += self.y.payload[lanes - U + u].eq(ys[u])
         return m

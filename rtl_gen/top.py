@@ -46,6 +46,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
+from sephw.compiler.hw import pattern_slices
 from sephw.compiler.isa import (FIELDS, FLAG_B_PATTERN, FLAG_FINAL, FLAG_SKIP_IDENTITY, Op)
 
 from .arith import check_int
@@ -67,6 +68,7 @@ PARAM_LAYOUT = data.StructLayout({"m_a": signed(32), "m_b": signed(32), "bias": 
                                   "shift": unsigned(8), "reserved": unsigned(8)})
 SUM_BITS = 32          # pool sums (unsigned); the FC runs over its 4 byte planes
 M_B_WIDTH = 25         # identity-skip M_b takes the DSP's 25-bit port (docs/numerics.md)
+FC_MUL_CYCLES = 32     # the FC's serial multiply: one bit of the 32-bit M per cycle
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,14 @@ class TopConfig:
     a_bits: int
     packed: bool
     act_bytes: int
-    pattern_words: int
+    pattern_words: int     # pattern memory words (pattern_slices per pattern word)
     weight_words: int
     param_words: int
     tensors: int
     program_words: int
     max_channels: int      # widest tensor (pattern chunk accumulation, pool sums)
     max_classes: int
+    pp_units: int = 1      # PostProcess lanes per cycle (the writer stores as many bytes)
 
     @classmethod
     def from_build(cls, build_dir) -> "TopConfig":
@@ -98,7 +101,12 @@ class TopConfig:
                    param_words=mem["params"]["words"], tensors=mem["tensors"]["words"],
                    program_words=m["program"]["instructions"],
                    max_channels=max(t["shape"][0] for t in m["tensors"]),
-                   max_classes=m["output"]["shape"][0])
+                   max_classes=m["output"]["shape"][0], pp_units=ec.get("pp_units", 1))
+
+    @property
+    def pattern_slices(self) -> int:
+        """Pattern memory words per pattern word (``sephw.compiler.hw.pattern_slices``)."""
+        return pattern_slices(self.a_bits)
 
     def tag(self) -> str:
         """A short name for build directories."""
@@ -193,16 +201,18 @@ class Accelerator(wiring.Component):
         self._boot = list(boot) if boot else []
         max_cin = max(c.pe_cin, -(-c.max_channels // c.pe_cin) * c.pe_cin)
         self._pe = PatternEngine(lanes=c.lanes, k=c.k_max, cin=c.pe_cin, groups=1, a_bits=c.a_bits,
-                                 max_cin=max_cin, pattern_depth=max(2, c.pattern_words),
-                                 netlist=netlist)
+                                 max_cin=max_cin, netlist=netlist, pattern_slices=c.pattern_slices,
+                                 pattern_depth=max(2, -(-c.pattern_words // c.pattern_slices)))
         self._ma = MacArray(rows=c.lanes, cols=c.mac_cols, packed=c.packed,
                             weight_depth=max(2, c.weight_words))
         self._pp = PostProcess(lanes=c.lanes, inputs=2, acc_width=32, out_width=9,
-                               param_depth=c.param_words + c.lanes, m_b_width=M_B_WIDTH)
+                               param_depth=c.param_words + c.lanes, m_b_width=M_B_WIDTH,
+                               units=c.pp_units)
         self._depths = {MEM_PROGRAM: max(2, c.program_words), MEM_TENSORS: max(2, c.tensors),
-                        MEM_PARAMS: c.param_words + c.lanes, MEM_PATTERNS: max(2, c.pattern_words),
+                        MEM_PARAMS: c.param_words + c.lanes,
+                        MEM_PATTERNS: self._pe.pattern_depth * self._pe.pattern_slices,
                         MEM_WEIGHTS: max(2, c.weight_words)}
-        widths = [256, 128, 128, c.lanes * c.pe_cin * c.k_max ** 2, c.lanes * c.mac_cols * 8]
+        widths = [256, 128, 128, self._pe.pattern_memory_bits, c.lanes * c.mac_cols * 8]
         self._host_w_layout = data.StructLayout({
             "mem": unsigned(3),
             "addr": unsigned(max(ceil_log2(d) for d in self._depths.values())),
@@ -253,6 +263,12 @@ class Accelerator(wiring.Component):
         LNB = exact_log2(NB)
         act_raddr = Signal(32)         # byte address of the vector read (this cycle)
         act_waddr, act_wdata, act_wen = Signal(32), Signal(8), Signal()
+        # the writer's bytes 1 .. U-1 of a U-aligned group (PostProcess units): byte u goes to
+        # the bank after byte 0's by u, at the same word address (no per-bank address logic)
+        U = c.pp_units
+        LU = exact_log2(U)
+        act_wdata_u = [Signal(8, name=f"act_wdata_{u}") for u in range(U)]
+        act_wen_u = [Signal(name=f"act_wen_{u}") for u in range(U)]
         a_lo_d = Signal(LNB)
         m.d.sync += a_lo_d.eq(act_raddr[:LNB])
         bank_data = []
@@ -265,6 +281,10 @@ class Accelerator(wiring.Component):
                          rp.addr.eq((act_raddr + off) >> LNB),
                          wp.addr.eq(act_waddr >> LNB), wp.data.eq(act_wdata),
                          wp.en.eq(act_wen & (act_waddr[:LNB] == b))]
+            if b % U:
+                hit = act_wen_u[b % U] & (act_waddr[LU:LNB] == b >> LU)
+                with m.If(hit):
+                    m.d.comb += [wp.data.eq(act_wdata_u[b % U]), wp.en.eq(1)]
             bank_data.append(rp.data)
         bank_arr = Array(bank_data)
         act_vec = []                   # bytes [A, A + NB) of the previous cycle's read address A
@@ -361,8 +381,16 @@ class Accelerator(wiring.Component):
         win = Signal(KK * PC * AB)
         xv = Signal(Q * 8)
         sk = Signal(L * 8)
-        sk_out = Signal(L * 8)
+        # identity-skip codes waiting for the PostProcess: a two-entry queue (sk_out at its head),
+        # so the gatherer can post a position's codes while the previous position's beat is
+        # still in the pattern engine (with one entry the two waited on each other: 8.5 cycles
+        # per position where the engine, the PostProcess and the writer each take 8)
+        sk_out, sk_next = Signal(L * 8), Signal(L * 8)
+        skip_n = Signal(range(3))
         skip_valid = Signal()
+        skip_push = Signal()               # the gatherer posts this cycle (ISSUE_B)
+        skip_pop = Signal()                # the PostProcess takes the head this cycle
+        m.d.comb += skip_valid.eq(skip_n != 0)
         pend = Signal()                # a read is in flight
         pend_in = Signal()             # inside the image / channel range (else zero)
         pend_dst = Signal(2)           # 0 window, 1 MAC vector, 2 skip, 3 FC vector (byte plane)
@@ -482,13 +510,26 @@ class Accelerator(wiring.Component):
             for l in range(L):
                 m.d.comb += pp.acc_b.payload[l].eq(ma.acc.payload[l])
         with m.Elif(b_id):
-            m.d.comb += pp.acc_b.valid.eq(skip_valid)
+            m.d.comb += [pp.acc_b.valid.eq(skip_valid), skip_pop.eq(skip_valid & pp.acc_b.ready)]
             for l in range(L):
                 m.d.comb += pp.acc_b.payload[l].eq(sk_out.word_select(l, 8))
-            with m.If(pp.acc_b.ready):
-                m.d.sync += skip_valid.eq(0)
         with m.Else():
             m.d.comb += pp.acc_b.valid.eq(1)
+        skip_in = Mux(pend, land_sk, sk)
+        with m.If(skip_pop):
+            with m.If(skip_push):
+                with m.If(skip_n == 2):
+                    m.d.sync += [sk_out.eq(sk_next), sk_next.eq(skip_in)]
+                with m.Else():
+                    m.d.sync += sk_out.eq(skip_in)
+            with m.Else():
+                m.d.sync += [sk_out.eq(sk_next), skip_n.eq(skip_n - 1)]
+        with m.Elif(skip_push):
+            with m.If(skip_n == 0):
+                m.d.sync += sk_out.eq(skip_in)
+            with m.Else():
+                m.d.sync += sk_next.eq(skip_in)
+            m.d.sync += skip_n.eq(skip_n + 1)
 
         # ------------------------------------------------------------------ writer
         # One RowAddress per tile for its first row, then the rows step through the ring;
@@ -502,9 +543,15 @@ class Accelerator(wiring.Component):
         load_addr, load_data = Signal(32), Signal(8)
         w_en = Signal()
         w_addr = Signal(32)
+        w_wide = Signal()          # this tile writes U bytes per cycle (dst channels, c0 aligned)
+        w_step = Signal(range(U + 1))
+        m.d.comb += w_step.eq(Mux(w_wide, U, 1))
         m.d.comb += [act_waddr.eq(Mux(act_w_load, load_addr, w_addr)),
                      act_wdata.eq(Mux(act_w_load, load_data, yv.as_value().word_select(wl[:ceil_log2(L + 1)], 9)[:8])),
                      act_wen.eq(act_w_load | w_en)]
+        for u in range(1, U):
+            m.d.comb += [act_wdata_u[u].eq(yv.as_value().word_select((wl + u)[:ceil_log2(L + 1)], 9)[:8]),
+                         act_wen_u[u].eq(w_en & w_wide & (wl + u < ins.tc))]
         m.d.comb += [rw.ring.eq(dd.ring_rows), rw.base.eq(dd.base), rw.row_bytes.eq(dd.width * dd.channels),
                      rw.r.eq(ins.row0)]
         with m.FSM(name="writer"):
@@ -523,8 +570,8 @@ class Accelerator(wiring.Component):
                     m.next = "WRITE"
             with m.State("WRITE"):
                 m.d.comb += [w_en.eq(1), w_addr.eq(wt_a + wx * dd.channels + ins.c0 + wl)]
-                m.d.sync += wl.eq(wl + 1)
-                with m.If(wl == ins.tc - 1):
+                m.d.sync += wl.eq(wl + w_step)
+                with m.If(wl + w_step >= ins.tc):
                     m.d.sync += wcount.eq(wcount + 1)
                     with m.If(wx == dd.width - 1):
                         nxt_i, nxt_a = ring_step(wt_i, wt_a, dd)
@@ -542,6 +589,11 @@ class Accelerator(wiring.Component):
 
         # ------------------------------------------------------------------ FC combiner
         acc_fc = Array(Signal(signed(64), name=f"acc_fc{l}") for l in range(L))
+        fc_l = Signal(range(L))                     # FC_ACC: the lane being added
+        fc_pay = Array(ma.acc.payload[l].as_signed() for l in range(L))
+        fc_mc, fc_prod = Signal(64), Signal(64)     # FC_MUL: multiplicand (shifted), product
+        fc_mp = Signal(32)                          # multiplier M (shifted)
+        fc_i = Signal(range(FC_MUL_CYCLES))
         ob, p_out = Signal(16), Signal(16)
         n_cb = Signal(16)
         o_idx = Signal(16)
@@ -606,6 +658,8 @@ class Accelerator(wiring.Component):
                 m.d.sync += dd.eq(ttab_r.data)
                 m.next = "DISPATCH"
             with m.State("DISPATCH"):
+                # a tile fetches its first pattern word whatever the tile before it left staged
+                m.d.comb += pe.pattern_flush.eq(1)
                 op = ins.op
                 is_pe = (op == Op.CONV_PATTERN) | (op == Op.PRB) | \
                     ((op == Op.RESADD) & ins.flags[FLAG_B_PATTERN.bit_length() - 1])
@@ -627,6 +681,7 @@ class Accelerator(wiring.Component):
                                             (ins.na + Q - 1) >> exact_log2(Q))),
                             chunks_b.eq((ins.nb + Q - 1) >> exact_log2(Q)),
                             wx.eq(0), wcount.eq(0), w_active.eq(1),
+                            w_wide.eq((dd.channels[:LU] == 0) & (ins.c0[:LU] == 0) if U > 1 else 0),
                         ]
                         with m.If(~is_pe & (ins.k != 1)):
                             m.next = "ERROR"      # int8 k x k: not implemented
@@ -806,8 +861,8 @@ class Accelerator(wiring.Component):
                             read(rowb + Mux(b_s2, x << 1, x) * db.channels + ins.cin0_b + (ch + 1) * Q, 1, 1, 0,
                                  ins.nb - (ch + 1) * Q)
                 with m.Else():
-                    with m.If(~skip_valid):
-                        m.d.sync += [sk_out.eq(Mux(pend, land_sk, sk)), skip_valid.eq(1)]
+                    with m.If((skip_n != 2) | skip_pop):
+                        m.d.comb += skip_push.eq(1)
                         m.next = "POS_NEXT"
             with m.State("POS_NEXT"):
                 m.d.sync += [ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1), q.eq(0), dual.eq(dual0)]
@@ -827,6 +882,9 @@ class Accelerator(wiring.Component):
 
             # ---------------------------------------------------------------- POOL_FC
             pool_clear = Signal(init=1)
+            pool_cw = Signal(16)                # channel of the sum written this cycle
+            pool_last = Signal(SUM_BITS)        # the sum written last cycle
+            pool_fwd = Signal()                 # ... is the one read: use it
             with m.State("POOL_START"):
                 m.d.sync += cc.eq(0)
                 with m.If(pool_clear):
@@ -856,18 +914,24 @@ class Accelerator(wiring.Component):
                 with m.If(~ra.busy):
                     m.d.sync += [rowb.eq(ra.addr), e.eq(0), cc.eq(0)]
                     m.next = "POOL_A"
+            # one byte per cycle: the read of byte e (and of its channel's sum) goes out while
+            # byte e-1's sum is written; with one channel the sum read in the cycle of its own
+            # write is stale, so the written value is forwarded
             with m.State("POOL_A"):
                 m.d.comb += [act_raddr.eq(rowb + e), sums_r.addr.eq(cc)]
+                m.d.sync += [pool_cw.eq(cc), pool_fwd.eq(0), e.eq(e + 1),
+                             cc.eq(Mux(cc == da.channels - 1, 0, cc + 1))]
                 m.next = "POOL_B"
             with m.State("POOL_B"):
-                m.d.comb += [sums_r.addr.eq(cc), sums_w.addr.eq(cc),
-                             sums_w.data.eq(sums_r.data + act_vec[0]), sums_w.en.eq(1)]
-                m.d.sync += [e.eq(e + 1), cc.eq(Mux(cc == da.channels - 1, 0, cc + 1))]
-                with m.If(e == da.width * da.channels - 1):
+                pool_sum = Mux(pool_fwd, pool_last, sums_r.data) + act_vec[0]
+                m.d.comb += [sums_w.addr.eq(pool_cw), sums_w.data.eq(pool_sum), sums_w.en.eq(1)]
+                m.d.sync += [pool_last.eq(pool_sum), pool_fwd.eq(da.channels == 1)]
+                with m.If(e == da.width * da.channels):
                     m.d.sync += y.eq(y + 1)
                     m.next = "POOL_ROW"
                 with m.Else():
-                    m.next = "POOL_A"
+                    m.d.comb += [act_raddr.eq(rowb + e), sums_r.addr.eq(cc)]
+                    m.d.sync += [pool_cw.eq(cc), e.eq(e + 1), cc.eq(Mux(cc == da.channels - 1, 0, cc + 1))]
             with m.State("FC_OB"):
                 with m.If(ob * L >= ins.tc):
                     m.d.sync += [pool_clear.eq(1), fc_mode.eq(0)]
@@ -895,17 +959,21 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.d.sync += ch.eq(ch + 1)
                         m.next = "FC_GATHER"
+            # one lane per cycle through one 64-bit adder (the FC runs once per inference; L
+            # adders of 64 bits were ~1,000 LUTs)
             with m.State("FC_ACC"):
-                m.d.comb += ma.acc.ready.eq(1)
                 with m.If(ma.acc.valid):
-                    for l in range(L):
-                        m.d.sync += acc_fc[l].eq(acc_fc[l] + (ma.acc.payload[l].as_signed() << (plane * 8)))
-                    m.d.sync += plane.eq(plane + 1)
-                    with m.If(plane == SUM_BITS // 8 - 1):
-                        m.d.sync += p_out.eq(0)
-                        m.next = "FC_OUT"
+                    m.d.sync += acc_fc[fc_l].eq(acc_fc[fc_l] + (fc_pay[fc_l] << (plane * 8)))
+                    with m.If(fc_l == L - 1):
+                        m.d.comb += ma.acc.ready.eq(1)
+                        m.d.sync += [fc_l.eq(0), plane.eq(plane + 1)]
+                        with m.If(plane == SUM_BITS // 8 - 1):
+                            m.d.sync += p_out.eq(0)
+                            m.next = "FC_OUT"
+                        with m.Else():
+                            m.next = "FC_GATHER"
                     with m.Else():
-                        m.next = "FC_GATHER"
+                        m.d.sync += fc_l.eq(fc_l + 1)
             with m.State("FC_OUT"):
                 m.d.comb += prm_r.addr.eq(ins.prm + o_idx)
                 with m.If((p_out == L) | (o_idx >= ins.tc)):
@@ -913,12 +981,21 @@ class Accelerator(wiring.Component):
                     m.next = "FC_OB"
                 with m.Else():
                     m.next = "FC_OUT2"
+            # logit = acc * M + B (mod 2^64): a shift-and-add multiplier, one bit of M per cycle
+            # (a 64 x 32-bit multiplier took about 8 DSP48E1 for 10 logits per inference)
             with m.State("FC_OUT2"):
                 par = PARAM_LAYOUT(prm_r.data)
-                m.d.comb += [lg_w.addr.eq(o_idx), lg_w.en.eq(1),
-                             lg_w.data.eq(acc_fc[p_out[:ceil_log2(L + 1)]] * par.m_a + par.bias)]
-                m.d.sync += p_out.eq(p_out + 1)
-                m.next = "FC_OUT"
+                m.d.sync += [fc_mc.eq(acc_fc[p_out[:ceil_log2(L + 1)]]), fc_mp.eq(par.m_a),
+                             fc_prod.eq(par.bias), fc_i.eq(0)]
+                m.next = "FC_MUL"
+            with m.State("FC_MUL"):
+                # bit 31 of M (two's complement) weighs -2^31
+                fc_next = (fc_prod + Mux(fc_mp[0], Mux(fc_i == FC_MUL_CYCLES - 1, -fc_mc, fc_mc), 0))[:64]
+                m.d.sync += [fc_prod.eq(fc_next), fc_mc.eq(fc_mc << 1), fc_mp.eq(fc_mp >> 1), fc_i.eq(fc_i + 1)]
+                with m.If(fc_i == FC_MUL_CYCLES - 1):
+                    m.d.comb += [lg_w.addr.eq(o_idx), lg_w.en.eq(1), lg_w.data.eq(fc_next)]
+                    m.d.sync += p_out.eq(p_out + 1)
+                    m.next = "FC_OUT"
 
             # ---------------------------------------------------------------- STORE
             with m.State("STORE_RD"):

@@ -15,7 +15,7 @@ from cocotb.triggers import RisingEdge
 
 from rtl_gen.pattern import PatternEngine
 from sephw.intops import pattern_conv_acc
-from sim.tb import StreamDriver, StreamMonitor, load_case, start_clock_reset, wait_for, write_memory
+from sim.tb import StreamDriver, StreamMonitor, load_case, pack, start_clock_reset, wait_for, write_memory
 
 
 def make_problem(eng: PatternEngine, rng: torch.Generator, *, act_bits: int, chunks: int,
@@ -96,7 +96,8 @@ async def pattern_engine_matches_reference(dut):
             assert max(centre) == bound, "worst case must reach the accumulator bound"
             assert min(min(row) for row in exp) == -bound
         beats, words = beats_and_words(eng, x, pat, sc["chunks"])
-        await write_memory(dut, "pattern_w", eng.pattern_layout, words)
+        mem_words = [mw for w in words for mw in eng.memory_words(pack(eng.pattern_layout, w))]
+        await write_memory(dut, "pattern_w", eng.pattern_memory_shape, mem_words)
         dut.act_bits.value = sc["act_bits"]
         await RisingEdge(dut.clk)
         start = len(mon.received)

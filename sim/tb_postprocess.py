@@ -64,7 +64,7 @@ async def post_process_matches_reference(dut):
         words = [{"m_a": ma, "m_b": mb, "bias": b, "shift": s} if two else
                  {"m_a": ma, "bias": b, "shift": s} for (ma, mb, b, s) in params]
         await write_memory(dut, "param_w", pp.param_layout, words)
-        base = rng.randint(0, pp.param_depth - pp.lanes)
+        base = rng.randint(0, (pp.param_depth - pp.lanes) // pp.units) * pp.units   # aligned to the units
         a_bits = rng.randint(1, pp.out_width - 1)
         lo, hi = rng.choice([(0, 2 ** a_bits - 1), (-(2 ** a_bits), 2 ** a_bits - 1),
                              (-(2 ** (pp.out_width - 1)), 2 ** (pp.out_width - 1) - 1)])

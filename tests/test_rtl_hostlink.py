@@ -155,7 +155,8 @@ def test_hostlink_parameters(sepnet_build):
     assert hl.word_bytes == (man["isa"]["word_bits"] // 8, mem["tensors"]["word_bytes"],
                              mem["params"]["word_bytes"], mem["patterns"]["word_bytes"],
                              mem["weights"]["word_bytes"])
-    assert hl.word_bytes == (32, 16, 16, 50, 16)
+    # pattern words: 4 lanes x 4 channels x 25 taps = 400 bits in 4 slices of 100 bits
+    assert hl.word_bytes == (32, 16, 16, 13, 16)
     # every image fits the depth the device reports
     for k, key in enumerate(("tensors", "params", "patterns", "weights"), start=1):
         assert mem[key]["words"] <= hl.depths[k]

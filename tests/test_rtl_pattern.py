@@ -42,6 +42,35 @@ def test_pattern_engine_xc7_netlist(config):
     run_testbench(PatternEngine(**params), f"pattern_{config}_xc7", "sim.tb_pattern", case)
 
 
+@pytest.mark.parametrize("config,slices,netlist", [("k3_groups2_chunked", 4, "lut"),
+                                                    ("k7_dense_4bit", 4, "word")])
+def test_pattern_engine_sliced_pattern_memory(config, slices, netlist):
+    """A pattern memory ``slices`` times narrower and deeper (the accelerator top's): each beat's
+    word is fetched one slice per cycle. Bit-exact with idle and back-pressure insertion, also at
+    ``act_bits`` below ``slices`` (the 4-bit engine's random cases go down to 1 bit, where the
+    fetch, not the planes, sets the pace)."""
+    params = dict(CONFIGS[config], netlist=netlist, pattern_slices=slices)
+    eng = PatternEngine(**params)
+    assert eng.pattern_memory_bits == -(-eng.pattern_layout.size // slices)
+    case = {"params": params, "seed": 4000 + list(CONFIGS).index(config), "idle": 0.3,
+            "stall": 0.4, "random_cases": 4}
+    run_testbench(eng, f"pattern_{config}_s{slices}_{netlist}", "sim.tb_pattern", case)
+
+
+def test_pattern_engine_sliced_memory_keeps_the_beat_rate():
+    """With ``pattern_slices <= act_bits`` the slice fetch overlaps the previous beat: a stream
+    of single-chunk beats still takes ``act_bits`` cycles per beat (4 x 8 outputs at 8 bits)."""
+    import json
+    params = dict(lanes=4, k=3, cin=2, a_bits=8, pattern_depth=4, pattern_slices=4, netlist="word")
+    case = {"params": params, "seed": 4100, "idle": 0.0, "stall": 0.0, "random_cases": 0,
+            "throughput": True}
+    d = run_testbench(PatternEngine(**params), "pattern_s4_rate", "sim.tb_pattern", case)
+    (st,) = json.loads((d / "result.json").read_text())
+    assert st["beats"] == 32
+    # first beat: accept, 4 slice cycles, 8 planes, output; then one beat per 8 cycles
+    assert st["cycles"] <= st["beats"] * 8 + 8, st
+
+
 @pytest.mark.parametrize("kwargs,exc,msg", [
     (dict(lanes=4, k=4, cin=1), ValueError, "k must be one of 3, 5, 7, not 4"),
     (dict(lanes=4, k=3, cin=1, groups=3), ValueError, "groups (3) must divide lanes (4)"),
@@ -49,6 +78,8 @@ def test_pattern_engine_xc7_netlist(config):
     (dict(lanes=4, k=3, cin=2, max_cin=3), ValueError, "max_cin (3) must be a multiple of cin (2)"),
     (dict(lanes=2.0, k=3, cin=1), TypeError, "lanes must be an integer, not 2.0"),
     (dict(lanes=4, k=3, cin=1, netlist="fast"), ValueError, "netlist must be 'lut', 'word' or 'xc7', not 'fast'"),
+    (dict(lanes=4, k=3, cin=1, pattern_slices=3), ValueError, "pattern_slices must be a power of two, not 3"),
+    (dict(lanes=4, k=3, cin=1, a_bits=4, pattern_slices=8), ValueError, "pattern_slices must be in 1..4, not 8"),
 ])
 def test_pattern_engine_checks_arguments(kwargs, exc, msg):
     with pytest.raises(exc) as info:

@@ -8,6 +8,7 @@ from sim.runner import run_testbench
 CONFIGS = {
     "two_inputs": dict(lanes=4, inputs=2, param_depth=8),
     "one_input": dict(lanes=3, inputs=1, param_depth=8),
+    "two_inputs_2units": dict(lanes=8, inputs=2, param_depth=20, units=2),
 }
 
 
@@ -17,13 +18,20 @@ def test_post_process(config, idle, stall):
     params = CONFIGS[config]
     case = {"params": params, "seed": 3000 + list(CONFIGS).index(config) * 10 + int(idle > 0),
             "idle": idle, "stall": stall, "random_cases": 4, "vectors": 24}
-    run_testbench(PostProcess(**params), f"postprocess_{config}", "sim.tb_postprocess", case)
+    d = run_testbench(PostProcess(**params), f"postprocess_{config}", "sim.tb_postprocess", case)
+    if idle == 0 and stall == 0:
+        # vectors stream back to back: lanes / units cycles each
+        import json
+        for st in json.loads((d / "result.json").read_text()):
+            assert st["cycles"] <= st["vectors"] * st["lanes"] // params.get("units", 1) + 8, st
 
 
 @pytest.mark.parametrize("kwargs,exc,msg", [
     (dict(lanes=4, inputs=3), ValueError, "inputs must be 1 or 2, not 3"),
     (dict(lanes=4, acc_width=33), ValueError, "acc_width must be in 2..32, not 33"),
     (dict(lanes="4"), TypeError, "lanes must be an integer, not '4'"),
+    (dict(lanes=4, units=3), ValueError, "units must be a power of two dividing lanes (4), not 3"),
+    (dict(lanes=6, units=4), ValueError, "units must be a power of two dividing lanes (6), not 4"),
 ])
 def test_post_process_checks_arguments(kwargs, exc, msg):
     with pytest.raises(exc) as info:

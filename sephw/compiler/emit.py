@@ -31,17 +31,20 @@ def pattern_words(ir) -> bytes:
     """The pattern memory: per pattern operand, per channel block, per input chunk, one word of
     ``lanes`` lane fields of ``pe_cin * k_max^2`` bits; bit ``c*k_max^2 + i*k_max + j`` of a lane
     is 1 where ``B[o, c, i, j] = +1`` (``c`` relative to the chunk of the lane's group; a kernel
-    smaller than ``k_max`` fills the top-left ``k x k`` taps, the others are 0)."""
+    smaller than ``k_max`` fills the top-left ``k x k`` taps, the others are 0). Each word is
+    stored as ``pattern_slices`` memory words of ``pattern_mem_bits`` (low bits first, each
+    zero-padded to whole bytes): word ``w`` is memory words ``w*S .. w*S + S-1``."""
     cfg = ir.cfg
     lane_bits = cfg.pe_cin * cfg.k_max ** 2
-    wbytes = math.ceil(cfg.pattern_word_bits / 8)
+    S, sbits = cfg.pattern_slices, cfg.pattern_mem_bits
+    wbytes = math.ceil(S * sbits / 8)
     words = []
     for lay in ir.layers:
         for si, st in enumerate(lay.steps):
             for oi, op in enumerate(st.operands):
                 if isinstance(op, SkipOperand) or op.kind != "pattern":
                     continue
-                assert len(words) == ir.words[(lay.index, si, oi)]
+                assert len(words) == ir.words[(lay.index, si, oi)] * S
                 w = (op.weight > 0).numpy()                       # (O, Cg, k, k) bool
                 o_tot, cg, k, _ = w.shape
                 og = o_tot // op.groups
@@ -60,7 +63,9 @@ def pattern_words(ir) -> bytes:
                             grid[:c_hi - c_lo, :k, :k] = w[b0 + l, c_lo:c_hi]
                             base = l * lane_bits
                             bits[base:base + lane_bits] = grid.reshape(-1)
-                        words.append(np.packbits(bits, bitorder="little").tobytes())
+                        for sl in range(S):
+                            words.append(np.packbits(bits[sl * sbits:(sl + 1) * sbits],
+                                                     bitorder="little").tobytes())
     return b"".join(words)
 
 
@@ -122,12 +127,15 @@ def weight_words(ir) -> bytes:
 
 def param_words(ir) -> bytes:
     """PostProcess parameters: 16 bytes per output channel, little-endian ``m_a`` i32,
-    ``m_b`` i32 (0 with one accumulator), ``bias`` i48, ``shift`` u8, reserved u8."""
+    ``m_b`` i32 (0 with one accumulator), ``bias`` i48, ``shift`` u8, reserved u8; a layer's
+    first channel at its ``prm_base`` (a multiple of ``pp_units``; zero words in between)."""
     out = []
     for lay in ir.layers:
         n = lay.node
         if isinstance(n, InputNode):
             continue
+        # zero words up to the layer's (pp_units-aligned) base
+        out += [bytes(PARAM_WORD_BYTES)] * (ir.prm_base[lay.index] - len(out))
         if isinstance(n, PoolFCNode):
             rows = zip(n.m.tolist(), [0] * len(n.m), n.bias.tolist(), [0] * len(n.m))
         else:
@@ -195,7 +203,8 @@ def layer_rows(ir) -> list[dict]:
                         continue
                     blocks = math.ceil(st.out_channels / st.tc)
                     w = blocks * _chunks(cfg, op, st.tc)
-                    onchip += w * (ir.memory["patterns"].word_bytes if op.kind == "pattern" else cfg.weight_word_bytes)
+                    onchip += w * (cfg.pattern_slices * cfg.pattern_mem_bytes if op.kind == "pattern"
+                                   else cfg.weight_word_bytes)
             if not isinstance(n, InputNode):
                 onchip += n.out.channels * PARAM_WORD_BYTES
             src = ir.graph.spec(lay.src_a) if lay.src_a else n.out

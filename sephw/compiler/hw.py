@@ -53,25 +53,24 @@ class UnitCosts:
     pp_dsp: float = 4.0
     wg_lut: float = 334.0
     wg_ff_per_bit: float = 1.96
-    control_lut: float = 3000.0
+    control_lut: float = 3080.0
     control_ff: float = 3000.0
-    # LUTs of the top's gather/writer logic per activation bank (the top reads NB =
-    # max(pe_cin, mac_cols, lanes) byte banks and rotates them into place) and per window bit
-    # (k_max^2 x pe_cin x a_bits: the window, its sliding-window shift multiplexer, the hold
-    # register). Both fitted together to Yosys synth_xilinx of the two arty-a7-35 board tops
-    # with the xc7 pattern engine (bench/results/boards.md: shipped 8 banks / 1,600 window
-    # bits 13,964 LUT, ResNet-20 16 banks / 576 bits 17,461 LUT; estimates 13,975 and 17,467,
-    # memories' LUTRAM included).
-    # The engine's xc7 per-op cost is its standalone synthesis, the rest lands here: in the
-    # flattened top ABC trims the soft logic around the engine differently (docs/engines.md).
-    # Two points for two constants: an exact fit, not a validated model.
-    control_lut_per_bank: float = 660.0
-    window_lut_per_bit: float = 2.2
+    # The top's control, gather and writer logic (sequencer, host-write muxes, the window
+    # registers and their sliding-window shift, the activation banks' address and rotation
+    # logic, the FC's serial accumulator and multiplier): ``control_lut`` + per activation bank
+    # (the top reads NB = max(pe_cin, mac_cols, lanes) byte banks and rotates them into place)
+    # + per window bit (k_max^2 x pe_cin x a_bits) and window copy (3 where NB >= 2 pe_cin: the
+    # two-chunk gather's second window and hold register). Least-squares fit to Yosys
+    # synth_xilinx of six arty-a7-35 board tops with the xc7 pattern engine, the sliced pattern
+    # memory and the serial FC (docs/isa.md, "Resource model"): residuals -732 .. +1,201 LUT
+    # (8 % of that top), the largest on two tops that differ only in pp_units (ABC's mapping of
+    # the flattened top moves by about 1,000 LUT with small changes, so no fit is closer).
+    control_lut_per_bank: float = 282.0
+    window_lut_per_bit: float = 1.09
     # DSPs of the top outside the MAC array and the PostProcess: address arithmetic (ring rows,
-    # window taps, pool/FC planes). Measured: Yosys synth_xilinx of the shipped model's board
-    # top gave 89 DSP48E1 for 64 MAC cells + one PostProcess (4) on both the 16-lane and the
-    # 8-lane overlay (bench/results/boards.md).
-    control_dsp: float = 21.0
+    # window taps, row bytes). Measured: Yosys synth_xilinx of the board tops above gave 57
+    # DSP48E1 for 32 MAC cells + two PostProcess units (8) and 51 with one.
+    control_dsp: float = 17.0
     source: str = "built-in estimates (docs/isa.md)"
 
 
@@ -151,6 +150,21 @@ class EngineConfig:
         return self.lanes * self.pe_cin * self.k_max ** 2
 
     @property
+    def pattern_slices(self) -> int:
+        """Pattern memory words per pattern word (:func:`pattern_slices`)."""
+        return pattern_slices(self.a_bits)
+
+    @property
+    def pattern_mem_bits(self) -> int:
+        """Width of the pattern memory: one slice of a pattern word."""
+        return -(-self.pattern_word_bits // self.pattern_slices)
+
+    @property
+    def pattern_mem_bytes(self) -> int:
+        """Bytes per pattern memory word in the image (a slice, zero-padded to bytes)."""
+        return -(-self.pattern_mem_bits // 8)
+
+    @property
     def weight_word_bytes(self) -> int:
         return self.lanes * self.mac_cols
 
@@ -161,6 +175,18 @@ class EngineConfig:
         """Engine-configuration hash: a bitstream built for one config runs Programs compiled
         for the same hash only."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def pattern_slices(a_bits: int) -> int:
+    """Slices of a pattern word in the accelerator top's pattern memory: the largest power of
+    two at most ``a_bits / 2`` (4 at 8-bit activations). The memory is that many times narrower
+    and deeper (block RAMs counted by depth, not by the word's width) and the engine fetches a
+    beat's word one slice per cycle while the previous beat's ``a_bits`` planes run
+    (rtl_gen/pattern.py, ``pattern_slices``)."""
+    s = 1
+    while s * 2 <= max(1, a_bits // 2):
+        s *= 2
+    return s
 
 
 def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) -> dict:
@@ -174,8 +200,9 @@ def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) ->
     else:
         m_lut, m_ff, m_dsp = costs.mac_lut, costs.mac_ff, costs.mac_dsp
     wg_bits = cfg.pe_cin * cfg.k_max ** 2 * cfg.a_bits
-    control_lut = max(costs.control_lut, cfg.act_banks * costs.control_lut_per_bank) \
-        + wg_bits * costs.window_lut_per_bit
+    copies = 3 if cfg.act_banks >= 2 * cfg.pe_cin else 1     # window, second window, hold
+    control_lut = costs.control_lut + cfg.act_banks * costs.control_lut_per_bank \
+        + wg_bits * copies * costs.window_lut_per_bit
     lut = ops * p_lut + cells * m_lut + cfg.pp_units * costs.pp_lut \
         + costs.wg_lut + control_lut
     ff = ops * costs.pattern_ff_per_op + cells * m_ff + cfg.pp_units * costs.pp_ff \
@@ -332,7 +359,9 @@ TOP_ISSUE = 2           # FC_ISSUE after the last gather read: read in flight, t
 TOP_ROW_ADV = 2         # ROWADV: operand a's top row moves by the stride, b's by 1 or 2
 TOP_LAT_PP = 6          # + lanes: last beat's accumulators -> its codes leave the PostProcess
                         # (one channel per cycle); a pattern beat adds a_bits, a skip 2 fewer
-TOP_FC_ACC = 3          # FC: last MAC beat of a byte plane -> its accumulators (FC_ACC)
+TOP_FC_ACC = 3          # FC: last MAC beat of a byte plane -> its accumulators (FC_ACC),
+                        # + lanes - 1 (one lane per cycle)
+TOP_FC_MUL = 32         # FC: serial multiply of a logit (one bit of M per cycle)
 
 
 @dataclass(frozen=True)
@@ -375,13 +404,13 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     if op == Op.POOL_FC:
         a = tensors[ins.src_a]
         cyc = TOP_FETCH + 1 + (a.channels if clear_pool_sums else 0)
-        cyc += ins.rows * (TOP_ROW_ADDR + 2 * a.width * a.channels) + 1
+        cyc += ins.rows * (TOP_ROW_ADDR + a.width * a.channels + 1) + 1
         if ins.flags & FLAG_FINAL:
             n_cb = math.ceil(a.channels / cfg.mac_cols)
             n_ob = math.ceil(ins.tc / cfg.lanes)
             planes = 4                  # u32 sums, one FC pass per byte plane
-            cyc += n_ob * (1 + planes * (n_cb * (cfg.mac_cols + TOP_ISSUE) + TOP_FC_ACC))
-            cyc += 2 * ins.tc + n_ob + 1
+            cyc += n_ob * (1 + planes * (n_cb * (cfg.mac_cols + TOP_ISSUE) + TOP_FC_ACC + cfg.lanes - 1))
+            cyc += (2 + TOP_FC_MUL) * ins.tc + n_ob + 1
         return cyc + TOP_NEXT
     if op not in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
         raise ValueError(f"no cycle model for {op!r}")
@@ -389,7 +418,12 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     on_pe = op in (Op.CONV_PATTERN, Op.PRB) or (op == Op.RESADD and bool(ins.flags & FLAG_B_PATTERN))
     b_id = op == Op.RESADD and bool(ins.flags & FLAG_SKIP_IDENTITY)
     b_mac = op == Op.PRB or (op == Op.RESADD and not b_id)
-    lat_pp = TOP_LAT_PP + cfg.lanes
+    # the PostProcess takes lanes / pp_units cycles per position; the writer stores pp_units
+    # bytes per cycle when the destination's channels and the tile's first channel are
+    # multiples of pp_units, else one
+    units = cfg.pp_units
+    lat_pp = TOP_LAT_PP + cfg.lanes // units
+    wr = -(-ins.tc // units) if dst.channels % units == 0 and ins.c0 % units == 0 else ins.tc
     kk = ins.k * ins.k
     slide = dual = False
     if on_pe:
@@ -400,7 +434,12 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
         # position (rtl_gen/top.py, slide_ok)
         slide = chunks_a == 1 and ins.stride == 1
         per_a = (math.ceil(chunks_a / 2) if dual else chunks_a) * kk + 1
-        lat_a = lat_pp + a.bits
+        # + the pattern word's slice fetch: a beat whose word is not the staged one starts
+        # pattern_slices cycles after its window is accepted (one cycle with one slice), so
+        # every beat of a multi-chunk operand, only the tile's first beat of a single-chunk one
+        fetch = cfg.pattern_slices - 1
+        fetch_each = fetch if chunks_a > 1 else 0
+        lat_a = lat_pp + a.bits + (fetch if chunks_a > 1 or ins.rows * dst.width == 1 else 0)
         if dual and chunks_a % 2 == 0:
             lat_a += a.bits             # the last beat waits in the hold register for one beat
     else:
@@ -411,22 +450,27 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     w = dst.width
     per_pos = per_a + b_pos + 1
     next_pos = ins.k + 1 + b_pos + 1 if slide else per_pos
-    out_row = w * max(cfg.lanes, ins.tc)
+    out_row = w * max(cfg.lanes // units, wr)
     init = TOP_FETCH + TOP_ROW_ADDR * (2 if (b_mac or b_id) else 1)
     cyc = init
     for y in range(ins.rows):
         setup = ins.k + 1 + (TOP_ROW_ADV if y else 0)
         cyc += max(setup + per_pos + (w - 1) * next_pos, out_row)
-    drain = max(lat_a - b_pos, lat_b) + ins.tc + 1
+    drain = max(lat_a - b_pos, lat_b) + wr + 1
+    if on_pe and chunks_a == 1 and b_mac and ins.rows * w > 1:
+        # the first beat's fetch delays its accumulators; the 1x1 result of the first position
+        # waits for them in the MAC array, which holds the gatherer's next MAC beat back by as
+        # much, and the gatherer never catches up
+        cyc += fetch
     if on_pe:
         # or the pattern engine sets the pace (one beat per a_bits cycles from the first beat,
         # the gatherer running ahead by the beats the engine holds: 2, 3 with the hold
         # register); a row change costs the gatherer's full pass, which shows when it is
         # longer than that backlog
-        first = init + ins.k + 1 + kk + 2
-        turn = b_pos + 1 + TOP_ROW_ADV + ins.k + 1 + kk + 1
+        first = init + ins.k + 1 + kk + 2 + fetch
+        turn = b_pos + 1 + TOP_ROW_ADV + ins.k + 1 + kk + 1 + fetch_each
         gap = max(0, turn - (3 if dual else 2) * a.bits + 1)
         engine = first + (ins.rows * w * chunks_a - 1) * a.bits + (ins.rows - 1) * gap \
-            + lat_pp + a.bits + ins.tc + 1
+            + lat_pp + a.bits + wr + 1
         return max(cyc + drain, engine) + TOP_NEXT
     return cyc + drain + TOP_NEXT

@@ -297,9 +297,9 @@ class CheckLegalize:
 # --------------------------------------------------------------------------- pass 2
 SEARCH_LANES = (4, 8, 16, 32, 64)
 SEARCH_PE_CIN = (4, 8, 16, 32, 64)
-SEARCH_MAC_COLS = (4, 8, 16, 32, 64)
+SEARCH_MAC_COLS = (2, 4, 8, 16, 32, 64)
 TOP_CYCLES_CANDIDATES = 8  # configs re-ranked by the RTL top's cycle model (full compile each)
-SEARCH_PP_UNITS = (1,)       # the RTL top has one PostProcess (rtl_gen/top.py)
+SEARCH_PP_UNITS = (1, 2)     # PostProcess lanes per cycle (rtl_gen/postprocess.py, units)
 
 
 def whole_network_cycles(cfg, ir) -> int:
@@ -483,7 +483,7 @@ def memory_geometry(cfg, static: dict, act_bytes: int, instructions: int) -> dic
             "host_frame": (8, MAX_PAYLOAD),
             "host_input": (8, static.get("_input_bytes", 0)),
             "host_logits": (8, static.get("_logit_bytes", 0)),
-            "patterns": (cfg.pattern_word_bits, static["_pat_words"]),
+            "patterns": (cfg.pattern_mem_bits, static["_pat_words"] * cfg.pattern_slices),
             "weights": (8 * cfg.weight_word_bytes, static["_wgt_words"]),
             "params": (8 * PARAM_WORD_BYTES, static["_params"]),
             "tensor_table": (8 * TENSOR_DESC_BYTES, static["_tensors"]),
@@ -566,6 +566,8 @@ class TileLayers:
         pat_words = wgt_words = params = 0
         for lay in ir.layers:
             n = lay.node
+            if not isinstance(n, InputNode):
+                params = -(-params // cfg.pp_units) * cfg.pp_units     # as AssignAddresses aligns them
             if isinstance(n, PoolFCNode):
                 wgt_words += math.ceil(n.weight.shape[0] / cfg.lanes) * math.ceil(n.weight.shape[1] / cfg.mac_cols)
                 params += n.weight.shape[0]
@@ -583,7 +585,7 @@ class TileLayers:
                     else:
                         wgt_words += w
         pool = g.output
-        return {"patterns": pat_words * math.ceil(cfg.pattern_word_bits / 8),
+        return {"patterns": pat_words * cfg.pattern_slices * cfg.pattern_mem_bytes,
                 "weights": wgt_words * cfg.weight_word_bytes,
                 "params": params * PARAM_WORD_BYTES,
                 "line_buffer": (cfg.k_max - 1) * (cfg.max_width + cfg.k_max - 1) * cfg.pe_cin,
@@ -656,7 +658,7 @@ class TileLayers:
                             if isinstance(op, SkipOperand):
                                 wset += (r1 - r0) * n.out.width * tc
                             elif op.kind == "pattern":
-                                wset += c.chunks * math.ceil(cfg.pattern_word_bits / 8)
+                                wset += c.chunks * cfg.pattern_slices * cfg.pattern_mem_bytes
                             else:
                                 wset += c.chunks * cfg.weight_word_bytes
                         wset += tc * PARAM_WORD_BYTES
@@ -680,7 +682,7 @@ class TileLayers:
             total = static_total + act_bytes + program
             blocks, lutram, per = memory_blocks(ir.board.vendor, memory_geometry(ir.cfg, static, act_bytes, len(tiles) + 3))
             if best is None or total < best[0]:
-                best = (total, n_bands, plan, rows, act_bytes, program, blocks)
+                best = (total, n_bands, plan, rows, act_bytes, program, blocks, lutram)
             fits = total <= ir.budget and blocks <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM \
                 and ir.resources["lut"] + lutram <= ir.board.resources["lut"]
             if fits:
@@ -703,13 +705,14 @@ class TileLayers:
                              **{k: v for k, v in static.items() if not k.startswith("_")}}
                 ir._static_words = static
                 return ir
-        total, n_bands, plan, rows, act_bytes, program, blocks = best
+        total, n_bands, plan, rows, act_bytes, program, blocks, lutram = best
         if ir.probe:
             raise CompileError(f"does not fit {ir.board.name}")
         big = max(ir.tensors.values(), key=lambda t: rows[t.name][0] * t.row_bytes)
-        raise CompileError(self._not_fit_message(ir, total, n_bands, big, rows[big.name][0], static, act_bytes, blocks))
+        raise CompileError(self._not_fit_message(ir, total, n_bands, big, rows[big.name][0], static, act_bytes, blocks,
+                                                 lutram))
 
-    def _not_fit_message(self, ir, total, n_bands, big, big_rows, static, act_bytes, blocks) -> str:
+    def _not_fit_message(self, ir, total, n_bands, big, big_rows, static, act_bytes, blocks, lutram=0) -> str:
         from boards import all_boards
         fits = []
         for name, b in all_boards().items():
@@ -722,9 +725,14 @@ class TileLayers:
                 pass
         parts = ", ".join(f"{k} {v}" for k, v in static.items() if not k.startswith("_"))
         nb = ir.board.resources["bram_blocks"] * BRAM_HEADROOM
-        why = (f"{total} bytes fit the byte budget but the memories need {blocks} block RAMs, usable {nb:g} "
-               f"(90 % of {ir.board.resources['bram_blocks']})"
-               if total <= ir.budget else f"bytes needed {total} > available {ir.budget}")
+        if total <= ir.budget and blocks <= nb:
+            why = (f"the memories fit ({total} bytes, {blocks} block RAMs) but the overlay's "
+                   f"{ir.resources['lut']} LUT of logic + {lutram} LUT of distributed-RAM memories exceed "
+                   f"the part's {ir.board.resources['lut']} LUT")
+        else:
+            why = (f"{total} bytes fit the byte budget but the memories need {blocks} block RAMs, usable {nb:g} "
+                   f"(90 % of {ir.board.resources['bram_blocks']})"
+                   if total <= ir.budget else f"bytes needed {total} > available {ir.budget}")
         return (f"model does not fit {ir.board.name} ({why}): the smallest on-chip working set ({n_bands} row "
                 f"band(s)) needs {total} bytes, available {ir.budget} bytes "
                 f"(block RAM data bytes{', capped at 10 MB' if ir.budget == hw.MAX_ONCHIP_BYTES else ''}); "
@@ -766,6 +774,9 @@ class AssignAddresses:
             n = lay.node
             if isinstance(n, InputNode):
                 continue
+            # a PostProcess with U units reads U parameter banks at param_base / U: every
+            # layer's parameters start on a multiple of U (emit pads the image with zero words)
+            prm = -(-prm // cfg.pp_units) * cfg.pp_units
             ir.prm_base[lay.index] = prm
             if isinstance(n, PoolFCNode):
                 ir.pool_weight_word = wgt
@@ -786,7 +797,7 @@ class AssignAddresses:
                         ir.words[(lay.index, si, oi)] = wgt
                         wgt += w
         ir.memory = {"activations": Region("activations", 1, top),
-                     "patterns": Region("patterns", math.ceil(cfg.pattern_word_bits / 8), pat),
+                     "patterns": Region("patterns", cfg.pattern_mem_bytes, pat * cfg.pattern_slices),
                      "weights": Region("weights", cfg.weight_word_bytes, wgt),
                      "params": Region("params", PARAM_WORD_BYTES, prm),
                      "tensors": Region("tensors", TENSOR_DESC_BYTES, len(ir.tensors))}
