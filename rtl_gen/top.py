@@ -17,11 +17,13 @@ sequencer that executes the Program instruction by instruction (in order, one at
   of two chunks and the second waits in a hold register for the engine while the gatherer
   goes on; a single-chunk stride-1 operand keeps its window from one position to the next,
   shifted by one column, and reads only the new column (sliding window). One MAC beat of ``mac_cols`` channels per cycle (1×1 operands) or the skip codes
-  of the tile (identity skip); the PostProcess joins ``acc_a`` and ``acc_b`` and a *writer*
-  stores the ``tc`` output codes of each position into the ``dst`` ring.
-- ``POOL_FC``: per-channel sums of the band's rows (pool-sum memory); ``FINAL``: the FC on
-  the MAC array, one pass per byte plane of the sums (the array takes uint8), planes combined
-  ``sum_b acc_b << 8b`` in int64, then ``logit = acc * M + B`` into the logit memory.
+  of the tile (identity skip, through a two-entry queue); the PostProcess (``pp_units``
+  channels per cycle) joins ``acc_a`` and ``acc_b`` and a *writer* stores the ``tc`` output
+  codes of each position into the ``dst`` ring, ``pp_units`` bytes per cycle where aligned.
+- ``POOL_FC``: per-channel sums of the band's rows (pool-sum memory, one byte per cycle);
+  ``FINAL``: the FC on the MAC array, one pass per byte plane of the sums (the array takes
+  uint8), planes combined ``sum_b acc_b << 8b`` in int64 (one lane per cycle), then
+  ``logit = acc * M + B`` (shift-and-add, 32 cycles) into the logit memory.
 - ``STORE``: the logits, int64 little-endian, on the ``tx`` byte stream.
 - ``SYNC`` (every unit is idle between instructions here), ``NOP``; ``END`` raises ``done``.
 

@@ -11,6 +11,7 @@ import random
 
 import cocotb
 import torch
+from amaranth.hdl import unsigned
 from cocotb.triggers import RisingEdge
 
 from rtl_gen.pattern import PatternEngine
@@ -97,7 +98,7 @@ async def pattern_engine_matches_reference(dut):
             assert min(min(row) for row in exp) == -bound
         beats, words = beats_and_words(eng, x, pat, sc["chunks"])
         mem_words = [mw for w in words for mw in eng.memory_words(pack(eng.pattern_layout, w))]
-        await write_memory(dut, "pattern_w", eng.pattern_memory_shape, mem_words)
+        await write_memory(dut, "pattern_w", unsigned(eng.pattern_memory_bits), mem_words)
         dut.act_bits.value = sc["act_bits"]
         await RisingEdge(dut.clk)
         start = len(mon.received)

@@ -34,7 +34,7 @@ class UnitCosts:
     :mod:`rtl_gen.xc7`) that Xilinx board builds use, logic LUTs only (the tiler counts the
     pattern memory, block RAM in the top).
     ``mac_*``: per MAC cell of the P x Q array (packed: two MACs per DSP48E1).
-    ``pp_*``: one PostProcess unit (2 inputs, serial over lanes, one channel per cycle).
+    ``pp_*``: one PostProcess unit (2 inputs, serial over lanes, one channel per cycle per unit).
     ``wg_ff_per_bit``: WindowGen k x k shift register, FFs per stored window bit.
     ``control_lut``/``control_ff``: sequencer, program memory port, host UART, memory muxes
     (not measured separately); ``control_dsp``: measured (see below).
@@ -53,7 +53,7 @@ class UnitCosts:
     pp_dsp: float = 4.0
     wg_lut: float = 334.0
     wg_ff_per_bit: float = 1.96
-    control_lut: float = 3080.0
+    control_lut: float = 5060.0
     control_ff: float = 3000.0
     # The top's control, gather and writer logic (sequencer, host-write muxes, the window
     # registers and their sliding-window shift, the activation banks' address and rotation
@@ -61,12 +61,13 @@ class UnitCosts:
     # (the top reads NB = max(pe_cin, mac_cols, lanes) byte banks and rotates them into place)
     # + per window bit (k_max^2 x pe_cin x a_bits) and window copy (3 where NB >= 2 pe_cin: the
     # two-chunk gather's second window and hold register). Least-squares fit to Yosys
-    # synth_xilinx of six arty-a7-35 board tops with the xc7 pattern engine, the sliced pattern
-    # memory and the serial FC (docs/isa.md, "Resource model"): residuals -732 .. +1,201 LUT
-    # (8 % of that top), the largest on two tops that differ only in pp_units (ABC's mapping of
-    # the flattened top moves by about 1,000 LUT with small changes, so no fit is closer).
-    control_lut_per_bank: float = 282.0
-    window_lut_per_bit: float = 1.09
+    # synth_xilinx of eight arty-a7-35 board tops with the xc7 pattern engine, the sliced
+    # pattern memory and the serial FC (docs/isa.md, "Resource model"): residuals -1,230 ..
+    # +1,849 LUT (-9 % .. +12 % of the top). Tops that differ only in pp_units or in MAC
+    # packing differ by 1,000 to 3,000 LUT the other way than the per-unit costs say (ABC's
+    # mapping of the flattened top), so no fit of this form is closer; the sizer keeps 15 %.
+    control_lut_per_bank: float = 128.0
+    window_lut_per_bit: float = 1.24
     # DSPs of the top outside the MAC array and the PostProcess: address arithmetic (ring rows,
     # window taps, row bytes). Measured: Yosys synth_xilinx of the board tops above gave 57
     # DSP48E1 for 32 MAC cells + two PostProcess units (8) and 51 with one.
@@ -357,8 +358,9 @@ TOP_NEXT = 1            # NEXT (pc + 1)
 TOP_ROW_ADDR = 19       # one RowAddress (16-step divider + multiply): start cycle + 18 waiting
 TOP_ISSUE = 2           # FC_ISSUE after the last gather read: read in flight, then the handshake
 TOP_ROW_ADV = 2         # ROWADV: operand a's top row moves by the stride, b's by 1 or 2
-TOP_LAT_PP = 6          # + lanes: last beat's accumulators -> its codes leave the PostProcess
-                        # (one channel per cycle); a pattern beat adds a_bits, a skip 2 fewer
+TOP_LAT_PP = 6          # + lanes / pp_units: last beat's accumulators -> its codes leave the
+                        # PostProcess (pp_units channels per cycle); a pattern beat adds a_bits
+                        # (+ pattern_slices - 1 when its word is fetched), a skip 2 fewer
 TOP_FC_ACC = 3          # FC: last MAC beat of a byte plane -> its accumulators (FC_ACC),
                         # + lanes - 1 (one lane per cycle)
 TOP_FC_MUL = 32         # FC: serial multiply of a logit (one bit of M per cycle)
@@ -385,11 +387,12 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     lands, the next chunk's first read in the same cycle) or ``1 + chunks_a`` (MAC: pipelined reads),
     ``+ 1 + chunks_b`` (1x1 b) or ``+ 2`` (identity skip), ``+ 1`` (POS_NEXT). With
     ``act_banks >= 2 * pe_cin`` a pattern pass covers two chunks; a single-chunk stride-1
-    pattern operand slides (``k`` reads for a row's later positions). The PostProcess (one
-    channel per cycle) and the writer (``tc`` bytes per position) bound a row from below at
-    ``width x max(lanes, tc)``, and a pattern tile cannot beat its engine (one beat per
-    ``a_bits`` cycles from the first beat on); the tile ends when the last position's codes
-    are written (pipeline drain)."""
+    pattern operand slides (``k`` reads for a row's later positions). The PostProcess
+    (``pp_units`` channels per cycle) and the writer (``ceil(tc / pp_units)`` cycles per position
+    when aligned, else ``tc``) bound a row from below, and a pattern tile cannot beat its engine
+    (one beat per ``a_bits`` cycles from the first beat on; a beat whose pattern word is not
+    staged starts ``pattern_slices - 1`` cycles later); the tile ends when the last position's
+    codes are written (pipeline drain)."""
     from .isa import FLAG_B_PATTERN, FLAG_FINAL, FLAG_SKIP_IDENTITY, Op
     op = ins.op
     if op in (Op.NOP, Op.SYNC):
