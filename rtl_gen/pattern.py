@@ -230,7 +230,7 @@ class PatternEngine(wiring.Component):
         a_fetched = Signal()
         m.d.comb += a_fetched.eq(f_cnt == S)
         if S > 1:
-            sw = self.pattern_memory_shape.width
+            sw = self.pattern_memory_bits
             a_addr = Signal(ceil_log2(self._pattern_depth))
             a_staged = Signal()
             a_slices = Signal(sw * (S - 1), reset_less=True)
