@@ -252,7 +252,8 @@ class Accelerator(wiring.Component):
         m.submodules.pool_sums = sums = Memory(shape=SUM_BITS, depth=max(2, c.max_channels), init=[])
         m.submodules.logits = lg = Memory(shape=signed(64), depth=max(2, c.max_classes), init=[])
         prog_r, ttab_r, prm_r = prog.read_port(), ttab.read_port(), prm.read_port()
-        sums_r, lg_r = sums.read_port(), lg.read_port()
+        sums_r = sums.read_port()
+        lg_r = lg.read_port()
         prog_w, ttab_w, prm_w = prog.write_port(), ttab.write_port(), prm.write_port()
         sums_w, lg_w = sums.write_port(), lg.write_port()
         for p in (prog_r, ttab_r, prm_r, sums_r, lg_r):
@@ -269,8 +270,8 @@ class Accelerator(wiring.Component):
         # the bank after byte 0's by u, at the same word address (no per-bank address logic)
         U = c.pp_units
         LU = exact_log2(U)
-        act_wdata_u = [Signal(8, name=f"act_wdata_{u}") for u in range(U)]
-        act_wen_u = [Signal(name=f"act_wen_{u}") for u in range(U)]
+        act_wdata_u = {u: Signal(8, name=f"act_wdata_{u}") for u in range(1, U)}
+        act_wen_u = {u: Signal(name=f"act_wen_{u}") for u in range(1, U)}
         a_lo_d = Signal(LNB)
         m.d.sync += a_lo_d.eq(act_raddr[:LNB])
         bank_data = []
@@ -919,10 +920,14 @@ class Accelerator(wiring.Component):
             # one byte per cycle: the read of byte e (and of its channel's sum) goes out while
             # byte e-1's sum is written; with one channel the sum read in the cycle of its own
             # write is stale, so the written value is forwarded
-            with m.State("POOL_A"):
+            def pool_read():
+                """Read byte e of the row and its channel's sum (both land next cycle)."""
                 m.d.comb += [act_raddr.eq(rowb + e), sums_r.addr.eq(cc)]
-                m.d.sync += [pool_cw.eq(cc), pool_fwd.eq(0), e.eq(e + 1),
-                             cc.eq(Mux(cc == da.channels - 1, 0, cc + 1))]
+                m.d.sync += [pool_cw.eq(cc), e.eq(e + 1), cc.eq(Mux(cc == da.channels - 1, 0, cc + 1))]
+
+            with m.State("POOL_A"):
+                pool_read()
+                m.d.sync += pool_fwd.eq(0)
                 m.next = "POOL_B"
             with m.State("POOL_B"):
                 pool_sum = Mux(pool_fwd, pool_last, sums_r.data) + act_vec[0]
@@ -932,8 +937,7 @@ class Accelerator(wiring.Component):
                     m.d.sync += y.eq(y + 1)
                     m.next = "POOL_ROW"
                 with m.Else():
-                    m.d.comb += [act_raddr.eq(rowb + e), sums_r.addr.eq(cc)]
-                    m.d.sync += [pool_cw.eq(cc), e.eq(e + 1), cc.eq(Mux(cc == da.channels - 1, 0, cc + 1))]
+                    pool_read()
             with m.State("FC_OB"):
                 with m.If(ob * L >= ins.tc):
                     m.d.sync += [pool_clear.eq(1), fc_mode.eq(0)]

@@ -203,7 +203,7 @@ def layer_rows(ir) -> list[dict]:
                         continue
                     blocks = math.ceil(st.out_channels / st.tc)
                     w = blocks * _chunks(cfg, op, st.tc)
-                    onchip += w * (cfg.pattern_slices * cfg.pattern_mem_bytes if op.kind == "pattern"
+                    onchip += w * (cfg.pattern_word_bytes if op.kind == "pattern"
                                    else cfg.weight_word_bytes)
             if not isinstance(n, InputNode):
                 onchip += n.out.channels * PARAM_WORD_BYTES

@@ -166,6 +166,17 @@ class EngineConfig:
         return -(-self.pattern_mem_bits // 8)
 
     @property
+    def pattern_word_bytes(self) -> int:
+        """Bytes one pattern word takes in the image and the memory (its slices)."""
+        return self.pattern_slices * self.pattern_mem_bytes
+
+    @property
+    def two_chunk_reads(self) -> bool:
+        """A vector read returns the tap of two pattern chunks (``act_banks >= 2 pe_cin``):
+        the top builds the second window and the hold register (rtl_gen/top.py, ``DUAL``)."""
+        return self.act_banks >= 2 * self.pe_cin
+
+    @property
     def weight_word_bytes(self) -> int:
         return self.lanes * self.mac_cols
 
@@ -201,7 +212,7 @@ def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) ->
     else:
         m_lut, m_ff, m_dsp = costs.mac_lut, costs.mac_ff, costs.mac_dsp
     wg_bits = cfg.pe_cin * cfg.k_max ** 2 * cfg.a_bits
-    copies = 3 if cfg.act_banks >= 2 * cfg.pe_cin else 1     # window, second window, hold
+    copies = 3 if cfg.two_chunk_reads else 1     # window, second window, hold
     control_lut = costs.control_lut + cfg.act_banks * costs.control_lut_per_bank \
         + wg_bits * copies * costs.window_lut_per_bit
     lut = ops * p_lut + cells * m_lut + cfg.pp_units * costs.pp_lut \
@@ -432,7 +443,7 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     if on_pe:
         chunks_a = math.ceil(ins.na / cfg.pe_cin)
         # two chunks per gather pass when a read returns 2 x pe_cin bytes (rtl_gen/top.py, DUAL)
-        dual = cfg.act_banks >= 2 * cfg.pe_cin and chunks_a >= 2
+        dual = cfg.two_chunk_reads and chunks_a >= 2
         # sliding window: one chunk at stride 1 reads only the new column after a row's first
         # position (rtl_gen/top.py, slide_ok)
         slide = chunks_a == 1 and ins.stride == 1

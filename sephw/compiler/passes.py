@@ -585,7 +585,7 @@ class TileLayers:
                     else:
                         wgt_words += w
         pool = g.output
-        return {"patterns": pat_words * cfg.pattern_slices * cfg.pattern_mem_bytes,
+        return {"patterns": pat_words * cfg.pattern_word_bytes,
                 "weights": wgt_words * cfg.weight_word_bytes,
                 "params": params * PARAM_WORD_BYTES,
                 "line_buffer": (cfg.k_max - 1) * (cfg.max_width + cfg.k_max - 1) * cfg.pe_cin,
@@ -658,7 +658,7 @@ class TileLayers:
                             if isinstance(op, SkipOperand):
                                 wset += (r1 - r0) * n.out.width * tc
                             elif op.kind == "pattern":
-                                wset += c.chunks * cfg.pattern_slices * cfg.pattern_mem_bytes
+                                wset += c.chunks * cfg.pattern_word_bytes
                             else:
                                 wset += c.chunks * cfg.weight_word_bytes
                         wset += tc * PARAM_WORD_BYTES
