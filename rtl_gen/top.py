@@ -15,8 +15,11 @@ sequencer that executes the Program instruction by instruction (in order, one at
   zero and add 0), the beat issued in the cycle its last tap lands and the next pass's first
   read in the same cycle; when a read returns ``2 * pe_cin`` bytes a pass fills the windows
   of two chunks and the second waits in a hold register for the engine while the gatherer
-  goes on; a single-chunk stride-1 operand keeps its window from one position to the next,
-  shifted by one column, and reads only the new column (sliding window). One MAC beat of ``mac_cols`` channels per cycle (1×1 operands) or the skip codes
+  goes on; otherwise a stride-1 operand keeps each chunk's window from one position to the
+  next, shifted by one column (in the *column store*, one distributed-RAM entry per chunk),
+  and reads only the new column (sliding window: ``k`` reads per chunk instead of ``k^2``,
+  so multi-chunk operands run at the pattern engine's ``a_bits`` cycles per beat). One MAC
+  beat of ``mac_cols`` channels per cycle (1×1 operands) or the skip codes
   of the tile (identity skip, through a two-entry queue); the PostProcess (``pp_units``
   channels per cycle) joins ``acc_a`` and ``acc_b`` and a *writer* stores the ``tc`` output
   codes of each position into the ``dst`` ring, ``pp_units`` bytes per cycle where aligned.
@@ -201,7 +204,7 @@ class Accelerator(wiring.Component):
             raise ValueError(f"k_max must be one of 3, 5, 7, not {config.k_max}")
         self._cfg = c = config
         self._boot = list(boot) if boot else []
-        max_cin = max(c.pe_cin, -(-c.max_channels // c.pe_cin) * c.pe_cin)
+        self._max_cin = max_cin = max(c.pe_cin, -(-c.max_channels // c.pe_cin) * c.pe_cin)
         self._pe = PatternEngine(lanes=c.lanes, k=c.k_max, cin=c.pe_cin, groups=1, a_bits=c.a_bits,
                                  max_cin=max_cin, netlist=netlist, pattern_slices=c.pattern_slices,
                                  pattern_depth=max(2, -(-c.pattern_words // c.pattern_slices)))
@@ -617,15 +620,26 @@ class Accelerator(wiring.Component):
         r0_biased = Signal(16)
         m.d.comb += r0_biased.eq(Mux(ins.stride == 2, ins.row0 << 1, ins.row0) - ins.pad
                                  + sum(Mux(ins.pad[i], da.ring_rows << i, 0) for i in range(3)))
-        # Sliding window: a single-chunk stride-1 pattern operand keeps its window from one
-        # position to the next, shifted left by one column (zeros in at column k_max - 1), and
-        # reads only the new column: k reads per position instead of k^2 (not at a row's first
-        # position, which reads the whole window)
+        # Sliding window: a stride-1 pattern operand keeps each chunk's window from one position
+        # to the next, shifted left by one column (zeros in at column k_max - 1), and reads only
+        # the new column: k reads per chunk and position instead of k^2 (not at a row's first
+        # position, which reads the whole window). The shifted windows wait in the column
+        # store, one entry per chunk (distributed RAM, read asynchronously): written as a
+        # chunk's beat is issued, read back into the window as the same chunk's next pass
+        # starts (at the next chunk's issue, or in POS_NEXT for chunk 0). Not with two-chunk
+        # reads, whose passes already keep up with the engine.
         slide_ok = Signal()
-        colmode = Signal()                # this pass reads only column k - 1
-        m.d.comb += slide_ok.eq(use_pe & (chunks_a == 1) & (ins.stride == 1))
-        win_shifted = Cat(*[win_out.word_select(i * K + j + 1, PC * AB) if j + 1 < K else Const(0, PC * AB)
-                            for i in range(K) for j in range(K)])
+        colmode = Signal()                # this position's passes read only column k - 1
+        m.d.comb += slide_ok.eq(use_pe & ((chunks_a == 1) | (not DUAL)) & (ins.stride == 1))
+        TAP = PC * AB
+        m.submodules.column_store = cstore = Memory(shape=K * (K - 1) * TAP,
+                                                    depth=max(2, self._max_cin // PC), init=[])
+        cs_r, cs_w = cstore.read_port(domain="comb"), cstore.write_port()
+        # written: window slots (i, j + 1) for j < k_max - 1; read back into slots (i, j)
+        m.d.comb += cs_w.data.eq(Cat(*[win_out.word_select(i * K + j + 1, TAP)
+                                       for i in range(K) for j in range(K - 1)]))
+        win_stored = Cat(*[cs_r.data.word_select(i * (K - 1) + j, TAP) if j + 1 < K else Const(0, TAP)
+                           for i in range(K) for j in range(K)])
         dual0 = Signal()                  # a position's first pass covers two chunks
         m.d.comb += dual0.eq(DUAL & use_pe & (chunks_a > 1))
         # window slot of tap (k-1, k-1), a pass's first read (no multiplier: k is 3, 5 or 7)
@@ -821,7 +835,9 @@ class Accelerator(wiring.Component):
                 ch_next = Signal(16)       # the next pass's first chunk
                 m.d.comb += ch_next.eq(ch + 1 + dual)
                 with m.If(done_a):
-                    m.d.sync += [win.eq(Mux(slide_ok, win_shifted, 0)), xv.eq(0)]
+                    m.d.sync += [win.eq(0), xv.eq(0)]
+                    with m.If(slide_ok):
+                        m.d.comb += [cs_w.addr.eq(ch), cs_w.en.eq(1)]
                     with m.If(ch_next == chunks_a):
                         m.d.sync += ch.eq(0)
                         with m.If(b_mac | b_id):
@@ -838,7 +854,13 @@ class Accelerator(wiring.Component):
                             read(rowaddr[ins.k - 1] + col * da.channels + ins.cin0 + ch_next * PC,
                                  rowvalid[ins.k - 1] & col_ok, 0, slot_last,
                                  ins.na - ch_next * PC, nxt_dual)
-                            m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2), dual.eq(nxt_dual)]
+                            m.d.sync += dual.eq(nxt_dual)
+                            with m.If(colmode):
+                                # the next chunk's window from the store, its new column next
+                                m.d.comb += cs_r.addr.eq(ch_next)
+                                m.d.sync += [win.eq(win_stored), gi.eq(ins.k - 2)]
+                            with m.Else():
+                                m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2)]
                             m.next = "GATHER_A"
                         with m.Else():
                             read(rowaddr[0] + xs * da.channels + ins.cin0 + (ch + 1) * Q, rowvalid[0], 1, 0,
@@ -877,6 +899,9 @@ class Accelerator(wiring.Component):
                         m.next = "ROWADV"
                 with m.Else():
                     m.d.sync += [x.eq(x + 1), colmode.eq(slide_ok)]
+                    with m.If(slide_ok):
+                        # chunk 0's window, stored as its beat was issued (cs_r.addr is 0)
+                        m.d.sync += win.eq(win_stored)
                     m.next = "GATHER_A"
             with m.State("TILE_WAIT"):
                 with m.If(wcount == positions):

@@ -56,10 +56,24 @@ def test_whole_sepnet_bit_exact(sepnet_build, monkeypatch, capsys):
     assert {"LOAD", "CONV_PATTERN", "CONV_INT", "PRB", "RESADD", "POOL_FC", "STORE"} <= set(r["per_opcode"])
     for op, o in r["per_opcode"].items():
         assert 0.9 <= o["measured"] / o["predicted"] <= 1.1, (op, o)
-    assert len(r["instruction_cycles"]) == len(decode_program((d / "program.bin").read_bytes()))
+    ops = decode_program((d / "program.bin").read_bytes())
+    assert len(r["instruction_cycles"]) == len(ops)
     worst = max(abs(m / s["cycles"] - 1) for m, s in zip(
         r["instruction_cycles"], yaml.safe_load((d / "schedule.yaml").read_text())["instructions"]))
     assert worst <= 0.1, worst
+    # Multi-chunk stride-1 pattern operands slide (each chunk's shifted window waits in the
+    # column store): after a row's first position the gatherer reads k taps per chunk, not k^2.
+    # On the 4x4 maps (16 positions) each such tile takes fewer cycles than a full gather's
+    # reads alone (positions x chunks x k^2), and the 3x3 on 32 channels (8 chunks of 4) runs
+    # at the pattern engine's pace: within 15 % of its beats x a_bits (8) cycles.
+    dims = {t["id"]: t["shape"] for t in json.loads((d / "manifest.json").read_text())["tensors"]}
+    multi = [(i, mc, i.rows * dims[i.dst][2], -(-i.na // 4)) for i, mc in zip(ops, r["instruction_cycles"])
+             if i.op in (Op.CONV_PATTERN, Op.PRB) and i.stride == 1 and i.na > 4 and i.rows * dims[i.dst][2] >= 16]
+    assert {i.k for i, *_ in multi} == {3, 5}, "no sliding multi-chunk 3x3 and 5x5 on a 4x4 map"
+    for i, mc, pos, chunks in multi:
+        assert mc < pos * chunks * i.k ** 2, (i.text(), mc)
+        if i.k == 3:
+            assert mc <= 1.15 * 8 * pos * chunks, (i.text(), mc)
 
 
 def test_top_verilog(sepnet_build, tmp_path):
@@ -147,9 +161,10 @@ def test_resnet20_pattern_network_bit_exact(tmp_path):
 def test_sliding_window_bit_exact(sepnet_build, tmp_path):
     """The small SEP-Net on 4 lanes × 8 pattern channels: its 5×5 PRBs (8 channels) are one
     chunk at stride 1, so after a row's first position the top keeps the window, shifts it one
-    column and reads only the new column (5 reads instead of 25; the SEP-Net test's 4-channel
-    overlay needs two chunks there and never slides). Every logit equal to the reference's,
-    every instruction's cycles equal to the RTL-top model's."""
+    column and reads only the new column (5 reads instead of 25; on the SEP-Net test's
+    4-channel overlay they are two chunks, each with its own column-store entry,
+    test_whole_sepnet_bit_exact). Every logit equal to the reference's, every instruction's
+    cycles equal to the RTL-top model's."""
     from sephw.compiler import compile_graph
     from sim.top_driver import run_top
     g = sepnet_build[0]

@@ -68,6 +68,12 @@ class UnitCosts:
     # mapping of the flattened top), so no fit of this form is closer; the sizer keeps 15 %.
     control_lut_per_bank: float = 128.0
     window_lut_per_bit: float = 1.24
+    # The sliding window's column store (rtl_gen/top.py): its distributed RAM is counted with
+    # the memories; loading a stored window back into the window register costs this much per
+    # stored bit (k_max (k_max - 1) pe_cin a_bits) besides. Measured: Yosys synth_xilinx of the
+    # ResNet-20 16x16x4 top (768 stored bits) and the shipped model's 8x8x8 top (1,280) grew by
+    # 1,359 and 2,262 LUT with the store, 512 and 856 of them its RAM32Ms: 1.10 LUT per bit.
+    column_store_lut_per_bit: float = 1.1
     # DSPs of the top outside the MAC array and the PostProcess: address arithmetic (ring rows,
     # window taps, row bytes). Measured: Yosys synth_xilinx of the board tops above gave 57
     # DSP48E1 for 32 MAC cells + two PostProcess units (8) and 51 with one.
@@ -213,8 +219,9 @@ def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) ->
         m_lut, m_ff, m_dsp = costs.mac_lut, costs.mac_ff, costs.mac_dsp
     wg_bits = cfg.pe_cin * cfg.k_max ** 2 * cfg.a_bits
     copies = 3 if cfg.two_chunk_reads else 1     # window, second window, hold
+    store_bits = cfg.pe_cin * cfg.k_max * (cfg.k_max - 1) * cfg.a_bits
     control_lut = costs.control_lut + cfg.act_banks * costs.control_lut_per_bank \
-        + wg_bits * copies * costs.window_lut_per_bit
+        + wg_bits * copies * costs.window_lut_per_bit + store_bits * costs.column_store_lut_per_bit
     lut = ops * p_lut + cells * m_lut + cfg.pp_units * costs.pp_lut \
         + costs.wg_lut + control_lut
     ff = ops * costs.pattern_ff_per_op + cells * m_ff + cfg.pp_units * costs.pp_ff \
@@ -386,6 +393,41 @@ class TensorDesc:
     bits: int
 
 
+def _pattern_beats(cfg: EngineConfig, ins, bits: int, w: int, chunks: int, b_pos: int, slide: bool) -> int:
+    """The cycle (from the tile's first row setup) in which a pattern tile's last beat loads
+    into the engine's plane stage: the gatherer and the pattern engine beat by beat.
+
+    Beat ``b`` is accepted at ``a_b = max(g_b, l_{b-1})`` (the engine's window register frees
+    as the previous beat loads), where the gatherer presents it at ``g_b``: ``a_{b-1} + n``
+    for the next chunk of a position (``n`` reads: ``k`` on a sliding position, else ``k^2``;
+    the first read goes out with the previous accept), ``+ b_pos + 2`` more for a new position
+    (operand b, ``POS_NEXT``) and ``+ TOP_ROW_ADV + k + 1`` more for a new row (the row
+    table). It loads at ``l_b = max(a_b + f_b, l_{b-1} + bits)``: ``f_b = pattern_slices``
+    when its word is fetched (every beat of a multi-chunk operand, a tile's first beat), else
+    1. Rows after the second repeat the second's timing, so at most three are stepped."""
+    k, kk, fetch = ins.k, ins.k * ins.k, cfg.pattern_slices
+    a = g = ins.k + 1 + kk + 1
+    lo = -(1 << 30)
+    row_ends = []
+    for y in range(min(ins.rows, 3)):
+        if y:
+            g = a + b_pos + 2 + TOP_ROW_ADV + k + 1 + kk
+        for x in range(w):
+            n = k if slide and x else kk
+            if x:
+                g = a + b_pos + 2 + n
+            for c in range(chunks):
+                if c:
+                    g = a + n
+                a = max(g, lo)
+                f = fetch if chunks > 1 or (x == 0 and y == 0) else 1
+                lo = max(a + f, lo + bits)
+        row_ends.append(lo)
+    if ins.rows > 3:
+        lo += (ins.rows - 3) * (row_ends[2] - row_ends[1])
+    return lo
+
+
 def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = False) -> int:
     """Cycles of one instruction on the RTL top as built (rtl_gen/top.py), from ``pc``'s
     fetch to the next instruction's fetch. ``tensors``: tensor id -> :class:`TensorDesc`;
@@ -397,13 +439,14 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     ``chunks_a x k^2 + 1`` (pattern: one tap read per cycle, the beat issued as its last tap
     lands, the next chunk's first read in the same cycle) or ``1 + chunks_a`` (MAC: pipelined reads),
     ``+ 1 + chunks_b`` (1x1 b) or ``+ 2`` (identity skip), ``+ 1`` (POS_NEXT). With
-    ``act_banks >= 2 * pe_cin`` a pattern pass covers two chunks; a single-chunk stride-1
-    pattern operand slides (``k`` reads for a row's later positions). The PostProcess
+    ``act_banks >= 2 * pe_cin`` a pattern pass covers two chunks; otherwise a stride-1
+    pattern operand slides (``k`` reads per chunk for a row's later positions). The PostProcess
     (``pp_units`` channels per cycle) and the writer (``ceil(tc / pp_units)`` cycles per position
     when aligned, else ``tc``) bound a row from below, and a pattern tile cannot beat its engine
-    (one beat per ``a_bits`` cycles from the first beat on; a beat whose pattern word is not
-    staged starts ``pattern_slices - 1`` cycles later); the tile ends when the last position's
-    codes are written (pipeline drain)."""
+    (one beat per ``a_bits`` cycles; a beat whose pattern word is not staged starts
+    ``pattern_slices - 1`` cycles later; the gatherer and the engine stepped beat by beat,
+    :func:`_pattern_beats`, or in closed form with two-chunk reads); the tile ends when the
+    last position's codes are written (pipeline drain)."""
     from .isa import FLAG_B_PATTERN, FLAG_FINAL, FLAG_SKIP_IDENTITY, Op
     op = ins.op
     if op in (Op.NOP, Op.SYNC):
@@ -444,9 +487,9 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
         chunks_a = math.ceil(ins.na / cfg.pe_cin)
         # two chunks per gather pass when a read returns 2 x pe_cin bytes (rtl_gen/top.py, DUAL)
         dual = cfg.two_chunk_reads and chunks_a >= 2
-        # sliding window: one chunk at stride 1 reads only the new column after a row's first
-        # position (rtl_gen/top.py, slide_ok)
-        slide = chunks_a == 1 and ins.stride == 1
+        # sliding window: at stride 1, a row's later positions read only each chunk's new
+        # column (rtl_gen/top.py, slide_ok; not with two-chunk reads)
+        slide = ins.stride == 1 and (chunks_a == 1 or not dual)
         per_a = (math.ceil(chunks_a / 2) if dual else chunks_a) * kk + 1
         # + the pattern word's slice fetch: a beat whose word is not the staged one starts
         # pattern_slices cycles after its window is accepted (one cycle with one slice), so
@@ -463,7 +506,7 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     lat_b = lat_pp if b_mac else (lat_pp - 2 if b_id else 0)
     w = dst.width
     per_pos = per_a + b_pos + 1
-    next_pos = ins.k + 1 + b_pos + 1 if slide else per_pos
+    next_pos = chunks_a * ins.k + 1 + b_pos + 1 if slide else per_pos
     out_row = w * max(cfg.lanes // units, wr)
     init = TOP_FETCH + TOP_ROW_ADDR * (2 if (b_mac or b_id) else 1)
     cyc = init
@@ -477,14 +520,17 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
         # much, and the gatherer never catches up
         cyc += fetch
     if on_pe:
-        # or the pattern engine sets the pace (one beat per a_bits cycles from the first beat,
-        # the gatherer running ahead by the beats the engine holds: 2, 3 with the hold
-        # register); a row change costs the gatherer's full pass, which shows when it is
-        # longer than that backlog
-        first = init + ins.k + 1 + kk + 2 + fetch
-        turn = b_pos + 1 + TOP_ROW_ADV + ins.k + 1 + kk + 1 + fetch_each
-        gap = max(0, turn - (3 if dual else 2) * a.bits + 1)
-        engine = first + (ins.rows * w * chunks_a - 1) * a.bits + (ins.rows - 1) * gap \
-            + lat_pp + a.bits + wr + 1
-        return max(cyc + drain, engine) + TOP_NEXT
+        # or the pattern engine sets the pace; then the tile ends as the last beat's codes are
+        # written
+        if dual:
+            # one beat per a_bits cycles from the first beat, the gatherer running ahead by the
+            # three beats the engine and the hold register keep; a row change costs the
+            # gatherer's full pass, which shows when it is longer than that backlog
+            first = init + ins.k + 1 + kk + 2 + fetch
+            turn = b_pos + 1 + TOP_ROW_ADV + ins.k + 1 + kk + 1 + fetch_each
+            gap = max(0, turn - 3 * a.bits + 1)
+            last = first + (ins.rows * w * chunks_a - 1) * a.bits + (ins.rows - 1) * gap
+        else:
+            last = init + _pattern_beats(cfg, ins, a.bits, w, chunks_a, b_pos, slide)
+        return max(cyc + drain, last + lat_pp + a.bits + wr + 1) + TOP_NEXT
     return cyc + drain + TOP_NEXT

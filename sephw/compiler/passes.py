@@ -474,10 +474,17 @@ def _ring_rows(hi, lo) -> int:
     return max(1, max(hi[b + 1] - min(lo[b], hi[b]) for b in range(len(lo))))
 
 
+def _column_store_bytes(cfg, chunks: int) -> int:
+    """The top's column store: per chunk, window columns 0 .. k_max-2 of k_max rows, pe_cin
+    channels of a_bits each (rtl_gen/top.py, sliding window)."""
+    return math.ceil(cfg.a_bits * cfg.pe_cin * cfg.k_max * (cfg.k_max - 1) / 8) * chunks
+
+
 def memory_geometry(cfg, static: dict, act_bytes: int, instructions: int) -> dict:
     """``{memory: (width bits, depth words[, copies])}`` of every on-chip memory, as the RTL
     top builds them: the activations in ``max(pe_cin, mac_cols, lanes)`` byte-wide banks
-    (rtl_gen/top.py), the host link's frame, input and logit buffers (rtl_gen/hostlink.py)."""
+    (rtl_gen/top.py), the sliding window's column store, the host link's frame, input and logit
+    buffers (rtl_gen/hostlink.py)."""
     banks = cfg.act_banks
     return {"activations": (8, max(2, math.ceil(act_bytes / banks)), banks),
             "host_frame": (8, MAX_PAYLOAD),
@@ -488,7 +495,7 @@ def memory_geometry(cfg, static: dict, act_bytes: int, instructions: int) -> dic
             "params": (8 * PARAM_WORD_BYTES, static["_params"]),
             "tensor_table": (8 * TENSOR_DESC_BYTES, static["_tensors"]),
             "program": (WORD_BYTES * 8, instructions),
-            "line_buffer": (8 * cfg.pe_cin * (cfg.k_max - 1), cfg.max_width + cfg.k_max - 1),
+            "column_store": (cfg.a_bits * cfg.pe_cin * cfg.k_max * (cfg.k_max - 1), static["_store_chunks"]),
             "pool_sums": (32, static["_pool_channels"])}
 
 
@@ -585,16 +592,20 @@ class TileLayers:
                     else:
                         wgt_words += w
         pool = g.output
+        # the sliding window's column store: one entry per pattern chunk of the widest tensor
+        # (rtl_gen/top.py builds it from the manifest's widest tensor, at least 2 entries)
+        store_chunks = max(2, math.ceil(max(t.spec.channels for t in ir.tensors.values()) / cfg.pe_cin))
         return {"patterns": pat_words * cfg.pattern_word_bytes,
                 "weights": wgt_words * cfg.weight_word_bytes,
                 "params": params * PARAM_WORD_BYTES,
-                "line_buffer": (cfg.k_max - 1) * (cfg.max_width + cfg.k_max - 1) * cfg.pe_cin,
+                "column_store": _column_store_bytes(cfg, store_chunks),
                 "tensor_table": len(ir.tensors) * TENSOR_DESC_BYTES,
                 "pool_sums": g.spec(pool.input).channels * 4 + pool.weight.shape[0] * 8,
                 "host_link": MAX_PAYLOAD + math.prod(g.input.out.shape) + pool.weight.shape[0] * 8,
                 "_input_bytes": math.prod(g.input.out.shape), "_logit_bytes": pool.weight.shape[0] * 8,
                 "_pat_words": pat_words, "_wgt_words": wgt_words, "_params": params,
-                "_tensors": len(ir.tensors), "_pool_channels": g.spec(pool.input).channels}
+                "_tensors": len(ir.tensors), "_pool_channels": g.spec(pool.input).channels,
+                "_store_chunks": store_chunks}
 
     def _make_tiles(self, ir: CompileIR, plan: dict, n_bands: int) -> list:
         g, cfg = ir.graph, ir.cfg
