@@ -198,3 +198,36 @@ def test_two_postprocess_units_bit_exact(sepnet_build, tmp_path):
     sched = yaml.safe_load((tmp_path / "two" / "schedule.yaml").read_text())["instructions"]
     assert [s["cycles"] for s in sched] == r["instruction_cycles"][0]
     assert r["cycles"][0] == rep["cycles_per_inference"] < one["cycles_per_inference"]
+
+
+def test_one_channel_tiles_with_two_postprocess_units(tmp_path):
+    """A depthwise 3×3 (16 groups of one channel) compiles to one-channel pattern tiles, half
+    of them at an odd first channel ``c0``: with two PostProcess units the writer stores those
+    one byte per cycle (its two-byte path needs ``c0`` and the destination's channels even)
+    and the others through the two-byte path with one byte valid. The two units read their
+    parameter banks from an even ``prm``, so the compiler gives each one-channel tile a
+    two-word parameter block (passes.param_blocks; with the layer's channels contiguous the
+    odd tiles read their neighbours' parameters and the logits were wrong). Every logit equal
+    to the reference's, every instruction's cycles equal to the RTL-top model's."""
+    from sephw.compiler.passes import param_blocks
+    from sephw import binarize, quantize
+    from sephw.compiler import compile_graph
+    from sephw.models import ConvRow, SEPNet
+    from sim.top_driver import run_top
+    torch.manual_seed(0)
+    m = SEPNet((ConvRow("conv1", 16, 3, 1, 1), ConvRow("conv2", 16, 3, 1, 16)),
+               in_channels=1, num_classes=10, stem="small").eval()
+    binarize.binarize_model(m)
+    calib = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    g = quantize.quantize(m, calib)
+    ir, rep = compile_graph(g, "arty-a7-35", tmp_path,
+                            engine=dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=2))
+    ops = decode_program((tmp_path / "program.bin").read_bytes())
+    one = [i for i in ops if i.op == Op.CONV_PATTERN and i.tc == 1]
+    assert {i.c0 % 2 for i in one} == {0, 1}, "no one-channel tiles at odd and even c0"
+    assert all(i.prm % 2 == 0 for i in ops if i.op == Op.CONV_PATTERN)
+    assert [param_blocks(ir.cfg, lay) for lay in ir.layers if lay.steps] == [(1, 1), (1, 2)]
+    x = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(13))
+    r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())   # asserts every logit
+    sched = yaml.safe_load((tmp_path / "schedule.yaml").read_text())["instructions"]
+    assert [s["cycles"] for s in sched] == r["instruction_cycles"][0] == r["instruction_cycles"][1]

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..intgraph import InputNode, PoolFCNode, SkipOperand
 from . import hw
 from .isa import FIELDS, WORD_BITS, WORD_BYTES, Op, encode_program
-from .passes import PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError, _chunks
+from .passes import PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError, _chunks, param_word
 
 FORMAT = "sephw-build"
 VERSION = 1
@@ -128,7 +128,9 @@ def weight_words(ir) -> bytes:
 def param_words(ir) -> bytes:
     """PostProcess parameters: 16 bytes per output channel, little-endian ``m_a`` i32,
     ``m_b`` i32 (0 with one accumulator), ``bias`` i48, ``shift`` u8, reserved u8; a layer's
-    first channel at its ``prm_base`` (a multiple of ``pp_units``; zero words in between)."""
+    first channel at its ``prm_base`` (a multiple of ``pp_units``; zero words in between), its
+    channels contiguous or, where its tiles are narrower than ``pp_units`` allows, in padded
+    tile blocks (:func:`~sephw.compiler.passes.param_blocks`)."""
     out = []
     for lay in ir.layers:
         n = lay.node
@@ -145,6 +147,10 @@ def param_words(ir) -> bytes:
         for c, (ma, mb_, b, s) in enumerate(rows):
             if abs(b) > B48:
                 raise CompileError(f"{n.name}: channel {c} bias {b} does not fit the 48-bit parameter field")
+            if not isinstance(n, PoolFCNode):
+                # zero words between tile blocks padded to pp_units (passes.param_blocks)
+                word = ir.prm_base[lay.index] + param_word(ir.cfg, lay, c)
+                out += [bytes(PARAM_WORD_BYTES)] * (word - len(out))
             out.append(struct.pack("<ii", ma, mb_) + (b & (2 ** 48 - 1)).to_bytes(6, "little")
                        + bytes([s, 0]))
     blob = b"".join(out)

@@ -181,6 +181,36 @@ def _operand_reads(op, c0_rel: int, tc: int, in_c0: int) -> tuple[int, int]:
     return in_c0 + (c0_rel // og) * cg, hw.operand_groups_in_tile(op, tc) * cg
 
 
+def param_blocks(cfg, lay) -> tuple[int, int]:
+    """``(tc, words)``: a layer's PostProcess parameters in blocks of ``tc`` channels, each
+    block ``words`` parameter words long from the layer's base (channel ``c`` at word
+    ``(c // tc) * words + c % tc``). A PostProcess with U units reads U banks from a
+    ``param_base`` that must be a multiple of U, so a layer whose tiles are ``tc`` channels
+    with ``tc`` not a multiple of U (one-channel depthwise pattern tiles) pads every tile's
+    block to a multiple of U; other layers are contiguous, ``(1, 1)``."""
+    u = cfg.pp_units
+    tcs = {min(hw.channel_block(cfg, _step_operands(st)), st.out_channels) for st in lay.steps}
+    odd = {t for t in tcs if t % u}
+    if not odd:
+        return 1, 1
+    if len(tcs) > 1:
+        raise CompileError(f"{lay.node.name}: tiles of {sorted(tcs)} channels with {u} PostProcess "
+                           f"units (parameter blocks need one tile width)")
+    tc = odd.pop()
+    return tc, -(-tc // u) * u
+
+
+def param_word(cfg, lay, c: int) -> int:
+    """Word of channel ``c``'s parameters from the layer's base (:func:`param_blocks`)."""
+    tc, words = param_blocks(cfg, lay)
+    return c // tc * words + c % tc
+
+
+def param_words_of(cfg, lay, channels: int) -> int:
+    """Parameter words of a layer of ``channels`` output channels, up to its last channel's."""
+    return param_word(cfg, lay, channels - 1) + 1
+
+
 def _step_operands(step) -> list:
     return [op for op in step.operands if not isinstance(op, SkipOperand)]
 
@@ -581,7 +611,7 @@ class TileLayers:
                 continue
             if isinstance(n, InputNode):
                 continue
-            params += n.out.channels
+            params += param_words_of(cfg, lay, n.out.channels)
             for st in lay.steps:
                 tc = min(hw.channel_block(cfg, _step_operands(st)), st.out_channels)
                 blocks = math.ceil(st.out_channels / tc)
@@ -794,7 +824,7 @@ class AssignAddresses:
                 wgt += math.ceil(n.weight.shape[0] / cfg.lanes) * math.ceil(n.weight.shape[1] / cfg.mac_cols)
                 prm += n.weight.shape[0]
                 continue
-            prm += n.out.channels
+            prm += param_words_of(cfg, lay, n.out.channels)
             for si, st in enumerate(lay.steps):
                 blocks = math.ceil(st.out_channels / st.tc)
                 for oi, op in enumerate(st.operands):
@@ -870,9 +900,13 @@ class EmitInstructions:
                     cin0_b, nb = _operand_reads(op_b, t.c0 - st.out_c0, t.tc, 0)
                 else:
                     cin0_b, nb = 0, 0
+                prm = ir.prm_base[t.layer] + param_word(cfg, lay, t.c0)
+                if prm % cfg.pp_units:
+                    raise CompileError(f"{n.name}: the tile at channel {t.c0} has parameter word {prm}, "
+                                       f"not a multiple of the {cfg.pp_units} PostProcess units")
                 ins = Instruction(t.opcode, layer=t.layer, src_a=tid[op_a.input],
                                   src_b=tid[op_b.input] if op_b is not None else tid[op_a.input],
-                                  dst=tid[n.name], wa=wa, wb=wb, prm=ir.prm_base[t.layer] + t.c0,
+                                  dst=tid[n.name], wa=wa, wb=wb, prm=prm,
                                   c0=t.c0, tc=t.tc, cin0=cin0, cin0_b=cin0_b, na=na, nb=nb,
                                   row0=t.row0, rows=t.rows, k=op_a.k,
                                   stride=op_a.stride, pad=op_a.padding, groups_a=op_a.groups,
