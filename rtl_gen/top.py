@@ -18,7 +18,8 @@ sequencer that executes the Program instruction by instruction (in order, one at
   goes on; otherwise a stride-1 operand keeps each chunk's window from one position to the
   next, shifted by one column (in the *column store*, one distributed-RAM entry per chunk),
   and reads only the new column (sliding window: ``k`` reads per chunk instead of ``k^2``,
-  so multi-chunk operands run at the pattern engine's ``a_bits`` cycles per beat). One MAC
+  so multi-chunk operands run at the pattern engine's ``a_bits`` cycles per beat; built with
+  ``TopConfig.column_store``, else only single-chunk operands slide). One MAC
   beat of ``mac_cols`` channels per cycle (1×1 operands) or the skip codes
   of the tile (identity skip, through a two-entry queue); the PostProcess (``pp_units``
   channels per cycle) joins ``acc_a`` and ``acc_b`` and a *writer* stores the ``tc`` output
@@ -94,6 +95,7 @@ class TopConfig:
     max_channels: int      # widest tensor (pattern chunk accumulation, pool sums)
     max_classes: int
     pp_units: int = 1      # PostProcess lanes per cycle (the writer stores as many bytes)
+    column_store: bool = True   # multi-chunk stride-1 pattern operands slide (sliding window)
 
     @classmethod
     def from_build(cls, build_dir) -> "TopConfig":
@@ -106,7 +108,8 @@ class TopConfig:
                    param_words=mem["params"]["words"], tensors=mem["tensors"]["words"],
                    program_words=m["program"]["instructions"],
                    max_channels=max(t["shape"][0] for t in m["tensors"]),
-                   max_classes=m["output"]["shape"][0], pp_units=ec.get("pp_units", 1))
+                   max_classes=m["output"]["shape"][0], pp_units=ec.get("pp_units", 1),
+                   column_store=bool(ec.get("column_store", True)))
 
     @property
     def pattern_slices(self) -> int:
@@ -627,19 +630,26 @@ class Accelerator(wiring.Component):
         # store, one entry per chunk (distributed RAM, read asynchronously): written as a
         # chunk's beat is issued, read back into the window as the same chunk's next pass
         # starts (at the next chunk's issue, or in POS_NEXT for chunk 0). Not with two-chunk
-        # reads, whose passes already keep up with the engine.
+        # reads, whose passes already keep up with the engine. Without the store
+        # (``column_store = False``: fewer LUTs) only single-chunk operands slide, the window
+        # register shifting in place.
+        CS = c.column_store
         slide_ok = Signal()
         colmode = Signal()                # this position's passes read only column k - 1
-        m.d.comb += slide_ok.eq(use_pe & ((chunks_a == 1) | (not DUAL)) & (ins.stride == 1))
+        m.d.comb += slide_ok.eq(use_pe & ((chunks_a == 1) | (CS and not DUAL)) & (ins.stride == 1))
         TAP = PC * AB
-        m.submodules.column_store = cstore = Memory(shape=K * (K - 1) * TAP,
-                                                    depth=max(2, self._max_cin // PC), init=[])
-        cs_r, cs_w = cstore.read_port(domain="comb"), cstore.write_port()
-        # written: window slots (i, j + 1) for j < k_max - 1; read back into slots (i, j)
-        m.d.comb += cs_w.data.eq(Cat(*[win_out.word_select(i * K + j + 1, TAP)
-                                       for i in range(K) for j in range(K - 1)]))
-        win_stored = Cat(*[cs_r.data.word_select(i * (K - 1) + j, TAP) if j + 1 < K else Const(0, TAP)
-                           for i in range(K) for j in range(K)])
+        if CS:
+            m.submodules.column_store = cstore = Memory(shape=K * (K - 1) * TAP,
+                                                        depth=max(2, self._max_cin // PC), init=[])
+            cs_r, cs_w = cstore.read_port(domain="comb"), cstore.write_port()
+            # written: window slots (i, j + 1) for j < k_max - 1; read back into slots (i, j)
+            m.d.comb += cs_w.data.eq(Cat(*[win_out.word_select(i * K + j + 1, TAP)
+                                           for i in range(K) for j in range(K - 1)]))
+            win_stored = Cat(*[cs_r.data.word_select(i * (K - 1) + j, TAP) if j + 1 < K else Const(0, TAP)
+                               for i in range(K) for j in range(K)])
+        else:
+            win_shifted = Cat(*[win_out.word_select(i * K + j + 1, TAP) if j + 1 < K else Const(0, TAP)
+                                for i in range(K) for j in range(K)])
         dual0 = Signal()                  # a position's first pass covers two chunks
         m.d.comb += dual0.eq(DUAL & use_pe & (chunks_a > 1))
         # window slot of tap (k-1, k-1), a pass's first read (no multiplier: k is 3, 5 or 7)
@@ -835,9 +845,13 @@ class Accelerator(wiring.Component):
                 ch_next = Signal(16)       # the next pass's first chunk
                 m.d.comb += ch_next.eq(ch + 1 + dual)
                 with m.If(done_a):
-                    m.d.sync += [win.eq(0), xv.eq(0)]
-                    with m.If(slide_ok):
-                        m.d.comb += [cs_w.addr.eq(ch), cs_w.en.eq(1)]
+                    m.d.sync += xv.eq(0)
+                    if CS:
+                        m.d.sync += win.eq(0)
+                        with m.If(slide_ok):
+                            m.d.comb += [cs_w.addr.eq(ch), cs_w.en.eq(1)]
+                    else:
+                        m.d.sync += win.eq(Mux(slide_ok, win_shifted, 0))
                     with m.If(ch_next == chunks_a):
                         m.d.sync += ch.eq(0)
                         with m.If(b_mac | b_id):
@@ -855,11 +869,14 @@ class Accelerator(wiring.Component):
                                  rowvalid[ins.k - 1] & col_ok, 0, slot_last,
                                  ins.na - ch_next * PC, nxt_dual)
                             m.d.sync += dual.eq(nxt_dual)
-                            with m.If(colmode):
-                                # the next chunk's window from the store, its new column next
-                                m.d.comb += cs_r.addr.eq(ch_next)
-                                m.d.sync += [win.eq(win_stored), gi.eq(ins.k - 2)]
-                            with m.Else():
+                            if CS:
+                                with m.If(colmode):
+                                    # the next chunk's window from the store, its new column next
+                                    m.d.comb += cs_r.addr.eq(ch_next)
+                                    m.d.sync += [win.eq(win_stored), gi.eq(ins.k - 2)]
+                                with m.Else():
+                                    m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2)]
+                            else:
                                 m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2)]
                             m.next = "GATHER_A"
                         with m.Else():
@@ -899,9 +916,10 @@ class Accelerator(wiring.Component):
                         m.next = "ROWADV"
                 with m.Else():
                     m.d.sync += [x.eq(x + 1), colmode.eq(slide_ok)]
-                    with m.If(slide_ok):
-                        # chunk 0's window, stored as its beat was issued (cs_r.addr is 0)
-                        m.d.sync += win.eq(win_stored)
+                    if CS:
+                        with m.If(slide_ok):
+                            # chunk 0's window, stored as its beat was issued (cs_r.addr is 0)
+                            m.d.sync += win.eq(win_stored)
                     m.next = "GATHER_A"
             with m.State("TILE_WAIT"):
                 with m.If(wcount == positions):

@@ -293,6 +293,27 @@ def test_resnet20_pattern_network_compiles(tmp_path):
     assert proj and all("pattern" in i["busy"] for i in proj)
 
 
+def test_sizing_keeps_the_column_store_only_where_it_pays():
+    """The column store (multi-chunk stride-1 pattern operands slide) costs LUTs: the sizer
+    admits overlays with it and drops it where the Program runs as fast without. ResNet-20 on
+    arty-a7-35 (16 pattern channels per beat: stages 2 and 3 are 2 and 4 chunks) keeps it and
+    loses cycles without it; on arty-a7-100 (64 channels per beat, every operand one chunk)
+    it goes, with the same cycles and fewer LUTs."""
+    g = _graph("resnet20", 32, in_channels=3, num_classes=10)
+    small = passes.compile_ir(g, boards.get("arty-a7-35"))
+    assert small.cfg.column_store
+    eng = dict(lanes=small.cfg.lanes, pe_cin=small.cfg.pe_cin, mac_cols=small.cfg.mac_cols,
+               packed=small.cfg.packed, pp_units=small.cfg.pp_units)
+    without = passes.compile_ir(g, boards.get("arty-a7-35"), engine=dict(eng, column_store=False))
+    assert without.cycles > 1.1 * small.cycles
+    assert without.resources["lut"] < small.resources["lut"]
+    big = passes.compile_ir(g, boards.get("arty-a7-100"))
+    assert not big.cfg.column_store
+    eng = dict(lanes=big.cfg.lanes, pe_cin=big.cfg.pe_cin, mac_cols=big.cfg.mac_cols,
+               packed=big.cfg.packed, pp_units=big.cfg.pp_units)
+    assert passes.compile_ir(g, boards.get("arty-a7-100"), engine=dict(eng, column_store=True)).cycles == big.cycles
+
+
 def test_sizing_picks_fewest_rtl_top_cycles_among_fitting_configs():
     """The engine model's favourite is not necessarily the fastest on the RTL top: the chosen
     overlay takes no more top cycles than the engine model's best and its neighbours."""

@@ -163,13 +163,18 @@ def test_sliding_window_bit_exact(sepnet_build, tmp_path):
     chunk at stride 1, so after a row's first position the top keeps the window, shifts it one
     column and reads only the new column (5 reads instead of 25; on the SEP-Net test's
     4-channel overlay they are two chunks, each with its own column-store entry,
-    test_whole_sepnet_bit_exact). Every logit equal to the reference's, every instruction's
-    cycles equal to the RTL-top model's."""
+    test_whole_sepnet_bit_exact). Built without the column store (``column_store = False``):
+    the window register shifts in place and the multi-chunk 3x3s read whole windows, more
+    cycles by the model than with the store. Every logit equal to the reference's, every
+    instruction's cycles equal to the RTL-top model's."""
     from sephw.compiler import compile_graph
     from sim.top_driver import run_top
     g = sepnet_build[0]
-    ir, rep = compile_graph(g, "arty-a7-35", tmp_path,
-                            engine=dict(lanes=4, pe_cin=8, mac_cols=4, packed=False, pp_units=1))
+    eng = dict(lanes=4, pe_cin=8, mac_cols=4, packed=False, pp_units=1)
+    ir, rep = compile_graph(g, "arty-a7-35", tmp_path, engine=dict(eng, column_store=False))
+    assert not ir.cfg.column_store
+    with_store = compile_graph(g, "arty-a7-35", tmp_path / "store", engine=eng)[1]
+    assert with_store["cycles_per_inference"] < rep["cycles_per_inference"]
     sliding = [i for i in decode_program((tmp_path / "program.bin").read_bytes())
                if i.op == Op.PRB and i.k == 5 and i.stride == 1 and i.na <= ir.cfg.pe_cin]
     assert sliding, "no single-chunk 5x5 PRB in the Program"

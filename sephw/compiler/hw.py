@@ -124,7 +124,9 @@ class EngineConfig:
     accumulators meet channel by channel in one PostProcess, so MAC rows = pattern lanes);
     ``pe_cin`` input channels per pattern-engine beat; ``mac_cols`` input terms per MAC beat;
     ``k_max`` the pattern engine's window (smaller kernels run with the outer taps unused);
-    ``pp_units`` PostProcess units; ``max_width`` the line buffer's widest row (pixels)."""
+    ``pp_units`` PostProcess units; ``max_width`` the line buffer's widest row (pixels);
+    ``column_store``: the top keeps each pattern chunk's window between positions (multi-chunk
+    stride-1 operands slide; rtl_gen/top.py), else only single-chunk operands slide."""
     lanes: int
     pe_cin: int
     mac_cols: int
@@ -133,6 +135,7 @@ class EngineConfig:
     packed: bool
     pp_units: int
     max_width: int
+    column_store: bool = True
 
     @property
     def mac_rows(self) -> int:
@@ -219,7 +222,7 @@ def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) ->
         m_lut, m_ff, m_dsp = costs.mac_lut, costs.mac_ff, costs.mac_dsp
     wg_bits = cfg.pe_cin * cfg.k_max ** 2 * cfg.a_bits
     copies = 3 if cfg.two_chunk_reads else 1     # window, second window, hold
-    store_bits = cfg.pe_cin * cfg.k_max * (cfg.k_max - 1) * cfg.a_bits
+    store_bits = cfg.pe_cin * cfg.k_max * (cfg.k_max - 1) * cfg.a_bits if cfg.column_store else 0
     control_lut = costs.control_lut + cfg.act_banks * costs.control_lut_per_bank \
         + wg_bits * copies * costs.window_lut_per_bit + store_bits * costs.column_store_lut_per_bit
     lut = ops * p_lut + cells * m_lut + cfg.pp_units * costs.pp_lut \
@@ -488,8 +491,9 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
         # two chunks per gather pass when a read returns 2 x pe_cin bytes (rtl_gen/top.py, DUAL)
         dual = cfg.two_chunk_reads and chunks_a >= 2
         # sliding window: at stride 1, a row's later positions read only each chunk's new
-        # column (rtl_gen/top.py, slide_ok; not with two-chunk reads)
-        slide = ins.stride == 1 and (chunks_a == 1 or not dual)
+        # column (rtl_gen/top.py, slide_ok; several chunks only with the column store and not
+        # with two-chunk reads)
+        slide = ins.stride == 1 and (chunks_a == 1 or (cfg.column_store and not dual))
         per_a = (math.ceil(chunks_a / 2) if dual else chunks_a) * kk + 1
         # + the pattern word's slice fetch: a beat whose word is not the staged one starts
         # pattern_slices cycles after its window is accepted (one cycle with one slice), so

@@ -8,7 +8,7 @@ configuration before the first pass.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tqdm import tqdm
 
@@ -371,38 +371,46 @@ class SizeEngines:
         _, _, act1, _ = tl._layout(ir, 1)
         budget = hw.usable_onchip_bytes(b)
         best, smallest, fitting = None, None, []
+        # configs are admitted with the column store (its LUTs counted); the re-ranking by top
+        # cycles also tries each without it. Admitting configs that fit only without the store
+        # would reach overlays the LUT model underestimates most (wide k_max = 5 windows: the
+        # shipped model on 8 x 16 x 4 estimated 17,475 LUT, Yosys 21,324 of arty-a7-35's 20,800)
+        stores = (True,)
         cands = [(l, c, q, p, u) for l in SEARCH_LANES for c in SEARCH_PE_CIN for q in SEARCH_MAC_COLS
                  for p in packs for u in SEARCH_PP_UNITS]
         if ir.engine is not None:
             # a fixed overlay (e.g. a small one for simulation): it must still fit the board
             e = ir.engine
             cands = [(e["lanes"], e["pe_cin"], e["mac_cols"], bool(e.get("packed", False)), e.get("pp_units", 1))]
+            stores = (bool(e.get("column_store", True)),)
         for l, c, q, p, u in tqdm(cands, desc="size engines", disable=not ir.progress, leave=False):
-            cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width)
-            r = hw.resources(cfg, ir.costs, b.vendor)
-            if smallest is None or r["lut"] < smallest[1]["lut"]:
-                smallest = (cfg, r, None)
-            if r["lut"] > lut_cap or r["ff"] > ff_cap or r["dsp"] > dsp_cap:
-                continue
-            static = tl._static_bytes(ir, cfg)
-            sbytes = sum(v for k, v in static.items() if not k.startswith("_"))
-            blocks, lutram, _ = memory_blocks(b.vendor, memory_geometry(cfg, static, act1, 0))
-            # logic is a hard limit: LUTs of the engines and control plus the LUTs of the
-            # shallow memories mapped to distributed RAM (measured on the shipped overlay's board
-            # top: Yosys 23,220 LUTs against 22,633 estimated, so the headroom matters)
-            if r["lut"] + lutram > lut_cap:
-                if smallest[0] == cfg:
-                    smallest = (cfg, r, lutram)
-                continue
-            fits = sbytes + act1 <= budget and blocks <= b.resources["bram_blocks"] * BRAM_HEADROOM
-            # configs whose memories fit whole maps: fastest; otherwise the one with the smallest
-            # memories (banding then has the most room for the activations)
-            key = (0, whole_network_cycles(cfg, ir), r["lut"], r["dsp"]) if fits else \
-                (1, blocks, sbytes, whole_network_cycles(cfg, ir))
-            if best is None or key < best[0]:
-                best = (key, cfg, r)
-            if fits:
-                fitting.append((key, cfg, r))
+            for cs in stores:
+                cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs)
+                r = hw.resources(cfg, ir.costs, b.vendor)
+                if smallest is None or r["lut"] < smallest[1]["lut"]:
+                    smallest = (cfg, r, None)
+                if r["lut"] > lut_cap or r["ff"] > ff_cap or r["dsp"] > dsp_cap:
+                    continue
+                static = tl._static_bytes(ir, cfg)
+                sbytes = sum(v for k, v in static.items() if not k.startswith("_"))
+                blocks, lutram, _ = memory_blocks(b.vendor, memory_geometry(cfg, static, act1, 0))
+                # logic is a hard limit: LUTs of the engines and control plus the LUTs of the
+                # shallow memories mapped to distributed RAM (measured on the shipped overlay's board
+                # top: Yosys 23,220 LUTs against 22,633 estimated, so the headroom matters)
+                if r["lut"] + lutram > lut_cap:
+                    if smallest[0] == cfg:
+                        smallest = (cfg, r, lutram)
+                    continue
+                fits = sbytes + act1 <= budget and blocks <= b.resources["bram_blocks"] * BRAM_HEADROOM
+                # configs whose memories fit whole maps: fastest; otherwise the one with the smallest
+                # memories (banding then has the most room for the activations)
+                key = (0, whole_network_cycles(cfg, ir), r["lut"], r["dsp"]) if fits else \
+                    (1, blocks, sbytes, whole_network_cycles(cfg, ir))
+                if best is None or key < best[0]:
+                    best = (key, cfg, r)
+                if fits:
+                    fitting.append((key, cfg, r))
+                break
         if ir.engine is None and not ir.probe and len(fitting) > 1:
             best = self._rank_by_top_cycles(ir, sorted(fitting, key=lambda f: f[0])[:TOP_CYCLES_CANDIDATES]) or best
         if best is None:
@@ -426,15 +434,20 @@ class SizeEngines:
         Program takes the fewest cycles on the RTL top as built (the whole pipeline run with
         the overlay fixed; the top's window gather, not the engines, often decides)."""
         best = None
-        for key, cfg, r in tqdm(ranked, desc="rank by RTL-top cycles", disable=not ir.progress, leave=False):
+        # each config also without the column store, if it has one: fewer LUTs, and where the
+        # network's multi-chunk stride-1 layers are few, as fast (ties go to fewer LUTs)
+        variants = [(key, v) for key, cfg, _ in ranked
+                    for v in ((cfg, replace(cfg, column_store=False)) if cfg.column_store else (cfg,))]
+        for key, cfg in tqdm(variants, desc="rank by RTL-top cycles", disable=not ir.progress, leave=False):
             eng = dict(lanes=cfg.lanes, pe_cin=cfg.pe_cin, mac_cols=cfg.mac_cols, packed=cfg.packed,
-                       pp_units=cfg.pp_units)
+                       pp_units=cfg.pp_units, column_store=cfg.column_store)
             try:
                 cycles = compile_ir(ir.graph, ir.board, ir.costs, engine=eng).cycles
             except CompileError:
                 continue
-            if best is None or cycles < best[0]:
-                best = (cycles, (key, cfg, r))
+            r = hw.resources(cfg, ir.costs, ir.board.vendor)
+            if best is None or (cycles, r["lut"]) < best[0]:
+                best = ((cycles, r["lut"]), (key, cfg, r))
         return None if best is None else best[1]
 
     def check(self, ir: CompileIR) -> None:
@@ -525,7 +538,8 @@ def memory_geometry(cfg, static: dict, act_bytes: int, instructions: int) -> dic
             "params": (8 * PARAM_WORD_BYTES, static["_params"]),
             "tensor_table": (8 * TENSOR_DESC_BYTES, static["_tensors"]),
             "program": (WORD_BYTES * 8, instructions),
-            "column_store": (cfg.a_bits * cfg.pe_cin * cfg.k_max * (cfg.k_max - 1), static["_store_chunks"]),
+            "column_store": (cfg.a_bits * cfg.pe_cin * cfg.k_max * (cfg.k_max - 1),
+                             static["_store_chunks"] if cfg.column_store else 0),
             "pool_sums": (32, static["_pool_channels"])}
 
 
@@ -628,7 +642,7 @@ class TileLayers:
         return {"patterns": pat_words * cfg.pattern_word_bytes,
                 "weights": wgt_words * cfg.weight_word_bytes,
                 "params": params * PARAM_WORD_BYTES,
-                "column_store": _column_store_bytes(cfg, store_chunks),
+                "column_store": _column_store_bytes(cfg, store_chunks) if cfg.column_store else 0,
                 "tensor_table": len(ir.tensors) * TENSOR_DESC_BYTES,
                 "pool_sums": g.spec(pool.input).channels * 4 + pool.weight.shape[0] * 8,
                 "host_link": MAX_PAYLOAD + math.prod(g.input.out.shape) + pool.weight.shape[0] * 8,
