@@ -553,6 +553,10 @@ class Accelerator(wiring.Component):
         w_en = Signal()
         w_addr = Signal(32)
         w_wide = Signal()          # this tile writes U bytes per cycle (dst channels, c0 aligned)
+        # registered a cycle ahead, so that the PostProcess's ready (and through it the pattern
+        # engine's and the gatherer's handshakes) does not wait on the writer's adders: this
+        # cycle stores the position's last bytes (w_last), of the tile's last position (w_final)
+        w_last, w_final = Signal(), Signal()
         w_step = Signal(range(U + 1))
         m.d.comb += w_step.eq(Mux(w_wide, U, 1))
         m.d.comb += [act_waddr.eq(Mux(act_w_load, load_addr, w_addr)),
@@ -569,30 +573,31 @@ class Accelerator(wiring.Component):
                     m.d.comb += rw.start.eq(1)
                     m.next = "ROW"
             with m.State("ROW"):
+                m.d.sync += w_final.eq(positions == 1)
                 with m.If(~rw.busy):
                     m.d.sync += [wt_i.eq(rw.rem), wt_a.eq(rw.addr)]
                     m.next = "WAIT_Y"
             with m.State("WAIT_Y"):
                 m.d.comb += pp.y.ready.eq(1)
                 with m.If(pp.y.valid):
-                    m.d.sync += [yv.eq(pp.y.payload), wl.eq(0)]
+                    m.d.sync += [yv.eq(pp.y.payload), wl.eq(0), w_last.eq(w_step >= ins.tc)]
                     m.next = "WRITE"
             with m.State("WRITE"):
                 m.d.comb += [w_en.eq(1), w_addr.eq(wt_a + wx * dd.channels + ins.c0 + wl)]
-                m.d.sync += wl.eq(wl + w_step)
-                with m.If(wl + w_step >= ins.tc):
-                    m.d.sync += wcount.eq(wcount + 1)
+                m.d.sync += [wl.eq(wl + w_step), w_last.eq(wl + (w_step << 1) >= ins.tc)]
+                with m.If(w_last):
+                    m.d.sync += [wcount.eq(wcount + 1), w_final.eq(wcount + 2 == positions)]
                     with m.If(wx == dd.width - 1):
                         nxt_i, nxt_a = ring_step(wt_i, wt_a, dd)
                         m.d.sync += [wx.eq(0), wt_i.eq(nxt_i), wt_a.eq(nxt_a)]
                     with m.Else():
                         m.d.sync += wx.eq(wx + 1)
-                    with m.If(wcount + 1 == positions):
+                    with m.If(w_final):
                         m.next = "IDLE"
                     with m.Else():
                         m.d.comb += pp.y.ready.eq(1)
                         with m.If(pp.y.valid):
-                            m.d.sync += [yv.eq(pp.y.payload), wl.eq(0)]
+                            m.d.sync += [yv.eq(pp.y.payload), wl.eq(0), w_last.eq(w_step >= ins.tc)]
                         with m.Else():
                             m.next = "WAIT_Y"
 

@@ -407,7 +407,7 @@ def _pattern_beats(cfg: EngineConfig, ins, bits: int, w: int, chunks: int, b_pos
     (operand b, ``POS_NEXT``) and ``+ TOP_ROW_ADV + k + 1`` more for a new row (the row
     table). It loads at ``l_b = max(a_b + f_b, l_{b-1} + bits)``: ``f_b = pattern_slices``
     when its word is fetched (every beat of a multi-chunk operand, a tile's first beat), else
-    1. Rows after the second repeat the second's timing, so at most three are stepped."""
+    1. Every row after the third takes as long as the third, so at most three are stepped."""
     k, kk, fetch = ins.k, ins.k * ins.k, cfg.pattern_slices
     a = g = ins.k + 1 + kk + 1
     lo = -(1 << 30)
@@ -443,7 +443,8 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     lands, the next chunk's first read in the same cycle) or ``1 + chunks_a`` (MAC: pipelined reads),
     ``+ 1 + chunks_b`` (1x1 b) or ``+ 2`` (identity skip), ``+ 1`` (POS_NEXT). With
     ``act_banks >= 2 * pe_cin`` a pattern pass covers two chunks; otherwise a stride-1
-    pattern operand slides (``k`` reads per chunk for a row's later positions). The PostProcess
+    pattern operand slides (``k`` reads per chunk for a row's later positions; several chunks
+    only with ``column_store``). The PostProcess
     (``pp_units`` channels per cycle) and the writer (``ceil(tc / pp_units)`` cycles per position
     when aligned, else ``tc``) bound a row from below, and a pattern tile cannot beat its engine
     (one beat per ``a_bits`` cycles; a beat whose pattern word is not staged starts

@@ -375,42 +375,40 @@ class SizeEngines:
         # cycles also tries each without it. Admitting configs that fit only without the store
         # would reach overlays the LUT model underestimates most (wide k_max = 5 windows: the
         # shipped model on 8 x 16 x 4 estimated 17,475 LUT, Yosys 21,324 of arty-a7-35's 20,800)
-        stores = (True,)
+        cs = True
         cands = [(l, c, q, p, u) for l in SEARCH_LANES for c in SEARCH_PE_CIN for q in SEARCH_MAC_COLS
                  for p in packs for u in SEARCH_PP_UNITS]
         if ir.engine is not None:
             # a fixed overlay (e.g. a small one for simulation): it must still fit the board
             e = ir.engine
             cands = [(e["lanes"], e["pe_cin"], e["mac_cols"], bool(e.get("packed", False)), e.get("pp_units", 1))]
-            stores = (bool(e.get("column_store", True)),)
+            cs = bool(e.get("column_store", True))
         for l, c, q, p, u in tqdm(cands, desc="size engines", disable=not ir.progress, leave=False):
-            for cs in stores:
-                cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs)
-                r = hw.resources(cfg, ir.costs, b.vendor)
-                if smallest is None or r["lut"] < smallest[1]["lut"]:
-                    smallest = (cfg, r, None)
-                if r["lut"] > lut_cap or r["ff"] > ff_cap or r["dsp"] > dsp_cap:
-                    continue
-                static = tl._static_bytes(ir, cfg)
-                sbytes = sum(v for k, v in static.items() if not k.startswith("_"))
-                blocks, lutram, _ = memory_blocks(b.vendor, memory_geometry(cfg, static, act1, 0))
-                # logic is a hard limit: LUTs of the engines and control plus the LUTs of the
-                # shallow memories mapped to distributed RAM (measured on the shipped overlay's board
-                # top: Yosys 23,220 LUTs against 22,633 estimated, so the headroom matters)
-                if r["lut"] + lutram > lut_cap:
-                    if smallest[0] == cfg:
-                        smallest = (cfg, r, lutram)
-                    continue
-                fits = sbytes + act1 <= budget and blocks <= b.resources["bram_blocks"] * BRAM_HEADROOM
-                # configs whose memories fit whole maps: fastest; otherwise the one with the smallest
-                # memories (banding then has the most room for the activations)
-                key = (0, whole_network_cycles(cfg, ir), r["lut"], r["dsp"]) if fits else \
-                    (1, blocks, sbytes, whole_network_cycles(cfg, ir))
-                if best is None or key < best[0]:
-                    best = (key, cfg, r)
-                if fits:
-                    fitting.append((key, cfg, r))
-                break
+            cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs)
+            r = hw.resources(cfg, ir.costs, b.vendor)
+            if smallest is None or r["lut"] < smallest[1]["lut"]:
+                smallest = (cfg, r, None)
+            if r["lut"] > lut_cap or r["ff"] > ff_cap or r["dsp"] > dsp_cap:
+                continue
+            static = tl._static_bytes(ir, cfg)
+            sbytes = sum(v for k, v in static.items() if not k.startswith("_"))
+            blocks, lutram, _ = memory_blocks(b.vendor, memory_geometry(cfg, static, act1, 0))
+            # logic is a hard limit: LUTs of the engines and control plus the LUTs of the
+            # shallow memories mapped to distributed RAM (measured on the shipped overlay's board
+            # top: Yosys 23,220 LUTs against 22,633 estimated, so the headroom matters)
+            if r["lut"] + lutram > lut_cap:
+                if smallest[0] == cfg:
+                    smallest = (cfg, r, lutram)
+                continue
+            fits = sbytes + act1 <= budget and blocks <= b.resources["bram_blocks"] * BRAM_HEADROOM
+            # configs whose memories fit whole maps: fastest; otherwise the one with the smallest
+            # memories (banding then has the most room for the activations)
+            key = (0, whole_network_cycles(cfg, ir), r["lut"], r["dsp"]) if fits else \
+                (1, blocks, sbytes, whole_network_cycles(cfg, ir))
+            if best is None or key < best[0]:
+                best = (key, cfg, r)
+            if fits:
+                fitting.append((key, cfg, r))
         if ir.engine is None and not ir.probe and len(fitting) > 1:
             best = self._rank_by_top_cycles(ir, sorted(fitting, key=lambda f: f[0])[:TOP_CYCLES_CANDIDATES]) or best
         if best is None:
