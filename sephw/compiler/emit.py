@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..intgraph import InputNode, PoolFCNode, SkipOperand
 from . import hw
 from .isa import FIELDS, WORD_BITS, WORD_BYTES, Op, encode_program
-from .passes import PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError, _chunks, param_word
+from .passes import PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError, _chunks, param_blocks, param_word
 
 FORMAT = "sephw-build"
 VERSION = 1
@@ -136,8 +136,7 @@ def param_words(ir) -> bytes:
         n = lay.node
         if isinstance(n, InputNode):
             continue
-        # zero words up to the layer's (pp_units-aligned) base
-        out += [bytes(PARAM_WORD_BYTES)] * (ir.prm_base[lay.index] - len(out))
+        blocks = param_blocks(ir.cfg, lay)
         if isinstance(n, PoolFCNode):
             rows = zip(n.m.tolist(), [0] * len(n.m), n.bias.tolist(), [0] * len(n.m))
         else:
@@ -147,10 +146,9 @@ def param_words(ir) -> bytes:
         for c, (ma, mb_, b, s) in enumerate(rows):
             if abs(b) > B48:
                 raise CompileError(f"{n.name}: channel {c} bias {b} does not fit the 48-bit parameter field")
-            if not isinstance(n, PoolFCNode):
-                # zero words between tile blocks padded to pp_units (passes.param_blocks)
-                word = ir.prm_base[lay.index] + param_word(ir.cfg, lay, c)
-                out += [bytes(PARAM_WORD_BYTES)] * (word - len(out))
+            # zero words up to the layer's (pp_units-aligned) base and between tile blocks
+            # padded to pp_units (passes.param_blocks)
+            out += [bytes(PARAM_WORD_BYTES)] * (ir.prm_base[lay.index] + param_word(blocks, c) - len(out))
             out.append(struct.pack("<ii", ma, mb_) + (b & (2 ** 48 - 1)).to_bytes(6, "little")
                        + bytes([s, 0]))
     blob = b"".join(out)

@@ -180,6 +180,12 @@ class EngineConfig:
         return self.pattern_slices * self.pattern_mem_bytes
 
     @property
+    def column_store_bits(self) -> int:
+        """Bits of one column-store entry (rtl_gen/top.py): window columns 0 .. k_max-2 of
+        k_max rows, pe_cin channels of a_bits each; 0 without the store."""
+        return self.k_max * (self.k_max - 1) * self.pe_cin * self.a_bits if self.column_store else 0
+
+    @property
     def two_chunk_reads(self) -> bool:
         """A vector read returns the tap of two pattern chunks (``act_banks >= 2 pe_cin``):
         the top builds the second window and the hold register (rtl_gen/top.py, ``DUAL``)."""
@@ -222,9 +228,8 @@ def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) ->
         m_lut, m_ff, m_dsp = costs.mac_lut, costs.mac_ff, costs.mac_dsp
     wg_bits = cfg.pe_cin * cfg.k_max ** 2 * cfg.a_bits
     copies = 3 if cfg.two_chunk_reads else 1     # window, second window, hold
-    store_bits = cfg.pe_cin * cfg.k_max * (cfg.k_max - 1) * cfg.a_bits if cfg.column_store else 0
     control_lut = costs.control_lut + cfg.act_banks * costs.control_lut_per_bank \
-        + wg_bits * copies * costs.window_lut_per_bit + store_bits * costs.column_store_lut_per_bit
+        + wg_bits * copies * costs.window_lut_per_bit + cfg.column_store_bits * costs.column_store_lut_per_bit
     lut = ops * p_lut + cells * m_lut + cfg.pp_units * costs.pp_lut \
         + costs.wg_lut + control_lut
     ff = ops * costs.pattern_ff_per_op + cells * m_ff + cfg.pp_units * costs.pp_ff \

@@ -200,15 +200,16 @@ def param_blocks(cfg, lay) -> tuple[int, int]:
     return tc, -(-tc // u) * u
 
 
-def param_word(cfg, lay, c: int) -> int:
-    """Word of channel ``c``'s parameters from the layer's base (:func:`param_blocks`)."""
-    tc, words = param_blocks(cfg, lay)
+def param_word(blocks: tuple[int, int], c: int) -> int:
+    """Word of channel ``c``'s parameters from the layer's base, ``blocks`` its
+    :func:`param_blocks`."""
+    tc, words = blocks
     return c // tc * words + c % tc
 
 
 def param_words_of(cfg, lay, channels: int) -> int:
     """Parameter words of a layer of ``channels`` output channels, up to its last channel's."""
-    return param_word(cfg, lay, channels - 1) + 1
+    return param_word(param_blocks(cfg, lay), channels - 1) + 1
 
 
 def _step_operands(step) -> list:
@@ -515,12 +516,6 @@ def _ring_rows(hi, lo) -> int:
     return max(1, max(hi[b + 1] - min(lo[b], hi[b]) for b in range(len(lo))))
 
 
-def _column_store_bytes(cfg, chunks: int) -> int:
-    """The top's column store: per chunk, window columns 0 .. k_max-2 of k_max rows, pe_cin
-    channels of a_bits each (rtl_gen/top.py, sliding window)."""
-    return math.ceil(cfg.a_bits * cfg.pe_cin * cfg.k_max * (cfg.k_max - 1) / 8) * chunks
-
-
 def memory_geometry(cfg, static: dict, act_bytes: int, instructions: int) -> dict:
     """``{memory: (width bits, depth words[, copies])}`` of every on-chip memory, as the RTL
     top builds them: the activations in ``max(pe_cin, mac_cols, lanes)`` byte-wide banks
@@ -536,8 +531,7 @@ def memory_geometry(cfg, static: dict, act_bytes: int, instructions: int) -> dic
             "params": (8 * PARAM_WORD_BYTES, static["_params"]),
             "tensor_table": (8 * TENSOR_DESC_BYTES, static["_tensors"]),
             "program": (WORD_BYTES * 8, instructions),
-            "column_store": (cfg.a_bits * cfg.pe_cin * cfg.k_max * (cfg.k_max - 1),
-                             static["_store_chunks"] if cfg.column_store else 0),
+            "column_store": (cfg.column_store_bits, static["_store_chunks"]),
             "pool_sums": (32, static["_pool_channels"])}
 
 
@@ -640,7 +634,7 @@ class TileLayers:
         return {"patterns": pat_words * cfg.pattern_word_bytes,
                 "weights": wgt_words * cfg.weight_word_bytes,
                 "params": params * PARAM_WORD_BYTES,
-                "column_store": _column_store_bytes(cfg, store_chunks) if cfg.column_store else 0,
+                "column_store": -(-cfg.column_store_bits // 8) * store_chunks,
                 "tensor_table": len(ir.tensors) * TENSOR_DESC_BYTES,
                 "pool_sums": g.spec(pool.input).channels * 4 + pool.weight.shape[0] * 8,
                 "host_link": MAX_PAYLOAD + math.prod(g.input.out.shape) + pool.weight.shape[0] * 8,
@@ -912,7 +906,7 @@ class EmitInstructions:
                     cin0_b, nb = _operand_reads(op_b, t.c0 - st.out_c0, t.tc, 0)
                 else:
                     cin0_b, nb = 0, 0
-                prm = ir.prm_base[t.layer] + param_word(cfg, lay, t.c0)
+                prm = ir.prm_base[t.layer] + param_word(param_blocks(cfg, lay), t.c0)
                 if prm % cfg.pp_units:
                     raise CompileError(f"{n.name}: the tile at channel {t.c0} has parameter word {prm}, "
                                        f"not a multiple of the {cfg.pp_units} PostProcess units")
