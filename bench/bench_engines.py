@@ -35,8 +35,6 @@ sys.path.insert(0, str(ROOT))
 from rtl_gen.macarray import MacArray  # noqa: E402
 from rtl_gen.pattern import PatternEngine  # noqa: E402
 from rtl_gen.postprocess import PostProcess  # noqa: E402
-from rtl_gen.prb import PRBDatapath  # noqa: E402
-from rtl_gen.windowgen import WindowGen  # noqa: E402
 from rtl_gen.synth import synth_xilinx  # noqa: E402
 from sim.runner import run_testbench  # noqa: E402
 
@@ -74,11 +72,6 @@ INSTANCES = [
      "sim.tb_macarray", {"throughput": True, "random_cases": 0}),
     ("postprocess_l8_2in", PostProcess, dict(lanes=8, inputs=2, param_depth=64),
      "sim.tb_postprocess", {"random_cases": 1, "vectors": 32}),
-    ("windowgen_c8_k3", WindowGen, dict(channels=8, k=3, a_bits=8, max_width=32, max_rows=32),
-     "sim.tb_windowgen", {"throughput": True, "images": 0}),
-    ("prb_c8_l8_k3_g2", PRBDatapath, dict(channels=8, lanes=8, k=3, groups=2, a_bits=8,
-                                          max_width=8, max_rows=8, packed=True),
-     "sim.tb_prb", {"height": 6, "width": 6, "band_rows": 3, "act_bits": [8]}),
 ]
 
 def synthesize(component, workdir: Path) -> dict:
@@ -128,26 +121,6 @@ def derive(name, comp, res, sim) -> dict:
                "cycles_per_output": s["cycles"] / (s["vectors"] * s["lanes"]),
                "peak_outputs_per_cycle": 1.0,
                "fraction": s["vectors"] * s["lanes"] / s["cycles"]}
-    elif isinstance(comp, WindowGen):
-        s = sim[0]
-        out = {"shape": f"{s['h']}x{s['w']}, stride {s['stride']}, pad {s['pad']}",
-               "outputs": s["windows"], "cycles": s["cycles"],
-               "cycles_per_output": s["cycles"] / s["windows"],
-               "peak_outputs_per_cycle": 1.0, "fraction": s["windows"] / s["cycles"]}
-    elif isinstance(comp, PRBDatapath):
-        s = sim[0]
-        pe, ma = comp.pattern_engine, comp.mac_array
-        macs_px = pe.lanes * pe.cin * pe.k * pe.k + ma.rows * ma.cols
-        # per output pixel the pattern engine needs act_bits cycles, the MAC array one,
-        # the post-process `lanes`: the pipeline's bound is the slowest of them
-        bound = max(s["act_bits"], 1, comp.lanes)
-        out = {"shape": f"{comp.channels}x6x6 -> {comp.lanes}x6x6 in {s['bands']} bands, "
-                        f"act_bits {s['act_bits']}",
-               "outputs": s["pixels"], "cycles": s["cycles"],
-               "cycles_per_output": s["cycles"] / s["pixels"],
-               "cycles_per_output_bound": bound,
-               "macs_per_pixel": macs_px,
-               "measured_macs_per_cycle": s["pixels"] * macs_px / s["cycles"]}
     return out
 
 

@@ -34,8 +34,10 @@ import results_io  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from host.device import Device, frame_bytes, memory_images  # noqa: E402
-from host.protocol import MAX_PAYLOAD, RUN_REPLY, WRITE_INPUT_HEADER  # noqa: E402
+from host.device import frame_bytes, memory_images  # noqa: E402
+from host.protocol import LOAD_HEADER_BYTES, MAX_PAYLOAD, RUN_REPLY, WRITE_INPUT_HEADER  # noqa: E402
+from sephw.arch import Manifest  # noqa: E402
+from sephw.run import open_device  # noqa: E402
 
 ENGINE = dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=1)
 ROUND_TRIPS = 3           # per image (one WRITE_INPUT chunk): WRITE_INPUT, RUN, READ_LOGITS
@@ -56,19 +58,20 @@ def per_image_bytes(input_bytes: int, logit_bytes: int) -> dict:
 def load_bytes(build_dir) -> int:
     """Link bytes of loading every memory image (LOAD frames and ACKs)."""
     total = 0
-    for _, wb, blob in memory_images(build_dir):
-        per = (MAX_PAYLOAD - 6) // wb
+    for region, blob in memory_images(build_dir):
+        wb = region.word_bytes
+        per = (MAX_PAYLOAD - LOAD_HEADER_BYTES) // wb
         words = len(blob) // wb
         for a in range(0, words, per):
-            total += frame_bytes(6 + min(per, words - a) * wb) + frame_bytes(2)
+            total += frame_bytes(LOAD_HEADER_BYTES + min(per, words - a) * wb) + frame_bytes(2)
     return total
 
 
 def modelled(build_dir) -> list[dict]:
-    man = json.loads((Path(build_dir) / "manifest.json").read_text())
+    man = Manifest.read(build_dir)
     rep = json.loads((Path(build_dir) / "report.json").read_text())
-    clock = man["clock_hz"]
-    b = per_image_bytes(math.prod(man["input"]["shape"]), 8 * man["output"]["shape"][0])
+    clock = man.clock_hz
+    b = per_image_bytes(man.input_bytes, man.logit_bytes)
     compute_s = rep["cycles_per_inference"] / clock
     out = []
     for baud in (3_000_000, 12_000_000):
@@ -103,7 +106,7 @@ def measured(d: Path, g, x: torch.Tensor, label: str) -> dict:
     n_images = len(x)
     exp = reference.run(g, x).numpy()
     t0 = time.perf_counter()
-    with Device.open(f"sim:{d}", progress=False) as dev:
+    with open_device(f"sim:{d}", progress=False) as dev:
         t_open = time.perf_counter() - t0
         cached = dev.transport.cached
         dev.ping(b"warm-up")
@@ -154,7 +157,7 @@ def main() -> None:
         graph = quantize.load_graph(ROOT / "models" / "sepnet_fmnist_q.pt")
         _, rep = compile_graph(graph, "arty-a7", shipped)
         model = modelled(shipped)
-        man = json.loads((shipped / "manifest.json").read_text())
+        man = Manifest.read(shipped)
         compile_s = time.perf_counter() - t0
         sims = []
         if not a.no_sim:
@@ -170,7 +173,7 @@ def main() -> None:
     rows = []
     for r in model:
         b = r["bytes_per_image"]
-        rows.append([f"shipped model, arty-a7 {man['clock_hz'] / 1e6:g} MHz", f"{r['baud'] / 1e6:g} Mbaud (modelled)",
+        rows.append([f"shipped model, arty-a7 {man.clock_hz / 1e6:g} MHz", f"{r['baud'] / 1e6:g} Mbaud (modelled)",
                      f"{b['total']} ({b['host_to_device']} + {b['device_to_host']})", f"{r['link_s'] * 1e3:.3f}",
                      f"{r['compute_cycles']:,} = {r['compute_s'] * 1e3:.3f} ms", f"{r['images_per_s']:.0f}",
                      f"{r['images_per_s_usb_1ms']:.0f} / {r['images_per_s_usb_16ms']:.0f}", r["bound"]])
@@ -180,7 +183,7 @@ def main() -> None:
                      f"{int(np.mean(sim['compute_cycles'])):,} = {np.mean(sim['compute_cycles']) / sim['clock_hz'] * 1e3:.3f} ms",
                      f"{sim['images_per_s']:.2f} wall (simulation)", "-", "simulation speed"])
     notes = (f"Modelled: frames of docs/protocol.md at 10 bits per byte, stop-and-wait (link and compute "
-             f"do not overlap), one WRITE_INPUT chunk per {math.prod(man['input']['shape'])}-byte image; load of the "
+             f"do not overlap), one WRITE_INPUT chunk per {man.input_bytes}-byte image; load of the "
              f"memory images {model[0]['load_bytes']:,} bytes = {model[0]['load_s']:.3f} s at 3 Mbaud, "
              f"{model[1]['load_s']:.3f} s at 12 Mbaud (once per session). Compute: report.json "
              f"cycles_per_inference (the compiler's cycle model of the RTL top). "
@@ -204,7 +207,7 @@ def main() -> None:
                   f"{sim['open_seconds']} s ({'simulator cached' if sim['simulator_was_cached'] else 'incl. the Verilator build'}); "
                   f"link retries {sim['retries']}.")
     results_io.write("link", {"modelled": model, "shipped_compile_seconds": compile_s,
-                              "engine_config_hash": man["engine_config_hash"], "simulated": sims},
+                              "arch_hash": man.arch_hash, "simulated": sims},
                      ["build", "link", "bytes/image on the link", "link ms", "compute", "images/s",
                       "images/s with 1 / 16 ms USB turnaround", "bound"], rows,
                      command=" ".join(["python bench/bench_link.py"] + sys.argv[1:]),

@@ -1,2 +1,2 @@
-"""sephw host runtime: the framed link protocol, transports (serial port, simulated board) and
+"""sephw host runtime: the framed link protocol, transports (serial port; the simulated board is sim/simboard.py) and
 the device API (docs/protocol.md)."""

@@ -1,6 +1,7 @@
 """The accelerator as seen from the host (docs/protocol.md): one generic driver for every
-build, reading the build directory's manifest; the same code for the board's serial port and
-the simulated board (``sim:BUILD_DIR``).
+build, reading the build directory's manifest (:class:`sephw.arch.Manifest`); the same code
+for a board's serial port and the simulated board (:func:`sephw.run.open_device` opens
+``sim:BUILD_DIR``).
 
     with Device.open("/dev/ttyUSB1") as dev:
         dev.load("build/")                  # refuses a build the device was not generated for
@@ -11,31 +12,28 @@ deadline (transfer time at the link's baud, plus for ``RUN`` twice the predicted
 times the transport's ``time_scale()``, plus its ``margin_s``). A timeout, a reply that fails
 a check, or an ``ERROR BAD_CRC`` makes the driver resend the same frame (same ``SEQ``: every
 command is idempotent), :attr:`Device.tries` times in all, then raise
-:class:`host.protocol.LinkError`. Replies with another ``SEQ`` are discarded. Any other error
-reply raises at once. A reply is never accepted unless it passed both CRCs and has the
+:class:`sephw.arch.link.LinkError`. Replies with another ``SEQ`` are discarded. Any other
+error reply raises at once. A reply is never accepted unless it passed both CRCs and has the
 command's reply ``TYPE``, ``SEQ`` and payload length.
+
+Needs Python, numpy and pyserial only (tests/test_imports.py): no simulator, RTL generator or
+torch.
 """
 from __future__ import annotations
 
-import json
 import struct
 import time
-from pathlib import Path
 
 import numpy as np
 
-from .protocol import (ERROR, ERROR_NAMES, ERROR_REPLY, HEADER_BYTES, LOAD_HEADER, MAX_PAYLOAD, PING_MAX,
-                       REPLY, RUN_REPLY, WRITE_INPUT_HEADER, CRC_BYTES, Cmd, Err, Frame, FrameParser, Info,
-                       INFO_FORMAT, LinkError, encode_frame)
-from .transport import Transport, open_transport
+from sephw.arch import Manifest, Region
+
+from .protocol import (CRC_BYTES, ERROR, ERROR_NAMES, ERROR_REPLY, HEADER_BYTES, INFO_FORMAT, LOAD_HEADER,
+                       LOAD_HEADER_BYTES, MAX_PAYLOAD, PING_MAX, REPLY, RUN_REPLY, WRITE_INPUT_HEADER, Cmd, Err,
+                       Frame, FrameParser, Info, LinkError, encode_frame)
+from .transport import SIM_PREFIX, Transport, open_transport, sim_port_error
 
 __all__ = ["Device", "memory_images", "frame_bytes"]
-
-# (image file, manifest memories key, memory select): docs/protocol.md LOAD ``mem``
-MEMORIES = (("program.bin", None, 0), ("tensors.bin", "tensors", 1), ("params.bin", "params", 2),
-            ("patterns.bin", "patterns", 3), ("weights.bin", "weights", 4))
-MEMORY_NAMES = ("program", "tensors", "params", "patterns", "weights")
-PROGRAM_WORD_BYTES = 32
 
 
 def frame_bytes(payload_bytes: int) -> int:
@@ -43,18 +41,10 @@ def frame_bytes(payload_bytes: int) -> int:
     return HEADER_BYTES + payload_bytes + CRC_BYTES
 
 
-def memory_images(build_dir) -> list[tuple[int, int, bytes]]:
-    """``(memory select, word bytes, image)`` of a build directory's ``.bin`` files."""
-    d = Path(build_dir)
-    man = json.loads((d / "manifest.json").read_text())
-    out = []
-    for fname, key, sel in MEMORIES:
-        wb = PROGRAM_WORD_BYTES if key is None else man["memories"][key]["word_bytes"]
-        blob = (d / fname).read_bytes()
-        if len(blob) % wb:
-            raise LinkError(f"{d / fname}: {len(blob)} bytes is not a whole number of {wb}-byte words")
-        out.append((sel, wb, blob))
-    return out
+def memory_images(build_dir) -> list[tuple[Region, bytes]]:
+    """``(Region, image)`` of every memory of a build directory, in select order
+    (:meth:`sephw.arch.Manifest.images`: whole words, within the memory, SHA-256 checked)."""
+    return Manifest.read(build_dir).images()
 
 
 class Device:
@@ -89,16 +79,17 @@ class Device:
         self._seq = 0
         self._parser = FrameParser()
         self._info: Info | None = None
-        self._manifest: dict | None = None
-        self._cycles_per_inference: int | None = None
+        self._manifest: Manifest | None = None
 
     @classmethod
     def open(cls, port: str, *, baud: int | None = None, timeout: float | None = None,
-             tries: int = 3, progress: bool = True, log=print) -> "Device":
-        """Open ``port``: a serial device (``/dev/ttyUSB1``, ``COM3``; ``baud`` default
-        3,000,000) or ``sim:BUILD_DIR`` (the simulated board of that build). ``timeout``
-        replaces the transport's fixed deadline margin (seconds)."""
-        t = open_transport(port, baud, log=log)
+             tries: int = 3, progress: bool = True) -> "Device":
+        """Open the serial port ``port`` (``/dev/ttyUSB1``, ``COM3``; ``baud`` default
+        3,000,000). ``timeout`` replaces the transport's fixed deadline margin (seconds).
+        The simulated board (``sim:BUILD_DIR``) is opened by :func:`sephw.run.open_device`."""
+        if port.startswith(SIM_PREFIX):
+            raise sim_port_error(port)
+        t = open_transport(port, baud)
         if timeout is not None:
             t.margin_s = float(timeout)
         return cls(t, tries=tries, progress=progress)
@@ -220,32 +211,18 @@ class Device:
         """RESET: sequencer and link back to idle, logits and cycle count cleared."""
         self.transact(Cmd.RESET, reply_len=0)
 
-    def check_build(self, build_dir) -> dict:
-        """Raise :class:`LinkError` unless ``build_dir`` fits this device: the same
-        engine-config hash, every memory image within the reported depth and word size, the
-        input and logits within the buffers. Returns the manifest."""
-        d = Path(build_dir)
-        man = json.loads((d / "manifest.json").read_text())
+    def check_build(self, build_dir) -> Manifest:
+        """The build's :class:`~sephw.arch.Manifest`, or :class:`LinkError` unless the device
+        was generated for the build's ArchConfig: its INFO ``arch_hash`` is the manifest's.
+        The hash covers every size the bitstream depends on (memory depths and words, the
+        input and logit buffers, the clock), so equal hashes mean the build fits."""
+        man = Manifest.read(build_dir)
         info = self.info()
-        if man["engine_config_hash"] != info.engine_config_hash:
-            raise LinkError(f"{d} was compiled for engine config {man['engine_config_hash']}, but the device on "
-                            f"{self.port} ({info.board}) was generated for {info.engine_config_hash}: "
-                            f"rebuild the bitstream for this build, or compile for the device's configuration")
-        problems = []
-        for sel, wb, blob in memory_images(d):
-            name = MEMORY_NAMES[sel]
-            if wb != info.word_bytes[sel]:
-                problems.append(f"{name} words are {wb} bytes, the device's {info.word_bytes[sel]}")
-            elif len(blob) // wb > info.depths[sel]:
-                problems.append(f"{name} needs {len(blob) // wb} words, the device holds {info.depths[sel]}")
-        in_bytes = int(np.prod(man["input"]["shape"]))
-        if in_bytes > info.input_bytes:
-            problems.append(f"input of {in_bytes} bytes, the device's buffer holds {info.input_bytes}")
-        logit_bytes = 8 * int(np.prod(man["output"]["shape"]))
-        if logit_bytes > info.logit_bytes:
-            problems.append(f"{logit_bytes} logit bytes, the device's buffer holds {info.logit_bytes}")
-        if problems:
-            raise LinkError(f"{d} does not fit the device on {self.port}: " + "; ".join(problems))
+        if man.arch_hash != info.arch_hash:
+            raise LinkError(f"{man.build_dir} was compiled for arch {man.arch_hash} ({man.board}), but the device on "
+                            f"{self.port} ({info.board}) was generated for arch {info.arch_hash}: program the "
+                            f"device with the bitstream built for this build, or compile the model for the "
+                            f"device's configuration")
         return man
 
     def load(self, build_dir) -> dict:
@@ -253,50 +230,42 @@ class Device:
         chunks of at most ``MAX_PAYLOAD`` bytes, each acknowledged. Returns
         ``{"bytes": image bytes, "frames": LOADs sent, "seconds": wall}``."""
         from tqdm import tqdm
-        d = Path(build_dir)
-        man = self.check_build(d)
-        rep_path = d / "report.json"
-        rep = json.loads(rep_path.read_text()) if rep_path.is_file() else {}
+        man = self.check_build(build_dir)
         max_payload = min(MAX_PAYLOAD, self.info().max_payload)
-        images = memory_images(d)
-        total = sum(len(b) for _, _, b in images)
+        images = man.images()
+        total = sum(len(b) for _, b in images)
         t0, frames = time.perf_counter(), 0
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"load {d.name}", disable=not self.progress,
-                  leave=False) as bar:
-            for sel, wb, blob in images:
-                per = (max_payload - LOAD_HEADER) // wb
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"load {man.build_dir.name}",
+                  disable=not self.progress, leave=False) as bar:
+            for region, blob in images:
+                wb = region.word_bytes
+                per = (max_payload - LOAD_HEADER_BYTES) // wb
                 if per < 1:
-                    raise LinkError(f"{MEMORY_NAMES[sel]} words of {wb} bytes do not fit a "
-                                    f"{max_payload}-byte payload")
+                    raise LinkError(f"{region.name} words of {wb} bytes do not fit a {max_payload}-byte payload")
                 words = len(blob) // wb
                 for a in range(0, words, per):
                     n = min(per, words - a)
-                    body = struct.pack("<BBI", sel, 0, a) + blob[a * wb:(a + n) * wb]
+                    body = LOAD_HEADER.pack(mem=region.select, addr=a) + blob[a * wb:(a + n) * wb]
                     ack = struct.unpack("<H", self.transact(Cmd.LOAD, body, reply_len=2).payload)[0]
                     if ack != n:
-                        raise LinkError(f"LOAD on {self.port}: {MEMORY_NAMES[sel]} words {a}..{a + n - 1}: "
+                        raise LinkError(f"LOAD on {self.port}: {region.name} words {a}..{a + n - 1}: "
                                         f"device acknowledged {ack} words of {n}")
                     frames += 1
                     bar.update(n * wb)
         self._manifest = man
-        self._cycles_per_inference = rep.get("cycles_per_inference") or man.get("cycles_per_inference")
         return {"bytes": total, "frames": frames, "seconds": time.perf_counter() - t0}
 
-    def attach(self, build_dir) -> dict:
+    def attach(self, build_dir) -> Manifest:
         """Use an already loaded build (its manifest and predicted cycles) without loading."""
-        man = self.check_build(build_dir)
-        rep_path = Path(build_dir) / "report.json"
-        rep = json.loads(rep_path.read_text()) if rep_path.is_file() else {}
-        self._manifest = man
-        self._cycles_per_inference = rep.get("cycles_per_inference") or man.get("cycles_per_inference")
-        return man
+        self._manifest = self.check_build(build_dir)
+        return self._manifest
 
     def run_deadline_compute_s(self) -> float:
         """Compute seconds RUN may take: twice the predicted cycles at the device's clock
         (1 s when no build was loaded or attached in this session)."""
-        if not self._cycles_per_inference:
+        if self._manifest is None or not self._manifest.cycles_per_inference:
             return 1.0
-        return 2 * self._cycles_per_inference / self.info().clock_hz
+        return 2 * self._manifest.cycles_per_inference / self.info().clock_hz
 
     def infer(self, images) -> np.ndarray:
         """Logits (N, classes) int64 of ``images`` (N, C, H, W) or (N, H, W) uint8 codes.
@@ -313,9 +282,9 @@ class Device:
         if x.ndim != 4:
             raise ValueError(f"images must be (N, C, H, W) or (N, H, W), not shape {x.shape}")
         info = self.info()
-        if self._manifest is not None and list(x.shape[1:]) != list(self._manifest["input"]["shape"]):
+        if self._manifest is not None and tuple(x.shape[1:]) != self._manifest.input_shape:
             raise ValueError(f"images of shape {tuple(x.shape[1:])}, the loaded build takes "
-                             f"{tuple(self._manifest['input']['shape'])}")
+                             f"{self._manifest.input_shape}")
         chunk = min(MAX_PAYLOAD, info.max_payload) - WRITE_INPUT_HEADER
         out, self.last_stats = [], []
         for img in x:
@@ -325,7 +294,7 @@ class Device:
             t0, nbytes = time.perf_counter(), 0
             for off in range(0, len(data), chunk):
                 part = data[off:off + chunk]
-                f = self.transact(Cmd.WRITE_INPUT, struct.pack("<I", off) + part, reply_len=2)
+                f = self.transact(Cmd.WRITE_INPUT, off.to_bytes(WRITE_INPUT_HEADER, "little") + part, reply_len=2)
                 if struct.unpack("<H", f.payload)[0] != len(part):
                     raise LinkError(f"WRITE_INPUT on {self.port}: device wrote {struct.unpack('<H', f.payload)[0]} "
                                     f"bytes of {len(part)} at offset {off}")

@@ -1,66 +1,29 @@
-"""Frames of the host link (docs/protocol.md): encoding, an incremental parser that resyncs
-after garbage or corruption, command and reply codes, payload records.
+"""Frames of the host link (docs/protocol.md): encoding, CRCs and an incremental parser that
+resyncs after garbage or corruption.
 
-Pure Python; the device side is rtl_gen/hostlink.py. Every constant here is the one the
-document defines; the RTL is generated from the same module so the two cannot drift.
+Pure Python; the device side is rtl_gen/hostlink.py. The link's contract (frame header,
+command and error codes, payload records, the INFO record, :class:`LinkError`) is
+:mod:`sephw.arch.link`, which both sides are written against; it is re-exported here so that
+``from host.protocol import Cmd`` keeps working.
 """
 from __future__ import annotations
 
-import struct
 import zlib
 from dataclasses import dataclass
 
-__all__ = ["SYNC", "MAX_PAYLOAD", "HEADER_BYTES", "PROTOCOL_VERSION", "Cmd", "Err", "ERROR",
-           "REPLY", "Frame", "FrameParser", "LinkError", "crc8", "crc32", "encode_frame",
-           "Info", "INFO_FORMAT", "ERROR_NAMES"]
+from sephw.arch.link import (CRC_BYTES, ERROR, ERROR_NAMES, ERROR_REPLY, FRAME_HEADER, HEADER_BYTES, INFO_FORMAT,
+                             LOAD_HEADER, LOAD_HEADER_BYTES, MAX_PAYLOAD, PING_MAX, PROTOCOL_VERSION, REPLY,
+                             RUN_REPLY, SYNC, WRITE_INPUT_HEADER, Cmd, Err, Info, LinkError)
 
-SYNC = 0xA5
-MAX_PAYLOAD = 4096
-HEADER_BYTES = 6            # SYNC TYPE SEQ LEN(2) HCRC
-CRC_BYTES = 4
-PROTOCOL_VERSION = 1
-ERROR = 0xFF                # TYPE of the error reply
-REPLY = 0x80                # a reply's TYPE: the command's | REPLY
+__all__ = ["SYNC", "MAX_PAYLOAD", "HEADER_BYTES", "CRC_BYTES", "PROTOCOL_VERSION", "Cmd", "Err", "ERROR",
+           "REPLY", "ERROR_NAMES", "PING_MAX", "FRAME_HEADER", "LOAD_HEADER", "LOAD_HEADER_BYTES",
+           "WRITE_INPUT_HEADER", "RUN_REPLY", "ERROR_REPLY", "INFO_FORMAT", "Info", "LinkError",
+           "Frame", "FrameParser", "crc8", "crc32", "encode_frame"]
 
-
-class Cmd:
-    """Command TYPE codes (host -> device)."""
-    PING = 0x01
-    INFO = 0x02
-    LOAD = 0x10
-    WRITE_INPUT = 0x20
-    RUN = 0x30
-    READ_LOGITS = 0x40
-    READ_CYCLES = 0x41
-    RESET = 0x50
-
-    ALL = (PING, INFO, LOAD, WRITE_INPUT, RUN, READ_LOGITS, READ_CYCLES, RESET)
-    NAMES = {PING: "PING", INFO: "INFO", LOAD: "LOAD", WRITE_INPUT: "WRITE_INPUT", RUN: "RUN",
-             READ_LOGITS: "READ_LOGITS", READ_CYCLES: "READ_CYCLES", RESET: "RESET"}
-
-
-class Err:
-    """Error codes of the ERROR reply (payload: code u8, detail u32)."""
-    BAD_CRC = 1
-    BAD_LENGTH = 2
-    UNKNOWN_TYPE = 3
-    BAD_ADDRESS = 4
-    NO_RESULT = 5
-
-
-ERROR_NAMES = {Err.BAD_CRC: "BAD_CRC", Err.BAD_LENGTH: "BAD_LENGTH", Err.UNKNOWN_TYPE: "UNKNOWN_TYPE",
-               Err.BAD_ADDRESS: "BAD_ADDRESS", Err.NO_RESULT: "NO_RESULT"}
-
-PING_MAX = 64
-LOAD_HEADER = 6             # mem u8, 0 u8, addr u32
-WRITE_INPUT_HEADER = 4      # offset u32
-RUN_REPLY = struct.Struct("<BQH")       # status, cycles, logit bytes
-ERROR_REPLY = struct.Struct("<BI")      # code, detail
-
-
-class LinkError(RuntimeError):
-    """The link failed: no valid reply after the retries, an error reply, or a device that does
-    not match the build."""
+# byte offsets of the header's fields (FRAME_HEADER is byte-aligned)
+_LEN_AT = FRAME_HEADER.field("len").offset // 8
+_HCRC_AT = FRAME_HEADER.field("hcrc").offset // 8
+_TYPE_AT = FRAME_HEADER.field("type").offset // 8
 
 
 def crc8(data: bytes) -> int:
@@ -97,25 +60,27 @@ class Frame:
 
 
 def encode_frame(type_: int, seq: int, payload: bytes = b"") -> bytes:
-    """One frame: SYNC TYPE SEQ LEN HCRC PAYLOAD CRC32."""
+    """One frame: the header (SYNC TYPE SEQ LEN HCRC), the payload, its CRC-32 (of everything
+    after SYNC)."""
     payload = bytes(payload)
     if not 0 <= type_ <= 0xFF or not 0 <= seq <= 0xFF:
         raise ValueError(f"type and seq are bytes, not {type_}, {seq}")
     if len(payload) > MAX_PAYLOAD:
         raise ValueError(f"payload of {len(payload)} bytes exceeds MAX_PAYLOAD {MAX_PAYLOAD}")
-    head = bytes([type_, seq]) + struct.pack("<H", len(payload))
-    body = head + bytes([crc8(head)]) + payload
-    return bytes([SYNC]) + body + struct.pack("<I", crc32(body))
+    head = FRAME_HEADER.pack(sync=SYNC, type=type_, seq=seq, len=len(payload))
+    head = head[:_HCRC_AT] + bytes([crc8(head[_TYPE_AT:_HCRC_AT])]) + head[_HCRC_AT + 1:]
+    body = head[1:] + payload
+    return head[:1] + body + crc32(body).to_bytes(CRC_BYTES, "little")
 
 
 class FrameParser:
     """Incremental frame parser: :meth:`feed` bytes, get complete, checked frames.
 
     Bytes before a ``SYNC`` are skipped; a header with a bad CRC-8 or ``LEN`` above
-    ``MAX_PAYLOAD`` drops that ``SYNC`` and the search resumes at the next byte; a frame with a
+    ``max_payload`` drops that ``SYNC`` and the search resumes at the next byte; a frame with a
     bad CRC-32 is dropped the same way (and counted in :attr:`bad_frames` and
-    :attr:`bad_payloads`, with the header of the last one in :attr:`last_bad`), so a corrupted frame never yields a result and a good frame
-    after garbage is still found."""
+    :attr:`bad_payloads`, with the header of the last one in :attr:`last_bad`), so a corrupted
+    frame never yields a result and a good frame after garbage is still found."""
 
     def __init__(self, max_payload: int = MAX_PAYLOAD):
         self._buf = bytearray()
@@ -146,8 +111,10 @@ class FrameParser:
         n = len(self._buf)
         if n < HEADER_BYTES:
             return HEADER_BYTES - n
-        length = struct.unpack_from("<H", self._buf, 3)[0]
-        return max(1, HEADER_BYTES + length + CRC_BYTES - n)
+        return max(1, HEADER_BYTES + self._len() + CRC_BYTES - n)
+
+    def _len(self) -> int:
+        return int.from_bytes(self._buf[_LEN_AT:_LEN_AT + 2], "little")
 
     def _drop(self, n: int) -> None:
         del self._buf[:n]
@@ -164,9 +131,9 @@ class FrameParser:
                 self._drop(i)
             if len(buf) < HEADER_BYTES:
                 return None
-            head = bytes(buf[1:5])
-            length = struct.unpack_from("<H", buf, 3)[0]
-            if crc8(head) != buf[5] or length > self.max_payload:
+            h = FRAME_HEADER.unpack(bytes(buf[:HEADER_BYTES]))
+            length = h["len"]
+            if crc8(bytes(buf[_TYPE_AT:_HCRC_AT])) != h["hcrc"] or length > self.max_payload:
                 self.bad_frames += 1
                 self._drop(1)
                 continue
@@ -174,50 +141,13 @@ class FrameParser:
             if len(buf) < total:
                 return None
             body = bytes(buf[1:HEADER_BYTES + length])
-            (crc,) = struct.unpack_from("<I", buf, HEADER_BYTES + length)
+            crc = int.from_bytes(buf[HEADER_BYTES + length:total], "little")
             if crc32(body) != crc:
                 self.bad_frames += 1
                 self.bad_payloads += 1
-                self.last_bad = (buf[1], buf[2])
+                self.last_bad = (h["type"], h["seq"])
                 self._drop(1)
                 continue
-            frame = Frame(buf[1], buf[2], bytes(buf[HEADER_BYTES:HEADER_BYTES + length]))
+            frame = Frame(h["type"], h["seq"], bytes(buf[HEADER_BYTES:HEADER_BYTES + length]))
             del buf[:total]
             return frame
-
-
-# INFO record (docs/protocol.md): version, device version, hash (8 bytes), board (16 bytes),
-# clock, baud, max payload, 5 memory depths, 5 word sizes, input buffer bytes, logit bytes
-INFO_FORMAT = struct.Struct("<HH8s16sIIH5H5HHH")
-
-
-@dataclass(frozen=True)
-class Info:
-    protocol_version: int
-    device_version: int
-    engine_config_hash: str       # 16 hex digits, as in manifest.json
-    board: str
-    clock_hz: int
-    baud: int
-    max_payload: int
-    depths: tuple                 # words of memories 0..4 (program, tensors, params, patterns, weights)
-    word_bytes: tuple
-    input_bytes: int
-    logit_bytes: int
-
-    def pack(self) -> bytes:
-        board = self.board.encode("ascii")
-        if len(board) > 16:
-            raise ValueError(f"board name {self.board!r} is longer than 16 bytes")
-        return INFO_FORMAT.pack(self.protocol_version, self.device_version,
-                                bytes.fromhex(self.engine_config_hash), board.ljust(16, b"\0"),
-                                self.clock_hz, self.baud, self.max_payload, *self.depths,
-                                *self.word_bytes, self.input_bytes, self.logit_bytes)
-
-    @classmethod
-    def unpack(cls, payload: bytes) -> "Info":
-        if len(payload) != INFO_FORMAT.size:
-            raise LinkError(f"INFO reply of {len(payload)} bytes, expected {INFO_FORMAT.size}")
-        v = INFO_FORMAT.unpack(payload)
-        return cls(v[0], v[1], v[2].hex(), v[3].rstrip(b"\0").decode("ascii", "replace"), v[4], v[5],
-                   v[6], tuple(v[7:12]), tuple(v[12:17]), v[17], v[18])

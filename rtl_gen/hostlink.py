@@ -8,30 +8,26 @@ frame back. Every frame constant, command code and the INFO record come from
 """
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
+from dataclasses import replace
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from host.protocol import (ERROR, HEADER_BYTES, INFO_FORMAT, LOAD_HEADER, MAX_PAYLOAD, PING_MAX,
-                           PROTOCOL_VERSION, REPLY, RUN_REPLY, SYNC, WRITE_INPUT_HEADER, Cmd, Err,
-                           Info)
+from sephw.arch.link import (CRC_BYTES, ERROR, HEADER_BYTES, INFO_FORMAT, MAX_PAYLOAD, PING_MAX,
+                             PROTOCOL_VERSION, REPLY, RUN_REPLY, SYNC, WRITE_INPUT_HEADER, Cmd, Err, Info)
+from sephw.arch.link import LOAD_HEADER_BYTES as LOAD_HEADER
+from sephw.arch.manifest import Manifest
 
 from .arith import check_int
-from .top import (MEM_PARAMS, MEM_PATTERNS, MEM_PROGRAM, MEM_TENSORS, MEM_WEIGHTS, PARAM_LAYOUT,
-                  TENSOR_LAYOUT, Accelerator, TopConfig)
+from .top import Accelerator
 from .uart import UartRx, UartTx
 
 __all__ = ["HostLink", "crc8_byte", "crc32_byte"]
 
-PROGRAM_WORD_BITS = 256      # one instruction word (docs/isa.md)
 CRC32_POLY_REFLECTED = 0xEDB88320
 CRC8_POLY = 0x07
-CRC_BYTES = 4
 
 # reply payload sources
 SRC_REG, SRC_FRAME, SRC_INFO, SRC_LOGITS = range(4)
@@ -86,18 +82,20 @@ class HostLink(wiring.Component):
     ----------
     top : Accelerator
         The accelerator top (built without baked images); it becomes a submodule.
-    clk_hz : int
-        Clock frequency, Hz (the UART's baud generator, and reported by ``INFO``).
     baud : int
         UART bits per second; ``clk_hz / baud >= 4``.
     board : str
         Board name for ``INFO`` (ASCII, at most 16 bytes).
-    engine_config_hash : str
-        The manifest's ``engine_config_hash`` (16 hex digits), reported by ``INFO``.
-    input_bytes : int
-        Input buffer bytes (one image: the product of the manifest's input shape).
-    logit_bytes : int
-        Logit buffer bytes (``classes * 8``).
+    clk_hz : int, optional
+        Clock frequency, Hz (the UART's baud generator, and reported by ``INFO``); default
+        the top's ``arch.clock_hz``.
+    arch_hash : str, optional
+        The hash ``INFO`` reports (16 hex digits); default the top's ``arch.hash()``, the
+        manifest's ``arch_hash`` of the builds this device runs.
+    input_bytes : int, optional
+        Input buffer bytes (one image); default the top's ``arch.input_bytes``.
+    logit_bytes : int, optional
+        Logit buffer bytes (``classes * 8``); default the top's ``arch.logit_bytes``.
     frame_timeout_cycles : int, optional
         A frame whose next byte does not arrive within this many cycles is dropped (default
         ``clk_hz // 1000``: 1 ms).
@@ -153,23 +151,28 @@ class HostLink(wiring.Component):
     ``RESET``; a ``RUN`` has no timeout of its own.
     """
 
-    def __init__(self, top: Accelerator, *, clk_hz: int, baud: int, board: str,
-                 engine_config_hash: str, input_bytes: int, logit_bytes: int,
+    def __init__(self, top: Accelerator, *, baud: int, board: str, clk_hz: int | None = None,
+                 arch_hash: str | None = None, input_bytes: int | None = None, logit_bytes: int | None = None,
                  frame_timeout_cycles: int | None = None, version: int = 1):
         if not isinstance(top, Accelerator):
             raise TypeError(f"top must be an Accelerator, not {top!r}")
         if top.boot:
             raise ValueError("top must not have baked images (boot): the host loads the memories")
+        arch = top.arch
+        clk_hz = arch.clock_hz if clk_hz is None else clk_hz
+        arch_hash = arch.hash() if arch_hash is None else arch_hash
+        input_bytes = arch.input_bytes if input_bytes is None else input_bytes
+        logit_bytes = arch.logit_bytes if logit_bytes is None else logit_bytes
         check_int("clk_hz", clk_hz, 1)
         check_int("baud", baud, 1)
         if not isinstance(board, str):
             raise TypeError(f"board must be a str, not {board!r}")
         if not board.isascii() or len(board) > 16:
             raise ValueError(f"board must be at most 16 ASCII characters, not {board!r}")
-        if not isinstance(engine_config_hash, str):
-            raise TypeError(f"engine_config_hash must be a str, not {engine_config_hash!r}")
-        if len(engine_config_hash) != 16 or any(ch not in "0123456789abcdefABCDEF" for ch in engine_config_hash):
-            raise ValueError(f"engine_config_hash must be 16 hex digits, not {engine_config_hash!r}")
+        if not isinstance(arch_hash, str):
+            raise TypeError(f"arch_hash must be a str, not {arch_hash!r}")
+        if len(arch_hash) != 16 or any(ch not in "0123456789abcdefABCDEF" for ch in arch_hash):
+            raise ValueError(f"arch_hash must be 16 hex digits, not {arch_hash!r}")
         check_int("input_bytes", input_bytes, 1, 0xFFFF)
         check_int("logit_bytes", logit_bytes, 1, 0xFFFF)
         if frame_timeout_cycles is None:
@@ -182,17 +185,14 @@ class HostLink(wiring.Component):
         self._clk_hz, self._baud = clk_hz, baud
         self._frame_timeout = frame_timeout_cycles
         self._input_bytes, self._logit_bytes = input_bytes, logit_bytes
-        # word sizes: the widths of the memories behind host_w (instruction word, tensor and
-        # parameter records, the engines' pattern and weight write ports), in whole bytes
-        bits = {MEM_PROGRAM: PROGRAM_WORD_BITS, MEM_TENSORS: TENSOR_LAYOUT.size, MEM_PARAMS: PARAM_LAYOUT.size,
-                MEM_PATTERNS: len(Value.cast(top.pattern_engine.pattern_w.data)),
-                MEM_WEIGHTS: len(Value.cast(top.mac_array.weight_w.data))}
-        self._word_bytes = tuple(-(-bits[s] // 8) for s in range(5))
-        self._depths = tuple(top._depths[s] for s in range(5))
+        # the memories behind host_w, in select order (sephw.arch.memmap)
+        regions = top.memory_map.regions
+        self._word_bytes = tuple(r.word_bytes for r in regions)
+        self._depths = tuple(r.depth for r in regions)
         for s, d in enumerate(self._depths):
             if d > 0xFFFF:
                 raise ValueError(f"memory {s} has {d} words; INFO reports depths as u16")
-        self._info = Info(PROTOCOL_VERSION, version, engine_config_hash.lower(), board, clk_hz, baud,
+        self._info = Info(PROTOCOL_VERSION, version, arch_hash.lower(), board, clk_hz, baud,
                           MAX_PAYLOAD, self._depths, self._word_bytes, input_bytes, logit_bytes)
         self._info_bytes = self._info.pack()
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "busy": Out(1),
@@ -201,15 +201,12 @@ class HostLink(wiring.Component):
     @classmethod
     def from_build(cls, build_dir, *, baud: int = 3_000_000, clk_hz: int | None = None,
                    netlist: str = "lut", frame_timeout_cycles: int | None = None) -> "HostLink":
-        """The host link and accelerator top for a build directory (``manifest.json``): clock
-        (unless ``clk_hz`` is given), board, engine-config hash, input and logit sizes."""
-        d = Path(build_dir)
-        man = json.loads((d / "manifest.json").read_text())
-        top = Accelerator(TopConfig.from_build(d), netlist=netlist)
-        return cls(top, clk_hz=int(clk_hz if clk_hz is not None else man["clock_hz"]), baud=baud,
-                   board=man["board"], engine_config_hash=man["engine_config_hash"],
-                   input_bytes=math.prod(man["input"]["shape"]),
-                   logit_bytes=man["output"]["shape"][0] * 8,
+        """The host link and accelerator top for a build directory's ArchConfig (``manifest.json``)
+        and board. ``clk_hz`` builds the same design for another clock: that is another
+        ArchConfig, so the device reports another hash and runs builds compiled for that clock."""
+        man = Manifest.read(build_dir)
+        arch = man.arch if clk_hz is None else replace(man.arch, clock_hz=int(clk_hz))
+        return cls(Accelerator(arch, netlist=netlist), baud=baud, board=man.board,
                    frame_timeout_cycles=frame_timeout_cycles)
 
     top = property(lambda self: self._top, doc="The :class:`~rtl_gen.top.Accelerator`.")

@@ -19,7 +19,7 @@ sequencer that executes the Program instruction by instruction (in order, one at
   next, shifted by one column (in the *column store*, one distributed-RAM entry per chunk),
   and reads only the new column (sliding window: ``k`` reads per chunk instead of ``k^2``,
   so multi-chunk operands run at the pattern engine's ``a_bits`` cycles per beat; built with
-  ``TopConfig.column_store``, else only single-chunk operands slide). One MAC
+  ``EngineConfig.column_store``, else only single-chunk operands slide). One MAC
   beat of ``mac_cols`` channels per cycle (1×1 operands) or the skip codes
   of the tile (identity skip, through a two-entry queue); the PostProcess (``pp_units``
   channels per cycle) joins ``acc_a`` and ``acc_b`` and a *writer* stores the ``tc`` output
@@ -42,84 +42,31 @@ must be unsigned: :func:`check_program` checks both before a run.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
-
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
-from sephw.compiler.hw import pattern_slices
-from sephw.compiler.isa import (FIELDS, FLAG_B_PATTERN, FLAG_FINAL, FLAG_SKIP_IDENTITY, Op)
+from sephw.arch import isa
+from sephw.arch.config import ArchConfig
+from sephw.arch.formats import PARAM_WORD, TENSOR_DESC
+from sephw.arch.isa import FLAG_B_PATTERN, FLAG_FINAL, FLAG_SKIP_IDENTITY, Op
+from sephw.arch.memmap import MEM_PARAMS, MEM_PATTERNS, MEM_PROGRAM, MEM_TENSORS, MEM_WEIGHTS, MemoryMap
 
 from .arith import check_int
 from .macarray import MacArray
 from .pattern import PatternEngine
 from .postprocess import PostProcess
 
-__all__ = ["TopConfig", "Accelerator", "RowAddress", "MEM_PROGRAM", "MEM_TENSORS", "MEM_PARAMS",
-           "MEM_PATTERNS", "MEM_WEIGHTS", "INSTR_LAYOUT", "TENSOR_LAYOUT", "PARAM_LAYOUT"]
+__all__ = ["Accelerator", "RowAddress", "INSTR_LAYOUT", "TENSOR_LAYOUT", "PARAM_LAYOUT"]
 
-# host_w memory selects
-MEM_PROGRAM, MEM_TENSORS, MEM_PARAMS, MEM_PATTERNS, MEM_WEIGHTS = range(5)
-
-INSTR_LAYOUT = data.StructLayout({name: unsigned(w) for name, w in FIELDS})
-TENSOR_LAYOUT = data.StructLayout({"base": unsigned(32), "ring_rows": unsigned(16), "height": unsigned(16),
-                                   "width": unsigned(16), "channels": unsigned(16), "bits": unsigned(8),
-                                   "signed": unsigned(8), "reserved": unsigned(16)})
-PARAM_LAYOUT = data.StructLayout({"m_a": signed(32), "m_b": signed(32), "bias": signed(48),
-                                  "shift": unsigned(8), "reserved": unsigned(8)})
+INSTR_LAYOUT = isa.WORD.layout()
+TENSOR_LAYOUT = TENSOR_DESC.layout()
+PARAM_LAYOUT = PARAM_WORD.layout()
 SUM_BITS = 32          # pool sums (unsigned); the FC runs over its 4 byte planes
 M_B_WIDTH = 25         # identity-skip M_b takes the DSP's 25-bit port (docs/numerics.md)
 FC_MUL_CYCLES = 32     # the FC's serial multiply: one bit of the 32-bit M per cycle
-
-
-@dataclass(frozen=True)
-class TopConfig:
-    """Everything the top is generated from: the engine configuration and memory depths."""
-    lanes: int
-    pe_cin: int
-    mac_cols: int
-    k_max: int
-    a_bits: int
-    packed: bool
-    act_bytes: int
-    pattern_words: int     # pattern memory words (pattern_slices per pattern word)
-    weight_words: int
-    param_words: int
-    tensors: int
-    program_words: int
-    max_channels: int      # widest tensor (pattern chunk accumulation, pool sums)
-    max_classes: int
-    pp_units: int = 1      # PostProcess lanes per cycle (the writer stores as many bytes)
-    column_store: bool = True   # multi-chunk stride-1 pattern operands slide (sliding window)
-
-    @classmethod
-    def from_build(cls, build_dir) -> "TopConfig":
-        """The configuration of a build directory (manifest.json)."""
-        m = json.loads((Path(build_dir) / "manifest.json").read_text())
-        ec, mem = m["engine_config"], m["memories"]
-        return cls(lanes=ec["lanes"], pe_cin=ec["pe_cin"], mac_cols=ec["mac_cols"], k_max=ec["k_max"],
-                   a_bits=ec["a_bits"], packed=bool(ec["packed"]), act_bytes=mem["activations"]["bytes"],
-                   pattern_words=mem["patterns"]["words"], weight_words=mem["weights"]["words"],
-                   param_words=mem["params"]["words"], tensors=mem["tensors"]["words"],
-                   program_words=m["program"]["instructions"],
-                   max_channels=max(t["shape"][0] for t in m["tensors"]),
-                   max_classes=m["output"]["shape"][0], pp_units=ec.get("pp_units", 1),
-                   column_store=bool(ec.get("column_store", True)))
-
-    @property
-    def pattern_slices(self) -> int:
-        """Pattern memory words per pattern word (``sephw.compiler.hw.pattern_slices``)."""
-        return pattern_slices(self.a_bits)
-
-    def tag(self) -> str:
-        """A short name for build directories."""
-        import hashlib
-        return "top_" + hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
 class RowAddress(wiring.Component):
@@ -160,8 +107,8 @@ class Accelerator(wiring.Component):
 
     Parameters
     ----------
-    config : TopConfig
-        Engine configuration and memory depths (:meth:`TopConfig.from_build`).
+    arch : ArchConfig
+        The hardware contract: engine sizes and memory depths (``Manifest.read(d).arch``).
     boot : list of (mem, addr, word), optional
         Memory writes baked into a boot ROM and replayed after reset (standalone use without a
         host: ``sim.top_driver.memory_writes(build_dir)``). This keeps a second copy of the
@@ -195,36 +142,39 @@ class Accelerator(wiring.Component):
         Host-link bytes of ``STORE`` (int64 logits, little-endian).
     """
 
-    def __init__(self, config: TopConfig, boot: list | None = None, netlist: str = "lut"):
-        if not isinstance(config, TopConfig):
-            raise TypeError(f"config must be a TopConfig, not {config!r}")
+    def __init__(self, arch: ArchConfig, boot: list | None = None, netlist: str = "lut"):
+        if not isinstance(arch, ArchConfig):
+            raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
+        c = arch.engine
         for name in ("lanes", "pe_cin", "mac_cols"):
-            v = getattr(config, name)
+            v = getattr(c, name)
             check_int(name, v, 1)
             if v & (v - 1):
                 raise ValueError(f"{name} must be a power of two, not {v}")
-        if config.k_max not in (3, 5, 7):
-            raise ValueError(f"k_max must be one of 3, 5, 7, not {config.k_max}")
-        self._cfg = c = config
+        if c.k_max not in (3, 5, 7):
+            raise ValueError(f"k_max must be one of 3, 5, 7, not {c.k_max}")
+        self._arch = arch
         self._boot = list(boot) if boot else []
-        self._max_cin = max_cin = max(c.pe_cin, -(-c.max_channels // c.pe_cin) * c.pe_cin)
+        mm = self._memory_map = MemoryMap(arch)
         self._pe = PatternEngine(lanes=c.lanes, k=c.k_max, cin=c.pe_cin, groups=1, a_bits=c.a_bits,
-                                 max_cin=max_cin, netlist=netlist, pattern_slices=c.pattern_slices,
-                                 pattern_depth=max(2, -(-c.pattern_words // c.pattern_slices)))
+                                 max_cin=arch.max_cin, netlist=netlist, pattern_slices=c.pattern_slices,
+                                 pattern_depth=arch.pattern_depth)
         self._ma = MacArray(rows=c.lanes, cols=c.mac_cols, packed=c.packed,
-                            weight_depth=max(2, c.weight_words))
+                            weight_depth=mm["weights"].depth)
         self._pp = PostProcess(lanes=c.lanes, inputs=2, acc_width=32, out_width=9,
-                               param_depth=c.param_words + c.lanes, m_b_width=M_B_WIDTH,
+                               param_depth=mm["params"].depth, m_b_width=M_B_WIDTH,
                                units=c.pp_units)
-        self._depths = {MEM_PROGRAM: max(2, c.program_words), MEM_TENSORS: max(2, c.tensors),
-                        MEM_PARAMS: c.param_words + c.lanes,
-                        MEM_PATTERNS: self._pe.pattern_depth * self._pe.pattern_slices,
-                        MEM_WEIGHTS: max(2, c.weight_words)}
-        widths = [256, 128, 128, self._pe.pattern_memory_bits, c.lanes * c.mac_cols * 8]
+        # the engines' write ports and the contract's memory map must agree word for word
+        for name, port in (("patterns", self._pe.pattern_w), ("weights", self._ma.weight_w)):
+            got = len(Value.cast(port.data))
+            if got != mm[name].word_bits:
+                raise ValueError(f"internal error: the {name} write port is {got} bits, the memory map's "
+                                 f"words {mm[name].word_bits}")
+        self._depths = {r.select: r.depth for r in mm}
         self._host_w_layout = data.StructLayout({
             "mem": unsigned(3),
-            "addr": unsigned(max(ceil_log2(d) for d in self._depths.values())),
-            "data": unsigned(max(widths)),
+            "addr": unsigned(mm.addr_bits),
+            "data": unsigned(mm.data_bits),
         })
         super().__init__({
             "start": In(1), "done": Out(1), "error": Out(1), "cycles": Out(48), "pc": Out(16),
@@ -234,7 +184,8 @@ class Accelerator(wiring.Component):
             "tx": Out(stream.Signature(8)),
         })
 
-    config = property(lambda self: self._cfg, doc="The :class:`TopConfig`.")
+    arch = property(lambda self: self._arch, doc="The :class:`~sephw.arch.ArchConfig`.")
+    memory_map = property(lambda self: self._memory_map, doc="The host-writable memories.")
     boot = property(lambda self: list(self._boot), doc="Baked ``(mem, addr, word)`` writes.")
     host_w_layout = property(lambda self: self._host_w_layout, doc="Payload of ``host_w``.")
     pattern_engine = property(lambda self: self._pe)
@@ -243,7 +194,8 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        c = self._cfg
+        arch = self._arch
+        c = arch.engine
         pe, ma, pp = self._pe, self._ma, self._pp
         m.submodules.pattern_engine = pe
         m.submodules.mac_array = ma
@@ -252,11 +204,11 @@ class Accelerator(wiring.Component):
         KK = K * K
 
         # ------------------------------------------------------------------ memories
-        m.submodules.program = prog = Memory(shape=256, depth=self._depths[MEM_PROGRAM], init=[])
-        m.submodules.tensor_table = ttab = Memory(shape=128, depth=self._depths[MEM_TENSORS], init=[])
-        m.submodules.params = prm = Memory(shape=128, depth=self._depths[MEM_PARAMS], init=[])
-        m.submodules.pool_sums = sums = Memory(shape=SUM_BITS, depth=max(2, c.max_channels), init=[])
-        m.submodules.logits = lg = Memory(shape=signed(64), depth=max(2, c.max_classes), init=[])
+        m.submodules.program = prog = Memory(shape=isa.WORD_BITS, depth=self._depths[MEM_PROGRAM], init=[])
+        m.submodules.tensor_table = ttab = Memory(shape=TENSOR_DESC.bits, depth=self._depths[MEM_TENSORS], init=[])
+        m.submodules.params = prm = Memory(shape=PARAM_WORD.bits, depth=self._depths[MEM_PARAMS], init=[])
+        m.submodules.pool_sums = sums = Memory(shape=SUM_BITS, depth=max(2, arch.max_channels), init=[])
+        m.submodules.logits = lg = Memory(shape=signed(64), depth=max(2, arch.max_classes), init=[])
         prog_r, ttab_r, prm_r = prog.read_port(), ttab.read_port(), prm.read_port()
         sums_r = sums.read_port()
         lg_r = lg.read_port()
@@ -282,7 +234,7 @@ class Accelerator(wiring.Component):
         m.d.sync += a_lo_d.eq(act_raddr[:LNB])
         bank_data = []
         for b in range(NB):
-            bank = Memory(shape=8, depth=max(2, -(-c.act_bytes // NB)), init=[])
+            bank = Memory(shape=8, depth=max(2, -(-arch.act_bytes // NB)), init=[])
             m.submodules[f"act_bank{b}"] = bank
             rp, wp = bank.read_port(), bank.write_port()
             off = Signal(LNB, name=f"act_off{b}")
@@ -329,7 +281,7 @@ class Accelerator(wiring.Component):
             m.d.comb += [hw_.eq(self.host_w.payload), hv.eq(self.host_w.valid)]
         for port, sel in ((prog_w, MEM_PROGRAM), (ttab_w, MEM_TENSORS), (prm_w, MEM_PARAMS)):
             m.d.comb += [port.addr.eq(hw_.addr), port.data.eq(hw_.data), port.en.eq(hv & (hw_.mem == sel))]
-        pw = PARAM_LAYOUT(hw_.data[:128])
+        pw = PARAM_LAYOUT(hw_.data[:PARAM_WORD.bits])
         m.d.comb += [
             pe.pattern_w.addr.eq(hw_.addr), pe.pattern_w.data.eq(hw_.data),
             pe.pattern_w.en.eq(hv & (hw_.mem == MEM_PATTERNS)),
@@ -645,7 +597,7 @@ class Accelerator(wiring.Component):
         TAP = PC * AB
         if CS:
             m.submodules.column_store = cstore = Memory(shape=K * (K - 1) * TAP,
-                                                        depth=max(2, self._max_cin // PC), init=[])
+                                                        depth=max(2, arch.max_cin // PC), init=[])
             cs_r, cs_w = cstore.read_port(domain="comb"), cstore.write_port()
             # written: window slots (i, j + 1) for j < k_max - 1; read back into slots (i, j)
             m.d.comb += cs_w.data.eq(Cat(*[win_out.word_select(i * K + j + 1, TAP)
@@ -1069,13 +1021,12 @@ class Accelerator(wiring.Component):
 
 def check_program(build_dir) -> list[str]:
     """What in a build directory's Program this top does not implement (empty: runnable)."""
-    from sephw.compiler.isa import FLAG_DEPTHWISE, decode_program
-    d = Path(build_dir)
-    man = json.loads((d / "manifest.json").read_text())
-    tens = {t["id"]: t for t in man["tensors"]}
-    pe_cin = man["engine_config"]["pe_cin"]
+    from sephw.arch.isa import FLAG_DEPTHWISE, decode_program
+    from sephw.arch.manifest import Manifest
+    man = Manifest.read(build_dir)
+    tens = man.tensors
     problems = []
-    for i, ins in enumerate(decode_program((d / "program.bin").read_bytes())):
+    for i, ins in enumerate(decode_program(man.path("program.bin").read_bytes())):
         if ins.op in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
             on_pe = ins.op in (Op.CONV_PATTERN, Op.PRB) or (ins.op == Op.RESADD and ins.flags & FLAG_B_PATTERN)
             if on_pe and ins.groups_a and ins.na > tens[ins.src_a]["shape"][0] // ins.groups_a:
@@ -1096,5 +1047,4 @@ def check_program(build_dir) -> list[str]:
             for t in (ins.src_a, ins.src_b):
                 if tens[t]["dtype"].startswith("int"):
                     problems.append(f"instruction {i}: signed input tensor {tens[t]['name']}")
-    del pe_cin
     return sorted(set(problems), key=problems.index)

@@ -262,9 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-synth", action="store_true", help="skip the board build's Yosys resource estimate")
     d.set_defaults(func=cmd_demo)
 
-    from . import compiler, quantize, run, simulate
+    from . import quantize, run, simulate
+    from .flows import compile as compile_flow
     quantize.register_cli(sub)
-    compiler.register_cli(sub)
+    compile_flow.register_cli(sub)
     simulate.register_cli(sub)
     run.register_cli(sub)
     return p

@@ -2,9 +2,10 @@
 serial port, or ``sim:BUILD_DIR`` for the simulated board), every logit compared bit-exactly
 with the integer reference (sephw.reference).
 
-The device must have been generated for the build's engine configuration (its INFO hash is
-checked before anything is loaded); the memory images are loaded over the link, then N test
-images of the manifest's dataset are streamed one by one (WRITE_INPUT, RUN, READ_LOGITS).
+The device must have been generated for the build's ArchConfig (its INFO ``arch_hash`` is
+checked against the manifest's before anything is loaded); the memory images are loaded over
+the link, then N test images of the manifest's dataset are streamed one by one (WRITE_INPUT,
+RUN, READ_LOGITS).
 Reports accuracy, per-image latency split into link time (the frames' bytes at the link's
 baud) and compute (the device's cycle count, and that at the board's clock), and the host's
 wall time per image. Exit code 1 if any logit differs from the reference.
@@ -18,28 +19,49 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_on_device", "register_cli"]
+__all__ = ["open_device", "run_on_device", "register_cli"]
+
+
+def open_device(port: str, *, baud: int | None = None, timeout: float | None = None, tries: int = 3,
+                progress: bool = True, log=print):
+    """A :class:`host.device.Device` on ``port``: a board's serial port (``/dev/ttyUSB1``,
+    ``COM3``; ``baud`` default 3,000,000) or ``sim:BUILD_DIR``, the simulated board of that
+    build (:class:`sim.simboard.SimBoard`: Verilator, minutes to build the first time; its
+    baud is the simulated one, ``baud`` is ignored; ``log`` gets its progress lines).
+    ``timeout`` replaces the transport's fixed deadline margin (seconds); ``tries`` sends of
+    a command before :class:`~sephw.arch.link.LinkError`; ``progress`` a bar while loading.
+
+    The flows open devices here, not through ``Device.open``, because host/ drives serial
+    ports with pyserial alone and never imports the simulator."""
+    from host.device import Device
+    from host.transport import SIM_PREFIX
+    if not port.startswith(SIM_PREFIX):
+        return Device.open(port, baud=baud, timeout=timeout, tries=tries, progress=progress)
+    from sim.simboard import SimBoard
+    t = SimBoard(port[len(SIM_PREFIX):], log=log)
+    if timeout is not None:
+        t.margin_s = float(timeout)
+    return Device(t, tries=tries, progress=progress)
 
 
 def run_on_device(build_dir, port: str, n_images: int, data_root: str | None = None, *, baud: int | None = None,
                   log=print, progress: bool = True) -> dict:
     """Load ``build_dir`` onto the device on ``port`` and run ``n_images`` test images;
     returns the summary dict (``bit_exact_images``, ``accuracy``, per-image stats, ...)."""
-    from host.device import Device
-
+    from .arch import Manifest
     from .simulate import test_images_and_reference
     d = Path(build_dir).resolve()
-    man = json.loads((d / "manifest.json").read_text())
+    man = Manifest.read(d)
     ds, x, y, exp = test_images_and_reference(d, n_images, data_root, log, steps=5)
     exp = exp.numpy()
     log(f"[3/5] opening {port}")
     t0 = time.perf_counter()
-    with Device.open(port, baud=baud, progress=progress, log=log) as dev:
+    with open_device(port, baud=baud, progress=progress, log=log) as dev:
         open_s = time.perf_counter() - t0
         info = dev.info()
-        log(f"      device: {info.board}, engine config {info.engine_config_hash}, {info.clock_hz / 1e6:g} MHz, "
+        log(f"      device: {info.board}, arch {info.arch_hash}, {info.clock_hz / 1e6:g} MHz, "
             f"{info.baud} baud, protocol {info.protocol_version}, device version {info.device_version}")
-        log(f"[4/5] loading {d.name} (engine config {man['engine_config_hash']})")
+        log(f"[4/5] loading {d.name} (arch {man.arch_hash})")
         ld = dev.load(d)
         log(f"      {ld['bytes']:,} bytes in {ld['frames']} LOAD frames, {ld['seconds']:.2f} s")
         log(f"[5/5] streaming {len(x)} images")
@@ -59,26 +81,26 @@ def run_on_device(build_dir, port: str, n_images: int, data_root: str | None = N
             "bit_exact_images": int(same.sum()), "mismatched_images": [int(i) for i in np.flatnonzero(~same)],
             "accuracy": float((got.argmax(1) == y.numpy()).mean()) if len(x) else 0.0,
             "reference_accuracy": float((exp.argmax(1) == y.numpy()).mean()) if len(x) else 0.0,
-            "device": {"board": info.board, "engine_config_hash": info.engine_config_hash, "clock_hz": clock,
+            "device": {"board": info.board, "arch_hash": info.arch_hash, "clock_hz": clock,
                        "baud": info.baud, "device_version": info.device_version},
             "load_bytes": ld["bytes"], "load_frames": ld["frames"], "load_seconds": ld["seconds"],
             "open_seconds": open_s, "retries": retries,
             "link_bytes_per_image": stats[0]["link_bytes"] if stats else 0,
             "link_s_per_image": float(np.mean(link_s)) if stats else 0.0,
             "compute_cycles": cyc, "compute_s_per_image": float(np.mean(cyc)) / clock if stats else 0.0,
-            "predicted_cycles": json.loads((d / "report.json").read_text()).get("cycles_per_inference")
-            if (d / "report.json").is_file() else None,
+            "predicted_cycles": man.cycles_per_inference,
             "wall_s_per_image": float(np.mean([s["wall_s"] for s in stats])) if stats else 0.0,
             "wall_seconds_per_device_second": time_scale, "simulated_cycles_per_s": sim_rate,
             "per_image": stats}
 
 
 def cmd_run(a) -> int:
-    from host.protocol import LinkError
+    from .arch import ManifestError
+    from .arch.link import LinkError
     log = (lambda *s: print(*s, file=sys.stderr)) if a.json else print
     try:
         r = run_on_device(a.build_dir, a.port, a.images, a.data, baud=a.baud, log=log, progress=not a.json)
-    except (LinkError, OSError, RuntimeError) as e:
+    except (LinkError, ManifestError, OSError, RuntimeError) as e:
         print(f"sephw run: error: {e}", file=sys.stderr)
         return 2
     if a.json:

@@ -33,10 +33,12 @@ def write_top_verilog(build_dir, bake: bool = False) -> Path:
     ``bake`` the Program and memory images are baked in (a boot ROM copies them into the
     memories after reset), else they load at run time through ``host_w``."""
     from amaranth.back import verilog
-    from rtl_gen.top import Accelerator, TopConfig
+    from rtl_gen.top import Accelerator
     from sim.top_driver import memory_writes
+
+    from .arch import Manifest
     d = Path(build_dir)
-    top = Accelerator(TopConfig.from_build(d), boot=memory_writes(d) if bake else None)
+    top = Accelerator(Manifest.read(d).arch, boot=memory_writes(d) if bake else None)
     text = verilog.convert(top, name="sephw_top", emit_src=False)
     (d / "top.v").write_text(text)
     return d / "top.v"
@@ -48,10 +50,11 @@ def test_images_and_reference(build_dir, n_images: int, data_root: str | None = 
     metadata, else Fashion-MNIST) and their logits from sephw.reference:
     ``(dataset, images (N, C, H, W) uint8, labels, expected logits int64)``."""
     from . import data, reference
+    from .arch import Manifest
     d = Path(build_dir)
-    man = json.loads((d / "manifest.json").read_text())
+    man = Manifest.read(d)
     g = load_build_graph(d)
-    ds = man.get("dataset") or g.meta.get("dataset") or "fashion-mnist"
+    ds = man.dataset or g.meta.get("dataset") or "fashion-mnist"
     log(f"[1/{steps}] loading {n_images} {ds} test images")
     x, y = data.load(ds, "test", data_root)
     x, y = x[:n_images], y[:n_images]
@@ -64,11 +67,13 @@ def test_images_and_reference(build_dir, n_images: int, data_root: str | None = 
 def simulate(build_dir, n_images: int, data_root: str | None = None, log=print) -> dict:
     """Run ``n_images`` test images on the RTL; returns the summary dict."""
     from sim.top_driver import run_top
+
+    from .arch import Manifest
     d = Path(build_dir)
-    man = json.loads((d / "manifest.json").read_text())
+    man = Manifest.read(d)
     rep = json.loads((d / "report.json").read_text())
     ds, x, y, exp = test_images_and_reference(d, n_images, data_root, log, steps=4)
-    log(f"[3/4] building the top for engine config {man['engine_config_hash']} and simulating "
+    log(f"[3/4] building the top for arch {man.arch_hash} and simulating "
         f"(Verilator build: minutes the first time, cached in build/sim)")
     t0 = time.perf_counter()
     res = run_top(d, x.numpy(), exp.numpy())
@@ -78,7 +83,7 @@ def simulate(build_dir, n_images: int, data_root: str | None = None, log=print) 
     matches = int((got == exp).all(1).sum())
     cyc = sum(res["cycles"]) / len(res["cycles"])
     pred = rep["cycles_per_inference"]
-    clock = man["clock_hz"]
+    clock = man.clock_hz
     # per opcode: measured cycles (the top's pc, first image) against the cycle model's
     per_op = {}
     sched = yaml.safe_load((d / "schedule.yaml").read_text())["instructions"]
@@ -89,13 +94,18 @@ def simulate(build_dir, n_images: int, data_root: str | None = None, log=print) 
             o["count"] += 1
             o["measured"] += mc
             o["predicted"] += s_["cycles"]
+    # measured against predicted cycles per layer; per image where the run gave totals only
+    from .compiler.plots import measured_vs_predicted
+    plot = d / "plots" / "measured_vs_predicted.png"
+    measured_vs_predicted(sched, plot, measured=meas if meas is not None and len(meas) == len(sched) else None,
+                          image_cycles=res["cycles"])
     return {"build_dir": str(d), "dataset": ds, "images": len(x), "bit_exact_images": matches,
             "accuracy": float((got.argmax(1) == y).double().mean()),
             "reference_accuracy": float((exp.argmax(1) == y).double().mean()),
             "cycles_per_inference": cyc, "cycles": res["cycles"], "predicted_cycles": pred,
             "measured_over_predicted": cyc / pred, "cycle_model": rep.get("cycle_model"),
             "per_opcode": per_op, "instruction_cycles": meas, "clock_hz": clock, "fps": clock / cyc,
-            "simulation_seconds": round(secs, 1)}
+            "simulation_seconds": round(secs, 1), "plot": str(plot)}
 
 
 def cmd_simulate(a) -> int:
@@ -111,6 +121,7 @@ def cmd_simulate(a) -> int:
               f"(measured/predicted {r['measured_over_predicted']:.2f})")
         for op, o in r["per_opcode"].items():
             print(f"  {op:13s} x{o['count']:<4d} measured {o['measured']:>9d}  predicted {o['predicted']:>9d}")
+        print(f"measured vs predicted cycles plot: {r['plot']}")
     return 0 if r["bit_exact_images"] == r["images"] else 1
 
 

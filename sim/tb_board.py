@@ -2,7 +2,7 @@
 pseudo-terminal, so that the host driver (host.device) talks to it through a serial port
 exactly as to the Arty A7's USB-UART.
 
-Started by :class:`host.transport.SimBoard` (in a subprocess, its own process group). The
+Started by :class:`sim.simboard.SimBoard` (in a subprocess, its own process group). The
 case file names the design's ``clk_hz`` and ``baud``, the file to write the pty's slave path
 to, a status file, and the driver's pid (the board stops when the driver is gone).
 

@@ -22,8 +22,8 @@ import cocotb
 from cocotb.triggers import Event, FallingEdge, Timer, with_timeout
 from cocotb.utils import get_sim_time
 
-from host.protocol import (ERROR, ERROR_REPLY, MAX_PAYLOAD, REPLY, RUN_REPLY, SYNC, Cmd, Err, Frame,
-                           FrameParser, Info, crc8, encode_frame)
+from host.protocol import (ERROR, ERROR_REPLY, LOAD_HEADER, LOAD_HEADER_BYTES, MAX_PAYLOAD, REPLY, RUN_REPLY, SYNC,
+                           Cmd, Err, Frame, FrameParser, Info, crc8, encode_frame)
 from sim.tb import load_case, start_clock_reset
 
 CLOCK_NS = 10          # sim.tb.start_clock_reset
@@ -177,7 +177,7 @@ async def link_commands(dut):
     wb, depths = info["word_bytes"], info["depths"]
 
     def load(mem, addr, nbytes):
-        return bytes([mem, 0]) + struct.pack("<I", addr) + bytes(rng.randrange(256) for _ in range(nbytes))
+        return LOAD_HEADER.pack(mem=mem, addr=addr) + bytes(rng.randrange(256) for _ in range(nbytes))
 
     for mem in range(5):
         s = seq()       # the last word of each memory: fits
@@ -191,12 +191,12 @@ async def link_commands(dut):
     s = seq()
     check_error(await host.request(Cmd.LOAD, s, load(5, 3, 16)), s, Err.BAD_ADDRESS, 3, "LOAD mem 5")
     s = seq()
-    check_error(await host.request(Cmd.LOAD, s, load(3, 0, wb[3] + 1)), s, Err.BAD_LENGTH, 6 + wb[3] + 1,
-                "LOAD not a multiple of the word")
+    check_error(await host.request(Cmd.LOAD, s, load(3, 0, wb[3] + 1)), s, Err.BAD_LENGTH,
+                LOAD_HEADER_BYTES + wb[3] + 1, "LOAD not a multiple of the word")
     s = seq()
-    check_error(await host.request(Cmd.LOAD, s, load(0, 0, 0)), s, Err.BAD_LENGTH, 6, "LOAD no words")
+    check_error(await host.request(Cmd.LOAD, s, load(0, 0, 0)), s, Err.BAD_LENGTH, LOAD_HEADER_BYTES, "LOAD no words")
     s = seq()
-    n = (MAX_PAYLOAD - 6) // wb[2]
+    n = (MAX_PAYLOAD - LOAD_HEADER_BYTES) // wb[2]
     check_reply(await host.request(Cmd.LOAD, s, load(2, 0, n * wb[2])), Cmd.LOAD | REPLY, s,
                 struct.pack("<H", n), "LOAD a full frame")
 
@@ -273,10 +273,11 @@ def load_frames(writes, word_bytes) -> list[tuple[int, int, bytes]]:
     cur = None
     for mem, addr, word in writes:
         wb = word_bytes[mem]
-        if cur is None or cur[0] != mem or cur[1] + cur[2] != addr or 6 + (cur[2] + 1) * wb > MAX_PAYLOAD:
+        full = cur is not None and LOAD_HEADER_BYTES + (cur[2] + 1) * wb > MAX_PAYLOAD
+        if cur is None or cur[0] != mem or cur[1] + cur[2] != addr or full:
             if cur is not None:
                 out.append(cur)
-            cur = [mem, addr, 0, bytearray([mem, 0]) + struct.pack("<I", addr)]
+            cur = [mem, addr, 0, bytearray(LOAD_HEADER.pack(mem=mem, addr=addr))]
         cur[2] += 1
         cur[3] += word.to_bytes(wb, "little")
     if cur is not None:

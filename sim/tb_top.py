@@ -15,7 +15,8 @@ from pathlib import Path
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
-from rtl_gen.top import Accelerator, TopConfig
+from rtl_gen.top import Accelerator
+from sephw.arch.manifest import Manifest
 from sim.tb import load_case, pack, start_clock_reset
 from sim.top_driver import memory_writes
 
@@ -55,10 +56,9 @@ async def collect_tx(dut, n: int, out: list) -> None:
 @cocotb.test()
 async def network_matches_reference(dut):
     case = load_case()
-    cfg = TopConfig.from_build(case["build_dir"])
-    layout = Accelerator(cfg).host_w_layout
-    man = json.loads(Path(case["build_dir"], "manifest.json").read_text())
-    classes = man["output"]["shape"][0]
+    man = Manifest.read(case["build_dir"])
+    layout = Accelerator(man.arch).host_w_layout
+    classes = man.classes
     for s in ("start", "rx__valid", "host_w__valid"):
         getattr(dut, s).value = 0
     dut.tx__ready.value = 1

@@ -13,27 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sephw.arch.manifest import Manifest
+
 __all__ = ["memory_writes", "run_top"]
-
-# (image file, word bytes key in manifest, memory select)
-IMAGES = (("program.bin", None, "MEM_PROGRAM"), ("tensors.bin", "tensors", "MEM_TENSORS"),
-          ("params.bin", "params", "MEM_PARAMS"), ("patterns.bin", "patterns", "MEM_PATTERNS"),
-          ("weights.bin", "weights", "MEM_WEIGHTS"))
-
 
 def memory_writes(build_dir) -> list[tuple[int, int, int]]:
     """``(memory select, word address, word)`` for every word of the build directory's
-    program and memory images (little-endian words, as in the ``.bin`` files)."""
-    from rtl_gen import top
-    d = Path(build_dir)
-    man = json.loads((d / "manifest.json").read_text())
-    out = []
-    for fname, key, sel in IMAGES:
-        blob = (d / fname).read_bytes()
-        wb = 32 if key is None else man["memories"][key]["word_bytes"]
-        for a in range(len(blob) // wb):
-            out.append((getattr(top, sel), a, int.from_bytes(blob[a * wb:(a + 1) * wb], "little")))
-    return out
+    program and memory images (:meth:`sephw.arch.Manifest.writes`)."""
+    return Manifest.read(build_dir).writes()
 
 
 def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
@@ -48,19 +35,19 @@ def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
 
     Returns ``{"logits": [[int]], "cycles": [int], "build_seconds": float, ...}``; with
     ``expected`` (N, classes) the testbench asserts every logit equals it."""
-    from rtl_gen.top import Accelerator, TopConfig, check_program
+    from rtl_gen.top import Accelerator, check_program
     from sim.runner import run_testbench
     build_dir = Path(build_dir).resolve()
     problems = check_program(build_dir)
     if problems:
         raise NotImplementedError("the RTL top does not implement: " + "; ".join(problems))
-    cfg = TopConfig.from_build(build_dir)
-    man = json.loads((build_dir / "manifest.json").read_text())
+    man = Manifest.read(build_dir)
+    cfg = man.arch
     imgs = np.asarray(images, dtype=np.uint8)
     case = {"build_dir": str(build_dir),
             "images": [img.transpose(1, 2, 0).reshape(-1).tolist() for img in imgs],
             "expected": None if expected is None else [[int(v) for v in row] for row in expected],
-            "timeout_cycles": int(timeout_cycles or 400 * man["cycles_per_inference"] + 100000)}
+            "timeout_cycles": int(timeout_cycles or 400 * man.cycles_per_inference + 100000)}
     tag = cfg.tag() + ("" if netlist == "lut" else f"_{netlist}")
     test_dir = run_testbench(Accelerator(cfg, netlist=netlist), tag, "sim.tb_top", case, speed=speed)
     return json.loads((test_dir / "result.json").read_text())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -16,9 +17,12 @@ import boards
 from sephw import binarize, checkpoint, models, quantize
 from sephw import intgraph as ig
 from sephw.compiler import (CompileError, Instruction, ISAError, Op, compile_graph, decode_program,
-                            encode_program, register_cli)
-from sephw.compiler import hw, passes
-from sephw.compiler.isa import FIELDS, WORD_BYTES
+                            encode_program)
+from sephw.arch.isa import LAYOUTS, WORD_BYTES
+from sephw.compiler import hw, pipeline
+from sephw.compiler.ir import Step
+from sephw.compiler.operands import tile_cost
+from sephw.flows.compile import register_cli
 
 BOARDS = ("arty-a7-35", "arty-a7-100", "ulx3s-85f")
 
@@ -51,8 +55,9 @@ def builds(sepnet, tmp_path_factory):
 def test_isa_roundtrip_random_words():
     rng = np.random.default_rng(0)
     for _ in range(300):
-        vals = {name: int(rng.integers(0, 1 << w)) for name, w in FIELDS if name != "op"}
-        ins = Instruction(Op(int(rng.integers(0, len(Op)))), **vals)
+        op = Op(int(rng.integers(0, len(Op))))
+        vals = {f.name: int(rng.integers(0, 1 << f.bits)) for f in LAYOUTS[op].fields if f.name != "op"}
+        ins = Instruction(op, **vals)
         blob = ins.to_bytes()
         assert len(blob) == WORD_BYTES
         assert Instruction.decode(blob) == ins
@@ -66,12 +71,21 @@ def test_isa_rejects_overflow_and_garbage():
         Instruction(Op.CONV_INT, rows=4096).encode()
     with pytest.raises(ISAError, match="unknown opcode"):
         Instruction.decode(31)
-    with pytest.raises(ISAError, match="reserved bits"):
+    with pytest.raises(ISAError, match="bits outside the opcode's fields"):
         Instruction.decode(1 << 250)
+    # a field the opcode does not have: refused when encoding, rejected when decoding
+    with pytest.raises(ISAError, match="LOAD .*has no field wa"):
+        Instruction(Op.LOAD, wa=3).encode()
+    tile_word = Instruction(Op.PRB, k=3).encode()
+    with pytest.raises(ISAError, match="LOAD: bits outside"):
+        Instruction.decode(tile_word & ~0x1F | int(Op.LOAD))
+    # LOAD / STORE carry 32-bit external addresses and lengths
+    ins = Instruction(Op.STORE, src_a=2, ext_addr=0xFFFF_FFFF, length=0xFFFF_FFFF)
+    assert Instruction.decode(ins.to_bytes()) == ins
     # one field's bits never leak into a neighbour
-    w = Instruction(Op.NOP, wa=(1 << 20) - 1).encode()
+    w = Instruction(Op.PRB, wa=(1 << 24) - 1).encode()
     d = Instruction.decode(w)
-    assert d.wa == (1 << 20) - 1 and d.src_b == 0 and d.dst == 0 and d.wb == 0
+    assert d.wa == (1 << 24) - 1 and d.src_b == 0 and d.dst == 0 and d.wb == 0
 
 
 # --------------------------------------------------------------------------- whole network
@@ -187,8 +201,8 @@ def test_prb_runs_both_engines_on_the_same_tile(builds):
         if s["op"] != "PRB" or s["busy"]["mac"] >= s["busy"]["pattern"]:
             continue
         n = ir.graph.nodes[ins.layer]
-        alone = passes.Step([n.kxk], Op.CONV_PATTERN, 0, n.out.channels)
-        cyc = passes.tile_cost(ir.cfg, alone, ir.graph, ins.rows, ins.tc)[0]
+        alone = Step([n.kxk], Op.CONV_PATTERN, 0, n.out.channels)
+        cyc = tile_cost(ir.cfg, alone, ir.graph, ins.rows, ins.tc)[0]
         assert cyc == s["engine_cycles"], (s, cyc)
         checked += 1
     assert checked
@@ -300,18 +314,18 @@ def test_sizing_keeps_the_column_store_only_where_it_pays():
     loses cycles without it; on arty-a7-100 (64 channels per beat, every operand one chunk)
     it goes, with the same cycles and fewer LUTs."""
     g = _graph("resnet20", 32, in_channels=3, num_classes=10)
-    small = passes.compile_ir(g, boards.get("arty-a7-35"))
+    small = pipeline.compile_ir(g, boards.get("arty-a7-35"))
     assert small.cfg.column_store
     eng = dict(lanes=small.cfg.lanes, pe_cin=small.cfg.pe_cin, mac_cols=small.cfg.mac_cols,
                packed=small.cfg.packed, pp_units=small.cfg.pp_units)
-    without = passes.compile_ir(g, boards.get("arty-a7-35"), engine=dict(eng, column_store=False))
+    without = pipeline.compile_ir(g, boards.get("arty-a7-35"), engine=dict(eng, column_store=False))
     assert without.cycles > 1.1 * small.cycles
     assert without.resources["lut"] < small.resources["lut"]
-    big = passes.compile_ir(g, boards.get("arty-a7-100"))
+    big = pipeline.compile_ir(g, boards.get("arty-a7-100"))
     assert not big.cfg.column_store
     eng = dict(lanes=big.cfg.lanes, pe_cin=big.cfg.pe_cin, mac_cols=big.cfg.mac_cols,
                packed=big.cfg.packed, pp_units=big.cfg.pp_units)
-    assert passes.compile_ir(g, boards.get("arty-a7-100"), engine=dict(eng, column_store=True)).cycles == big.cycles
+    assert pipeline.compile_ir(g, boards.get("arty-a7-100"), engine=dict(eng, column_store=True)).cycles == big.cycles
 
 
 def test_sizing_picks_fewest_rtl_top_cycles_among_fitting_configs():
@@ -319,12 +333,12 @@ def test_sizing_picks_fewest_rtl_top_cycles_among_fitting_configs():
     overlay takes no more top cycles than the engine model's best and its neighbours."""
     g = _graph("resnet20", 32, in_channels=3, num_classes=10)
     board = boards.get("arty-a7-35")
-    ir = passes.compile_ir(g, board)
+    ir = pipeline.compile_ir(g, board)
     alts = 0
     for eng in ({"lanes": 8, "pe_cin": 16, "mac_cols": 8}, {"lanes": 8, "pe_cin": 8, "mac_cols": 8},
                 {"lanes": 16, "pe_cin": 8, "mac_cols": 4}, {"lanes": 16, "pe_cin": 4, "mac_cols": 8}):
         try:
-            alt = passes.compile_ir(g, board, engine=dict(eng, packed=False, pp_units=1))
+            alt = pipeline.compile_ir(g, board, engine=dict(eng, packed=False, pp_units=1))
         except CompileError:
             continue
         alts += 1
@@ -336,7 +350,7 @@ def test_fixed_overlay_that_does_not_fit_names_its_needs(sepnet):
     """A fixed overlay over the part's logic: the error gives its LUT/FF/DSP needs (and the
     distributed-RAM share when that is what tips it) against the budget."""
     with pytest.raises(CompileError) as e:
-        passes.compile_ir(sepnet, boards.get("arty-a7-35"),
+        pipeline.compile_ir(sepnet, boards.get("arty-a7-35"),
                           engine=dict(lanes=64, pe_cin=16, mac_cols=8, packed=False, pp_units=1))
     msg = str(e.value)
     assert msg.startswith("board arty-a7-35: the overlay (64 lanes, 16-channel pattern beats, 8 MAC columns) needs ")
@@ -375,13 +389,13 @@ def test_row_bands_with_halos_when_maps_do_not_fit(sepnet112):
     # a fixed overlay whose weights leave room for whole maps (the sizer's own pick on the full
     # part is wide enough that it already bands there)
     eng = dict(lanes=8, pe_cin=8, mac_cols=8, packed=True, pp_units=1)
-    full = passes.compile_ir(sepnet112, a100, engine=eng)
+    full = pipeline.compile_ir(sepnet112, a100, engine=eng)
     assert full.bands == 1
     ir = None
     for blocks in range(math.ceil(full.memory_blocks["block_ram"]) - 1, 40, -3):
         b = dataclasses.replace(a100, resources=dict(a100.resources, bram_blocks=blocks))
         try:
-            ir = passes.compile_ir(sepnet112, b, engine=eng)
+            ir = pipeline.compile_ir(sepnet112, b, engine=eng)
         except CompileError as e:
             assert "does not fit" in str(e)
             break
@@ -445,6 +459,88 @@ def test_costs_read_from_engine_benchmark(tmp_path):
     assert c.pp_lut == hw.UnitCosts().pp_lut         # not measured: the estimate stays
     assert hw.load_costs(tmp_path / "missing.json") == hw.UnitCosts()
 
+
+# --------------------------------------------------------------------------- typed IR, BUILD/passes
+PASS_FILES = ["01_check_legalize.json", "02_size_engines.json", "03_tile_layers.json",
+              "04_assign_addresses.json", "05_emit_instructions.json", "06_schedule_program.json"]
+
+
+def test_build_keeps_the_ir_and_time_of_every_pass(builds):
+    """BUILD/passes/ holds one dump per PIPELINE pass, in order, each the IR as that pass left
+    it (checked against the build's own outputs), and the time each pass took."""
+    ir, rep, d = builds["arty-a7-35"]
+    names = [cls.__name__ for cls in pipeline.PIPELINE]
+    assert names == ["CheckLegalize", "SizeEngines", "TileLayers", "AssignAddresses", "EmitInstructions",
+                     "ScheduleProgram"]
+    assert sorted(p.name for p in (d / "passes").iterdir()) == PASS_FILES + ["timing.json"]
+    dumps = [json.loads((d / "passes" / f).read_text()) for f in PASS_FILES]
+    assert [x["pass"] for x in dumps] == names and [x["index"] for x in dumps] == [1, 2, 3, 4, 5, 6]
+    assert all(x["contract"] == cls.CONTRACT for x, cls in zip(dumps, pipeline.PIPELINE))
+    for f in PASS_FILES:       # a summary, not the weights
+        assert (d / "passes" / f).stat().st_size < 100_000, f
+    timing = json.loads((d / "passes" / "timing.json").read_text())
+    assert [(t["pass"], t["file"]) for t in timing["passes"]] == list(zip(names, PASS_FILES))
+    secs = [t["seconds"] for t in timing["passes"]]
+    assert all(s >= 0 for s in secs) and timing["total_seconds"] == pytest.approx(sum(secs), abs=1e-5)
+    assert list(rep["pass_seconds"]) == names and list(rep["pass_seconds"].values()) == secs
+    assert sum(secs) <= rep["compile_seconds"] + 1e-3
+    man = json.loads((d / "manifest.json").read_text())
+    legal, sized, tiled, placed, emitted, scheduled = (x["ir"] for x in dumps)
+    # each pass's fields appear after it, not before
+    assert legal["engine"] is None and len(legal["layers"]) == len(ir.graph.nodes)
+    assert [t["name"] for t in legal["tensors"]] == [t["name"] for t in man["tensors"]]
+    assert all(t["ring_rows"] == 0 and t["base"] == -1 for t in legal["tensors"])
+    assert sized["engine"] == rep["engine_config"] and sized["tiles"] == 0
+    assert tiled["bands"] == rep["bands"] and tiled["tiles"] == rep["instructions"] - 3
+    assert sum(lay["tiles"] for lay in tiled["layers"]) == tiled["tiles"]
+    assert [t["ring_rows"] for t in tiled["tensors"]] == [t["ring_rows"] for t in man["tensors"]]
+    assert all(t["base"] == -1 for t in tiled["tensors"]) and tiled["instructions"] == 0
+    assert tiled["onchip_bytes"] == rep["onchip_breakdown"]
+    assert [t["base"] for t in placed["tensors"]] == [t["base"] for t in man["tensors"]]
+    assert placed["memory"]["activations"]["bytes"] == man["memories"]["activations"]["bytes"]
+    for name in ("patterns", "weights", "params", "tensors"):
+        assert placed["memory"][name]["bytes"] == man["memories"][name]["bytes"], name
+    prog = decode_program((d / "program.bin").read_bytes())
+    assert emitted["instructions"] == len(prog) and emitted["cycles"] == 0
+    assert emitted["instructions_by_op"] == dict(Counter(i.op.name for i in prog))
+    assert scheduled["cycles"] == rep["cycles_per_inference"]
+    assert scheduled["engine_cycles"] == rep["engine_model_cycles_per_inference"]
+
+
+def test_program_entries_pair_each_instruction_with_its_tile(builds):
+    """ir.program pairs every tile's instruction with that tile (SYNC / END with none), and the
+    report's per-layer tile counts follow from it; compare with program.bin's layer fields."""
+    ir, rep, d = builds["arty-a7-35"]
+    prog = decode_program((d / "program.bin").read_bytes())
+    assert [e.instruction for e in ir.program] == prog == ir.instructions
+    assert [e.tile for e in ir.program if e.tile is not None] == ir.tiles
+    compute = (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD)
+    for e in ir.program:
+        ins, t = e.instruction, e.tile
+        if ins.op in (Op.SYNC, Op.END):
+            assert t is None
+            continue
+        assert t.layer == ins.layer and t.opcode == ins.op and (t.row0, t.rows) == (ins.row0, ins.rows), ins.text()
+        if ins.op in compute:
+            assert (t.c0, t.tc) == (ins.c0, ins.tc), ins.text()
+    per_layer = {}
+    for ins in prog:
+        if ins.op not in (Op.SYNC, Op.END):
+            per_layer[ins.layer] = per_layer.get(ins.layer, 0) + 1
+    assert {r["index"]: r["tiles"] for r in rep["layers"] if r["tiles"]} == per_layer
+
+
+def test_ir_objects_carry_only_declared_attributes(builds):
+    """No side channels: nothing is attached to an instruction, and every IR node holds only
+    the fields its class declares."""
+    import dataclasses
+    ir, rep, d = builds["arty-a7-35"]
+    for ins in ir.instructions:
+        assert not [k for k in vars(ins) if k.startswith("_")], ins.text()
+    objs = [ir, *ir.layers, *(st for lay in ir.layers for st in lay.steps), *ir.tensors.values(), *ir.tiles,
+            *ir.memory.values(), *ir.program, *(e.instruction for e in ir.program), ir.static, *ir.passes]
+    for o in objs:
+        assert set(vars(o)) <= {f.name for f in dataclasses.fields(o)}, (type(o).__name__, vars(o).keys())
 
 # --------------------------------------------------------------------------- CLI
 def test_cli_compile(sepnet, tmp_path, monkeypatch, capsys):

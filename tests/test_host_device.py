@@ -5,10 +5,13 @@ board), bit-exact against the integer reference.
 
 The fake device keeps what it is sent (memories, input buffer) and answers RUN with logits
 computed from the input bytes and a checksum of every loaded memory word, so a wrong load or a
-wrong input shows up in the logits.
+wrong input shows up in the logits. Its build directories carry version-2 manifests written
+through sephw.arch.Manifest for a small ArchConfig.
 """
+import hashlib
 import json
 import random
+import shutil
 import struct
 import time
 import zlib
@@ -18,19 +21,32 @@ import numpy as np
 import pytest
 
 from host.device import Device, memory_images
-from host.protocol import (ERROR, REPLY, RUN_REPLY, Cmd, Err, Frame, FrameParser, Info, LinkError, encode_frame)
+from host.protocol import (ERROR, LOAD_HEADER, LOAD_HEADER_BYTES, REPLY, RUN_REPLY, Cmd, Err, Frame, FrameParser,
+                           Info, LinkError, encode_frame)
 from host.transport import Transport
+from sephw.arch import ArchConfig, EngineConfig, Manifest, ManifestError, MemoryMap
+from sephw.arch.isa import describe
 
-HASH = "0123456789abcdef"
-WORD_BYTES = (32, 16, 16, 400, 64)
-DEPTHS = (8, 4, 512, 16, 8)
+ARCH = ArchConfig(EngineConfig(lanes=8, pe_cin=16, mac_cols=8, k_max=5, a_bits=8, packed=False, pp_units=1,
+                               max_width=8, column_store=False),
+                  act_bytes=1024, pattern_words=64, weight_words=8, param_words=504, tensors=4, program_words=8,
+                  max_channels=16, max_classes=3, input_bytes=64, logit_bytes=24, frame_bytes=4096,
+                  clock_hz=100_000_000)
+HASH = ARCH.hash()
+OTHER_HASH = "fedcba9876543210"
+# ARCH's memories (program, tensors, params, patterns, weights): a pattern word of 8 lanes x 16
+# channels x 5x5 taps is 3200 bits in 4 slices of 100 bytes; a weight word is 8 x 8 bytes
+WORD_BYTES = (32, 16, 16, 100, 64)
+DEPTHS = (8, 4, 512, 64, 8)
+# words of each image of the fake build: params and patterns take two LOADs each
+IMAGE_WORDS = {"program": 8, "tensors": 3, "params": 400, "patterns": 50, "weights": 5}
 IN_SHAPE = (1, 4, 5)
 CLASSES = 3
 CYCLES = 12345
 
 
 def fake_info(**kw) -> Info:
-    args = dict(protocol_version=1, device_version=1, engine_config_hash=HASH, board="fake", clock_hz=100_000_000,
+    args = dict(protocol_version=1, device_version=1, arch_hash=HASH, board="fake", clock_hz=100_000_000,
                 baud=1_000_000, max_payload=4096, depths=DEPTHS, word_bytes=WORD_BYTES, input_bytes=64,
                 logit_bytes=8 * CLASSES)
     args.update(kw)
@@ -75,13 +91,14 @@ class FakeDevice(Transport):
         if f.type == Cmd.INFO:
             return 0x82, self.dev.pack()
         if f.type == Cmd.LOAD:
-            sel, _, addr = struct.unpack_from("<BBI", p)
+            h = LOAD_HEADER.unpack(p[:LOAD_HEADER_BYTES])
+            sel, addr, data = h["mem"], h["addr"], p[LOAD_HEADER_BYTES:]
             wb = self.dev.word_bytes[sel] if sel < 5 else 1
-            words = (len(p) - 6) // wb
+            words = len(data) // wb
             if sel >= 5 or addr + words > self.dev.depths[sel]:
                 return ERROR, struct.pack("<BI", Err.BAD_ADDRESS, addr)
             for i in range(words):
-                self.mem[sel][addr + i] = p[6 + i * wb:6 + (i + 1) * wb]
+                self.mem[sel][addr + i] = data[i * wb:(i + 1) * wb]
             return Cmd.LOAD | REPLY, struct.pack("<H", words)
         if f.type == Cmd.WRITE_INPUT:
             off = struct.unpack_from("<I", p)[0]
@@ -161,22 +178,38 @@ class FakeDevice(Transport):
         self.closed = True
 
 
+def write_build(d, arch=ARCH, image_words=None, seed=0):
+    """A build directory shaped like `sephw compile`'s for ``arch``: random memory images of
+    ``image_words`` words and a version-2 manifest (sephw.arch.Manifest, which checks it)."""
+    rng = np.random.default_rng(seed)
+    image_words = image_words or IMAGE_WORDS
+    recorded = {}
+    for r in MemoryMap(arch):
+        blob = rng.integers(0, 256, image_words[r.name] * r.word_bytes, dtype=np.uint8).tobytes()
+        (d / r.image).write_bytes(blob)
+        recorded[r.name] = {"file": r.image, "word_bytes": r.word_bytes, "words": image_words[r.name],
+                            "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
+    program = recorded.pop("program")
+    Manifest({"format": "sephw-build", "version": 2, "board": "fake", "part": "fake-part",
+              "clock_hz": arch.clock_hz, "arch": arch.to_dict(), "arch_hash": arch.hash(), "isa": describe(),
+              "program": {"file": "program.bin", "instructions": program["words"], "sha256": program["sha256"]},
+              "memories": recorded,
+              "tensors": [{"id": 0, "name": "input", "shape": list(IN_SHAPE), "layout": "HWC", "dtype": "uint8",
+                           "base": 0, "ring_rows": IN_SHAPE[1], "bytes": int(np.prod(IN_SHAPE))}],
+              "input": {"tensor": 0, "shape": list(IN_SHAPE), "dtype": "uint8", "layout": "HWC"},
+              "output": {"dtype": "int64", "shape": [CLASSES]}, "cycles_per_inference": CYCLES,
+              "dataset": "fashion-mnist"}, d).write()
+    return d
+
+
 @pytest.fixture(scope="module")
 def fake_build(tmp_path_factory):
-    """A build directory shaped like `sephw compile`'s, with random images."""
-    d = tmp_path_factory.mktemp("fake_build")
-    rng = np.random.default_rng(0)
-    words = {"program.bin": (8, 32), "tensors.bin": (3, 16), "params.bin": (400, 16),
-             "patterns.bin": (12, 400), "weights.bin": (5, 64)}
-    for name, (n, wb) in words.items():
-        (d / name).write_bytes(rng.integers(0, 256, n * wb, dtype=np.uint8).tobytes())
-    man = {"engine_config_hash": HASH, "clock_hz": 100_000_000, "board": "fake",
-           "memories": {k: {"word_bytes": words[f"{k}.bin"][1], "words": words[f"{k}.bin"][0]}
-                        for k in ("tensors", "params", "patterns", "weights")},
-           "input": {"shape": list(IN_SHAPE)}, "output": {"shape": [CLASSES]}, "cycles_per_inference": CYCLES,
-           "dataset": "fashion-mnist"}
-    (d / "manifest.json").write_text(json.dumps(man))
-    (d / "report.json").write_text(json.dumps({"cycles_per_inference": CYCLES}))
+    """A build directory of ARCH with random images."""
+    d = write_build(tmp_path_factory.mktemp("fake_build"))
+    man = Manifest.read(d)
+    assert man.arch_hash == HASH
+    assert tuple(r.word_bytes for r in man.memory_map) == WORD_BYTES
+    assert tuple(r.depth for r in man.memory_map) == DEPTHS
     return d
 
 
@@ -186,9 +219,10 @@ def images(n=3, seed=1):
 
 def expected(build_dir, imgs):
     mem = {s: {} for s in range(5)}
-    for sel, wb, blob in memory_images(build_dir):
+    for region, blob in memory_images(build_dir):
+        wb = region.word_bytes
         for a in range(len(blob) // wb):
-            mem[sel][a] = blob[a * wb:(a + 1) * wb]
+            mem[region.select][a] = blob[a * wb:(a + 1) * wb]
     return np.stack([model_logits(img.transpose(1, 2, 0).tobytes(), mem) for img in imgs])
 
 
@@ -198,10 +232,12 @@ def test_clean_link_load_infer(fake_build):
         assert dev.ping(b"abc") == b"abc"
         assert dev.info() == fake_info()
         r = dev.load(fake_build)
-        # params: 400 words of 16 bytes = 2 LOADs of <= 4096 bytes; patterns 12 x 400 = 2
+        # params: 400 words of 16 bytes = 2 LOADs of <= 4096 bytes; patterns 50 x 100 = 2
         assert r["frames"] == 1 + 1 + 2 + 2 + 1
-        for sel, wb, blob in memory_images(fake_build):
-            assert b"".join(fake.mem[sel][a] for a in range(len(blob) // wb)) == blob
+        assert r["bytes"] == sum(n * wb for n, wb in zip(IMAGE_WORDS.values(), WORD_BYTES))
+        for region, blob in memory_images(fake_build):
+            wb = region.word_bytes
+            assert b"".join(fake.mem[region.select][a] for a in range(len(blob) // wb)) == blob
         x = images()
         got = dev.infer(x)
         assert got.dtype == np.int64 and got.shape == (3, CLASSES)
@@ -249,7 +285,7 @@ def test_late_reply_never_answers_the_next_command(fake_build):
     # (same SEQ, arriving during PING) is discarded as stale, not taken as PING's echo
     fake = FakeDevice(faults=["late"], late_s=0.12)
     dev = Device(fake, progress=False)
-    assert dev.info().engine_config_hash == HASH
+    assert dev.info().arch_hash == HASH
     time.sleep(0.0)
     assert dev.ping(b"x" * 62) == b"x" * 62
     assert dev.ping(b"y") == b"y"
@@ -293,24 +329,47 @@ def test_wrong_reply_length_not_accepted():
 
 
 def test_hash_mismatch_refused(fake_build):
-    fake = FakeDevice(info=fake_info(engine_config_hash="fedcba9876543210"))
+    fake = FakeDevice(info=fake_info(arch_hash=OTHER_HASH))
     dev = Device(fake, progress=False)
-    with pytest.raises(LinkError, match="compiled for engine config 0123456789abcdef, but the device on "
-                                        "fake:0 \\(fake\\) was generated for fedcba9876543210"):
+    with pytest.raises(LinkError, match=f"compiled for arch {HASH} \\(fake\\), but the device on "
+                                        f"fake:0 \\(fake\\) was generated for arch {OTHER_HASH}: program the device"):
         dev.load(fake_build)
+    with pytest.raises(LinkError, match=OTHER_HASH):
+        dev.attach(fake_build)
     assert not any(fake.mem.values())                 # nothing was loaded
     assert [t for t, _ in fake.received] == [Cmd.INFO]
 
 
-def test_build_that_does_not_fit_refused(fake_build):
-    fake = FakeDevice(info=fake_info(depths=(8, 4, 100, 16, 8), input_bytes=10, word_bytes=(32, 16, 16, 200, 64)))
-    with pytest.raises(LinkError) as e:
-        Device(fake, progress=False).load(fake_build)
-    msg = str(e.value)
-    assert "params needs 400 words, the device holds 100" in msg
-    assert "patterns words are 400 bytes, the device's 200" in msg
-    assert "input of 20 bytes, the device's buffer holds 10" in msg
+def test_another_arch_of_the_same_sizes_refused(tmp_path):
+    # the hash covers every size of the ArchConfig, not just the memories a load touches: a
+    # build for another clock (same images, same memories) is refused by a device of ARCH
+    from dataclasses import replace
+    other = replace(ARCH, clock_hz=50_000_000)
+    assert other.hash() != HASH
+    d = write_build(tmp_path, arch=other)
+    fake = FakeDevice()
+    with pytest.raises(LinkError, match=f"compiled for arch {other.hash()}"):
+        Device(fake, progress=False).load(d)
     assert not any(fake.mem.values())
+
+
+def test_bad_images_refused_before_loading(fake_build, tmp_path):
+    # an image with more words than its memory holds, and an image edited after compiling:
+    # the manifest's checks refuse both before a single LOAD is sent
+    (tmp_path / "big").mkdir()
+    big = write_build(tmp_path / "big", image_words=dict(IMAGE_WORDS, params=DEPTHS[2] + 1))
+    fake = FakeDevice()
+    with pytest.raises(ManifestError, match="params.bin: 513 params words, the memory holds 512"):
+        Device(fake, progress=False).load(big)
+    edited = tmp_path / "edited"
+    shutil.copytree(fake_build, edited)
+    blob = bytearray((edited / "weights.bin").read_bytes())
+    blob[7] ^= 1
+    (edited / "weights.bin").write_bytes(bytes(blob))
+    with pytest.raises(ManifestError, match="weights.bin: contents do not match the manifest's SHA-256"):
+        Device(fake, progress=False).load(edited)
+    assert not any(fake.mem.values())
+    assert all(t == Cmd.INFO for t, _ in fake.received)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -358,6 +417,33 @@ def test_open_bad_port():
         Device.open("/dev/does-not-exist")
 
 
+def test_device_open_refuses_sim_ports(fake_build):
+    # host/ drives serial ports only; the simulated board is opened by the flows
+    with pytest.raises(ValueError, match=f"'sim:{fake_build}' is the simulated board.*"
+                                         f"`sephw run BUILD --port sim:{fake_build}`.*sephw.run.open_device"):
+        Device.open(f"sim:{fake_build}")
+
+
+def test_open_device_picks_the_transport(fake_build, monkeypatch):
+    from sephw.run import open_device
+    boards = []
+
+    def sim_board(build_dir, log=print):
+        boards.append(build_dir)
+        return FakeDevice()
+    monkeypatch.setattr("sim.simboard.SimBoard", sim_board)
+    with open_device(f"sim:{fake_build}", timeout=1.5, tries=5, progress=False) as dev:
+        assert boards == [str(fake_build)]
+        assert isinstance(dev.transport, FakeDevice) and dev.transport.margin_s == 1.5 and dev.tries == 5
+        dev.load(fake_build)
+    assert dev.transport.closed
+    serial = []
+    monkeypatch.setattr("host.device.open_transport",
+                        lambda port, baud=None: serial.append((port, baud)) or FakeDevice())
+    open_device("/dev/ttyUSB7", baud=12_000_000)
+    assert serial == [("/dev/ttyUSB7", 12_000_000)] and boards == [str(fake_build)]
+
+
 # -- (b) the simulated board ---------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -365,15 +451,16 @@ def test_sim_board_end_to_end(sepnet_build):
     import torch
 
     from sephw import reference
+    from sephw.run import open_device
     g, d, _ = sepnet_build
-    man = json.loads((d / "manifest.json").read_text())
+    man = Manifest.read(d)
     x = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(7))
     x[0] = 0
     exp = reference.run(g, x).numpy()
-    with Device.open(f"sim:{d}", progress=False) as dev:
+    with open_device(f"sim:{d}", progress=False) as dev:
         info = dev.info()
-        assert info.engine_config_hash == man["engine_config_hash"]
-        assert info.clock_hz == man["clock_hz"] and info.baud == man["clock_hz"] // 8
+        assert info.arch_hash == man.arch_hash
+        assert info.clock_hz == man.clock_hz and info.baud == man.clock_hz // 8
         assert dev.ping(b"board?") == b"board?"
         with pytest.raises(LinkError, match="NO_RESULT"):
             dev.cycles()
@@ -427,15 +514,15 @@ def test_sephw_run_on_sim_board(sepnet_build, monkeypatch, capsys):
 
 
 def test_sephw_run_refuses_other_build(fake_build, monkeypatch, capsys):
-    """A device generated for another engine configuration: `sephw run` loads nothing and
-    exits 2 with the reason."""
+    """A device generated for another ArchConfig: `sephw run` loads nothing and exits 2 with
+    the reason."""
     import torch
 
     import sephw.run as run_mod
     from sephw import data
     from sephw.cli import build_parser
-    fake = FakeDevice(info=fake_info(engine_config_hash="fedcba9876543210"))
-    monkeypatch.setattr("host.device.open_transport", lambda port, baud=None, log=print: fake)
+    fake = FakeDevice(info=fake_info(arch_hash=OTHER_HASH))
+    monkeypatch.setattr("host.device.open_transport", lambda port, baud=None: fake)
     monkeypatch.setattr(data, "load", lambda ds, split, root=None: (torch.zeros((1, *IN_SHAPE), dtype=torch.uint8),
                                                                     torch.zeros(1, dtype=torch.int64)))
     monkeypatch.setattr("sephw.simulate.load_build_graph", lambda d: None)
@@ -443,6 +530,6 @@ def test_sephw_run_refuses_other_build(fake_build, monkeypatch, capsys):
     a = build_parser().parse_args(["run", str(fake_build), "--port", "/dev/ttyFAKE", "--images", "1"])
     assert a.func(a) == 2
     err = capsys.readouterr().err
-    assert "compiled for engine config 0123456789abcdef" in err and "fedcba9876543210" in err
+    assert f"compiled for arch {HASH}" in err and OTHER_HASH in err
     assert not any(fake.mem.values())
     assert run_mod.cmd_run is a.func

@@ -1,7 +1,9 @@
 """Frames of the host link (host/protocol.py, docs/protocol.md) under fuzzing: the parser only
 ever yields frames that were encoded (or, from random bytes, frames that pass both CRCs), finds
 every valid frame among garbage in order, never turns a corrupted or truncated frame into a
-different frame, and rejects oversized lengths at the header."""
+different frame, and rejects oversized lengths at the header. Also: host.protocol re-exports
+the link's contract from sephw.arch.link (one definition), and its records' byte layouts are
+docs/protocol.md's."""
 import struct
 import zlib
 
@@ -9,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from host.protocol import (HEADER_BYTES, INFO_FORMAT, MAX_PAYLOAD, SYNC, Frame, FrameParser, Info, crc8, crc32,
-                           encode_frame)
+from host.protocol import (HEADER_BYTES, INFO_FORMAT, LOAD_HEADER, LOAD_HEADER_BYTES, MAX_PAYLOAD, SYNC, Frame,
+                           FrameParser, Info, crc8, crc32, encode_frame)
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -186,6 +188,42 @@ def test_info_errors():
         Info.unpack(bytes(61))
     with pytest.raises(ValueError, match="longer than 16"):
         Info(1, 1, "00" * 8, "x" * 17, 1, 1, 1, (0,) * 5, (0,) * 5, 0, 0).pack()
+
+
+def test_info_layout():
+    # docs/protocol.md: the arch hash is bytes 4..11, its 16 hex digits as 8 bytes big-endian
+    info = Info(1, 7, "0123456789abcdef", "arty-a7-35", 100_000_000, 3_000_000, 4096, (1, 2, 3, 4, 5),
+                (32, 16, 16, 5, 16), 784, 80)
+    raw = info.pack()
+    assert raw[:4] == bytes([1, 0, 7, 0])
+    assert raw[4:12] == bytes([0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF])
+    assert raw[12:28] == b"arty-a7-35".ljust(16, b"\0")
+    assert Info.unpack(raw).arch_hash == "0123456789abcdef"
+
+
+def test_load_header_layout():
+    # docs/protocol.md: a LOAD payload starts with mem u8, 0 u8, addr u32 little-endian
+    assert LOAD_HEADER_BYTES == 6
+    assert LOAD_HEADER.pack(mem=3, addr=0x12345678) == bytes([3, 0, 0x78, 0x56, 0x34, 0x12])
+    assert LOAD_HEADER.unpack(bytes([4, 0, 1, 0, 0, 0]))["addr"] == 1
+
+
+def test_contract_is_sephw_arch_link():
+    # host.protocol re-exports the contract (the same objects, not copies), and every name it
+    # exported before the contract moved to sephw.arch still imports from it
+    import host.protocol as hp
+    from sephw.arch import link
+    for name in link.__all__:
+        assert getattr(hp, name) is getattr(link, name), name
+    for name in ("SYNC", "MAX_PAYLOAD", "HEADER_BYTES", "CRC_BYTES", "PROTOCOL_VERSION", "Cmd", "Err", "ERROR",
+                 "REPLY", "Frame", "FrameParser", "LinkError", "crc8", "crc32", "encode_frame", "Info",
+                 "INFO_FORMAT", "ERROR_NAMES", "PING_MAX", "LOAD_HEADER", "WRITE_INPUT_HEADER", "RUN_REPLY",
+                 "ERROR_REPLY"):
+        assert name in hp.__all__ and hasattr(hp, name), name
+    # the frame header record and the framing agree
+    raw = encode_frame(0x30, 200, bytes(300))
+    h = link.FRAME_HEADER.unpack(raw[:HEADER_BYTES])
+    assert h == {"sync": SYNC, "type": 0x30, "seq": 200, "len": 300, "hcrc": crc8(raw[1:5])}
 
 
 def test_encode_frame_argument_errors():

@@ -146,9 +146,13 @@ def _hostlink(d, **kw):
 
 def test_hostlink_parameters(sepnet_build):
     from rtl_gen.hostlink import HostLink
-    from rtl_gen.top import Accelerator, TopConfig
+    from dataclasses import replace
+
+    from rtl_gen.top import Accelerator
+    from sephw.arch import Manifest
     _, d, _ = sepnet_build
     man = json.loads((d / "manifest.json").read_text())
+    arch = Manifest.read(d).arch
     hl = _hostlink(d)
     mem = man["memories"]
     # word sizes derived from the top's write ports equal the compiler's image word sizes
@@ -162,25 +166,30 @@ def test_hostlink_parameters(sepnet_build):
         assert mem[key]["words"] <= hl.depths[k]
     assert man["program"]["instructions"] <= hl.depths[0]
     assert hl.depths == tuple(hl.top._depths[s] for s in range(5))
-    assert hl.info == Info(PROTOCOL_VERSION, 1, man["engine_config_hash"], "arty-a7-35", CLK_HZ, BAUD,
+    assert hl.top.arch == replace(arch, clock_hz=CLK_HZ)
+    # built for another clock than the build's: another ArchConfig, so another hash
+    other = HostLink.from_build(d, baud=BAUD, clk_hz=CLK_HZ // 2)
+    assert other.top.arch.clock_hz == CLK_HZ // 2 and other.info.arch_hash != man["arch_hash"]
+    assert hl.info == Info(PROTOCOL_VERSION, 1, hl.top.arch.hash(), "arty-a7-35", CLK_HZ, BAUD,
                            MAX_PAYLOAD, hl.depths, hl.word_bytes, 64, 80)
+    assert HostLink.from_build(d).info.arch_hash == man["arch_hash"]
     assert HostLink.from_build(d).frame_timeout_cycles == man["clock_hz"] // 1000
     assert HostLink.from_build(d).baud == 3_000_000
-    top = Accelerator(TopConfig.from_build(d), netlist="word")
-    kw = dict(clk_hz=CLK_HZ, baud=BAUD, board="arty-a7-35", engine_config_hash="0123456789abcdef",
+    top = Accelerator(arch, netlist="word")
+    kw = dict(clk_hz=CLK_HZ, baud=BAUD, board="arty-a7-35", arch_hash="0123456789abcdef",
               input_bytes=64, logit_bytes=80)
     with pytest.raises(TypeError, match="top must be an Accelerator"):
         HostLink(object(), **kw)
     with pytest.raises(ValueError, match="at least 4, not 100000000 / 50000000 = 2"):
         HostLink(top, **{**kw, "baud": 50_000_000})
     with pytest.raises(ValueError, match="16 hex digits"):
-        HostLink(top, **{**kw, "engine_config_hash": "xyz"})
+        HostLink(top, **{**kw, "arch_hash": "xyz"})
     with pytest.raises(ValueError, match="at most 16 ASCII"):
         HostLink(top, **{**kw, "board": "a-very-long-board-name"})
     with pytest.raises(ValueError, match="input_bytes must be in 1..65535"):
         HostLink(top, **{**kw, "input_bytes": 0})
     with pytest.raises(ValueError, match="baked images"):
-        HostLink(Accelerator(TopConfig.from_build(d), boot=[(0, 0, 0)]), **kw)
+        HostLink(Accelerator(arch, boot=[(0, 0, 0)]), **kw)
 
 
 def _run_hostlink(d, testcase, case):
@@ -189,7 +198,7 @@ def _run_hostlink(d, testcase, case):
     from sim.runner import run_testbench
     hl = _hostlink(d)
     info = hl.info
-    key = json.dumps([hl.top.config.tag(), "word", CLK_HZ, BAUD, FRAME_TIMEOUT, info.pack().hex()])
+    key = json.dumps([hl.top.arch.tag(), "word", CLK_HZ, BAUD, FRAME_TIMEOUT, info.pack().hex()])
     tag = "hostlink_" + hashlib.sha1(key.encode()).hexdigest()[:12]
     case = {**case, "clk_hz": CLK_HZ, "baud": BAUD, "frame_timeout_cycles": FRAME_TIMEOUT,
             "info": {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.__dict__.items()}}

@@ -93,11 +93,13 @@ def test_baked_images_boot(sepnet_build):
     from amaranth.hdl import Value
     from amaranth.sim import Simulator
 
-    from rtl_gen.top import MEM_PARAMS, MEM_PATTERNS, MEM_WEIGHTS, Accelerator, TopConfig
+    from rtl_gen.top import Accelerator
+    from sephw.arch import Manifest
+    from sephw.arch.memmap import MEM_PARAMS, MEM_PATTERNS, MEM_WEIGHTS
     from sim.top_driver import memory_writes
     _, d, _ = sepnet_build
     writes = memory_writes(d)
-    top = Accelerator(TopConfig.from_build(d), boot=writes)
+    top = Accelerator(Manifest.read(d).arch, boot=writes)
     ports = {MEM_PATTERNS: top.pattern_engine.pattern_w, MEM_WEIGHTS: top.mac_array.weight_w,
              MEM_PARAMS: top.post_process.param_w}
     seen = []

@@ -1,7 +1,8 @@
 """sephw compiler: IntGraph + board profile -> engine configuration, tiled Program, memory
 images and a report (docs/isa.md); the RTL top that runs the Program is rtl_gen/top.py.
 
-The passes are the explicit list :data:`sephw.compiler.passes.PIPELINE`; :func:`compile_graph`
+The passes are the explicit list :data:`sephw.compiler.pipeline.PIPELINE` (one module per pass,
+the typed IR in :mod:`sephw.compiler.ir`); :func:`compile_graph`
 runs them and :func:`sephw.compiler.emit.write_build` writes the build directory; the board
 build (Vivado project + Yosys estimate, or the ECP5 open flow to a bitstream) is
 :func:`sephw.boardbuild.board_build`.
@@ -12,11 +13,12 @@ import time
 from pathlib import Path
 
 from .hw import EngineConfig, UnitCosts, load_costs
-from .isa import Instruction, ISAError, Op, decode_program, encode_program
-from .passes import PIPELINE, CompileError, CompileIR, compile_ir
+from ..arch.isa import Instruction, ISAError, Op, decode_program, encode_program
+from .ir import CompileError, CompileIR
+from .pipeline import PIPELINE, compile_ir
 
 __all__ = ["compile_graph", "CompileError", "CompileIR", "EngineConfig", "Instruction", "ISAError", "Op",
-           "PIPELINE", "UnitCosts", "decode_program", "encode_program", "load_costs", "register_cli"]
+           "PIPELINE", "UnitCosts", "decode_program", "encode_program", "load_costs"]
 
 
 def compile_graph(graph, board, out_dir: str | Path | None = None, progress: bool = False,
@@ -38,43 +40,3 @@ def compile_graph(graph, board, out_dir: str | Path | None = None, progress: boo
     if out_dir is None:
         return ir, None
     return ir, write_build(ir, Path(out_dir), compile_seconds=round(secs, 3), progress=progress)
-
-
-def cmd_compile(a) -> int:
-    from ..quantize import load_graph
-    graph = load_graph(a.model)
-    ir, rep = compile_graph(graph, a.board, a.output, progress=True)
-    print(f"wrote {a.output}: {rep['instructions']} instructions, {rep['bands']} band(s), "
-          f"{rep['cycles_per_inference']} cycles/inference = {rep['latency_s'] * 1e3:.3f} ms, "
-          f"{rep['fps']:.1f} FPS at {rep['clock_hz'] / 1e6:g} MHz; on-chip {rep['onchip_bytes']} / "
-          f"{rep['onchip_budget_bytes']} bytes; est. LUT {rep['resources']['lut']}, DSP {rep['resources']['dsp']}; "
-          f"engine utilization {rep['utilization']['engines']:.1%}")
-    from ..simulate import write_top_verilog
-    print("writing the accelerator top's Verilog for this engine configuration ...", flush=True)
-    path = write_top_verilog(a.output, bake=a.bake_images)
-    how = "Program and images baked in (boot ROM)" if a.bake_images else \
-        "Program and images load at run time through host_w"
-    print(f"wrote {path} (top module sephw_top; {how})")
-    if not a.no_board:
-        from ..boardbuild import board_build
-        board_build(a.output, a.board, synth=not a.no_synth, baud=a.baud)
-    print(f"simulate: `sephw simulate {a.output} --images N`; run on the simulated board: "
-          f"`sephw run {a.output} --port sim:{a.output} --images N`")
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    """Add ``compile MODEL_q.pt --board B -o BUILD_DIR [--no-synth]`` to the command line."""
-    p = subparsers.add_parser("compile", help="compile a quantized model for a board: Program, memory images, report")
-    p.add_argument("model", help="quantized checkpoint (with an IntGraph; see `sephw quantize`)")
-    p.add_argument("--board", required=True, help="board profile name or alias (see `sephw boards`)")
-    p.add_argument("-o", "--output", required=True, help="build directory")
-    p.add_argument("--no-synth", action="store_true",
-                   help="board build without synthesis: the Vivado project / ECP5 project files only, no Yosys "
-                        "estimate, no nextpnr bitstream")
-    p.add_argument("--no-board", action="store_true", help="skip the board build (top.v and the Program only)")
-    p.add_argument("--baud", type=int, default=None,
-                   help="UART baud rate of the host link (default: the board profile's default_baud)")
-    p.add_argument("--bake-images", action="store_true",
-                   help="bake the Program and memory images into top.v (boot ROM) instead of loading them at run time")
-    p.set_defaults(func=cmd_compile)

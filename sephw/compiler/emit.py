@@ -1,6 +1,6 @@
 """Build-directory writers: program, memory images, schedule, manifest, report.
 
-Everything here reads a finished :class:`~sephw.compiler.passes.CompileIR`; nothing is
+Everything here reads a finished :class:`~sephw.compiler.ir.CompileIR`; nothing is
 computed that the passes did not decide (the memory images are the weights laid out at the
 addresses pass 4 assigned, in the word formats of docs/isa.md).
 """
@@ -9,21 +9,23 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import struct
 from pathlib import Path
 
 import numpy as np
 import yaml
 from tqdm import tqdm
 
+from ..arch import isa
+from ..arch.formats import PARAM_WORD, TENSOR_DESC
+from ..arch.isa import WORD_BITS, WORD_BYTES, encode_program
+from ..arch.manifest import FORMAT, VERSION, Manifest
 from ..intgraph import InputNode, PoolFCNode, SkipOperand
 from . import hw
-from .isa import FIELDS, WORD_BITS, WORD_BYTES, Op, encode_program
-from .passes import PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError, _chunks, param_blocks, param_word
+from .dump import write_pass_dumps
+from .ir import PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError
+from .operands import chunks as _chunks, param_blocks, param_word
 
-FORMAT = "sephw-build"
-VERSION = 1
-B48 = 2 ** 47 - 1
+B48 = PARAM_WORD.field("bias").hi
 
 
 # --------------------------------------------------------------------------- memory images
@@ -149,21 +151,19 @@ def param_words(ir) -> bytes:
             # zero words up to the layer's (pp_units-aligned) base and between tile blocks
             # padded to pp_units (passes.param_blocks)
             out += [bytes(PARAM_WORD_BYTES)] * (ir.prm_base[lay.index] + param_word(blocks, c) - len(out))
-            out.append(struct.pack("<ii", ma, mb_) + (b & (2 ** 48 - 1)).to_bytes(6, "little")
-                       + bytes([s, 0]))
+            out.append(PARAM_WORD.pack(m_a=ma, m_b=mb_, bias=b, shift=s))
     blob = b"".join(out)
     assert len(blob) == ir.memory["params"].nbytes
     return blob
 
 
 def tensor_words(ir) -> bytes:
-    """Descriptor table: 16 bytes per tensor id: base u32, ring_rows u16, height u16,
-    width u16, channels u16, bits u8, signed u8, reserved u16."""
+    """Descriptor table: one :data:`~sephw.arch.formats.TENSOR_DESC` word per tensor id."""
     out = []
     for t in sorted(ir.tensors.values(), key=lambda t: t.id):
         s = t.spec
-        out.append(struct.pack("<IHHHHBBH", t.base, t.ring_rows, s.height, s.width, s.channels,
-                               s.bits, int(s.signed), 0))
+        out.append(TENSOR_DESC.pack(base=t.base, ring_rows=t.ring_rows, height=s.height, width=s.width,
+                                    channels=s.channels, bits=s.bits, signed=int(s.signed)))
     return b"".join(out)
 
 
@@ -177,8 +177,8 @@ def layer_rows(ir) -> list[dict]:
     """Per layer: MACs, on-chip bytes, predicted cycles, engine utilization."""
     cfg = ir.cfg
     per = {lay.index: {"cycles": 0, "pattern_busy": 0, "mac_busy": 0, "tiles": 0} for lay in ir.layers}
-    for s, ins in zip(ir.schedule, ir.instructions):
-        t = getattr(ins, "_tile", None)
+    for s, entry in zip(ir.schedule, ir.program):
+        t = entry.tile
         if t is None:
             continue
         p = per[t.layer]
@@ -252,7 +252,7 @@ def report_dict(ir, compile_seconds: float | None = None) -> dict:
         "format": "sephw-report", "version": VERSION,
         "board": b.name, "part": b.part, "clock_hz": clock,
         "model": dict((k, v) for k, v in ir.graph.meta.items() if isinstance(v, (str, int, float))),
-        "engine_config": cfg.to_dict(), "engine_config_hash": cfg.hash(),
+        "engine_config": cfg.to_dict(), "arch_hash": ir.arch.hash(),
         "cost_source": ir.costs.source,
         "bands": ir.bands, "instructions": len(ir.instructions),
         "cycles_per_inference": int(cyc),
@@ -271,6 +271,7 @@ def report_dict(ir, compile_seconds: float | None = None) -> dict:
                       "input_transfer_s": in_bytes * 10 / uart_baud if uart_baud else None,
                       "note": "not included in cycles_per_inference (image already in the RX FIFO)"},
         "compile_seconds": compile_seconds,
+        "pass_seconds": {p.name: round(p.seconds, 6) for p in ir.passes},
         "layers": rows,
     }
 
@@ -285,7 +286,7 @@ def report_md(rep: dict) -> str:
              f"(the sizing objective), predicts {rep['engine_model_cycles_per_inference']} cycles)",
              f"- engines: {ec['lanes']} lanes (pattern engine, k_max {ec['k_max']}, {ec['pe_cin']} input channels "
              f"per beat) || MAC array {ec['lanes']}x{ec['mac_cols']} ({'packed 2 MACs/DSP' if ec['packed'] else '1 MAC/DSP'}), "
-             f"{ec['pp_units']} post-process unit(s); config hash `{rep['engine_config_hash']}`",
+             f"{ec['pp_units']} post-process unit(s); arch hash `{rep['arch_hash']}`",
              f"- MACs per inference: {rep['macs_per_inference']:,} (pattern {rep['pattern_macs']:,}, int8 {rep['int8_macs']:,})",
              f"- engine utilization (useful MACs / (cycles x peak)): pattern engine {u['pattern_engine']:.1%}, "
              f"MAC array {u['mac_array']:.1%}, both engines {u['engines']:.1%}",
@@ -304,6 +305,14 @@ def report_md(rep: dict) -> str:
                      f"| {r['tiles']} | {r['cycles']:,} | {r['pattern_busy']:,} | {r['mac_busy']:,} "
                      f"| {r['utilization']['pattern_engine']:.1%} | {r['utilization']['mac_array']:.1%} |")
     lines += ["", "On-chip memory (bytes): " + ", ".join(f"{k} {v:,}" for k, v in rep["onchip_breakdown"].items()), ""]
+    captions = {"timeline": "Unit timeline: each instruction's busy cycles on the pattern engine, the MAC array, the "
+                            "post-process and the host link, so the two engines' overlap inside PRB tiles shows (zoom below).",
+                "cycles_by_layer": "Cycles per layer, split into the busiest unit's busy cycles and the rest "
+                                   "(gather / control), with each layer classified engine-bound or gather/control.",
+                "memory_map": "On-chip memory by region against the board's budget, and the activation tensors at "
+                              "their addresses over their lifetimes."}
+    for name, path in rep.get("plots", {}).items():
+        lines += [f"![{name}]({path})", "", captions.get(name, ""), ""]
     return "\n".join(lines)
 
 
@@ -330,7 +339,7 @@ def write_build(ir, out_dir: Path, compile_seconds: float | None = None, progres
     prog = encode_program(ir.instructions)
     (out / "program.bin").write_bytes(prog)
     (out / "program.hex").write_text(_hex(prog, WORD_BYTES))
-    txt = [f"; sephw program for {ir.board.name}, engine config {ir.cfg.hash()}, {len(ir.instructions)} "
+    txt = [f"; sephw program for {ir.board.name}, arch {ir.arch.hash()}, {len(ir.instructions)} "
            f"instructions of {WORD_BITS} bits; start/cycles predicted by the cycle model of the {hw.CYCLE_MODEL}"]
     for s, ins in zip(ir.schedule, ir.instructions):
         txt.append(f"{s['index']:5d} @{s['start']:>9d} +{s['cycles']:<7d} {ins.text()}")
@@ -351,9 +360,8 @@ def write_build(ir, out_dir: Path, compile_seconds: float | None = None, progres
     manifest = {
         "format": FORMAT, "version": VERSION,
         "board": ir.board.name, "part": ir.board.part, "clock_hz": ir.board.clock_hz,
-        "engine_config": ir.cfg.to_dict(), "engine_config_hash": ir.cfg.hash(),
-        "isa": {"word_bits": WORD_BITS, "fields": [[n, w] for n, w in FIELDS],
-                "opcodes": {o.name: int(o) for o in Op}},
+        "engine_config": ir.cfg.to_dict(), "arch": ir.arch.to_dict(), "arch_hash": ir.arch.hash(),
+        "isa": isa.describe(),
         "program": {"file": "program.bin", "hex": "program.hex", "instructions": len(ir.instructions),
                     "sha256": hashlib.sha256(prog).hexdigest()},
         "memories": {"activations": {"bytes": ir.memory["activations"].nbytes, "layout": "HWC, one code per byte, "
@@ -374,8 +382,17 @@ def write_build(ir, out_dir: Path, compile_seconds: float | None = None, progres
     torch.save(ir.graph.to_dict(), out / "intgraph.pt")
     manifest["intgraph"] = "intgraph.pt"
     manifest["dataset"] = ir.graph.meta.get("dataset")
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    man = Manifest(manifest, out)
+    for r in man.memory_map:       # the images and the hardware contract agree word for word
+        if r.name in images and images[r.name]["word_bytes"] != r.word_bytes:
+            raise CompileError(f"internal error: {r.name} image words are {images[r.name]['word_bytes']} bytes, "
+                               f"the memory's {r.word_bytes}")
+    man.images()
+    man.write()
+    write_pass_dumps(ir.passes, out)
     rep = report_dict(ir, compile_seconds)
+    from .plots import compile_plots      # matplotlib loads only when a build is written
+    rep["plots"] = compile_plots(ir, out)
     (out / "report.json").write_text(json.dumps(rep, indent=1))
     (out / "report.md").write_text(report_md(rep))
     return rep

@@ -1,0 +1,232 @@
+"""The hardware contract's sizes: :class:`EngineConfig` (the overlay the compiler sizes) and
+:class:`ArchConfig` (every size the bitstream depends on), hashed as a whole.
+
+A bitstream is generated from one ArchConfig; a build directory records the ArchConfig it
+was compiled for (manifest.json); the host's :class:`~host.device.Device` compares the two
+hashes, and nothing else, before it loads a build.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+
+from .formats import PARAM_WORD, TENSOR_DESC
+from .isa import WORD_BITS
+
+__all__ = ["EngineConfig", "ArchConfig", "pattern_slices", "ConfigError"]
+
+
+class ConfigError(ValueError):
+    """An ArchConfig or EngineConfig with a size out of range, or a malformed dict."""
+
+
+def pattern_slices(a_bits: int) -> int:
+    """Slices of a pattern word in the accelerator top's pattern memory: the largest power of
+    two at most ``a_bits / 2`` (4 at 8-bit activations). The memory is that many times narrower
+    and deeper (block RAMs counted by depth, not by the word's width) and the engine fetches a
+    beat's word one slice per cycle while the previous beat's ``a_bits`` planes run
+    (rtl_gen/pattern.py, ``pattern_slices``)."""
+    s = 1
+    while s * 2 <= max(1, a_bits // 2):
+        s *= 2
+    return s
+
+
+def _hash(d: dict) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The sized overlay. ``lanes`` output channels per tile on both engines (the PRB's two
+    accumulators meet channel by channel in one PostProcess, so MAC rows = pattern lanes);
+    ``pe_cin`` input channels per pattern-engine beat; ``mac_cols`` input terms per MAC beat;
+    ``k_max`` the pattern engine's window (smaller kernels run with the outer taps unused);
+    ``a_bits`` activation bits (bit-planes per pattern beat); ``packed`` two int8 MACs per
+    DSP; ``pp_units`` PostProcess units; ``max_width`` the widest windowed map (pixels);
+    ``column_store``: the top keeps each pattern chunk's window between positions (multi-chunk
+    stride-1 operands slide; rtl_gen/top.py), else only single-chunk operands slide."""
+    lanes: int
+    pe_cin: int
+    mac_cols: int
+    k_max: int
+    a_bits: int
+    packed: bool
+    pp_units: int
+    max_width: int
+    column_store: bool = True
+
+    @property
+    def mac_rows(self) -> int:
+        return self.lanes
+
+    def pattern_peak(self, a_bits: int) -> float:
+        """Peak pattern MACs (binary weight x a_bits activation) per cycle."""
+        return self.lanes * self.pe_cin * self.k_max ** 2 / a_bits
+
+    @property
+    def act_banks(self) -> int:
+        """Byte-wide activation memory banks of the RTL top (one vector read returns a window
+        tap of ``pe_cin`` channels, a MAC beat of ``mac_cols`` or the ``lanes`` skip codes)."""
+        return max(self.pe_cin, self.mac_cols, self.lanes)
+
+    @property
+    def mac_peak(self) -> int:
+        return self.lanes * self.mac_cols
+
+    @property
+    def pattern_word_bits(self) -> int:
+        return self.lanes * self.pe_cin * self.k_max ** 2
+
+    @property
+    def pattern_slices(self) -> int:
+        """Pattern memory words per pattern word (:func:`pattern_slices`)."""
+        return pattern_slices(self.a_bits)
+
+    @property
+    def pattern_mem_bits(self) -> int:
+        """Width of the pattern memory: one slice of a pattern word."""
+        return -(-self.pattern_word_bits // self.pattern_slices)
+
+    @property
+    def pattern_mem_bytes(self) -> int:
+        """Bytes per pattern memory word in the image (a slice, zero-padded to bytes)."""
+        return -(-self.pattern_mem_bits // 8)
+
+    @property
+    def pattern_word_bytes(self) -> int:
+        """Bytes one pattern word takes in the image and the memory (its slices)."""
+        return self.pattern_slices * self.pattern_mem_bytes
+
+    @property
+    def column_store_bits(self) -> int:
+        """Bits of one column-store entry (rtl_gen/top.py): window columns 0 .. k_max-2 of
+        k_max rows, pe_cin channels of a_bits each; 0 without the store."""
+        return self.k_max * (self.k_max - 1) * self.pe_cin * self.a_bits if self.column_store else 0
+
+    @property
+    def two_chunk_reads(self) -> bool:
+        """A vector read returns the tap of two pattern chunks (``act_banks >= 2 pe_cin``):
+        the top builds the second window and the hold register (rtl_gen/top.py, ``DUAL``)."""
+        return self.act_banks >= 2 * self.pe_cin
+
+    @property
+    def weight_word_bytes(self) -> int:
+        return self.lanes * self.mac_cols
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EngineConfig":
+        return _from_dict(cls, d)
+
+    def hash(self) -> str:
+        """Hash of the engine sizes alone (the whole contract's is :meth:`ArchConfig.hash`)."""
+        return _hash(self.to_dict())
+
+
+def _from_dict(cls, d: dict):
+    if not isinstance(d, dict):
+        raise ConfigError(f"{cls.__name__} must be a mapping, not {type(d).__name__}")
+    names = {f.name for f in fields(cls)}
+    required = {f.name for f in fields(cls) if f.default is f.default_factory}   # no default
+    unknown, missing = set(d) - names, required - set(d)
+    if unknown or missing:
+        raise ConfigError(f"{cls.__name__}: " + "; ".join(
+            ([f"unknown keys {sorted(unknown)}"] if unknown else []) + ([f"missing keys {sorted(missing)}"] if missing else [])))
+    return cls(**d)
+
+
+# host-writable memories in select order (sephw.arch.memmap); their depths are ArchConfig's
+MEMORY_NAMES = ("program", "tensors", "params", "patterns", "weights")
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """Every size the bitstream depends on: the engines, the memory depths, the widest tensor
+    and the logits, the host link's buffers and the clock.
+
+    ``act_bytes`` activation memory bytes; ``pattern_words`` pattern memory words (a
+    pattern word is ``pattern_slices`` of them); ``weight_words``, ``param_words``, ``tensors``,
+    ``program_words`` words of those memories; ``max_channels`` the widest tensor (pattern
+    chunk accumulation, pool sums); ``max_classes`` logits; ``input_bytes`` / ``logit_bytes``
+    the host link's input and logit buffers; ``frame_bytes`` its frame buffer (the largest
+    payload); ``clock_hz`` the clock the bitstream is built for."""
+    engine: EngineConfig
+    act_bytes: int
+    pattern_words: int
+    weight_words: int
+    param_words: int
+    tensors: int
+    program_words: int
+    max_channels: int
+    max_classes: int
+    input_bytes: int
+    logit_bytes: int
+    frame_bytes: int
+    clock_hz: int
+
+    def __post_init__(self):
+        if not isinstance(self.engine, EngineConfig):
+            raise ConfigError(f"engine must be an EngineConfig, not {self.engine!r}")
+        for f in fields(self):
+            if f.name != "engine":
+                v = getattr(self, f.name)
+                if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                    raise ConfigError(f"ArchConfig.{f.name} must be a non-negative int, not {v!r}")
+
+    # -- the memories behind the top's host writes ------------------------------------------
+    @property
+    def pattern_depth(self) -> int:
+        """Pattern words the pattern engine holds (at least 2)."""
+        return max(2, -(-self.pattern_words // self.engine.pattern_slices))
+
+    @property
+    def depths(self) -> dict:
+        """Words of each host-writable memory (the RTL's depths)."""
+        e = self.engine
+        return {"program": max(2, self.program_words), "tensors": max(2, self.tensors),
+                "params": self.param_words + e.lanes,
+                "patterns": self.pattern_depth * e.pattern_slices,
+                "weights": max(2, self.weight_words)}
+
+    @property
+    def word_bits(self) -> dict:
+        """Bits of a word of each host-writable memory."""
+        e = self.engine
+        return {"program": WORD_BITS, "tensors": TENSOR_DESC.bits, "params": PARAM_WORD.bits,
+                "patterns": e.pattern_mem_bits, "weights": e.lanes * e.mac_cols * 8}
+
+    @property
+    def word_bytes(self) -> dict:
+        """Bytes of a word of each host-writable memory in its image (whole bytes)."""
+        return {k: -(-v // 8) for k, v in self.word_bits.items()}
+
+    @property
+    def max_cin(self) -> int:
+        """Input channels the pattern engine's chunk accumulation spans (multiple of pe_cin)."""
+        pc = self.engine.pe_cin
+        return max(pc, -(-self.max_channels // pc) * pc)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["engine"] = self.engine.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ArchConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(f"ArchConfig must be a mapping, not {type(d).__name__}")
+        d = dict(d)
+        d["engine"] = EngineConfig.from_dict(d.get("engine"))
+        return _from_dict(cls, d)
+
+    def hash(self) -> str:
+        """The contract's hash (16 hex digits): a bitstream runs the builds of its own hash only."""
+        return _hash(self.to_dict())
+
+    def tag(self) -> str:
+        """A short name for simulator build directories."""
+        return "arch_" + self.hash()[:12]

@@ -1,0 +1,262 @@
+"""The tile-level instruction set (docs/isa.md): opcodes, per-opcode layouts of one 256-bit
+word, encoder and decoder.
+
+Every instruction starts with the same header (``op``, ``deps``, ``layer``); the rest of the
+word is the opcode's own layout (:data:`LAYOUTS`). Compute ops share the tile layout;
+``LOAD`` and ``STORE`` carry a 32-bit external-memory address and a 32-bit length in bits
+the tile layout gives to its weight addresses; ``POOL_FC`` uses a subset of the tile fields
+at the tile's offsets. A field keeps one offset in every layout that has it, so the hardware
+reads each field from one place (:data:`WORD`, the union of all views, an Amaranth
+``FlexibleLayout``) whatever the opcode. Fields an opcode does not have must be 0: the
+encoder refuses them, the decoder rejects a word with bits set outside the opcode's layout.
+A word is 32 bytes little-endian in program.bin. Tensors are named by their index in the
+descriptor table (tensors.bin), so an instruction never carries activation addresses,
+shapes or ring sizes.
+
+``deps`` holds the VTA-style dependency-token flags (:data:`DEP_WAIT_PREV` ...) the
+decoupled overlay's units exchange; the in-order top of today runs one instruction at a time
+and needs none, so the compiler writes 0 there.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from .records import Field, Record, RecordError
+
+__all__ = ["Op", "Instruction", "ISAError", "WORD", "WORD_BITS", "WORD_BYTES", "LAYOUTS", "HEADER",
+           "TILE", "COMPUTE_OPS", "encode_program", "decode_program", "field_max",
+           "FLAG_PAD_TOP", "FLAG_PAD_BOTTOM", "FLAG_SKIP_IDENTITY", "FLAG_FINAL", "FLAG_DEPTHWISE",
+           "FLAG_B_PATTERN", "DEP_WAIT_PREV", "DEP_WAIT_NEXT", "DEP_SIGNAL_PREV", "DEP_SIGNAL_NEXT"]
+
+WORD_BITS = 256
+WORD_BYTES = WORD_BITS // 8
+
+
+class Op(enum.IntEnum):
+    """Opcodes. Every compute instruction ends in the fused PostProcess (docs/numerics.md)."""
+    NOP = 0
+    LOAD = 1          # host link -> input tensor rows [row0, row0+rows)
+    CONV_PATTERN = 2  # binarized k x k conv tile on the pattern engine (+ post-process)
+    CONV_INT = 3      # int8 conv tile on the MAC array (+ post-process)
+    PRB = 4           # pattern engine (k x k) || MAC array (1 x 1) on the same tile, fused post-process
+    RESADD = 5        # main conv (pattern or MAC) + skip (identity codes or 1 x 1 on the MAC array)
+    POOL_FC = 6       # accumulate the rows of a band into per-channel sums; FLAG_FINAL: + FC -> logits
+    STORE = 7         # logits -> host link
+    SYNC = 8          # wait until every engine and the host link are idle
+    END = 9
+
+
+COMPUTE_OPS = (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD)
+
+# flag bits (field ``flags``)
+FLAG_PAD_TOP = 1        # the band starts at image row 0: apply the top zero padding
+FLAG_PAD_BOTTOM = 2     # the band ends at the last image row: apply the bottom zero padding
+FLAG_SKIP_IDENTITY = 4  # RESADD: acc_b is the identity codes of src_b
+FLAG_FINAL = 8          # POOL_FC: last band, run the FC and write the logits
+FLAG_DEPTHWISE = 16     # CONV_*: operand a is one depthwise branch starting at input channel cin0
+FLAG_B_PATTERN = 32     # RESADD: the main operand (a) runs on the pattern engine
+
+# dependency-token flags (field ``deps``): wait for / signal the unit before or after this
+# instruction's unit in the load -> compute -> store chain (TVM VTA's pop/push prev/next)
+DEP_WAIT_PREV = 1
+DEP_WAIT_NEXT = 2
+DEP_SIGNAL_PREV = 4
+DEP_SIGNAL_NEXT = 8
+
+# (name, bits) in word order from bit 0
+_HEADER = (("op", 5), ("deps", 4), ("layer", 8))
+_TILE = (
+    ("src_a", 8),      # tensor id read by operand a
+    ("src_b", 8),      # tensor id read by operand b / the identity skip
+    ("dst", 8),        # tensor id written
+    ("wa", 24),        # operand a: first pattern word (pattern) or weight word (int8)
+    ("wb", 24),        # operand b: first weight word
+    ("prm", 16),       # first PostProcess parameter word of the tile (channel c0)
+    ("c0", 12),        # first output channel of the tile
+    ("tc", 12),        # output channels in the tile
+    ("cin0", 12),      # first input channel operand a reads (its first group's, or a depthwise branch's)
+    ("row0", 12),      # first output row of the band (LOAD: first input row)
+    ("rows", 12),      # output rows of the band
+    ("k", 3),          # operand a kernel size (1, 3, 5, 7)
+    ("stride", 2),     # 1 or 2
+    ("pad", 3),        # zero padding (0..3)
+    ("groups_a", 12),
+    ("groups_b", 12),
+    ("flags", 8),
+    ("cin0_b", 12),    # first input channel operand b (1x1 conv or identity skip) reads
+    ("na", 12),        # input channels operand a reads per position (groups in the tile x Cg)
+    ("nb", 12),        # input channels operand b reads per position (identity skip: tc)
+)
+
+HEADER = Record("instruction header", WORD_BITS, _HEADER)
+TILE = Record("tile instruction", WORD_BITS, HEADER.fields + Record("", WORD_BITS, _TILE, HEADER.used_bits).fields)
+
+
+def _at(name: str, bits: int, offset: int) -> Field:
+    return Field(name, bits, offset)
+
+
+_T = TILE.field
+# LOAD / STORE: a 32-bit external-memory address and a 32-bit byte length where the tile
+# layout has its weight and parameter addresses (wa, wb, prm: 64 contiguous bits)
+_EXT = (_at("ext_addr", 32, _T("wa").offset), _at("length", 32, _T("wa").offset + 32))
+assert _EXT[1].end <= _T("prm").end
+
+LAYOUTS: dict = {
+    Op.NOP: HEADER,
+    Op.LOAD: Record("LOAD", WORD_BITS, HEADER.fields + (_T("dst"), _T("row0"), _T("rows")) + _EXT),
+    Op.CONV_PATTERN: TILE, Op.CONV_INT: TILE, Op.PRB: TILE, Op.RESADD: TILE,
+    Op.POOL_FC: Record("POOL_FC", WORD_BITS, HEADER.fields + tuple(
+        _T(n) for n in ("src_a", "wa", "prm", "tc", "row0", "rows", "flags"))),
+    Op.STORE: Record("STORE", WORD_BITS, HEADER.fields + (_T("src_a"),) + _EXT),
+    Op.SYNC: HEADER,
+    Op.END: HEADER,
+}
+
+
+def _union() -> Record:
+    fields = {}
+    for rec in LAYOUTS.values():
+        for f in rec.fields:
+            if fields.setdefault(f.name, f) != f:
+                raise RecordError(f"field {f.name} has two offsets in the ISA's layouts")
+    return Record("instruction word", WORD_BITS, tuple(fields.values()))
+
+
+WORD = _union()
+"""Every field of every opcode at its one offset (fields of different opcodes overlap)."""
+
+_ALL_FIELDS = WORD.names()
+
+
+def field_max(name: str) -> int:
+    """Largest value field ``name`` holds."""
+    return WORD.field(name).hi
+
+
+class ISAError(ValueError):
+    """A field value that does not fit its bit width, a field the opcode does not have, or a
+    malformed word."""
+
+
+@dataclass
+class Instruction:
+    """One instruction; the fields its opcode has (:data:`LAYOUTS`) are meaningful, the
+    others must stay 0. Meanings in :data:`_TILE` and docs/isa.md."""
+    op: Op
+    deps: int = 0
+    layer: int = 0
+    src_a: int = 0
+    src_b: int = 0
+    dst: int = 0
+    wa: int = 0
+    wb: int = 0
+    prm: int = 0
+    c0: int = 0
+    tc: int = 0
+    cin0: int = 0
+    row0: int = 0
+    rows: int = 0
+    k: int = 0
+    stride: int = 0
+    pad: int = 0
+    groups_a: int = 0
+    groups_b: int = 0
+    flags: int = 0
+    cin0_b: int = 0
+    na: int = 0
+    nb: int = 0
+    ext_addr: int = 0
+    length: int = 0
+    comment: str = field(default="", compare=False)
+
+    @property
+    def layout(self) -> Record:
+        return LAYOUTS[Op(self.op)]
+
+    def encode(self) -> int:
+        """The 256-bit word as an int; :class:`ISAError` names the field that overflows or
+        that the opcode does not have."""
+        rec = self.layout
+        values = {}
+        for name in _ALL_FIELDS:
+            v = int(getattr(self, name))
+            if name in rec:
+                values[name] = v
+            elif v:
+                raise ISAError(f"{Op(self.op).name} (layer {self.layer}): has no field {name} "
+                               f"(set to {v}); its fields: {', '.join(rec.names())}")
+        try:
+            return rec.encode(values)
+        except RecordError as e:
+            raise ISAError(f"{Op(self.op).name} (layer {self.layer}): {e}") from None
+
+    def to_bytes(self) -> bytes:
+        return self.encode().to_bytes(WORD_BYTES, "little")
+
+    @classmethod
+    def decode(cls, word: int | bytes) -> "Instruction":
+        """Inverse of :meth:`encode` (``comment`` is not encoded). Rejects unknown opcodes
+        and bits outside the opcode's layout."""
+        if isinstance(word, (bytes, bytearray)):
+            if len(word) != WORD_BYTES:
+                raise ISAError(f"instruction word is {WORD_BYTES} bytes, got {len(word)}")
+            word = int.from_bytes(word, "little")
+        opf = HEADER.field("op")
+        code = (word >> opf.offset) & ((1 << opf.bits) - 1)
+        try:
+            op = Op(code)
+        except ValueError:
+            raise ISAError(f"unknown opcode {code}") from None
+        rec = LAYOUTS[op]
+        vals = rec.decode(word)
+        if rec.encode(vals) != word:
+            raise ISAError(f"{op.name}: bits outside the opcode's fields are not zero")
+        vals["op"] = op
+        return cls(**vals)
+
+    def text(self) -> str:
+        """One readable line (program.txt)."""
+        op = Op(self.op)
+        parts = [f"{op.name:<12}"]
+        if op == Op.LOAD:
+            parts.append(f"t{self.dst} rows[{self.row0}:{self.row0 + self.rows}] {self.length}B")
+        elif op == Op.STORE:
+            parts.append(f"t{self.src_a} {self.length}B")
+        elif op == Op.POOL_FC:
+            parts.append(f"t{self.src_a} rows[{self.row0}:{self.row0 + self.rows}] W@{self.wa} prm@{self.prm}"
+                         + (" FINAL" if self.flags & FLAG_FINAL else ""))
+        elif op in COMPUTE_OPS:
+            parts.append(f"L{self.layer} t{self.src_a}" + (f",t{self.src_b}" if op in (Op.RESADD,) else "")
+                         + f" -> t{self.dst} rows[{self.row0}:{self.row0 + self.rows}] "
+                         f"ch[{self.c0}:{self.c0 + self.tc}] k{self.k} s{self.stride} p{self.pad} "
+                         f"wa@{self.wa} wb@{self.wb} prm@{self.prm}")
+            fl = [n for b, n in ((FLAG_PAD_TOP, "pt"), (FLAG_PAD_BOTTOM, "pb"), (FLAG_SKIP_IDENTITY, "id"),
+                                 (FLAG_DEPTHWISE, f"dw@{self.cin0}"), (FLAG_B_PATTERN, "a:pattern")) if self.flags & b]
+            if fl:
+                parts.append("[" + ",".join(fl) + "]")
+        if self.deps:
+            parts.append(f"deps={self.deps:04b}")
+        if self.comment:
+            parts.append(f"; {self.comment}")
+        return " ".join(parts)
+
+
+def encode_program(instrs: list[Instruction]) -> bytes:
+    """program.bin: the instruction words back to back."""
+    return b"".join(i.to_bytes() for i in instrs)
+
+
+def decode_program(blob: bytes) -> list[Instruction]:
+    """Inverse of :func:`encode_program`."""
+    if len(blob) % WORD_BYTES:
+        raise ISAError(f"program length {len(blob)} is not a multiple of {WORD_BYTES}")
+    return [Instruction.decode(blob[i:i + WORD_BYTES]) for i in range(0, len(blob), WORD_BYTES)]
+
+
+def describe() -> dict:
+    """The ISA for the manifest: word width, opcodes, and each opcode's fields as
+    ``[name, bits, offset]``."""
+    return {"word_bits": WORD_BITS, "opcodes": {o.name: int(o) for o in Op},
+            "layouts": {o.name: [[f.name, f.bits, f.offset] for f in LAYOUTS[o].fields] for o in Op}}

@@ -1,0 +1,75 @@
+"""BUILD/passes/: what each pass left in the IR, and how long it took.
+
+:func:`summary` is taken after every pass (:func:`sephw.compiler.pipeline.compile_ir`); it
+names shapes, counts and addresses, never weights, so the shipped model's dumps stay a few
+kilobytes. :func:`write_pass_dumps` writes them as ``passes/NN_<pass>.json`` and
+``passes/timing.json``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from .ir import CompileIR, PassRecord
+
+
+def pass_file_stem(index: int, name: str) -> str:
+    """``NN_snake_name``: ``(3, "TileLayers")`` -> ``03_tile_layers``."""
+    return f"{index:02d}_" + re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def summary(ir: CompileIR) -> dict:
+    """A JSON-ready summary of ``ir``: engine config and resources, layers (steps, tile count,
+    words), tensors (shape, ring rows, base, lifetime), memories, Program size and cycles.
+    Fields a later pass sets show their defaults (None, 0, -1, empty)."""
+    tiles_per_layer = Counter(t.layer for t in ir.tiles)
+    layers = []
+    for lay in ir.layers:
+        steps = [{"opcode": st.opcode.name, "operands": [op.describe() for op in st.operands],
+                  "out_c0": st.out_c0, "out_channels": st.out_channels, "in_c0": st.in_c0, "tc": st.tc,
+                  "first_words": [ir.words.get((lay.index, si, oi)) for oi in range(len(st.operands))]}
+                 for si, st in enumerate(lay.steps)]
+        layers.append({"index": lay.index, "name": lay.name, "type": type(lay.node).__name__,
+                       "src_a": lay.src_a, "src_b": lay.src_b, "macs": lay.macs, "steps": steps,
+                       "tiles": tiles_per_layer.get(lay.index, 0), "param_base": ir.prm_base.get(lay.index)})
+    tensors = [{"id": t.id, "name": t.name, "spec": t.spec.describe(), "producer": t.producer,
+                "consumers": list(t.consumers), "ring_rows": t.ring_rows, "base": t.base, "bytes": t.nbytes,
+                "live": list(t.live)} for t in sorted(ir.tensors.values(), key=lambda t: t.id)]
+    return {
+        "board": ir.board.name,
+        "engine": ir.cfg.to_dict() if ir.cfg is not None else None,
+        "resources": {k: v for k, v in ir.resources.items() if k != "detail"},
+        "budget_bytes": ir.budget,
+        "bands": ir.bands, "anchor": ir.anchor,
+        "static_memory_bytes": dict(ir.static.memory_bytes) if ir.static is not None else None,
+        "onchip_bytes": dict(ir.onchip),
+        "block_ram": {k: ir.memory_blocks[k] for k in ("block_ram", "lutram_luts") if k in ir.memory_blocks},
+        "memory": {r.name: {"word_bytes": r.word_bytes, "words": r.words, "bytes": r.nbytes}
+                   for r in ir.memory.values()},
+        "tiles": len(ir.tiles),
+        "instructions": len(ir.program),
+        "instructions_by_op": dict(Counter(e.instruction.op.name for e in ir.program)),
+        "cycles": ir.cycles, "engine_cycles": ir.engine_cycles,
+        "layers": layers,
+        "tensors": tensors,
+    }
+
+
+def write_pass_dumps(passes: list[PassRecord], out_dir: Path) -> dict[str, float]:
+    """Write ``out_dir/passes/NN_<pass>.json`` (the pass, its contract, its seconds and the
+    IR summary after it) and ``out_dir/passes/timing.json``; returns ``{pass: seconds}``."""
+    d = Path(out_dir) / "passes"
+    d.mkdir(parents=True, exist_ok=True)
+    for old in d.glob("*.json"):       # a rebuild with fewer passes leaves no stale dump
+        old.unlink()
+    timing = []
+    for i, rec in enumerate(passes, 1):
+        stem = pass_file_stem(i, rec.name)
+        (d / f"{stem}.json").write_text(json.dumps({"index": i, "pass": rec.name, "contract": rec.contract,
+                                                   "seconds": round(rec.seconds, 6), "ir": rec.summary}, indent=1))
+        timing.append({"index": i, "pass": rec.name, "file": f"{stem}.json", "seconds": round(rec.seconds, 6)})
+    total = sum(r.seconds for r in passes)
+    (d / "timing.json").write_text(json.dumps({"passes": timing, "total_seconds": round(total, 6)}, indent=1))
+    return {r.name: round(r.seconds, 6) for r in passes}

@@ -1,0 +1,197 @@
+"""The compiler's IR: what the passes read and write, every attribute declared with its type.
+
+A :class:`CompileIR` starts holding the IntGraph, the board and the unit costs; each pass of
+:data:`sephw.compiler.pipeline.PIPELINE` fills in the fields its contract names. Nothing is
+attached to an object that its class does not declare.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..arch.config import ArchConfig
+from ..arch.formats import PARAM_WORD, TENSOR_DESC
+from ..arch.isa import WORD, Instruction, Op
+from ..intgraph import (ActSpec, ConvOperand, DepthwiseConcatNode, InputNode, IntConvNode, IntGraph,
+                        PatternConvNode, PoolFCNode, PRBNode, ResidualAddNode, SkipOperand)
+from . import hw
+
+if TYPE_CHECKING:
+    from boards import Board
+
+
+class CompileError(ValueError):
+    """The model cannot be compiled for the board; the message says why, with numbers."""
+
+
+Node = InputNode | PatternConvNode | IntConvNode | PRBNode | ResidualAddNode | DepthwiseConcatNode | PoolFCNode
+Operand = ConvOperand | SkipOperand
+
+FIELD_MAX = {f.name: f.hi for f in WORD.fields}   # largest value of each instruction field
+ACT_ALIGN = 64            # activation ring buffers start on 64-byte boundaries
+PARAM_WORD_BYTES = PARAM_WORD.nbytes
+TENSOR_DESC_BYTES = TENSOR_DESC.nbytes
+LUT_HEADROOM = 0.85       # leave 15 % of LUT/FF for routing and the host link's growth
+BRAM_HEADROOM = 0.9       # Yosys's block RAM mapping of the board top came out 3.5 blocks above the
+                          # memory model on the shipped overlay (51 vs 47.5 RAMB36): keep 10 % free
+
+
+@dataclass
+class Step:
+    """One schedulable computation of a layer: the node's operands on one engine pass.
+    A DepthwiseConcat node has one step per branch; other nodes one step."""
+    operands: list[Operand]      # [a] or [a, b]
+    opcode: Op
+    out_c0: int                  # first output channel this step writes
+    out_channels: int
+    in_c0: int = 0               # depthwise branch: first input channel
+    tc: int = 0                  # output channels per tile (set by SizeEngines)
+
+
+@dataclass
+class Layer:
+    """A node of the IntGraph as the compiler sees it."""
+    index: int                   # position in the IntGraph (the instructions' ``layer`` field)
+    node: Node
+    steps: list[Step]            # none for the input and the PoolFC
+    src_a: str = ""              # first input tensor ("" for the input layer)
+    src_b: str = ""              # second input tensor (src_a where there is one input)
+    macs: int = 0                # useful MACs per inference (pattern + int8)
+    pattern_macs: int = 0
+    int8_macs: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+
+@dataclass
+class Tensor:
+    """A stored activation tensor: HWC bytes (one code per byte) in a ring of ``ring_rows``."""
+    name: str
+    id: int                      # the instructions' src/dst and the descriptor table's index
+    spec: ActSpec
+    producer: int                # layer index
+    consumers: list[int] = field(default_factory=list)   # layer indices
+    ring_rows: int = 0           # rows held on chip (TileLayers)
+    base: int = -1               # byte address in the activation memory (AssignAddresses)
+    live: tuple[int, int] = (0, 0)   # first and last layer index the ring is in use
+
+    @property
+    def row_bytes(self) -> int:
+        return self.spec.width * self.spec.channels
+
+    @property
+    def nbytes(self) -> int:
+        return self.ring_rows * self.row_bytes
+
+
+@dataclass
+class Tile:
+    """A band x channel-group of one step (or a LOAD / POOL_FC / STORE)."""
+    layer: int
+    step: int
+    band: int
+    opcode: Op
+    row0: int                    # first output row
+    rows: int
+    c0: int = 0                  # first output channel (absolute in the layer's output)
+    tc: int = 0                  # output channels (POOL_FC: classes)
+    in_row0: int = 0             # first input row read (halo included)
+    in_rows: int = 0
+    working_set: int = 0         # on-chip bytes the tile touches
+    costs: list[hw.OpCost] = field(default_factory=list)   # per operand
+    busy: dict[str, int] = field(default_factory=dict)      # unit -> busy cycles (engine model)
+    cycles: int = 0              # engine-level model (hw.tile_cycles)
+    flags: int = 0               # the instruction's FLAG_* bits
+    length: int = 0              # LOAD / STORE bytes
+
+
+@dataclass
+class Region:
+    """One on-chip memory: ``words`` x ``word_bytes`` (bytes for the activation memory)."""
+    name: str
+    word_bytes: int
+    words: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.word_bytes * self.words
+
+
+@dataclass(frozen=True)
+class StaticMemory:
+    """Every on-chip memory except the activations and the program, for one engine config."""
+    memory_bytes: dict[str, int] # memory -> bytes: patterns, weights, params, column_store,
+                                 # tensor_table, pool_sums, host_link (report order)
+    pattern_words: int
+    weight_words: int
+    param_words: int
+    tensors: int                 # descriptor table entries
+    pool_channels: int           # pooled sums (the PoolFC's input channels)
+    store_chunks: int            # column-store entries
+    input_bytes: int             # the host link's input buffer
+    logit_bytes: int             # the host link's logit buffer
+
+    @property
+    def total(self) -> int:
+        return sum(self.memory_bytes.values())
+
+
+@dataclass(frozen=True)
+class ProgramEntry:
+    """One instruction of the Program and the tile it computes (None for SYNC / END)."""
+    instruction: Instruction
+    tile: Tile | None
+
+
+@dataclass(frozen=True)
+class PassRecord:
+    """One pass as it ran: its wall time and a summary of the IR after it
+    (:func:`sephw.compiler.dump.summary`)."""
+    name: str                    # the pass's class name
+    contract: str                # its CONTRACT
+    seconds: float               # wall time of its run and invariant check
+    summary: dict                # :func:`~sephw.compiler.dump.summary` of the IR after it
+
+
+@dataclass
+class CompileIR:
+    """The whole compilation state; each field says which pass sets it."""
+    graph: IntGraph              # the model (input)
+    board: Board                 # the board profile (input)
+    costs: hw.UnitCosts          # measured unit resources (input)
+    progress: bool = False       # show progress bars
+    probe: bool = False          # fit check for another board: no message, no recursion
+    engine: dict | None = None   # fixed engine sizes (lanes, pe_cin, mac_cols, packed, pp_units): no search
+    budget: int = 0              # usable on-chip bytes (TileLayers)
+    layers: list[Layer] = field(default_factory=list)           # one per node (CheckLegalize)
+    tensors: dict[str, Tensor] = field(default_factory=dict)    # stored tensors by name (CheckLegalize)
+    cfg: hw.EngineConfig | None = None    # the sized engines (SizeEngines)
+    arch: ArchConfig | None = None        # the whole hardware contract (EmitInstructions)
+    resources: dict = field(default_factory=dict)   # lut/ff/dsp estimate and "detail" (SizeEngines; TileLayers
+                                                    # adds distributed-RAM LUTs and bram_blocks)
+    bands: int = 0                        # row bands (TileLayers)
+    band_rows: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)  # tensor -> (hi rows
+                                          # after each band, lowest row read in each band) (TileLayers)
+    anchor: str = ""                      # the tensor whose row bands drive the banded layers (TileLayers)
+    static: StaticMemory | None = None    # memories besides activations and program (TileLayers)
+    tiles: list[Tile] = field(default_factory=list)             # in issue order (TileLayers)
+    onchip: dict[str, int] = field(default_factory=dict)        # on-chip memory -> bytes (TileLayers)
+    memory_blocks: dict = field(default_factory=dict)   # block_ram, lutram_luts, per_memory (TileLayers)
+    memory: dict[str, Region] = field(default_factory=dict)     # region name -> Region (AssignAddresses)
+    words: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (layer, step, operand) -> first
+                                          # pattern or weight word (AssignAddresses)
+    prm_base: dict[int, int] = field(default_factory=dict)      # layer -> first param word (AssignAddresses)
+    pool_weight_word: int = 0             # first weight word of the FC (AssignAddresses)
+    program: list[ProgramEntry] = field(default_factory=list)   # the Program (EmitInstructions)
+    schedule: list[dict] = field(default_factory=list)  # per instruction: start, cycles, busy units
+                                                        # (ScheduleProgram; written to schedule.yaml)
+    cycles: int = 0              # per inference, RTL top as built (hw.top_instruction_cycles)
+    engine_cycles: int = 0       # per inference, engine-level model (hw.tile_cycles)
+    passes: list[PassRecord] = field(default_factory=list)      # time and summary per pass run (compile_ir)
+
+    @property
+    def instructions(self) -> list[Instruction]:
+        """The Program's instructions in order (without their tiles)."""
+        return [e.instruction for e in self.program]

@@ -1,0 +1,102 @@
+"""On-chip memories as the RTL top builds them: the static memories of an engine config, each
+memory's geometry and block-RAM / LUTRAM cost, and first-fit placement of the activation
+rings (shared by SizeEngines, TileLayers and AssignAddresses)."""
+from __future__ import annotations
+
+import math
+
+from ..arch.isa import WORD_BYTES
+from ..arch.link import MAX_PAYLOAD  # the host link's frame buffer (docs/protocol.md)
+from ..intgraph import InputNode, PoolFCNode
+from . import hw
+from .ir import ACT_ALIGN, PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileIR, StaticMemory
+from .operands import chunks, param_words_of, step_operands
+
+
+def static_memory(ir: CompileIR, cfg: hw.EngineConfig) -> StaticMemory:
+    """Every memory except activations and program for the engines ``cfg``, laid out as
+    AssignAddresses will lay them out."""
+    g = ir.graph
+    pat_words = wgt_words = params = 0
+    for lay in ir.layers:
+        n = lay.node
+        if not isinstance(n, InputNode):
+            params = -(-params // cfg.pp_units) * cfg.pp_units     # as AssignAddresses aligns them
+        if isinstance(n, PoolFCNode):
+            wgt_words += math.ceil(n.weight.shape[0] / cfg.lanes) * math.ceil(n.weight.shape[1] / cfg.mac_cols)
+            params += n.weight.shape[0]
+            continue
+        if isinstance(n, InputNode):
+            continue
+        params += param_words_of(cfg, lay, n.out.channels)
+        for st in lay.steps:
+            tc = min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
+            blocks = math.ceil(st.out_channels / tc)
+            for op in step_operands(st):
+                w = blocks * chunks(cfg, op, tc)
+                if op.kind == "pattern":
+                    pat_words += w
+                else:
+                    wgt_words += w
+    pool = g.output
+    # the sliding window's column store: one entry per pattern chunk of the widest tensor
+    # (rtl_gen/top.py builds it from the manifest's widest tensor, at least 2 entries)
+    store_chunks = max(2, math.ceil(max(t.spec.channels for t in ir.tensors.values()) / cfg.pe_cin))
+    input_bytes, logit_bytes = math.prod(g.input.out.shape), pool.weight.shape[0] * 8
+    return StaticMemory(
+        memory_bytes={"patterns": pat_words * cfg.pattern_word_bytes,
+                      "weights": wgt_words * cfg.weight_word_bytes,
+                      "params": params * PARAM_WORD_BYTES,
+                      "column_store": -(-cfg.column_store_bits // 8) * store_chunks,
+                      "tensor_table": len(ir.tensors) * TENSOR_DESC_BYTES,
+                      "pool_sums": g.spec(pool.input).channels * 4 + logit_bytes,
+                      "host_link": MAX_PAYLOAD + input_bytes + logit_bytes},
+        pattern_words=pat_words, weight_words=wgt_words, param_words=params, tensors=len(ir.tensors),
+        pool_channels=g.spec(pool.input).channels, store_chunks=store_chunks,
+        input_bytes=input_bytes, logit_bytes=logit_bytes)
+
+
+def memory_geometry(cfg: hw.EngineConfig, static: StaticMemory, act_bytes: int, instructions: int) -> dict:
+    """``{memory: (width bits, depth words[, copies])}`` of every on-chip memory, as the RTL
+    top builds them: the activations in ``max(pe_cin, mac_cols, lanes)`` byte-wide banks
+    (rtl_gen/top.py), the sliding window's column store, the host link's frame, input and logit
+    buffers (rtl_gen/hostlink.py)."""
+    banks = cfg.act_banks
+    return {"activations": (8, max(2, math.ceil(act_bytes / banks)), banks),
+            "host_frame": (8, MAX_PAYLOAD),
+            "host_input": (8, static.input_bytes),
+            "host_logits": (8, static.logit_bytes),
+            "patterns": (cfg.pattern_mem_bits, static.pattern_words * cfg.pattern_slices),
+            "weights": (8 * cfg.weight_word_bytes, static.weight_words),
+            "params": (8 * PARAM_WORD_BYTES, static.param_words),
+            "tensor_table": (8 * TENSOR_DESC_BYTES, static.tensors),
+            "program": (WORD_BYTES * 8, instructions),
+            "column_store": (cfg.column_store_bits, static.store_chunks),
+            "pool_sums": (32, static.pool_channels)}
+
+
+def memory_blocks(vendor: str, geometry: dict) -> tuple[int, int, dict]:
+    """Total block RAMs, LUTRAM LUTs and the per-memory ``(blocks, luts)``."""
+    per = {}
+    for k, (w, d, *n) in geometry.items():
+        b, lut = hw.memory_cost(vendor, w, d)
+        per[k] = (b * (n[0] if n else 1), lut * (n[0] if n else 1))
+    return sum(b for b, _ in per.values()), sum(l for _, l in per.values()), per
+
+
+def first_fit(items: list[tuple[str, int, int, int]]) -> tuple[dict, int]:
+    """Place ``(name, bytes, live_from, live_to)`` so no two overlapping lifetimes overlap in
+    memory; returns ``({name: base}, total bytes)``."""
+    placed, bases, top = [], {}, 0
+    for name, size, t0, t1 in sorted(items, key=lambda x: (-x[1], x[2])):
+        size = -(-size // ACT_ALIGN) * ACT_ALIGN
+        busy = sorted((b, b + s) for (b, s, u0, u1) in placed if not (u1 < t0 or t1 < u0))
+        base = 0
+        for b0, b1 in busy:
+            if base + size <= b0:
+                break
+            base = max(base, b1)
+        placed.append((base, size, t0, t1))
+        bases[name] = base
+        top = max(top, base + size)
+    return bases, top

@@ -1,0 +1,56 @@
+"""Pass 6: ScheduleProgram, each instruction's start and cycles on the RTL top as built."""
+from __future__ import annotations
+
+from ..arch.isa import FLAG_FINAL, Op
+from . import hw
+from .ir import CompileIR
+
+
+class ScheduleProgram:
+    CONTRACT = "predict each instruction's start and cycles on the RTL top as built (hw.top_instruction_cycles); " \
+               "PRB tiles occupy the pattern engine and the MAC array over the same interval (concurrently, on " \
+               "the same tile)"
+
+    def run(self, ir: CompileIR) -> CompileIR:
+        # In-order issue: every compute instruction ends in the shared PostProcess, so one
+        # instruction runs at a time; inside a PRB / pattern RESADD the two engines overlap.
+        # ``cycles``: the RTL top as built (hw.top_instruction_cycles, what `sephw simulate`
+        # measures); ``engine_cycles``: the engine-level model (hw.tile_cycles: the engines at
+        # their measured rates fed by WindowGen, the sizing objective), kept for comparison;
+        # ``busy``: engine-level busy cycles per unit.
+        desc = {t.id: hw.TensorDesc(t.spec.height, t.spec.width, t.spec.channels, t.spec.bits)
+                for t in ir.tensors.values()}
+        t = 0
+        sched = []
+        first_pool = True
+        for i, entry in enumerate(ir.program):
+            ins, tile = entry.instruction, entry.tile
+            if ins.op == Op.LOAD:
+                eng, busy = tile.length, {"host_link": tile.length}   # 1 byte/cycle from the RX FIFO
+            elif tile is not None:
+                eng, busy = tile.cycles, dict(tile.busy)
+            else:
+                eng, busy = 1, {}
+            cyc = hw.top_instruction_cycles(ir.cfg, ins, desc, clear_pool_sums=first_pool)
+            if ins.op == Op.POOL_FC:
+                first_pool = bool(ins.flags & FLAG_FINAL)     # the FC clears the sums again
+            units = sorted(k for k, v in busy.items() if v > 0)
+            sched.append({"index": i, "op": ins.op.name, "layer": ir.layers[ins.layer].name if tile is not None else "",
+                          "band": tile.band if tile is not None else None, "start": t, "cycles": int(cyc),
+                          "engine_cycles": int(eng), "units": units,
+                          "busy": {k: int(v) for k, v in busy.items() if v > 0}})
+            t += int(cyc)
+        ir.schedule, ir.cycles = sched, t
+        ir.engine_cycles = sum(s["engine_cycles"] for s in sched)
+        return ir
+
+    def check(self, ir: CompileIR) -> None:
+        assert len(ir.schedule) == len(ir.program)
+        prev_end = 0
+        for s in ir.schedule:
+            assert s["start"] == prev_end and s["cycles"] >= 1
+            prev_end = s["start"] + s["cycles"]
+            if s["op"] == "PRB":
+                assert {"pattern", "mac"} <= set(s["units"]), s
+                assert max(s["busy"]["pattern"], s["busy"]["mac"]) <= s["engine_cycles"]
+        assert prev_end == ir.cycles

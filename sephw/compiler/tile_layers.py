@@ -1,0 +1,206 @@
+"""Pass 3: TileLayers, row bands x channel groups so the on-chip working set fits."""
+from __future__ import annotations
+
+import math
+
+from tqdm import tqdm
+
+from ..arch.isa import (FLAG_B_PATTERN, FLAG_DEPTHWISE, FLAG_FINAL, FLAG_PAD_BOTTOM, FLAG_PAD_TOP,
+                        FLAG_SKIP_IDENTITY, WORD_BYTES, Op)
+from ..intgraph import DepthwiseConcatNode, InputNode, PoolFCNode, ResidualAddNode, SkipOperand
+from . import hw
+from .bands import band_layout
+from .ir import BRAM_HEADROOM, PARAM_WORD_BYTES, CompileError, CompileIR, StaticMemory, Tensor, Tile
+from .memory import memory_blocks, memory_geometry, static_memory
+from .operands import rows_needed, tile_cost, windowed
+
+
+class TileLayers:
+    CONTRACT = "split every layer into row bands (halos included) x channel groups so the whole " \
+               "on-chip working set fits the board's block RAM and 10 MB"
+
+    def _candidates(self, ir: CompileIR) -> list:
+        """``(bands, anchor)`` to try: one band; then, for every tensor a cut can follow (no
+        earlier tensor read after it), band counts 2..8 and a few larger ones."""
+        out = [(1, None)]
+        later_reads = {}
+        for lay in ir.layers:
+            for name in {lay.src_a, lay.src_b} - {""}:
+                later_reads[name] = max(later_reads.get(name, -1), lay.index)
+        for lay in ir.layers:
+            n = lay.node
+            if isinstance(n, PoolFCNode):
+                continue
+            if any(later_reads.get(t.name, -1) > lay.index for t in ir.tensors.values()
+                   if t.producer < lay.index):
+                continue
+            h = n.out.height
+            for nb in sorted({*range(2, 9), 12, 16, 24, 32, 48, 64}):
+                if nb <= h:
+                    out.append((nb, n.name))
+        return out
+
+    def _make_tiles(self, ir: CompileIR, plan: dict, n_bands: int) -> list[Tile]:
+        """Every tile of ``n_bands`` bands of ``plan`` in issue order: band by band, layer by
+        layer, step by step, channel group by channel group."""
+        g, cfg = ir.graph, ir.cfg
+        tiles = []
+        for b in range(n_bands):
+            for lay in ir.layers:
+                n = lay.node
+                if isinstance(n, InputNode):
+                    hi, _ = plan[n.name]
+                    r0, r1 = hi[b], hi[b + 1]
+                    if r1 > r0:
+                        t = ir.tensors[n.name]
+                        tiles.append(Tile(lay.index, 0, b, Op.LOAD, r0, r1 - r0, length=(r1 - r0) * t.row_bytes))
+                    continue
+                if isinstance(n, PoolFCNode):
+                    hi, _ = plan[n.input]
+                    r0, r1 = hi[b], hi[b + 1]
+                    src = g.spec(n.input)
+                    cyc = (r1 - r0) * src.width * math.ceil(src.channels / cfg.mac_cols)
+                    flags = 0
+                    if b == n_bands - 1:
+                        flags = FLAG_FINAL
+                        cyc += math.ceil(n.weight.shape[0] / cfg.lanes) * math.ceil(src.channels / cfg.mac_cols)
+                    if r1 > r0 or flags:
+                        tiles.append(Tile(lay.index, 0, b, Op.POOL_FC, r0, r1 - r0, cycles=cyc + hw.TILE_LATENCY,
+                                          busy={"mac": cyc}, flags=flags, tc=n.weight.shape[0]))
+                    if flags:
+                        tiles.append(Tile(lay.index, 0, b, Op.STORE, 0, 0, length=n.weight.shape[0] * 8,
+                                          cycles=n.weight.shape[0] * 8))
+                    continue
+                hi, _ = plan[n.name]
+                r0, r1 = hi[b], hi[b + 1]
+                if r1 <= r0:
+                    continue
+                for si, st in enumerate(lay.steps):
+                    for c0 in range(0, st.out_channels, st.tc):
+                        tc = min(st.tc, st.out_channels - c0)
+                        cyc, busy, costs, _, _ = tile_cost(cfg, st, g, r1 - r0, tc)
+                        op0 = st.operands[0]
+                        src = g.spec(op0.input)
+                        ilo, ihi = rows_needed(op0, r0, r1, src.height)
+                        flags = 0
+                        if windowed(op0):
+                            if r0 * op0.stride - op0.padding <= 0:
+                                flags |= FLAG_PAD_TOP
+                            if (r1 - 1) * op0.stride - op0.padding + op0.k >= src.height:
+                                flags |= FLAG_PAD_BOTTOM
+                        if isinstance(n, DepthwiseConcatNode):
+                            flags |= FLAG_DEPTHWISE
+                        if isinstance(n, ResidualAddNode):
+                            if isinstance(n.skip, SkipOperand):
+                                flags |= FLAG_SKIP_IDENTITY
+                            if n.main.kind == "pattern":
+                                flags |= FLAG_B_PATTERN
+                        opcode = st.opcode
+                        if isinstance(n, DepthwiseConcatNode):
+                            opcode = Op.CONV_PATTERN if op0.kind == "pattern" else Op.CONV_INT
+                        wset = (ihi - ilo) * src.width * src.channels
+                        wset += (r1 - r0) * n.out.width * tc
+                        for op, c in zip(st.operands, costs):
+                            if isinstance(op, SkipOperand):
+                                wset += (r1 - r0) * n.out.width * tc
+                            elif op.kind == "pattern":
+                                wset += c.chunks * cfg.pattern_word_bytes
+                            else:
+                                wset += c.chunks * cfg.weight_word_bytes
+                        wset += tc * PARAM_WORD_BYTES
+                        tiles.append(Tile(lay.index, si, b, opcode, r0, r1 - r0, st.out_c0 + c0, tc,
+                                          ilo, ihi - ilo, wset, costs, busy, cyc, flags))
+        return tiles
+
+    def run(self, ir: CompileIR) -> CompileIR:
+        ir.budget = hw.usable_onchip_bytes(ir.board)
+        static = static_memory(ir, ir.cfg)
+        best, chosen, done = None, None, set()
+        for n_bands, anchor in tqdm(self._candidates(ir), desc="tile", disable=not ir.progress, leave=False):
+            if chosen is not None and chosen[0] == 1:
+                break
+            if anchor in done:      # more bands of the same anchor only add tiles
+                continue
+            layout = band_layout(ir, n_bands, anchor)
+            tiles = self._make_tiles(ir, layout.plan, n_bands)
+            program = (len(tiles) + 3) * WORD_BYTES   # + SYNC before STORE, SYNC, END
+            total = static.total + layout.act_bytes + program
+            blocks, lutram, per = memory_blocks(ir.board.vendor,
+                                                memory_geometry(ir.cfg, static, layout.act_bytes, len(tiles) + 3))
+            if best is None or total < best[0]:
+                best = (total, n_bands, layout, blocks, lutram)
+            fits = total <= ir.budget and blocks <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM \
+                and ir.resources["lut"] + lutram <= ir.board.resources["lut"]
+            if fits:
+                done.add(anchor)
+            if fits and (chosen is None or len(tiles) < len(chosen[1])):
+                chosen = (n_bands, tiles, anchor, layout, program, blocks, lutram, per)
+        if chosen is not None:
+            n_bands, tiles, anchor, layout, program, blocks, lutram, per = chosen
+            ir.anchor = anchor or ir.graph.output.input
+            ir.memory_blocks = {"block_ram": blocks, "lutram_luts": lutram,
+                                "per_memory": {k: {"blocks": b, "lutram_luts": l} for k, (b, l) in per.items()}}
+            ir.resources = dict(ir.resources, lut=ir.resources["lut"] + lutram, bram_blocks=blocks)
+            ir.bands, ir.band_rows = n_bands, layout.plan
+            for name, (r, live) in layout.rows.items():
+                ir.tensors[name].ring_rows = r
+                ir.tensors[name].live = live
+            ir.tiles = tiles
+            ir.onchip = {"activations": layout.act_bytes, "program": program, **static.memory_bytes}
+            ir.static = static
+            return ir
+        total, n_bands, layout, blocks, lutram = best
+        if ir.probe:
+            raise CompileError(f"does not fit {ir.board.name}")
+        big = max(ir.tensors.values(), key=lambda t: layout.rows[t.name][0] * t.row_bytes)
+        raise CompileError(self._not_fit_message(ir, total, n_bands, big, layout.rows[big.name][0], static,
+                                                 layout.act_bytes, blocks, lutram))
+
+    def _not_fit_message(self, ir: CompileIR, total: int, n_bands: int, big: Tensor, big_rows: int,
+                         static: StaticMemory, act_bytes: int, blocks: int, lutram: int = 0) -> str:
+        from boards import all_boards
+        from .pipeline import compile_ir     # the pipeline holds this pass
+        fits = []
+        for name, b in all_boards().items():
+            if name == ir.board.name:
+                continue
+            try:
+                compile_ir(ir.graph, b, ir.costs, progress=False, until=TileLayers, probe=True, record=False)
+                fits.append(name)
+            except CompileError:
+                pass
+        parts = ", ".join(f"{k} {v}" for k, v in static.memory_bytes.items())
+        nb = ir.board.resources["bram_blocks"] * BRAM_HEADROOM
+        if total <= ir.budget and blocks <= nb:
+            why = (f"the memories fit ({total} bytes, {blocks} block RAMs) but the overlay's "
+                   f"{ir.resources['lut']} LUT of logic + {lutram} LUT of distributed-RAM memories exceed "
+                   f"the part's {ir.board.resources['lut']} LUT")
+        else:
+            why = (f"{total} bytes fit the byte budget but the memories need {blocks} block RAMs, usable {nb:g} "
+                   f"(90 % of {ir.board.resources['bram_blocks']})"
+                   if total <= ir.budget else f"bytes needed {total} > available {ir.budget}")
+        return (f"model does not fit {ir.board.name} ({why}): the smallest on-chip working set ({n_bands} row "
+                f"band(s)) needs {total} bytes, available {ir.budget} bytes "
+                f"(block RAM data bytes{', capped at 10 MB' if ir.budget == hw.MAX_ONCHIP_BYTES else ''}); "
+                f"largest layer buffer: {big.name} {big.spec.describe()} holds {big_rows} rows x "
+                f"{big.row_bytes} bytes = {big_rows * big.row_bytes} bytes; activations {act_bytes} bytes, "
+                f"{parts}; {blocks} block RAMs of {ir.board.resources['bram_blocks']}. Boards that would fit: "
+                f"{', '.join(fits) if fits else 'none of the listed boards'}")
+
+    def check(self, ir: CompileIR) -> None:
+        total = sum(ir.onchip.values())
+        assert total <= ir.budget <= hw.MAX_ONCHIP_BYTES, (total, ir.budget)
+        assert ir.memory_blocks["block_ram"] <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM
+        assert ir.resources["lut"] <= ir.board.resources["lut"]
+        assert ir.static is not None and ir.tiles
+        for t in ir.tiles:
+            assert t.working_set <= ir.budget
+            if t.opcode in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
+                lay = ir.layers[t.layer]
+                src = ir.tensors[lay.steps[t.step].operands[0].input]
+                # the ring must hold the band's input rows including the halo
+                assert t.in_rows <= src.ring_rows, (lay.name, t.in_rows, src.ring_rows)
+                assert t.rows <= ir.tensors[lay.name].ring_rows
+        # every row of every needed tensor is produced exactly once
+        for name, (hi, lo) in ir.band_rows.items():
+            assert all(hi[b] <= hi[b + 1] for b in range(ir.bands))

