@@ -7,8 +7,6 @@ Engines (each a :class:`amaranth.lib.wiring.Component` with :mod:`amaranth.lib.s
 - :class:`rtl_gen.macarray.MacArray`: int8 × uint8 multiply-accumulate array on DSP slices
   (optionally two MACs per DSP48E1).
 - :class:`rtl_gen.postprocess.PostProcess`: the fused requantization rule of docs/numerics.md.
-- :class:`rtl_gen.windowgen.WindowGen`: line buffer producing k×k windows of a row band.
-- :class:`rtl_gen.prb.PRBDatapath`: the PRB co-design datapath (all four, wired together).
 - :class:`rtl_gen.top.Accelerator`: the accelerator top: sequencer running a compiled Program
   over the engines and the on-chip memories.
 - :class:`rtl_gen.uart.UartTx` / :class:`rtl_gen.uart.UartRx`: 8N1 UART with a fractional baud

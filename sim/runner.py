@@ -105,7 +105,7 @@ class _Verilator(Verilator):
       flag empty, so make would hand "Vtop__pch.h.fast" to the compiler as an input file;
     - ``OPT_FAST``/``OPT_SLOW`` (``SEPHW_VERILATOR_OPT``, default ``-O0``): the model C++ with
       cocotb's ``--public-flat-rw`` is large and our simulations are short, so compile time
-      dominates (the PRB datapath: ~45 s at -O0 against ~3 min at the default -Os);
+      dominates (a unit testbench: ~45 s at -O0 against ~3 min at the default -Os);
     - ``speed`` builds (:func:`build_component`): top-level ports public only, ``-O2``;
     - ``--assume-old`` for runtime objects copied from the cache (they depend on Vtop.mk,
       which every verilator run rewrites).

@@ -282,7 +282,7 @@ def report_md(rep: dict) -> str:
     lines = [f"# sephw compile report: {rep['board']} ({rep['part']})", "",
              f"- clock {rep['clock_hz'] / 1e6:g} MHz; **{rep['cycles_per_inference']} cycles per inference** "
              f"= {rep['latency_s'] * 1e3:.3f} ms, **{rep['fps']:.1f} FPS** (predicted by the cycle model of the "
-             f"{rep['cycle_model']}; the engine-level model, engines at their measured rates fed by WindowGen "
+             f"{rep['cycle_model']}; the engine-level model, engines at their measured rates behind an idealised window feed "
              f"(the sizing objective), predicts {rep['engine_model_cycles_per_inference']} cycles)",
              f"- engines: {ec['lanes']} lanes (pattern engine, k_max {ec['k_max']}, {ec['pe_cin']} input channels "
              f"per beat) || MAC array {ec['lanes']}x{ec['mac_cols']} ({'packed 2 MACs/DSP' if ec['packed'] else '1 MAC/DSP'}), "

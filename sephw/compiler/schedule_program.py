@@ -16,7 +16,7 @@ class ScheduleProgram:
         # instruction runs at a time; inside a PRB / pattern RESADD the two engines overlap.
         # ``cycles``: the RTL top as built (hw.top_instruction_cycles, what `sephw simulate`
         # measures); ``engine_cycles``: the engine-level model (hw.tile_cycles: the engines at
-        # their measured rates fed by WindowGen, the sizing objective), kept for comparison;
+        # their measured rates behind an idealised window feed, the sizing objective), kept for comparison;
         # ``busy``: engine-level busy cycles per unit.
         desc = {t.id: hw.TensorDesc(t.spec.height, t.spec.width, t.spec.channels, t.spec.bits)
                 for t in ir.tensors.values()}
