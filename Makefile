@@ -34,7 +34,7 @@ debdeps:
 	fi
 
 test: venv debdeps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist worksteal
 
 demo: venv debdeps
 	$(VENV)/bin/sephw demo

@@ -1,7 +1,7 @@
 """Board-build benchmark (issue 5): the accelerator + UART host link built for real boards.
 
 For each (model, board): compile (``sephw.compiler.compile_graph``), then the board build
-(``sephw.boardbuild.board_build``): for arty-a7-35 the Vivado project and the Yosys
+(``sephw.flows.boardbuild.board_build``): for arty-a7-35 the Vivado project and the Yosys
 ``synth_xilinx`` utilization against the part, for ulx3s-85f the full open flow (yowasp
 yosys -> nextpnr-ecp5 -> ecppack) with the bitstream size, nextpnr's utilisation and Fmax.
 Models: the shipped Fashion-MNIST SEP-Net, the ResNet-20 pattern network of
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results_io  # noqa: E402
 
 from sephw import binarize, models, quantize  # noqa: E402
-from sephw.boardbuild import board_build  # noqa: E402
+from sephw.flows.boardbuild import board_build  # noqa: E402
 from sephw.compiler import compile_graph  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from host.device import frame_bytes, memory_images  # noqa: E402
 from host.protocol import LOAD_HEADER_BYTES, MAX_PAYLOAD, RUN_REPLY, WRITE_INPUT_HEADER  # noqa: E402
 from sephw.arch import Manifest  # noqa: E402
-from sephw.run import open_device  # noqa: E402
+from sephw.flows.run import open_device  # noqa: E402
 
 ENGINE = dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=1)
 ROUND_TRIPS = 3           # per image (one WRITE_INPUT chunk): WRITE_INPUT, RUN, READ_LOGITS

@@ -1,6 +1,6 @@
 """The accelerator as seen from the host (docs/protocol.md): one generic driver for every
 build, reading the build directory's manifest (:class:`sephw.arch.Manifest`); the same code
-for a board's serial port and the simulated board (:func:`sephw.run.open_device` opens
+for a board's serial port and the simulated board (:func:`sephw.flows.run.open_device` opens
 ``sim:BUILD_DIR``).
 
     with Device.open("/dev/ttyUSB1") as dev:
@@ -86,7 +86,7 @@ class Device:
              tries: int = 3, progress: bool = True) -> "Device":
         """Open the serial port ``port`` (``/dev/ttyUSB1``, ``COM3``; ``baud`` default
         3,000,000). ``timeout`` replaces the transport's fixed deadline margin (seconds).
-        The simulated board (``sim:BUILD_DIR``) is opened by :func:`sephw.run.open_device`."""
+        The simulated board (``sim:BUILD_DIR``) is opened by :func:`sephw.flows.run.open_device`."""
         if port.startswith(SIM_PREFIX):
             raise sim_port_error(port)
         t = open_transport(port, baud)

@@ -8,7 +8,7 @@ deadline.
 
 :class:`SerialTransport` opens a serial port with pyserial: a board's USB-UART, or the
 simulated board's pseudo-terminal. The simulated board itself (``sim:BUILD_DIR``) is
-:class:`sim.simboard.SimBoard`, opened by :func:`sephw.run.open_device`: host/ never imports
+:class:`sim.simboard.SimBoard`, opened by :func:`sephw.flows.run.open_device`: host/ never imports
 the simulator or the RTL generator, so a real board is driven with pyserial alone.
 """
 from __future__ import annotations
@@ -104,12 +104,12 @@ def sim_port_error(port: str) -> ValueError:
     """The error for a ``sim:BUILD_DIR`` port handed to the host runtime, which drives serial
     ports only."""
     return ValueError(f"{port!r} is the simulated board, which host/ does not start (it needs the simulator and "
-                      f"the RTL generator): use `sephw run BUILD --port {port}` or sephw.run.open_device({port!r})")
+                      f"the RTL generator): use `sephw run BUILD --port {port}` or sephw.flows.run.open_device({port!r})")
 
 
 def open_transport(port: str, baud: int | None = None) -> Transport:
     """The serial port ``port`` (``/dev/ttyUSB1``, ``COM3``) at ``baud`` (default 3,000,000).
-    A ``sim:BUILD_DIR`` port is a :class:`ValueError` (see :func:`sephw.run.open_device`)."""
+    A ``sim:BUILD_DIR`` port is a :class:`ValueError` (see :func:`sephw.flows.run.open_device`)."""
     if port.startswith(SIM_PREFIX):
         raise sim_port_error(port)
     return SerialTransport(port, baud or 3_000_000)

@@ -1,7 +1,8 @@
 """Board top: the accelerator behind its UART host link, wired to an amaranth-boards platform.
 
-``BoardTop`` puts :class:`rtl_gen.hostlink.HostLink` (UART, frame parser, command handler
-around :class:`rtl_gen.top.Accelerator`) on the board's default clock and reset, the
+``BoardTop`` puts :class:`rtl_gen.system.System` (the UART host link,
+:class:`rtl_gen.hostlink.HostLink`, beside the :class:`rtl_gen.top.Accelerator`) on the
+board's default clock and reset, the
 USB-UART pins (``uart`` resource 0: Arty A7 and ULX3S FTDI bridges) and two LEDs (0: busy,
 1: error). The host link's clock is the board profile's clock (Arty A7: 100 MHz, ULX3S:
 25 MHz), which is the frequency of the platform's default clock, so the UART divisor is right
@@ -37,7 +38,7 @@ class BoardTop(Elaboratable):
     """
 
     def __init__(self, build_dir, board, baud: int | None = None):
-        from .hostlink import HostLink
+        from .system import System
         uart = board.host_links.get("uart")
         if uart is None:
             raise ValueError(f"board {board.name} has no UART host link in {board.path}")
@@ -45,15 +46,16 @@ class BoardTop(Elaboratable):
         if self._baud > uart["max_baud"]:
             raise ValueError(f"baud {self._baud} exceeds {board.name}'s UART bridge maximum {uart['max_baud']}")
         self._board = board
-        self._link = HostLink.from_build(build_dir, baud=self._baud, clk_hz=board.clock_hz,
+        self._system = System.from_build(build_dir, baud=self._baud, clk_hz=board.clock_hz,
                                          netlist=netlist_for(board.vendor))
 
-    link = property(lambda self: self._link, doc="The :class:`~rtl_gen.hostlink.HostLink`.")
+    system = property(lambda self: self._system, doc="The :class:`~rtl_gen.system.System`.")
+    link = property(lambda self: self._system.link, doc="The :class:`~rtl_gen.hostlink.HostLink`.")
     baud = property(lambda self: self._baud, doc="UART baud rate.")
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.link = link = self._link
+        m.submodules.system = link = self._system
         if platform is None:
             return m
         clk = platform.lookup(platform.default_clk)

@@ -1,16 +1,16 @@
-"""HostLink: the device side of the host link (docs/protocol.md) around the accelerator top.
+"""HostLink: the device side of the host link (docs/protocol.md).
 
 A UART (:mod:`rtl_gen.uart`) carries framed commands from the host; a frame receiver checks
-them, a command executor runs them on the :class:`~rtl_gen.top.Accelerator` (a submodule: the
-link drives its ``start``, ``host_w``, ``rx`` and ``tx``) and a reply builder sends the reply
-frame back. Every frame constant, command code and the INFO record come from
-:mod:`host.protocol`, the module the host driver uses.
+them, a command executor runs them on the accelerator through the link's ``acc`` port
+(:func:`rtl_gen.control.control_signature`: ``start``, ``reset``, ``host_w``, ``rx``, ``tx``,
+``done``, ``error``, ``cycles``; the system top :mod:`rtl_gen.system` wires it to the
+:class:`~rtl_gen.top.Accelerator`, a sibling) and a reply builder sends the reply frame back.
+Every frame constant, command code and the INFO record come from :mod:`sephw.arch.link`, the
+module the host driver uses too.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
-from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -18,10 +18,11 @@ from amaranth.lib.wiring import In, Out
 from sephw.arch.link import (CRC_BYTES, ERROR, HEADER_BYTES, INFO_FORMAT, MAX_PAYLOAD, PING_MAX,
                              PROTOCOL_VERSION, REPLY, RUN_REPLY, SYNC, WRITE_INPUT_HEADER, Cmd, Err, Info)
 from sephw.arch.link import LOAD_HEADER_BYTES as LOAD_HEADER
-from sephw.arch.manifest import Manifest
+from sephw.arch.config import ArchConfig
+from sephw.arch.memmap import MemoryMap
 
 from .arith import check_int
-from .top import Accelerator
+from .control import control_signature
 from .uart import UartRx, UartTx
 
 __all__ = ["HostLink", "crc8_byte", "crc32_byte"]
@@ -80,22 +81,22 @@ class HostLink(wiring.Component):
 
     Parameters
     ----------
-    top : Accelerator
-        The accelerator top (built without baked images); it becomes a submodule.
+    arch : ArchConfig
+        The accelerator's contract (its memory map sizes ``LOAD``, ``INFO`` reports it).
     baud : int
         UART bits per second; ``clk_hz / baud >= 4``.
     board : str
         Board name for ``INFO`` (ASCII, at most 16 bytes).
     clk_hz : int, optional
         Clock frequency, Hz (the UART's baud generator, and reported by ``INFO``); default
-        the top's ``arch.clock_hz``.
+        ``arch.clock_hz``.
     arch_hash : str, optional
-        The hash ``INFO`` reports (16 hex digits); default the top's ``arch.hash()``, the
-        manifest's ``arch_hash`` of the builds this device runs.
+        The hash ``INFO`` reports (16 hex digits); default ``arch.hash()``, the manifest's
+        ``arch_hash`` of the builds this device runs.
     input_bytes : int, optional
-        Input buffer bytes (one image); default the top's ``arch.input_bytes``.
+        Input buffer bytes (one image); default ``arch.input_bytes``.
     logit_bytes : int, optional
-        Logit buffer bytes (``classes * 8``); default the top's ``arch.logit_bytes``.
+        Logit buffer bytes (``classes * 8``); default ``arch.logit_bytes``.
     frame_timeout_cycles : int, optional
         A frame whose next byte does not arrive within this many cycles is dropped (default
         ``clk_hz // 1000``: 1 ms).
@@ -113,6 +114,8 @@ class HostLink(wiring.Component):
     error : Out(1)
         The last reply was an ``ERROR``, or the last ``RUN`` ended with the top's ``error``
         (for a LED; cleared by the next successful reply / run).
+    acc : Out(control_signature(MemoryMap(arch)))
+        The accelerator's control port (the link's side).
 
     Notes
     -----
@@ -151,14 +154,11 @@ class HostLink(wiring.Component):
     ``RESET``; a ``RUN`` has no timeout of its own.
     """
 
-    def __init__(self, top: Accelerator, *, baud: int, board: str, clk_hz: int | None = None,
+    def __init__(self, arch: ArchConfig, *, baud: int, board: str, clk_hz: int | None = None,
                  arch_hash: str | None = None, input_bytes: int | None = None, logit_bytes: int | None = None,
                  frame_timeout_cycles: int | None = None, version: int = 1):
-        if not isinstance(top, Accelerator):
-            raise TypeError(f"top must be an Accelerator, not {top!r}")
-        if top.boot:
-            raise ValueError("top must not have baked images (boot): the host loads the memories")
-        arch = top.arch
+        if not isinstance(arch, ArchConfig):
+            raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
         clk_hz = arch.clock_hz if clk_hz is None else clk_hz
         arch_hash = arch.hash() if arch_hash is None else arch_hash
         input_bytes = arch.input_bytes if input_bytes is None else input_bytes
@@ -181,12 +181,13 @@ class HostLink(wiring.Component):
         check_int("version", version, 0, 0xFFFF)
         self._uart_tx = UartTx(clk_hz=clk_hz, baud=baud)     # checks clk_hz / baud >= 4
         self._uart_rx = UartRx(clk_hz=clk_hz, baud=baud)
-        self._top = top
+        self._arch = arch
+        self._memory_map = mm = MemoryMap(arch)
         self._clk_hz, self._baud = clk_hz, baud
         self._frame_timeout = frame_timeout_cycles
         self._input_bytes, self._logit_bytes = input_bytes, logit_bytes
         # the memories behind host_w, in select order (sephw.arch.memmap)
-        regions = top.memory_map.regions
+        regions = mm.regions
         self._word_bytes = tuple(r.word_bytes for r in regions)
         self._depths = tuple(r.depth for r in regions)
         for s, d in enumerate(self._depths):
@@ -196,20 +197,9 @@ class HostLink(wiring.Component):
                           MAX_PAYLOAD, self._depths, self._word_bytes, input_bytes, logit_bytes)
         self._info_bytes = self._info.pack()
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "busy": Out(1),
-                          "error": Out(1)})
+                          "error": Out(1), "acc": Out(control_signature(mm))})
 
-    @classmethod
-    def from_build(cls, build_dir, *, baud: int = 3_000_000, clk_hz: int | None = None,
-                   netlist: str = "lut", frame_timeout_cycles: int | None = None) -> "HostLink":
-        """The host link and accelerator top for a build directory's ArchConfig (``manifest.json``)
-        and board. ``clk_hz`` builds the same design for another clock: that is another
-        ArchConfig, so the device reports another hash and runs builds compiled for that clock."""
-        man = Manifest.read(build_dir)
-        arch = man.arch if clk_hz is None else replace(man.arch, clock_hz=int(clk_hz))
-        return cls(Accelerator(arch, netlist=netlist), baud=baud, board=man.board,
-                   frame_timeout_cycles=frame_timeout_cycles)
-
-    top = property(lambda self: self._top, doc="The :class:`~rtl_gen.top.Accelerator`.")
+    arch = property(lambda self: self._arch, doc="The accelerator's :class:`~sephw.arch.ArchConfig`.")
     clk_hz = property(lambda self: self._clk_hz, doc="Clock frequency, Hz.")
     baud = property(lambda self: self._baud, doc="UART bits per second.")
     frame_timeout_cycles = property(lambda self: self._frame_timeout, doc="Inter-byte timeout, cycles.")
@@ -221,9 +211,7 @@ class HostLink(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        top = self._top
-        top_rst = Signal()
-        m.submodules.top = ResetInserter(top_rst)(top)
+        acc = self.acc
         m.submodules.uart_tx = utx = self._uart_tx
         m.submodules.uart_rx = urx = self._uart_rx
         m.d.comb += [urx.rx.eq(self.uart_rx), self.uart_tx.eq(utx.tx), urx.data.ready.eq(1)]
@@ -355,10 +343,9 @@ class HostLink(wiring.Component):
         rem = Signal(range(MAX_PAYLOAD + 1))
         nwords = Signal(range(MAX_PAYLOAD + 1))
         wcnt = Signal(range(MAX_PAYLOAD + 1))
-        hw_lay = top.host_w_layout
-        waddr = Signal(hw_lay["addr"].shape)
-        m.d.comb += [top.host_w.payload.mem.eq(wsel), top.host_w.payload.addr.eq(waddr),
-                     top.host_w.payload.data.eq(wreg)]
+        waddr = Signal.like(acc.host_w.payload.addr)
+        m.d.comb += [acc.host_w.payload.mem.eq(wsel), acc.host_w.payload.addr.eq(waddr),
+                     acc.host_w.payload.data.eq(wreg)]
         ld_mem, ld_addr = phead[0:8], phead[16:48]
 
         # WRITE_INPUT, RUN
@@ -368,15 +355,15 @@ class HostLink(wiring.Component):
         lg_idx = Signal(range(lg_bytes + 1))      # logit bytes captured
         feeding = Signal()
         m.d.comb += [ib_w.addr.eq(ip), ib_w.data.eq(fb_r.data)]
-        rx_take = top.rx.valid & top.rx.ready
-        m.d.comb += [top.rx.valid.eq(feeding & (fp < in_bytes)), top.rx.payload.eq(ib_r.data),
-                     ib_r.addr.eq(Mux(rx_take, fp + 1, fp)), top.tx.ready.eq(1),
-                     lb_w.addr.eq(lg_idx), lb_w.data.eq(top.tx.payload)]
+        rx_take = acc.rx.valid & acc.rx.ready
+        m.d.comb += [acc.rx.valid.eq(feeding & (fp < in_bytes)), acc.rx.payload.eq(ib_r.data),
+                     ib_r.addr.eq(Mux(rx_take, fp + 1, fp)), acc.tx.ready.eq(1),
+                     lb_w.addr.eq(lg_idx), lb_w.data.eq(acc.tx.payload)]
         with m.If(~feeding):
             m.d.sync += fp.eq(0)
         with m.Elif(rx_take):
             m.d.sync += fp.eq(fp + 1)
-        with m.If(feeding & top.tx.valid & (lg_idx < lg_bytes)):
+        with m.If(feeding & acc.tx.valid & (lg_idx < lg_bytes)):
             m.d.comb += lb_w.en.eq(1)
             m.d.sync += lg_idx.eq(lg_idx + 1)
 
@@ -445,7 +432,7 @@ class HostLink(wiring.Component):
                         with m.Elif(r_type == Cmd.READ_LOGITS):
                             reply(Cmd.READ_LOGITS | REPLY, lg_idx, SRC_LOGITS)
                         with m.Else():
-                            reply(Cmd.READ_CYCLES | REPLY, 8, SRC_REG, top.cycles)
+                            reply(Cmd.READ_CYCLES | REPLY, 8, SRC_REG, acc.cycles)
                     with m.Case(Cmd.RESET):
                         with m.If(r_len != 0):
                             error(Err.BAD_LENGTH, r_len)
@@ -477,8 +464,8 @@ class HostLink(wiring.Component):
                     m.d.sync += wj.eq(wj + 1)
                     m.next = "LOAD_READ"
             with m.State("LOAD_WRITE"):
-                m.d.comb += top.host_w.valid.eq(1)
-                with m.If(top.host_w.ready):
+                m.d.comb += acc.host_w.valid.eq(1)
+                with m.If(acc.host_w.ready):
                     m.d.sync += [waddr.eq(waddr + 1), wcnt.eq(wcnt + 1)]
                     with m.If(wcnt == nwords - 1):
                         reply(Cmd.LOAD | REPLY, 2, SRC_REG, nwords)
@@ -498,22 +485,22 @@ class HostLink(wiring.Component):
 
             # ---------------------------------------------------------------- RUN
             with m.State("RUN_START"):
-                m.d.comb += top.start.eq(1)
+                m.d.comb += acc.start.eq(1)
                 m.d.sync += [have.eq(0), status.eq(0), lg_idx.eq(0)]
                 m.next = "RUN_WAIT"
             with m.State("RUN_WAIT"):
                 m.d.comb += [feeding.eq(1), armed.eq(1)]
-                with m.If(top.done):
-                    m.d.sync += [have.eq(1), status.eq(top.error)]
+                with m.If(acc.done):
+                    m.d.sync += [have.eq(1), status.eq(acc.error)]
                     reply(Cmd.RUN | REPLY, RUN_REPLY.size, SRC_REG,
-                          Cat(top.error, Const(0, 7), top.cycles, Const(0, 64 - len(top.cycles)), lg_idx))
+                          Cat(acc.error, Const(0, 7), acc.cycles, Const(0, 64 - len(acc.cycles)), lg_idx))
                 with m.Elif(rx_done & (rx_err == 0) & (r_type == Cmd.RESET) & (r_len == 0)):
                     m.d.sync += x_seq.eq(r_seq)
                     m.next = "RESET"
 
             # ---------------------------------------------------------------- RESET
             with m.State("RESET"):
-                m.d.comb += top_rst.eq(1)
+                m.d.comb += acc.reset.eq(1)
                 m.d.sync += [have.eq(0), status.eq(0), lg_idx.eq(0)]
                 reply(Cmd.RESET | REPLY, 0)
 

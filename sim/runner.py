@@ -6,6 +6,8 @@ several test cases reuse one simulator build and configurations never share one.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -18,7 +20,7 @@ from cocotb_tools.runner import Verilator, get_runner
 
 from rtl_gen.xc7 import SIM_MODELS as XC7_SIM_MODELS, uses_xc7_cells
 
-__all__ = ["ROOT", "simulator", "setup_verilator", "build_component", "run_testbench"]
+__all__ = ["ROOT", "simulator", "setup_verilator", "build_lock", "build_component", "run_testbench"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ROOT = Path(os.environ.get("SEPHW_SIM_BUILD", ROOT / "build" / "sim"))
@@ -49,8 +51,24 @@ def _waves() -> bool:
     return os.environ.get("WAVES", "0") not in ("", "0")
 
 
+@contextlib.contextmanager
+def build_lock(path: Path):
+    """Hold an exclusive lock on ``path`` (a build directory or cache; created if missing)
+    while the block runs: parallel test workers (``pytest -n``) that need the same build wait
+    for the first one instead of writing the same files at once."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def build_component(component, tag: str, speed: bool = False):
-    """Write ``component``'s Verilog and build it; return ``(runner, build_dir)``.
+    """Write ``component``'s Verilog (or take a Verilog file's, ``component`` a path) and build
+    it; return ``(runner, build_dir)``.
 
     ``tag`` names the configuration (it must differ between differently parameterized
     components); the build directory is ``build/sim/<sim>/<tag>``. ``speed`` (Verilator) builds
@@ -63,9 +81,34 @@ def build_component(component, tag: str, speed: bool = False):
     if speed and sim == "verilator":
         tag += "_speed"
     build_dir = BUILD_ROOT / sim / tag
-    build_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(component, (str, Path)):
+        # a Verilog file written elsewhere (``sephw compile``'s top.v): simulated as written,
+        # its top module renamed to the testbenches' toplevel
+        text, name = _verilog_file(Path(component))
+    else:
+        text = verilog.convert(component, name=TOPLEVEL, emit_src=False)
+    with build_lock(build_dir):
+        return _build(text, build_dir, sim, speed)
+
+
+def _verilog_file(path: Path) -> tuple[str, str]:
+    """The Verilog of ``path`` with its top module (Yosys marks it ``(* top = 1 *)``) renamed
+    to ``TOPLEVEL``; (text, original name)."""
+    import re
+    text = path.read_text()
+    found = re.search(r"\(\*\s*top\s*=\s*1\s*\*\)(?:\s*\(\*[^*]*\*\))*\s*module\s+([^\s(]+)", text)
+    if not found:
+        raise ValueError(f"{path}: no top module (* top = 1 *)")
+    name = found.group(1)
+    if name != TOPLEVEL:
+        if re.search(rf"^module\s+{TOPLEVEL}[\s(]", text, flags=re.M):
+            raise ValueError(f"{path}: already has a module named {TOPLEVEL!r}")
+        text = text[:found.start(1)] + TOPLEVEL + text[found.end(1):]
+    return text, name
+
+
+def _build(text: str, build_dir: Path, sim: str, speed: bool):
     source = build_dir / f"{TOPLEVEL}.v"
-    text = verilog.convert(component, name=TOPLEVEL, emit_src=False)
     if not source.exists() or source.read_text() != text:
         source.write_text(text)
     build_args = []
@@ -75,7 +118,8 @@ def build_component(component, tag: str, speed: bool = False):
         build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3" if speed else "-O1"]
         runner = _Verilator()
         runner.speed = speed
-        runner.assume_old = _RUNTIME_OBJECTS if _reuse_runtime_objects(build_dir) else ()
+        with build_lock(_runtime_cache()):
+            runner.assume_old = _RUNTIME_OBJECTS if _reuse_runtime_objects(build_dir) else ()
     else:
         runner = get_runner(sim)
     sources = [source]
@@ -85,7 +129,8 @@ def build_component(component, tag: str, speed: bool = False):
                  build_args=build_args, timescale=("1ns", "1ps"), waves=_waves(),
                  log_file=build_dir / "build.log")
     if sim == "verilator":
-        _share_runtime_objects(build_dir)
+        with build_lock(_runtime_cache()):
+            _share_runtime_objects(build_dir)
     return runner, build_dir
 
 

@@ -1,13 +1,13 @@
 """The simulated board: a build directory's accelerator behind its host link, in Verilator,
 its UART on a pseudo-terminal (``--port sim:BUILD_DIR``).
 
-:class:`SimBoard` builds :class:`rtl_gen.hostlink.HostLink` for the build's ArchConfig, runs
+:class:`SimBoard` builds :class:`rtl_gen.system.System` (host link + accelerator) for the build's ArchConfig, runs
 it under the cocotb testbench :mod:`sim.tb_board` in a subprocess (its own process group),
 which bridges the design's UART pins to a pseudo-terminal, and opens the pseudo-terminal's
 slave with the same :class:`host.transport.SerialTransport` a real board uses: the driver
 (:class:`host.device.Device`) cannot tell the two apart. It lives here, not in host/, because
 it needs the simulator and the RTL generator, which a host driving a real board has not got;
-:func:`sephw.run.open_device` picks it for ``sim:`` ports.
+:func:`sephw.flows.run.open_device` picks it for ``sim:`` ports.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _sim_tag(build_dir: Path, baud: int, netlist: str, frame_timeout_cycles) -> str:
-    """Build cache key of the simulated board: everything :meth:`HostLink.from_build` depends
+    """Build cache key of the simulated board: everything :meth:`System.from_build` depends
     on (the ArchConfig, the board name INFO reports, the link's settings) and the sources of
     the RTL generator and the hardware contract, so that a cached simulator is reused without
     regenerating the Verilog (seconds to minutes) and is never stale."""
@@ -48,7 +48,7 @@ def _sim_tag(build_dir: Path, baud: int, netlist: str, frame_timeout_cycles) -> 
 class SimBoard(Transport):
     """The simulated board of ``build_dir`` on a pseudo-terminal.
 
-    The design is :meth:`rtl_gen.hostlink.HostLink.from_build` with the ``"word"`` pattern
+    The design is :meth:`rtl_gen.system.System.from_build` with the ``"word"`` pattern
     netlist (same registers and cycles as the synthesis form, ~100x faster to simulate) and
     8 clocks per bit (``baud = clock_hz // 8``); one Verilator build per configuration,
     cached under build/sim. ``baud`` and ``clock_hz`` are the simulated ones; ``time_scale()``
@@ -80,23 +80,24 @@ class SimBoard(Transport):
 
     # -- start and stop ---------------------------------------------------------------------
     def _start(self, netlist: str, frame_timeout_cycles) -> None:
-        from rtl_gen.hostlink import HostLink
-        from sim.runner import BUILD_ROOT, TOPLEVEL, build_component, simulator
+        from rtl_gen.system import System
+        from sim.runner import BUILD_ROOT, TOPLEVEL, build_component, build_lock, simulator
         tag = _sim_tag(self.build_dir, self.baud, netlist, frame_timeout_cycles)
         t0 = time.perf_counter()
         # a speed build (only the top's ports visible; the testbench touches nothing else)
         sim_dir = BUILD_ROOT / simulator() / (tag + "_speed" if simulator() == "verilator" else tag)
         exe, src = sim_dir / TOPLEVEL, sim_dir / f"{TOPLEVEL}.v"
-        self.cached = simulator() == "verilator" and exe.is_file() and src.is_file() and \
-            exe.stat().st_mtime >= src.stat().st_mtime
+        with build_lock(sim_dir):          # not while another test worker builds it
+            self.cached = simulator() == "verilator" and exe.is_file() and src.is_file() and \
+                exe.stat().st_mtime >= src.stat().st_mtime
         if self.cached:
             self._log(f"[sim board] simulator cached in {sim_dir}")
         else:
-            self._log(f"[sim board] building the simulator (HostLink around the top, {netlist} netlist, "
+            self._log(f"[sim board] building the simulator (host link + accelerator, {netlist} netlist, "
                       f"{self.clock_hz / 1e6:g} MHz, {self.baud} baud; Verilator: minutes the first time, "
                       f"cached in {sim_dir})")
-            dut = HostLink.from_build(self.build_dir, baud=self.baud, clk_hz=self.clock_hz, netlist=netlist,
-                                      frame_timeout_cycles=frame_timeout_cycles)
+            dut = System.from_build(self.build_dir, baud=self.baud, clk_hz=self.clock_hz, netlist=netlist,
+                                    frame_timeout_cycles=frame_timeout_cycles)
             _, sim_dir = build_component(dut, tag, speed=True)
         self.build_seconds = time.perf_counter() - t0
         self._log(f"[sim board] {'found' if self.cached else 'built'} in {self.build_seconds:.1f} s; "

@@ -6,14 +6,19 @@ Loads the build directory's program and memory images through ``host_w``, then p
 (per-instruction cycles, ``instruction_cycles`` in result.json). Every logit is compared with the expected
 logits of the case (computed by sephw.reference in the driver). No per-cycle Python while
 the network runs (edge triggers only), so Verilator runs at full speed.
+
+The host side is a well-behaved master: every ``host_w`` word is held until a cycle with
+``ready``; with ``host_stall`` > 0 every odd-numbered image is fed with idle cycles between its
+``rx`` bytes and its ``tx`` bytes are taken under random back-pressure (the even-numbered
+images run without, for exact cycle counts).
 """
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import random
 
 import cocotb
-from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
 from rtl_gen.top import Accelerator
 from sephw.arch.manifest import Manifest
@@ -21,9 +26,13 @@ from sim.tb import load_case, pack, start_clock_reset
 from sim.top_driver import memory_writes
 
 
-async def feed_rx(dut, data: list[int]) -> None:
-    """Offer ``data`` on ``rx`` byte by byte; sleeps on ``rx.ready`` edges while not asked."""
+async def feed_rx(dut, data: list[int], rng: random.Random | None = None, stall: float = 0.0) -> None:
+    """Offer ``data`` on ``rx`` byte by byte; sleeps on ``rx.ready`` edges while not asked.
+    With ``stall`` > 0, ``valid`` stays low for 1..3 cycles before a byte with that probability."""
     for b in data:
+        if stall and rng.random() < stall:
+            dut.rx__valid.value = 0
+            await ClockCycles(dut.clk, rng.randint(1, 3))
         dut.rx__valid.value = 1
         dut.rx__payload.value = b
         while True:
@@ -45,12 +54,27 @@ async def record_pc(dut, out: list) -> None:
         out.append((int(dut.pc.value), int(dut.cycles.value)))
 
 
-async def collect_tx(dut, n: int, out: list) -> None:
-    """Record ``n`` bytes of ``tx`` (``ready`` held high; one valid pulse per byte)."""
+async def collect_tx(dut, n: int, out: list, rng: random.Random | None = None, stall: float = 0.0) -> None:
+    """Record ``n`` bytes of ``tx``: ``ready`` held high (one valid pulse per byte), or with
+    ``stall`` > 0 low on that fraction of cycles from the first byte on (per-cycle Python only
+    while the logits go out)."""
+    if not stall:
+        dut.tx__ready.value = 1
+        while len(out) < n:
+            await RisingEdge(dut.tx__valid)
+            await ReadOnly()
+            out.append(int(dut.tx__payload.value))
+        return
+    dut.tx__ready.value = 0
+    await RisingEdge(dut.tx__valid)
     while len(out) < n:
-        await RisingEdge(dut.tx__valid)
+        await RisingEdge(dut.clk)
+        dut.tx__ready.value = int(rng.random() >= stall)
         await ReadOnly()
-        out.append(int(dut.tx__payload.value))
+        if dut.tx__valid.value == 1 and dut.tx__ready.value == 1:
+            out.append(int(dut.tx__payload.value))
+    await RisingEdge(dut.clk)
+    dut.tx__ready.value = 1
 
 
 @cocotb.test()
@@ -64,17 +88,26 @@ async def network_matches_reference(dut):
     dut.tx__ready.value = 1
     await start_clock_reset(dut)
     writes = memory_writes(case["build_dir"])
+    waited = 0                            # cycles host_w was held (baked images: the boot ROM)
     for sel, addr, word in writes:
         dut.host_w__payload.value = pack(layout, {"mem": sel, "addr": addr, "data": word})
         dut.host_w__valid.value = 1
-        await RisingEdge(dut.clk)
+        while True:                       # held until the top is ready
+            await ReadOnly()
+            taken = dut.host_w__ready.value == 1
+            await RisingEdge(dut.clk)
+            if taken:
+                break
+            waited += 1
     dut.host_w__valid.value = 0
     dut._log.info(f"loaded {len(writes)} memory words through host_w")
-    results = {"logits": [], "cycles": [], "matches": [], "instruction_cycles": []}
+    results = {"logits": [], "cycles": [], "matches": [], "instruction_cycles": [], "host_w_waited": waited}
+    rng = random.Random(case.get("seed", 0))
     for n, img in enumerate(case["images"]):
         tx = []
-        cocotb.start_soon(collect_tx(dut, classes * 8, tx))
-        feeder = cocotb.start_soon(feed_rx(dut, img))
+        stall = case.get("host_stall", 0.0) if n % 2 else 0.0
+        collector = cocotb.start_soon(collect_tx(dut, classes * 8, tx, rng, stall))
+        feeder = cocotb.start_soon(feed_rx(dut, img, rng, stall))
         pcs = [(0, 0)]
         pc_rec = cocotb.start_soon(record_pc(dut, pcs))
         await RisingEdge(dut.clk)
@@ -94,6 +127,7 @@ async def network_matches_reference(dut):
         results["instruction_cycles"].append([b[1] - a[1] for a, b in zip(bounds, bounds[1:])])
         await RisingEdge(dut.clk)
         assert feeder.done(), f"image {n}: LOAD took fewer bytes than the image has"
+        collector.cancel()
         assert len(tx) == classes * 8, f"image {n}: STORE sent {len(tx)} bytes, expected {classes * 8}"
         logits = [int.from_bytes(bytes(tx[8 * o:8 * o + 8]), "little", signed=True) for o in range(classes)]
         results["logits"].append(logits)

@@ -24,7 +24,8 @@ def memory_writes(build_dir) -> list[tuple[int, int, int]]:
 
 
 def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
-            timeout_cycles: int | None = None, netlist: str = "word", speed: bool = True) -> dict:
+            timeout_cycles: int | None = None, netlist: str = "word", speed: bool = True,
+            host_stall: float = 0.0, verilog=None) -> dict:
     """Run ``images`` (N, C, H, W uint8) through the RTL top in Verilator (or ``SIM``).
 
     ``netlist`` is the pattern engine's form (:class:`rtl_gen.pattern.PatternEngine`):
@@ -32,6 +33,11 @@ def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
     the same registers and cycle behaviour and are each tested bit-exact in test_rtl_pattern.
     ``speed``: a Verilator build for long runs (only the top's ports visible, optimized C++;
     :func:`sim.runner.build_component`).
+
+    ``verilog``: a Verilog file of the top to simulate as written (``sephw compile``'s top.v,
+    :func:`sephw.flows.simulate.write_top_verilog`) instead of generating one.
+    ``host_stall`` (0..1): every odd-numbered image is fed with idle cycles on ``rx`` and
+    read under random back-pressure on ``tx`` (sim/tb_top.py); the others run without.
 
     Returns ``{"logits": [[int]], "cycles": [int], "build_seconds": float, ...}``; with
     ``expected`` (N, classes) the testbench asserts every logit equals it."""
@@ -47,7 +53,14 @@ def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
     case = {"build_dir": str(build_dir),
             "images": [img.transpose(1, 2, 0).reshape(-1).tolist() for img in imgs],
             "expected": None if expected is None else [[int(v) for v in row] for row in expected],
-            "timeout_cycles": int(timeout_cycles or 400 * man.cycles_per_inference + 100000)}
-    tag = cfg.tag() + ("" if netlist == "lut" else f"_{netlist}")
-    test_dir = run_testbench(Accelerator(cfg, netlist=netlist), tag, "sim.tb_top", case, speed=speed)
+            "timeout_cycles": int(timeout_cycles or 400 * man.cycles_per_inference + 100000),
+            "host_stall": float(host_stall), "seed": 1}
+    if verilog is not None:
+        import hashlib
+        dut = Path(verilog)
+        tag = "topv_" + hashlib.sha1(dut.read_bytes()).hexdigest()[:12]
+    else:
+        dut = Accelerator(cfg, netlist=netlist)
+        tag = cfg.tag() + ("" if netlist == "lut" else f"_{netlist}")
+    test_dir = run_testbench(dut, tag, "sim.tb_top", case, speed=speed)
     return json.loads((test_dir / "result.json").read_text())

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Board builds (sephw/boardbuild.py, rtl_gen/board.py) of the small SEP-Net build: the Vivado
+"""Board builds (sephw/flows/boardbuild.py, rtl_gen/board.py) of the small SEP-Net build: the Vivado
 project amaranth-boards emits for the Arty A7 with its Yosys utilization estimate, and the
 ECP5 open flow for the ULX3S to a real bitstream with nextpnr's Fmax."""
 import json
@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 import boards
-from sephw.boardbuild import board_build, parse_nextpnr
+from sephw.flows.boardbuild import board_build, parse_nextpnr
 
 
 @pytest.fixture

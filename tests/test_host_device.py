@@ -420,12 +420,12 @@ def test_open_bad_port():
 def test_device_open_refuses_sim_ports(fake_build):
     # host/ drives serial ports only; the simulated board is opened by the flows
     with pytest.raises(ValueError, match=f"'sim:{fake_build}' is the simulated board.*"
-                                         f"`sephw run BUILD --port sim:{fake_build}`.*sephw.run.open_device"):
+                                         f"`sephw run BUILD --port sim:{fake_build}`.*sephw.flows.run.open_device"):
         Device.open(f"sim:{fake_build}")
 
 
 def test_open_device_picks_the_transport(fake_build, monkeypatch):
-    from sephw.run import open_device
+    from sephw.flows.run import open_device
     boards = []
 
     def sim_board(build_dir, log=print):
@@ -451,7 +451,7 @@ def test_sim_board_end_to_end(sepnet_build):
     import torch
 
     from sephw import reference
-    from sephw.run import open_device
+    from sephw.flows.run import open_device
     g, d, _ = sepnet_build
     man = Manifest.read(d)
     x = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(7))
@@ -518,14 +518,14 @@ def test_sephw_run_refuses_other_build(fake_build, monkeypatch, capsys):
     the reason."""
     import torch
 
-    import sephw.run as run_mod
+    import sephw.flows.run as run_mod
     from sephw import data
     from sephw.cli import build_parser
     fake = FakeDevice(info=fake_info(arch_hash=OTHER_HASH))
     monkeypatch.setattr("host.device.open_transport", lambda port, baud=None: fake)
     monkeypatch.setattr(data, "load", lambda ds, split, root=None: (torch.zeros((1, *IN_SHAPE), dtype=torch.uint8),
                                                                     torch.zeros(1, dtype=torch.int64)))
-    monkeypatch.setattr("sephw.simulate.load_build_graph", lambda d: None)
+    monkeypatch.setattr("sephw.flows.simulate.load_build_graph", lambda d: None)
     monkeypatch.setattr("sephw.reference.run", lambda g, x: torch.zeros(1, CLASSES, dtype=torch.int64))
     a = build_parser().parse_args(["run", str(fake_build), "--port", "/dev/ttyFAKE", "--images", "1"])
     assert a.func(a) == 2

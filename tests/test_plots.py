@@ -220,7 +220,7 @@ def test_measured_vs_predicted_totals_only(sepnet_build, tmp_path):
 def test_simulate_writes_the_plot(sepnet_build, tmp_path, monkeypatch, per_instruction):
     """`sephw simulate` with the Verilator run replaced by its result (logits equal to the
     reference, measured cycles per instruction or per image only)."""
-    import sephw.simulate as simulate
+    import sephw.flows.simulate as simulate
     import sim.top_driver
     g, d, rep = sepnet_build
     b = tmp_path / "build"

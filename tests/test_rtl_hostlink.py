@@ -138,24 +138,25 @@ def test_uart_arguments():
 
 # ---------------------------------------------------------------------------- HostLink
 
-def _hostlink(d, **kw):
-    from rtl_gen.hostlink import HostLink
-    return HostLink.from_build(d, baud=BAUD, clk_hz=CLK_HZ, netlist="word",
-                               frame_timeout_cycles=FRAME_TIMEOUT, **kw)
+def _system(d, **kw):
+    from rtl_gen.system import System
+    return System.from_build(d, baud=BAUD, clk_hz=CLK_HZ, netlist="word",
+                             frame_timeout_cycles=FRAME_TIMEOUT, **kw)
 
 
 def test_hostlink_parameters(sepnet_build):
-    from rtl_gen.hostlink import HostLink
     from dataclasses import replace
 
-    from rtl_gen.top import Accelerator
+    from rtl_gen.hostlink import HostLink
+    from rtl_gen.system import System
     from sephw.arch import Manifest
     _, d, _ = sepnet_build
     man = json.loads((d / "manifest.json").read_text())
     arch = Manifest.read(d).arch
-    hl = _hostlink(d)
+    sysm = _system(d)
+    hl = sysm.link
     mem = man["memories"]
-    # word sizes derived from the top's write ports equal the compiler's image word sizes
+    # word sizes derived from the memory map equal the compiler's image word sizes
     assert hl.word_bytes == (man["isa"]["word_bits"] // 8, mem["tensors"]["word_bytes"],
                              mem["params"]["word_bytes"], mem["patterns"]["word_bytes"],
                              mem["weights"]["word_bytes"])
@@ -165,44 +166,44 @@ def test_hostlink_parameters(sepnet_build):
     for k, key in enumerate(("tensors", "params", "patterns", "weights"), start=1):
         assert mem[key]["words"] <= hl.depths[k]
     assert man["program"]["instructions"] <= hl.depths[0]
-    assert hl.depths == tuple(hl.top._depths[s] for s in range(5))
-    assert hl.top.arch == replace(arch, clock_hz=CLK_HZ)
+    # the link and its sibling accelerator are built from one ArchConfig
+    assert hl.depths == tuple(sysm.accelerator._depths[s] for s in range(5))
+    assert sysm.arch == hl.arch == replace(arch, clock_hz=CLK_HZ)
+    # the link's host_w is the accelerator's
+    assert hl.acc.host_w.payload.shape() == sysm.accelerator.host_w_layout
     # built for another clock than the build's: another ArchConfig, so another hash
-    other = HostLink.from_build(d, baud=BAUD, clk_hz=CLK_HZ // 2)
-    assert other.top.arch.clock_hz == CLK_HZ // 2 and other.info.arch_hash != man["arch_hash"]
-    assert hl.info == Info(PROTOCOL_VERSION, 1, hl.top.arch.hash(), "arty-a7-35", CLK_HZ, BAUD,
+    other = System.from_build(d, baud=BAUD, clk_hz=CLK_HZ // 2)
+    assert other.arch.clock_hz == CLK_HZ // 2 and other.link.info.arch_hash != man["arch_hash"]
+    assert hl.info == Info(PROTOCOL_VERSION, 1, sysm.arch.hash(), "arty-a7-35", CLK_HZ, BAUD,
                            MAX_PAYLOAD, hl.depths, hl.word_bytes, 64, 80)
-    assert HostLink.from_build(d).info.arch_hash == man["arch_hash"]
-    assert HostLink.from_build(d).frame_timeout_cycles == man["clock_hz"] // 1000
-    assert HostLink.from_build(d).baud == 3_000_000
-    top = Accelerator(arch, netlist="word")
+    assert System.from_build(d).link.info.arch_hash == man["arch_hash"]
+    assert System.from_build(d).link.frame_timeout_cycles == man["clock_hz"] // 1000
+    assert System.from_build(d).link.baud == 3_000_000
     kw = dict(clk_hz=CLK_HZ, baud=BAUD, board="arty-a7-35", arch_hash="0123456789abcdef",
               input_bytes=64, logit_bytes=80)
-    with pytest.raises(TypeError, match="top must be an Accelerator"):
+    with pytest.raises(TypeError, match="arch must be an ArchConfig"):
         HostLink(object(), **kw)
     with pytest.raises(ValueError, match="at least 4, not 100000000 / 50000000 = 2"):
-        HostLink(top, **{**kw, "baud": 50_000_000})
+        HostLink(arch, **{**kw, "baud": 50_000_000})
     with pytest.raises(ValueError, match="16 hex digits"):
-        HostLink(top, **{**kw, "arch_hash": "xyz"})
+        HostLink(arch, **{**kw, "arch_hash": "xyz"})
     with pytest.raises(ValueError, match="at most 16 ASCII"):
-        HostLink(top, **{**kw, "board": "a-very-long-board-name"})
+        HostLink(arch, **{**kw, "board": "a-very-long-board-name"})
     with pytest.raises(ValueError, match="input_bytes must be in 1..65535"):
-        HostLink(top, **{**kw, "input_bytes": 0})
-    with pytest.raises(ValueError, match="baked images"):
-        HostLink(Accelerator(arch, boot=[(0, 0, 0)]), **kw)
+        HostLink(arch, **{**kw, "input_bytes": 0})
 
 
 def _run_hostlink(d, testcase, case):
     """These simulations run millions of cycles (the UART is 83 cycles a byte, the images
     37 KB): a speed build (top ports only, optimized C++; sim.runner.build_component)."""
     from sim.runner import run_testbench
-    hl = _hostlink(d)
-    info = hl.info
-    key = json.dumps([hl.top.arch.tag(), "word", CLK_HZ, BAUD, FRAME_TIMEOUT, info.pack().hex()])
+    dut = _system(d)
+    info = dut.link.info
+    key = json.dumps([dut.arch.tag(), "word", CLK_HZ, BAUD, FRAME_TIMEOUT, info.pack().hex()])
     tag = "hostlink_" + hashlib.sha1(key.encode()).hexdigest()[:12]
     case = {**case, "clk_hz": CLK_HZ, "baud": BAUD, "frame_timeout_cycles": FRAME_TIMEOUT,
             "info": {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.__dict__.items()}}
-    return run_testbench(hl, tag, "sim.tb_hostlink", case, testcase=testcase, speed=True)
+    return run_testbench(dut, tag, "sim.tb_hostlink", case, testcase=testcase, speed=True)
 
 
 def test_link_commands(sepnet_build):

@@ -76,15 +76,35 @@ def test_whole_sepnet_bit_exact(sepnet_build, monkeypatch, capsys):
             assert mc <= 1.15 * 8 * pos * chunks, (i.text(), mc)
 
 
-def test_top_verilog(sepnet_build, tmp_path):
-    import shutil
+def _depthwise_graph():
+    """A two-layer SEP-Net: a 3×3 on 16 channels, then a depthwise 3×3 (16 groups)."""
+    from sephw import binarize, quantize
+    from sephw.models import ConvRow, SEPNet
+    torch.manual_seed(0)
+    m = SEPNet((ConvRow("conv1", 16, 3, 1, 1), ConvRow("conv2", 16, 3, 1, 16)),
+               in_channels=1, num_classes=10, stem="small").eval()
+    binarize.binarize_model(m)
+    calib = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    return quantize.quantize(m, calib)
 
-    from sephw.simulate import write_top_verilog
-    _, d, _ = sepnet_build
-    for f in ("manifest.json",):
-        shutil.copy(d / f, tmp_path / f)
-    text = write_top_verilog(tmp_path).read_text()
-    assert "module sephw_top" in text and "host_w__payload" in text
+
+def test_written_top_verilog_runs(tmp_path):
+    """``sephw compile``'s top.v (:func:`~sephw.flows.simulate.write_top_verilog` with the images baked
+    in) simulated as written, with the pattern engine's synthesis netlist: after reset the boot
+    ROM copies the images while ``host_w`` is not ready (the testbench's writes wait for it),
+    then one image runs bit-exact in the model's cycles."""
+    from sephw.compiler import compile_graph
+    from sephw.flows.simulate import write_top_verilog
+    from sim.top_driver import memory_writes, run_top
+    g = _depthwise_graph()
+    ir, rep = compile_graph(g, "arty-a7-35", tmp_path,
+                            engine=dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=1))
+    path = write_top_verilog(tmp_path, bake=True)
+    x = torch.randint(0, 256, (1, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(17))
+    r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy(), verilog=path, speed=False)
+    assert r["cycles"][0] == rep["cycles_per_inference"]
+    # the boot ROM held host_w for its writes (one per cycle)
+    assert len(memory_writes(tmp_path)) - 5 <= r["host_w_waited"] <= len(memory_writes(tmp_path)) + 5
 
 
 def test_baked_images_boot(sepnet_build):
@@ -168,7 +188,8 @@ def test_sliding_window_bit_exact(sepnet_build, tmp_path):
     test_whole_sepnet_bit_exact). Built without the column store (``column_store = False``):
     the window register shifts in place and the multi-chunk 3x3s read whole windows, more
     cycles by the model than with the store. Every logit equal to the reference's, every
-    instruction's cycles equal to the RTL-top model's."""
+    instruction's cycles equal to the RTL-top model's; a second image under host-side stalls
+    (idle input bytes, back-pressured logits) still bit-exact."""
     from sephw.compiler import compile_graph
     from sim.top_driver import run_top
     g = sepnet_build[0]
@@ -180,11 +201,18 @@ def test_sliding_window_bit_exact(sepnet_build, tmp_path):
     sliding = [i for i in decode_program((tmp_path / "program.bin").read_bytes())
                if i.op == Op.PRB and i.k == 5 and i.stride == 1 and i.na <= ir.cfg.pe_cin]
     assert sliding, "no single-chunk 5x5 PRB in the Program"
-    x = torch.randint(0, 256, (1, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
-    r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())   # the testbench asserts every logit
+    # the second image with the host side stalling: idle cycles between the input bytes,
+    # random back-pressure on the logits (the testbench asserts every logit of both)
+    x = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy(), host_stall=0.5)
     sched = yaml.safe_load((tmp_path / "schedule.yaml").read_text())["instructions"]
     assert r["cycles"][0] == rep["cycles_per_inference"]
     assert [s["cycles"] for s in sched] == r["instruction_cycles"][0]
+    # the stalls cost cycles in LOAD and STORE only
+    ops = decode_program((tmp_path / "program.bin").read_bytes())
+    slower = {ops[i].op for i, (a, b) in enumerate(zip(*r["instruction_cycles"])) if a != b}
+    assert slower == {Op.LOAD, Op.STORE}, slower
+    assert r["cycles"][1] > r["cycles"][0]
 
 
 def test_two_postprocess_units_bit_exact(sepnet_build, tmp_path):
@@ -217,16 +245,9 @@ def test_one_channel_tiles_with_two_postprocess_units(tmp_path):
     odd tiles read their neighbours' parameters and the logits were wrong). Every logit equal
     to the reference's, every instruction's cycles equal to the RTL-top model's."""
     from sephw.compiler.passes import param_blocks
-    from sephw import binarize, quantize
     from sephw.compiler import compile_graph
-    from sephw.models import ConvRow, SEPNet
     from sim.top_driver import run_top
-    torch.manual_seed(0)
-    m = SEPNet((ConvRow("conv1", 16, 3, 1, 1), ConvRow("conv2", 16, 3, 1, 16)),
-               in_channels=1, num_classes=10, stem="small").eval()
-    binarize.binarize_model(m)
-    calib = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    g = quantize.quantize(m, calib)
+    g = _depthwise_graph()
     ir, rep = compile_graph(g, "arty-a7-35", tmp_path,
                             engine=dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=2))
     ops = decode_program((tmp_path / "program.bin").read_bytes())

@@ -46,7 +46,7 @@ class EngineConfig:
     ``a_bits`` activation bits (bit-planes per pattern beat); ``packed`` two int8 MACs per
     DSP; ``pp_units`` PostProcess units; ``max_width`` the widest windowed map (pixels);
     ``column_store``: the top keeps each pattern chunk's window between positions (multi-chunk
-    stride-1 operands slide; rtl_gen/top.py), else only single-chunk operands slide."""
+    stride-1 operands slide; rtl_gen/gather.py), else only single-chunk operands slide."""
     lanes: int
     pe_cin: int
     mac_cols: int
@@ -101,14 +101,14 @@ class EngineConfig:
 
     @property
     def column_store_bits(self) -> int:
-        """Bits of one column-store entry (rtl_gen/top.py): window columns 0 .. k_max-2 of
+        """Bits of one column-store entry (rtl_gen/gather.py): window columns 0 .. k_max-2 of
         k_max rows, pe_cin channels of a_bits each; 0 without the store."""
         return self.k_max * (self.k_max - 1) * self.pe_cin * self.a_bits if self.column_store else 0
 
     @property
     def two_chunk_reads(self) -> bool:
         """A vector read returns the tap of two pattern chunks (``act_banks >= 2 pe_cin``):
-        the top builds the second window and the hold register (rtl_gen/top.py, ``DUAL``)."""
+        the gatherer builds the second window and the hold register (rtl_gen/gather.py, ``DUAL``)."""
         return self.act_banks >= 2 * self.pe_cin
 
     @property

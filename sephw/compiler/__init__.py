@@ -5,7 +5,7 @@ The passes are the explicit list :data:`sephw.compiler.pipeline.PIPELINE` (one m
 the typed IR in :mod:`sephw.compiler.ir`); :func:`compile_graph`
 runs them and :func:`sephw.compiler.emit.write_build` writes the build directory; the board
 build (Vivado project + Yosys estimate, or the ECP5 open flow to a bitstream) is
-:func:`sephw.boardbuild.board_build`.
+:func:`sephw.flows.boardbuild.board_build`.
 """
 from __future__ import annotations
 

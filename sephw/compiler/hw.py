@@ -75,7 +75,7 @@ class UnitCosts:
     # mapping of the flattened top), so no fit of this form is closer; the sizer keeps 15 %.
     control_lut_per_bank: float = 128.0
     window_lut_per_bit: float = 1.24
-    # The sliding window's column store (rtl_gen/top.py): its distributed RAM is counted with
+    # The sliding window's column store (rtl_gen/gather.py): its distributed RAM is counted with
     # the memories; loading a stored window back into the window register costs this much per
     # stored bit (k_max (k_max - 1) pe_cin a_bits) besides. Measured: Yosys synth_xilinx of the
     # ResNet-20 16x16x4 top (768 stored bits) and the shipped model's 8x8x8 top (1,280) grew by
@@ -284,15 +284,18 @@ def tile_cycles(costs: list[OpCost], tc: int, npos: int, cfg: EngineConfig, fill
 
 
 # --------------------------------------------------------------------------- RTL top cycle model
-# What the accelerator top as built (rtl_gen/top.py) spends per instruction: its sequencer
-# runs one instruction at a time and, per output position, gathers the operands' windows one
-# vector read per cycle, so the cycles follow the sequencer's FSM, not the engines' peak
-# rates. The constants below are read off the FSM (docs/isa.md, "Cycle model"); the pipeline
-# latencies (engine + PostProcess up to the writer) were measured in Verilator
-# (tests/test_rtl_top.py, per-instruction cycles from the top's ``pc``).
-CYCLE_MODEL = "RTL top as built (rtl_gen/top.py sequencer, docs/isa.md)"
-TOP_FETCH = 6           # FETCH, FETCH2, DESC_A, DESC_B, DESC_D, DISPATCH
-TOP_NEXT = 1            # NEXT (pc + 1)
+# What the accelerator top as built (rtl_gen/top.py and its units) spends per instruction: its
+# sequencer runs one instruction at a time (FetchDecode fetching the next one meanwhile) and,
+# per output position, the Gather unit reads the operands' windows one vector read per cycle,
+# so the cycles follow the units' FSMs, not the engines' peak rates. The constants below are
+# the units' latencies and throughputs, stated in their modules (docs/isa.md, "Cycle model");
+# the pipeline latencies (engine + PostProcess up to the writer) were measured in Verilator
+# (tests/test_rtl_top.py, per-instruction cycles from the top's ``pc``; the units' own
+# testbenches, tests/test_rtl_{gather,writer,hostio,poolfc}.py, check them unit by unit).
+CYCLE_MODEL = "RTL top as built (rtl_gen/top.py sequencer and units, docs/isa.md)"
+TOP_DISPATCH = 1        # DISPATCH: the instruction's unit(s) started (rtl_gen/top.py)
+TOP_FETCH_NEXT = 5      # FetchDecode: an instruction taken -> the next one in its queue (rtl_gen/fetch.py)
+TOP_FETCH_FIRST = 5     # start -> the first instruction taken, + 1 (the first instruction's extra cycles)
 TOP_ROW_ADDR = 19       # one RowAddress (16-step divider + multiply): start cycle + 18 waiting
 TOP_ISSUE = 2           # FC_ISSUE after the last gather read: read in flight, then the handshake
 TOP_ROW_ADV = 2         # ROWADV: operand a's top row moves by the stride, b's by 1 or 2
@@ -348,10 +351,29 @@ def _pattern_beats(cfg: EngineConfig, ins, bits: int, w: int, chunks: int, b_pos
     return lo
 
 
-def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = False) -> int:
-    """Cycles of one instruction on the RTL top as built (rtl_gen/top.py), from ``pc``'s
-    fetch to the next instruction's fetch. ``tensors``: tensor id -> :class:`TensorDesc`;
-    ``clear_pool_sums``: this POOL_FC is the first of the inference (the sums are cleared).
+def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = False,
+                           first: bool = False) -> int:
+    """Cycles of one instruction on the RTL top as built (rtl_gen/top.py), from the cycle it is
+    taken from FetchDecode's queue to the cycle the next one is: ``DISPATCH`` plus its unit's
+    cycles (:func:`unit_cycles`), at least the fetcher's ``TOP_FETCH_NEXT`` (the next
+    instruction's fetch starts as this one is taken, so it is hidden behind any instruction of
+    4 or more unit cycles); ``END``: its ``DISPATCH``. ``first``: the Program's first
+    instruction, which also waits for the first fetch (``TOP_FETCH_FIRST``)."""
+    from ..arch.isa import Op
+    if ins.op == Op.END:
+        return TOP_DISPATCH
+    cyc = max(TOP_DISPATCH + unit_cycles(cfg, ins, tensors, clear_pool_sums), TOP_FETCH_NEXT)
+    return cyc + (TOP_FETCH_FIRST if first else 0)
+
+
+def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = False) -> int:
+    """Cycles of one instruction's unit(s) on the RTL top as built, from the cycle after
+    ``DISPATCH`` (the unit's first) to its ``done`` cycle, both included (0 for ``NOP``,
+    ``SYNC`` and ``END``): each unit's latency and throughput, stated in its module under
+    rtl_gen/ (Load and Store: hostio.py; Gather + Writer: gather.py, writer.py, the engines and
+    the PostProcess between them; PoolFC: poolfc.py). ``tensors``: tensor id ->
+    :class:`TensorDesc`; ``clear_pool_sums``: this POOL_FC is the first of the inference (the
+    sums are cleared).
 
     Compute tiles: one RowAddress per operand at the tile's start (its first row's ring
     position; the writer's runs alongside), then per output row ``k`` row-table cycles (ring
@@ -370,18 +392,16 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     last position's codes are written (pipeline drain)."""
     from ..arch.isa import FLAG_B_PATTERN, FLAG_FINAL, FLAG_SKIP_IDENTITY, Op
     op = ins.op
-    if op in (Op.NOP, Op.SYNC):
-        return TOP_FETCH + TOP_NEXT
-    if op == Op.END:
-        return TOP_FETCH
+    if op in (Op.NOP, Op.SYNC, Op.END):
+        return 0
     if op == Op.LOAD:
         d = tensors[ins.dst]
-        return TOP_FETCH + ins.rows * (TOP_ROW_ADDR + d.width * d.channels) + 1 + TOP_NEXT
+        return ins.rows * (TOP_ROW_ADDR + d.width * d.channels) + 1
     if op == Op.STORE:
-        return TOP_FETCH + 2 * ins.length + 1 + TOP_NEXT
+        return 2 * ins.length + 1
     if op == Op.POOL_FC:
         a = tensors[ins.src_a]
-        cyc = TOP_FETCH + 1 + (a.channels if clear_pool_sums else 0)
+        cyc = 1 + (a.channels if clear_pool_sums else 0)
         cyc += ins.rows * (TOP_ROW_ADDR + a.width * a.channels + 1) + 1
         if ins.flags & FLAG_FINAL:
             n_cb = math.ceil(a.channels / cfg.mac_cols)
@@ -389,7 +409,7 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
             planes = 4                  # u32 sums, one FC pass per byte plane
             cyc += n_ob * (1 + planes * (n_cb * (cfg.mac_cols + TOP_ISSUE) + TOP_FC_ACC + cfg.lanes - 1))
             cyc += (2 + TOP_FC_MUL) * ins.tc + n_ob + 1
-        return cyc + TOP_NEXT
+        return cyc
     if op not in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
         raise ValueError(f"no cycle model for {op!r}")
     a, dst = tensors[ins.src_a], tensors[ins.dst]
@@ -406,10 +426,10 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     slide = dual = False
     if on_pe:
         chunks_a = math.ceil(ins.na / cfg.pe_cin)
-        # two chunks per gather pass when a read returns 2 x pe_cin bytes (rtl_gen/top.py, DUAL)
+        # two chunks per gather pass when a read returns 2 x pe_cin bytes (rtl_gen/gather.py, DUAL)
         dual = cfg.two_chunk_reads and chunks_a >= 2
         # sliding window: at stride 1, a row's later positions read only each chunk's new
-        # column (rtl_gen/top.py, slide_ok; several chunks only with the column store and not
+        # column (rtl_gen/gather.py, slide_ok; several chunks only with the column store and not
         # with two-chunk reads)
         slide = ins.stride == 1 and (chunks_a == 1 or (cfg.column_store and not dual))
         per_a = (math.ceil(chunks_a / 2) if dual else chunks_a) * kk + 1
@@ -430,7 +450,7 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
     per_pos = per_a + b_pos + 1
     next_pos = chunks_a * ins.k + 1 + b_pos + 1 if slide else per_pos
     out_row = w * max(cfg.lanes // units, wr)
-    init = TOP_FETCH + TOP_ROW_ADDR * (2 if (b_mac or b_id) else 1)
+    init = TOP_ROW_ADDR * (2 if (b_mac or b_id) else 1)
     cyc = init
     for y in range(ins.rows):
         setup = ins.k + 1 + (TOP_ROW_ADV if y else 0)
@@ -454,5 +474,5 @@ def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sum
             last = first + (ins.rows * w * chunks_a - 1) * a.bits + (ins.rows - 1) * gap
         else:
             last = init + _pattern_beats(cfg, ins, a.bits, w, chunks_a, b_pos, slide)
-        return max(cyc + drain, last + lat_pp + a.bits + wr + 1) + TOP_NEXT
-    return cyc + drain + TOP_NEXT
+        return max(cyc + drain, last + lat_pp + a.bits + wr + 1)
+    return cyc + drain

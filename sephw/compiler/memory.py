@@ -40,7 +40,7 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig) -> StaticMemory:
                     wgt_words += w
     pool = g.output
     # the sliding window's column store: one entry per pattern chunk of the widest tensor
-    # (rtl_gen/top.py builds it from the manifest's widest tensor, at least 2 entries)
+    # (rtl_gen/gather.py builds it from the manifest's widest tensor, at least 2 entries)
     store_chunks = max(2, math.ceil(max(t.spec.channels for t in ir.tensors.values()) / cfg.pe_cin))
     input_bytes, logit_bytes = math.prod(g.input.out.shape), pool.weight.shape[0] * 8
     return StaticMemory(
@@ -59,7 +59,7 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig) -> StaticMemory:
 def memory_geometry(cfg: hw.EngineConfig, static: StaticMemory, act_bytes: int, instructions: int) -> dict:
     """``{memory: (width bits, depth words[, copies])}`` of every on-chip memory, as the RTL
     top builds them: the activations in ``max(pe_cin, mac_cols, lanes)`` byte-wide banks
-    (rtl_gen/top.py), the sliding window's column store, the host link's frame, input and logit
+    (rtl_gen/actmem.py), the sliding window's column store (rtl_gen/gather.py), the host link's frame, input and logit
     buffers (rtl_gen/hostlink.py)."""
     banks = cfg.act_banks
     return {"activations": (8, max(2, math.ceil(act_bytes / banks)), banks),

@@ -31,7 +31,7 @@ class ScheduleProgram:
                 eng, busy = tile.cycles, dict(tile.busy)
             else:
                 eng, busy = 1, {}
-            cyc = hw.top_instruction_cycles(ir.cfg, ins, desc, clear_pool_sums=first_pool)
+            cyc = hw.top_instruction_cycles(ir.cfg, ins, desc, clear_pool_sums=first_pool, first=i == 0)
             if ins.op == Op.POOL_FC:
                 first_pool = bool(ins.flags & FLAG_FINAL)     # the FC clears the sums again
             units = sorted(k for k, v in busy.items() if v > 0)

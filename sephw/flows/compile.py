@@ -15,14 +15,14 @@ def cmd_compile(a) -> int:
           f"{rep['fps']:.1f} FPS at {rep['clock_hz'] / 1e6:g} MHz; on-chip {rep['onchip_bytes']} / "
           f"{rep['onchip_budget_bytes']} bytes; est. LUT {rep['resources']['lut']}, DSP {rep['resources']['dsp']}; "
           f"engine utilization {rep['utilization']['engines']:.1%}")
-    from ..simulate import write_top_verilog
+    from .simulate import write_top_verilog
     print("writing the accelerator top's Verilog for this engine configuration ...", flush=True)
     path = write_top_verilog(a.output, bake=a.bake_images)
     how = "Program and images baked in (boot ROM)" if a.bake_images else \
         "Program and images load at run time through host_w"
     print(f"wrote {path} (top module sephw_top; {how})")
     if not a.no_board:
-        from ..boardbuild import board_build
+        from .boardbuild import board_build
         board_build(a.output, a.board, synth=not a.no_synth, baud=a.baud)
     print(f"simulate: `sephw simulate {a.output} --images N`; run on the simulated board: "
           f"`sephw run {a.output} --port sim:{a.output} --images N`")

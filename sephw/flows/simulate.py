@@ -21,7 +21,7 @@ __all__ = ["load_build_graph", "simulate", "register_cli", "test_images_and_refe
 
 def load_build_graph(build_dir):
     """The IntGraph a build directory was compiled from (intgraph.pt)."""
-    from .intgraph import IntGraph
+    from ..intgraph import IntGraph
     p = Path(build_dir) / "intgraph.pt"
     if not p.is_file():
         raise FileNotFoundError(f"{p} is missing: recompile with this sephw (`sephw compile ... --no-synth`)")
@@ -36,7 +36,7 @@ def write_top_verilog(build_dir, bake: bool = False) -> Path:
     from rtl_gen.top import Accelerator
     from sim.top_driver import memory_writes
 
-    from .arch import Manifest
+    from ..arch import Manifest
     d = Path(build_dir)
     top = Accelerator(Manifest.read(d).arch, boot=memory_writes(d) if bake else None)
     text = verilog.convert(top, name="sephw_top", emit_src=False)
@@ -49,8 +49,8 @@ def test_images_and_reference(build_dir, n_images: int, data_root: str | None = 
     """The first ``n_images`` test images of the build's dataset (manifest, else the IntGraph's
     metadata, else Fashion-MNIST) and their logits from sephw.reference:
     ``(dataset, images (N, C, H, W) uint8, labels, expected logits int64)``."""
-    from . import data, reference
-    from .arch import Manifest
+    from .. import data, reference
+    from ..arch import Manifest
     d = Path(build_dir)
     man = Manifest.read(d)
     g = load_build_graph(d)
@@ -68,7 +68,7 @@ def simulate(build_dir, n_images: int, data_root: str | None = None, log=print) 
     """Run ``n_images`` test images on the RTL; returns the summary dict."""
     from sim.top_driver import run_top
 
-    from .arch import Manifest
+    from ..arch import Manifest
     d = Path(build_dir)
     man = Manifest.read(d)
     rep = json.loads((d / "report.json").read_text())
@@ -95,7 +95,7 @@ def simulate(build_dir, n_images: int, data_root: str | None = None, log=print) 
             o["measured"] += mc
             o["predicted"] += s_["cycles"]
     # measured against predicted cycles per layer; per image where the run gave totals only
-    from .compiler.plots import measured_vs_predicted
+    from ..compiler.plots import measured_vs_predicted
     plot = d / "plots" / "measured_vs_predicted.png"
     measured_vs_predicted(sched, plot, measured=meas if meas is not None and len(meas) == len(sched) else None,
                           image_cycles=res["cycles"])

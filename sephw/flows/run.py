@@ -48,7 +48,7 @@ def run_on_device(build_dir, port: str, n_images: int, data_root: str | None = N
                   log=print, progress: bool = True) -> dict:
     """Load ``build_dir`` onto the device on ``port`` and run ``n_images`` test images;
     returns the summary dict (``bit_exact_images``, ``accuracy``, per-image stats, ...)."""
-    from .arch import Manifest
+    from ..arch import Manifest
     from .simulate import test_images_and_reference
     d = Path(build_dir).resolve()
     man = Manifest.read(d)
@@ -95,8 +95,8 @@ def run_on_device(build_dir, port: str, n_images: int, data_root: str | None = N
 
 
 def cmd_run(a) -> int:
-    from .arch import ManifestError
-    from .arch.link import LinkError
+    from ..arch import ManifestError
+    from ..arch.link import LinkError
     log = (lambda *s: print(*s, file=sys.stderr)) if a.json else print
     try:
         r = run_on_device(a.build_dir, a.port, a.images, a.data, baud=a.baud, log=log, progress=not a.json)

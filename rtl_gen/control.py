@@ -1,0 +1,46 @@
+"""The accelerator's control port: what a controller (the host link today, a DMA or a soft CPU
+tomorrow) sees of the accelerator, as a signature both sides are built from.
+
+The host link and the accelerator are siblings: the system top (:mod:`rtl_gen.system`)
+instantiates both and wires the link's ``acc`` port (:func:`control_signature`) to the
+accelerator's ports, so neither owns the other.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sephw.arch.memmap import MemoryMap
+
+__all__ = ["host_w_layout", "control_signature", "CYCLES_BITS"]
+
+CYCLES_BITS = 48       # the accelerator's cycle counter
+
+
+def host_w_layout(memory_map: MemoryMap) -> data.StructLayout:
+    """Payload of a memory write: ``mem`` (MEM_* select), word ``addr``, ``data`` (the image
+    word, as wide as the widest memory's)."""
+    return data.StructLayout({
+        "mem": unsigned(3),
+        "addr": unsigned(memory_map.addr_bits),
+        "data": unsigned(memory_map.data_bits),
+    })
+
+
+def control_signature(memory_map: MemoryMap) -> wiring.Signature:
+    """The controller's side of the accelerator's control port.
+
+    - ``start`` (pulse), ``reset`` (held: the accelerator's logic in reset, its memories keep
+      their contents);
+    - ``host_w``: memory writes (the accelerator takes one per cycle when ready);
+    - ``rx``: input bytes for the Program's ``LOAD``; ``tx``: the bytes of its ``STORE``;
+    - ``done``, ``error``, ``cycles``: the run's end, status and cycle count.
+    """
+    return wiring.Signature({
+        "start": Out(1), "reset": Out(1),
+        "host_w": Out(stream.Signature(host_w_layout(memory_map))),
+        "rx": Out(stream.Signature(8)),
+        "tx": In(stream.Signature(8)),
+        "done": In(1), "error": In(1), "cycles": In(CYCLES_BITS),
+    })

@@ -1,0 +1,473 @@
+"""Gather: a compute tile's operands from the activation memory into the engines.
+
+Per output position the gatherer reads operand a's window from the activation memory (ring
+addressing ``base + (row mod ring_rows) * W * C``: one RowAddress per tile and operand, then
+one ring step per row; zero outside the image = padding, zero beyond the operand's ``na`` /
+``nb`` channels):
+
+- pattern operand: one window tap of ``pe_cin`` channels per cycle into the pattern engine's
+  window slot ``i*k_max + j``, taps from ``(k-1, k-1)`` down to ``(0, 0)`` (a kernel smaller
+  than ``k_max`` uses the top-left taps; the other slots stay zero and add 0), the beat issued
+  in the cycle its last tap lands and the next pass's first read in the same cycle:
+  ``k^2`` cycles per chunk. When a read returns ``2 * pe_cin`` bytes a pass fills the windows
+  of two chunks and the second waits in a hold register for the engine while the gatherer
+  goes on (engine-paced). Otherwise a stride-1 operand keeps each chunk's window from one
+  position to the next, shifted by one column (the *column store*, one distributed-RAM entry
+  per chunk), and reads only the new column: ``k`` cycles per chunk (sliding window).
+- 1×1 operand on the MAC array: one beat of ``mac_cols`` channels per cycle, reads pipelined
+  (``1 + chunks`` cycles per position).
+- operand b: a 1×1 on the MAC array (``1 + chunks_b`` cycles) or the identity skip's codes
+  into a two-entry queue towards the PostProcess (``skip``, 2 cycles).
+
+Latency and throughput per tile are the compiler's RTL cycle model (sephw/compiler/hw.py,
+``top_instruction_cycles`` and ``_pattern_beats``): per row ``k`` row-table cycles + 1 (+2
+for every row after the first), per position ``1`` (POS_NEXT) on top of the operands'.
+``done`` rises once every position's beats are issued; the tile is over when the writer has
+stored the last position too (the top's ``release``).
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2, exact_log2
+
+from sephw.arch import isa
+from sephw.arch.formats import TENSOR_DESC
+
+from .rowaddr import ROW_PORT, drive_row, ring_step
+
+__all__ = ["Gather"]
+
+
+class Gather(wiring.Component):
+    """The gatherer of compute tiles (see the module docstring).
+
+    Parameters
+    ----------
+    lanes, pe_cin, mac_cols, k_max, a_bits : int
+        The engines' sizes (``EngineConfig``).
+    banks : int
+        Bytes per activation-memory read (``max(pe_cin, mac_cols, lanes)``, a power of two).
+    column_store : bool
+        Keep every chunk's shifted window (multi-chunk sliding); else only single-chunk operands
+        slide.
+    max_cin : int
+        The widest operand (column-store depth: ``max_cin / pe_cin`` chunks).
+    window_layout, pixel_layout : Layout
+        The pattern engine's ``window`` and the MAC array's ``pixel`` payloads.
+
+    Attributes
+    ----------
+    start : In(1)
+        Pulse: a tile begins; ``use_pe_in``, ``b_mac_in``, ``b_id_in`` say where its operands go.
+    release : In(1)
+        Pulse while ``done``: the tile is over (the writer has stored it); back to idle.
+    done : Out(1)
+        Every beat of the tile is issued.
+    use_pe, b_mac, b_id : Out(1)
+        The tile's routing (held from the cycle after ``start`` to ``release``): operand a on the
+        pattern engine (else the MAC array), operand b a 1×1 on the MAC array, or identity codes.
+    ins : In(isa.WORD layout); src_a, src_b, dst : In(TENSOR_DESC layout)
+    row : Out(ROW_PORT)
+    raddr : Out(32), rvec : In(ArrayLayout(8, banks))
+        The activation memory's vector read (zero when not reading).
+    window : Out(stream.Signature(window_layout)), pixel : Out(stream.Signature(pixel_layout))
+    skip : Out(stream.Signature(ArrayLayout(8, lanes)))
+        Identity-skip codes for the PostProcess's ``acc_b``.
+    """
+
+    def __init__(self, *, lanes: int, pe_cin: int, mac_cols: int, k_max: int, a_bits: int, banks: int,
+                 column_store: bool, max_cin: int, window_layout, pixel_layout):
+        for v in (lanes, pe_cin, mac_cols, banks):
+            exact_log2(v)
+        self._L, self._PC, self._Q, self._K, self._AB = lanes, pe_cin, mac_cols, k_max, a_bits
+        self._NB, self._CS, self._max_cin = banks, bool(column_store), max_cin
+        super().__init__({
+            "start": In(1), "release": In(1), "done": Out(1),
+            "use_pe_in": In(1), "b_mac_in": In(1), "b_id_in": In(1),
+            "use_pe": Out(1), "b_mac": Out(1), "b_id": Out(1),
+            "ins": In(isa.WORD.layout()),
+            "src_a": In(TENSOR_DESC.layout()), "src_b": In(TENSOR_DESC.layout()), "dst": In(TENSOR_DESC.layout()),
+            "row": Out(ROW_PORT),
+            "raddr": Out(32), "rvec": In(data.ArrayLayout(8, banks)),
+            "window": Out(stream.Signature(window_layout)),
+            "pixel": Out(stream.Signature(pixel_layout)),
+            "skip": Out(stream.Signature(data.ArrayLayout(8, lanes))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L, PC, Q, K, AB, NB = self._L, self._PC, self._Q, self._K, self._AB, self._NB
+        KK = K * K
+        ins, da, db, dd = self.ins, self.src_a, self.src_b, self.dst
+        use_pe, b_mac, b_id = self.use_pe, self.b_mac, self.b_id
+        win_field = self.window.payload.window.as_value()
+        pat_field = self.window.payload.pat_addr
+
+        chunks_a, chunks_b = Signal(16), Signal(16)
+        y, x = Signal(16), Signal(16)
+        ch = Signal(16)
+        gi, gj = Signal(range(K + 1)), Signal(range(K + 1))
+        row_i = Signal(range(K + 2))
+        adv = Signal()
+        rowaddr = Array(Signal(32, name=f"rowaddr{i}") for i in range(K))
+        rowvalid = Array(Signal(name=f"rowvalid{i}") for i in range(K))
+        rowb = Signal(32)
+        # ring positions (row index in the ring, byte address) of operand a's top window row
+        # y*stride - pad (ya), of the row table cursor (ca), of operand b's row (yb)
+        ya_i, ya_a = Signal(16), Signal(32)
+        ca_i, ca_a = Signal(16), Signal(32)
+        yb_i, yb_a = Signal(16), Signal(32)
+
+        # gather registers and the one pending read (memory latency 1)
+        win = Signal(KK * PC * AB)
+        xv = Signal(Q * 8)
+        sk = Signal(L * 8)
+        # identity-skip codes waiting for the PostProcess: a two-entry queue (sk_out at its head),
+        # so the gatherer can post a position's codes while the previous position's beat is
+        # still in the pattern engine (with one entry the two waited on each other: 8.5 cycles
+        # per position where the engine, the PostProcess and the writer each take 8)
+        sk_out, sk_next = Signal(L * 8), Signal(L * 8)
+        skip_n = Signal(range(3))
+        skip_push = Signal()               # the gatherer posts this cycle (ISSUE_B)
+        skip_pop = Signal()                # the PostProcess takes the head this cycle
+        m.d.comb += [self.skip.valid.eq(skip_n != 0), self.skip.payload.as_value().eq(sk_out),
+                     skip_pop.eq(self.skip.valid & self.skip.ready)]
+        pend = Signal()                # a read is in flight
+        pend_in = Signal()             # inside the image / channel range (else zero)
+        pend_dst = Signal(2)           # 0 window, 1 MAC vector, 2 skip
+        pend_idx = Signal(16)
+        pend_cnt = Signal(16)          # channels of the vector that are inside the operand
+
+        def masked(n, width, first=0):
+            return Cat(Mux(pend_in & (first + i < pend_cnt), self.rvec[first + i], 0)[:width]
+                       for i in range(n))
+
+        # the landing read's vectors, each built once: a window tap (chunk ch, and ch + 1 from
+        # bytes pe_cin.. of a two-chunk read), a MAC beat, the skip codes
+        land_tap, land_tap1 = Signal(PC * AB), Signal(PC * AB)
+        land_q, land_sk = Signal(Q * 8), Signal(L * 8)
+        m.d.comb += [land_tap.eq(masked(PC, AB)), land_q.eq(masked(Q, 8)), land_sk.eq(masked(L, 8))]
+        DUAL = NB >= 2 * PC               # two chunks per tap read (below)
+        if DUAL:
+            m.d.comb += land_tap1.eq(masked(PC, AB, PC))
+
+        # Two chunks per tap read: when a read returns at least 2 * pe_cin bytes, a gather pass
+        # fills the windows of chunks ch (win) and ch + 1 (win1) together. win's beat is issued
+        # as the pass ends and win1 moves into the hold register at the same time, which the
+        # pattern engine takes next, while the gatherer goes on: the engine (a_bits cycles per
+        # beat) rather than the gatherer (k^2 reads per pass) sets the pace.
+        pend_dual = Signal()           # the pending window read also fills win1
+        dual = Signal()                # the current pass covers chunks ch and ch + 1
+        if DUAL:
+            win1 = Signal(KK * PC * AB)
+            hold = Signal(KK * PC * AB)
+            h_valid, h_last = Signal(), Signal()
+            h_pat = Signal.like(pat_field)
+        m.d.sync += pend.eq(0)
+        with m.If(pend):
+            with m.Switch(pend_dst):
+                with m.Case(0):
+                    m.d.sync += win.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap)
+                    if DUAL:
+                        with m.If(pend_dual):
+                            m.d.sync += win1.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap1)
+                with m.Case(1):
+                    m.d.sync += xv.eq(land_q)
+                with m.Case(2):
+                    m.d.sync += sk.eq(land_sk)
+        # What the engines see: the gather registers with the read landing this cycle merged
+        # in, so a beat is issued in the cycle its last read lands. The last tap of a window
+        # is always slot 0 (taps are read from (k-1, k-1) down to (0, 0)).
+        win_out = Signal(KK * PC * AB)
+        xv_out = Signal(Q * 8)
+        m.d.comb += [win_out.eq(win), xv_out.eq(Mux(pend & (pend_dst == 1), land_q, xv))]
+        # the last read of a full pass lands in slot 0, that of a column pass (sliding window)
+        # in slot k - 1
+        for slot in sorted({0} | {kk - 1 for kk in (3, 5, 7) if kk <= K}):
+            with m.If(pend & (pend_dst == 0) & (pend_idx == slot)):
+                m.d.comb += win_out.word_select(slot, PC * AB).eq(land_tap)
+
+        def read(addr, inside, dst, idx, cnt, both=0):
+            """Issue one activation read this cycle (its data lands next cycle)."""
+            m.d.comb += self.raddr.eq(addr)
+            m.d.sync += [pend.eq(1), pend_in.eq(inside), pend_dst.eq(dst), pend_idx.eq(idx),
+                         pend_cnt.eq(cnt), pend_dual.eq(both)]
+
+        # engine streams; the hold register's beat goes first
+        ma_issue = Signal()
+        pe_issue = Signal()
+        pe_take = Signal()             # the gatherer's beat (win) is accepted this cycle
+        m.d.comb += [
+            win_field.eq(win_out),
+            pat_field.eq(ins.wa + ch),
+            self.window.payload.first.eq(ch == 0),
+            self.window.payload.last.eq(ch == chunks_a - 1),
+            self.window.valid.eq(pe_issue),
+            pe_take.eq(pe_issue & self.window.ready),
+            self.pixel.payload.x.eq(xv_out),
+            self.pixel.valid.eq(ma_issue),
+        ]
+        if DUAL:
+            win1_out = Signal(KK * PC * AB)
+            m.d.comb += win1_out.eq(win1)
+            with m.If(pend & (pend_dst == 0) & pend_dual):
+                m.d.comb += win1_out[:PC * AB].eq(land_tap1)
+            with m.If(h_valid):
+                m.d.comb += [win_field.eq(hold), pat_field.eq(h_pat),
+                             self.window.payload.first.eq(0), self.window.payload.last.eq(h_last),
+                             self.window.valid.eq(1), pe_take.eq(0)]
+                with m.If(self.window.ready):
+                    m.d.sync += h_valid.eq(0)
+            with m.If(pe_take & dual):
+                m.d.sync += [hold.eq(win1_out), h_valid.eq(1), h_pat.eq(ins.wa + ch + 1),
+                             h_last.eq(ch + 2 == chunks_a), win1.eq(0)]
+
+        skip_in = Mux(pend, land_sk, sk)
+        with m.If(skip_pop):
+            with m.If(skip_push):
+                with m.If(skip_n == 2):
+                    m.d.sync += [sk_out.eq(sk_next), sk_next.eq(skip_in)]
+                with m.Else():
+                    m.d.sync += sk_out.eq(skip_in)
+            with m.Else():
+                m.d.sync += [sk_out.eq(sk_next), skip_n.eq(skip_n - 1)]
+        with m.Elif(skip_push):
+            with m.If(skip_n == 0):
+                m.d.sync += sk_out.eq(skip_in)
+            with m.Else():
+                m.d.sync += sk_next.eq(skip_in)
+            m.d.sync += skip_n.eq(skip_n + 1)
+
+        # ------------------------------------------------------------------ addressing
+        s_ = Signal(signed(18))
+        m.d.comb += s_.eq(y * ins.stride)
+        row_r = Signal(signed(18))
+        m.d.comb += row_r.eq(s_ - ins.pad + row_i)
+        xs = Signal(signed(18))
+        m.d.comb += xs.eq(x * ins.stride)
+        col = Signal(signed(18))
+        m.d.comb += col.eq(xs - ins.pad + gj)
+        col_ok = (col >= 0) & (col < da.width)
+        # operand a's first window row row0*stride - pad, plus ring_rows*pad (pad <= 7) to stay
+        # non-negative with the same residue (shifts and adds: no multiplier)
+        r0_biased = Signal(16)
+        m.d.comb += r0_biased.eq(Mux(ins.stride == 2, ins.row0 << 1, ins.row0) - ins.pad
+                                 + sum(Mux(ins.pad[i], da.ring_rows << i, 0) for i in range(3)))
+        # Sliding window: a stride-1 pattern operand keeps each chunk's window from one position
+        # to the next, shifted left by one column (zeros in at column k_max - 1), and reads only
+        # the new column: k reads per chunk and position instead of k^2 (not at a row's first
+        # position, which reads the whole window). The shifted windows wait in the column
+        # store, one entry per chunk (distributed RAM, read asynchronously): written as a
+        # chunk's beat is issued, read back into the window as the same chunk's next pass
+        # starts (at the next chunk's issue, or in POS_NEXT for chunk 0). Not with two-chunk
+        # reads, whose passes already keep up with the engine. Without the store
+        # (``column_store = False``: fewer LUTs) only single-chunk operands slide, the window
+        # register shifting in place.
+        CS = self._CS
+        slide_ok = Signal()
+        colmode = Signal()                # this position's passes read only column k - 1
+        m.d.comb += slide_ok.eq(use_pe & ((chunks_a == 1) | (CS and not DUAL)) & (ins.stride == 1))
+        TAP = PC * AB
+        if CS:
+            m.submodules.column_store = cstore = Memory(shape=K * (K - 1) * TAP,
+                                                        depth=max(2, self._max_cin // PC), init=[])
+            cs_r, cs_w = cstore.read_port(domain="comb"), cstore.write_port()
+            # written: window slots (i, j + 1) for j < k_max - 1; read back into slots (i, j)
+            m.d.comb += cs_w.data.eq(Cat(*[win_out.word_select(i * K + j + 1, TAP)
+                                           for i in range(K) for j in range(K - 1)]))
+            win_stored = Cat(*[cs_r.data.word_select(i * (K - 1) + j, TAP) if j + 1 < K else Const(0, TAP)
+                               for i in range(K) for j in range(K)])
+        else:
+            win_shifted = Cat(*[win_out.word_select(i * K + j + 1, TAP) if j + 1 < K else Const(0, TAP)
+                                for i in range(K) for j in range(K)])
+        dual0 = Signal()                  # a position's first pass covers two chunks
+        m.d.comb += dual0.eq(DUAL & use_pe & (chunks_a > 1))
+        # window slot of tap (k-1, k-1), a pass's first read (no multiplier: k is 3, 5 or 7)
+        slot_last = Signal(range(KK))
+        m.d.comb += slot_last.eq(sum(Mux(ins.k == kk, (kk - 1) * (K + 1), 0) for kk in (3, 5, 7) if kk <= K))
+        b_s2 = Signal()        # operand b (1x1 projection) at stride 2: src_b twice the output's width
+        m.d.comb += b_s2.eq(db.width != dd.width)
+
+        with m.FSM(name="gather"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [
+                        use_pe.eq(self.use_pe_in), b_mac.eq(self.b_mac_in), b_id.eq(self.b_id_in),
+                        y.eq(ins.row0), x.eq(0), ch.eq(0), row_i.eq(0),
+                        chunks_a.eq(Mux(self.use_pe_in, (ins.na + PC - 1) >> exact_log2(PC),
+                                        (ins.na + Q - 1) >> exact_log2(Q))),
+                        chunks_b.eq((ins.nb + Q - 1) >> exact_log2(Q)),
+                    ]
+                    m.next = "TILE_INIT"
+            # once per tile: the ring positions of operand a's first window row (row0*stride -
+            # pad, biased by ring*pad to stay non-negative: the same residue) and of operand b's
+            # first row (row0, or 2*row0 for a stride-2 projection)
+            with m.State("TILE_INIT"):
+                drive_row(m, self.row, r0_biased, da)
+                m.next = "TILE_INIT_A"
+            with m.State("TILE_INIT_A"):
+                with m.If(~self.row.busy):
+                    m.d.sync += [ya_i.eq(self.row.rem), ya_a.eq(self.row.addr),
+                                 ca_i.eq(self.row.rem), ca_a.eq(self.row.addr)]
+                    with m.If(b_mac | b_id):
+                        m.next = "TILE_INIT_B"
+                    with m.Else():
+                        m.next = "ROWSETUP"
+            with m.State("TILE_INIT_B"):
+                drive_row(m, self.row, Mux(b_s2, ins.row0 << 1, ins.row0), db)
+                m.next = "TILE_INIT_B2"
+            with m.State("TILE_INIT_B2"):
+                with m.If(~self.row.busy):
+                    m.d.sync += [yb_i.eq(self.row.rem), yb_a.eq(self.row.addr)]
+                    m.next = "ROWSETUP"
+
+            # row table of the output row, one operand-a row per cycle (ring steps), then
+            # src_b's row y (or 2y)
+            with m.State("ROWSETUP"):
+                with m.If(row_i < ins.k):
+                    nxt_i, nxt_a = ring_step(ca_i, ca_a, da)
+                    m.d.sync += [rowaddr[row_i].eq(ca_a), rowvalid[row_i].eq((row_r >= 0) & (row_r < da.height)),
+                                 ca_i.eq(nxt_i), ca_a.eq(nxt_a), row_i.eq(row_i + 1)]
+                with m.Else():
+                    m.d.sync += [rowb.eq(yb_a), x.eq(0), ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1),
+                                 dual.eq(dual0), colmode.eq(0), win.eq(0)]
+                    m.next = "GATHER_A"
+            # next output row: operand a's top row moves by the stride, b's by 1 (2 when strided)
+            with m.State("ROWADV"):
+                ya_n_i, ya_n_a = ring_step(ya_i, ya_a, da)
+                yb_n_i, yb_n_a = ring_step(yb_i, yb_a, db)
+                with m.If(~adv):
+                    m.d.sync += [ya_i.eq(ya_n_i), ya_a.eq(ya_n_a), yb_i.eq(yb_n_i), yb_a.eq(yb_n_a), adv.eq(1)]
+                with m.Else():
+                    with m.If(ins.stride == 2):
+                        m.d.sync += [ya_i.eq(ya_n_i), ya_a.eq(ya_n_a), ca_i.eq(ya_n_i), ca_a.eq(ya_n_a)]
+                    with m.Else():
+                        m.d.sync += [ca_i.eq(ya_i), ca_a.eq(ya_a)]
+                    with m.If(b_s2):
+                        m.d.sync += [yb_i.eq(yb_n_i), yb_a.eq(yb_n_a)]
+                    m.d.sync += adv.eq(0)
+                    m.next = "ROWSETUP"
+
+            # pattern operand: taps (k-1, k-1) down to (0, 0), one read of pe_cin channels per
+            # cycle into window slot i*k_max + j (the pattern words hold bit c*k_max^2 + i*k_max + j);
+            # the beat is issued as the last tap lands, and the next chunk's first read goes out
+            # in the same cycle: k^2 cycles per chunk
+            with m.State("GATHER_A"):
+                with m.If(use_pe):
+                    read(rowaddr[gi] + col * da.channels + ins.cin0 + ch * PC, rowvalid[gi] & col_ok, 0,
+                         gi * K + gj, ins.na - ch * PC, dual)
+                    with m.If(colmode):
+                        # sliding window: only the new column j = k-1, rows k-1 .. 0
+                        with m.If(gi == 0):
+                            m.next = "ISSUE_A"
+                        with m.Else():
+                            m.d.sync += gi.eq(gi - 1)
+                    with m.Elif(gj == 0):
+                        m.d.sync += gj.eq(ins.k - 1)
+                        with m.If(gi == 0):
+                            m.next = "ISSUE_A"
+                        with m.Else():
+                            m.d.sync += gi.eq(gi - 1)
+                    with m.Else():
+                        m.d.sync += gj.eq(gj - 1)
+                with m.Else():
+                    # 1x1 on the MAC array: mac_cols input channels cin0 + ch*Q .. per beat
+                    read(rowaddr[0] + xs * da.channels + ins.cin0 + ch * Q, rowvalid[0], 1, 0, ins.na - ch * Q)
+                    m.next = "ISSUE_A"
+            with m.State("ISSUE_A"):
+                done_a = Signal()
+                with m.If(use_pe):
+                    m.d.comb += [pe_issue.eq(1), done_a.eq(pe_take)]
+                with m.Else():
+                    m.d.comb += [ma_issue.eq(1), self.pixel.payload.w_addr.eq(ins.wa + ch),
+                                 self.pixel.payload.first.eq(ch == 0),
+                                 self.pixel.payload.last.eq(ch == chunks_a - 1),
+                                 done_a.eq(self.pixel.ready)]
+                ch_next = Signal(16)       # the next pass's first chunk
+                m.d.comb += ch_next.eq(ch + 1 + dual)
+                with m.If(done_a):
+                    m.d.sync += xv.eq(0)
+                    if CS:
+                        m.d.sync += win.eq(0)
+                        with m.If(slide_ok):
+                            m.d.comb += [cs_w.addr.eq(ch), cs_w.en.eq(1)]
+                    else:
+                        m.d.sync += win.eq(Mux(slide_ok, win_shifted, 0))
+                    with m.If(ch_next == chunks_a):
+                        m.d.sync += ch.eq(0)
+                        with m.If(b_mac | b_id):
+                            m.next = "GATHER_B"
+                        with m.Else():
+                            m.next = "POS_NEXT"
+                    with m.Else():
+                        m.d.sync += ch.eq(ch_next)
+                        with m.If(use_pe):
+                            nxt_dual = Signal()
+                            m.d.comb += nxt_dual.eq(DUAL & (ch_next + 1 < chunks_a))
+                            # gj is k - 1 here (set with the pass's last read), so col is
+                            # tap (k-1, k-1)'s column: one address multiplier serves both
+                            read(rowaddr[ins.k - 1] + col * da.channels + ins.cin0 + ch_next * PC,
+                                 rowvalid[ins.k - 1] & col_ok, 0, slot_last,
+                                 ins.na - ch_next * PC, nxt_dual)
+                            m.d.sync += dual.eq(nxt_dual)
+                            if CS:
+                                with m.If(colmode):
+                                    # the next chunk's window from the store, its new column next
+                                    m.d.comb += cs_r.addr.eq(ch_next)
+                                    m.d.sync += [win.eq(win_stored), gi.eq(ins.k - 2)]
+                                with m.Else():
+                                    m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2)]
+                            else:
+                                m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2)]
+                            m.next = "GATHER_A"
+                        with m.Else():
+                            read(rowaddr[0] + xs * da.channels + ins.cin0 + (ch + 1) * Q, rowvalid[0], 1, 0,
+                                 ins.na - (ch + 1) * Q)
+            with m.State("GATHER_B"):
+                with m.If(b_mac):
+                    read(rowb + Mux(b_s2, x << 1, x) * db.channels + ins.cin0_b + ch * Q, 1, 1, 0, ins.nb - ch * Q)
+                with m.Else():
+                    read(rowb + x * db.channels + ins.cin0_b, 1, 2, 0, ins.nb)
+                m.next = "ISSUE_B"
+            with m.State("ISSUE_B"):
+                with m.If(b_mac):
+                    m.d.comb += [ma_issue.eq(1), self.pixel.payload.w_addr.eq(ins.wb + ch),
+                                 self.pixel.payload.first.eq(ch == 0),
+                                 self.pixel.payload.last.eq(ch == chunks_b - 1)]
+                    with m.If(self.pixel.ready):
+                        m.d.sync += xv.eq(0)
+                        with m.If(ch == chunks_b - 1):
+                            m.d.sync += ch.eq(0)
+                            m.next = "POS_NEXT"
+                        with m.Else():
+                            m.d.sync += ch.eq(ch + 1)
+                            read(rowb + Mux(b_s2, x << 1, x) * db.channels + ins.cin0_b + (ch + 1) * Q, 1, 1, 0,
+                                 ins.nb - (ch + 1) * Q)
+                with m.Else():
+                    with m.If((skip_n != 2) | skip_pop):
+                        m.d.comb += skip_push.eq(1)
+                        m.next = "POS_NEXT"
+            with m.State("POS_NEXT"):
+                m.d.sync += [ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1), dual.eq(dual0)]
+                with m.If(x == dd.width - 1):
+                    m.d.sync += [x.eq(0), y.eq(y + 1), row_i.eq(0)]
+                    with m.If(y + 1 == ins.row0 + ins.rows):
+                        m.next = "DONE"
+                    with m.Else():
+                        m.next = "ROWADV"
+                with m.Else():
+                    m.d.sync += [x.eq(x + 1), colmode.eq(slide_ok)]
+                    if CS:
+                        with m.If(slide_ok):
+                            # chunk 0's window, stored as its beat was issued (cs_r.addr is 0)
+                            m.d.sync += win.eq(win_stored)
+                    m.next = "GATHER_A"
+            with m.State("DONE"):
+                m.d.comb += self.done.eq(1)
+                with m.If(self.release):
+                    m.d.sync += [use_pe.eq(0), b_mac.eq(0), b_id.eq(0)]
+                    m.next = "IDLE"
+        return m

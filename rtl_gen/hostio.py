@@ -1,0 +1,129 @@
+"""Load and Store: the host link's byte streams <-> the accelerator's memories.
+
+- :class:`Load` (``LOAD``): input rows from ``rx`` (HWC codes) into the destination tensor's
+  ring. Latency: one RowAddress (19 cycles) per row, then one byte per cycle as ``rx``
+  delivers (``rows * (19 + width * channels) + 1`` cycles when ``rx`` never stalls).
+- :class:`Store` (``STORE``): ``length`` bytes of the logit memory (int64, little-endian) on
+  ``tx``. Throughput: one byte per two cycles (``2 * length + 1`` when ``tx`` never stalls).
+
+Each raises ``done`` (one cycle) in its last cycle; ``start`` is a one-cycle pulse with the
+instruction (and descriptors) held until ``done``.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from sephw.arch import isa
+from sephw.arch.formats import TENSOR_DESC
+
+from .arith import check_int
+from .rowaddr import ROW_PORT, drive_row
+
+__all__ = ["Load", "Store"]
+
+
+class Load(wiring.Component):
+    """Host bytes -> activation memory (see the module docstring).
+
+    Attributes
+    ----------
+    start : In(1), done : Out(1)
+    ins : In(isa.WORD layout)
+        ``row0``, ``rows``.
+    dst : In(TENSOR_DESC layout)
+    rx : In(stream.Signature(8))
+    row : Out(ROW_PORT)
+        The shared RowAddress.
+    waddr : Out(32), wdata : Out(8), wen : Out(1)
+        One activation byte per cycle (zero when not writing).
+    """
+
+    def __init__(self):
+        super().__init__({
+            "start": In(1), "done": Out(1),
+            "ins": In(isa.WORD.layout()), "dst": In(TENSOR_DESC.layout()),
+            "rx": In(stream.Signature(8)),
+            "row": Out(ROW_PORT),
+            "waddr": Out(32), "wdata": Out(8), "wen": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        ins, dd = self.ins, self.dst
+        y = Signal(16)
+        e = Signal(32)
+        rowb = Signal(32)
+        with m.FSM(name="load"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += y.eq(ins.row0)
+                    m.next = "ROW"
+            with m.State("ROW"):
+                with m.If(y == ins.row0 + ins.rows):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    drive_row(m, self.row, y, dd)
+                    m.next = "ROW2"
+            with m.State("ROW2"):
+                with m.If(~self.row.busy):
+                    m.d.sync += [rowb.eq(self.row.addr), e.eq(0)]
+                    m.next = "BYTE"
+            with m.State("BYTE"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.rx.valid):
+                    m.d.comb += [self.waddr.eq(rowb + e), self.wdata.eq(self.rx.payload), self.wen.eq(1)]
+                    m.d.sync += e.eq(e + 1)
+                    with m.If(e == dd.width * dd.channels - 1):
+                        m.d.sync += y.eq(y + 1)
+                        m.next = "ROW"
+        return m
+
+
+class Store(wiring.Component):
+    """Logit memory -> host bytes (see the module docstring).
+
+    Attributes
+    ----------
+    start : In(1), done : Out(1)
+    ins : In(isa.WORD layout)
+        ``length`` (bytes).
+    logit_addr : Out(range(depth)), logit : In(signed(64))
+        The logit memory's read port (one cycle latency).
+    tx : Out(stream.Signature(8))
+    """
+
+    def __init__(self, depth: int):
+        check_int("depth", depth, 2)
+        self._depth = depth
+        super().__init__({
+            "start": In(1), "done": Out(1),
+            "ins": In(isa.WORD.layout()),
+            "logit_addr": Out(max(1, ceil_log2(depth))), "logit": In(signed(64)),
+            "tx": Out(stream.Signature(8)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        e = Signal(32)
+        m.d.comb += self.logit_addr.eq(e >> 3)
+        with m.FSM(name="store"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += e.eq(0)
+                    m.next = "RD"
+            with m.State("RD"):
+                with m.If(e == self.ins.length):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "TX"
+            with m.State("TX"):
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(self.logit.word_select(e[:3], 8))]
+                with m.If(self.tx.ready):
+                    m.d.sync += e.eq(e + 1)
+                    m.next = "RD"
+        return m

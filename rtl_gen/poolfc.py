@@ -1,0 +1,246 @@
+"""PoolFC: global average pooling's per-channel sums and the FC layer, into the logit memory.
+
+``POOL_FC`` over the rows ``[row0, row0 + rows)`` of ``src_a`` adds each byte to its
+channel's 32-bit sum (pool-sum memory, cleared before the inference's first band); with
+``FLAG_FINAL`` the FC follows on the MAC array: one pass per byte plane of the sums (the
+array takes uint8), ``mac_cols`` sums gathered per beat, planes combined
+``sum_b acc_b << 8b`` in int64 (one lane per cycle), then ``logit = acc * M + B`` (a
+shift-and-add multiply, one bit of M per cycle) into the logit memory.
+
+Latency / throughput (the compiler's POOL_FC model, sephw/compiler/hw.py):
+- clear: ``channels`` cycles, once per inference;
+- pool: per row one RowAddress (19 cycles) + one byte per cycle + 1;
+- FC per block of ``lanes`` outputs: per byte plane ``n_cb * (mac_cols + 2)`` gather and
+  issue cycles, 3 until the accumulators, ``lanes - 1`` lane adds; then
+  ``2 + 32`` cycles per logit.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2, exact_log2
+
+from sephw.arch import isa
+from sephw.arch.formats import PARAM_WORD, TENSOR_DESC
+from sephw.arch.isa import FLAG_FINAL
+
+from .rowaddr import ROW_PORT, drive_row
+
+__all__ = ["PoolFC", "SUM_BITS", "FC_MUL_CYCLES"]
+
+SUM_BITS = 32          # pool sums (unsigned); the FC runs over its 4 byte planes
+FC_MUL_CYCLES = 32     # the FC's serial multiply: one bit of the 32-bit M per cycle
+
+
+class PoolFC(wiring.Component):
+    """Pool sums and FC (see the module docstring).
+
+    Parameters
+    ----------
+    lanes, mac_cols : int
+        The MAC array's rows (FC outputs per block) and columns (sums per beat).
+    pixel_layout : Layout
+        The MAC array's ``pixel`` payload (``x``, ``w_addr``, ``first``, ``last``).
+    channels : int
+        Depth of the pool-sum memory (the widest pooled tensor).
+    classes : int
+        Depth of the logit memory.
+    param_addr_bits : int
+        Address width of the parameter memory (``M`` and ``B`` of each logit).
+
+    Attributes
+    ----------
+    start : In(1), done : Out(1)
+    ins : In(isa.WORD layout), src : In(TENSOR_DESC layout)
+    row : Out(ROW_PORT)
+    raddr : Out(32), rbyte : In(8)
+        The activation memory's read (zero when not reading) and byte 0 of its vector.
+    fc_active : Out(1)
+        The FC owns the MAC array (``pixel`` and ``acc``).
+    pixel : Out(stream.Signature(pixel_layout)), acc : In(stream.Signature(ArrayLayout(signed(32), lanes)))
+    prm_addr : Out(param_addr_bits), prm : In(PARAM_WORD layout)
+        The parameter memory's read port (one cycle latency).
+    logit_w_addr : Out(range(classes)), logit_w_data : Out(signed(64)), logit_w_en : Out(1)
+    """
+
+    def __init__(self, lanes: int, mac_cols: int, pixel_layout, channels: int, classes: int,
+                 param_addr_bits: int):
+        exact_log2(mac_cols)
+        self._lanes, self._cols = lanes, mac_cols
+        self._channels, self._classes = max(2, channels), max(2, classes)
+        super().__init__({
+            "start": In(1), "done": Out(1),
+            "ins": In(isa.WORD.layout()), "src": In(TENSOR_DESC.layout()),
+            "row": Out(ROW_PORT),
+            "raddr": Out(32), "rbyte": In(8),
+            "fc_active": Out(1),
+            "pixel": Out(stream.Signature(pixel_layout)),
+            "acc": In(stream.Signature(data.ArrayLayout(signed(32), lanes))),
+            "prm_addr": Out(param_addr_bits), "prm": In(PARAM_WORD.layout()),
+            "logit_w_addr": Out(range(self._classes)), "logit_w_data": Out(signed(64)),
+            "logit_w_en": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L, Q = self._lanes, self._cols
+        ins, da = self.ins, self.src
+        m.submodules.pool_sums = sums = Memory(shape=SUM_BITS, depth=self._channels, init=[])
+        sums_r, sums_w = sums.read_port(), sums.write_port()
+        m.d.comb += sums_r.en.eq(1)
+
+        y = Signal(16)
+        e = Signal(32)
+        cc = Signal(16)
+        rowb = Signal(32)
+        pool_clear = Signal(init=1)         # the next POOL_FC is the inference's first
+        pool_cw = Signal(16)                # channel of the sum written this cycle
+        pool_last = Signal(SUM_BITS)        # the sum written last cycle
+        pool_fwd = Signal()                 # ... is the one read: use it
+
+        # FC: the gathered sums of one beat (one byte plane), its pending read
+        xv = Signal(Q * 8)
+        pend, pend_in = Signal(), Signal()
+        pend_idx = Signal(16)
+        plane = Signal(2)
+        ch, q = Signal(16), Signal(16)
+        ta = Signal(16)                     # channel of the MAC term
+        m.d.comb += ta.eq(ch * Q + q)
+        m.d.sync += pend.eq(0)
+        with m.If(pend):
+            m.d.sync += xv.word_select(pend_idx[:ceil_log2(Q + 1)], 8).eq(Mux(pend_in, sums_r.data.word_select(plane, 8), 0))
+        m.d.comb += self.pixel.payload.x.eq(xv)
+
+        acc_fc = Array(Signal(signed(64), name=f"acc_fc{l}") for l in range(L))
+        fc_l = Signal(range(L))                     # FC_ACC: the lane being added
+        fc_pay = Array(self.acc.payload[l] for l in range(L))
+        fc_mc, fc_prod = Signal(64), Signal(64)     # FC_MUL: multiplicand (shifted), product
+        fc_mp = Signal(32)                          # multiplier M (shifted)
+        fc_i = Signal(range(FC_MUL_CYCLES))
+        ob, p_out = Signal(16), Signal(16)
+        n_cb = Signal(16)
+        o_idx = Signal(16)
+        m.d.comb += o_idx.eq(ob * L + p_out)
+
+        def pool_read():
+            """Read byte e of the row and its channel's sum (both land next cycle)."""
+            m.d.comb += [self.raddr.eq(rowb + e), sums_r.addr.eq(cc)]
+            m.d.sync += [pool_cw.eq(cc), e.eq(e + 1), cc.eq(Mux(cc == da.channels - 1, 0, cc + 1))]
+
+        with m.FSM(name="poolfc"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += y.eq(ins.row0)
+                    m.next = "START"
+            with m.State("START"):
+                m.d.sync += cc.eq(0)
+                with m.If(pool_clear):
+                    m.next = "CLR"
+                with m.Else():
+                    m.next = "ROW"
+            with m.State("CLR"):
+                m.d.comb += [sums_w.addr.eq(cc), sums_w.data.eq(0), sums_w.en.eq(1)]
+                m.d.sync += cc.eq(cc + 1)
+                with m.If(cc == da.channels - 1):
+                    m.d.sync += pool_clear.eq(0)
+                    m.next = "ROW"
+            with m.State("ROW"):
+                with m.If(y == ins.row0 + ins.rows):
+                    with m.If(ins.flags[FLAG_FINAL.bit_length() - 1]):
+                        m.d.sync += [ob.eq(0), self.fc_active.eq(1),
+                                     n_cb.eq((da.channels + Q - 1) >> exact_log2(Q))]
+                        m.next = "FC_OB"
+                    with m.Else():
+                        m.d.comb += self.done.eq(1)
+                        m.next = "IDLE"
+                with m.Else():
+                    drive_row(m, self.row, y, da)
+                    m.next = "ROW2"
+            with m.State("ROW2"):
+                with m.If(~self.row.busy):
+                    m.d.sync += [rowb.eq(self.row.addr), e.eq(0), cc.eq(0)]
+                    m.next = "POOL_A"
+            # one byte per cycle: the read of byte e (and of its channel's sum) goes out while
+            # byte e-1's sum is written; with one channel the sum read in the cycle of its own
+            # write is stale, so the written value is forwarded
+            with m.State("POOL_A"):
+                pool_read()
+                m.d.sync += pool_fwd.eq(0)
+                m.next = "POOL_B"
+            with m.State("POOL_B"):
+                pool_sum = Mux(pool_fwd, pool_last, sums_r.data) + self.rbyte
+                m.d.comb += [sums_w.addr.eq(pool_cw), sums_w.data.eq(pool_sum), sums_w.en.eq(1)]
+                m.d.sync += [pool_last.eq(pool_sum), pool_fwd.eq(da.channels == 1)]
+                with m.If(e == da.width * da.channels):
+                    m.d.sync += y.eq(y + 1)
+                    m.next = "ROW"
+                with m.Else():
+                    pool_read()
+            with m.State("FC_OB"):
+                with m.If(ob * L >= ins.tc):
+                    m.d.sync += [pool_clear.eq(1), self.fc_active.eq(0)]
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [plane.eq(0), ch.eq(0), q.eq(0), xv.eq(0)]
+                    m.d.sync += [acc_fc[l].eq(0) for l in range(L)]
+                    m.next = "FC_GATHER"
+            with m.State("FC_GATHER"):
+                m.d.comb += sums_r.addr.eq(ta)
+                m.d.sync += [pend.eq(1), pend_in.eq(ta < da.channels), pend_idx.eq(q)]
+                with m.If(q == Q - 1):
+                    m.d.sync += q.eq(0)
+                    m.next = "FC_ISSUE"
+                with m.Else():
+                    m.d.sync += q.eq(q + 1)
+            with m.State("FC_ISSUE"):
+                m.d.comb += [self.pixel.valid.eq(~pend), self.pixel.payload.w_addr.eq(ins.wa + ob * n_cb + ch),
+                             self.pixel.payload.first.eq(ch == 0), self.pixel.payload.last.eq(ch == n_cb - 1)]
+                with m.If(~pend & self.pixel.ready):
+                    m.d.sync += xv.eq(0)
+                    with m.If(ch == n_cb - 1):
+                        m.d.sync += ch.eq(0)
+                        m.next = "FC_ACC"
+                    with m.Else():
+                        m.d.sync += ch.eq(ch + 1)
+                        m.next = "FC_GATHER"
+            # one lane per cycle through one 64-bit adder (the FC runs once per inference; L
+            # adders of 64 bits were ~1,000 LUTs)
+            with m.State("FC_ACC"):
+                with m.If(self.acc.valid):
+                    m.d.sync += acc_fc[fc_l].eq(acc_fc[fc_l] + (fc_pay[fc_l] << (plane * 8)))
+                    with m.If(fc_l == L - 1):
+                        m.d.comb += self.acc.ready.eq(1)
+                        m.d.sync += [fc_l.eq(0), plane.eq(plane + 1)]
+                        with m.If(plane == SUM_BITS // 8 - 1):
+                            m.d.sync += p_out.eq(0)
+                            m.next = "FC_OUT"
+                        with m.Else():
+                            m.next = "FC_GATHER"
+                    with m.Else():
+                        m.d.sync += fc_l.eq(fc_l + 1)
+            with m.State("FC_OUT"):
+                m.d.comb += self.prm_addr.eq(ins.prm + o_idx)
+                with m.If((p_out == L) | (o_idx >= ins.tc)):
+                    m.d.sync += ob.eq(ob + 1)
+                    m.next = "FC_OB"
+                with m.Else():
+                    m.next = "FC_OUT2"
+            # logit = acc * M + B (mod 2^64): a shift-and-add multiplier, one bit of M per cycle
+            # (a 64 x 32-bit multiplier took about 8 DSP48E1 for 10 logits per inference)
+            with m.State("FC_OUT2"):
+                m.d.sync += [fc_mc.eq(acc_fc[p_out[:ceil_log2(L + 1)]]), fc_mp.eq(self.prm.m_a),
+                             fc_prod.eq(self.prm.bias), fc_i.eq(0)]
+                m.next = "FC_MUL"
+            with m.State("FC_MUL"):
+                # bit 31 of M (two's complement) weighs -2^31
+                fc_next = (fc_prod + Mux(fc_mp[0], Mux(fc_i == FC_MUL_CYCLES - 1, -fc_mc, fc_mc), 0))[:64]
+                m.d.sync += [fc_prod.eq(fc_next), fc_mc.eq(fc_mc << 1), fc_mp.eq(fc_mp >> 1), fc_i.eq(fc_i + 1)]
+                with m.If(fc_i == FC_MUL_CYCLES - 1):
+                    m.d.comb += [self.logit_w_addr.eq(o_idx), self.logit_w_en.eq(1),
+                                 self.logit_w_data.eq(fc_next)]
+                    m.d.sync += p_out.eq(p_out + 1)
+                    m.next = "FC_OUT"
+        return m

@@ -1,0 +1,87 @@
+"""System: the host link and the accelerator, siblings wired through the control port.
+
+:class:`System` instantiates :class:`~rtl_gen.hostlink.HostLink` and
+:class:`~rtl_gen.top.Accelerator` side by side and connects the link's ``acc`` port
+(:func:`rtl_gen.control.control_signature`) to the accelerator: memory writes (``host_w``),
+the input and output byte streams, ``start``, and the accelerator's reset (a
+``ResetInserter``: the link's ``RESET`` command resets the accelerator's logic while its
+memories keep their contents). The board top (:mod:`rtl_gen.board`) and the simulated board
+(:mod:`sim.simboard`) build this. A second writer of the memories (the external-memory DMA)
+will join the link's ``host_w`` through an arbiter here.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from amaranth.hdl import Module, ResetInserter
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from sephw.arch.config import ArchConfig
+from sephw.arch.manifest import Manifest
+
+from .hostlink import HostLink
+from .top import Accelerator
+
+__all__ = ["System"]
+
+
+class System(wiring.Component):
+    """Host link + accelerator for one :class:`~sephw.arch.ArchConfig`.
+
+    Parameters
+    ----------
+    arch : ArchConfig
+        The contract both are built from.
+    baud : int
+        UART bits per second.
+    board : str
+        Board name reported by ``INFO``.
+    netlist : str
+        The pattern engine's form (:class:`~rtl_gen.top.Accelerator`).
+    **link_kw
+        Further :class:`~rtl_gen.hostlink.HostLink` parameters (``frame_timeout_cycles``, ...).
+
+    Attributes
+    ----------
+    uart_rx : In(1, init=1), uart_tx : Out(1, init=1)
+        The serial lines.
+    busy, error : Out(1)
+        The host link's (LEDs).
+    """
+
+    def __init__(self, arch: ArchConfig, *, baud: int, board: str, netlist: str = "lut", **link_kw):
+        self._link = HostLink(arch, baud=baud, board=board, **link_kw)
+        self._acc = Accelerator(arch, netlist=netlist)
+        super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "busy": Out(1),
+                          "error": Out(1)})
+
+    @classmethod
+    def from_build(cls, build_dir, *, baud: int = 3_000_000, clk_hz: int | None = None,
+                   netlist: str = "lut", frame_timeout_cycles: int | None = None) -> "System":
+        """The system for a build directory's ArchConfig (``manifest.json``) and board.
+        ``clk_hz`` builds the same design for another clock: that is another ArchConfig, so
+        the device reports another hash and runs builds compiled for that clock."""
+        man = Manifest.read(build_dir)
+        arch = man.arch if clk_hz is None else replace(man.arch, clock_hz=int(clk_hz))
+        return cls(arch, baud=baud, board=man.board, netlist=netlist,
+                   frame_timeout_cycles=frame_timeout_cycles)
+
+    link = property(lambda self: self._link, doc="The :class:`~rtl_gen.hostlink.HostLink`.")
+    accelerator = property(lambda self: self._acc, doc="The :class:`~rtl_gen.top.Accelerator`.")
+    arch = property(lambda self: self._acc.arch, doc="The :class:`~sephw.arch.ArchConfig`.")
+
+    def elaborate(self, platform):
+        m = Module()
+        link, acc = self._link, self._acc
+        m.submodules.link = link
+        m.submodules.accelerator = ResetInserter(link.acc.reset)(acc)
+        ctl = link.acc
+        wiring.connect(m, ctl.host_w, acc.host_w)
+        wiring.connect(m, ctl.rx, acc.rx)
+        wiring.connect(m, acc.tx, ctl.tx)
+        m.d.comb += [acc.start.eq(ctl.start), ctl.done.eq(acc.done), ctl.error.eq(acc.error),
+                     ctl.cycles.eq(acc.cycles),
+                     link.uart_rx.eq(self.uart_rx), self.uart_tx.eq(link.uart_tx),
+                     self.busy.eq(link.busy), self.error.eq(link.error)]
+        return m
