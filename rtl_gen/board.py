@@ -55,7 +55,7 @@ class BoardTop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.system = link = self._system
+        m.submodules.system = system = self._system
         if platform is None:
             return m
         clk = platform.lookup(platform.default_clk)
@@ -77,8 +77,8 @@ class BoardTop(Elaboratable):
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
-        m.d.comb += [link.uart_rx.eq(rx.i), tx.o.eq(link.uart_tx)]
-        for i, sig in enumerate((link.busy, link.error)):
+        m.d.comb += [system.uart_rx.eq(rx.i), tx.o.eq(system.uart_tx)]
+        for i, sig in enumerate((system.busy, system.error)):
             m.submodules[f"led{i}"] = led = io.Buffer("o", platform.request("led", i, dir="-"))
             m.d.comb += led.o.eq(sig)
         return m

@@ -6,9 +6,10 @@ The fetcher runs ahead of the sequencer: as soon as the sequencer takes an instr
 ``dst`` descriptors: one memory read each), so that instruction's fetch overlaps the current
 one's execution. It stops after fetching ``END`` until the next ``go``.
 
-Latency: a command is valid 5 cycles after ``go`` (the Program's first) or after the previous
-one is taken (the compiler's ``TOP_FETCH_NEXT``; the sequencer's cycle counter starts the
-cycle after ``go``, so the first instruction costs ``TOP_FETCH_FIRST`` = 5 more).
+Latency: a command is valid 5 cycles after ``go`` (the Program's first: the compiler's
+``TOP_FETCH_FIRST``, cycles the first instruction costs beyond the others) or after the
+previous one is taken (``TOP_FETCH_NEXT``). ``go`` must not coincide with ``ready`` (the top
+pulses it from its idle state): it drops a command without a transfer.
 Throughput: one instruction per 5 cycles; an instruction that runs for fewer cycles than that
 (``SYNC``, ``NOP``) waits for the next one's fetch.
 """

@@ -20,7 +20,7 @@ one ring step per row; zero outside the image = padding, zero beyond the operand
   into a two-entry queue towards the PostProcess (``skip``, 2 cycles).
 
 Latency and throughput per tile are the compiler's RTL cycle model (sephw/compiler/hw.py,
-``top_instruction_cycles`` and ``_pattern_beats``): per row ``k`` row-table cycles + 1 (+2
+``unit_cycles`` and ``_pattern_beats``): per row ``k`` row-table cycles + 1 (+2
 for every row after the first), per position ``1`` (POS_NEXT) on top of the operands'.
 ``done`` rises once every position's beats are issued; the tile is over when the writer has
 stored the last position too (the top's ``release``).

@@ -6,7 +6,8 @@ FC parameters, logits; the activation memory is :class:`~rtl_gen.actmem.Activati
 the pattern, weight and parameter memories live in the engines) and wires the units, each
 a ``wiring.Component`` in its own file with its latency and throughput stated there:
 
-- :class:`~rtl_gen.fetch.FetchDecode`: the instruction and its tensor descriptors;
+- :class:`~rtl_gen.fetch.FetchDecode`: the next instruction and its tensor descriptors, fetched
+  while the current one runs (a one-entry command queue);
 - :class:`~rtl_gen.hostio.Load` (``LOAD``: input rows from the host link's ``rx``) and
   :class:`~rtl_gen.hostio.Store` (``STORE``: the logits on ``tx``);
 - :class:`~rtl_gen.gather.Gather` (``CONV_PATTERN`` / ``CONV_INT`` / ``PRB`` / ``RESADD``):
@@ -18,9 +19,11 @@ a ``wiring.Component`` in its own file with its latency and throughput stated th
 - :class:`~rtl_gen.poolfc.PoolFC` (``POOL_FC``: pool sums; ``FLAG_FINAL``: the FC on the MAC
   array into the logit memory).
 
-The sequencer runs the Program in order, one instruction at a time: it fetches and decodes
-an instruction, starts its unit(s) and waits for their ``done`` (``SYNC`` and ``NOP`` cost
-only the fetch; ``END`` raises ``done``). The units meet the engines through lib.stream
+The sequencer runs the Program in order, one instruction at a time: it takes an instruction
+from FetchDecode's queue, starts its unit(s) in ``DISPATCH`` and waits for their ``done``, in
+whose cycle it takes the next one (``SYNC`` and ``NOP`` wait only for the next fetch; ``END``
+raises ``done``). The compiler's cycle model is built from the same figures
+(``hw.unit_cycles`` per unit, ``hw.top_instruction_cycles`` per instruction). The units meet the engines through lib.stream
 handshakes; the shared RowAddress divider and the activation memory's ports are driven by one
 unit at a time (idle units drive zeros, the top ORs them).
 

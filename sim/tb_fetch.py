@@ -237,11 +237,14 @@ class FetchTB:
             if len(self.taken) >= want:
                 break
             await RisingEdge(self.dut.clk)
-        self.active = False
         assert len(self.taken) >= want, f"only {len(self.taken)} of {want} commands in time"
         if cut is None:
-            await ClockCycles(self.dut.clk, 8)     # nothing after END
+            # after END the sink stays ready and the monitor keeps watching: any command
+            # offered now is one too many (the monitor reports it)
+            self.stall = 0.0
+            await ClockCycles(self.dut.clk, 8)
             assert len(self.taken) == len(self.expected), "commands after END"
+        self.active = False
         self.stall = 0.0
 
 

@@ -45,9 +45,10 @@ async def feed_rx(dut, data: list[int], rng: random.Random | None = None, stall:
 
 
 async def record_pc(dut, out: list) -> None:
-    """Append ``(pc, cycles)`` at every change of the top's program counter (``pc`` moves in
-    the sequencer's NEXT state, so the cycle counter there is the boundary between two
-    instructions); one trigger per instruction, not per cycle."""
+    """Append ``(pc, cycles)`` at every change of the top's program counter (``pc`` is the
+    executing instruction's, latched as the sequencer takes it from FetchDecode's queue, so
+    the cycle counter then is the boundary between two instructions); one trigger per
+    instruction, not per cycle."""
     while True:
         await dut.pc.value_change
         await ReadOnly()

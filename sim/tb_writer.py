@@ -37,7 +37,7 @@ from sephw.arch.isa import Instruction, Op
 from sim.tb import StreamDriver, load_case, start_clock_reset, wait_for
 
 CLOCK_NS = 10              # sim.tb.start_clock_reset
-TOP_ROW_ADDR = 19          # sephw.compiler.hw (not imported: it pulls in torch)
+TOP_ROW_ADDR = 19          # sephw.compiler.hw (not imported: it pulls in torch; test_rtl_writer checks it)
 CODE_MIN, CODE_MAX = -256, 255
 
 

@@ -1,5 +1,5 @@
 """The host driver (host/device.py) against (a) a scripted fake device that injects link
-faults, and (b) the simulated board (HostLink around the accelerator top in Verilator, its
+faults, and (b) the simulated board (the host link beside the accelerator top in Verilator, its
 UART on a pseudo-terminal: `sim:BUILD_DIR`, the same driver and serial transport as a real
 board), bit-exact against the integer reference.
 

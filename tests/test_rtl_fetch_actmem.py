@@ -13,14 +13,15 @@ TAG = "fetch_actmem"
 
 
 def test_fetch_decode():
-    """Random Programs fetched in order to END, under random back-pressure, some cut short by
-    a new ``go``: a command is offered 5 cycles after ``go`` or after the previous one was
-    taken, whatever the sink did (the compiler's TOP_FETCH_NEXT)."""
+    """Random Programs fetched in order to END and nothing after it, under random
+    back-pressure, some cut short by a new ``go``: the first command is offered 5 cycles after
+    ``go`` (the compiler's TOP_FETCH_FIRST), each next one 5 cycles after the previous was
+    taken, whatever the sink did (TOP_FETCH_NEXT)."""
     from sephw.compiler import hw
     case = {"params": PARAMS, "seed": 5000, "runs": 40}
     d = run_testbench(FetchActHarness(**PARAMS), TAG, "sim.tb_fetch", case)
     res = json.loads((d / "result.json").read_text())
-    assert res["latency"] == {"first": [hw.TOP_FETCH_NEXT], "next": [hw.TOP_FETCH_NEXT]}
+    assert res["latency"] == {"first": [hw.TOP_FETCH_FIRST], "next": [hw.TOP_FETCH_NEXT]}
 
 
 def test_activation_memory():

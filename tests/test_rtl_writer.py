@@ -17,3 +17,10 @@ def test_writer(config):
     params = CONFIGS[config]
     case = {**params, "seed": 4000 + list(CONFIGS).index(config) * 10, "tiles": 16}
     run_testbench(Writer(**params), f"writer_{config}", "sim.tb_writer", case)
+
+
+def test_writer_testbench_row_address_cost_is_the_models():
+    """The testbench's RowAddress cost (it does not import the compiler) is the cycle model's."""
+    from sephw.compiler import hw
+    from sim import tb_writer
+    assert tb_writer.TOP_ROW_ADDR == hw.TOP_ROW_ADDR

@@ -56,7 +56,10 @@ class UnitCosts:
     # WindowGen (the measured line-buffer window generator, which the top never instantiated;
     # removed), folded in here so the fitted estimates do not move.
     control_lut: float = 5393.0
-    control_ff: float = 3000.0
+    # 3,000 before FetchDecode's command queue and the units' own counters (rtl_gen/fetch.py,
+    # the executing instruction's copy in rtl_gen/top.py: 16 + 256 + 3 descriptors): Yosys
+    # synth_xilinx of the shipped and ResNet-20 board tops grew by 632 and 597 FF with them.
+    control_ff: float = 3600.0
     # FFs per bit of the top's gather window (pe_cin x k_max^2 x a_bits bits: the registers the
     # gatherer fills one tap per read). The per-bit FF cost measured on the removed WindowGen's
     # k x k window (1,130 FF for 576 bits, bench/results/engines.json), kept so the estimates
@@ -295,7 +298,7 @@ def tile_cycles(costs: list[OpCost], tc: int, npos: int, cfg: EngineConfig, fill
 CYCLE_MODEL = "RTL top as built (rtl_gen/top.py sequencer and units, docs/isa.md)"
 TOP_DISPATCH = 1        # DISPATCH: the instruction's unit(s) started (rtl_gen/top.py)
 TOP_FETCH_NEXT = 5      # FetchDecode: an instruction taken -> the next one in its queue (rtl_gen/fetch.py)
-TOP_FETCH_FIRST = 5     # start -> the first instruction taken, + 1 (the first instruction's extra cycles)
+TOP_FETCH_FIRST = 5     # start -> the first instruction taken (its fetch: the first instruction's extra cycles)
 TOP_ROW_ADDR = 19       # one RowAddress (16-step divider + multiply): start cycle + 18 waiting
 TOP_ISSUE = 2           # FC_ISSUE after the last gather read: read in flight, then the handshake
 TOP_ROW_ADV = 2         # ROWADV: operand a's top row moves by the stride, b's by 1 or 2
@@ -439,8 +442,11 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
         fetch = cfg.pattern_slices - 1
         fetch_each = fetch if chunks_a > 1 else 0
         lat_a = lat_pp + a.bits + (fetch if chunks_a > 1 or ins.rows * dst.width == 1 else 0)
+        # a beat whose pattern word is fetched loads pattern_slices cycles after it is accepted
+        # at the earliest: back to back, the engine takes one beat per max(a_bits, slices)
+        period = max(a.bits, cfg.pattern_slices) if chunks_a > 1 else a.bits
         if dual and chunks_a % 2 == 0:
-            lat_a += a.bits             # the last beat waits in the hold register for one beat
+            lat_a += period             # the last beat waits in the hold register for one beat
     else:
         per_a = 1 + math.ceil(ins.na / cfg.mac_cols)
         lat_a = lat_pp
@@ -465,13 +471,14 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
         # or the pattern engine sets the pace; then the tile ends as the last beat's codes are
         # written
         if dual:
-            # one beat per a_bits cycles from the first beat, the gatherer running ahead by the
-            # three beats the engine and the hold register keep; a row change costs the
-            # gatherer's full pass, which shows when it is longer than that backlog
+            # one beat per period (a_bits, or pattern_slices if more) from the first beat, the
+            # gatherer running ahead by the three beats the engine and the hold register keep;
+            # a row change costs the gatherer's full pass, which shows when it is longer than
+            # that backlog
             first = init + ins.k + 1 + kk + 2 + fetch
             turn = b_pos + 1 + TOP_ROW_ADV + ins.k + 1 + kk + 1 + fetch_each
-            gap = max(0, turn - 3 * a.bits + 1)
-            last = first + (ins.rows * w * chunks_a - 1) * a.bits + (ins.rows - 1) * gap
+            gap = max(0, turn - 3 * period + 1)
+            last = first + (ins.rows * w * chunks_a - 1) * period + (ins.rows - 1) * gap
         else:
             last = init + _pattern_beats(cfg, ins, a.bits, w, chunks_a, b_pos, slide)
         return max(cyc + drain, last + lat_pp + a.bits + wr + 1)
