@@ -84,16 +84,16 @@ def build_component(component, tag: str, speed: bool = False):
     if isinstance(component, (str, Path)):
         # a Verilog file written elsewhere (``sephw compile``'s top.v): simulated as written,
         # its top module renamed to the testbenches' toplevel
-        text, name = _verilog_file(Path(component))
+        text = _verilog_file(Path(component))
     else:
         text = verilog.convert(component, name=TOPLEVEL, emit_src=False)
     with build_lock(build_dir):
         return _build(text, build_dir, sim, speed)
 
 
-def _verilog_file(path: Path) -> tuple[str, str]:
+def _verilog_file(path: Path) -> str:
     """The Verilog of ``path`` with its top module (Yosys marks it ``(* top = 1 *)``) renamed
-    to ``TOPLEVEL``; (text, original name)."""
+    to ``TOPLEVEL``."""
     import re
     text = path.read_text()
     found = re.search(r"\(\*\s*top\s*=\s*1\s*\*\)(?:\s*\(\*[^*]*\*\))*\s*module\s+([^\s(]+)", text)
@@ -104,7 +104,7 @@ def _verilog_file(path: Path) -> tuple[str, str]:
         if re.search(rf"^module\s+{TOPLEVEL}[\s(]", text, flags=re.M):
             raise ValueError(f"{path}: already has a module named {TOPLEVEL!r}")
         text = text[:found.start(1)] + TOPLEVEL + text[found.end(1):]
-    return text, name
+    return text
 
 
 def _build(text: str, build_dir: Path, sim: str, speed: bool):
