@@ -20,11 +20,19 @@ from cocotb_tools.runner import Verilator, get_runner
 
 from rtl_gen.xc7 import SIM_MODELS as XC7_SIM_MODELS, uses_xc7_cells
 
-__all__ = ["ROOT", "simulator", "setup_verilator", "build_lock", "build_component", "run_testbench"]
+__all__ = ["ROOT", "TB_ENV", "simulator", "setup_verilator", "build_lock", "build_component",
+           "run_testbench"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ROOT = Path(os.environ.get("SEPHW_SIM_BUILD", ROOT / "build" / "sim"))
 TOPLEVEL = "top"
+
+# Environment of every cocotb run. cocotb installs pytest's assertion rewriting for the files
+# matching COCOTB_REWRITE_ASSERTION_FILES, by default "*.py": every module the testbench
+# imports (torch's ~850 included) was recompiled from source on each run, and the runner's
+# PYTHONDONTWRITEBYTECODE kept the result from being cached: 11 s of each run's start against
+# 2 s for the same imports without the hook. Only the testbenches' own files are rewritten.
+TB_ENV = {"COCOTB_REWRITE_ASSERTION_FILES": "tb.py tb_*.py"}
 
 
 def simulator() -> str:
@@ -218,7 +226,7 @@ def run_testbench(component, tag: str, test_module: str, case: dict, testcase: s
         results = runner.test(
             test_module=test_module, hdl_toplevel=TOPLEVEL, testcase=testcase,
             build_dir=build_dir, test_dir=test_dir, waves=_waves(),
-            extra_env={"SEPHW_TB_CASE": str(case_file)}, log_file=log_file,
+            extra_env={**TB_ENV, "SEPHW_TB_CASE": str(case_file)}, log_file=log_file,
         )
     except SystemExit as exc:  # the runner exits the process on failures under pytest
         log = log_file.read_text(errors="replace") if log_file.exists() else ""

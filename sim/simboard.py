@@ -26,17 +26,28 @@ from pathlib import Path
 from host.transport import SIM_PREFIX, SerialTransport, Transport
 from sephw.arch import Manifest
 
-__all__ = ["SimBoard"]
+__all__ = ["SimBoard", "board_system", "sim_tag"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _sim_tag(build_dir: Path, baud: int, netlist: str, frame_timeout_cycles) -> str:
+def board_system(build_dir, netlist: str = "word", frame_timeout_cycles: int | None = None):
+    """The simulated board's design: :meth:`rtl_gen.system.System.from_build` at the build's
+    clock with 8 clocks per bit (``baud = clock_hz // 8``). tests/test_rtl_hostlink.py drives the
+    same design over its pins, so the two share one Verilator build (:func:`sim_tag`)."""
+    from rtl_gen.system import System
+    clock = Manifest.read(build_dir).arch.clock_hz
+    return System.from_build(build_dir, baud=clock // 8, clk_hz=clock, netlist=netlist,
+                             frame_timeout_cycles=frame_timeout_cycles)
+
+
+def sim_tag(build_dir, netlist: str = "word", frame_timeout_cycles: int | None = None) -> str:
     """Build cache key of the simulated board: everything :meth:`System.from_build` depends
     on (the ArchConfig, the board name INFO reports, the link's settings) and the sources of
     the RTL generator and the hardware contract, so that a cached simulator is reused without
     regenerating the Verilog (seconds to minutes) and is never stale."""
     man = Manifest.read(build_dir)
+    baud = man.arch.clock_hz // 8
     sources = hashlib.sha1()
     for f in sorted((ROOT / "rtl_gen").glob("*.py")) + sorted((ROOT / "sephw" / "arch").glob("*.py")):
         sources.update(f.parent.name.encode() + b"/" + f.name.encode() + f.read_bytes())
@@ -80,9 +91,8 @@ class SimBoard(Transport):
 
     # -- start and stop ---------------------------------------------------------------------
     def _start(self, netlist: str, frame_timeout_cycles) -> None:
-        from rtl_gen.system import System
         from sim.runner import BUILD_ROOT, TOPLEVEL, build_component, build_lock, simulator
-        tag = _sim_tag(self.build_dir, self.baud, netlist, frame_timeout_cycles)
+        tag = sim_tag(self.build_dir, netlist, frame_timeout_cycles)
         t0 = time.perf_counter()
         # a speed build (only the top's ports visible; the testbench touches nothing else)
         sim_dir = BUILD_ROOT / simulator() / (tag + "_speed" if simulator() == "verilator" else tag)
@@ -96,8 +106,7 @@ class SimBoard(Transport):
             self._log(f"[sim board] building the simulator (host link + accelerator, {netlist} netlist, "
                       f"{self.clock_hz / 1e6:g} MHz, {self.baud} baud; Verilator: minutes the first time, "
                       f"cached in {sim_dir})")
-            dut = System.from_build(self.build_dir, baud=self.baud, clk_hz=self.clock_hz, netlist=netlist,
-                                    frame_timeout_cycles=frame_timeout_cycles)
+            dut = board_system(self.build_dir, netlist, frame_timeout_cycles)
             _, sim_dir = build_component(dut, tag, speed=True)
         self.build_seconds = time.perf_counter() - t0
         self._log(f"[sim board] {'found' if self.cached else 'built'} in {self.build_seconds:.1f} s; "
@@ -200,7 +209,7 @@ class SimBoard(Transport):
 
 def _serve_board(sim_dir: str, run_dir: str) -> None:
     """Subprocess entry of :class:`SimBoard`: run :mod:`sim.tb_board` on the built design."""
-    from sim.runner import TOPLEVEL, _Verilator, get_runner, setup_verilator, simulator
+    from sim.runner import TB_ENV, TOPLEVEL, _Verilator, get_runner, setup_verilator, simulator
     if simulator() == "verilator":
         setup_verilator()
         runner = _Verilator()
@@ -209,4 +218,4 @@ def _serve_board(sim_dir: str, run_dir: str) -> None:
     run_dir = Path(run_dir)
     runner.test(test_module="sim.tb_board", hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
                 build_dir=sim_dir, test_dir=run_dir,
-                extra_env={"SEPHW_TB_CASE": str(run_dir / "case.json")}, log_file=run_dir / "sim.log")
+                extra_env={**TB_ENV, "SEPHW_TB_CASE": str(run_dir / "case.json")}, log_file=run_dir / "sim.log")

@@ -14,6 +14,14 @@ import torch
 torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` (a whole accelerator built in Verilator or synthesized, minutes
+    each on a fresh clone) run first, in collection order, the others after them: with two
+    workers (``make test``: ``-n 2 --dist worksteal``) the last minutes are then short tests
+    spread over both workers, not one worker finishing a long build while the other waits."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def write_idx(path: Path, arr: np.ndarray, gz: bool = True) -> None:
     """Write ``arr`` (uint8) as an IDX file, gzipped when ``gz``."""
     header = struct.pack(">HBB", 0, 0x08, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape)

@@ -20,7 +20,30 @@ def build_copy(sepnet_build, tmp_path):
     return dst
 
 
-def test_arty_vivado_project_and_yosys_estimate(build_copy):
+@pytest.fixture
+def k3_build(tmp_path):
+    """A two-layer network of 3×3 pattern convs (16 and 32 channels, the second at stride 2)
+    compiled on the small overlay: k_max 3, so its pattern engine is 9 taps wide, not the
+    SEP-Net test's 25, and its board top synthesizes in well under half the time."""
+    import torch
+
+    from conftest import SMALL_ENGINE
+    from sephw import binarize, quantize
+    from sephw.compiler import compile_graph
+    from sephw.models import ConvRow, SEPNet
+    torch.manual_seed(0)
+    m = SEPNet((ConvRow("conv1", 16, 3, 1, 1), ConvRow("conv2", 32, 3, 2, 1)),
+               in_channels=1, num_classes=10, stem="small").eval()
+    binarize.binarize_model(m)
+    calib = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    ir, _ = compile_graph(quantize.quantize(m, calib), "arty-a7-35", tmp_path / "build", engine=SMALL_ENGINE)
+    assert ir.cfg.k_max == 3
+    return tmp_path / "build"
+
+
+@pytest.mark.slow
+def test_arty_vivado_project_and_yosys_estimate(k3_build):
+    build_copy = k3_build
     r = board_build(build_copy, "arty-a7", synth=True, log=lambda s: None)
     proj = build_copy / "vivado"
     for f in ("sephw.v", "sephw.xdc", "sephw.tcl", "build_sephw.sh"):

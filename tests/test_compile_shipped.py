@@ -22,6 +22,7 @@ def test_shipped_model_compiles(board, tmp_path):
         assert (tmp_path / "build" / f).stat().st_size > 0, f
 
 
+@pytest.mark.slow
 def test_full_size_sepnet_small_does_not_fit_arty_a7():
     torch.manual_seed(0)
     m = models.build("sepnet-small").eval()          # 224×224 RGB, 1000 classes: 1,362,368 weights

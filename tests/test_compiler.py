@@ -367,6 +367,7 @@ def sepnet112() -> ig.IntGraph:
     return _graph("sepnet-small", 112, in_channels=1, num_classes=10, stem="small", width=0.25)
 
 
+@pytest.mark.slow
 def test_not_fit_error_names_layer_and_numbers(sepnet112):
     with pytest.raises(CompileError) as e:
         compile_graph(sepnet112, "arty-a7-35")

@@ -4,11 +4,11 @@
 UART: transmitter into receiver in the Amaranth simulator at integer and fractional
 clocks-per-bit ratios down to the minimum of 4, framing errors and glitches on the receiver.
 HostLink: parameters against the build's manifest, then over its UART pins in Verilator
-(sim/tb_hostlink.py) at 100 MHz / 12 Mbaud (8.33 clocks per bit, fractional): every command
-and error reply, garbage / corrupted / truncated frames, and the whole small SEP-Net of
-tests/test_rtl_top.py loaded, run and read back, logits bit-exact against sephw.reference.
+(sim/tb_hostlink.py) as the simulated board builds it (100 MHz, 12.5 Mbaud: 8 clocks per bit;
+the fractional ratios are the UART tests'): every command and error reply, garbage /
+corrupted / truncated frames, and the whole small SEP-Net of tests/test_rtl_top.py loaded,
+run and read back, logits bit-exact against sephw.reference.
 """
-import hashlib
 import json
 import math
 import random
@@ -194,24 +194,29 @@ def test_hostlink_parameters(sepnet_build):
 
 
 def _run_hostlink(d, testcase, case):
-    """These simulations run millions of cycles (the UART is 83 cycles a byte, the images
-    37 KB): a speed build (top ports only, optimized C++; sim.runner.build_component)."""
+    """These simulations run millions of cycles (the UART is 80 cycles a byte, the images
+    37 KB): a speed build (top ports only, optimized C++; sim.runner.build_component) of the
+    simulated board's own design (sim.simboard.board_system: the build's clock, 8 clocks per
+    bit, the default frame timeout), so that this test and tests/test_host_device.py's
+    simulated-board tests share one Verilator build."""
     from sim.runner import run_testbench
-    dut = _system(d)
-    info = dut.link.info
-    key = json.dumps([dut.arch.tag(), "word", CLK_HZ, BAUD, FRAME_TIMEOUT, info.pack().hex()])
-    tag = "hostlink_" + hashlib.sha1(key.encode()).hexdigest()[:12]
-    case = {**case, "clk_hz": CLK_HZ, "baud": BAUD, "frame_timeout_cycles": FRAME_TIMEOUT,
-            "info": {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.__dict__.items()}}
-    return run_testbench(dut, tag, "sim.tb_hostlink", case, testcase=testcase, speed=True)
+    from sim.simboard import board_system, sim_tag
+    dut = board_system(d)
+    link = dut.link
+    case = {**case, "clk_hz": link.clk_hz, "baud": link.baud, "frame_timeout_cycles": link.frame_timeout_cycles,
+            "info": {k: (list(v) if isinstance(v, tuple) else v) for k, v in link.info.__dict__.items()}}
+    return run_testbench(dut, sim_tag(d), "sim.tb_hostlink", case, testcase=testcase, speed=True), link
 
 
+@pytest.mark.slow
 def test_link_commands(sepnet_build):
     """PING / INFO / every error reply, garbage, corrupted and truncated frames, over the pins."""
     _, d, _ = sepnet_build
-    _run_hostlink(d, "link_commands", {"build_dir": str(d)})
+    _, link = _run_hostlink(d, "link_commands", {"build_dir": str(d)})
+    assert link.clk_hz / link.baud == 8
 
 
+@pytest.mark.slow
 def test_whole_network_over_the_link(sepnet_build):
     """All memory images through LOAD, two images through WRITE_INPUT / RUN / READ_LOGITS /
     READ_CYCLES: logits bit-exact against the reference, cycles as the top's own."""
@@ -224,7 +229,7 @@ def test_whole_network_over_the_link(sepnet_build):
             "expected": [[int(v) for v in row] for row in expected],
             "predicted_cycles": rep["cycles_per_inference"]}
     assert len(case["images"][0]) == math.prod(man["input"]["shape"])
-    test_dir = _run_hostlink(d, "network", case)
+    test_dir, link = _run_hostlink(d, "network", case)
     r = json.loads((test_dir / "result.json").read_text())
     # the top's cycles are data-independent and match the cycle model (test_rtl_top)
     assert len(r["cycles"]) == 3 and len(set(r["cycles"])) == 1
@@ -232,5 +237,5 @@ def test_whole_network_over_the_link(sepnet_build):
     # loading is UART-bound: ~10 bit periods per byte sent, little else
     per_byte = r["load_cycles"] / r["load_bytes"]
     print(f"LOAD: {r['load_frames']} frames, {r['load_bytes']} bytes, {per_byte:.1f} clocks per byte "
-          f"({10 * CLK_HZ / BAUD:.1f} per byte on the wire); RUN {r['cycles'][0]} cycles")
-    assert 10 * CLK_HZ / BAUD <= per_byte <= 1.1 * 10 * CLK_HZ / BAUD
+          f"({10 * link.clk_hz / link.baud:.1f} per byte on the wire); RUN {r['cycles'][0]} cycles")
+    assert 10 * link.clk_hz / link.baud <= per_byte <= 1.1 * 10 * link.clk_hz / link.baud
