@@ -348,6 +348,36 @@ def test_sizing_picks_fewest_rtl_top_cycles_among_fitting_configs():
     assert alts >= 2
 
 
+def test_sizing_is_an_outer_search_over_pure_estimates(monkeypatch):
+    """The sizer runs no pass per candidate: one compile runs each pass once. Its RTL-top
+    estimate of an overlay (size_engines.top_cycles: the tiles and instructions the passes
+    would make, without addresses) is the compiled Program's cycles, and estimating leaves the
+    IR as it was."""
+    import copy
+
+    from sephw.compiler import size_engines
+    g = _graph("resnet20", 32, in_channels=3, num_classes=10)
+    runs = Counter()
+    for cls in pipeline.PIPELINE:
+        orig = cls.run
+        monkeypatch.setattr(cls, "run", lambda self, ir, _orig=orig, _name=cls.__name__:
+                            runs.update([_name]) or _orig(self, ir))
+    ir = pipeline.compile_ir(g, boards.get("arty-a7-35"))
+    assert set(runs.values()) == {1} and len(runs) == len(pipeline.PIPELINE), runs
+    assert ir.bands == 1
+    before = copy.deepcopy((ir.tiles, ir.cfg, [st.tc for lay in ir.layers for st in lay.steps]))
+    assert size_engines.top_cycles(ir, ir.cfg) == ir.cycles
+    # another overlay's estimate: a full compile fixed to it predicts the same cycles
+    other = hw.EngineConfig(8, 8, 8, ir.cfg.k_max, ir.cfg.a_bits, False, 1, ir.cfg.max_width, True)
+    fixed = pipeline.compile_ir(g, boards.get("arty-a7-35"),
+                                engine=dict(lanes=8, pe_cin=8, mac_cols=8, packed=False, pp_units=1))
+    assert fixed.bands == 1 and size_engines.top_cycles(ir, other) == fixed.cycles
+    est = size_engines.estimate(ir, other, size_engines.band_layout(ir, 1).act_bytes)
+    assert est.fits_logic and est.fits_maps and est.resources["dsp"] == fixed.resources["dsp"]
+    assert est.resources["lut"] + est.lutram == fixed.resources["lut"]    # logic + distributed RAM
+    assert (ir.tiles, ir.cfg, [st.tc for lay in ir.layers for st in lay.steps]) == before
+
+
 def test_fixed_overlay_that_does_not_fit_names_its_needs(sepnet):
     """A fixed overlay over the part's logic: the error gives its LUT/FF/DSP needs (and the
     distributed-RAM share when that is what tips it) against the budget."""

@@ -9,6 +9,7 @@ from ..arch.config import ArchConfig
 from ..arch.isa import WORD_BYTES, Instruction, Op
 from ..arch.link import MAX_PAYLOAD  # the host link's frame buffer (docs/protocol.md)
 from ..intgraph import SkipOperand
+from .hw import EngineConfig
 from .ir import CompileError, CompileIR, ProgramEntry, Tile
 from .operands import chunks, operand_reads, param_blocks, param_word
 
@@ -27,70 +28,32 @@ def arch_config(ir: CompileIR) -> ArchConfig:
                       frame_bytes=MAX_PAYLOAD, clock_hz=int(ir.board.clock_hz))
 
 
+def program_of(tiles, instruction) -> list[ProgramEntry]:
+    """The Program of ``tiles`` in order, ``instruction(tile)`` each: a SYNC before the STORE of
+    the logits, then SYNC and END."""
+    out = []
+    for t in tiles:
+        if t.opcode == Op.STORE:
+            out.append(ProgramEntry(Instruction(Op.SYNC, comment="logits complete"), None))
+        out.append(ProgramEntry(instruction(t), t))
+    out.append(ProgramEntry(Instruction(Op.SYNC), None))
+    out.append(ProgramEntry(Instruction(Op.END), None))
+    return out
+
+
 class EmitInstructions:
     CONTRACT = "one instruction per tile (LOAD, CONV_PATTERN, CONV_INT, PRB, RESADD, POOL_FC, STORE), " \
                "then SYNC and END; every field fits its width"
 
     def run(self, ir: CompileIR) -> CompileIR:
         tid = {name: tensor.id for name, tensor in ir.tensors.items()}
-        out = []
-        for t in tqdm(ir.tiles, desc="emit", disable=not ir.progress, leave=False):
-            if t.opcode == Op.STORE:
-                out.append(ProgramEntry(Instruction(Op.SYNC, comment="logits complete"), None))
-            ins = self._instruction(ir, t, tid)
+        def instruction(t: Tile) -> Instruction:
+            ins = tile_instruction(ir, ir.cfg, t, tid)
             ins.encode()      # raises ISAError naming the field that does not fit
-            out.append(ProgramEntry(ins, t))
-        out.append(ProgramEntry(Instruction(Op.SYNC), None))
-        out.append(ProgramEntry(Instruction(Op.END), None))
-        ir.program = out
+            return ins
+        ir.program = program_of(tqdm(ir.tiles, desc="emit", disable=not ir.progress, leave=False), instruction)
         ir.arch = arch_config(ir)
         return ir
-
-    @staticmethod
-    def _instruction(ir: CompileIR, t: Tile, tid: dict[str, int]) -> Instruction:
-        """The instruction that computes tile ``t``; ``tid`` maps tensor names to ids."""
-        cfg = ir.cfg
-        lay = ir.layers[t.layer]
-        n = lay.node
-        if t.opcode == Op.LOAD:
-            return Instruction(Op.LOAD, layer=t.layer, dst=tid[n.name], row0=t.row0, rows=t.rows,
-                               length=t.length, comment=f"band {t.band}: input rows from the host link")
-        if t.opcode == Op.STORE:
-            return Instruction(Op.STORE, layer=t.layer, src_a=tid[n.input], length=t.length,
-                               comment="logits (int64) to the host link")
-        if t.opcode == Op.POOL_FC:
-            return Instruction(Op.POOL_FC, layer=t.layer, src_a=tid[n.input], row0=t.row0, rows=t.rows,
-                               wa=ir.pool_weight_word, prm=ir.prm_base[t.layer], tc=t.tc, flags=t.flags,
-                               comment=f"band {t.band}: {n.name}")
-        st = lay.steps[t.step]
-        op_a = st.operands[0]
-        op_b = st.operands[1] if len(st.operands) > 1 else None
-        blk = (t.c0 - st.out_c0) // st.tc
-        wa = ir.words[(t.layer, t.step, 0)] + blk * chunks(cfg, op_a, st.tc)
-        wb = 0
-        if op_b is not None and not isinstance(op_b, SkipOperand):
-            wb = ir.words[(t.layer, t.step, 1)] + blk * chunks(cfg, op_b, st.tc)
-        # input channels each operand reads (precomputed here so the sequencer needs no
-        # divider): the tile's first group times Cg, and groups in the tile times Cg
-        cin0, na = operand_reads(op_a, t.c0 - st.out_c0, t.tc, st.in_c0)
-        if isinstance(op_b, SkipOperand):
-            cin0_b, nb = t.c0, t.tc
-        elif op_b is not None:
-            cin0_b, nb = operand_reads(op_b, t.c0 - st.out_c0, t.tc, 0)
-        else:
-            cin0_b, nb = 0, 0
-        prm = ir.prm_base[t.layer] + param_word(param_blocks(cfg, lay), t.c0)
-        if prm % cfg.pp_units:
-            raise CompileError(f"{n.name}: the tile at channel {t.c0} has parameter word {prm}, "
-                               f"not a multiple of the {cfg.pp_units} PostProcess units")
-        return Instruction(t.opcode, layer=t.layer, src_a=tid[op_a.input],
-                           src_b=tid[op_b.input] if op_b is not None else tid[op_a.input],
-                           dst=tid[n.name], wa=wa, wb=wb, prm=prm,
-                           c0=t.c0, tc=t.tc, cin0=cin0, cin0_b=cin0_b, na=na, nb=nb,
-                           row0=t.row0, rows=t.rows, k=op_a.k,
-                           stride=op_a.stride, pad=op_a.padding, groups_a=op_a.groups,
-                           groups_b=getattr(op_b, "groups", 0) if op_b is not None else 0,
-                           flags=t.flags, comment=f"band {t.band}: {n.name}")
 
     def check(self, ir: CompileIR) -> None:
         assert ir.program[-1].instruction.op == Op.END
@@ -101,3 +64,55 @@ class EmitInstructions:
             # a tile's instruction computes that tile's layer; SYNC / END have none
             assert (e.tile is None) == (ins.op in (Op.SYNC, Op.END)), ins.text()
             assert e.tile is None or (e.tile.layer == ins.layer and e.tile.opcode == ins.op), ins.text()
+
+
+def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, int],
+                     addresses: bool = True) -> Instruction:
+    """The instruction that computes tile ``t`` on the overlay ``cfg``; ``tid`` maps tensor
+    names to ids. ``addresses=False``: its shape only, the weight, pattern and parameter
+    addresses 0 (AssignAddresses has not run; the cycle model does not read them: the sizer's
+    estimate, size_engines.top_cycles)."""
+    lay = ir.layers[t.layer]
+    n = lay.node
+    if t.opcode == Op.LOAD:
+        return Instruction(Op.LOAD, layer=t.layer, dst=tid[n.name], row0=t.row0, rows=t.rows,
+                           length=t.length, comment=f"band {t.band}: input rows from the host link")
+    if t.opcode == Op.STORE:
+        return Instruction(Op.STORE, layer=t.layer, src_a=tid[n.input], length=t.length,
+                           comment="logits (int64) to the host link")
+    if t.opcode == Op.POOL_FC:
+        return Instruction(Op.POOL_FC, layer=t.layer, src_a=tid[n.input], row0=t.row0, rows=t.rows,
+                           wa=ir.pool_weight_word if addresses else 0,
+                           prm=ir.prm_base[t.layer] if addresses else 0, tc=t.tc, flags=t.flags,
+                           comment=f"band {t.band}: {n.name}")
+    st = lay.steps[t.step]
+    op_a = st.operands[0]
+    op_b = st.operands[1] if len(st.operands) > 1 else None
+    wa = wb = prm = 0
+    if addresses:
+        blk = (t.c0 - st.out_c0) // st.tc
+        wa = ir.words[(t.layer, t.step, 0)] + blk * chunks(cfg, op_a, st.tc)
+        if op_b is not None and not isinstance(op_b, SkipOperand):
+            wb = ir.words[(t.layer, t.step, 1)] + blk * chunks(cfg, op_b, st.tc)
+    # input channels each operand reads (precomputed here so the sequencer needs no
+    # divider): the tile's first group times Cg, and groups in the tile times Cg
+    cin0, na = operand_reads(op_a, t.c0 - st.out_c0, t.tc, st.in_c0)
+    if isinstance(op_b, SkipOperand):
+        cin0_b, nb = t.c0, t.tc
+    elif op_b is not None:
+        cin0_b, nb = operand_reads(op_b, t.c0 - st.out_c0, t.tc, 0)
+    else:
+        cin0_b, nb = 0, 0
+    if addresses:
+        prm = ir.prm_base[t.layer] + param_word(param_blocks(cfg, lay), t.c0)
+    if prm % cfg.pp_units:
+        raise CompileError(f"{n.name}: the tile at channel {t.c0} has parameter word {prm}, "
+                           f"not a multiple of the {cfg.pp_units} PostProcess units")
+    return Instruction(t.opcode, layer=t.layer, src_a=tid[op_a.input],
+                       src_b=tid[op_b.input] if op_b is not None else tid[op_a.input],
+                       dst=tid[n.name], wa=wa, wb=wb, prm=prm,
+                       c0=t.c0, tc=t.tc, cin0=cin0, cin0_b=cin0_b, na=na, nb=nb,
+                       row0=t.row0, rows=t.rows, k=op_a.k,
+                       stride=op_a.stride, pad=op_a.padding, groups_a=op_a.groups,
+                       groups_b=getattr(op_b, "groups", 0) if op_b is not None else 0,
+                       flags=t.flags, comment=f"band {t.band}: {n.name}")

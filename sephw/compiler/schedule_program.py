@@ -6,6 +6,25 @@ from . import hw
 from .ir import CompileIR
 
 
+def tensor_descs(ir: CompileIR) -> dict[int, hw.TensorDesc]:
+    """Tensor id -> what the top reads of its tensor-table entry."""
+    return {t.id: hw.TensorDesc(t.spec.height, t.spec.width, t.spec.channels, t.spec.bits)
+            for t in ir.tensors.values()}
+
+
+def program_cycles(cfg: hw.EngineConfig, instructions: list, desc: dict) -> list[int]:
+    """Each instruction's cycles on the RTL top as built (hw.top_instruction_cycles), in
+    Program order: the first waits for the first fetch; the first POOL_FC of an inference (and
+    the first after each final one) clears the pool sums."""
+    out = []
+    first_pool = True
+    for i, ins in enumerate(instructions):
+        out.append(hw.top_instruction_cycles(cfg, ins, desc, clear_pool_sums=first_pool, first=i == 0))
+        if ins.op == Op.POOL_FC:
+            first_pool = bool(ins.flags & FLAG_FINAL)     # the FC clears the sums again
+    return out
+
+
 class ScheduleProgram:
     CONTRACT = "predict each instruction's start and cycles on the RTL top as built (hw.top_instruction_cycles); " \
                "PRB tiles occupy the pattern engine and the MAC array over the same interval (concurrently, on " \
@@ -18,12 +37,10 @@ class ScheduleProgram:
         # measures); ``engine_cycles``: the engine-level model (hw.tile_cycles: the engines at
         # their measured rates behind an idealised window feed, the sizing objective), kept for comparison;
         # ``busy``: engine-level busy cycles per unit.
-        desc = {t.id: hw.TensorDesc(t.spec.height, t.spec.width, t.spec.channels, t.spec.bits)
-                for t in ir.tensors.values()}
+        cycles = program_cycles(ir.cfg, [e.instruction for e in ir.program], tensor_descs(ir))
         t = 0
         sched = []
-        first_pool = True
-        for i, entry in enumerate(ir.program):
+        for i, (entry, cyc) in enumerate(zip(ir.program, cycles)):
             ins, tile = entry.instruction, entry.tile
             if ins.op == Op.LOAD:
                 eng, busy = tile.length, {"host_link": tile.length}   # 1 byte/cycle from the RX FIFO
@@ -31,9 +48,6 @@ class ScheduleProgram:
                 eng, busy = tile.cycles, dict(tile.busy)
             else:
                 eng, busy = 1, {}
-            cyc = hw.top_instruction_cycles(ir.cfg, ins, desc, clear_pool_sums=first_pool, first=i == 0)
-            if ins.op == Op.POOL_FC:
-                first_pool = bool(ins.flags & FLAG_FINAL)     # the FC clears the sums again
             units = sorted(k for k, v in busy.items() if v > 0)
             sched.append({"index": i, "op": ins.op.name, "layer": ir.layers[ins.layer].name if tile is not None else "",
                           "band": tile.band if tile is not None else None, "start": t, "cycles": int(cyc),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from tqdm import tqdm
 
@@ -16,7 +16,7 @@ from .operands import step_operands, tile_cost, windowed
 SEARCH_LANES = (4, 8, 16, 32, 64)
 SEARCH_PE_CIN = (4, 8, 16, 32, 64)
 SEARCH_MAC_COLS = (2, 4, 8, 16, 32, 64)
-TOP_CYCLES_CANDIDATES = 8  # configs re-ranked by the RTL top's cycle model (full compile each)
+TOP_CYCLES_CANDIDATES = 8  # configs re-ranked by the RTL top's cycle model (top_cycles each)
 SEARCH_PP_UNITS = (1, 2)     # PostProcess lanes per cycle (rtl_gen/postprocess.py, units)
 
 
@@ -38,12 +38,86 @@ def whole_network_cycles(cfg: hw.EngineConfig, ir: CompileIR) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """One overlay as the sizer sees it, computed without compiling (:func:`estimate`).
+
+    ``resources``: the logic (hw.resources); ``lutram``: LUTs of the memories mapped to
+    distributed RAM and ``bram_blocks`` block RAMs, with whole feature maps on chip;
+    ``fits_logic``: the logic and those LUTs within the board's budgets (with headroom);
+    ``fits_maps``: whole maps beside the static memories within the byte budget and the block
+    RAM; ``static_bytes``: weights, patterns, parameters and tables; ``engine_cycles``: the
+    engine-level model (:func:`whole_network_cycles`). Where the logic alone exceeds the
+    budgets, the memories and cycles are not worked out (0, ``bram_blocks`` infinite)."""
+    cfg: hw.EngineConfig
+    resources: dict
+    lutram: int
+    bram_blocks: float
+    fits_logic: bool
+    fits_maps: bool
+    static_bytes: int
+    engine_cycles: int
+
+    @property
+    def key(self) -> tuple:
+        """The engine-level ranking: configs whose memories fit whole maps by cycles (then
+        LUTs, DSPs); the others by the smallest memories (banding then has the most room)."""
+        if self.fits_maps:
+            return (0, self.engine_cycles, self.resources["lut"], self.resources["dsp"])
+        return (1, self.bram_blocks, self.static_bytes, self.engine_cycles)
+
+
+def estimate(ir: CompileIR, cfg: hw.EngineConfig, act1: int) -> Estimate:
+    """The :class:`Estimate` of overlay ``cfg`` for the network of ``ir`` (after CheckLegalize)
+    with whole maps of ``act1`` activation bytes. Pure: reads ``ir``, writes nothing."""
+    b = ir.board
+    r = hw.resources(cfg, ir.costs, b.vendor)
+    if not _logic_fits(r, b):      # the memories and cycles are not worked out
+        return Estimate(cfg, r, 0, math.inf, False, False, 0, 0)
+    static = static_memory(ir, cfg)
+    blocks, lutram, _ = memory_blocks(b.vendor, memory_geometry(cfg, static, act1, 0))
+    # logic is a hard limit: LUTs of the engines and control plus the LUTs of the shallow
+    # memories mapped to distributed RAM (measured on the shipped overlay's board top: Yosys
+    # 23,220 LUTs against 22,633 estimated, so the headroom matters)
+    fits_logic = r["lut"] + lutram <= b.resources["lut"] * LUT_HEADROOM
+    fits_maps = static.total + act1 <= hw.usable_onchip_bytes(b) and \
+        blocks <= b.resources["bram_blocks"] * BRAM_HEADROOM
+    return Estimate(cfg, r, lutram, blocks, fits_logic, fits_maps, static.total, whole_network_cycles(cfg, ir))
+
+
+def _logic_fits(r: dict, board) -> bool:
+    return r["lut"] <= board.resources["lut"] * LUT_HEADROOM and \
+        r["ff"] <= board.resources["ff"] * LUT_HEADROOM and r["dsp"] <= board.resources["dsp"]
+
+
+def top_cycles(ir: CompileIR, cfg: hw.EngineConfig) -> int:
+    """Cycles per inference of the Program on overlay ``cfg`` by the RTL top's model
+    (hw.top_instruction_cycles, what ScheduleProgram predicts and `sephw simulate` measures),
+    with whole maps on chip (one band): the tiles TileLayers would make and the instructions
+    EmitInstructions would emit, their addresses left out (the model does not read them).
+    Pure: reads ``ir``, writes nothing; no pass runs."""
+    from .emit_instructions import program_of, tile_instruction
+    from .schedule_program import program_cycles, tensor_descs
+    from .tile_layers import TileLayers
+    tiles = TileLayers.make_tiles(ir, cfg, band_layout(ir, 1).plan, 1, tc=lambda st: step_tc(cfg, st))
+    tid = {name: tensor.id for name, tensor in ir.tensors.items()}
+    program = program_of(tiles, lambda t: tile_instruction(ir, cfg, t, tid, addresses=False))
+    return sum(program_cycles(cfg, [e.instruction for e in program], tensor_descs(ir)))
+
+
+def step_tc(cfg: hw.EngineConfig, st) -> int:
+    """Output channels per tile of step ``st`` on overlay ``cfg``."""
+    return min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
+
+
 class SizeEngines:
     CONTRACT = "choose lanes, pattern-engine input width, MAC columns, packing and post-process units " \
                "that minimize the RTL top's predicted cycles (among the engine model's best) within the " \
                "board's LUT/FF/DSP budgets and block RAM"
 
     def run(self, ir: CompileIR) -> CompileIR:
+        """An outer search over :func:`estimate` (every candidate) and :func:`top_cycles` (the
+        engine-level model's best few): neither compiles, so no pass runs per candidate."""
         b, g = ir.board, ir.graph
         pat_k = [op.k for lay in ir.layers for st in lay.steps for op in step_operands(st) if op.kind == "pattern"]
         k_max = max(pat_k) if pat_k else 3
@@ -52,12 +126,9 @@ class SizeEngines:
                   for op in step_operands(st) if windowed(op)]
         max_width = max(widths) if widths else 1
         packs = (True, False) if b.dsp_macs_per_slice == 2 else (False,)
-        lut_cap, ff_cap, dsp_cap = b.resources["lut"] * LUT_HEADROOM, b.resources["ff"] * LUT_HEADROOM, b.resources["dsp"]
         # memories: the weights of a config must fit beside the activations of whole maps
         # (banding may shrink those later); a config that cannot is taken only if none can
         act1 = band_layout(ir, 1).act_bytes
-        budget = hw.usable_onchip_bytes(b)
-        best, smallest, fitting = None, None, []
         # configs are admitted with the column store (its LUTs counted); the re-ranking by top
         # cycles also tries each without it. Admitting configs that fit only without the store
         # would reach overlays the LUT model underestimates most (wide k_max = 5 windows: the
@@ -70,70 +141,53 @@ class SizeEngines:
             e = ir.engine
             cands = [(e["lanes"], e["pe_cin"], e["mac_cols"], bool(e.get("packed", False)), e.get("pp_units", 1))]
             cs = bool(e.get("column_store", True))
-        for l, c, q, p, u in tqdm(cands, desc="size engines", disable=not ir.progress, leave=False):
-            cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs)
-            r = hw.resources(cfg, ir.costs, b.vendor)
-            if smallest is None or r["lut"] < smallest[1]["lut"]:
-                smallest = (cfg, r, None)
-            if r["lut"] > lut_cap or r["ff"] > ff_cap or r["dsp"] > dsp_cap:
-                continue
-            static = static_memory(ir, cfg)
-            blocks, lutram, _ = memory_blocks(b.vendor, memory_geometry(cfg, static, act1, 0))
-            # logic is a hard limit: LUTs of the engines and control plus the LUTs of the
-            # shallow memories mapped to distributed RAM (measured on the shipped overlay's board
-            # top: Yosys 23,220 LUTs against 22,633 estimated, so the headroom matters)
-            if r["lut"] + lutram > lut_cap:
-                if smallest[0] == cfg:
-                    smallest = (cfg, r, lutram)
-                continue
-            fits = static.total + act1 <= budget and blocks <= b.resources["bram_blocks"] * BRAM_HEADROOM
-            # configs whose memories fit whole maps: fastest; otherwise the one with the smallest
-            # memories (banding then has the most room for the activations)
-            key = (0, whole_network_cycles(cfg, ir), r["lut"], r["dsp"]) if fits else \
-                (1, blocks, static.total, whole_network_cycles(cfg, ir))
-            if best is None or key < best[0]:
-                best = (key, cfg, r)
-            if fits:
-                fitting.append((key, cfg, r))
-        if ir.engine is None and not ir.probe and len(fitting) > 1:
-            best = self._rank_by_top_cycles(ir, sorted(fitting, key=lambda f: f[0])[:TOP_CYCLES_CANDIDATES]) or best
-        if best is None:
-            cfg, r, lutram = smallest
-            what = "even the smallest overlay" if len(cands) > 1 else "the overlay"
-            need = f"{r['lut']} LUT" if lutram is None else \
-                f"{r['lut']} LUT of logic + {lutram} LUT of distributed-RAM memories = {r['lut'] + lutram} LUT"
-            raise CompileError(f"board {b.name}: {what} ({cfg.lanes} lanes, "
-                               f"{cfg.pe_cin}-channel pattern beats, {cfg.mac_cols} MAC columns) needs "
-                               f"{need} / {r['ff']} FF / {r['dsp']} DSP; the budget is "
-                               f"{int(lut_cap)} LUT / {int(ff_cap)} FF / {dsp_cap} DSP")
-        _, ir.cfg, ir.resources = best
+        ests = [estimate(ir, hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs), act1)
+                for l, c, q, p, u in tqdm(cands, desc="size engines", disable=not ir.progress, leave=False)]
+        admitted = sorted((e for e in ests if e.fits_logic), key=lambda e: e.key)
+        if not admitted:
+            raise CompileError(self._no_overlay_message(ir, ests))
+        best = admitted[0]
+        fitting = [e for e in admitted if e.fits_maps][:TOP_CYCLES_CANDIDATES]
+        if ir.engine is None and not ir.probe and len(fitting) > 1:     # a probe asks only "does it fit"
+            best = self._rank_by_top_cycles(ir, fitting)
+        ir.cfg, ir.resources = best.cfg, best.resources
         for lay in ir.layers:
             for st in lay.steps:
-                st.tc = min(hw.channel_block(ir.cfg, step_operands(st)), st.out_channels)
+                st.tc = step_tc(ir.cfg, st)
         return ir
 
     @staticmethod
-    def _rank_by_top_cycles(ir: CompileIR, ranked: list):
-        """Of the fitting configs the engine-level model ranks best, the one whose compiled
-        Program takes the fewest cycles on the RTL top as built (the whole pipeline run with
-        the overlay fixed; the top's window gather, not the engines, often decides)."""
-        from .pipeline import compile_ir     # the pipeline holds this pass
+    def _rank_by_top_cycles(ir: CompileIR, ranked: list[Estimate]) -> Estimate:
+        """Of the fitting configs the engine-level model ranks best, the one whose Program takes
+        the fewest cycles on the RTL top as built (:func:`top_cycles`; the top's window gather,
+        not the engines, often decides), each also without the column store: fewer LUTs, and
+        where the network's multi-chunk stride-1 layers are few, as fast (ties go to fewer LUTs)."""
         best = None
-        # each config also without the column store, if it has one: fewer LUTs, and where the
-        # network's multi-chunk stride-1 layers are few, as fast (ties go to fewer LUTs)
-        variants = [(key, v) for key, cfg, _ in ranked
-                    for v in ((cfg, replace(cfg, column_store=False)) if cfg.column_store else (cfg,))]
-        for key, cfg in tqdm(variants, desc="rank by RTL-top cycles", disable=not ir.progress, leave=False):
-            eng = dict(lanes=cfg.lanes, pe_cin=cfg.pe_cin, mac_cols=cfg.mac_cols, packed=cfg.packed,
-                       pp_units=cfg.pp_units, column_store=cfg.column_store)
-            try:
-                cycles = compile_ir(ir.graph, ir.board, ir.costs, engine=eng, record=False).cycles
-            except CompileError:
-                continue
-            r = hw.resources(cfg, ir.costs, ir.board.vendor)
-            if best is None or (cycles, r["lut"]) < best[0]:
-                best = ((cycles, r["lut"]), (key, cfg, r))
-        return None if best is None else best[1]
+        variants = [v for e in ranked
+                    for v in ((e, replace(e, cfg=replace(e.cfg, column_store=False),
+                                          resources=hw.resources(replace(e.cfg, column_store=False),
+                                                                 ir.costs, ir.board.vendor)))
+                              if e.cfg.column_store else (e,))]
+        for e in tqdm(variants, desc="rank by RTL-top cycles", disable=not ir.progress, leave=False):
+            key = (top_cycles(ir, e.cfg), e.resources["lut"])
+            if best is None or key < best[0]:
+                best = (key, e)
+        return best[1]
+
+    @staticmethod
+    def _no_overlay_message(ir: CompileIR, ests: list[Estimate]) -> str:
+        b = ir.board
+        e = min(ests, key=lambda e: e.resources["lut"])
+        cfg, r = e.cfg, e.resources
+        what = "even the smallest overlay" if len(ests) > 1 else "the overlay"
+        # a logic that fits alone: its distributed-RAM memories are what does not fit beside it
+        need = f"{r['lut']} LUT of logic + {e.lutram} LUT of distributed-RAM memories = " \
+            f"{r['lut'] + e.lutram} LUT" if _logic_fits(r, b) else f"{r['lut']} LUT"
+        return (f"board {b.name}: {what} ({cfg.lanes} lanes, "
+                f"{cfg.pe_cin}-channel pattern beats, {cfg.mac_cols} MAC columns) needs "
+                f"{need} / {r['ff']} FF / {r['dsp']} DSP; the budget is "
+                f"{int(b.resources['lut'] * LUT_HEADROOM)} LUT / {int(b.resources['ff'] * LUT_HEADROOM)} FF / "
+                f"{b.resources['dsp']} DSP")
 
     def check(self, ir: CompileIR) -> None:
         r, b = ir.resources, ir.board

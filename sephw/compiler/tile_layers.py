@@ -40,10 +40,13 @@ class TileLayers:
                     out.append((nb, n.name))
         return out
 
-    def _make_tiles(self, ir: CompileIR, plan: dict, n_bands: int) -> list[Tile]:
-        """Every tile of ``n_bands`` bands of ``plan`` in issue order: band by band, layer by
-        layer, step by step, channel group by channel group."""
-        g, cfg = ir.graph, ir.cfg
+    @staticmethod
+    def make_tiles(ir: CompileIR, cfg: hw.EngineConfig, plan: dict, n_bands: int, tc=None) -> list[Tile]:
+        """Every tile of ``n_bands`` bands of ``plan`` on the overlay ``cfg`` in issue order:
+        band by band, layer by layer, step by step, channel group by channel group. ``tc(step)``:
+        a step's output channels per tile (default its ``tc``, which SizeEngines sets); reads
+        ``ir``, writes nothing (the sizer's estimate calls it for overlays it does not take)."""
+        g = ir.graph
         tiles = []
         for b in range(n_bands):
             for lay in ir.layers:
@@ -76,9 +79,10 @@ class TileLayers:
                 if r1 <= r0:
                     continue
                 for si, st in enumerate(lay.steps):
-                    for c0 in range(0, st.out_channels, st.tc):
-                        tc = min(st.tc, st.out_channels - c0)
-                        cyc, busy, costs, _, _ = tile_cost(cfg, st, g, r1 - r0, tc)
+                    step_tc = st.tc if tc is None else tc(st)
+                    for c0 in range(0, st.out_channels, step_tc):
+                        tc_ = min(step_tc, st.out_channels - c0)
+                        cyc, busy, costs, _, _ = tile_cost(cfg, st, g, r1 - r0, tc_)
                         op0 = st.operands[0]
                         src = g.spec(op0.input)
                         ilo, ihi = rows_needed(op0, r0, r1, src.height)
@@ -99,16 +103,16 @@ class TileLayers:
                         if isinstance(n, DepthwiseConcatNode):
                             opcode = Op.CONV_PATTERN if op0.kind == "pattern" else Op.CONV_INT
                         wset = (ihi - ilo) * src.width * src.channels
-                        wset += (r1 - r0) * n.out.width * tc
+                        wset += (r1 - r0) * n.out.width * tc_
                         for op, c in zip(st.operands, costs):
                             if isinstance(op, SkipOperand):
-                                wset += (r1 - r0) * n.out.width * tc
+                                wset += (r1 - r0) * n.out.width * tc_
                             elif op.kind == "pattern":
                                 wset += c.chunks * cfg.pattern_word_bytes
                             else:
                                 wset += c.chunks * cfg.weight_word_bytes
-                        wset += tc * PARAM_WORD_BYTES
-                        tiles.append(Tile(lay.index, si, b, opcode, r0, r1 - r0, st.out_c0 + c0, tc,
+                        wset += tc_ * PARAM_WORD_BYTES
+                        tiles.append(Tile(lay.index, si, b, opcode, r0, r1 - r0, st.out_c0 + c0, tc_,
                                           ilo, ihi - ilo, wset, costs, busy, cyc, flags))
         return tiles
 
@@ -122,7 +126,7 @@ class TileLayers:
             if anchor in done:      # more bands of the same anchor only add tiles
                 continue
             layout = band_layout(ir, n_bands, anchor)
-            tiles = self._make_tiles(ir, layout.plan, n_bands)
+            tiles = self.make_tiles(ir, ir.cfg, layout.plan, n_bands)
             program = (len(tiles) + 3) * WORD_BYTES   # + SYNC before STORE, SYNC, END
             total = static.total + layout.act_bytes + program
             blocks, lutram, per = memory_blocks(ir.board.vendor,
