@@ -548,7 +548,19 @@ def load_graph(path) -> IntGraph:
     if ck.get("intgraph") is None:
         raise checkpoint.CheckpointError(f"{path}: holds no IntGraph; make one with "
                                          f"`sephw quantize {path} --calib N -o OUT.pt`")
-    return IntGraph.from_dict(ck["intgraph"])
+    return graph_from_data(ck["intgraph"], path)
+
+
+def graph_from_data(data, path) -> IntGraph:
+    """:meth:`IntGraph.from_dict` of ``data`` read from ``path``; a malformed or invalid graph
+    raises :class:`~sephw.checkpoint.CheckpointError` naming the file."""
+    from . import checkpoint
+    try:
+        return IntGraph.from_dict(data)
+    except Exception as e:    # IntGraphError, or a KeyError / TypeError / ... of malformed data
+        msg = " ".join(str(e).split()) or type(e).__name__
+        raise checkpoint.CheckpointError(f"{path}: its IntGraph is malformed or invalid: "
+                                         f"{type(e).__name__}: {msg}") from None
 
 
 def evaluate_integer(graph: IntGraph, images: torch.Tensor, labels: torch.Tensor, progress: bool = False) -> float:

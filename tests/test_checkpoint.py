@@ -55,7 +55,7 @@ def test_foreign_truncated_and_newer_files(tmp_path):
     checkpoint.save(good, m, "sepnet-small", {"in_channels": 1, "num_classes": 10, "stem": "small", "width": 0.25})
     trunc = tmp_path / "trunc.pt"
     trunc.write_bytes(good.read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+    with pytest.raises(CheckpointError, match="truncated, corrupt or another format"):
         checkpoint.load(trunc)
     foreign = tmp_path / "foreign.pt"
     torch.save(m.state_dict(), foreign)

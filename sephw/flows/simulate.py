@@ -21,11 +21,45 @@ __all__ = ["load_build_graph", "simulate", "register_cli", "test_images_and_refe
 
 def load_build_graph(build_dir):
     """The IntGraph a build directory was compiled from (intgraph.pt)."""
-    from ..intgraph import IntGraph
+    from ..checkpoint import CheckpointError, read_torch_file
+    from ..quantize import graph_from_data
     p = Path(build_dir) / "intgraph.pt"
     if not p.is_file():
-        raise FileNotFoundError(f"{p} is missing: recompile with this sephw (`sephw compile ... --no-synth`)")
-    return IntGraph.from_dict(torch.load(p, weights_only=True))
+        raise CheckpointError(f"{p} is missing: recompile with this sephw (`sephw compile ... --no-synth`)")
+    return graph_from_data(read_torch_file(p, "build's IntGraph"), p)
+
+
+def read_build_file(build_dir, name: str):
+    """The parsed JSON (``*.json``) or YAML file ``name`` of a build directory. A missing,
+    unreadable or unparsable file raises :class:`~sephw.arch.ManifestError` naming it."""
+    from ..arch import ManifestError
+    p = Path(build_dir) / name
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        why = getattr(e, "strerror", None) or " ".join(str(e).split())
+        raise ManifestError(f"{p}: cannot read it ({why}): {Path(build_dir)} is not a whole build "
+                            f"directory of `sephw compile`") from None
+    try:
+        return json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as e:
+        first = " ".join(str(e).split())[:200]
+        raise ManifestError(f"{p}: not valid {'JSON' if name.endswith('.json') else 'YAML'} ({first})") from None
+
+
+def _build_reports(d: Path) -> tuple[dict, list]:
+    """report.json and schedule.yaml's instructions, checked for what :func:`simulate` reads."""
+    from ..arch import ManifestError
+    rep = read_build_file(d, "report.json")
+    sched = read_build_file(d, "schedule.yaml")
+    if not isinstance(rep, dict) or not isinstance(rep.get("cycles_per_inference"), (int, float)):
+        raise ManifestError(f"{d / 'report.json'}: no cycles_per_inference (not a report of `sephw compile`)")
+    ins = sched.get("instructions") if isinstance(sched, dict) else None
+    if not isinstance(ins, list) or not all(isinstance(s, dict) and isinstance(s.get("cycles"), int)
+                                            and isinstance(s.get("op"), str) for s in ins):
+        raise ManifestError(f"{d / 'schedule.yaml'}: no list of instructions with op and cycles "
+                            f"(not a schedule of `sephw compile`)")
+    return rep, ins
 
 
 def write_top_verilog(build_dir, bake: bool = False) -> Path:
@@ -71,7 +105,9 @@ def simulate(build_dir, n_images: int, data_root: str | None = None, log=print) 
     from ..arch import Manifest
     d = Path(build_dir)
     man = Manifest.read(d)
-    rep = json.loads((d / "report.json").read_text())
+    # everything the run reads, read and checked before minutes of simulation, not after
+    rep, sched = _build_reports(d)
+    man.writes()                        # the Program and memory images against the manifest
     ds, x, y, exp = test_images_and_reference(d, n_images, data_root, log, steps=4)
     log(f"[3/4] building the top for arch {man.arch_hash} and simulating "
         f"(Verilator build: minutes the first time, cached in build/sim)")
@@ -86,7 +122,6 @@ def simulate(build_dir, n_images: int, data_root: str | None = None, log=print) 
     clock = man.clock_hz
     # per opcode: measured cycles (the top's pc, first image) against the cycle model's
     per_op = {}
-    sched = yaml.safe_load((d / "schedule.yaml").read_text())["instructions"]
     meas = (res.get("instruction_cycles") or [None])[0]
     if meas is not None and len(meas) == len(sched):
         for s_, mc in zip(sched, meas):
