@@ -20,8 +20,8 @@ from cocotb_tools.runner import Verilator, get_runner
 
 from rtl_gen.xc7 import SIM_MODELS as XC7_SIM_MODELS, uses_xc7_cells
 
-__all__ = ["ROOT", "TB_ENV", "simulator", "setup_verilator", "build_lock", "build_component",
-           "run_testbench"]
+__all__ = ["ROOT", "TB_ENV", "simulator", "setup_verilator", "build_lock", "build_dir_of",
+           "build_component", "run_testbench", "speed_opt"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ROOT = Path(os.environ.get("SEPHW_SIM_BUILD", ROOT / "build" / "sim"))
@@ -74,6 +74,23 @@ def build_lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def speed_opt() -> str:
+    """The C++ optimization of speed builds: ``SEPHW_VERILATOR_SPEED_OPT``, default ``-O2``
+    (the test suite sets ``-O1``: measured here, a top's build ~15 s shorter, its simulation a
+    few per cent slower)."""
+    return os.environ.get("SEPHW_VERILATOR_SPEED_OPT", "-O2")
+
+
+def build_dir_of(tag: str, speed: bool = False) -> Path:
+    """``build/sim/<sim>/<tag>``; Verilator speed builds add ``_speed`` and a C++ optimization
+    other than ``-O2`` (builds of different settings never share a directory)."""
+    sim = simulator()
+    if speed and sim == "verilator":
+        opt = speed_opt()
+        tag += "_speed" + ("" if opt == "-O2" else "_" + opt.lstrip("-"))
+    return BUILD_ROOT / sim / tag
+
+
 def build_component(component, tag: str, speed: bool = False):
     """Write ``component``'s Verilog (or take a Verilog file's, ``component`` a path) and build
     it; return ``(runner, build_dir)``.
@@ -86,9 +103,7 @@ def build_component(component, tag: str, speed: bool = False):
     many times faster.
     """
     sim = simulator()
-    if speed and sim == "verilator":
-        tag += "_speed"
-    build_dir = BUILD_ROOT / sim / tag
+    build_dir = build_dir_of(tag, speed)
     if isinstance(component, (str, Path)):
         # a Verilog file written elsewhere (``sephw compile``'s top.v): simulated as written,
         # its top module renamed to the testbenches' toplevel
@@ -172,7 +187,7 @@ class _Verilator(Verilator):
         if self.speed:
             cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
             cmds[0][cmds[0].index("--vpi") + 1:cmds[0].index("--vpi") + 1] = ["--public-depth", "1"]
-            opt = os.environ.get("SEPHW_VERILATOR_SPEED_OPT", "-O2")
+            opt = speed_opt()
         else:
             opt = os.environ.get("SEPHW_VERILATOR_OPT", "-O0")
         cmds[-1] = list(cmds[-1]) + [

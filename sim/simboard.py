@@ -91,11 +91,11 @@ class SimBoard(Transport):
 
     # -- start and stop ---------------------------------------------------------------------
     def _start(self, netlist: str, frame_timeout_cycles) -> None:
-        from sim.runner import BUILD_ROOT, TOPLEVEL, build_component, build_lock, simulator
+        from sim.runner import TOPLEVEL, build_component, build_dir_of, build_lock, simulator
         tag = sim_tag(self.build_dir, netlist, frame_timeout_cycles)
         t0 = time.perf_counter()
         # a speed build (only the top's ports visible; the testbench touches nothing else)
-        sim_dir = BUILD_ROOT / simulator() / (tag + "_speed" if simulator() == "verilator" else tag)
+        sim_dir = build_dir_of(tag, speed=True)
         exe, src = sim_dir / TOPLEVEL, sim_dir / f"{TOPLEVEL}.v"
         with build_lock(sim_dir):          # not while another test worker builds it
             self.cached = simulator() == "verilator" and exe.is_file() and src.is_file() and \
