@@ -30,7 +30,7 @@ def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
 
     ``netlist`` is the pattern engine's form (:class:`rtl_gen.pattern.PatternEngine`):
     ``"word"`` (default) simulates ~100x faster than the synthesis form ``"lut"``; both have
-    the same registers and cycle behaviour and are each tested bit-exact in test_rtl_pattern.
+    the same registers and cycle behaviour and are tested in lockstep in test_rtl_pattern.
     ``speed``: a Verilator build for long runs (only the top's ports visible, optimized C++;
     :func:`sim.runner.build_component`).
 

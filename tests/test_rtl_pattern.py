@@ -3,6 +3,7 @@
 import pytest
 
 from rtl_gen.pattern import PatternEngine
+from sim.pattern_harness import PatternLockstep
 from sim.runner import run_testbench
 
 # One simulator build per configuration; shapes, act_bits and chunking vary at run time.
@@ -16,30 +17,15 @@ CONFIGS = {
 @pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize("idle,stall", [(0.0, 0.0), (0.3, 0.4)], ids=["flow", "backpressure"])
 def test_pattern_engine(config, idle, stall):
+    """The engine's three netlists in lockstep in one build (sim/pattern_harness.py): the
+    synthesis form ``"lut"``, whose outputs are compared with sephw.intops; the word-level form
+    whole-network simulations use; the Xilinx form (LUT6_2/CARRY4 counters, simulated with the
+    cells' behavioural models from rtl_gen/xc7_cells_sim.v). The harness flags any cycle in
+    which the other two differ from the first (the testbench asserts it never did)."""
     params = CONFIGS[config]
     case = {"params": params, "seed": 1000 + list(CONFIGS).index(config) * 10 + int(idle > 0),
-            "idle": idle, "stall": stall, "random_cases": 3}
-    run_testbench(PatternEngine(**params), f"pattern_{config}", "sim.tb_pattern", case)
-
-
-@pytest.mark.parametrize("config", list(CONFIGS))
-def test_pattern_engine_word_netlist(config):
-    """The word-level form (whole-network simulations use it) against the same reference,
-    with idle and back-pressure insertion."""
-    params = dict(CONFIGS[config], netlist="word")
-    case = {"params": params, "seed": 2000 + list(CONFIGS).index(config), "idle": 0.3,
-            "stall": 0.4, "random_cases": 3}
-    run_testbench(PatternEngine(**params), f"pattern_{config}_word", "sim.tb_pattern", case)
-
-
-@pytest.mark.parametrize("config", list(CONFIGS))
-def test_pattern_engine_xc7_netlist(config):
-    """The Xilinx form (LUT6_2/CARRY4 counters, simulated with the cells' behavioural models
-    from rtl_gen/xc7_cells_sim.v) against the same reference, with idle and back-pressure."""
-    params = dict(CONFIGS[config], netlist="xc7")
-    case = {"params": params, "seed": 3000 + list(CONFIGS).index(config), "idle": 0.3,
-            "stall": 0.4, "random_cases": 3}
-    run_testbench(PatternEngine(**params), f"pattern_{config}_xc7", "sim.tb_pattern", case)
+            "idle": idle, "stall": stall, "random_cases": 3, "lockstep": True}
+    run_testbench(PatternLockstep(**params), f"pattern_{config}_lockstep", "sim.tb_pattern", case)
 
 
 @pytest.mark.parametrize("config,slices,netlist", [("k3_groups2_chunked", 4, "lut"),
@@ -92,3 +78,32 @@ def test_pattern_engine_accumulator_width_from_bound():
     bound = 16 * 9 * 255
     assert -(2 ** (eng.acc_width - 1)) <= -bound and bound <= 2 ** (eng.acc_width - 1) - 1
     assert bound > 2 ** (eng.acc_width - 2) - 1  # and not one bit wider than needed
+
+
+@pytest.mark.parametrize("other", [None, dict(pattern_slices=2)], ids=["same", "different"])
+def test_lockstep_harness_flags_any_difference(other):
+    """The harness's ``mismatch`` (Amaranth simulator): low while the three netlists run the
+    same beats, high once one engine behaves differently (here the word form with its pattern
+    word fetched in two slices: its first result comes later)."""
+    from amaranth.sim import Simulator
+    params = CONFIGS["k3_groups2_chunked"]
+    h = PatternLockstep(**params)
+    if other is not None:
+        h.engines[1] = PatternEngine(**params, netlist="word", **other)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(h.acc.ready, 1)
+        ctx.set(h.window.payload.first, 1)       # one-chunk beats: each gives a result
+        ctx.set(h.window.payload.last, 1)
+        ctx.set(h.window.valid, 1)
+        for _ in range(60):
+            await ctx.tick()
+            seen.append((ctx.get(h.acc.valid), ctx.get(h.mismatch)))
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert any(v for v, _ in seen), "no result came out"
+    assert seen[-1][1] == (other is not None)
