@@ -29,6 +29,7 @@ from sephw.arch import Manifest
 __all__ = ["SimBoard", "board_system", "sim_tag"]
 
 ROOT = Path(__file__).resolve().parent.parent
+CLOCKS_PER_BIT = 8        # the simulated board's UART: baud = clock_hz // 8
 
 
 def board_system(build_dir, netlist: str = "word", frame_timeout_cycles: int | None = None):
@@ -37,7 +38,7 @@ def board_system(build_dir, netlist: str = "word", frame_timeout_cycles: int | N
     same design over its pins, so the two share one Verilator build (:func:`sim_tag`)."""
     from rtl_gen.system import System
     clock = Manifest.read(build_dir).arch.clock_hz
-    return System.from_build(build_dir, baud=clock // 8, clk_hz=clock, netlist=netlist,
+    return System.from_build(build_dir, baud=clock // CLOCKS_PER_BIT, clk_hz=clock, netlist=netlist,
                              frame_timeout_cycles=frame_timeout_cycles)
 
 
@@ -47,7 +48,7 @@ def sim_tag(build_dir, netlist: str = "word", frame_timeout_cycles: int | None =
     the RTL generator and the hardware contract, so that a cached simulator is reused without
     regenerating the Verilog (seconds to minutes) and is never stale."""
     man = Manifest.read(build_dir)
-    baud = man.arch.clock_hz // 8
+    baud = man.arch.clock_hz // CLOCKS_PER_BIT
     sources = hashlib.sha1()
     for f in sorted((ROOT / "rtl_gen").glob("*.py")) + sorted((ROOT / "sephw" / "arch").glob("*.py")):
         sources.update(f.parent.name.encode() + b"/" + f.name.encode() + f.read_bytes())
@@ -74,7 +75,7 @@ class SimBoard(Transport):
         self.build_dir = Path(build_dir).resolve()
         # the clock the bitstream is built for: the board then reports the build's own hash
         self.clock_hz = Manifest.read(self.build_dir).arch.clock_hz
-        self.baud = self.clock_hz // 8
+        self.baud = self.clock_hz // CLOCKS_PER_BIT
         self.description = f"{SIM_PREFIX}{self.build_dir}"
         self.margin_s = 2.0
         self._log = log

@@ -90,16 +90,18 @@ def _logic_fits(r: dict, board) -> bool:
         r["ff"] <= board.resources["ff"] * LUT_HEADROOM and r["dsp"] <= board.resources["dsp"]
 
 
-def top_cycles(ir: CompileIR, cfg: hw.EngineConfig) -> int:
+def top_cycles(ir: CompileIR, cfg: hw.EngineConfig, plan: dict | None = None) -> int:
     """Cycles per inference of the Program on overlay ``cfg`` by the RTL top's model
     (hw.top_instruction_cycles, what ScheduleProgram predicts and `sephw simulate` measures),
-    with whole maps on chip (one band): the tiles TileLayers would make and the instructions
-    EmitInstructions would emit, their addresses left out (the model does not read them).
-    Pure: reads ``ir``, writes nothing; no pass runs."""
+    with whole maps on chip (one band; ``plan``: ``band_layout(ir, 1).plan``, which does not
+    depend on the overlay, worked out here if not given): the tiles TileLayers would make and
+    the instructions EmitInstructions would emit, their addresses left out (the model does not
+    read them). Pure: reads ``ir``, writes nothing; no pass runs."""
     from .emit_instructions import program_of, tile_instruction
     from .schedule_program import program_cycles, tensor_descs
     from .tile_layers import TileLayers
-    tiles = TileLayers.make_tiles(ir, cfg, band_layout(ir, 1).plan, 1, tc=lambda st: step_tc(cfg, st))
+    plan = band_layout(ir, 1).plan if plan is None else plan
+    tiles = TileLayers.make_tiles(ir, cfg, plan, 1, tc=lambda st: step_tc(cfg, st))
     tid = {name: tensor.id for name, tensor in ir.tensors.items()}
     program = program_of(tiles, lambda t: tile_instruction(ir, cfg, t, tid, addresses=False))
     return sum(program_cycles(cfg, [e.instruction for e in program], tensor_descs(ir)))
@@ -128,7 +130,8 @@ class SizeEngines:
         packs = (True, False) if b.dsp_macs_per_slice == 2 else (False,)
         # memories: the weights of a config must fit beside the activations of whole maps
         # (banding may shrink those later); a config that cannot is taken only if none can
-        act1 = band_layout(ir, 1).act_bytes
+        whole = band_layout(ir, 1)
+        act1 = whole.act_bytes
         # configs are admitted with the column store (its LUTs counted); the re-ranking by top
         # cycles also tries each without it. Admitting configs that fit only without the store
         # would reach overlays the LUT model underestimates most (wide k_max = 5 windows: the
@@ -149,7 +152,7 @@ class SizeEngines:
         best = admitted[0]
         fitting = [e for e in admitted if e.fits_maps][:TOP_CYCLES_CANDIDATES]
         if ir.engine is None and not ir.probe and len(fitting) > 1:     # a probe asks only "does it fit"
-            best = self._rank_by_top_cycles(ir, fitting)
+            best = self._rank_by_top_cycles(ir, fitting, whole)
         ir.cfg, ir.resources = best.cfg, best.resources
         for lay in ir.layers:
             for st in lay.steps:
@@ -157,19 +160,20 @@ class SizeEngines:
         return ir
 
     @staticmethod
-    def _rank_by_top_cycles(ir: CompileIR, ranked: list[Estimate]) -> Estimate:
+    def _rank_by_top_cycles(ir: CompileIR, ranked: list[Estimate], whole) -> Estimate:
         """Of the fitting configs the engine-level model ranks best, the one whose Program takes
         the fewest cycles on the RTL top as built (:func:`top_cycles`; the top's window gather,
         not the engines, often decides), each also without the column store: fewer LUTs, and
-        where the network's multi-chunk stride-1 layers are few, as fast (ties go to fewer LUTs)."""
+        where the network's multi-chunk stride-1 layers are few, as fast (ties go to fewer LUTs).
+        ``whole``: ``band_layout(ir, 1)``."""
         best = None
-        variants = [v for e in ranked
-                    for v in ((e, replace(e, cfg=replace(e.cfg, column_store=False),
-                                          resources=hw.resources(replace(e.cfg, column_store=False),
-                                                                 ir.costs, ir.board.vendor)))
-                              if e.cfg.column_store else (e,))]
+        variants = []
+        for e in ranked:
+            variants.append(e)
+            if e.cfg.column_store:
+                variants.append(estimate(ir, replace(e.cfg, column_store=False), whole.act_bytes))
         for e in tqdm(variants, desc="rank by RTL-top cycles", disable=not ir.progress, leave=False):
-            key = (top_cycles(ir, e.cfg), e.resources["lut"])
+            key = (top_cycles(ir, e.cfg, whole.plan), e.resources["lut"])
             if best is None or key < best[0]:
                 best = (key, e)
         return best[1]
