@@ -107,37 +107,52 @@ def _param(params: dict, name: str, default=0):
 
 def dsp48e1_timing(params: dict) -> CellModel:
     """DSP48E1 arcs for its register and multiplier settings (the values of cells_sim.v's
-    ``\\A.required``, ``\\B.required``, ``\\C.required``, ``\\P.arrival`` and ``\\X.P.comb``
-    functions for ``USE_DPORT = "FALSE"``, no pattern detector)."""
+    ``\\A.required``, ``\\B.required``, ``\\C.required``, ``\\P.arrival``, ``\\PCOUT.arrival``
+    and ``\\X.P.comb`` functions and its ``PCIN`` entries, for ``USE_DPORT = "FALSE"``, no
+    pattern detector)."""
     g = {k: _param(params, k, 1) for k in ("AREG", "BREG", "CREG", "MREG", "PREG")}
     mult = str(_param(params, "USE_MULT", "MULTIPLY")).strip() != "NONE"
     cm = CellModel()
+
+    def launch(p_ps, pcout_ps):
+        cm.clk2q["P"] = max(cm.clk2q.get("P", 0), p_ps)
+        cm.clk2q["PCOUT"] = max(cm.clk2q.get("PCOUT", 0), pcout_ps)
+
+    def comb(port, p_ps, pcout_ps):
+        cm.arcs.setdefault("P", {})[port] = p_ps
+        cm.arcs.setdefault("PCOUT", {})[port] = pcout_ps
+
     if g["PREG"]:
-        cm.clk2q["P"] = cm.clk2q["PCOUT"] = 329
-    elif g["MREG"] or not mult:
-        if g["MREG"]:
-            cm.clk2q["P"] = cm.clk2q["PCOUT"] = 1671
-    comb_to_p = not g["PREG"] and not (mult and g["MREG"])
-    for port, reg, req_reg, req_m, req_p, comb in (
-            ("A", g["AREG"], 254, 1416, 2739 if mult else 1441, 2823 if mult else 1523),
-            ("B", g["BREG"], 324, 1285, 2608 if mult else 1428, 2690 if mult else 1509)):
+        launch(329, 435)
+    elif mult and g["MREG"]:
+        launch(1671, 1819)
+    for port, reg, req_reg, req_m, req_p, to_p, to_pcout, from_reg in (
+            ("A", g["AREG"], 254, 1416, 2739 if mult else 1441, 2823 if mult else 1523, 2970 if mult else 1671,
+             (2952, 3098) if mult else (1632, 1780)),
+            ("B", g["BREG"], 324, 1285, 2608 if mult else 1428, 2690 if mult else 1509, 2838 if mult else 1658,
+             (2813, 2960) if mult else (1616, 1765))):
         if reg:
             cm.setup[port] = req_reg
-            if comb_to_p:
-                cm.clk2q["P"] = max(cm.clk2q.get("P", 0), 2952 if port == "A" else 2813)
+            if not g["PREG"] and not (mult and g["MREG"]):
+                launch(*from_reg)
         elif mult and g["MREG"]:
             cm.setup[port] = req_m
         elif g["PREG"]:
             cm.setup[port] = req_p
         else:
-            cm.arcs.setdefault("P", {})[port] = comb
+            comb(port, to_p, to_pcout)
     if g["CREG"]:
         cm.setup["C"] = 168
+        if not g["PREG"]:
+            launch(1687, 1835)
     elif g["PREG"]:
         cm.setup["C"] = 1244
     else:
-        cm.arcs.setdefault("P", {})["C"] = 1325
-    cm.setup["PCIN"] = 1025
+        comb("C", 1325, 1474)
+    if g["PREG"]:
+        cm.setup["PCIN"] = 1025
+    else:
+        comb("PCIN", 1107, 1255)
     return cm
 
 

@@ -33,11 +33,13 @@ def test_lut_support_reads_the_init():
 
 def test_dsp48e1_arcs_follow_its_registers():
     comb = xt.dsp48e1_timing({k: "0" for k in ("AREG", "BREG", "CREG", "MREG", "PREG")})
-    assert comb.arcs["P"] == {"A": 2823, "B": 2690, "C": 1325} and not comb.clk2q
+    assert comb.arcs["P"] == {"A": 2823, "B": 2690, "C": 1325, "PCIN": 1107} and not comb.clk2q
+    assert comb.arcs["PCOUT"]["A"] == 2970 and "PCIN" not in comb.setup
     mreg = xt.dsp48e1_timing({"AREG": "0", "BREG": "0", "CREG": "0", "MREG": "1", "PREG": "0"})
     assert mreg.setup["A"] == 1416 and mreg.setup["B"] == 1285 and mreg.clk2q["P"] == 1671
     full = xt.dsp48e1_timing({"AREG": "1", "BREG": "1", "CREG": "1", "MREG": "1", "PREG": "1"})
     assert full.setup["A"] == 254 and full.clk2q["P"] == 329 and "P" not in full.arcs
+    assert full.setup["PCIN"] == 1025 and full.clk2q["PCOUT"] == 435
 
 
 def _hand_netlist(init: str) -> dict:
