@@ -79,9 +79,12 @@ class Gather(wiring.Component):
     """
 
     def __init__(self, *, lanes: int, pe_cin: int, mac_cols: int, k_max: int, a_bits: int, banks: int,
-                 column_store: bool, max_cin: int, window_layout, pixel_layout):
+                 column_store: bool, max_cin: int, window_layout, pixel_layout, addr_bits: int = 32):
         for v in (lanes, pe_cin, mac_cols, banks):
             exact_log2(v)
+        if not 1 <= addr_bits <= 32:
+            raise ValueError(f"addr_bits must be 1..32, not {addr_bits}")
+        self._AW = addr_bits
         self._L, self._PC, self._Q, self._K, self._AB = lanes, pe_cin, mac_cols, k_max, a_bits
         self._NB, self._CS, self._max_cin = banks, bool(column_store), max_cin
         super().__init__({
@@ -242,15 +245,59 @@ class Gather(wiring.Component):
             m.d.sync += skip_n.eq(skip_n + 1)
 
         # ------------------------------------------------------------------ addressing
+        # stride is 1 or 2: a shift, not a multiplier
         s_ = Signal(signed(18))
-        m.d.comb += s_.eq(y * ins.stride)
+        m.d.comb += s_.eq(Mux(ins.stride == 2, y << 1, y))
         row_r = Signal(signed(18))
         m.d.comb += row_r.eq(s_ - ins.pad + row_i)
         xs = Signal(signed(18))
-        m.d.comb += xs.eq(x * ins.stride)
+        m.d.comb += xs.eq(Mux(ins.stride == 2, x << 1, x))
         col = Signal(signed(18))
         m.d.comb += col.eq(xs - ins.pad + gj)
         col_ok = (col >= 0) & (col < da.width)
+        # Running column addresses instead of multipliers (timing: a column times the channel
+        # count was a DSP multiply, behind another for x * stride, in front of the activation
+        # banks' address). Byte offsets within a row, modulo 2^32 like the read address:
+        #   colC  = (xs - pad + gj) * Ca + cin0     operand a's current tap column (pattern)
+        #   acol  = (xs - pad) * Ca + cin0          the same at gj = 0
+        #   mcol  = xs * Ca + cin0                  operand a on the MAC array (1x1)
+        #   bcolm = (2x or x) * Cb + cin0_b, bcoli = x * Cb + cin0_b   operand b
+        # stepped by additions as x and gj move; the products by the instruction's small
+        # constants (stride, pad <= 7, k - 1, k - 2) are shifts and adds, registered per tile.
+        # They are addr_bits wide: the activation memory uses only the read address's low bits.
+        Ca, Cb = da.channels, db.channels
+        AW = self._AW
+
+        def times(c, v):
+            return sum(v << i for i in range(c.bit_length()) if c >> i & 1)
+
+        stepA, padC, kC1, kC2, stepB = (Signal(AW, name=n) for n in ("stepA", "padC", "kC1", "kC2", "stepB"))
+        acol0, colC0, stepK1 = Signal(AW, name="acol0"), Signal(AW, name="colC0"), Signal(AW, name="stepK1")
+        colC, acol, mcol = Signal(AW, name="colC"), Signal(AW, name="acol"), Signal(AW, name="mcol")
+        bcolm, bcoli = Signal(AW, name="bcolm"), Signal(AW, name="bcoli")
+        ks = [kk for kk in (3, 5, 7) if kk <= K]
+
+        def tile_products():
+            """Once per tile (TILE_INIT): the products by the instruction's constants."""
+            m.d.sync += [stepA.eq(Mux(ins.stride == 2, Ca << 1, Ca)),
+                         padC.eq(sum(Mux(ins.pad[i], Ca << i, 0) for i in range(3))),
+                         kC1.eq(sum(Mux(ins.k == kk, times(kk - 1, Ca), 0) for kk in ks)),
+                         kC2.eq(sum(Mux(ins.k == kk, times(kk - 2, Ca), 0) for kk in ks)),
+                         stepB.eq(Mux(b_s2, Cb << 1, Cb))]
+
+        def tile_sums():
+            """The next cycles (TILE_INIT_A): sums of the registered products."""
+            m.d.sync += [acol0.eq(ins.cin0 - padC), colC0.eq(ins.cin0 - padC + kC1), stepK1.eq(stepA + kC1)]
+
+        def x_first():
+            """x <- 0 (and gj <- k - 1)."""
+            m.d.sync += [x.eq(0), colC.eq(colC0), acol.eq(acol0), mcol.eq(ins.cin0), bcolm.eq(ins.cin0_b),
+                         bcoli.eq(ins.cin0_b)]
+
+        def x_next():
+            """x <- x + 1 (and gj <- k - 1)."""
+            m.d.sync += [x.eq(x + 1), colC.eq(acol + stepK1), acol.eq(acol + stepA), mcol.eq(mcol + stepA),
+                         bcolm.eq(bcolm + stepB), bcoli.eq(bcoli + Cb)]
         # operand a's first window row row0*stride - pad, plus ring_rows*pad (pad <= 7) to stay
         # non-negative with the same residue (shifts and adds: no multiplier)
         r0_biased = Signal(16)
@@ -291,7 +338,20 @@ class Gather(wiring.Component):
         b_s2 = Signal()        # operand b (1x1 projection) at stride 2: src_b twice the output's width
         m.d.comb += b_s2.eq(db.width != dd.width)
 
-        with m.FSM(name="gather"):
+        # Registered one cycle behind their inputs (which hold for at least the k >= 3 cycles of
+        # a pattern pass before ISSUE_A needs them), so ISSUE_A's decisions do not feed the
+        # column store's read address nor the next pass's read address (timing):
+        #   cs_ra      the chunk whose stored window the next pass starts from (ch_next)
+        #   issue_addr the next pass's first read, tap (k-1, k-1) of chunk ch_next
+        ch_nx = Signal(17)
+        m.d.comb += ch_nx.eq(ch + 1 + dual)
+        issue_addr = Signal(AW)
+        m.d.sync += issue_addr.eq(rowaddr[ins.k - 1] + acol + kC1 + ch_nx * PC)
+        if CS:
+            cs_ra = Signal.like(cs_r.addr)
+            m.d.sync += cs_ra.eq(Mux(ch_nx < chunks_a, ch_nx, 0))
+
+        with m.FSM(name="gather") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [
@@ -307,8 +367,10 @@ class Gather(wiring.Component):
             # first row (row0, or 2*row0 for a stride-2 projection)
             with m.State("TILE_INIT"):
                 drive_row(m, self.row, r0_biased, da)
+                tile_products()
                 m.next = "TILE_INIT_A"
             with m.State("TILE_INIT_A"):
+                tile_sums()
                 with m.If(~self.row.busy):
                     m.d.sync += [ya_i.eq(self.row.rem), ya_a.eq(self.row.addr),
                                  ca_i.eq(self.row.rem), ca_a.eq(self.row.addr)]
@@ -332,8 +394,9 @@ class Gather(wiring.Component):
                     m.d.sync += [rowaddr[row_i].eq(ca_a), rowvalid[row_i].eq((row_r >= 0) & (row_r < da.height)),
                                  ca_i.eq(nxt_i), ca_a.eq(nxt_a), row_i.eq(row_i + 1)]
                 with m.Else():
-                    m.d.sync += [rowb.eq(yb_a), x.eq(0), ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1),
+                    m.d.sync += [rowb.eq(yb_a), ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1),
                                  dual.eq(dual0), colmode.eq(0), win.eq(0)]
+                    x_first()
                     m.next = "GATHER_A"
             # next output row: operand a's top row moves by the stride, b's by 1 (2 when strided)
             with m.State("ROWADV"):
@@ -357,7 +420,7 @@ class Gather(wiring.Component):
             # in the same cycle: k^2 cycles per chunk
             with m.State("GATHER_A"):
                 with m.If(use_pe):
-                    read(rowaddr[gi] + col * da.channels + ins.cin0 + ch * PC, rowvalid[gi] & col_ok, 0,
+                    read(rowaddr[gi] + colC + ch * PC, rowvalid[gi] & col_ok, 0,
                          gi * K + gj, ins.na - ch * PC, dual)
                     with m.If(colmode):
                         # sliding window: only the new column j = k-1, rows k-1 .. 0
@@ -366,16 +429,16 @@ class Gather(wiring.Component):
                         with m.Else():
                             m.d.sync += gi.eq(gi - 1)
                     with m.Elif(gj == 0):
-                        m.d.sync += gj.eq(ins.k - 1)
+                        m.d.sync += [gj.eq(ins.k - 1), colC.eq(acol + kC1)]
                         with m.If(gi == 0):
                             m.next = "ISSUE_A"
                         with m.Else():
                             m.d.sync += gi.eq(gi - 1)
                     with m.Else():
-                        m.d.sync += gj.eq(gj - 1)
+                        m.d.sync += [gj.eq(gj - 1), colC.eq(colC - Ca)]
                 with m.Else():
                     # 1x1 on the MAC array: mac_cols input channels cin0 + ch*Q .. per beat
-                    read(rowaddr[0] + xs * da.channels + ins.cin0 + ch * Q, rowvalid[0], 1, 0, ins.na - ch * Q)
+                    read(rowaddr[0] + mcol + ch * Q, rowvalid[0], 1, 0, ins.na - ch * Q)
                     m.next = "ISSUE_A"
             with m.State("ISSUE_A"):
                 done_a = Signal()
@@ -408,29 +471,29 @@ class Gather(wiring.Component):
                             nxt_dual = Signal()
                             m.d.comb += nxt_dual.eq(DUAL & (ch_next + 1 < chunks_a))
                             # gj is k - 1 here (set with the pass's last read), so col is
-                            # tap (k-1, k-1)'s column: one address multiplier serves both
-                            read(rowaddr[ins.k - 1] + col * da.channels + ins.cin0 + ch_next * PC,
+                            # tap (k-1, k-1)'s column
+                            read(issue_addr,
                                  rowvalid[ins.k - 1] & col_ok, 0, slot_last,
                                  ins.na - ch_next * PC, nxt_dual)
                             m.d.sync += dual.eq(nxt_dual)
                             if CS:
                                 with m.If(colmode):
-                                    # the next chunk's window from the store, its new column next
-                                    m.d.comb += cs_r.addr.eq(ch_next)
+                                    # the next chunk's window from the store (cs_r.addr is
+                                    # cs_ra = ch_next), its new column next
                                     m.d.sync += [win.eq(win_stored), gi.eq(ins.k - 2)]
                                 with m.Else():
-                                    m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2)]
+                                    m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2), colC.eq(acol + kC2)]
                             else:
-                                m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2)]
+                                m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2), colC.eq(acol + kC2)]
                             m.next = "GATHER_A"
                         with m.Else():
-                            read(rowaddr[0] + xs * da.channels + ins.cin0 + (ch + 1) * Q, rowvalid[0], 1, 0,
+                            read(rowaddr[0] + mcol + (ch + 1) * Q, rowvalid[0], 1, 0,
                                  ins.na - (ch + 1) * Q)
             with m.State("GATHER_B"):
                 with m.If(b_mac):
-                    read(rowb + Mux(b_s2, x << 1, x) * db.channels + ins.cin0_b + ch * Q, 1, 1, 0, ins.nb - ch * Q)
+                    read(rowb + bcolm + ch * Q, 1, 1, 0, ins.nb - ch * Q)
                 with m.Else():
-                    read(rowb + x * db.channels + ins.cin0_b, 1, 2, 0, ins.nb)
+                    read(rowb + bcoli, 1, 2, 0, ins.nb)
                 m.next = "ISSUE_B"
             with m.State("ISSUE_B"):
                 with m.If(b_mac):
@@ -444,7 +507,7 @@ class Gather(wiring.Component):
                             m.next = "POS_NEXT"
                         with m.Else():
                             m.d.sync += ch.eq(ch + 1)
-                            read(rowb + Mux(b_s2, x << 1, x) * db.channels + ins.cin0_b + (ch + 1) * Q, 1, 1, 0,
+                            read(rowb + bcolm + (ch + 1) * Q, 1, 1, 0,
                                  ins.nb - (ch + 1) * Q)
                 with m.Else():
                     with m.If((skip_n != 2) | skip_pop):
@@ -453,13 +516,15 @@ class Gather(wiring.Component):
             with m.State("POS_NEXT"):
                 m.d.sync += [ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1), dual.eq(dual0)]
                 with m.If(x == dd.width - 1):
-                    m.d.sync += [x.eq(0), y.eq(y + 1), row_i.eq(0)]
+                    m.d.sync += [y.eq(y + 1), row_i.eq(0)]
+                    x_first()
                     with m.If(y + 1 == ins.row0 + ins.rows):
                         m.next = "DONE"
                     with m.Else():
                         m.next = "ROWADV"
                 with m.Else():
-                    m.d.sync += [x.eq(x + 1), colmode.eq(slide_ok)]
+                    m.d.sync += colmode.eq(slide_ok)
+                    x_next()
                     if CS:
                         with m.If(slide_ok):
                             # chunk 0's window, stored as its beat was issued (cs_r.addr is 0)
@@ -470,4 +535,6 @@ class Gather(wiring.Component):
                 with m.If(self.release):
                     m.d.sync += [use_pe.eq(0), b_mac.eq(0), b_id.eq(0)]
                     m.next = "IDLE"
+        if CS:
+            m.d.comb += cs_r.addr.eq(Mux(fsm.ongoing("POS_NEXT"), 0, cs_ra))
         return m
