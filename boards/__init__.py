@@ -6,7 +6,7 @@ tiles layers against, the host links, the toolchain and the amaranth-boards plat
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -35,6 +35,25 @@ class Board:
     platform: str
     aliases: tuple = ()
     path: Path = field(default=HERE)
+    #: the frequency of the platform's clock pin; ``clock_hz`` (the design's clock) differs
+    #: from it only where the board top has a clock generator (ECP5: EHXPLLL)
+    oscillator_hz: int = 0
+
+    def __post_init__(self):
+        if not self.oscillator_hz:
+            object.__setattr__(self, "oscillator_hz", self.clock_hz)
+
+    def at_clock(self, clock_hz: int) -> "Board":
+        """This board with the design clocked at ``clock_hz`` (``sephw compile --clock-mhz``).
+        Boards whose top has no clock generator accept only their oscillator's frequency."""
+        clock_hz = int(round(clock_hz))
+        if clock_hz != self.oscillator_hz and self.family != "ecp5":
+            raise BoardError(f"{self.name}: its board top runs from the {self.oscillator_hz / 1e6:g} MHz "
+                             f"oscillator (no clock generator yet); a {clock_hz / 1e6:g} MHz clock is "
+                             f"supported on ECP5 boards (PLL)")
+        if not 1_000_000 <= clock_hz <= 1_000_000_000:
+            raise BoardError(f"{self.name}: clock {clock_hz} Hz outside 1 MHz .. 1 GHz")
+        return replace(self, clock_hz=clock_hz)
 
     @property
     def onchip_bytes(self) -> int:
@@ -74,6 +93,12 @@ def parse(path: Path) -> Board:
     clock = _require(doc, "clock_hz", int, path)
     if not 1_000_000 <= clock <= 1_000_000_000:
         raise BoardError(f"{path}: clock_hz {clock} outside 1 MHz .. 1 GHz")
+    osc = doc.get("oscillator_hz", clock)
+    if not isinstance(osc, int) or isinstance(osc, bool) or not 1_000_000 <= osc <= 1_000_000_000:
+        raise BoardError(f"{path}: oscillator_hz must be an integer in 1 MHz .. 1 GHz, got {osc!r}")
+    if osc != clock and doc.get("family") != "ecp5":
+        raise BoardError(f"{path}: clock_hz {clock} differs from oscillator_hz {osc}, which needs a clock "
+                         f"generator (ECP5 boards only)")
     res = _require(doc, "resources", dict, path)
     for k in RESOURCE_KEYS:
         v = res.get(k)
@@ -91,7 +116,8 @@ def parse(path: Path) -> Board:
     return Board(name=name, description=str(doc.get("description", name)), vendor=vendor,
                  part=_require(doc, "part", str, path), family=_require(doc, "family", str, path),
                  clock_hz=clock, resources=dict(res), dsp_macs_per_slice=macs, host_links=dict(links),
-                 toolchain=toolchain, platform=platform, aliases=tuple(doc.get("aliases") or ()), path=Path(path))
+                 toolchain=toolchain, platform=platform, aliases=tuple(doc.get("aliases") or ()), path=Path(path),
+                 oscillator_hz=osc)
 
 
 def all_boards(folder: Path = HERE) -> dict[str, Board]:

@@ -2,16 +2,18 @@
 
 ``BoardTop`` puts :class:`rtl_gen.system.System` (the UART host link,
 :class:`rtl_gen.hostlink.HostLink`, beside the :class:`rtl_gen.top.Accelerator`) on the
-board's default clock and reset, the
-USB-UART pins (``uart`` resource 0: Arty A7 and ULX3S FTDI bridges) and two LEDs (0: busy,
-1: error). The host link's clock is the board profile's clock (Arty A7: 100 MHz, ULX3S:
-25 MHz), which is the frequency of the platform's default clock, so the UART divisor is right
-by construction.
+board's clock (:func:`rtl_gen.clocking.board_clock`: the oscillator, or an ECP5 PLL when the
+build's clock differs from it), the USB-UART pins (``uart`` resource 0: Arty A7 and ULX3S FTDI
+bridges) and two LEDs (0: busy, 1: error). The design's clock is the board's ``clock_hz``
+(Arty A7: 100 MHz, ULX3S: 25 MHz unless ``sephw compile --clock-mhz`` sets it); the board build
+takes it from the build's manifest, so the UART divisor is right by construction.
 """
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
+from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import io
+
+from .clocking import board_clock
 
 __all__ = ["BoardTop", "netlist_for"]
 
@@ -29,7 +31,8 @@ class BoardTop(Elaboratable):
     build_dir : path
         Build directory of ``sephw compile`` (manifest.json sizes the top and the link).
     board : boards.Board
-        Board profile; its ``clock_hz`` must equal the platform's default clock.
+        Board profile; its ``oscillator_hz`` must equal the platform's default clock, its
+        ``clock_hz`` the build's clock (``Board.at_clock``).
     baud : int, optional
         UART baud rate (default: the profile's ``host_links.uart.default_baud``).
 
@@ -58,22 +61,11 @@ class BoardTop(Elaboratable):
         m.submodules.system = system = self._system
         if platform is None:
             return m
-        clk = platform.lookup(platform.default_clk)
-        if clk.clock is not None and round(clk.clock.frequency) != self._board.clock_hz:
-            raise ValueError(f"platform clock {clk.clock.frequency:.0f} Hz differs from the board "
-                             f"profile's clock_hz {self._board.clock_hz}")
-        if platform.default_rst is None:
-            # No reset pin (ULX3S): the platform's default domain would be reset-less, but the
-            # engines and the link reset their state; a power-on reset holds `sync` in reset
-            # for 16 cycles after configuration.
-            m.submodules.clk_buf = clk_buf = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
-            m.domains.sync = ClockDomain("sync")
-            m.domains.por = ClockDomain("por", reset_less=True)
-            por = Signal(range(16), init=15)
-            m.d.comb += [ClockSignal("sync").eq(clk_buf.i), ClockSignal("por").eq(clk_buf.i),
-                         ResetSignal("sync").eq(por != 0)]
-            with m.If(por != 0):
-                m.d.por += por.eq(por - 1)
+        # No reset pin (ULX3S): the platform's default domain would be reset-less, but the
+        # engines and the link reset their state; a power-on reset holds `sync` in reset for 16
+        # cycles after configuration (after the PLL's lock where there is one).
+        b = self._board
+        board_clock(m, platform, b.clock_hz, b.oscillator_hz, b.family)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)

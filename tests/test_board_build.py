@@ -21,8 +21,7 @@ def build_copy(sepnet_build, tmp_path):
     return dst
 
 
-@pytest.fixture
-def k3_build(tmp_path):
+def _k3_compile(board, out):
     """A two-layer network of 3×3 pattern convs (16 and 32 channels, the second at stride 2)
     compiled on the small overlay: k_max 3, so its pattern engine is 9 taps wide, not the
     SEP-Net test's 25, and its board top synthesizes in well under half the time."""
@@ -37,9 +36,40 @@ def k3_build(tmp_path):
                in_channels=1, num_classes=10, stem="small").eval()
     binarize.binarize_model(m)
     calib = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    ir, _ = compile_graph(quantize.quantize(m, calib), "arty-a7-35", tmp_path / "build", engine=SMALL_ENGINE)
+    ir, rep = compile_graph(quantize.quantize(m, calib), board, out, engine=SMALL_ENGINE)
     assert ir.cfg.k_max == 3
+    return rep
+
+
+@pytest.fixture
+def k3_build(tmp_path):
+    """The network of :func:`_k3_compile` built for the Arty A7-35."""
+    _k3_compile("arty-a7-35", tmp_path / "build")
     return tmp_path / "build"
+
+
+def test_ulx3s_board_top_at_a_pll_clock(tmp_path):
+    """``sephw compile --clock-mhz 40 --board ulx3s``: the build is compiled for 40 MHz (its
+    ArchConfig, report and UART divisor) and the board top makes 40 MHz from the 25 MHz
+    oscillator with an EHXPLLL (5 : 8, VCO in range); the pin keeps its 25 MHz constraint."""
+    from rtl_gen.clocking import pll_config
+    from sephw.arch import Manifest
+    from sephw.flows.compile import board_at_clock
+    board = board_at_clock(boards.get("ulx3s"), 40)
+    out = tmp_path / "b40"
+    rep = _k3_compile(board, out)
+    assert rep["clock_hz"] == 40_000_000 and Manifest.read(out).arch.clock_hz == 40_000_000
+    # the board build takes the clock from the build, given the board by name
+    r = board_build(out, "ulx3s-85f", synth=False, log=lambda s: None)
+    assert r["clock_hz"] == 40_000_000 and r["oscillator_hz"] == 25_000_000
+    il = (out / "ecp5" / "sephw.il").read_text()
+    cfg = pll_config(25e6, 40e6)
+    assert "EHXPLLL" in il and (cfg["clki_div"], cfg["clkfb_div"]) == (5, 8)
+    for p in ("CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV"):
+        assert f"parameter \\{p} {cfg[p.lower()]}\n" in il, p
+    lpf = (out / "ecp5" / "sephw.lpf").read_text()
+    assert "FREQUENCY PORT" in lpf and "25000000" in lpf
+    assert "--timing-allow-fail" in (out / "ecp5" / "build_sephw.sh").read_text()
 
 
 @pytest.mark.slow

@@ -25,6 +25,11 @@ def test_shipped_profiles_load_and_resolve_aliases():
     (lambda t: t.replace("part: xc7a35ticsg324-1L\n", ""), "missing field 'part'"),
     (lambda t: t.replace("  uart:", "  pcie:"), "must include 'uart'"),
     (lambda t: t + "\n  - : [", "not valid YAML"),
+    # the Arty top has no clock generator: its clock is its oscillator's
+    (lambda t: t.replace("clock_hz: 100000000", "clock_hz: 100000000\noscillator_hz: 50000000"),
+     "needs a clock generator"),
+    (lambda t: t.replace("clock_hz: 100000000", "clock_hz: 100000000\noscillator_hz: slow"),
+     "oscillator_hz must be an integer"),
 ])
 def test_profile_validation_errors_name_file_and_field(tmp_path, edit, message):
     src = boards.HERE / "arty-a7-35.yaml"

@@ -15,6 +15,7 @@ from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io
 
 import boards
+from rtl_gen.clocking import board_clock, pll_config
 from rtl_gen.synth import yowasp
 from sephw.flows.boardbuild import NAME, _ecp5
 
@@ -26,11 +27,17 @@ VERIFY_ID_85F = b"\xe2\x00\x00\x00" + (0x41113043).to_bytes(4, "big")
 
 
 class Blinky(Elaboratable):
-    """A 24-bit counter on the board's default 25 MHz clock, its top bit on LED 0."""
+    """A 24-bit counter on the board top's clock (rtl_gen.clocking.board_clock: the 25 MHz
+    oscillator, or the PLL), its top bit on LED 0."""
     baud = None  # the board-build record reads the top's UART baud rate; no UART here
+
+    def __init__(self, board):
+        self.board = board
 
     def elaborate(self, platform):
         m = Module()
+        b = self.board
+        board_clock(m, platform, b.clock_hz, b.oscillator_hz, b.family)
         m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
         ctr = Signal(24)
         m.d.sync += ctr.eq(ctr + 1)
@@ -46,7 +53,8 @@ def test_ulx3s_open_flow_to_bitstream(tmp_path):
         assert Path(yowasp(tool)) == bindir / f"yowasp-{tool}", tool
 
     logs = []
-    r = _ecp5(tmp_path, boards.get("ulx3s-85f"), Blinky(), True, logs.append)
+    board = boards.get("ulx3s-85f")
+    r = _ecp5(tmp_path, board, Blinky(board), True, logs.append)
     proj = tmp_path / "ecp5"
     assert r["toolchain"] == "trellis" and r["part"] == "LFE5U-85F-6BG381C"
     script = (proj / f"build_{NAME}.sh").read_text()
@@ -80,3 +88,30 @@ def test_ulx3s_open_flow_to_bitstream(tmp_path):
     assert r["utilisation"]["TRELLIS_FF"]["available"] == boards.get("ulx3s-85f").resources["ff"]
     assert r["utilisation"]["TRELLIS_IO"]["used"] >= 2  # clk25 and the LED
     assert r["flow_seconds"] > 0 and any("bitstream" in s and "MHz" in s for s in logs)
+    assert r["timing_met"] and "EHXPLLL" not in (proj / f"{NAME}.il").read_text()
+
+
+@pytest.mark.slow
+def test_ulx3s_pll_clock_and_a_clock_the_design_misses(tmp_path):
+    """The board top at 50 MHz from the ECP5 PLL: nextpnr times the PLL's output at 50 MHz and
+    the counter meets it. At 350 MHz the routed counter does not: the flow still writes the
+    bitstream and says by how much it misses, naming the clock to compile for."""
+    board = boards.get("ulx3s-85f").at_clock(50_000_000)
+    r = _ecp5(tmp_path / "pll50", board, Blinky(board), True, lambda s: None)
+    il = (tmp_path / "pll50" / "ecp5" / f"{NAME}.il").read_text()
+    cfg = pll_config(25e6, 50e6)
+    assert "EHXPLLL" in il
+    for p in ("CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV"):
+        assert re.search(rf"parameter \\{p} {cfg[p.lower()]}\b", il), p
+    # nextpnr's target is the period in whole picoseconds: 50.00, 350.02 MHz
+    at50 = [v for v in r["fmax"].values() if abs(v["target_mhz"] - 50) < 0.1]
+    assert at50 and at50[0]["pass"] and r["timing_met"]
+    assert r["clock_hz"] == 50_000_000 and r["oscillator_hz"] == 25_000_000
+
+    fast = boards.get("ulx3s-85f").at_clock(350_000_000)
+    r = _ecp5(tmp_path / "pll350", fast, Blinky(fast), True, lambda s: None)
+    assert r["bitstream"] and not r["timing_met"]
+    miss = [v for v in r["fmax"].values() if abs(v["target_mhz"] - 350) < 0.1][0]
+    assert not miss["pass"] and miss["mhz"] < 350
+    assert f"is {miss['mhz']:.1f} MHz, below the {miss['target_mhz']:g} MHz it is built for" in r["timing_message"]
+    assert f"--clock-mhz {int(miss['mhz'])} or lower" in r["timing_message"]

@@ -28,9 +28,14 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["board_build", "clock_of_build", "parse_nextpnr", "reached_clock"]
+__all__ = ["TimingNotMet", "board_build", "clock_of_build", "parse_nextpnr", "reached_clock"]
 
 NAME = "sephw"
+
+
+class TimingNotMet(RuntimeError):
+    """The routed design does not reach the clock it is built for (ECP5 open flow); the
+    bitstream and board_build.json are written, the message names the Fmax reached."""
 
 #: Vivado Tcl: the routed design's setup WNS and TNS (the build script runs it after
 #: route_design; on its own it opens the routed checkpoint)
@@ -155,7 +160,9 @@ def reached_clock(record: dict, board) -> tuple[float, str]:
     if t and t.get("fmax_mhz"):
         return (min(nominal, math.floor(t["fmax_mhz"]) * 1e6),
                 f"Artix-7 timing estimate of the synthesized netlist (typical corner, {t['worst_ns']:.2f} ns)")
-    for clk, f in (record.get("fmax") or {}).items():
+    fmax = record.get("fmax") or {}
+    # the design's clock (sync; with a PLL its output), else the slowest reported
+    for clk, f in sorted(fmax.items(), key=lambda kv: (abs(kv[1]["target_mhz"] * 1e6 - nominal), kv[1]["mhz"])):
         target = f["target_mhz"] * 1e6
         return (min(target, math.floor(f["mhz"]) * 1e6),
                 f"nextpnr routed Fmax {f['mhz']:.1f} MHz of {clk} ({'PASS' if f['pass'] else 'FAIL'} at "
@@ -193,7 +200,9 @@ def parse_nextpnr(text: str) -> dict:
 
 def _ecp5(build_dir: Path, board, top, synth: bool, log) -> dict:
     from rtl_gen.synth import yowasp
-    dest, plan, out = _project(build_dir / "ecp5", board, top, log)
+    # nextpnr reports a failed clock instead of stopping, so the flow can say by how much
+    dest, plan, out = _project(build_dir / "ecp5", board, top, log, nextpnr_opts="--timing-allow-fail")
+    out["clock_hz"], out["oscillator_hz"] = board.clock_hz, board.oscillator_hz
     if not synth:
         log(f"[board] open-flow project in {dest} (synthesis skipped: --no-synth)")
         return out
@@ -217,6 +226,14 @@ def _ecp5(build_dir: Path, board, top, synth: bool, log) -> dict:
     fm = "; ".join(f"{c}: {v['mhz']:.1f} MHz ({'PASS' if v['pass'] else 'FAIL'} at {v['target_mhz']:g})"
                    for c, v in parsed["fmax"].items())
     log(f"[board] bitstream {out['bitstream']} ({out['bitstream_bytes']} bytes), Fmax {fm}, {secs:.0f} s")
+    failed = [(c, v) for c, v in parsed["fmax"].items() if not v["pass"]]
+    out["timing_met"] = not failed
+    if failed:
+        c, v = failed[0]
+        out["timing_message"] = (
+            f"the ECP5 build does not meet its clock: nextpnr's routed Fmax of {c} is {v['mhz']:.1f} MHz, "
+            f"below the {v['target_mhz']:g} MHz it is built for ({dest / (NAME + '.tim')}); compile with "
+            f"--clock-mhz {math.floor(v['mhz'])} or lower")
     return out
 
 
@@ -228,6 +245,9 @@ def board_build(build_dir, board, *, synth: bool = True, baud: int | None = None
     if isinstance(board, str):
         board = boards.get(board)
     build_dir = Path(build_dir)
+    built_for = _manifest_clock(build_dir, board.name)
+    if built_for and built_for != board.clock_hz:
+        board = board.at_clock(built_for)     # compiled for this board with --clock-mhz
     log(f"[board] generating the accelerator + UART host link for {board.name}")
     top = BoardTop(build_dir, board, baud=baud)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
@@ -254,7 +274,20 @@ def board_build(build_dir, board, *, synth: bool = True, baud: int | None = None
             md.write_text(f"{text}\n\n{_CLOCK_MD}\n\n- {hz / 1e6:g} MHz: {basis}\n"
                           f"- {cyc} cycles = {cyc / hz * 1e3:.3f} ms, **{hz / cyc:,.1f} FPS at this clock** "
                           f"({board.clock_hz / cyc:,.1f} FPS at the board's nominal {board.clock_hz / 1e6:g} MHz)\n")
-        if cyc:
+        if cyc and out.get("timing_met", True):
             log(f"[board] clock reached: {hz / 1e6:g} MHz ({basis}): {cyc} cycles = {cyc / hz * 1e3:.3f} ms, "
                 f"{hz / cyc:,.1f} FPS")
+    if not out.get("timing_met", True):
+        raise TimingNotMet(out["timing_message"])
     return out
+
+
+def _manifest_clock(build_dir: Path, board_name: str) -> int | None:
+    """The clock the build is compiled for (its manifest's ArchConfig), if it was compiled
+    for ``board_name`` (a build of another board is built at this board's own clock)."""
+    from sephw.arch import Manifest
+    try:
+        man = Manifest.read(build_dir)
+    except (OSError, ValueError):    # none or unreadable: the board top's own read reports it
+        return None
+    return int(man.arch.clock_hz) if man.board == board_name else None

@@ -3,13 +3,39 @@ Verilog (the RTL generator) and run the board build (Vivado project + Yosys esti
 ECP5 open flow)."""
 from __future__ import annotations
 
+import sys
+
 from ..compiler import compile_graph
 
 
+def board_at_clock(board, mhz: float):
+    """``board`` with its design clock at ``mhz`` (``--clock-mhz``); on ECP5 boards the
+    nearest clock the PLL makes (within 0.5 %), so the build's clock is the one it will run at.
+    Raises ``boards.BoardError`` / ``rtl_gen.clocking.PllError`` with the reason."""
+    hz = mhz * 1e6
+    if board.family == "ecp5" and round(hz) != board.oscillator_hz:
+        from rtl_gen.clocking import pll_config
+        hz = pll_config(board.oscillator_hz, hz)["out_hz"]
+    return board.at_clock(round(hz))
+
+
 def cmd_compile(a) -> int:
+    import boards
+    from rtl_gen.clocking import PllError
+
     from ..quantize import load_graph
+    board = boards.get(a.board)
+    if a.clock_mhz is not None:
+        try:
+            board = board_at_clock(board, a.clock_mhz)
+        except (boards.BoardError, PllError) as e:
+            print(f"sephw compile: error: --clock-mhz {a.clock_mhz:g}: {e}", file=sys.stderr)
+            return 2
+        print(f"design clock {board.clock_hz / 1e6:.6g} MHz"
+              + (f" (ECP5 PLL from the {board.oscillator_hz / 1e6:g} MHz oscillator)"
+                 if board.clock_hz != board.oscillator_hz else ""))
     graph = load_graph(a.model)
-    ir, rep = compile_graph(graph, a.board, a.output, progress=True)
+    ir, rep = compile_graph(graph, board, a.output, progress=True)
     print(f"wrote {a.output}: {rep['instructions']} instructions, {rep['bands']} band(s), "
           f"{rep['cycles_per_inference']} cycles/inference = {rep['latency_s'] * 1e3:.3f} ms, "
           f"{rep['fps']:.1f} FPS at {rep['clock_hz'] / 1e6:g} MHz; on-chip {rep['onchip_bytes']} / "
@@ -22,8 +48,12 @@ def cmd_compile(a) -> int:
         "Program and images load at run time through host_w"
     print(f"wrote {path} (top module sephw_top; {how})")
     if not a.no_board:
-        from .boardbuild import board_build
-        board_build(a.output, a.board, synth=not a.no_synth, baud=a.baud)
+        from .boardbuild import TimingNotMet, board_build
+        try:
+            board_build(a.output, board, synth=not a.no_synth, baud=a.baud)
+        except TimingNotMet as e:
+            print(f"sephw compile: error: {e}", file=sys.stderr)
+            return 2
     print(f"simulate: `sephw simulate {a.output} --images N`; run on the simulated board: "
           f"`sephw run {a.output} --port sim:{a.output} --images N`")
     return 0
@@ -41,6 +71,10 @@ def register_cli(subparsers) -> None:
     p.add_argument("--no-board", action="store_true", help="skip the board build (top.v and the Program only)")
     p.add_argument("--baud", type=int, default=None,
                    help="UART baud rate of the host link (default: the board profile's default_baud)")
+    p.add_argument("--clock-mhz", type=float, default=None,
+                   help="design clock in MHz (default: the board profile's clock_hz). ECP5 boards make it with "
+                        "a PLL (nearest setting within 0.5%%), and the open flow fails clearly when the routed "
+                        "design does not reach it; Xilinx boards run at their oscillator")
     p.add_argument("--bake-images", action="store_true",
                    help="bake the Program and memory images into top.v (boot ROM) instead of loading them at run time")
     p.set_defaults(func=cmd_compile)
