@@ -377,6 +377,18 @@ class HostLink(wiring.Component):
         def error(code, detail):
             reply(ERROR, 5, SRC_REG, Cat(Const(code, 8), Value.cast(detail).as_unsigned()[:32]))
 
+        # The header checks DISPATCH decides on, registered one cycle behind the header (which
+        # holds from the end of its reception until the executor is back in IDLE): a 32-bit
+        # add and compare and the length compares no longer sit in front of the reply
+        # registers (timing; the answers are the same)
+        f_len0, f_ping_long, f_load_short, f_mem_bad = (Signal(name=n) for n in
+                                                       ("f_len0", "f_ping_long", "f_load_short", "f_mem_bad"))
+        f_wi_short, f_wi_past, f_wi_empty = (Signal(name=n) for n in ("f_wi_short", "f_wi_past", "f_wi_empty"))
+        m.d.sync += [f_len0.eq(r_len == 0), f_ping_long.eq(r_len > PING_MAX), f_load_short.eq(r_len <= LOAD_HEADER),
+                     f_mem_bad.eq(ld_mem > 4), f_wi_short.eq(r_len < WRITE_INPUT_HEADER),
+                     f_wi_past.eq(wi_off + (r_len - WRITE_INPUT_HEADER) > in_bytes),
+                     f_wi_empty.eq(r_len == WRITE_INPUT_HEADER)]
+
         with m.FSM(name="exec") as x_fsm:
             with m.State("IDLE"):
                 m.d.comb += armed.eq(1)
@@ -392,40 +404,40 @@ class HostLink(wiring.Component):
             with m.State("DISPATCH"):
                 with m.Switch(r_type):
                     with m.Case(Cmd.PING):
-                        with m.If(r_len > PING_MAX):
+                        with m.If(f_ping_long):
                             error(Err.BAD_LENGTH, r_len)
                         with m.Else():
                             reply(Cmd.PING | REPLY, r_len, SRC_FRAME)
                     with m.Case(Cmd.INFO):
-                        with m.If(r_len != 0):
+                        with m.If(~f_len0):
                             error(Err.BAD_LENGTH, r_len)
                         with m.Else():
                             reply(Cmd.INFO | REPLY, INFO_FORMAT.size, SRC_INFO)
                     with m.Case(Cmd.LOAD):
-                        with m.If(r_len <= LOAD_HEADER):
+                        with m.If(f_load_short):
                             error(Err.BAD_LENGTH, r_len)
-                        with m.Elif(ld_mem > 4):
+                        with m.Elif(f_mem_bad):
                             error(Err.BAD_ADDRESS, ld_addr)
                         with m.Else():
                             m.d.sync += [wsel.eq(ld_mem), rem.eq(r_len - LOAD_HEADER), nwords.eq(0)]
                             m.next = "LOAD_DIV"
                     with m.Case(Cmd.WRITE_INPUT):
-                        with m.If(r_len < WRITE_INPUT_HEADER):
+                        with m.If(f_wi_short):
                             error(Err.BAD_LENGTH, r_len)
-                        with m.Elif(wi_off + (r_len - WRITE_INPUT_HEADER) > in_bytes):
+                        with m.Elif(f_wi_past):
                             error(Err.BAD_ADDRESS, wi_off)
-                        with m.Elif(r_len == WRITE_INPUT_HEADER):
+                        with m.Elif(f_wi_empty):
                             reply(Cmd.WRITE_INPUT | REPLY, 2, SRC_REG, 0)
                         with m.Else():
                             m.d.sync += [idx.eq(WRITE_INPUT_HEADER), ip.eq(wi_off)]
                             m.next = "WI_READ"
                     with m.Case(Cmd.RUN):
-                        with m.If(r_len != 0):
+                        with m.If(~f_len0):
                             error(Err.BAD_LENGTH, r_len)
                         with m.Else():
                             m.next = "RUN_START"
                     with m.Case(Cmd.READ_LOGITS, Cmd.READ_CYCLES):
-                        with m.If(r_len != 0):
+                        with m.If(~f_len0):
                             error(Err.BAD_LENGTH, r_len)
                         with m.Elif(~have):
                             error(Err.NO_RESULT, 0)
@@ -434,7 +446,7 @@ class HostLink(wiring.Component):
                         with m.Else():
                             reply(Cmd.READ_CYCLES | REPLY, 8, SRC_REG, acc.cycles)
                     with m.Case(Cmd.RESET):
-                        with m.If(r_len != 0):
+                        with m.If(~f_len0):
                             error(Err.BAD_LENGTH, r_len)
                         with m.Else():
                             m.next = "RESET"
