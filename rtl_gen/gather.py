@@ -110,6 +110,10 @@ class Gather(wiring.Component):
         pat_field = self.window.payload.pat_addr
 
         chunks_a, chunks_b = Signal(16), Signal(16)
+        # chunks - 1 (and - 2), registered per tile: "last chunk" is an equality with a
+        # register, not an adder and a compare (timing)
+        ca_m1, ca_m2, cb_m1 = Signal(16), Signal(16), Signal(16)
+        last_pass = Signal()         # ISSUE_A: ch_next == chunks_a (this pass has the last chunk)
         y, x = Signal(16), Signal(16)
         ch = Signal(16)
         gi, gj = Signal(range(K + 1)), Signal(range(K + 1))
@@ -207,7 +211,7 @@ class Gather(wiring.Component):
             win_field.eq(win_out),
             pat_field.eq(ins.wa + ch),
             self.window.payload.first.eq(ch == 0),
-            self.window.payload.last.eq(ch == chunks_a - 1),
+            self.window.payload.last.eq(ch == ca_m1),
             self.window.valid.eq(pe_issue),
             pe_take.eq(pe_issue & self.window.ready),
             self.pixel.payload.x.eq(xv_out),
@@ -344,7 +348,7 @@ class Gather(wiring.Component):
         # pass starts from (ch_next). (Registering the next pass's first read address the same
         # way measured +3,800 LUTs on the shipped gatherer in Yosys: not done.)
         ch_nx = Signal(17)
-        m.d.comb += ch_nx.eq(ch + 1 + dual)
+        m.d.comb += [ch_nx.eq(ch + 1 + dual), last_pass.eq(ch == Mux(dual, ca_m2, ca_m1))]
         if CS:
             cs_ra = Signal.like(cs_r.addr)
             m.d.sync += cs_ra.eq(Mux(ch_nx < chunks_a, ch_nx, 0))
@@ -366,6 +370,7 @@ class Gather(wiring.Component):
             with m.State("TILE_INIT"):
                 drive_row(m, self.row, r0_biased, da)
                 tile_products()
+                m.d.sync += [ca_m1.eq(chunks_a - 1), ca_m2.eq(chunks_a - 2), cb_m1.eq(chunks_b - 1)]
                 m.next = "TILE_INIT_A"
             with m.State("TILE_INIT_A"):
                 tile_sums()
@@ -445,7 +450,7 @@ class Gather(wiring.Component):
                 with m.Else():
                     m.d.comb += [ma_issue.eq(1), self.pixel.payload.w_addr.eq(ins.wa + ch),
                                  self.pixel.payload.first.eq(ch == 0),
-                                 self.pixel.payload.last.eq(ch == chunks_a - 1),
+                                 self.pixel.payload.last.eq(ch == ca_m1),
                                  done_a.eq(self.pixel.ready)]
                 ch_next = Signal(16)       # the next pass's first chunk
                 m.d.comb += ch_next.eq(ch + 1 + dual)
@@ -457,7 +462,7 @@ class Gather(wiring.Component):
                             m.d.comb += [cs_w.addr.eq(ch), cs_w.en.eq(1)]
                     else:
                         m.d.sync += win.eq(Mux(slide_ok, win_shifted, 0))
-                    with m.If(ch_next == chunks_a):
+                    with m.If(last_pass):
                         m.d.sync += ch.eq(0)
                         with m.If(b_mac | b_id):
                             m.next = "GATHER_B"
@@ -497,10 +502,10 @@ class Gather(wiring.Component):
                 with m.If(b_mac):
                     m.d.comb += [ma_issue.eq(1), self.pixel.payload.w_addr.eq(ins.wb + ch),
                                  self.pixel.payload.first.eq(ch == 0),
-                                 self.pixel.payload.last.eq(ch == chunks_b - 1)]
+                                 self.pixel.payload.last.eq(ch == cb_m1)]
                     with m.If(self.pixel.ready):
                         m.d.sync += xv.eq(0)
-                        with m.If(ch == chunks_b - 1):
+                        with m.If(ch == cb_m1):
                             m.d.sync += ch.eq(0)
                             m.next = "POS_NEXT"
                         with m.Else():
