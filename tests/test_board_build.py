@@ -100,7 +100,7 @@ def test_arty_vivado_project_and_yosys_estimate(k3_build):
     assert t["endpoints"] > 1000 and t["worst_ns"] > 2 and t["lut_levels"] >= 1 and not t["unmodelled_cells"]
     assert all(p["from"].startswith("system.") for p in t["paths"]) and len(t["paths"]) == 10
     assert t["pessimistic_worst_ns"] > t["worst_ns"]
-    assert t["reached_mhz"] == min(100, math.floor(t["fmax_mhz"]))
+    assert t["reached_mhz"] == min(100, math.floor(1000 / t["worst_ns"])) <= t["fmax_mhz"] + 0.05
     md = (build_copy / "timing.md").read_text()
     assert f"{t['worst_ns']:.2f} ns" in md and t["paths"][0]["from"] in md and "Pessimistic corner" in md
     rep = json.loads((build_copy / "report.json").read_text())

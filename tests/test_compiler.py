@@ -594,15 +594,20 @@ def test_cli_compile(sepnet, tmp_path, monkeypatch, capsys):
     # tests/test_board_build.py; here only that compile calls them with the right arguments
     monkeypatch.setattr(simulate, "write_top_verilog", lambda d, bake=False: tops.append((d, bake)) or out / "top.v")
     monkeypatch.setattr(boardbuild, "board_build",
-                        lambda d, b, synth=True, baud=None: boards_.append((d, b, synth, baud)) or {})
+                        lambda d, b, synth=True, baud=None: boards_.append((d, b.name, b.clock_hz, synth, baud)) or {})
     a = p.parse_args(["compile", str(ck), "--board", "arty-a7", "-o", str(out), "--no-board"])
     assert a.func(a) == 0
     assert json.loads((out / "report.json").read_text())["board"] == "arty-a7-35"
     assert tops == [(str(out), False)] and boards_ == []
     a = p.parse_args(["compile", str(ck), "--board", "arty-a7", "-o", str(out), "--no-synth", "--baud", "1000000"])
     assert a.func(a) == 0
-    assert boards_ == [(str(out), "arty-a7", False, 1000000)]
+    assert boards_ == [(str(out), "arty-a7-35", 100_000_000, False, 1000000)]
     a = p.parse_args(["compile", str(ck), "--board", "arty-a7", "-o", str(out), "--bake-images"])
     assert a.func(a) == 0
-    assert tops[-1] == (str(out), True) and boards_[-1] == (str(out), "arty-a7", True, None)
+    assert tops[-1] == (str(out), True) and boards_[-1] == (str(out), "arty-a7-35", 100_000_000, True, None)
+    # --clock-mhz on the ULX3S: compiled for the PLL's clock, the board build gets that board
+    a = p.parse_args(["compile", str(ck), "--board", "ulx3s", "-o", str(out), "--clock-mhz", "40"])
+    assert a.func(a) == 0
+    assert boards_[-1] == (str(out), "ulx3s-85f", 40_000_000, True, None)
+    assert json.loads((out / "report.json").read_text())["clock_hz"] == 40_000_000
     assert "sephw simulate" in capsys.readouterr().out
