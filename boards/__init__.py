@@ -42,15 +42,16 @@ class Board:
     def __post_init__(self):
         if not self.oscillator_hz:
             object.__setattr__(self, "oscillator_hz", self.clock_hz)
+        # the one place of this rule: profiles (parse) and overrides (at_clock) both pass here
+        if self.clock_hz != self.oscillator_hz and self.family != "ecp5":
+            raise BoardError(f"{self.path}: {self.name} runs from its {self.oscillator_hz / 1e6:g} MHz oscillator "
+                             f"(no clock generator yet): a {self.clock_hz / 1e6:g} MHz clock needs a clock "
+                             f"generator, which only ECP5 board tops have (PLL)")
 
     def at_clock(self, clock_hz: int) -> "Board":
         """This board with the design clocked at ``clock_hz`` (``sephw compile --clock-mhz``).
         Boards whose top has no clock generator accept only their oscillator's frequency."""
         clock_hz = int(round(clock_hz))
-        if clock_hz != self.oscillator_hz and self.family != "ecp5":
-            raise BoardError(f"{self.name}: its board top runs from the {self.oscillator_hz / 1e6:g} MHz "
-                             f"oscillator (no clock generator yet); a {clock_hz / 1e6:g} MHz clock is "
-                             f"supported on ECP5 boards (PLL)")
         if not 1_000_000 <= clock_hz <= 1_000_000_000:
             raise BoardError(f"{self.name}: clock {clock_hz} Hz outside 1 MHz .. 1 GHz")
         return replace(self, clock_hz=clock_hz)
@@ -96,9 +97,6 @@ def parse(path: Path) -> Board:
     osc = doc.get("oscillator_hz", clock)
     if not isinstance(osc, int) or isinstance(osc, bool) or not 1_000_000 <= osc <= 1_000_000_000:
         raise BoardError(f"{path}: oscillator_hz must be an integer in 1 MHz .. 1 GHz, got {osc!r}")
-    if osc != clock and doc.get("family") != "ecp5":
-        raise BoardError(f"{path}: clock_hz {clock} differs from oscillator_hz {osc}, which needs a clock "
-                         f"generator (ECP5 boards only)")
     res = _require(doc, "resources", dict, path)
     for k in RESOURCE_KEYS:
         v = res.get(k)

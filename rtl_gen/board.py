@@ -64,8 +64,7 @@ class BoardTop(Elaboratable):
         # No reset pin (ULX3S): the platform's default domain would be reset-less, but the
         # engines and the link reset their state; a power-on reset holds `sync` in reset for 16
         # cycles after configuration (after the PLL's lock where there is one).
-        b = self._board
-        board_clock(m, platform, b.clock_hz, b.oscillator_hz, b.family)
+        board_clock(m, platform, self._board)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)

@@ -64,19 +64,17 @@ def pll_config(fin_hz: float, fout_hz: float, tolerance: float = 0.005) -> dict:
     return best[1]
 
 
-def board_clock(m: Module, platform, clock_hz: int, oscillator_hz: int, family: str) -> None:
-    """Set up the ``sync`` domain of a board top at ``clock_hz`` from the platform's default
-    clock (``oscillator_hz``). Platforms with a reset pin and no PLL keep their own domain;
-    otherwise ``sync`` gets a power-on reset (16 cycles; with a PLL, from its lock)."""
+def board_clock(m: Module, platform, board) -> None:
+    """Set up the ``sync`` domain of a board top at ``board.clock_hz`` from the platform's
+    default clock (``board.oscillator_hz``; a :class:`boards.Board` differs from it only on
+    ECP5). Platforms with a reset pin and no PLL keep their own domain; otherwise ``sync``
+    gets a power-on reset (16 cycles; with a PLL, from its lock)."""
+    clock_hz, oscillator_hz = board.clock_hz, board.oscillator_hz
     clk = platform.lookup(platform.default_clk)
     if clk.clock is not None and round(clk.clock.frequency) != oscillator_hz:
         raise ValueError(f"platform clock {clk.clock.frequency:.0f} Hz differs from the board "
                          f"profile's oscillator_hz {oscillator_hz}")
     pll = clock_hz != oscillator_hz
-    if pll and family != "ecp5":
-        raise ValueError(f"the {family} board top runs from its {oscillator_hz / 1e6:g} MHz oscillator: "
-                         f"a {clock_hz / 1e6:g} MHz clock needs a clock generator, which only the ECP5 "
-                         f"board top has (EHXPLLL)")
     if not pll and platform.default_rst is not None:
         return                    # the platform's own sync domain, clock and reset pin
     m.submodules.clk_buf = clk_buf = io.Buffer("i", platform.request(platform.default_clk, dir="-"))

@@ -204,6 +204,7 @@ class Netlist:
                 if isinstance(b, int) and b not in self.names:
                     self.names[b] = (name if len(bits) == 1 else f"{name}[{i}]", made_up)
         self.cells = mod["cells"]
+        self.pins = {}       # cell -> {pin: bit}
         self.driver = {}     # bit -> (cell, pin)
         self.sinks = {}      # bit -> [(cell, pin)]
         self.unmodelled = {}
@@ -213,7 +214,8 @@ class Netlist:
             dirs = c.get("port_directions", {})
             if t in _IGNORED:
                 continue
-            for pin, b in _pins(c["connections"]):
+            self.pins[cname] = dict(_pins(c["connections"]))
+            for pin, b in self.pins[cname].items():
                 if not isinstance(b, int):
                     continue
                 if dirs.get(pin.split("[", 1)[0]) == "output":
@@ -283,7 +285,7 @@ def _arrivals(nl: Netlist, allowance: tuple):
                 continue
             cell, opin = nl.driver[b]
             cm = nl.model_of[cell]
-            conn = dict(_pins(nl.cells[cell]["connections"]))
+            conn = nl.pins[cell]
             arcs = _lookup(cm.arcs, opin) or {}
             pending = [conn[p] for p in _expand(arcs, conn) if isinstance(conn.get(p), int)
                        and conn[p] in nl.driver and conn[p] not in arr]
@@ -292,8 +294,8 @@ def _arrivals(nl: Netlist, allowance: tuple):
                 stack.extend(pending)
                 continue
             on_stack.discard(b)
-            best = (float(_lookup(cm.clk2q, opin)) if _lookup(cm.clk2q, opin) is not None else -math.inf,
-                    None, cell, None, opin, 0.0, float(_lookup(cm.clk2q, opin) or 0))
+            c2q = _lookup(cm.clk2q, opin)
+            best = (-math.inf if c2q is None else float(c2q), None, cell, None, opin, 0.0, float(c2q or 0))
             for ipin in _expand(arcs, conn):
                 ib = conn.get(ipin)
                 if not isinstance(ib, int) or ib not in arr or arr[ib][0] == -math.inf:
@@ -338,7 +340,7 @@ def estimate(netlist, *, top: str | None = None, period_ns: float = 10.0, corner
     for cname, cm in nl.model_of.items():
         if not cm.setup:
             continue
-        conn = dict(_pins(nl.cells[cname]["connections"]))
+        conn = nl.pins[cname]
         for ipin in _expand(cm.setup, conn):
             b = conn[ipin]
             if not isinstance(b, int) or b not in arr or arr[b][0] == -math.inf:
@@ -376,7 +378,8 @@ def _dest_name(nl: Netlist, cname: str, ipin: str, b: int) -> str:
         q = c["connections"].get("Q", [None])[0]
         if isinstance(q, int):
             return nl.name(q)
-    return f"{cname.lstrip(chr(92))} ({c['type']} {ipin})"
+    name = cname.lstrip("\\")
+    return f"{name} ({c['type']} {ipin})"
 
 
 def _start(nl, arr, b) -> str:

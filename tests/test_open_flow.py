@@ -36,8 +36,7 @@ class Blinky(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        b = self.board
-        board_clock(m, platform, b.clock_hz, b.oscillator_hz, b.family)
+        board_clock(m, platform, self.board)
         m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
         ctr = Signal(24)
         m.d.sync += ctr.eq(ctr + 1)

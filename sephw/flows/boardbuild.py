@@ -37,6 +37,7 @@ class TimingNotMet(RuntimeError):
     """The routed design does not reach the clock it is built for (ECP5 open flow); the
     bitstream and board_build.json are written, the message names the Fmax reached."""
 
+
 #: Vivado Tcl: the routed design's setup WNS and TNS (the build script runs it after
 #: route_design; on its own it opens the routed checkpoint)
 WNS_TNS_TCL = f"""# sephw: setup WNS/TNS of the routed design. After `sh build_{NAME}.sh`:
@@ -114,6 +115,7 @@ def _xc7_timing(build_dir: Path, netlist: Path, board, log) -> dict:
     period = 1e9 / board.clock_hz
     est = estimate(nl, period_ns=period)
     pess = estimate(nl, period_ns=period, corner="pessimistic", paths=1)
+    # from the worst path itself: fmax_mhz is rounded to 0.1 MHz (53.97 -> 54.0)
     reached = min(board.clock_hz / 1e6, math.floor(1000 / est["worst_ns"])) if est["worst_ns"] else board.clock_hz / 1e6
     extra = {"Board clock": f"{board.clock_hz / 1e6:g} MHz ({period:g} ns); "
                             f"{'met' if est['worst_ns'] <= period else 'NOT met'} by this estimate",
@@ -158,8 +160,7 @@ def reached_clock(record: dict, board) -> tuple[float, str]:
     nominal = board.clock_hz
     t = record.get("timing")
     if t and t.get("worst_ns"):
-        # from the worst path itself: fmax_mhz is rounded to 0.1 MHz (53.97 -> 54.0)
-        return (min(nominal, math.floor(1000 / t["worst_ns"]) * 1e6),
+        return (t["reached_mhz"] * 1e6,
                 f"Artix-7 timing estimate of the synthesized netlist (typical corner, {t['worst_ns']:.2f} ns)")
     fmax = record.get("fmax") or {}
     # the design's clock (sync; with a PLL its output), else the slowest reported
