@@ -1,14 +1,14 @@
 """PatternEngine: binarized k×k convolution on LUT logic, bit-serial over activation bit-planes."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from . import xc7
-from .arith import check_int, column_rows, column_sum, popcount_word, signed_bits
+from .arith import check_int, column_rows, compress_columns, popcount_word, signed_bits
 
 __all__ = ["PatternEngine", "split_word"]
 
@@ -30,23 +30,35 @@ class PatternEngine(wiring.Component):
     word addressed by the beat.
 
     Bit-serial: the window is processed one activation bit-plane per cycle, most significant
-    plane first, for ``act_bits`` cycles per beat. For plane ``b`` the products
-    ``y = x_b AND (B == -1)`` are flip-flops whose synchronous reset is the pattern bit (no
-    LUT), and a lane accumulates Horner style ``t = 2*t + q_b`` with
-    ``q_b = 2*popcount(NOT y) + popcount(x_b)`` (the ``popcount(x_b)`` term, plus ``2n`` on
-    plane 0, is shared by the lanes of a group); ``t`` restarts at the constant ``-2n``
-    (``n = cin*k*k``), so after the last plane ``t = sum_b 2^b (popcount(x_b AND Bpos) -
-    popcount(x_b AND Bneg))``. The popcounts are LUT6 counter trees
-    (:func:`~rtl_gen.arith.column_sum`). ``act_bits`` is a run-time port: fewer activation
-    bits cost proportionally fewer cycles.
+    plane first, for ``act_bits`` cycles per beat, in a pipeline of registered stages:
+
+    - B: the beat's window and pattern word; the plane ``x_b`` selected from the codes.
+    - P: the products ``y = x_b AND (B == -1)`` per lane, flip-flops whose synchronous reset
+      is the pattern bit (no LUT), and the plane ``x_b`` itself per group.
+    - Q: ``popcount(y)`` per lane and ``popcount(x_b)`` per group, each as the two rows a
+      counter tree (:func:`~rtl_gen.arith.compress_columns`, :func:`~rtl_gen.xc7.compress`)
+      leaves, registered before they are added.
+    - Horner registers ``U = 2*U + popcount(y_b)`` per lane and ``X = 2*X + popcount(x_b)``
+      per group (one ternary adder each), restarted at 0 after a beat's final plane, whose
+      values go to H.
+    - H: the beat's ``U``, ``X``; its value ``sum_b 2^b (popcount(x_b AND Bpos) -
+      popcount(x_b AND Bneg)) = X - 2U`` is added to the chunk accumulator (0 for a group's
+      first beat) on the way into the output register.
+
+    So a beat's result leaves ``act_bits + 4`` cycles after it loads into B (the plane stage),
+    two cycles more than with the counter trees and the accumulation in one cycle (what the
+    Q and H registers buy: no path from the plane select through a popcount into an adder).
+    ``act_bits`` is a run-time port: fewer activation bits cost proportionally fewer cycles.
 
     Beats with ``first == 0`` add to the accumulator of the previous beat (channel chunks of a
     group with more than ``cin`` input channels, up to ``max_cin``); a beat with ``last == 1``
-    emits the lane accumulators. Throughput: one beat per ``act_bits`` cycles, except that the
-    beat after a ``last`` beat is loaded one cycle later when the output may still be occupied
-    then (the output is held by back-pressure, or ``act_bits == 1`` with back-to-back ``last``
-    beats, which then take two cycles each): the product flip-flops must keep their beat's
-    pattern while a stall can freeze them.
+    emits the lane accumulators. Throughput: one beat per ``act_bits`` cycles, except that a
+    beat is loaded one cycle later when the pipeline may stall right after its load with the
+    previous beat's products in P (the product flip-flops must keep their beat's pattern while
+    a stall can freeze them): at ``act_bits <= 2`` only, when the final plane of a ``last``
+    beat is about to enter H while the output may still be occupied (held by back-pressure,
+    or at ``act_bits == 1`` by the ``last`` beat before: back-to-back ``last`` beats then take
+    three cycles per two).
 
     Parameters
     ----------
@@ -82,12 +94,11 @@ class PatternEngine(wiring.Component):
         behaviour and numbers, written as word-level logic (``y = ~B & x_b`` per lane, SWAR
         popcounts, :func:`~rtl_gen.arith.popcount_word`) so that a Verilator model of a large
         engine runs ~100x faster; whole-network simulations use it. The tests run both forms
-        bit-exact against the reference. ``"xc7"``: the ``"lut"`` form with the popcount and
-        Horner additions built from Xilinx 7-series LUT6_2/CARRY4 counters
-        (:mod:`rtl_gen.xc7`): about half the LUTs per lane (a 72-input lane is ~56 LUTs with
-        its accumulator, against ~99); since the counters' bypass inputs cannot invert, the
-        lanes count ``y`` and run ``u = -t`` (the shared term becomes ``-popcount(x_b)``; the
-        final plane's ternary adder negates). For Xilinx parts only; simulators use the cells'
+        bit-exact against the reference. ``"xc7"``: the ``"lut"`` form with the counter
+        trees, the Horner additions and the beat total built from Xilinx 7-series
+        LUT6_2/CARRY4 counters and ternary adders (:mod:`rtl_gen.xc7`; ``X - 2U + chunk`` is
+        one ternary adder with ``-2U`` as ``~(2U)`` plus the chain's carry-in): about half the
+        LUTs per lane of the ``"lut"`` form. For Xilinx parts only; simulators use the cells'
         models.
 
     Attributes
@@ -250,39 +261,52 @@ class PatternEngine(wiring.Component):
         b_last = Signal()
 
         # Stage P: the plane's products, registered. y[l][i] = x_b[i] AND (B[l, i] == -1) is a
-        # flip-flop whose synchronous reset is the pattern bit (FDRE R on xc7): no LUT.
+        # flip-flop whose synchronous reset is the pattern bit (FDRE R on xc7): no LUT; xp[g] is
+        # the plane itself (the channels of group g).
         p_valid = Signal()
         p_final = Signal()    # plane 0: the beat is complete after this plane
         p_first = Signal()
         p_last = Signal()
         y = [Signal(n, name=f"y{l}", reset_less=True) for l in range(lanes)]
-        # e[g] = popcount(x_b) of group g (+ 2n on plane 0), shared by the lanes of the group
-        # (xc7 form: G = -popcount(x_b) modulo 2^width instead)
-        e = [Signal(width if self._netlist == "xc7" else range(3 * n + 1), name=f"e{g}", reset_less=True)
-             for g in range(groups)]
+        xp = [Signal(n, name=f"xp{g}", reset_less=True) for g in range(groups)]
 
-        # Horner registers: t = 2*t + q_b with q_b = 2*popcount(NOT y) + e_b, restarted at
-        # K = -2n after each beat's final plane (a constant: FDRE/FDSE reset, no LUT).
-        # Since p_b = popcount(x_b) - 2*popcount(y) = 2*popcount(NOT y) + popcount(x_b) - 2n,
-        # t_final = 2^A*K + sum_b 2^b q_b = sum_b 2^b p_b (the +2n of plane 0 in e closes the
-        # constant). Arithmetic is modulo 2^width; the final value fits, so it is exact.
-        # The xc7 form keeps u = -t instead (see below): it restarts at 0.
-        K = 0 if self._netlist == "xc7" else -2 * n
-        K = (K + 2 ** (width - 1)) % 2 ** width - 2 ** (width - 1)  # modulo 2^width
-        t = [Signal(signed(width), name=f"t{l}", init=K, reset_less=True) for l in range(lanes)]
-        chunk_acc = [Signal(signed(self._acc_width), name=f"chunk_acc{l}", reset_less=True)
-                     for l in range(lanes)]
+        # Stage Q: the popcounts of the plane, registered as two rows each (a counter tree
+        # reduces the n bits to two words whose sum is the count; the Horner adder sums them):
+        # popcount(y[l]) per lane, popcount(xp[g]) per group. Word form: the count in one row.
+        # Rows are exact modulo 2^hw, the Horner registers' width.
+        hw = width - 1        # U, X <= n*(2^a - 1) < 2^(width-1): unsigned, exact
+        q_valid = Signal()
+        q_final = Signal()
+        q_first = Signal()
+        q_last = Signal()
+        qy = [[Signal(hw, name=f"qy{l}_{r}", reset_less=True) for r in range(2)] for l in range(lanes)]
+        qx = [[Signal(hw, name=f"qx{g}_{r}", reset_less=True) for r in range(2)] for g in range(groups)]
+
+        # Horner registers over the planes, MSB first: u[l] = sum_b 2^b popcount(y_b) and
+        # x[g] = sum_b 2^b popcount(x_b), restarted at 0 after each beat's final plane, whose
+        # values go to the beat stage H (bu, bx). There the beat's value is
+        # sum_b 2^b (popcount(x_b AND Bpos) - popcount(x_b AND Bneg)) = X - 2U, added to the
+        # chunk accumulator (0 for a group's first beat) on the way to the output.
+        u = [Signal(hw, name=f"u{l}", reset_less=True) for l in range(lanes)]
+        xs = [Signal(hw, name=f"xs{g}", reset_less=True) for g in range(groups)]
+        h_valid = Signal()
+        h_last = Signal()
+        bu = [Signal(hw, name=f"bu{l}", reset_less=True) for l in range(lanes)]
+        bx = [Signal(hw, name=f"bx{g}", reset_less=True) for g in range(groups)]
+        chunk_acc = [Signal(signed(self._acc_width), name=f"chunk_acc{l}") for l in range(lanes)]
 
         out_free = ~self.acc.valid | self.acc.ready
-        p_stall = p_valid & p_final & p_last & ~out_free
-        advance = ~p_stall
+        stall = h_valid & h_last & ~out_free
+        advance = ~stall
         # The product flip-flops reset from b_pattern even while stalled, so b_pattern must not
         # change (a new beat must not load) on an edge after which the pipeline may stall with
-        # the old beat's products in P: that is, when the final plane of a `last` beat moves
-        # into P while the output may still be occupied next cycle.
-        out_busy_next = (self.acc.valid & ~self.acc.ready) | (p_valid & p_final & p_last)
+        # the old beat's products in P: that is, when B's final plane moves into P while a
+        # `last` beat's final plane moves from Q into H and the output may still be occupied
+        # next cycle (act_bits <= 2 only: with more planes Q then holds the same beat as P).
+        out_busy_next = (self.acc.valid & ~self.acc.ready) | (h_valid & h_last)
+        hazard = q_valid & q_final & q_last & out_busy_next
         b_done = b_busy & (b_plane == 0) & advance
-        b_load = a_valid & a_fetched & advance & (~b_busy | (b_done & ~(b_last & out_busy_next)))
+        b_load = a_valid & a_fetched & advance & (~b_busy | (b_done & ~hazard))
         a_free = ~a_valid | b_load
         accept = self.window.valid & a_free
 
@@ -332,94 +356,94 @@ class PatternEngine(wiring.Component):
                  for t_ in range(taps)]
         with m.If(advance):
             m.d.sync += [
-                p_valid.eq(b_busy),
-                p_final.eq(b_plane == 0),
-                p_first.eq(b_first),
-                p_last.eq(b_last),
+                p_valid.eq(b_busy), p_final.eq(b_plane == 0), p_first.eq(b_first), p_last.eq(b_last),
+                q_valid.eq(p_valid), q_final.eq(p_final), q_first.eq(p_first), q_last.eq(p_last),
+                h_valid.eq(q_valid & q_final), h_last.eq(q_last),
             ]
         word = self._netlist == "word"
         gpc = self._netlist == "xc7"
-        for g in range(groups):
-            xg = [plane[t_][g * cin + c] for c in range(cin) for t_ in range(taps)]  # c*k*k + t
+
+        def count_rows(bits: Value, name: str) -> list:
+            """popcount(bits) as two rows (exact modulo 2^hw)."""
             if word:
-                xg_word = Signal(n, name=f"xg{g}")
-                m.d.comb += xg_word.eq(Cat(*xg))
-                pc_all = popcount_word(xg_word, n)
-            elif gpc:
-                pc_all = xc7.column_sum(m, [xg], name=f"pcx{g}")
+                return [popcount_word(bits, n), Const(0, hw)]
+            if gpc:
+                cols = xc7.compress(m, [[bits[i] for i in range(n)]], rows=2, name=name, width=hw)
             else:
-                pc_all = column_sum(m, [xg], name=f"pcx{g}")
+                cols = compress_columns(m, [[bits[i] for i in range(n)]], rows=2, name=name, width=hw)
+            return column_rows(cols, 2)
+
+        def horner(acc: Signal, rows: list, name: str) -> Value:
+            """2*acc + rows[0] + rows[1] (mod 2^hw): one ternary adder."""
+            if gpc:
+                return xc7.ternary_add(m, rows[0], rows[1], acc << 1, hw, name=name)
+            nxt = Signal(hw, name=name, attrs={"keep": 1})
+            m.d.comb += nxt.eq((acc << 1) + rows[0] + rows[1])
+            return nxt
+
+        restart = Signal()
+        m.d.comb += restart.eq(q_valid & q_final & advance)
+        step = q_valid & advance
+
+        def count_and_accumulate(bits: Signal, q: list, acc: Signal, beat: Signal, name: str):
+            """Q: popcount(bits) as two registered rows; acc: their Horner sum over the planes,
+            restarted after the final plane, whose value goes to beat (stage H)."""
+            rows = count_rows(bits, f"pc{name}_")
             with m.If(advance):
-                if gpc:  # (-1 more on plane 0: the final step's negation, below)
-                    m.d.sync += e[g].eq(Mux(b_plane == 0, -pc_all - 1, -pc_all))
-                else:
-                    m.d.sync += e[g].eq(pc_all + Mux(b_plane == 0, 2 * n, 0))
+                m.d.sync += [q[r].eq(v) for r, v in enumerate(rows)]
+            nxt = horner(acc, q, f"{name}next")
+            with m.If(restart | ResetSignal()):
+                m.d.sync += acc.eq(0)
+            with m.Elif(step):
+                m.d.sync += acc.eq(nxt)
+            with m.If(restart):
+                m.d.sync += beat.eq(nxt)
+
+        for g in range(groups):
+            xg = Signal(n, name=f"xg{g}")   # the plane of group g, bit c*k*k + t
+            m.d.comb += xg.eq(Cat(*[plane[t_][g * cin + c] for c in range(cin) for t_ in range(taps)]))
+            with m.If(advance):
+                m.d.sync += xp[g].eq(xg)
+            count_and_accumulate(xp[g], qx[g], xs[g], bx[g], f"x{g}")
             for l in range(g * lanes_per_group, (g + 1) * lanes_per_group):
                 pat = b_pattern[l]
                 if word:
                     # reset (pattern bit) wins over enable, as in the flip-flop form
-                    m.d.sync += y[l].eq(~pat & Mux(advance, xg_word, y[l]))
-                    continue
-                for i in range(n):
-                    # written as "reset wins over enable": maps onto FDRE (R = pattern bit)
-                    with m.If(pat[i]):
-                        m.d.sync += y[l][i].eq(0)
-                    with m.Elif(advance):
-                        m.d.sync += y[l][i].eq(xg[i])
+                    m.d.sync += y[l].eq(~pat & Mux(advance, xg, y[l]))
+                else:
+                    for i in range(n):
+                        # written as "reset wins over enable": maps onto FDRE (R = pattern bit)
+                        with m.If(pat[i]):
+                            m.d.sync += y[l][i].eq(0)
+                        with m.Elif(advance):
+                            m.d.sync += y[l][i].eq(xg[i])
+                count_and_accumulate(y[l], qy[l], u[l], bu[l], f"u{l}")
 
-        beat_sum = []   # the Horner register's next value; the beat's value on the final plane
-        for l in range(lanes):
-            g = l // lanes_per_group
-            ey = e[g]
-            if gpc:
-                # The counters' bypass inputs (DI, carry-in) cannot invert, so the lane counts
-                # y itself and runs u = -t: u_next = 2u + 2*popcount(y) + G_b, G_b =
-                # -popcount(x_b) (shared, modulo 2^width), u from 0, so u_final = -sum_b 2^b p_b.
-                # Counters down to two rows, then one ternary adder with 2u. On the final plane
-                # the adder negates (its LUTs' fifth input): -(2u + R0 + R1) - 1 with G - 1 in
-                # the rows is -u_final = t_final, the beat's value.
-                cols = [[ey[0]], [y[l][i] for i in range(n)] + [ey[1]]]
-                cols += [[ey[j]] for j in range(2, width)]
-                r0, r1 = column_rows(xc7.compress(m, cols, rows=2, name=f"q{l}_g", width=width), 2)
-                total = Signal(signed(width), name=f"unext{l}")
-                m.d.comb += total.eq(xc7.ternary_add(m, r0, r1, t[l] << 1, width, neg=p_final,
-                                                     name=f"h{l}"))
-                beat_sum.append(total)
-                continue
-            if word:
-                q = ey + ((n - popcount_word(y[l], n)) << 1)
-            else:
-                cols = [[ey[0]], [~y[l][i] for i in range(n)] + [ey[1]]]
-                cols += [[ey[j]] for j in range(2, len(ey))]
-                q = column_sum(m, cols, name=f"q{l}")
-            total = Signal(signed(width), name=f"tnext{l}", attrs={"keep": 1})
-            m.d.comb += total.eq((t[l] << 1) + q)
-            beat_sum.append(total)
-        restart = Signal()
-        m.d.comb += restart.eq(p_valid & p_final & advance)
-        with m.If(restart | ResetSignal()):
-            m.d.sync += [t[l].eq(K) for l in range(lanes)]
-        with m.Elif(p_valid & advance):
-            m.d.sync += [t[l].eq(beat_sum[l]) for l in range(lanes)]
-
+        # Stage H -> output: total = chunk_acc + X - 2U (xc7: one ternary adder, -2U as
+        # ~(2U) + carry-in). chunk_acc is cleared as a group's first beat enters H (a
+        # flip-flop reset) and takes each beat's total as it leaves.
         totals = []
         for l in range(lanes):
-            if chunked:
-                total = Signal(signed(self._acc_width), name=f"total{l}")
-                with m.If(p_first):
-                    m.d.comb += total.eq(beat_sum[l])
-                with m.Else():
-                    m.d.comb += total.eq(chunk_acc[l] + beat_sum[l])
+            g = l // lanes_per_group
+            total = Signal(signed(self._acc_width), name=f"total{l}")
+            base = chunk_acc[l] if chunked else Const(0, self._acc_width)
+            if gpc:
+                m.d.comb += total.eq(xc7.ternary_add(m, base, bx[g], Cat(Const(0, 1), bu[l]),
+                                                     self._acc_width, invert_c=True, carry_in=1,
+                                                     name=f"beat{l}"))
             else:
-                total = beat_sum[l]
+                m.d.comb += total.eq(base + bx[g] - (bu[l] << 1))
             totals.append(total)
+
+        if chunked:
+            with m.If(q_valid & q_final & q_first & advance):
+                m.d.sync += [chunk_acc[l].eq(0) for l in range(lanes)]
+            with m.Elif(h_valid & advance):
+                m.d.sync += [chunk_acc[l].eq(totals[l]) for l in range(lanes)]
 
         with m.If(self.acc.ready):
             m.d.sync += self.acc.valid.eq(0)
-        with m.If(p_valid & p_final & advance):
-            if chunked:
-                m.d.sync += [chunk_acc[l].eq(totals[l]) for l in range(lanes)]
-            with m.If(p_last):
-                m.d.sync += self.acc.valid.eq(1)
-                m.d.sync += [self.acc.payload[l].eq(totals[l]) for l in range(lanes)]
+        with m.If(h_valid & h_last & advance):
+            m.d.sync += self.acc.valid.eq(1)
+            m.d.sync += [self.acc.payload[l].eq(totals[l]) for l in range(lanes)]
         return m

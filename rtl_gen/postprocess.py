@@ -52,7 +52,13 @@ class PostProcess(wiring.Component):
     ----------
     acc_a : In(stream.Signature(ArrayLayout(signed(acc_width), lanes)))
     acc_b : In(stream.Signature(ArrayLayout(signed(acc_width), lanes)))
-        Only when ``inputs == 2``.
+        Only when ``inputs == 2``. A vector is taken into a holding register as soon as that
+        is free (one vector ahead of the join), so the producer can finish its next vector
+        while ``acc_a`` is still on its way.
+    b_enable : In(1)
+        Only when ``inputs == 2``; default 1. When 0, ``acc_b`` is not read and its term is
+        0 (a one-accumulator layer of a two-input unit); change it only between layers, with
+        no ``acc_b`` vector held.
     y : Out(stream.Signature(ArrayLayout(signed(out_width), lanes)))
     param_base : In(range(param_depth))
         Channel of lane 0 (run-time, per tile).
@@ -83,6 +89,7 @@ class PostProcess(wiring.Component):
         members = {"acc_a": In(acc_sig)}
         if inputs == 2:
             members["acc_b"] = In(acc_sig)
+            members["b_enable"] = In(1, init=1)
         members.update({
             "y": Out(stream.Signature(data.ArrayLayout(signed(out_width), lanes))),
             "param_base": In(range(param_depth)),
@@ -136,11 +143,21 @@ class PostProcess(wiring.Component):
         s0_free = ~s0_busy | (s0_lane == lanes - U)
         take = Signal()
         if two:
+            # acc_b is taken into a holding register as soon as it is free (the vector after the
+            # one being joined): its producer (the MAC array, whose pipeline stalls while its
+            # output waits) can finish the next vector while acc_a is still on its way.
+            b_hold = Signal(self.acc_b.payload.shape())
+            b_full = Signal()
+            b_ok = b_full | ~self.b_enable
             m.d.comb += [
-                self.acc_a.ready.eq(advance & s0_free & self.acc_b.valid),
-                self.acc_b.ready.eq(advance & s0_free & self.acc_a.valid),
-                take.eq(advance & s0_free & self.acc_a.valid & self.acc_b.valid),
+                self.acc_a.ready.eq(advance & s0_free & b_ok),
+                self.acc_b.ready.eq(~b_full | take),
+                take.eq(advance & s0_free & self.acc_a.valid & b_ok),
             ]
+            with m.If(self.acc_b.valid & self.acc_b.ready):
+                m.d.sync += [b_full.eq(1), b_hold.eq(self.acc_b.payload)]
+            with m.Elif(take):
+                m.d.sync += b_full.eq(0)
         else:
             m.d.comb += [
                 self.acc_a.ready.eq(advance & s0_free),
@@ -149,7 +166,10 @@ class PostProcess(wiring.Component):
         with m.If(take):
             m.d.sync += [s0_busy.eq(1), s0_lane.eq(0), s0_a.eq(self.acc_a.payload)]
             if two:
-                m.d.sync += s0_b.eq(self.acc_b.payload)
+                with m.If(self.b_enable):
+                    m.d.sync += s0_b.eq(b_hold)
+                with m.Else():           # (a flip-flop reset)
+                    m.d.sync += s0_b.eq(0)
         with m.Elif(advance & s0_busy):
             with m.If(s0_lane == lanes - U):
                 m.d.sync += s0_busy.eq(0)

@@ -296,7 +296,7 @@ class Accelerator(wiring.Component):
             for l in range(L):
                 m.d.comb += pp.acc_b.payload[l].eq(ga.skip.payload[l])
         with m.Else():
-            m.d.comb += pp.acc_b.valid.eq(1)
+            m.d.comb += pp.b_enable.eq(0)
         wiring.connect(m, pp.y, wr.y)
 
         # ------------------------------------------------------------------ sequencer

@@ -143,14 +143,22 @@ def compress(m, columns: list, *, rows: int = 2, name: str = "gpc", width: int |
     return cols
 
 
-def ternary_add(m, a: Value, b: Value, c: Value, width: int, *, neg=0, name: str = "tadd") -> Signal:
+def ternary_add(m, a: Value, b: Value, c: Value, width: int, *, neg=0, invert_c: bool = False,
+                carry_in: int = 0, name: str = "tadd") -> Signal:
     """``(a + b + c) mod 2^width`` with one LUT6_2 per bit on a CARRY4 chain: bit ``i``'s LUT
     gives ``a_i ^ b_i ^ c_i ^ m_(i-1)`` (chain select) and ``m_i = maj(a_i, b_i, c_i)`` (to
-    the next bit's LUT and chain DI).
+    the next bit's LUT and chain DI). Operands are zero-extended to ``width``.
 
     ``neg`` (a 1-bit value, the LUTs' fifth input): when 1 the LUTs take ``~a, ~b, ~c`` and
     ``m_(-1)`` and the carry-in are 1, giving ``(-(a + b + c) - 1) mod 2^width`` at no extra
-    LUT."""
+    LUT. ``invert_c``: the LUTs take ``~c`` (``c`` zero-extended, then inverted, at ``width``
+    bits); with ``carry_in=1`` (the chain's carry-in) that is ``a + b - c``, at no extra LUT."""
+    if carry_in not in (0, 1):
+        raise ValueError(f"carry_in must be 0 or 1, not {carry_in!r}")
+    if carry_in and not (isinstance(neg, int) and neg == 0):
+        raise ValueError("carry_in is the chain's carry-in, which neg uses: not both")
+    ic = int(bool(invert_c))
+
     def bit(v, i):
         v = _bit(v)
         return v[i] if i < len(v) else Const(0, 1)
@@ -159,8 +167,8 @@ def ternary_add(m, a: Value, b: Value, c: Value, width: int, *, neg=0, name: str
     m_prev = neg
     for i in range(width):
         s, mj = lut6_2(m, f"{name}_l{i}", [bit(a, i), bit(b, i), bit(c, i), m_prev, neg],
-                       lambda x: (x[0] ^ x[1] ^ x[2] ^ x[4]) ^ x[3],
-                       lambda x: int((x[0] ^ x[4]) + (x[1] ^ x[4]) + (x[2] ^ x[4]) >= 2))
+                       lambda x: (x[0] ^ x[1] ^ x[2] ^ ic ^ x[4]) ^ x[3],
+                       lambda x: int((x[0] ^ x[4]) + (x[1] ^ x[4]) + (x[2] ^ ic ^ x[4]) >= 2))
         s_bits.append(s)
         di_bits.append(m_prev)
         m_prev = mj
@@ -169,7 +177,7 @@ def ternary_add(m, a: Value, b: Value, c: Value, width: int, *, neg=0, name: str
     outs = []
     for q in range(0, width, 4):
         o, co = carry4(m, f"{name}_c{q // 4}", s_bits[q:q + 4], di_bits[q:q + 4],
-                       cyinit=neg if q == 0 else 0, ci=carry)
+                       cyinit=(neg if carry_in == 0 else Const(1, 1)) if q == 0 else 0, ci=carry)
         outs.append(o[:min(4, width - q)])
         carry = co[3]
     m.d.comb += out.eq(Cat(*outs))

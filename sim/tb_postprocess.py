@@ -2,7 +2,8 @@
 
 Random accumulator vectors (int32, including both extremes), random per-channel
 ``M`` (int16, including -32768/32767), ``B`` (signed 48-bit), ``S`` (0..47, including 0 and 47)
-and clamp ranges (ReLU and signed); every output code is compared in order.
+and clamp ranges (ReLU and signed); with two inputs every third sub-case runs with
+``b_enable = 0`` (no acc_b). Every output code is compared in order.
 """
 from __future__ import annotations
 
@@ -69,13 +70,18 @@ async def post_process_matches_reference(dut):
         lo, hi = rng.choice([(0, 2 ** a_bits - 1), (-(2 ** a_bits), 2 ** a_bits - 1),
                              (-(2 ** (pp.out_width - 1)), 2 ** (pp.out_width - 1) - 1)])
         dut.param_base.value = base
+        # two inputs: every third sub-case runs with b_enable = 0 (acc_b not read, its term 0)
+        use_b = two and sub % 3 != 2
+        if two:
+            dut.b_enable.value = int(use_b)
         dut.lo.value = lo & ((1 << pp.out_width) - 1)
         dut.hi.value = hi & ((1 << pp.out_width) - 1)
         await RisingEdge(dut.clk)
         ch = params[base:base + pp.lanes]
         n = case["vectors"]
         acc_a = [[random_acc(rng, ch[l][0], ch[l][3]) for l in range(pp.lanes)] for _ in range(n)]
-        acc_b = [[random_acc(rng, ch[l][1], ch[l][3]) for l in range(pp.lanes)] for _ in range(n)]
+        acc_b = [[random_acc(rng, ch[l][1], ch[l][3]) if use_b else 0 for l in range(pp.lanes)]
+                 for _ in range(n)]
         col = lambda i: torch.tensor([c[i] for c in ch], dtype=torch.int64)
         exp = requant(torch.tensor(acc_a), col(0), col(2), col(3), lo, hi,
                       acc_b=torch.tensor(acc_b) if two else None, m_b=col(1) if two else None)
@@ -85,7 +91,7 @@ async def post_process_matches_reference(dut):
         start, first_cycle = len(mon.received), mon._cycle
         for i in range(n):
             drv_a.send(acc_a[i])
-            if two:
+            if use_b:
                 drv_b.send(acc_b[i])
         await wait_for(dut, lambda: len(mon.received) >= start + n, timeout=40 * n * pp.lanes + 200)
         got = mon.received[start:]

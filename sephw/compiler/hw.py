@@ -304,7 +304,11 @@ TOP_ISSUE = 2           # FC_ISSUE after the last gather read: read in flight, t
 TOP_ROW_ADV = 2         # ROWADV: operand a's top row moves by the stride, b's by 1 or 2
 TOP_LAT_PP = 6          # + lanes / pp_units: last beat's accumulators -> its codes leave the
                         # PostProcess (pp_units channels per cycle); a pattern beat adds a_bits
-                        # (+ pattern_slices - 1 when its word is fetched), a skip 2 fewer
+                        # + TOP_PE_STAGES (+ pattern_slices - 1 when its word is fetched), a
+                        # 1x1 beat on the MAC array 1 more (acc_b's holding register), a skip 1
+                        # fewer
+TOP_PE_STAGES = 2       # the pattern engine's popcount-row and beat-total stages between its
+                        # last plane and its accumulators (rtl_gen/pattern.py, stages Q and H)
 TOP_FC_ACC = 3          # FC: last MAC beat of a byte plane -> its accumulators (FC_ACC),
                         # + lanes - 1 (one lane per cycle)
 TOP_FC_MUL = 32         # FC: serial multiply of a logit (one bit of M per cycle)
@@ -441,7 +445,7 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
         # every beat of a multi-chunk operand, only the tile's first beat of a single-chunk one
         fetch = cfg.pattern_slices - 1
         fetch_each = fetch if chunks_a > 1 else 0
-        lat_a = lat_pp + a.bits + (fetch if chunks_a > 1 or ins.rows * dst.width == 1 else 0)
+        lat_a = lat_pp + TOP_PE_STAGES + a.bits + (fetch if chunks_a > 1 or ins.rows * dst.width == 1 else 0)
         # a beat whose pattern word is fetched loads pattern_slices cycles after it is accepted
         # at the earliest: back to back, the engine takes one beat per max(a_bits, slices)
         period = max(a.bits, cfg.pattern_slices) if chunks_a > 1 else a.bits
@@ -451,7 +455,8 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
         per_a = 1 + math.ceil(ins.na / cfg.mac_cols)
         lat_a = lat_pp
     b_pos = 1 + math.ceil(ins.nb / cfg.mac_cols) if b_mac else (2 if b_id else 0)
-    lat_b = lat_pp if b_mac else (lat_pp - 2 if b_id else 0)
+    # (the PostProcess takes acc_b into its holding register first: one cycle more)
+    lat_b = lat_pp + 1 if b_mac else (lat_pp - 1 if b_id else 0)
     w = dst.width
     per_pos = per_a + b_pos + 1
     next_pos = chunks_a * ins.k + 1 + b_pos + 1 if slide else per_pos
@@ -462,11 +467,6 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
         setup = ins.k + 1 + (TOP_ROW_ADV if y else 0)
         cyc += max(setup + per_pos + (w - 1) * next_pos, out_row)
     drain = max(lat_a - b_pos, lat_b) + wr + 1
-    if on_pe and chunks_a == 1 and b_mac and ins.rows * w > 1:
-        # the first beat's fetch delays its accumulators; the 1x1 result of the first position
-        # waits for them in the MAC array, which holds the gatherer's next MAC beat back by as
-        # much, and the gatherer never catches up
-        cyc += fetch
     if on_pe:
         # or the pattern engine sets the pace; then the tile ends as the last beat's codes are
         # written
@@ -481,5 +481,5 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
             last = first + (ins.rows * w * chunks_a - 1) * period + (ins.rows - 1) * gap
         else:
             last = init + _pattern_beats(cfg, ins, a.bits, w, chunks_a, b_pos, slide)
-        return max(cyc + drain, last + lat_pp + a.bits + wr + 1)
+        return max(cyc + drain, last + lat_pp + TOP_PE_STAGES + a.bits + wr + 1)
     return cyc + drain
