@@ -14,7 +14,7 @@ the top ORs them.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Signal
+from amaranth.hdl import Array, Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -62,9 +62,10 @@ class ActivationMemory(wiring.Component):
             bank = Memory(shape=8, depth=self._depth, init=[])
             m.submodules[f"act_bank{b}"] = bank
             rp, wp = bank.read_port(), bank.write_port()
-            off = Signal(LNB, name=f"act_off{b}")
-            m.d.comb += [off.eq(Const(b, LNB) - self.raddr[:LNB]), rp.en.eq(1),
-                         rp.addr.eq((self.raddr + off) >> LNB),
+            # byte raddr + ((b - raddr) mod NB) is in bank b, row (raddr >> LNB) + [raddr mod NB > b]:
+            # one incrementer, its carry-in a compare of the low bits (no subtraction before it)
+            m.d.comb += [rp.en.eq(1),
+                         rp.addr.eq((self.raddr >> LNB) + (self.raddr[:LNB] > b)),
                          wp.addr.eq(self.waddr >> LNB), wp.data.eq(self.wdata[0]),
                          wp.en.eq(self.wen[0] & (self.waddr[:LNB] == b))]
             if b % U:

@@ -281,8 +281,15 @@ class Gather(wiring.Component):
         bcolm, bcoli = Signal(AW, name="bcolm"), Signal(AW, name="bcoli")
         ks = [kk for kk in (3, 5, 7) if kk <= K]
 
+        # k - 1 and k - 2 registered per tile, and row k - 1's ring address and validity kept
+        # beside the row table: the next pass's first read (tap (k-1, k-1)) takes its row
+        # without an index computed from the instruction and a multiplexer over the table
+        k_m1, k_m2 = Signal(range(K), name="k_m1"), Signal(range(K), name="k_m2")
+        row_last, row_last_ok = Signal(32, name="row_last"), Signal(name="row_last_ok")
+
         def tile_products():
             """Once per tile (TILE_INIT): the products by the instruction's constants."""
+            m.d.sync += [k_m1.eq(ins.k - 1), k_m2.eq(ins.k - 2)]
             m.d.sync += [stepA.eq(Mux(ins.stride == 2, Ca << 1, Ca)),
                          padC.eq(sum(Mux(ins.pad[i], Ca << i, 0) for i in range(3))),
                          kC1.eq(sum(Mux(ins.k == kk, times(kk - 1, Ca), 0) for kk in ks)),
@@ -394,10 +401,13 @@ class Gather(wiring.Component):
             with m.State("ROWSETUP"):
                 with m.If(row_i < ins.k):
                     nxt_i, nxt_a = ring_step(ca_i, ca_a, da)
-                    m.d.sync += [rowaddr[row_i].eq(ca_a), rowvalid[row_i].eq((row_r >= 0) & (row_r < da.height)),
+                    ok = (row_r >= 0) & (row_r < da.height)
+                    m.d.sync += [rowaddr[row_i].eq(ca_a), rowvalid[row_i].eq(ok),
                                  ca_i.eq(nxt_i), ca_a.eq(nxt_a), row_i.eq(row_i + 1)]
+                    with m.If(row_i == k_m1):
+                        m.d.sync += [row_last.eq(ca_a), row_last_ok.eq(ok)]
                 with m.Else():
-                    m.d.sync += [rowb.eq(yb_a), ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1),
+                    m.d.sync += [rowb.eq(yb_a), ch.eq(0), gi.eq(k_m1), gj.eq(k_m1),
                                  dual.eq(dual0), colmode.eq(0), win.eq(0)]
                     x_first()
                     m.next = "GATHER_A"
@@ -432,7 +442,7 @@ class Gather(wiring.Component):
                         with m.Else():
                             m.d.sync += gi.eq(gi - 1)
                     with m.Elif(gj == 0):
-                        m.d.sync += [gj.eq(ins.k - 1), colC.eq(acol + kC1)]
+                        m.d.sync += [gj.eq(k_m1), colC.eq(acol + kC1)]
                         with m.If(gi == 0):
                             m.next = "ISSUE_A"
                         with m.Else():
@@ -473,19 +483,19 @@ class Gather(wiring.Component):
                             m.d.comb += nxt_dual.eq(DUAL & (ch_next + 1 < chunks_a))
                             # gj is k - 1 here (set with the pass's last read), so col and
                             # colC are tap (k-1, k-1)'s column
-                            read(rowaddr[ins.k - 1] + colC + ch_next * PC,
-                                 rowvalid[ins.k - 1] & col_ok, 0, slot_last,
+                            read(row_last + colC + ch_next * PC,
+                                 row_last_ok & col_ok, 0, slot_last,
                                  ins.na - ch_next * PC, nxt_dual)
                             m.d.sync += dual.eq(nxt_dual)
                             if CS:
                                 with m.If(colmode):
                                     # the next chunk's window from the store (cs_r.addr is
                                     # cs_ra = ch_next), its new column next
-                                    m.d.sync += [win.eq(win_stored), gi.eq(ins.k - 2)]
+                                    m.d.sync += [win.eq(win_stored), gi.eq(k_m2)]
                                 with m.Else():
-                                    m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2), colC.eq(acol + kC2)]
+                                    m.d.sync += [gi.eq(k_m1), gj.eq(k_m2), colC.eq(acol + kC2)]
                             else:
-                                m.d.sync += [gi.eq(ins.k - 1), gj.eq(ins.k - 2), colC.eq(acol + kC2)]
+                                m.d.sync += [gi.eq(k_m1), gj.eq(k_m2), colC.eq(acol + kC2)]
                             m.next = "GATHER_A"
                         with m.Else():
                             read(rowaddr[0] + mcol + (ch + 1) * Q, rowvalid[0], 1, 0,
@@ -515,7 +525,7 @@ class Gather(wiring.Component):
                         m.d.comb += skip_push.eq(1)
                         m.next = "POS_NEXT"
             with m.State("POS_NEXT"):
-                m.d.sync += [ch.eq(0), gi.eq(ins.k - 1), gj.eq(ins.k - 1), dual.eq(dual0)]
+                m.d.sync += [ch.eq(0), gi.eq(k_m1), gj.eq(k_m1), dual.eq(dual0)]
                 with m.If(x == dd.width - 1):
                     m.d.sync += [y.eq(y + 1), row_i.eq(0)]
                     x_first()

@@ -19,7 +19,9 @@ class MacArray(wiring.Component):
     and a weight memory address; the addressed word holds the int8 weights ``w[p][q]`` of
     ``rows`` output channels × ``cols`` input channels. Per beat every row adds
     ``sum_q w[p][q] * x[q]`` to its int32 accumulator (``first`` restarts it, ``last`` emits
-    all ``rows`` accumulators). Fully pipelined: one beat per cycle, ``rows*cols`` MACs/cycle.
+    all ``rows`` accumulators). Fully pipelined: one beat per cycle, ``rows*cols`` MACs/cycle;
+    a ``last`` beat waits in the accumulator stage while the output register is occupied, even
+    in the cycle it is taken (``acc.ready`` only clears the output register).
 
     With ``packed=True`` two output rows share one multiplier (the DSP48E1's 25×18 signed
     multiplier): the activation ``x`` (shared) multiplies the wide operand
@@ -112,8 +114,13 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         wr = mem.write_port()
         wiring.connect(m, wiring.flipped(self.weight_w), wr)
 
-        # One global stall: the pipeline moves unless the output holds an unaccepted beat.
-        advance = ~self.acc.valid | self.acc.ready
+        # One global stall: the pipeline moves unless its last stage holds a `last` beat while
+        # the output register is occupied (whether or not the consumer takes it in this cycle:
+        # acc.ready reaches no further than the output register, so neither the pipeline nor
+        # pixel.ready, nor the gatherer behind it, waits on the consumer's handshake logic).
+        s2_valid = Signal()
+        s2_first, s2_last = Signal(), Signal()
+        advance = ~(self.acc.valid & s2_valid & s2_last)
         m.d.comb += [
             self.pixel.ready.eq(advance),
             rd.addr.eq(self.pixel.payload.w_addr),
@@ -134,8 +141,6 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         w = rd.data
 
         # S2: registered products (DSP M register).
-        s2_valid = Signal()
-        s2_first, s2_last = Signal(), Signal()
         terms = [[] for _ in range(rows)]  # per row: registered product terms to sum
         with m.If(advance):
             m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last)]

@@ -257,6 +257,7 @@ class PatternEngine(wiring.Component):
         b_window = Signal.like(a_window, reset_less=True)
         b_pattern = Signal(self.pattern_layout, reset_less=True)
         b_plane = Signal(range(self._a_bits))
+        b_final = Signal()    # b_plane == 0, registered (no compare on the load decision)
         b_first = Signal()
         b_last = Signal()
 
@@ -295,29 +296,35 @@ class PatternEngine(wiring.Component):
         bx = [Signal(hw, name=f"bx{g}", reset_less=True) for g in range(groups)]
         chunk_acc = [Signal(signed(self._acc_width), name=f"chunk_acc{l}") for l in range(lanes)]
 
-        out_free = ~self.acc.valid | self.acc.ready
-        stall = h_valid & h_last & ~out_free
+        # The pipeline stalls while H holds a `last` beat and the output register is occupied,
+        # whether or not the consumer takes the output in this cycle: acc.ready reaches no
+        # further than the output register, so nothing in the engine (nor window.ready, nor
+        # the gatherer behind it) waits on the consumer's handshake logic.
+        stall = h_valid & h_last & self.acc.valid
         advance = ~stall
         # The product flip-flops reset from b_pattern even while stalled, so b_pattern must not
         # change (a new beat must not load) on an edge after which the pipeline may stall with
         # the old beat's products in P: that is, when B's final plane moves into P while a
-        # `last` beat's final plane moves from Q into H and the output may still be occupied
-        # next cycle (act_bits <= 2 only: with more planes Q then holds the same beat as P).
-        out_busy_next = (self.acc.valid & ~self.acc.ready) | (h_valid & h_last)
+        # `last` beat's final plane moves from Q into H and the output may be occupied next
+        # cycle (act_bits <= 2 only: with more planes Q then holds the same beat as P).
+        out_busy_next = self.acc.valid | (h_valid & h_last)
         hazard = q_valid & q_final & q_last & out_busy_next
-        b_done = b_busy & (b_plane == 0) & advance
+        b_done = b_busy & b_final & advance
         b_load = a_valid & a_fetched & advance & (~b_busy | (b_done & ~hazard))
         a_free = ~a_valid | b_load
         accept = self.window.valid & a_free
 
         m.d.comb += self.window.ready.eq(a_free)
         if S > 1:
-            m.d.comb += rd.en.eq(0)       # (a read port's enable defaults to 1)
+            # (no window is accepted while a word is still being fetched: the address does not
+            # wait on the accept decision, only the enable does)
+            m.d.comb += [rd.addr.eq(Mux(a_fetched, self.window.payload.pat_addr * S, a_addr * S + f_cnt)),
+                         rd.en.eq(0)]     # (a read port's enable defaults to 1)
             with m.If(accept & ~(a_staged & (self.window.payload.pat_addr == a_addr))):
-                m.d.comb += [rd.addr.eq(self.window.payload.pat_addr * S), rd.en.eq(1)]
+                m.d.comb += rd.en.eq(1)
                 m.d.sync += [a_addr.eq(self.window.payload.pat_addr), f_cnt.eq(1), a_staged.eq(1)]
             with m.Elif(~a_fetched):
-                m.d.comb += [rd.addr.eq(a_addr * S + f_cnt), rd.en.eq(1)]
+                m.d.comb += rd.en.eq(1)
                 m.d.sync += f_cnt.eq(f_cnt + 1)
             # the slice read last cycle (f_cnt - 1) lands; all but the last are staged
             with m.If((f_cnt != 0) & (f_cnt != S)):
@@ -342,13 +349,14 @@ class PatternEngine(wiring.Component):
                 b_window.eq(a_window),
                 b_pattern.eq(a_word),
                 b_plane.eq(self.act_bits - 1),
+                b_final.eq(self.act_bits == 1),
                 b_first.eq(a_first),
                 b_last.eq(a_last),
             ]
         with m.Elif(b_done):
             m.d.sync += b_busy.eq(0)
         with m.Elif(b_busy & advance):
-            m.d.sync += b_plane.eq(b_plane - 1)
+            m.d.sync += [b_plane.eq(b_plane - 1), b_final.eq(b_plane == 1)]
 
         # Bit-plane b_plane of every code (an a_bits:1 multiplexer per code, shared by lanes).
         # (a $shiftx each; Yosys/ABC makes about 3 LUTs of an 8:1 multiplexer)
@@ -356,7 +364,7 @@ class PatternEngine(wiring.Component):
                  for t_ in range(taps)]
         with m.If(advance):
             m.d.sync += [
-                p_valid.eq(b_busy), p_final.eq(b_plane == 0), p_first.eq(b_first), p_last.eq(b_last),
+                p_valid.eq(b_busy), p_final.eq(b_final), p_first.eq(b_first), p_last.eq(b_last),
                 q_valid.eq(p_valid), q_final.eq(p_final), q_first.eq(p_first), q_last.eq(p_last),
                 h_valid.eq(q_valid & q_final), h_last.eq(q_last),
             ]

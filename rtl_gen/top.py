@@ -273,9 +273,13 @@ class Accelerator(wiring.Component):
         full = Signal(10)          # 2^bits of the dst codes
         m.d.comb += full.eq(Const(1, 10) << dd.bits[:4])
         half = full >> 1
-        m.d.comb += [pp.param_base.eq(ins.prm),
-                     pp.lo.eq(Mux(dd.signed != 0, -half, 0)),
-                     pp.hi.eq(Mux(dd.signed != 0, half - 1, full - 1))]
+        # the clamp bounds registered (the PostProcess reads them a pipeline later than the
+        # DISPATCH that loads the instruction): no path from the instruction register through
+        # the shift, negation and select into the clamp compares
+        pp_lo, pp_hi = Signal.like(pp.lo), Signal.like(pp.hi)
+        m.d.sync += [pp_lo.eq(Mux(dd.signed != 0, -half, 0)),
+                     pp_hi.eq(Mux(dd.signed != 0, half - 1, full - 1))]
+        m.d.comb += [pp.param_base.eq(ins.prm), pp.lo.eq(pp_lo), pp.hi.eq(pp_hi)]
         m.d.comb += [pf.acc.valid.eq(ma.acc.valid), pf.acc.payload.eq(ma.acc.payload)]
         with m.If(ga.use_pe):
             m.d.comb += [pp.acc_a.valid.eq(pe.acc.valid), pe.acc.ready.eq(pp.acc_a.ready)]
