@@ -286,6 +286,15 @@ class Gather(wiring.Component):
         # without an index computed from the instruction and a multiplexer over the table
         k_m1, k_m2 = Signal(range(K), name="k_m1"), Signal(range(K), name="k_m2")
         row_last, row_last_ok = Signal(32, name="row_last"), Signal(name="row_last_ok")
+        # rowaddr[gi] and rowvalid[gi] registered as gi is set: a pattern pass's reads take
+        # their row from a register, not through a multiplexer indexed by gi
+        row_cur, row_cur_ok = Signal(32, name="row_cur"), Signal(name="row_cur_ok")
+
+        def set_gi(v):
+            if v is k_m1:
+                m.d.sync += [gi.eq(v), row_cur.eq(row_last), row_cur_ok.eq(row_last_ok)]
+            else:
+                m.d.sync += [gi.eq(v), row_cur.eq(rowaddr[v]), row_cur_ok.eq(rowvalid[v])]
 
         def tile_products():
             """Once per tile (TILE_INIT): the products by the instruction's constants."""
@@ -407,7 +416,8 @@ class Gather(wiring.Component):
                     with m.If(row_i == k_m1):
                         m.d.sync += [row_last.eq(ca_a), row_last_ok.eq(ok)]
                 with m.Else():
-                    m.d.sync += [rowb.eq(yb_a), ch.eq(0), gi.eq(k_m1), gj.eq(k_m1),
+                    set_gi(k_m1)
+                    m.d.sync += [rowb.eq(yb_a), ch.eq(0), gj.eq(k_m1),
                                  dual.eq(dual0), colmode.eq(0), win.eq(0)]
                     x_first()
                     m.next = "GATHER_A"
@@ -433,20 +443,20 @@ class Gather(wiring.Component):
             # in the same cycle: k^2 cycles per chunk
             with m.State("GATHER_A"):
                 with m.If(use_pe):
-                    read(rowaddr[gi] + colC + ch * PC, rowvalid[gi] & col_ok, 0,
+                    read(row_cur + colC + ch * PC, row_cur_ok & col_ok, 0,
                          gi * K + gj, ins.na - ch * PC, dual)
                     with m.If(colmode):
                         # sliding window: only the new column j = k-1, rows k-1 .. 0
                         with m.If(gi == 0):
                             m.next = "ISSUE_A"
                         with m.Else():
-                            m.d.sync += gi.eq(gi - 1)
+                            set_gi(gi - 1)
                     with m.Elif(gj == 0):
                         m.d.sync += [gj.eq(k_m1), colC.eq(acol + kC1)]
                         with m.If(gi == 0):
                             m.next = "ISSUE_A"
                         with m.Else():
-                            m.d.sync += gi.eq(gi - 1)
+                            set_gi(gi - 1)
                     with m.Else():
                         m.d.sync += [gj.eq(gj - 1), colC.eq(colC - Ca)]
                 with m.Else():
@@ -491,11 +501,14 @@ class Gather(wiring.Component):
                                 with m.If(colmode):
                                     # the next chunk's window from the store (cs_r.addr is
                                     # cs_ra = ch_next), its new column next
-                                    m.d.sync += [win.eq(win_stored), gi.eq(k_m2)]
+                                    set_gi(k_m2)
+                                    m.d.sync += win.eq(win_stored)
                                 with m.Else():
-                                    m.d.sync += [gi.eq(k_m1), gj.eq(k_m2), colC.eq(acol + kC2)]
+                                    set_gi(k_m1)
+                                    m.d.sync += [gj.eq(k_m2), colC.eq(acol + kC2)]
                             else:
-                                m.d.sync += [gi.eq(k_m1), gj.eq(k_m2), colC.eq(acol + kC2)]
+                                set_gi(k_m1)
+                                m.d.sync += [gj.eq(k_m2), colC.eq(acol + kC2)]
                             m.next = "GATHER_A"
                         with m.Else():
                             read(rowaddr[0] + mcol + (ch + 1) * Q, rowvalid[0], 1, 0,
@@ -525,7 +538,8 @@ class Gather(wiring.Component):
                         m.d.comb += skip_push.eq(1)
                         m.next = "POS_NEXT"
             with m.State("POS_NEXT"):
-                m.d.sync += [ch.eq(0), gi.eq(k_m1), gj.eq(k_m1), dual.eq(dual0)]
+                set_gi(k_m1)
+                m.d.sync += [ch.eq(0), gj.eq(k_m1), dual.eq(dual0)]
                 with m.If(x == dd.width - 1):
                     m.d.sync += [y.eq(y + 1), row_i.eq(0)]
                     x_first()

@@ -24,7 +24,7 @@ class PostProcess(wiring.Component):
     ``inputs == 2`` a beat of ``acc_a`` and a beat of ``acc_b`` are joined (PRB: pattern +
     1×1 accumulators; residual add). Channel ``c``'s ``M_a, M_b, B, S`` are word ``c`` of the
     parameter memory. The lanes of a vector are processed ``units`` per cycle (default one)
-    through a 4-stage pipeline (one multiplier per input and unit instead of one per lane), so
+    through a 5-stage pipeline (one multiplier per input and unit instead of one per lane), so
     a vector takes ``lanes / units`` cycles and vectors stream back to back.
 
     Parameters
@@ -149,13 +149,14 @@ class PostProcess(wiring.Component):
             b_hold = Signal(self.acc_b.payload.shape())
             b_full = Signal()
             b_ok = b_full | ~self.b_enable
+            # (empty, the register follows the payload: its enable is b_full alone, no handshake)
             m.d.comb += [
                 self.acc_a.ready.eq(advance & s0_free & b_ok),
-                self.acc_b.ready.eq(~b_full | take),
+                self.acc_b.ready.eq(~b_full),
                 take.eq(advance & s0_free & self.acc_a.valid & b_ok),
             ]
-            with m.If(self.acc_b.valid & self.acc_b.ready):
-                m.d.sync += [b_full.eq(1), b_hold.eq(self.acc_b.payload)]
+            with m.If(~b_full):
+                m.d.sync += [b_full.eq(self.acc_b.valid), b_hold.eq(self.acc_b.payload)]
             with m.Elif(take):
                 m.d.sync += b_full.eq(0)
         else:
@@ -194,11 +195,12 @@ class PostProcess(wiring.Component):
         # S2: products.
         prod_width = self._acc_width + max(M_WIDTH, self._m_b_width if two else 0)
         sum_width = max(prod_width + 1, BIAS_WIDTH) + 2
-        s2_valid, s3_valid = Signal(), Signal()
-        s2_lane, s3_lane = Signal(range(lanes)), Signal(range(lanes))
+        s2_valid, s3_valid, s4_valid = Signal(), Signal(), Signal()
+        s2_lane, s3_lane, s4_lane = Signal(range(lanes)), Signal(range(lanes)), Signal(range(lanes))
         with m.If(advance):
             m.d.sync += [s2_valid.eq(s1_valid), s2_lane.eq(s1_lane),
-                         s3_valid.eq(s2_valid), s3_lane.eq(s2_lane)]
+                         s3_valid.eq(s2_valid), s3_lane.eq(s2_lane),
+                         s4_valid.eq(s3_valid), s4_lane.eq(s3_lane)]
         ys = []
         for u in range(U):
             par = rds[u].data
@@ -218,10 +220,12 @@ class PostProcess(wiring.Component):
             with m.If(advance):
                 m.d.sync += [s3_sum.eq(s2_pa + s2_pb + s2_bias + rnd), s3_shift.eq(s2_shift)]
 
-            # S4: arithmetic shift, clamp.
+            # S4: arithmetic shift (registered: the barrel shifter and the clamp's compares are
+            # not one path). S5: clamp, into the output vector.
             shifted = Signal(signed(sum_width), name=f"shifted{u}")
             y = Signal(signed(self._out_width), name=f"y{u}")
-            m.d.comb += shifted.eq(s3_sum >> s3_shift)
+            with m.If(advance):
+                m.d.sync += shifted.eq(s3_sum >> s3_shift)
             with m.If(shifted < self.lo):
                 m.d.comb += y.eq(self.lo)
             with m.Elif(shifted > self.hi):
@@ -234,10 +238,10 @@ class PostProcess(wiring.Component):
         staging = Signal(self.y.payload.shape())
         with m.If(self.y.ready):
             m.d.sync += self.y.valid.eq(0)
-        with m.If(advance & s3_valid):
+        with m.If(advance & s4_valid):
             for u in range(U):
-                m.d.sync += staging[s3_lane + u].eq(ys[u])
-            with m.If(s3_lane == lanes - U):
+                m.d.sync += staging[s4_lane + u].eq(ys[u])
+            with m.If(s4_lane == lanes - U):
                 m.d.sync += self.y.valid.eq(1)
                 for l in range(lanes - U):
                     m.d.sync += self.y.payload[l].eq(staging[l])

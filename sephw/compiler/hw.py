@@ -302,7 +302,7 @@ TOP_FETCH_FIRST = 5     # start -> the first instruction taken (its fetch: the f
 TOP_ROW_ADDR = 19       # one RowAddress (16-step divider + multiply): start cycle + 18 waiting
 TOP_ISSUE = 2           # FC_ISSUE after the last gather read: read in flight, then the handshake
 TOP_ROW_ADV = 2         # ROWADV: operand a's top row moves by the stride, b's by 1 or 2
-TOP_LAT_PP = 6          # + lanes / pp_units: last beat's accumulators -> its codes leave the
+TOP_LAT_PP = 7          # + lanes / pp_units: last beat's accumulators -> its codes leave the
                         # PostProcess (pp_units channels per cycle); a pattern beat adds a_bits
                         # + TOP_PE_STAGES (+ pattern_slices - 1 when its word is fetched), a
                         # 1x1 beat on the MAC array 1 more (acc_b's holding register), a skip 1
