@@ -120,7 +120,9 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         # pixel.ready, nor the gatherer behind it, waits on the consumer's handshake logic).
         s2_valid = Signal()
         s2_first, s2_last = Signal(), Signal()
-        advance = ~(self.acc.valid & s2_valid & s2_last)
+        s3_valid = Signal()
+        s3_first, s3_last = Signal(), Signal()
+        advance = ~(self.acc.valid & s3_valid & s3_last)
         m.d.comb += [
             self.pixel.ready.eq(advance),
             rd.addr.eq(self.pixel.payload.w_addr),
@@ -172,21 +174,31 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
                     m.d.sync += corr.eq(adder_tree(neg))
                 terms[2 * pair].append(-Cat(Const(0, 8), corr, Const(0, 1)).as_signed())
 
-        # S3: per-row sum over the cols products, accumulate, emit.
+        # S3: per-row sum over the cols products, registered (the DSPs' cascade and the adder
+        # tree are not one path with the accumulator's adder).
+        with m.If(advance):
+            m.d.sync += [s3_valid.eq(s2_valid), s3_first.eq(s2_first), s3_last.eq(s2_last)]
+        dots = []
+        for p in range(rows):
+            dot = Signal(signed(self._acc_width), name=f"dot{p}")
+            with m.If(advance):
+                m.d.sync += dot.eq(adder_tree(terms[p]))
+            dots.append(dot)
+
+        # S4: accumulate, emit.
         acc = [Signal(signed(self._acc_width), name=f"acc{p}") for p in range(rows)]
         with m.If(self.acc.ready):
             m.d.sync += self.acc.valid.eq(0)
         for p in range(rows):
             total = Signal(signed(self._acc_width), name=f"total{p}")
-            dot = adder_tree(terms[p])
-            with m.If(s2_first):
-                m.d.comb += total.eq(dot)
+            with m.If(s3_first):
+                m.d.comb += total.eq(dots[p])
             with m.Else():
-                m.d.comb += total.eq(acc[p] + dot)
-            with m.If(advance & s2_valid):
+                m.d.comb += total.eq(acc[p] + dots[p])
+            with m.If(advance & s3_valid):
                 m.d.sync += acc[p].eq(total)
-                with m.If(s2_last):
+                with m.If(s3_last):
                     m.d.sync += self.acc.payload[p].eq(total)
-        with m.If(advance & s2_valid & s2_last):
+        with m.If(advance & s3_valid & s3_last):
             m.d.sync += self.acc.valid.eq(1)
         return m

@@ -37,7 +37,7 @@ class PatternEngine(wiring.Component):
       is the pattern bit (no LUT), and the plane ``x_b`` itself per group.
     - Q: ``popcount(y)`` per lane and ``popcount(x_b)`` per group, each as the two rows a
       counter tree (:func:`~rtl_gen.arith.compress_columns`, :func:`~rtl_gen.xc7.compress`)
-      leaves, registered before they are added.
+      leaves, registered before the Horner adder sums them.
     - Horner registers ``U = 2*U + popcount(y_b)`` per lane and ``X = 2*X + popcount(x_b)``
       per group (one ternary adder each), restarted at 0 after a beat's final plane, whose
       values go to H.
@@ -372,7 +372,7 @@ class PatternEngine(wiring.Component):
         gpc = self._netlist == "xc7"
 
         def count_rows(bits: Value, name: str) -> list:
-            """popcount(bits) as two rows (exact modulo 2^hw)."""
+            """popcount(bits) as two rows whose sum is the count (exact modulo 2^hw)."""
             if word:
                 return [popcount_word(bits, n), Const(0, hw)]
             if gpc:

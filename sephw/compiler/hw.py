@@ -309,7 +309,9 @@ TOP_LAT_PP = 7          # + lanes / pp_units: last beat's accumulators -> its co
                         # fewer
 TOP_PE_STAGES = 2       # the pattern engine's popcount-row and beat-total stages between its
                         # last plane and its accumulators (rtl_gen/pattern.py, stages Q and H)
-TOP_FC_ACC = 3          # FC: last MAC beat of a byte plane -> its accumulators (FC_ACC),
+TOP_MAC_STAGES = 1      # the MAC array's registered dot product before its accumulator
+                        # (rtl_gen/macarray.py, S3): on every MAC result's way
+TOP_FC_ACC = 4          # FC: last MAC beat of a byte plane -> its accumulators (FC_ACC),
                         # + lanes - 1 (one lane per cycle)
 TOP_FC_MUL = 32         # FC: serial multiply of a logit (one bit of M per cycle)
 
@@ -453,10 +455,10 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
             lat_a += period             # the last beat waits in the hold register for one beat
     else:
         per_a = 1 + math.ceil(ins.na / cfg.mac_cols)
-        lat_a = lat_pp
+        lat_a = lat_pp + TOP_MAC_STAGES
     b_pos = 1 + math.ceil(ins.nb / cfg.mac_cols) if b_mac else (2 if b_id else 0)
     # (the PostProcess takes acc_b into its holding register first: one cycle more)
-    lat_b = lat_pp + 1 if b_mac else (lat_pp - 1 if b_id else 0)
+    lat_b = lat_pp + TOP_MAC_STAGES + 1 if b_mac else (lat_pp - 1 if b_id else 0)
     w = dst.width
     per_pos = per_a + b_pos + 1
     next_pos = chunks_a * ins.k + 1 + b_pos + 1 if slide else per_pos
