@@ -368,6 +368,10 @@ class Gather(wiring.Component):
         if CS:
             cs_ra = Signal.like(cs_r.addr)
             m.d.sync += cs_ra.eq(Mux(ch_next < chunks_a, ch_next, 0))
+        # the same for the next pass's channel offset ch_next * pe_cin (its first read's address
+        # and channel count then take no adder from ch)
+        ch_next_c = Signal(self._AW, name="ch_next_c")
+        m.d.sync += ch_next_c.eq(ch_next * PC)
 
         with m.FSM(name="gather") as fsm:
             with m.State("IDLE"):
@@ -493,9 +497,9 @@ class Gather(wiring.Component):
                             m.d.comb += nxt_dual.eq(DUAL & (ch_next + 1 < chunks_a))
                             # gj is k - 1 here (set with the pass's last read), so col and
                             # colC are tap (k-1, k-1)'s column
-                            read(row_last + colC + ch_next * PC,
+                            read(row_last + colC + ch_next_c,
                                  row_last_ok & col_ok, 0, slot_last,
-                                 ins.na - ch_next * PC, nxt_dual)
+                                 ins.na - ch_next_c, nxt_dual)
                             m.d.sync += dual.eq(nxt_dual)
                             if CS:
                                 with m.If(colmode):
