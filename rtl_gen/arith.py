@@ -124,10 +124,11 @@ def _count_logic(bits: list) -> list:
 
 
 def compress_columns(m, columns: list, *, name: str = "cc", rows: int = 2, min_counter: int = 4,
-                     width: int | None = None) -> list:
+                     width: int | None = None, max_levels: int | None = None) -> list:
     """Reduce weighted bit columns (``columns[w]``: bits of weight ``2^w``) with LUT6 counters
     (``min_counter``..6 equal-weight bits to their 3-bit count, one LUT6 per output bit) until
-    no column has more than ``rows`` bits; returns the new columns (same sum). Columns at or
+    no column has more than ``rows`` bits (or after ``max_levels`` levels); returns the new
+    columns (same sum). Columns at or
     above ``width`` (default: the bits the sum needs) are dropped, so the rows' sum is exact
     modulo ``2^width``. The counter outputs are ``keep`` wires in ``m``."""
     cols = [list(c) for c in columns]
@@ -142,7 +143,9 @@ def compress_columns(m, columns: list, *, name: str = "cc", rows: int = 2, min_c
         m.d.comb += s.eq(v)
         return s
 
-    while max((len(c) for c in cols), default=0) > rows:
+    level = 0
+    while max((len(c) for c in cols), default=0) > rows and (max_levels is None or level < max_levels):
+        level += 1
         nxt = [[] for _ in range(len(cols) + 3)]
         for w, col in enumerate(cols):
             i = 0

@@ -35,6 +35,8 @@ class PatternEngine(wiring.Component):
     - B: the beat's window and pattern word; the plane ``x_b`` selected from the codes.
     - P: the products ``y = x_b AND (B == -1)`` per lane, flip-flops whose synchronous reset
       is the pattern bit (no LUT), and the plane ``x_b`` itself per group.
+    - M: the counter trees' columns after their first two or three levels (a register
+      inside each tree).
     - Q: ``popcount(y)`` per lane and ``popcount(x_b)`` per group, each as the two rows a
       counter tree (:func:`~rtl_gen.arith.compress_columns`, :func:`~rtl_gen.xc7.compress`)
       leaves, registered before the Horner adder sums them.
@@ -45,8 +47,8 @@ class PatternEngine(wiring.Component):
       popcount(x_b AND Bneg)) = X - 2U`` is added to the chunk accumulator (0 for a group's
       first beat) on the way into the output register.
 
-    So a beat's result leaves ``act_bits + 4`` cycles after it loads into B (the plane stage),
-    two cycles more than with the counter trees and the accumulation in one cycle (what the
+    So a beat's result leaves ``act_bits + 5`` cycles after it loads into B (the plane stage),
+    three cycles more than with the counter trees and the accumulation in one cycle (what the
     Q and H registers buy: no path from the plane select through a popcount into an adder).
     ``act_bits`` is a run-time port: fewer activation bits cost proportionally fewer cycles.
 
@@ -55,10 +57,9 @@ class PatternEngine(wiring.Component):
     emits the lane accumulators. Throughput: one beat per ``act_bits`` cycles, except that a
     beat is loaded one cycle later when the pipeline may stall right after its load with the
     previous beat's products in P (the product flip-flops must keep their beat's pattern while
-    a stall can freeze them): at ``act_bits <= 2`` only, when the final plane of a ``last``
+    a stall can freeze them): at ``act_bits <= 3`` only, when the final plane of a ``last``
     beat is about to enter H while the output may still be occupied (held by back-pressure,
-    or at ``act_bits == 1`` by the ``last`` beat before: back-to-back ``last`` beats then take
-    three cycles per two).
+    or at ``act_bits == 1`` by the ``last`` beat before it).
 
     Parameters
     ----------
@@ -271,6 +272,12 @@ class PatternEngine(wiring.Component):
         y = [Signal(n, name=f"y{l}", reset_less=True) for l in range(lanes)]
         xp = [Signal(n, name=f"xp{g}", reset_less=True) for g in range(groups)]
 
+        # Stage M: the counter trees' columns after their first levels, registered.
+        m_valid = Signal()
+        m_final = Signal()
+        m_first = Signal()
+        m_last = Signal()
+
         # Stage Q: the popcounts of the plane, registered as two rows each (a counter tree
         # reduces the n bits to two words whose sum is the count; the Horner adder sums them):
         # popcount(y[l]) per lane, popcount(xp[g]) per group. Word form: the count in one row.
@@ -306,7 +313,7 @@ class PatternEngine(wiring.Component):
         # change (a new beat must not load) on an edge after which the pipeline may stall with
         # the old beat's products in P: that is, when B's final plane moves into P while a
         # `last` beat's final plane moves from Q into H and the output may be occupied next
-        # cycle (act_bits <= 2 only: with more planes Q then holds the same beat as P).
+        # cycle (act_bits <= 3 only: with more planes Q then holds the same beat as P).
         out_busy_next = self.acc.valid | (h_valid & h_last)
         hazard = q_valid & q_final & q_last & out_busy_next
         b_done = b_busy & b_final & advance
@@ -365,20 +372,37 @@ class PatternEngine(wiring.Component):
         with m.If(advance):
             m.d.sync += [
                 p_valid.eq(b_busy), p_final.eq(b_final), p_first.eq(b_first), p_last.eq(b_last),
-                q_valid.eq(p_valid), q_final.eq(p_final), q_first.eq(p_first), q_last.eq(p_last),
+                m_valid.eq(p_valid), m_final.eq(p_final), m_first.eq(p_first), m_last.eq(p_last),
+                q_valid.eq(m_valid), q_final.eq(m_final), q_first.eq(m_first), q_last.eq(m_last),
                 h_valid.eq(q_valid & q_final), h_last.eq(q_last),
             ]
         word = self._netlist == "word"
         gpc = self._netlist == "xc7"
 
+        # the counter trees are cut by a register (stage M) after this many levels
+        mid_levels = 3 if n > 128 else 2
+
         def count_rows(bits: Value, name: str) -> list:
-            """popcount(bits) as two rows whose sum is the count (exact modulo 2^hw)."""
+            """popcount(bits) as two rows whose sum is the count (exact modulo 2^hw), one
+            register (stage M) inside the counter tree."""
             if word:
-                return [popcount_word(bits, n), Const(0, hw)]
-            if gpc:
-                cols = xc7.compress(m, [[bits[i] for i in range(n)]], rows=2, name=name, width=hw)
-            else:
-                cols = compress_columns(m, [[bits[i] for i in range(n)]], rows=2, name=name, width=hw)
+                mid = Signal(hw, name=f"{name}m", reset_less=True)
+                with m.If(advance):
+                    m.d.sync += mid.eq(popcount_word(bits, n))
+                return [mid, Const(0, hw)]
+            compress = xc7.compress if gpc else compress_columns
+            cols = compress(m, [[bits[i] for i in range(n)]], rows=2, name=name, width=hw,
+                            max_levels=mid_levels)
+            regs = []
+            for w, col in enumerate(cols):
+                if not col:
+                    regs.append([])
+                    continue
+                r = Signal(len(col), name=f"{name}m{w}", reset_less=True)
+                with m.If(advance):
+                    m.d.sync += r.eq(Cat(*col))
+                regs.append([r[i] for i in range(len(col))])
+            cols = compress(m, regs, rows=2, name=f"{name}r", width=hw)
             return column_rows(cols, 2)
 
         def horner(acc: Signal, rows: list, name: str) -> Value:

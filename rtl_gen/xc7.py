@@ -113,13 +113,17 @@ def _c7(m, name, x):
     return [o[0], o[1], co[1]]
 
 
-def compress(m, columns: list, *, rows: int = 2, name: str = "gpc", width: int | None = None) -> list:
+def compress(m, columns: list, *, rows: int = 2, name: str = "gpc", width: int | None = None,
+             max_levels: int | None = None) -> list:
     """Reduce weighted bit columns (``columns[w]``: bits of weight ``2^w``) with (7;3), (5;3)
-    and (3;2) counters until no column has more than ``rows`` bits; returns the new columns
-    (same sum). Columns at or above ``width`` are dropped (arithmetic modulo ``2^width``)."""
+    and (3;2) counters until no column has more than ``rows`` bits (or after ``max_levels``
+    levels of counters); returns the new columns (same sum). Columns at or above ``width``
+    are dropped (arithmetic modulo ``2^width``)."""
     cols = [[_bit(b) for b in c] for c in columns]
     count = 0
-    while max((len(c) for c in cols), default=0) > rows:
+    level = 0
+    while max((len(c) for c in cols), default=0) > rows and (max_levels is None or level < max_levels):
+        level += 1
         nxt = [[] for _ in range(len(cols) + 2)]
         for w, col in enumerate(cols):
             i = 0

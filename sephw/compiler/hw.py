@@ -307,8 +307,8 @@ TOP_LAT_PP = 7          # + lanes / pp_units: last beat's accumulators -> its co
                         # + TOP_PE_STAGES (+ pattern_slices - 1 when its word is fetched), a
                         # 1x1 beat on the MAC array 1 more (acc_b's holding register), a skip 1
                         # fewer
-TOP_PE_STAGES = 2       # the pattern engine's popcount-row and beat-total stages between its
-                        # last plane and its accumulators (rtl_gen/pattern.py, stages Q and H)
+TOP_PE_STAGES = 3       # the pattern engine's counter-tree, popcount-row and beat-total stages
+                        # between its last plane and its accumulators (rtl_gen/pattern.py, M, Q, H)
 TOP_MAC_STAGES = 1      # the MAC array's registered dot product before its accumulator
                         # (rtl_gen/macarray.py, S3): on every MAC result's way
 TOP_FC_ACC = 4          # FC: last MAC beat of a byte plane -> its accumulators (FC_ACC),
