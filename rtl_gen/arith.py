@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Signal, Value
 
-__all__ = ["signed_bits", "unsigned_bits", "popcount", "column_sum", "compress_columns", "column_rows", "adder_tree",
+__all__ = ["signed_bits", "unsigned_bits", "popcount", "compress_columns", "column_rows", "adder_tree",
            "check_int"]
 
 
@@ -78,7 +78,7 @@ def popcount(bits: list) -> Value:
 def popcount_word(value: Value, width: int) -> Value:
     """Number of set bits of ``value[:width]`` as word-level arithmetic (SWAR per 32-bit slice).
 
-    The same number as :func:`popcount`/:func:`column_sum` over the bits, written as a dozen
+    The same number as :func:`popcount`/:func:`compress_columns` over the bits, written as a dozen
     word operations per 32 bits instead of a netlist of bit-level adders: a Verilator model of
     it runs orders of magnitude faster. Used by ``netlist="word"`` engines (simulation builds);
     synthesis uses the LUT trees.
@@ -130,7 +130,11 @@ def compress_columns(m, columns: list, *, name: str = "cc", rows: int = 2, min_c
     no column has more than ``rows`` bits (or after ``max_levels`` levels); returns the new
     columns (same sum). Columns at or
     above ``width`` (default: the bits the sum needs) are dropped, so the rows' sum is exact
-    modulo ``2^width``. The counter outputs are ``keep`` wires in ``m``."""
+    modulo ``2^width``. The counter outputs are ``keep`` wires in ``m``: otherwise Yosys merges
+    the additions into one ``$macc`` and maps it to full adders (two LUTs per removed bit).
+    Measured (Yosys synth_xilinx, ABC), down to two rows and one carry-chain adder: 79 LUTs
+    for a 72-bit popcount, against 127 for :func:`popcount` (full-adder Wallace tree) on the
+    same registered bits."""
     cols = [list(c) for c in columns]
     if width is None:
         width = unsigned_bits(sum(len(c) << w for w, c in enumerate(cols)))
@@ -159,25 +163,3 @@ def compress_columns(m, columns: list, *, name: str = "cc", rows: int = 2, min_c
             nxt.pop()
         cols = nxt[:width]
     return cols
-
-
-def column_sum(m, columns: list, *, name: str = "cs", rows: int = 2, min_counter: int = 4) -> Value:
-    """Sum of weighted bits, ``sum_w 2^w * sum(columns[w])``, as a LUT6 counter tree.
-
-    Levels of generalized counters compress the columns until at most ``rows`` bits of each
-    weight are left (:func:`compress_columns`); those rows are summed with carry-chain adders
-    (one LUT per bit on xc7). The counter outputs and partial sums are ``keep`` wires in ``m``:
-    otherwise Yosys merges the additions into one ``$macc`` and maps it to full adders (two
-    LUTs per removed bit). Measured (Yosys synth_xilinx, ABC): 79 LUTs for a 72-bit popcount,
-    against 127 for :func:`popcount` (full-adder Wallace tree) on the same registered bits.
-    """
-    out_width = unsigned_bits(sum(len(c) << w for w, c in enumerate(columns)))
-    cols = compress_columns(m, columns, name=name, rows=rows, min_counter=min_counter,
-                            width=out_width)
-    sums = column_rows(cols, max(len(c) for c in cols))
-    total = sums[0]
-    for i, s in enumerate(sums[1:]):
-        t = Signal(out_width, name=f"{name}_s{i}", attrs={"keep": 1})
-        m.d.comb += t.eq(total + s)
-        total = t
-    return total[:out_width]

@@ -27,10 +27,7 @@ from pathlib import Path
 
 from amaranth.hdl import Cat, Const, Instance, Signal, Value
 
-from .arith import column_rows
-
-__all__ = ["SIM_MODELS", "uses_xc7_cells", "lut6", "lut6_2", "carry4", "compress", "ternary_add",
-           "column_sum"]
+__all__ = ["SIM_MODELS", "uses_xc7_cells", "lut6", "lut6_2", "carry4", "compress", "ternary_add"]
 
 SIM_MODELS = Path(__file__).with_name("xc7_cells_sim.v")
 _CELLS = ("LUT6_2 ", "LUT6 ", "CARRY4 ")
@@ -147,32 +144,27 @@ def compress(m, columns: list, *, rows: int = 2, name: str = "gpc", width: int |
     return cols
 
 
-def ternary_add(m, a: Value, b: Value, c: Value, width: int, *, neg=0, invert_c: bool = False,
+def ternary_add(m, a: Value, b: Value, c: Value, width: int, *, invert_c: bool = False,
                 carry_in: int = 0, name: str = "tadd") -> Signal:
-    """``(a + b + c) mod 2^width`` with one LUT6_2 per bit on a CARRY4 chain: bit ``i``'s LUT
-    gives ``a_i ^ b_i ^ c_i ^ m_(i-1)`` (chain select) and ``m_i = maj(a_i, b_i, c_i)`` (to
-    the next bit's LUT and chain DI). Operands are zero-extended to ``width``.
-
-    ``neg`` (a 1-bit value, the LUTs' fifth input): when 1 the LUTs take ``~a, ~b, ~c`` and
-    ``m_(-1)`` and the carry-in are 1, giving ``(-(a + b + c) - 1) mod 2^width`` at no extra
-    LUT. ``invert_c``: the LUTs take ``~c`` (``c`` zero-extended, then inverted, at ``width``
-    bits); with ``carry_in=1`` (the chain's carry-in) that is ``a + b - c``, at no extra LUT."""
+    """``(a + b + c + carry_in) mod 2^width`` with one LUT6_2 per bit on a CARRY4 chain: bit
+    ``i``'s LUT gives ``a_i ^ b_i ^ c_i ^ m_(i-1)`` (chain select) and ``m_i = maj(a_i, b_i,
+    c_i)`` (to the next bit's LUT and chain DI); ``carry_in`` (0 or 1) is the chain's. Operands
+    are zero-extended to ``width``. ``invert_c``: the LUTs take ``~c`` (``c`` zero-extended,
+    then inverted, at ``width`` bits); with ``carry_in=1`` that is ``a + b - c``, at no extra
+    LUT."""
     if carry_in not in (0, 1):
         raise ValueError(f"carry_in must be 0 or 1, not {carry_in!r}")
-    if carry_in and not (isinstance(neg, int) and neg == 0):
-        raise ValueError("carry_in is the chain's carry-in, which neg uses: not both")
     ic = int(bool(invert_c))
 
     def bit(v, i):
         v = _bit(v)
         return v[i] if i < len(v) else Const(0, 1)
     s_bits, di_bits = [], []
-    neg = _bit(neg)
-    m_prev = neg
+    m_prev = Const(0, 1)
     for i in range(width):
-        s, mj = lut6_2(m, f"{name}_l{i}", [bit(a, i), bit(b, i), bit(c, i), m_prev, neg],
-                       lambda x: (x[0] ^ x[1] ^ x[2] ^ ic ^ x[4]) ^ x[3],
-                       lambda x: int((x[0] ^ x[4]) + (x[1] ^ x[4]) + (x[2] ^ ic ^ x[4]) >= 2))
+        s, mj = lut6_2(m, f"{name}_l{i}", [bit(a, i), bit(b, i), bit(c, i), m_prev],
+                       lambda x: x[0] ^ x[1] ^ x[2] ^ ic ^ x[3],
+                       lambda x: int(x[0] + x[1] + (x[2] ^ ic) >= 2))
         s_bits.append(s)
         di_bits.append(m_prev)
         m_prev = mj
@@ -181,17 +173,8 @@ def ternary_add(m, a: Value, b: Value, c: Value, width: int, *, neg=0, invert_c:
     outs = []
     for q in range(0, width, 4):
         o, co = carry4(m, f"{name}_c{q // 4}", s_bits[q:q + 4], di_bits[q:q + 4],
-                       cyinit=(neg if carry_in == 0 else Const(1, 1)) if q == 0 else 0, ci=carry)
+                       cyinit=carry_in if q == 0 else 0, ci=carry)
         outs.append(o[:min(4, width - q)])
         carry = co[3]
     m.d.comb += out.eq(Cat(*outs))
     return out
-
-
-def column_sum(m, columns: list, *, name: str = "cs", width: int | None = None) -> Value:
-    """``sum_w 2^w * sum(columns[w])`` as a GPC tree and one ternary adder (see module doc);
-    ``width`` defaults to the bits the sum needs."""
-    need = max(1, sum(len(c) << w for w, c in enumerate(columns)).bit_length())
-    width = need if width is None else width
-    r0, r1, r2 = column_rows(compress(m, columns, rows=3, name=name + "_g", width=width), 3)
-    return ternary_add(m, r0, r1, r2, width, name=name + "_t")

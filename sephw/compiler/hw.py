@@ -305,8 +305,8 @@ TOP_ROW_ADV = 2         # ROWADV: operand a's top row moves by the stride, b's b
 TOP_LAT_PP = 7          # + lanes / pp_units: last beat's accumulators -> its codes leave the
                         # PostProcess (pp_units channels per cycle); a pattern beat adds a_bits
                         # + TOP_PE_STAGES (+ pattern_slices - 1 when its word is fetched), a
-                        # 1x1 beat on the MAC array 1 more (acc_b's holding register), a skip 1
-                        # fewer
+                        # MAC result TOP_MAC_STAGES (+ 1 as operand b: acc_b's holding
+                        # register), a skip 1 fewer
 TOP_PE_STAGES = 3       # the pattern engine's counter-tree, popcount-row and beat-total stages
                         # between its last plane and its accumulators (rtl_gen/pattern.py, M, Q, H)
 TOP_MAC_STAGES = 1      # the MAC array's registered dot product before its accumulator
@@ -447,7 +447,8 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
         # every beat of a multi-chunk operand, only the tile's first beat of a single-chunk one
         fetch = cfg.pattern_slices - 1
         fetch_each = fetch if chunks_a > 1 else 0
-        lat_a = lat_pp + TOP_PE_STAGES + a.bits + (fetch if chunks_a > 1 or ins.rows * dst.width == 1 else 0)
+        lat_beat = lat_pp + TOP_PE_STAGES + a.bits   # a beat loaded -> its codes written
+        lat_a = lat_beat + (fetch if chunks_a > 1 or ins.rows * dst.width == 1 else 0)
         # a beat whose pattern word is fetched loads pattern_slices cycles after it is accepted
         # at the earliest: back to back, the engine takes one beat per max(a_bits, slices)
         period = max(a.bits, cfg.pattern_slices) if chunks_a > 1 else a.bits
@@ -483,5 +484,5 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
             last = first + (ins.rows * w * chunks_a - 1) * period + (ins.rows - 1) * gap
         else:
             last = init + _pattern_beats(cfg, ins, a.bits, w, chunks_a, b_pos, slide)
-        return max(cyc + drain, last + lat_pp + TOP_PE_STAGES + a.bits + wr + 1)
+        return max(cyc + drain, last + lat_beat + wr + 1)
     return cyc + drain
