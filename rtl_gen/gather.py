@@ -36,7 +36,7 @@ from amaranth.utils import ceil_log2, exact_log2
 from sephw.arch import isa
 from sephw.arch.formats import TENSOR_DESC
 
-from .rowaddr import ROW_PORT, drive_row, ring_step
+from .rowaddr import ROW_PORT, drive_row, ring_step, row_bytes_reg
 
 __all__ = ["Gather"]
 
@@ -129,7 +129,10 @@ class Gather(wiring.Component):
         yb_i, yb_a = Signal(16), Signal(32)
 
         # gather registers and the one pending read (memory latency 1)
-        win = Signal(KK * PC * AB)
+        # (the window registers are reset-less: every slot is written or cleared at a row's
+        # start before the engine sees it, and the reset net would reach thousands of
+        # flip-flops beside their own clear)
+        win = Signal(KK * PC * AB, reset_less=True)
         xv = Signal(Q * 8)
         sk = Signal(L * 8)
         # identity-skip codes waiting for the PostProcess: a two-entry queue (sk_out at its head),
@@ -143,13 +146,15 @@ class Gather(wiring.Component):
         m.d.comb += [self.skip.valid.eq(skip_n != 0), self.skip.payload.as_value().eq(sk_out),
                      skip_pop.eq(self.skip.valid & self.skip.ready)]
         pend = Signal()                # a read is in flight
-        pend_in = Signal()             # inside the image / channel range (else zero)
         pend_dst = Signal(2)           # 0 window, 1 MAC vector, 2 skip
         pend_idx = Signal(16)
-        pend_cnt = Signal(16)          # channels of the vector that are inside the operand
+        # per byte of the vector: inside the image and the operand's channel range (else the
+        # byte lands as zero); decided when the read is issued, so the landing vector's mask is
+        # one gate from a register
+        pend_mask = Signal(NB)
 
         def masked(n, width, first=0):
-            return Cat(Mux(pend_in & (first + i < pend_cnt), self.rvec[first + i], 0)[:width]
+            return Cat(Mux(pend_mask[first + i], self.rvec[first + i], 0)[:width]
                        for i in range(n))
 
         # the landing read's vectors, each built once: a window tap (chunk ch, and ch + 1 from
@@ -169,15 +174,24 @@ class Gather(wiring.Component):
         pend_dual = Signal()           # the pending window read also fills win1
         dual = Signal()                # the current pass covers chunks ch and ch + 1
         if DUAL:
-            win1 = Signal(KK * PC * AB)
-            hold = Signal(KK * PC * AB)
+            win1 = Signal(KK * PC * AB, reset_less=True)
+            hold = Signal(KK * PC * AB, reset_less=True)
             h_valid, h_last = Signal(), Signal()
             h_pat = Signal.like(pat_field)
-        m.d.sync += pend.eq(0)
+        # A read: the state sets up its fields (rd_*, raddr) and raises rd_go; the pend_*
+        # registers take the fields every cycle, pend alone takes rd_go.
+        rd_go, rd_dst, rd_idx = Signal(), Signal(2), Signal(16)
+        rd_mask, rd_dual = Signal(NB), Signal()
+        m.d.sync += [pend.eq(rd_go), pend_dst.eq(rd_dst), pend_idx.eq(rd_idx), pend_mask.eq(rd_mask),
+                     pend_dual.eq(rd_dual)]
+        # the window register's controls in this cycle: the stored window, cleared, a tap
+        # landing (kept as nets; the clear becomes the flip-flops' reset)
+        win_cs, win_clr = Signal(attrs={"keep": 1}), Signal(attrs={"keep": 1})
+        win_land = Signal(attrs={"keep": 1})
+        m.d.comb += win_land.eq(pend & (pend_dst == 0))
         with m.If(pend):
             with m.Switch(pend_dst):
                 with m.Case(0):
-                    m.d.sync += win.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap)
                     if DUAL:
                         with m.If(pend_dual):
                             m.d.sync += win1.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap1)
@@ -197,11 +211,25 @@ class Gather(wiring.Component):
             with m.If(pend & (pend_dst == 0) & (pend_idx == slot)):
                 m.d.comb += win_out.word_select(slot, PC * AB).eq(land_tap)
 
-        def read(addr, inside, dst, idx, cnt, both=0):
-            """Issue one activation read this cycle (its data lands next cycle)."""
+        def read(addr, inside, dst, idx, cnt, both=0, go=True):
+            """Issue one activation read this cycle (its data lands next cycle). ``cnt``:
+            (``left``, ``off``), the channels of the vector inside the operand being
+            ``left - off``. ``go=False`` sets the read up without issuing it: a state does so
+            whether or not it reads (a read nobody waits for is harmless) and raises ``rd_go``
+            where it decides, so the handshake that decides does not select the address and
+            the fields (timing)."""
             m.d.comb += self.raddr.eq(addr)
-            m.d.sync += [pend.eq(1), pend_in.eq(inside), pend_dst.eq(dst), pend_idx.eq(idx),
-                         pend_cnt.eq(cnt), pend_dual.eq(both)]
+            left, off = cnt       # the read's channels inside: left - off (off: a constant or
+            #                        a choice of two), byte i inside iff left > i + off
+            if isinstance(off, tuple):
+                sel, o1, o0 = off
+                mask = Cat(Mux(sel, left > i + o1, left > i + o0) for i in range(NB))
+            else:
+                mask = Cat(left > i + off for i in range(NB))
+            m.d.comb += [rd_dst.eq(dst), rd_idx.eq(idx), rd_dual.eq(both),
+                         rd_mask.eq(Cat(inside & mask[i] for i in range(NB)))]
+            if go:
+                m.d.comb += rd_go.eq(1)
 
         # engine streams; the hold register's beat goes first
         ma_issue = Signal()
@@ -228,9 +256,15 @@ class Gather(wiring.Component):
                              self.window.valid.eq(1), pe_take.eq(0)]
                 with m.If(self.window.ready):
                     m.d.sync += h_valid.eq(0)
+            # the hold register follows win1 (and its beat's fields) while it is free, and is
+            # taken when win's beat goes: its enable is h_valid, not the engine's handshake.
+            # win1 is not cleared per pass: a two-chunk pass reads every tap of the k x k
+            # window (no sliding), so it rewrites every slot the engine counts; the slots
+            # outside it stay zero from the row's start (ROWSETUP).
+            with m.If(~h_valid):
+                m.d.sync += [hold.eq(win1_out), h_pat.eq(ins.wa + ch + 1), h_last.eq(ch + 2 == chunks_a)]
             with m.If(pe_take & dual):
-                m.d.sync += [hold.eq(win1_out), h_valid.eq(1), h_pat.eq(ins.wa + ch + 1),
-                             h_last.eq(ch + 2 == chunks_a), win1.eq(0)]
+                m.d.sync += h_valid.eq(1)
 
         skip_in = Mux(pend, land_sk, sk)
         with m.If(skip_pop):
@@ -254,11 +288,11 @@ class Gather(wiring.Component):
         m.d.comb += s_.eq(Mux(ins.stride == 2, y << 1, y))
         row_r = Signal(signed(18))
         m.d.comb += row_r.eq(s_ - ins.pad + row_i)
-        xs = Signal(signed(18))
-        m.d.comb += xs.eq(Mux(ins.stride == 2, x << 1, x))
-        col = Signal(signed(18))
-        m.d.comb += col.eq(xs - ins.pad + gj)
-        col_ok = (col >= 0) & (col < da.width)
+        # The tap column x * stride - pad + gj is inside the image iff lo_g <= gj < hi_g, with
+        # lo_g = pad - x * stride and hi_g = width + pad - x * stride kept in registers beside x
+        # (x_first, x_next): two compares with registers, no adder
+        lo_g, hi_g = Signal(signed(18), name="lo_g"), Signal(signed(18), name="hi_g")
+        col_ok = (gj >= lo_g) & (gj < hi_g)
         # Running column addresses instead of multipliers (timing: a column times the channel
         # count was a DSP multiply, behind another for x * stride, in front of the activation
         # banks' address). Byte offsets within a row, modulo 2^32 like the read address:
@@ -266,11 +300,12 @@ class Gather(wiring.Component):
         #   acol  = (xs - pad) * Ca + cin0          the same at gj = 0
         #   mcol  = xs * Ca + cin0                  operand a on the MAC array (1x1)
         #   bcolm = (2x or x) * Cb + cin0_b, bcoli = x * Cb + cin0_b   operand b
-        # stepped by additions as x and gj move; the products by the instruction's small
+        # (xs = x * stride) stepped by additions as x and gj move; the products by the instruction's small
         # constants (stride, pad <= 7, k - 1, k - 2) are shifts and adds, registered per tile.
         # They are addr_bits wide: the activation memory uses only the read address's low bits.
         Ca, Cb = da.channels, db.channels
         AW = self._AW
+        rb_a, rb_b = row_bytes_reg(m, da, "rb_a"), row_bytes_reg(m, db, "rb_b")
 
         def times(c, v):
             return sum(v << i for i in range(c.bit_length()) if c >> i & 1)
@@ -290,11 +325,14 @@ class Gather(wiring.Component):
         # their row from a register, not through a multiplexer indexed by gi
         row_cur, row_cur_ok = Signal(32, name="row_cur"), Signal(name="row_cur_ok")
 
-        def set_gi(v):
+        def set_gi(v, choff=0):
+            """gi <- v for the reads that follow; row_cur is row v's address plus their
+            chunk's byte offset ``choff`` (ch * pe_cin of the pass they belong to), so a read
+            address is one adder from registers."""
             if v is k_m1:
-                m.d.sync += [gi.eq(v), row_cur.eq(row_last), row_cur_ok.eq(row_last_ok)]
+                m.d.sync += [gi.eq(v), row_cur.eq(row_last + choff), row_cur_ok.eq(row_last_ok)]
             else:
-                m.d.sync += [gi.eq(v), row_cur.eq(rowaddr[v]), row_cur_ok.eq(rowvalid[v])]
+                m.d.sync += [gi.eq(v), row_cur.eq(rowaddr[v] + choff), row_cur_ok.eq(rowvalid[v])]
 
         def tile_products():
             """Once per tile (TILE_INIT): the products by the instruction's constants."""
@@ -311,17 +349,20 @@ class Gather(wiring.Component):
 
         def x_first():
             """x <- 0 (and gj <- k - 1)."""
-            m.d.sync += [x.eq(0), colC.eq(colC0), acol.eq(acol0), mcol.eq(ins.cin0), bcolm.eq(ins.cin0_b),
-                         bcoli.eq(ins.cin0_b)]
+            m.d.sync += [x.eq(0), lo_g.eq(ins.pad), hi_g.eq(da.width + ins.pad), colC.eq(colC0),
+                         acol.eq(acol0), mcol.eq(ins.cin0), bcolm.eq(ins.cin0_b), bcoli.eq(ins.cin0_b)]
 
         def x_next():
             """x <- x + 1 (and gj <- k - 1)."""
-            m.d.sync += [x.eq(x + 1), colC.eq(acol + stepK1), acol.eq(acol + stepA), mcol.eq(mcol + stepA),
+            sx = Mux(ins.stride == 2, 2, 1)
+            m.d.sync += [x.eq(x + 1), lo_g.eq(lo_g - sx), hi_g.eq(hi_g - sx), colC.eq(acol + stepK1),
+                         acol.eq(acol + stepA), mcol.eq(mcol + stepA),
                          bcolm.eq(bcolm + stepB), bcoli.eq(bcoli + Cb)]
         # operand a's first window row row0*stride - pad, plus ring_rows*pad (pad <= 7) to stay
-        # non-negative with the same residue (shifts and adds: no multiplier)
+        # non-negative with the same residue (shifts and adds: no multiplier); a register
+        # following the instruction (valid from TILE_INIT on), so no adder feeds the RowAddress
         r0_biased = Signal(16)
-        m.d.comb += r0_biased.eq(Mux(ins.stride == 2, ins.row0 << 1, ins.row0) - ins.pad
+        m.d.sync += r0_biased.eq(Mux(ins.stride == 2, ins.row0 << 1, ins.row0) - ins.pad
                                  + sum(Mux(ins.pad[i], da.ring_rows << i, 0) for i in range(3)))
         # Sliding window: a stride-1 pattern operand keeps each chunk's window from one position
         # to the next, shifted left by one column (zeros in at column k_max - 1), and reads only
@@ -350,6 +391,22 @@ class Gather(wiring.Component):
         else:
             win_shifted = Cat(*[win_out.word_select(i * K + j + 1, TAP) if j + 1 < K else Const(0, TAP)
                                 for i in range(K) for j in range(K)])
+        # clear first (at a row's start, never with the stored window: a flip-flop reset from
+        # the state alone), then the stored window (the shifted one without the store), then
+        # a landing tap
+        # (a tap landing in the cycle the stored window loads goes into its slot of it)
+        with m.If(win_clr):
+            m.d.sync += win.eq(0)
+        with m.Else():
+            with m.If(win_cs):
+                m.d.sync += win.eq(win_stored if CS else win_shifted)
+            with m.If(win_land):
+                m.d.sync += win.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap)
+        # win_cs after a beat is taken: one cycle later (cs_next), from a flip-flop, so the
+        # engine's handshake does not reach the window register's thousands of bits
+        cs_next = Signal()
+        m.d.sync += cs_next.eq(0)
+        m.d.comb += win_cs.eq(cs_next)
         dual0 = Signal()                  # a position's first pass covers two chunks
         m.d.comb += dual0.eq(DUAL & use_pe & (chunks_a > 1))
         # window slot of tap (k-1, k-1), a pass's first read (no multiplier: k is 3, 5 or 7)
@@ -357,12 +414,28 @@ class Gather(wiring.Component):
         m.d.comb += slot_last.eq(sum(Mux(ins.k == kk, (kk - 1) * (K + 1), 0) for kk in (3, 5, 7) if kk <= K))
         b_s2 = Signal()        # operand b (1x1 projection) at stride 2: src_b twice the output's width
         m.d.comb += b_s2.eq(db.width != dd.width)
+        # the output row's last column, following the descriptor (valid from TILE_INIT on: the
+        # descriptor is set at least a cycle before start)
+        w_m1 = Signal(16, name="w_m1")
+        y_last = Signal(16, name="y_last")       # the tile's last output row, the same way
+        m.d.sync += [w_m1.eq(dd.width - 1), y_last.eq(ins.row0 + ins.rows - 1)]
 
         # The column store's read address, registered one cycle behind its inputs (which hold
         # for at least the k >= 3 cycles of a pattern pass before ISSUE_A needs it), so
         # ISSUE_A's decisions do not feed it (timing): the chunk whose stored window the next
         # pass starts from (ch_next). (Registering the next pass's first read address the same
         # way measured +3,800 LUTs on the shipped gatherer in Yosys: not done.)
+
+        # the operands' channels from chunk ch on, na - ch * (pe_cin or mac_cols) and
+        # nb - ch * mac_cols, kept beside ch (ch_zero, and a step with each step of ch): a
+        # read's byte mask is a compare of a register with constants
+        left_a, left_b = Signal(16, name="left_a"), Signal(16, name="left_b")
+        # the next MAC-operand read addresses of a position (chunk ch + 1), stepped by mac_cols
+        ma_next, mb_next = Signal(32, name="ma_next"), Signal(32, name="mb_next")
+
+        def ch_zero():
+            m.d.sync += [ch.eq(0), left_a.eq(ins.na), left_b.eq(ins.nb)]
+
         ch_next = Signal(16)           # the next pass's first chunk
         m.d.comb += [ch_next.eq(ch + 1 + dual), last_pass.eq(ch == Mux(dual, ca_m2, ca_m1))]
         if CS:
@@ -372,13 +445,18 @@ class Gather(wiring.Component):
         # and channel count then take no adder from ch)
         ch_next_c = Signal(self._AW, name="ch_next_c")
         m.d.sync += ch_next_c.eq(ch_next * PC)
+        # and row k - 1's address plus it, one cycle later (the next pass's first read: ch,
+        # dual and row_last hold for the k >= 3 cycles of a pass before ISSUE_A reads it)
+        rl_next = Signal(32, name="rl_next")
+        m.d.sync += rl_next.eq(row_last + ch_next_c)
 
         with m.FSM(name="gather") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
+                    ch_zero()
                     m.d.sync += [
                         use_pe.eq(self.use_pe_in), b_mac.eq(self.b_mac_in), b_id.eq(self.b_id_in),
-                        y.eq(ins.row0), x.eq(0), ch.eq(0), row_i.eq(0),
+                        y.eq(ins.row0), x.eq(0), row_i.eq(0),
                         chunks_a.eq(Mux(self.use_pe_in, (ins.na + PC - 1) >> exact_log2(PC),
                                         (ins.na + Q - 1) >> exact_log2(Q))),
                         chunks_b.eq((ins.nb + Q - 1) >> exact_log2(Q)),
@@ -413,7 +491,7 @@ class Gather(wiring.Component):
             # src_b's row y (or 2y)
             with m.State("ROWSETUP"):
                 with m.If(row_i < ins.k):
-                    nxt_i, nxt_a = ring_step(ca_i, ca_a, da)
+                    nxt_i, nxt_a = ring_step(ca_i, ca_a, da, rb_a)
                     ok = (row_r >= 0) & (row_r < da.height)
                     m.d.sync += [rowaddr[row_i].eq(ca_a), rowvalid[row_i].eq(ok),
                                  ca_i.eq(nxt_i), ca_a.eq(nxt_a), row_i.eq(row_i + 1)]
@@ -421,14 +499,18 @@ class Gather(wiring.Component):
                         m.d.sync += [row_last.eq(ca_a), row_last_ok.eq(ok)]
                 with m.Else():
                     set_gi(k_m1)
-                    m.d.sync += [rowb.eq(yb_a), ch.eq(0), gj.eq(k_m1),
-                                 dual.eq(dual0), colmode.eq(0), win.eq(0)]
+                    ch_zero()
+                    m.d.sync += [rowb.eq(yb_a), gj.eq(k_m1),
+                                 dual.eq(dual0), colmode.eq(0)]
+                    m.d.comb += win_clr.eq(1)
+                    if DUAL:
+                        m.d.sync += win1.eq(0)
                     x_first()
                     m.next = "GATHER_A"
             # next output row: operand a's top row moves by the stride, b's by 1 (2 when strided)
             with m.State("ROWADV"):
-                ya_n_i, ya_n_a = ring_step(ya_i, ya_a, da)
-                yb_n_i, yb_n_a = ring_step(yb_i, yb_a, db)
+                ya_n_i, ya_n_a = ring_step(ya_i, ya_a, da, rb_a)
+                yb_n_i, yb_n_a = ring_step(yb_i, yb_a, db, rb_b)
                 with m.If(~adv):
                     m.d.sync += [ya_i.eq(ya_n_i), ya_a.eq(ya_n_a), yb_i.eq(yb_n_i), yb_a.eq(yb_n_a), adv.eq(1)]
                 with m.Else():
@@ -447,28 +529,48 @@ class Gather(wiring.Component):
             # in the same cycle: k^2 cycles per chunk
             with m.State("GATHER_A"):
                 with m.If(use_pe):
-                    read(row_cur + colC + ch * PC, row_cur_ok & col_ok, 0,
-                         gi * K + gj, ins.na - ch * PC, dual)
+                    read(row_cur + colC, row_cur_ok & col_ok, 0,
+                         gi * K + gj, (left_a, 0), dual)
                     with m.If(colmode):
                         # sliding window: only the new column j = k-1, rows k-1 .. 0
                         with m.If(gi == 0):
                             m.next = "ISSUE_A"
                         with m.Else():
-                            set_gi(gi - 1)
+                            set_gi(gi - 1, ch * PC)
                     with m.Elif(gj == 0):
                         m.d.sync += [gj.eq(k_m1), colC.eq(acol + kC1)]
                         with m.If(gi == 0):
                             m.next = "ISSUE_A"
                         with m.Else():
-                            set_gi(gi - 1)
+                            set_gi(gi - 1, ch * PC)
                     with m.Else():
                         m.d.sync += [gj.eq(gj - 1), colC.eq(colC - Ca)]
                 with m.Else():
                     # 1x1 on the MAC array: mac_cols input channels cin0 + ch*Q .. per beat
-                    read(rowaddr[0] + mcol + ch * Q, rowvalid[0], 1, 0, ins.na - ch * Q)
+                    # (ch is 0 here: a MAC operand's position starts in GATHER_A and its
+                    # further chunks are read from ISSUE_A, at ma_next)
+                    read(rowaddr[0] + mcol, rowvalid[0], 1, 0, (left_a, 0))
+                    m.d.sync += ma_next.eq(rowaddr[0] + mcol + Q)
                     m.next = "ISSUE_A"
             with m.State("ISSUE_A"):
+                # the next pass's first read, set up (issued below if the beat goes). gj is
+                # k - 1 here (set with the pass's last read), so col_ok and colC are tap
+                # (k-1, k-1)'s column
+                nxt_dual = Signal()
+                m.d.comb += nxt_dual.eq(DUAL & (ch_next + 1 < chunks_a))
+                with m.If(use_pe):
+                    read(rl_next + colC, row_last_ok & col_ok, 0, slot_last,
+                         (left_a, (dual, 2 * PC, PC)), nxt_dual, go=False)
+                with m.Else():
+                    read(ma_next, rowvalid[0], 1, 0, (left_a, Q), go=False)
                 done_a = Signal()
+                if CS:
+                    # the shifted window goes to the column store in every cycle of ISSUE_A,
+                    # the beat taken or not (the same data each cycle: the write enable does
+                    # not wait on the engine's handshake; the entry is read back no earlier
+                    # than the next pass)
+                    with m.If(slide_ok):
+                        m.d.comb += [cs_w.addr.eq(ch), cs_w.en.eq(1)]
                 with m.If(use_pe):
                     m.d.comb += [pe_issue.eq(1), done_a.eq(pe_take)]
                 with m.Else():
@@ -477,87 +579,81 @@ class Gather(wiring.Component):
                                  self.pixel.payload.last.eq(ch == ca_m1),
                                  done_a.eq(self.pixel.ready)]
                 with m.If(done_a):
+                    # (win is not cleared after a beat: a full pass rewrites every slot of the
+                    # k x k window, a column pass starts from the stored or shifted window, and
+                    # the slots outside the window stay zero from the row's start)
                     m.d.sync += xv.eq(0)
-                    if CS:
-                        m.d.sync += win.eq(0)
-                        with m.If(slide_ok):
-                            m.d.comb += [cs_w.addr.eq(ch), cs_w.en.eq(1)]
-                    else:
-                        m.d.sync += win.eq(Mux(slide_ok, win_shifted, 0))
                     with m.If(last_pass):
-                        m.d.sync += ch.eq(0)
+                        ch_zero()
                         with m.If(b_mac | b_id):
                             m.next = "GATHER_B"
                         with m.Else():
                             m.next = "POS_NEXT"
                     with m.Else():
-                        m.d.sync += ch.eq(ch_next)
+                        m.d.sync += [ch.eq(ch_next),
+                                     left_a.eq(left_a - Mux(use_pe, Mux(dual, 2 * PC, PC), Q))]
+                        m.d.comb += rd_go.eq(1)           # (set up above)
+                        m.d.sync += ma_next.eq(ma_next + Q)
                         with m.If(use_pe):
-                            nxt_dual = Signal()
-                            m.d.comb += nxt_dual.eq(DUAL & (ch_next + 1 < chunks_a))
-                            # gj is k - 1 here (set with the pass's last read), so col and
-                            # colC are tap (k-1, k-1)'s column
-                            read(row_last + colC + ch_next_c,
-                                 row_last_ok & col_ok, 0, slot_last,
-                                 ins.na - ch_next_c, nxt_dual)
                             m.d.sync += dual.eq(nxt_dual)
                             if CS:
                                 with m.If(colmode):
-                                    # the next chunk's window from the store (cs_r.addr is
-                                    # cs_ra = ch_next), its new column next
-                                    set_gi(k_m2)
-                                    m.d.sync += win.eq(win_stored)
+                                    # the next chunk's window from the store, loaded next
+                                    # cycle (cs_r.addr is then still cs_ra = this ch_next;
+                                    # the pass's first read lands into it), its new column
+                                    # next
+                                    set_gi(k_m2, ch_next_c)
+                                    m.d.sync += cs_next.eq(1)
                                 with m.Else():
-                                    set_gi(k_m1)
+                                    set_gi(k_m1, ch_next_c)
                                     m.d.sync += [gj.eq(k_m2), colC.eq(acol + kC2)]
                             else:
-                                set_gi(k_m1)
+                                set_gi(k_m1, ch_next_c)
                                 m.d.sync += [gj.eq(k_m2), colC.eq(acol + kC2)]
                             m.next = "GATHER_A"
-                        with m.Else():
-                            read(rowaddr[0] + mcol + (ch + 1) * Q, rowvalid[0], 1, 0,
-                                 ins.na - (ch + 1) * Q)
             with m.State("GATHER_B"):
                 with m.If(b_mac):
-                    read(rowb + bcolm + ch * Q, 1, 1, 0, ins.nb - ch * Q)
+                    read(rowb + bcolm, 1, 1, 0, (left_b, 0))           # (ch is 0 here)
+                    m.d.sync += mb_next.eq(rowb + bcolm + Q)
                 with m.Else():
-                    read(rowb + bcoli, 1, 2, 0, ins.nb)
+                    read(rowb + bcoli, 1, 2, 0, (left_b, 0))
                 m.next = "ISSUE_B"
             with m.State("ISSUE_B"):
                 with m.If(b_mac):
+                    read(mb_next, 1, 1, 0, (left_b, Q), go=False)   # (issued below)
                     m.d.comb += [ma_issue.eq(1), self.pixel.payload.w_addr.eq(ins.wb + ch),
                                  self.pixel.payload.first.eq(ch == 0),
                                  self.pixel.payload.last.eq(ch == cb_m1)]
                     with m.If(self.pixel.ready):
                         m.d.sync += xv.eq(0)
                         with m.If(ch == cb_m1):
-                            m.d.sync += ch.eq(0)
+                            ch_zero()
                             m.next = "POS_NEXT"
                         with m.Else():
-                            m.d.sync += ch.eq(ch + 1)
-                            read(rowb + bcolm + (ch + 1) * Q, 1, 1, 0,
-                                 ins.nb - (ch + 1) * Q)
+                            m.d.sync += [ch.eq(ch + 1), left_b.eq(left_b - Q), mb_next.eq(mb_next + Q)]
+                            m.d.comb += rd_go.eq(1)
                 with m.Else():
                     with m.If((skip_n != 2) | skip_pop):
                         m.d.comb += skip_push.eq(1)
                         m.next = "POS_NEXT"
             with m.State("POS_NEXT"):
                 set_gi(k_m1)
-                m.d.sync += [ch.eq(0), gj.eq(k_m1), dual.eq(dual0)]
-                with m.If(x == dd.width - 1):
+                ch_zero()
+                m.d.sync += [gj.eq(k_m1), dual.eq(dual0)]
+                with m.If(x == w_m1):
                     m.d.sync += [y.eq(y + 1), row_i.eq(0)]
                     x_first()
-                    with m.If(y + 1 == ins.row0 + ins.rows):
+                    with m.If(y == y_last):
                         m.next = "DONE"
                     with m.Else():
                         m.next = "ROWADV"
                 with m.Else():
                     m.d.sync += colmode.eq(slide_ok)
                     x_next()
-                    if CS:
-                        with m.If(slide_ok):
-                            # chunk 0's window, stored as its beat was issued (cs_r.addr is 0)
-                            m.d.sync += win.eq(win_stored)
+                    with m.If(slide_ok):
+                        # chunk 0's window, stored as its beat was issued (cs_r.addr is 0);
+                        # without the store, the single chunk's window shifted in place
+                        m.d.comb += win_cs.eq(1)
                     m.next = "GATHER_A"
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)

@@ -20,7 +20,7 @@ from sephw.arch import isa
 from sephw.arch.formats import TENSOR_DESC
 
 from .arith import check_int
-from .rowaddr import ROW_PORT, drive_row
+from .rowaddr import ROW_PORT, drive_row, row_bytes_reg
 
 __all__ = ["Load", "Store"]
 
@@ -56,13 +56,20 @@ class Load(wiring.Component):
         y = Signal(16)
         e = Signal(32)
         rowb = Signal(32)
+        # the end row and a row's last byte offset, following the instruction and descriptor
+        # (which are set by the cycle of start; used from the cycle after): no adder or
+        # multiplier in front of the compares
+        y_end, e_last = Signal(16), Signal(32)
+        row_end = Signal()          # y == y_end, registered as y moves (ROW's decision)
+        rb = row_bytes_reg(m, dd, "rb")
+        m.d.sync += [y_end.eq(ins.row0 + ins.rows), e_last.eq(rb - 1)]
         with m.FSM(name="load"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += y.eq(ins.row0)
+                    m.d.sync += [y.eq(ins.row0), row_end.eq(ins.rows == 0)]
                     m.next = "ROW"
             with m.State("ROW"):
-                with m.If(y == ins.row0 + ins.rows):
+                with m.If(row_end):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
                 with m.Else():
@@ -77,8 +84,8 @@ class Load(wiring.Component):
                 with m.If(self.rx.valid):
                     m.d.comb += [self.waddr.eq(rowb + e), self.wdata.eq(self.rx.payload), self.wen.eq(1)]
                     m.d.sync += e.eq(e + 1)
-                    with m.If(e == dd.width * dd.channels - 1):
-                        m.d.sync += y.eq(y + 1)
+                    with m.If(e == e_last):
+                        m.d.sync += [y.eq(y + 1), row_end.eq(y + 1 == y_end)]
                         m.next = "ROW"
         return m
 

@@ -337,11 +337,14 @@ class HostLink(wiring.Component):
         wb_tab = Array(Const(w, range(wb_max + 1)) for w in self._word_bytes)
         depth_tab = Array(Const(d, range(max(self._depths) + 1)) for d in self._depths)
         wb = Signal(range(wb_max + 1))
-        m.d.comb += wb.eq(wb_tab[wsel])
+        wb_m1 = Signal(range(wb_max + 1))
+        # (registers: set with wsel from the LOAD header, so no table lookup feeds the compares)
         wreg = Signal(8 * wb_max)
         wj = Signal(range(wb_max))
         rem = Signal(range(MAX_PAYLOAD + 1))
         nwords = Signal(range(MAX_PAYLOAD + 1))
+        ld_end = Signal(33)
+        ld_depth = Signal(range(max(self._depths) + 1))
         wcnt = Signal(range(MAX_PAYLOAD + 1))
         waddr = Signal.like(acc.host_w.payload.addr)
         m.d.comb += [acc.host_w.payload.mem.eq(wsel), acc.host_w.payload.addr.eq(waddr),
@@ -419,7 +422,9 @@ class HostLink(wiring.Component):
                         with m.Elif(f_mem_bad):
                             error(Err.BAD_ADDRESS, ld_addr)
                         with m.Else():
-                            m.d.sync += [wsel.eq(ld_mem), rem.eq(r_len - LOAD_HEADER), nwords.eq(0)]
+                            m.d.sync += [wsel.eq(ld_mem), wb.eq(wb_tab[ld_mem]), wb_m1.eq(wb_tab[ld_mem] - 1),
+                                         ld_depth.eq(depth_tab[ld_mem]),
+                                         rem.eq(r_len - LOAD_HEADER), nwords.eq(0)]
                             m.next = "LOAD_DIV"
                     with m.Case(Cmd.WRITE_INPUT):
                         with m.If(f_wi_short):
@@ -460,7 +465,11 @@ class HostLink(wiring.Component):
                     m.d.sync += [rem.eq(rem - wb), nwords.eq(nwords + 1)]
                 with m.Elif(rem != 0):
                     error(Err.BAD_LENGTH, r_len)
-                with m.Elif(ld_addr + nwords > depth_tab[wsel]):
+                with m.Else():
+                    m.d.sync += ld_end.eq(ld_addr + nwords)
+                    m.next = "LOAD_CHECK"
+            with m.State("LOAD_CHECK"):    # the end address registered (timing), then compared
+                with m.If(ld_end > ld_depth):
                     error(Err.BAD_ADDRESS, ld_addr)
                 with m.Else():
                     m.d.sync += [idx.eq(LOAD_HEADER), wj.eq(0), wcnt.eq(0), waddr.eq(ld_addr)]
@@ -469,7 +478,7 @@ class HostLink(wiring.Component):
                 m.next = "LOAD_BYTE"
             with m.State("LOAD_BYTE"):
                 m.d.sync += [wreg.word_select(wj, 8).eq(fb_r.data), idx.eq(idx + 1)]
-                with m.If(wj == wb - 1):
+                with m.If(wj == wb_m1):
                     m.d.sync += wj.eq(0)
                     m.next = "LOAD_WRITE"
                 with m.Else():
@@ -512,15 +521,17 @@ class HostLink(wiring.Component):
 
             # ---------------------------------------------------------------- RESET
             with m.State("RESET"):
-                m.d.comb += acc.reset.eq(1)
                 m.d.sync += [have.eq(0), status.eq(0), lg_idx.eq(0)]
                 reply(Cmd.RESET | REPLY, 0)
 
             # ---------------------------------------------------------------- reply frame
             # SYNC TYPE SEQ LEN HCRC, payload from t_src, CRC-32; one byte per UART slot
             hdr = Cat(Const(SYNC, 8), t_type, x_seq, t_len.as_unsigned()[:16], Const(0, 16 - min(16, len(t_len))))
+            # the payload's end and the frame's last byte follow t_len (set by reply(), two
+            # cycles before the first TX_BYTE): registers in front of the compares
             pay_end = Signal(range(HEADER_BYTES + MAX_PAYLOAD + 1))
-            m.d.comb += pay_end.eq(HEADER_BYTES + t_len)
+            tx_end = Signal(range(HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES + 1))
+            m.d.sync += [pay_end.eq(HEADER_BYTES + t_len), tx_end.eq(HEADER_BYTES + t_len + CRC_BYTES - 1)]
             with m.State("TX_START"):
                 m.d.comb += crc_init.eq(1)
                 m.d.sync += [tpos.eq(0), idx.eq(0)]
@@ -545,9 +556,14 @@ class HostLink(wiring.Component):
                     m.d.sync += tpos.eq(tpos + 1)
                     with m.If((tpos >= HEADER_BYTES) & (tpos < pay_end)):
                         m.d.sync += [idx.eq(idx + 1), rword.eq(rword >> 8)]
-                    with m.If(tpos == pay_end + CRC_BYTES - 1):
+                    with m.If(tpos == tx_end):
                         m.next = "IDLE"
                     with m.Else():
                         m.next = "TX_READ"
         m.d.comb += self.busy.eq(~x_fsm.ongoing("IDLE"))
+        # the accelerator's reset, one cycle after RESET (during the reply's TX_START), from a
+        # flip-flop: it reaches every resettable flip-flop of the accelerator
+        acc_rst = Signal()
+        m.d.sync += acc_rst.eq(x_fsm.ongoing("RESET"))
+        m.d.comb += acc.reset.eq(acc_rst)
         return m

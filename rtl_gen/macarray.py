@@ -1,7 +1,7 @@
 """MacArray: int8 weights × uint8 activations on DSP multipliers, int32 accumulators."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
@@ -122,7 +122,12 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         s2_first, s2_last = Signal(), Signal()
         s3_valid = Signal()
         s3_first, s3_last = Signal(), Signal()
-        advance = ~(self.acc.valid & s3_valid & s3_last)
+        # stalled while S3 holds a `last` beat and the output register is occupied; a register
+        # of its own, from the next values of those (see the pattern engine)
+        stall = Signal()
+        advance = ~stall
+        m.d.sync += stall.eq(Mux(stall, ~self.acc.ready,
+                                 s2_valid & s2_last & ((s3_valid & s3_last) | (self.acc.valid & ~self.acc.ready))))
         m.d.comb += [
             self.pixel.ready.eq(advance),
             rd.addr.eq(self.pixel.payload.w_addr),
@@ -140,14 +145,24 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
                 s1_first.eq(self.pixel.payload.first),
                 s1_last.eq(self.pixel.payload.last),
             ]
-        w = rd.data
+
+        # S1b: the weight word registered out of the block RAM (a RAM's clock-to-output, 5.8 ns
+        # on the ECP5's DP16KD, does not run on into a multiplier: Xilinx DSP A register,
+        # ECP5 fabric flip-flops), the activations beside it.
+        s1r_valid = Signal()
+        s1r_x = Signal(data.ArrayLayout(unsigned(8), cols))
+        s1r_first, s1r_last = Signal(), Signal()
+        w = Signal(rd.data.shape())
+        with m.If(advance):
+            m.d.sync += [s1r_valid.eq(s1_valid), s1r_x.eq(s1_x), s1r_first.eq(s1_first),
+                         s1r_last.eq(s1_last), w.eq(rd.data)]
 
         # S2: registered products (DSP M register).
         terms = [[] for _ in range(rows)]  # per row: registered product terms to sum
         with m.If(advance):
-            m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last)]
+            m.d.sync += [s2_valid.eq(s1r_valid), s2_first.eq(s1r_first), s2_last.eq(s1r_last)]
         for q in range(cols):
-            x = s1_x[q]
+            x = s1r_x[q]
             xs = Cat(x, Const(0, 1)).as_signed()  # 9-bit signed: uint8 on a signed multiplier
             if not self._packed:
                 for p in range(rows):
@@ -168,7 +183,7 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         if self._packed:
             # Sign correction of the low rows, one term per row: -256 * sum of x where w_lo < 0.
             for pair in range(rows // 2):
-                neg = [s1_x[q] & w[2 * pair][q][7].replicate(8) for q in range(cols)]
+                neg = [s1r_x[q] & w[2 * pair][q][7].replicate(8) for q in range(cols)]
                 corr = Signal(range(255 * cols + 1), name=f"negx_{pair}")
                 with m.If(advance):
                     m.d.sync += corr.eq(adder_tree(neg))

@@ -307,8 +307,16 @@ class PatternEngine(wiring.Component):
         # whether or not the consumer takes the output in this cycle: acc.ready reaches no
         # further than the output register, so nothing in the engine (nor window.ready, nor
         # the gatherer behind it) waits on the consumer's handshake logic.
-        stall = h_valid & h_last & self.acc.valid
+        # `stall` is a register of its own (its next value from the registers it is made of),
+        # so the enables of the whole pipeline, window.ready and the gatherer's handshake start
+        # at a flip-flop: stalled, it stays while the output is not taken; else it is set when
+        # Q's `last` final plane moves into H while H's `last` beat moves into the output, or
+        # the output stays occupied.
+        stall = Signal()
         advance = ~stall
+        q_done = q_valid & q_final & q_last
+        m.d.sync += stall.eq(Mux(stall, ~self.acc.ready,
+                                 q_done & ((h_valid & h_last) | (self.acc.valid & ~self.acc.ready))))
         # The product flip-flops reset from b_pattern even while stalled, so b_pattern must not
         # change (a new beat must not load) on an edge after which the pipeline may stall with
         # the old beat's products in P: that is, when B's final plane moves into P while a
@@ -340,13 +348,17 @@ class PatternEngine(wiring.Component):
                 m.d.sync += a_staged.eq(0)
         else:
             m.d.comb += [rd.addr.eq(self.window.payload.pat_addr), rd.en.eq(accept)]
-        with m.If(accept):
+        # Stage A's payload registers load whenever A is free, a window offered or not (then
+        # a_valid stays 0): their enable does not wait on the gatherer's valid (timing: its
+        # state would reach every bit of a_window)
+        with m.If(a_free):
             m.d.sync += [
-                a_valid.eq(1),
                 a_window.eq(self.window.payload.window),
                 a_first.eq(self.window.payload.first),
                 a_last.eq(self.window.payload.last),
             ]
+        with m.If(accept):
+            m.d.sync += a_valid.eq(1)
         with m.Elif(b_load):
             m.d.sync += a_valid.eq(0)
 

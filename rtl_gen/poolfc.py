@@ -9,9 +9,10 @@ shift-and-add multiply, one bit of M per cycle) into the logit memory.
 
 Latency / throughput (the compiler's POOL_FC model, sephw/compiler/hw.py):
 - clear: ``channels`` cycles, once per inference;
-- pool: per row one RowAddress (19 cycles) + one byte per cycle + 1;
+- pool: per row one RowAddress (19 cycles) + one byte per cycle (each byte is added to its
+  channel's sum two cycles after its read, pipelined: R, L, W);
 - FC per block of ``lanes`` outputs: per byte plane ``n_cb * (mac_cols + 2)`` gather and
-  issue cycles, 3 until the accumulators, ``lanes - 1`` lane adds; then
+  issue cycles, 5 until the accumulators, ``lanes - 1`` lane adds; then
   ``2 + 32`` cycles per logit.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sephw.arch import isa
 from sephw.arch.formats import PARAM_WORD, TENSOR_DESC
 from sephw.arch.isa import FLAG_FINAL
 
-from .rowaddr import ROW_PORT, drive_row
+from .rowaddr import ROW_PORT, drive_row, row_bytes_reg
 
 __all__ = ["PoolFC", "SUM_BITS", "FC_MUL_CYCLES"]
 
@@ -96,7 +97,14 @@ class PoolFC(wiring.Component):
         cc = Signal(16)
         rowb = Signal(32)
         pool_clear = Signal(init=1)         # the next POOL_FC is the inference's first
-        pool_cw = Signal(16)                # channel of the sum written this cycle
+        # Pool pipeline, one byte per cycle: R (the byte's read goes out, cc its channel) ->
+        # L (the byte lands and is registered; its channel's sum is read) -> W (the sum lands,
+        # sum + byte is written). Neither the activation banks' output multiplexer nor the sum
+        # memory's output feeds an adder that also sees the other.
+        rd_issue = Signal()                 # R: a byte read goes out this cycle
+        l_valid, w_valid = Signal(), Signal()
+        l_cw, w_cw = Signal(16), Signal(16)
+        w_byte = Signal(8)
         pool_last = Signal(SUM_BITS)        # the sum written last cycle
         pool_fwd = Signal()                 # ... is the one read: use it
 
@@ -121,18 +129,40 @@ class PoolFC(wiring.Component):
         fc_i = Signal(range(FC_MUL_CYCLES))
         ob, p_out = Signal(16), Signal(16)
         n_cb = Signal(16)
+        w_ob = Signal(24)                           # block ob's first weight word, wa + ob * n_cb
+        fc_end = Signal()                           # ob * L >= tc, registered as ob moves
         o_idx = Signal(16)
         m.d.comb += o_idx.eq(ob * L + p_out)
 
+        # the end row, a row's bytes and the last channel, following the instruction and
+        # descriptor (set by the cycle of start): no multiplier or adder in front of the compares
+        y_end, c_m1, e_last = Signal(16), Signal(16), Signal(32)
+        row_end = Signal()          # y == y_end, registered as y moves (ROW's decision)
+        rb = row_bytes_reg(m, da, "rb")
+        m.d.sync += [y_end.eq(ins.row0 + ins.rows), c_m1.eq(da.channels - 1), e_last.eq(rb - 1)]
+
+        c_is1 = Signal()
+        m.d.sync += c_is1.eq(da.channels == 1)
+        m.d.sync += [l_valid.eq(rd_issue), l_cw.eq(cc), w_valid.eq(l_valid), w_cw.eq(l_cw),
+                     w_byte.eq(self.rbyte), pool_fwd.eq(w_valid & c_is1)]
+        with m.If(l_valid):
+            m.d.comb += sums_r.addr.eq(l_cw)
+        with m.If(w_valid):
+            # with one channel the sum read in the cycle of its own write is stale: the
+            # written value is forwarded
+            pool_sum = Mux(pool_fwd, pool_last, sums_r.data) + w_byte
+            m.d.comb += [sums_w.addr.eq(w_cw), sums_w.data.eq(pool_sum), sums_w.en.eq(1)]
+            m.d.sync += pool_last.eq(pool_sum)
+
         def pool_read():
-            """Read byte e of the row and its channel's sum (both land next cycle)."""
-            m.d.comb += [self.raddr.eq(rowb + e), sums_r.addr.eq(cc)]
-            m.d.sync += [pool_cw.eq(cc), e.eq(e + 1), cc.eq(Mux(cc == da.channels - 1, 0, cc + 1))]
+            """Read byte e of the row (it lands next cycle, its sum is written the cycle after)."""
+            m.d.comb += [self.raddr.eq(rowb + e), rd_issue.eq(1)]
+            m.d.sync += [e.eq(e + 1), cc.eq(Mux(cc == c_m1, 0, cc + 1))]
 
         with m.FSM(name="poolfc"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += y.eq(ins.row0)
+                    m.d.sync += [y.eq(ins.row0), row_end.eq(ins.rows == 0)]
                     m.next = "START"
             with m.State("START"):
                 m.d.sync += cc.eq(0)
@@ -143,13 +173,13 @@ class PoolFC(wiring.Component):
             with m.State("CLR"):
                 m.d.comb += [sums_w.addr.eq(cc), sums_w.data.eq(0), sums_w.en.eq(1)]
                 m.d.sync += cc.eq(cc + 1)
-                with m.If(cc == da.channels - 1):
+                with m.If(cc == c_m1):
                     m.d.sync += pool_clear.eq(0)
                     m.next = "ROW"
             with m.State("ROW"):
-                with m.If(y == ins.row0 + ins.rows):
+                with m.If(row_end):
                     with m.If(ins.flags[FLAG_FINAL.bit_length() - 1]):
-                        m.d.sync += [ob.eq(0), self.fc_active.eq(1),
+                        m.d.sync += [ob.eq(0), self.fc_active.eq(1), w_ob.eq(ins.wa), fc_end.eq(ins.tc == 0),
                                      n_cb.eq((da.channels + Q - 1) >> exact_log2(Q))]
                         m.next = "FC_OB"
                     with m.Else():
@@ -161,25 +191,16 @@ class PoolFC(wiring.Component):
             with m.State("ROW2"):
                 with m.If(~self.row.busy):
                     m.d.sync += [rowb.eq(self.row.addr), e.eq(0), cc.eq(0)]
-                    m.next = "POOL_A"
-            # one byte per cycle: the read of byte e (and of its channel's sum) goes out while
-            # byte e-1's sum is written; with one channel the sum read in the cycle of its own
-            # write is stale, so the written value is forwarded
-            with m.State("POOL_A"):
+                    m.next = "POOL"
+            # one byte read per cycle (the pipeline above adds it to its channel's sum two
+            # cycles later, while ROW already runs after a row's last byte)
+            with m.State("POOL"):
                 pool_read()
-                m.d.sync += pool_fwd.eq(0)
-                m.next = "POOL_B"
-            with m.State("POOL_B"):
-                pool_sum = Mux(pool_fwd, pool_last, sums_r.data) + self.rbyte
-                m.d.comb += [sums_w.addr.eq(pool_cw), sums_w.data.eq(pool_sum), sums_w.en.eq(1)]
-                m.d.sync += [pool_last.eq(pool_sum), pool_fwd.eq(da.channels == 1)]
-                with m.If(e == da.width * da.channels):
-                    m.d.sync += y.eq(y + 1)
+                with m.If(e == e_last):
+                    m.d.sync += [y.eq(y + 1), row_end.eq(y + 1 == y_end)]
                     m.next = "ROW"
-                with m.Else():
-                    pool_read()
             with m.State("FC_OB"):
-                with m.If(ob * L >= ins.tc):
+                with m.If(fc_end):
                     m.d.sync += [pool_clear.eq(1), self.fc_active.eq(0)]
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
@@ -196,7 +217,7 @@ class PoolFC(wiring.Component):
                 with m.Else():
                     m.d.sync += q.eq(q + 1)
             with m.State("FC_ISSUE"):
-                m.d.comb += [self.pixel.valid.eq(~pend), self.pixel.payload.w_addr.eq(ins.wa + ob * n_cb + ch),
+                m.d.comb += [self.pixel.valid.eq(~pend), self.pixel.payload.w_addr.eq(w_ob + ch),
                              self.pixel.payload.first.eq(ch == 0), self.pixel.payload.last.eq(ch == n_cb - 1)]
                 with m.If(~pend & self.pixel.ready):
                     m.d.sync += xv.eq(0)
@@ -210,7 +231,10 @@ class PoolFC(wiring.Component):
             # adders of 64 bits were ~1,000 LUTs)
             with m.State("FC_ACC"):
                 with m.If(self.acc.valid):
-                    m.d.sync += acc_fc[fc_l].eq(acc_fc[fc_l] + (fc_pay[fc_l] << (plane * 8)))
+                    # the accumulators rotate by one per lane (lane fc_l's is acc_fc[0] here,
+                    # and back in its place after the L-th): no multiplexer in front of the adder
+                    m.d.sync += acc_fc[L - 1].eq(acc_fc[0] + (fc_pay[fc_l] << (plane * 8)))
+                    m.d.sync += [acc_fc[i].eq(acc_fc[i + 1]) for i in range(L - 1)]
                     with m.If(fc_l == L - 1):
                         m.d.comb += self.acc.ready.eq(1)
                         m.d.sync += [fc_l.eq(0), plane.eq(plane + 1)]
@@ -224,7 +248,7 @@ class PoolFC(wiring.Component):
             with m.State("FC_OUT"):
                 m.d.comb += self.prm_addr.eq(ins.prm + o_idx)
                 with m.If((p_out == L) | (o_idx >= ins.tc)):
-                    m.d.sync += ob.eq(ob + 1)
+                    m.d.sync += [ob.eq(ob + 1), w_ob.eq(w_ob + n_cb), fc_end.eq((ob + 1) * L >= ins.tc)]
                     m.next = "FC_OB"
                 with m.Else():
                     m.next = "FC_OUT2"

@@ -24,7 +24,7 @@ class PostProcess(wiring.Component):
     ``inputs == 2`` a beat of ``acc_a`` and a beat of ``acc_b`` are joined (PRB: pattern +
     1×1 accumulators; residual add). Channel ``c``'s ``M_a, M_b, B, S`` are word ``c`` of the
     parameter memory. The lanes of a vector are processed ``units`` per cycle (default one)
-    through a 5-stage pipeline (one multiplier per input and unit instead of one per lane), so
+    through a 6-stage pipeline (one multiplier per input and unit instead of one per lane), so
     a vector takes ``lanes / units`` cycles and vectors stream back to back.
 
     Parameters
@@ -192,26 +192,41 @@ class PostProcess(wiring.Component):
                 if two:
                     m.d.sync += s1_b[u].eq(s0_b[s0_lane + u])
 
+        # S1b: the parameter word registered out of the block RAM (a RAM's clock-to-output,
+        # 5.8 ns on the ECP5's DP16KD, does not run on into the multipliers), the accumulators
+        # beside it.
+        s1r_valid = Signal()
+        s1r_lane = Signal(range(lanes))
+        s1r_a = [Signal(signed(self._acc_width), name=f"s1r_a{u}") for u in range(U)]
+        s1r_b = [Signal(signed(self._acc_width), name=f"s1r_b{u}") for u in range(U)]
+        s1r_par = [Signal(self.param_layout, name=f"s1r_par{u}") for u in range(U)]
+        with m.If(advance):
+            m.d.sync += [s1r_valid.eq(s1_valid), s1r_lane.eq(s1_lane)]
+            for u in range(U):
+                m.d.sync += [s1r_a[u].eq(s1_a[u]), s1r_par[u].eq(rds[u].data)]
+                if two:
+                    m.d.sync += s1r_b[u].eq(s1_b[u])
+
         # S2: products.
         prod_width = self._acc_width + max(M_WIDTH, self._m_b_width if two else 0)
         sum_width = max(prod_width + 1, BIAS_WIDTH) + 2
         s2_valid, s3_valid, s4_valid = Signal(), Signal(), Signal()
         s2_lane, s3_lane, s4_lane = Signal(range(lanes)), Signal(range(lanes)), Signal(range(lanes))
         with m.If(advance):
-            m.d.sync += [s2_valid.eq(s1_valid), s2_lane.eq(s1_lane),
+            m.d.sync += [s2_valid.eq(s1r_valid), s2_lane.eq(s1r_lane),
                          s3_valid.eq(s2_valid), s3_lane.eq(s2_lane),
                          s4_valid.eq(s3_valid), s4_lane.eq(s3_lane)]
         ys = []
         for u in range(U):
-            par = rds[u].data
+            par = s1r_par[u]
             s2_pa = Signal(signed(prod_width), name=f"s2_pa{u}")
             s2_pb = Signal(signed(prod_width), name=f"s2_pb{u}")
             s2_bias = Signal(signed(BIAS_WIDTH), name=f"s2_bias{u}")
             s2_shift = Signal(range(SHIFT_MAX + 1), name=f"s2_shift{u}")
             with m.If(advance):
-                m.d.sync += [s2_pa.eq(s1_a[u] * par.m_a), s2_bias.eq(par.bias), s2_shift.eq(par.shift)]
+                m.d.sync += [s2_pa.eq(s1r_a[u] * par.m_a), s2_bias.eq(par.bias), s2_shift.eq(par.shift)]
                 if two:
-                    m.d.sync += s2_pb.eq(s1_b[u] * par.m_b)
+                    m.d.sync += s2_pb.eq(s1r_b[u] * par.m_b)
 
             # S3: the sum with the rounding constant 2^(S-1) (= (1 << S) >> 1, 0 for S = 0).
             s3_sum = Signal(signed(sum_width), name=f"s3_sum{u}")

@@ -12,7 +12,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["RowAddress", "ROW_PORT", "ring_step", "drive_row", "share", "or_all"]
+__all__ = ["RowAddress", "ROW_PORT", "ring_step", "row_bytes_reg", "drive_row", "share", "or_all"]
 
 # A unit's port to the shared RowAddress (the unit's side): it drives the request fields only
 # in the cycle it raises ``start`` (zero otherwise), so the top ORs the units' requests.
@@ -22,11 +22,20 @@ ROW_PORT = wiring.Signature({
 })
 
 
-def ring_step(idx, addr, d):
+def ring_step(idx, addr, d, row_bytes):
     """The ring position after (``idx``, ``addr``) of tensor descriptor ``d``: the next row
-    (row index in the ring, byte address)."""
+    (row index in the ring, byte address). ``row_bytes`` is ``d.width * d.channels`` from a
+    register (:func:`row_bytes_reg`), so no multiplier feeds the unit's row registers."""
     wrap = idx + 1 == d.ring_rows
-    return Mux(wrap, 0, idx + 1)[:16], Mux(wrap, d.base, addr + d.width * d.channels)[:32]
+    return Mux(wrap, 0, idx + 1)[:16], Mux(wrap, d.base, addr + row_bytes)[:32]
+
+
+def row_bytes_reg(m, d, name):
+    """A register following ``d.width * d.channels`` (one cycle behind the descriptor, which
+    holds while its unit runs; the multiplier's output register)."""
+    rb = Signal(32, name=name)
+    m.d.sync += rb.eq(d.width * d.channels)
+    return rb
 
 
 def drive_row(m, port, r, d):

@@ -28,7 +28,7 @@ from sephw.arch import isa
 from sephw.arch.formats import TENSOR_DESC
 
 from .arith import check_int
-from .rowaddr import RowAddress, drive_row, ring_step
+from .rowaddr import RowAddress, drive_row, ring_step, row_bytes_reg
 
 __all__ = ["Writer"]
 
@@ -86,6 +86,13 @@ class Writer(wiring.Component):
         wx, wl = Signal(16), Signal(16)
         wcount = Signal(32)
         wt_i, wt_a = Signal(16), Signal(32)
+        rb_d = row_bytes_reg(m, dd, "rb_d")
+        # the current position's first byte, wt_a + wx * channels + c0, kept in a register
+        # (stepped by channels per position) and the row's last column following the
+        # descriptor: no multiplier and one adder in front of the write address
+        wbase = Signal(32)
+        w_m1 = Signal(16)
+        m.d.sync += w_m1.eq(dd.width - 1)
         yv = Signal(self.y.payload.shape())
         w_en = Signal()
         wide = Signal()          # U bytes per cycle (dst channels and c0 multiples of U)
@@ -98,15 +105,19 @@ class Writer(wiring.Component):
         with m.If(self.stop):
             m.d.sync += active.eq(0)
         code = yv.as_value()
+        # wl_in[u]: byte wl + u of the vector is one of the tile's channels (registered with
+        # wl: no adder or compare in front of the banks' write enables)
+        wl_in = [Signal(name=f"wl_in{u}") for u in range(U)]
         with m.If(w_en):
-            m.d.comb += [self.waddr.eq(wt_a + wx * dd.channels + ins.c0 + wl), self.wen[0].eq(1),
+            m.d.comb += [self.waddr.eq(wbase + wl), self.wen[0].eq(1),
                          self.wdata[0].eq(code.word_select(wl[:ceil_log2(L + 1)], 9)[:8])]
             for u in range(1, U):
                 m.d.comb += [self.wdata[u].eq(code.word_select((wl + u)[:ceil_log2(L + 1)], 9)[:8]),
-                             self.wen[u].eq(wide & (wl + u < ins.tc))]
+                             self.wen[u].eq(wide & wl_in[u])]
 
         def take():
             m.d.sync += [yv.eq(self.y.payload), wl.eq(0), w_last.eq(w_step >= ins.tc)]
+            m.d.sync += [wl_in[u].eq(u < ins.tc) for u in range(1, U)]
 
         with m.FSM(name="writer"):
             with m.State("IDLE"):
@@ -116,7 +127,7 @@ class Writer(wiring.Component):
             with m.State("ROW"):
                 m.d.sync += w_final.eq(positions == 1)
                 with m.If(~rw.busy):
-                    m.d.sync += [wt_i.eq(rw.rem), wt_a.eq(rw.addr)]
+                    m.d.sync += [wt_i.eq(rw.rem), wt_a.eq(rw.addr), wbase.eq(rw.addr + ins.c0)]
                     m.next = "WAIT_Y"
             with m.State("WAIT_Y"):
                 m.d.comb += self.y.ready.eq(1)
@@ -126,13 +137,14 @@ class Writer(wiring.Component):
             with m.State("WRITE"):
                 m.d.comb += w_en.eq(1)
                 m.d.sync += [wl.eq(wl + w_step), w_last.eq(wl + (w_step << 1) >= ins.tc)]
+                m.d.sync += [wl_in[u].eq(wl + w_step + u < ins.tc) for u in range(1, U)]
                 with m.If(w_last):
                     m.d.sync += [wcount.eq(wcount + 1), w_final.eq(wcount + 2 == positions)]
-                    with m.If(wx == dd.width - 1):
-                        nxt_i, nxt_a = ring_step(wt_i, wt_a, dd)
-                        m.d.sync += [wx.eq(0), wt_i.eq(nxt_i), wt_a.eq(nxt_a)]
+                    with m.If(wx == w_m1):
+                        nxt_i, nxt_a = ring_step(wt_i, wt_a, dd, rb_d)
+                        m.d.sync += [wx.eq(0), wt_i.eq(nxt_i), wt_a.eq(nxt_a), wbase.eq(nxt_a + ins.c0)]
                     with m.Else():
-                        m.d.sync += wx.eq(wx + 1)
+                        m.d.sync += [wx.eq(wx + 1), wbase.eq(wbase + dd.channels)]
                     with m.If(w_final):
                         m.next = "IDLE"
                     with m.Else():

@@ -98,7 +98,8 @@ def test_arty_vivado_project_and_yosys_estimate(k3_build):
     # the timing estimate of the same netlist: register-to-register paths named by RTL signal
     t = r["timing"]
     assert t["endpoints"] > 1000 and t["worst_ns"] > 2 and t["lut_levels"] >= 1 and not t["unmodelled_cells"]
-    assert all(p["from"].startswith("system.") for p in t["paths"]) and len(t["paths"]) == 10
+    # (rst: the board top's reset flip-flop, which resets the accelerator's registers)
+    assert all(p["from"].startswith("system.") or p["from"] == "rst" for p in t["paths"]) and len(t["paths"]) == 10
     assert t["pessimistic_worst_ns"] > t["worst_ns"]
     assert t["reached_mhz"] == min(100, math.floor(1000 / t["worst_ns"])) <= t["fmax_mhz"] + 0.05
     md = (build_copy / "timing.md").read_text()

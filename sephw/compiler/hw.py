@@ -302,16 +302,16 @@ TOP_FETCH_FIRST = 5     # start -> the first instruction taken (its fetch: the f
 TOP_ROW_ADDR = 19       # one RowAddress (16-step divider + multiply): start cycle + 18 waiting
 TOP_ISSUE = 2           # FC_ISSUE after the last gather read: read in flight, then the handshake
 TOP_ROW_ADV = 2         # ROWADV: operand a's top row moves by the stride, b's by 1 or 2
-TOP_LAT_PP = 7          # + lanes / pp_units: last beat's accumulators -> its codes leave the
+TOP_LAT_PP = 8          # + lanes / pp_units: last beat's accumulators -> its codes leave the
                         # PostProcess (pp_units channels per cycle); a pattern beat adds a_bits
                         # + TOP_PE_STAGES (+ pattern_slices - 1 when its word is fetched), a
                         # MAC result TOP_MAC_STAGES (+ 1 as operand b: acc_b's holding
                         # register), a skip 1 fewer
 TOP_PE_STAGES = 3       # the pattern engine's counter-tree, popcount-row and beat-total stages
                         # between its last plane and its accumulators (rtl_gen/pattern.py, M, Q, H)
-TOP_MAC_STAGES = 1      # the MAC array's registered dot product before its accumulator
-                        # (rtl_gen/macarray.py, S3): on every MAC result's way
-TOP_FC_ACC = 4          # FC: last MAC beat of a byte plane -> its accumulators (FC_ACC),
+TOP_MAC_STAGES = 2      # the MAC array's registered weight word and dot product
+                        # (rtl_gen/macarray.py, S1b and S3): on every MAC result's way
+TOP_FC_ACC = 5          # FC: last MAC beat of a byte plane -> its accumulators (FC_ACC),
                         # + lanes - 1 (one lane per cycle)
 TOP_FC_MUL = 32         # FC: serial multiply of a logit (one bit of M per cycle)
 
@@ -411,7 +411,7 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
     if op == Op.POOL_FC:
         a = tensors[ins.src_a]
         cyc = 1 + (a.channels if clear_pool_sums else 0)
-        cyc += ins.rows * (TOP_ROW_ADDR + a.width * a.channels + 1) + 1
+        cyc += ins.rows * (TOP_ROW_ADDR + a.width * a.channels) + 1
         if ins.flags & FLAG_FINAL:
             n_cb = math.ceil(a.channels / cfg.mac_cols)
             n_ob = math.ceil(ins.tc / cfg.lanes)
