@@ -14,7 +14,7 @@ the top ORs them.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -73,7 +73,9 @@ class ActivationMemory(wiring.Component):
                 with m.If(hit):
                     m.d.comb += [wp.data.eq(self.wdata[b % U]), wp.en.eq(1)]
             bank_data.append(rp.data)
-        bank_arr = Array(bank_data)
+        # byte o of the vector is bank (a_lo + o) mod NB: the banks rotated by a_lo, one
+        # NB:1 multiplexer per bit selected by a_lo itself (no adder per byte before it)
+        rot = Cat(*bank_data, *bank_data).bit_select(a_lo_d * 8, NB * 8) if NB > 1 else bank_data[0]
         for o in range(NB):
-            m.d.comb += self.rvec[o].eq(bank_arr[(a_lo_d + o)[:LNB]] if NB > 1 else bank_data[0])
+            m.d.comb += self.rvec[o].eq(rot[8 * o:8 * (o + 1)])
         return m
