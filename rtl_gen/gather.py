@@ -368,12 +368,12 @@ class Gather(wiring.Component):
         # to the next, shifted left by one column (zeros in at column k_max - 1), and reads only
         # the new column: k reads per chunk and position instead of k^2 (not at a row's first
         # position, which reads the whole window). The shifted windows wait in the column
-        # store, one entry per chunk (distributed RAM, read asynchronously): written as a
-        # chunk's beat is issued, read back into the window as the same chunk's next pass
-        # starts (at the next chunk's issue, or in POS_NEXT for chunk 0). Not with two-chunk
-        # reads, whose passes already keep up with the engine. Without the store
-        # (``column_store = False``: fewer LUTs) only single-chunk operands slide, the window
-        # register shifting in place.
+        # store, one entry per chunk (distributed RAM, read asynchronously): written while a
+        # chunk's beat is offered, read back into the window as the same chunk's next pass
+        # starts (the cycle after the previous chunk's beat is taken, or in POS_NEXT for
+        # chunk 0). Not with two-chunk reads, whose passes already keep up with the engine.
+        # Without the store (``column_store = False``: fewer LUTs) only single-chunk operands
+        # slide, the window register shifting in place (in POS_NEXT).
         CS = self._CS
         slide_ok = Signal()
         colmode = Signal()                # this position's passes read only column k - 1
@@ -423,8 +423,8 @@ class Gather(wiring.Component):
         # The column store's read address, registered one cycle behind its inputs (which hold
         # for at least the k >= 3 cycles of a pattern pass before ISSUE_A needs it), so
         # ISSUE_A's decisions do not feed it (timing): the chunk whose stored window the next
-        # pass starts from (ch_next). (Registering the next pass's first read address the same
-        # way measured +3,800 LUTs on the shipped gatherer in Yosys: not done.)
+        # pass starts from (ch_next; still this chunk's the cycle after ch moves, when the
+        # window loads it).
 
         # the operands' channels from chunk ch on, na - ch * (pe_cin or mac_cols) and
         # nb - ch * mac_cols, kept beside ch (ch_zero, and a step with each step of ch): a
