@@ -1,10 +1,11 @@
-"""Small arithmetic building blocks shared by the engines (pure functions on Amaranth values)."""
+"""Small building blocks shared by the engines: pure functions on Amaranth values, and
+:func:`output_stall`, the engines' one stall register."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Signal, Value
+from amaranth.hdl import Cat, Const, Mux, Signal, Value
 
 __all__ = ["signed_bits", "unsigned_bits", "popcount", "compress_columns", "column_rows", "adder_tree",
-           "check_int"]
+           "check_int", "output_stall"]
 
 
 def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> None:
@@ -15,6 +16,20 @@ def check_int(name: str, value, lo: int | None = None, hi: int | None = None) ->
         if hi is None:
             raise ValueError(f"{name} must be at least {lo}, not {value}")
         raise ValueError(f"{name} must be in {lo}..{hi}, not {value}")
+
+
+def output_stall(m, out, held_last, next_last) -> Signal:
+    """An engine pipeline's stall as a flip-flop: high while its last stage holds a ``last``
+    beat (``held_last``) and the output register ``out`` (a stream, set when that beat moves
+    out) is occupied, whatever the consumer does in that cycle (``out.ready`` only clears
+    the output register). Its next value comes from the registers it is made of: stalled,
+    it stays while the output is not taken; else it is set when a ``last`` beat moves into
+    the last stage (``next_last``, the stage before it) while the last stage's beat moves
+    out or the output stays occupied. So the pipeline's enables, and the producer's ready
+    behind them, start at a flip-flop."""
+    stall = Signal()
+    m.d.sync += stall.eq(Mux(stall, ~out.ready, next_last & (held_last | (out.valid & ~out.ready))))
+    return stall
 
 
 def unsigned_bits(bound: int) -> int:

@@ -1,13 +1,13 @@
 """MacArray: int8 weights × uint8 activations on DSP multipliers, int32 accumulators."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .arith import adder_tree, check_int
+from .arith import adder_tree, check_int, output_stall
 
 __all__ = ["MacArray"]
 
@@ -122,12 +122,9 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         s2_first, s2_last = Signal(), Signal()
         s3_valid = Signal()
         s3_first, s3_last = Signal(), Signal()
-        # stalled while S3 holds a `last` beat and the output register is occupied; a register
-        # of its own, from the next values of those (see the pattern engine)
-        stall = Signal()
+        # (a flip-flop, arith.output_stall: S3 is the last stage, S2 the one before)
+        stall = output_stall(m, self.acc, s3_valid & s3_last, s2_valid & s2_last)
         advance = ~stall
-        m.d.sync += stall.eq(Mux(stall, ~self.acc.ready,
-                                 s2_valid & s2_last & ((s3_valid & s3_last) | (self.acc.valid & ~self.acc.ready))))
         m.d.comb += [
             self.pixel.ready.eq(advance),
             rd.addr.eq(self.pixel.payload.w_addr),

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from . import xc7
-from .arith import check_int, column_rows, compress_columns, popcount_word, signed_bits
+from .arith import check_int, column_rows, compress_columns, output_stall, popcount_word, signed_bits
 
 __all__ = ["PatternEngine", "split_word"]
 
@@ -307,16 +307,9 @@ class PatternEngine(wiring.Component):
         # whether or not the consumer takes the output in this cycle: acc.ready reaches no
         # further than the output register, so nothing in the engine (nor window.ready, nor
         # the gatherer behind it) waits on the consumer's handshake logic.
-        # `stall` is a register of its own (its next value from the registers it is made of),
-        # so the enables of the whole pipeline, window.ready and the gatherer's handshake start
-        # at a flip-flop: stalled, it stays while the output is not taken; else it is set when
-        # Q's `last` final plane moves into H while H's `last` beat moves into the output, or
-        # the output stays occupied.
-        stall = Signal()
+        # (a flip-flop, arith.output_stall: Q's `last` final plane is the beat that moves into H)
+        stall = output_stall(m, self.acc, h_valid & h_last, q_valid & q_final & q_last)
         advance = ~stall
-        q_done = q_valid & q_final & q_last
-        m.d.sync += stall.eq(Mux(stall, ~self.acc.ready,
-                                 q_done & ((h_valid & h_last) | (self.acc.valid & ~self.acc.ready))))
         # The product flip-flops reset from b_pattern even while stalled, so b_pattern must not
         # change (a new beat must not load) on an edge after which the pipeline may stall with
         # the old beat's products in P: that is, when B's final plane moves into P while a

@@ -107,7 +107,7 @@ class Writer(wiring.Component):
         code = yv.as_value()
         # wl_in[u]: byte wl + u of the vector is one of the tile's channels (registered with
         # wl: no adder or compare in front of the banks' write enables)
-        wl_in = [Signal(name=f"wl_in{u}") for u in range(U)]
+        wl_in = {u: Signal(name=f"wl_in{u}") for u in range(1, U)}
         with m.If(w_en):
             m.d.comb += [self.waddr.eq(wbase + wl), self.wen[0].eq(1),
                          self.wdata[0].eq(code.word_select(wl[:ceil_log2(L + 1)], 9)[:8])]
