@@ -3,7 +3,11 @@
 Byte ``a`` lives in bank ``a mod banks``, so one read returns ``banks`` consecutive bytes
 (one window tap of pe_cin channels, a MAC beat of mac_cols channels, or the skip codes of a
 tile) from any byte address. Latency: ``rvec`` holds bytes ``[A, A + banks)`` of the address
-``A`` on ``raddr`` the cycle before (one cycle). Throughput: one vector read and one write
+``A`` on ``raddr`` the cycle before (one cycle). The reader also gives ``A + banks`` on
+``raddr_nb`` (from its own registers: no adder behind its address multiplexer): the banks
+below ``A mod banks`` read the row after ``A``'s, and their row address is then a choice
+between two ready values, not an incrementer after the reader's address logic (timing). A
+reader of byte 0 alone (bank ``A mod banks``, which reads ``A``'s row) may leave it zero. Throughput: one vector read and one write
 per cycle; a write stores byte 0 at ``waddr`` and, with ``wen[u]`` (``u`` < ``units``, only
 at a ``units``-aligned ``waddr``), byte ``u`` at ``waddr + u``: the writer's ``pp_units``
 bytes per cycle without per-bank address logic.
@@ -14,7 +18,7 @@ the top ORs them.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -30,6 +34,8 @@ class ActivationMemory(wiring.Component):
     ----------
     raddr : In(32)
         Byte address of this cycle's vector read.
+    raddr_nb : In(32)
+        ``raddr + banks`` (only bytes 1.. of the vector use it).
     rvec : Out(ArrayLayout(8, banks))
         Bytes ``[A, A + banks)`` of last cycle's ``raddr`` ``A``.
     waddr : In(32), wdata : In(ArrayLayout(8, units)), wen : In(units)
@@ -44,7 +50,7 @@ class ActivationMemory(wiring.Component):
             raise ValueError(f"units ({units}) must not exceed banks ({banks})")
         self._banks, self._depth, self._units = banks, max(2, depth), units
         super().__init__({
-            "raddr": In(32),
+            "raddr": In(32), "raddr_nb": In(32),
             "rvec": Out(data.ArrayLayout(8, banks)),
             "waddr": In(32),
             "wdata": In(data.ArrayLayout(8, units)),
@@ -63,9 +69,9 @@ class ActivationMemory(wiring.Component):
             m.submodules[f"act_bank{b}"] = bank
             rp, wp = bank.read_port(), bank.write_port()
             # byte raddr + ((b - raddr) mod NB) is in bank b, row (raddr >> LNB) + [raddr mod NB > b]:
-            # one incrementer, its carry-in a compare of the low bits (no subtraction before it)
+            # the row of raddr or of raddr + NB, chosen by a compare of the low bits (one LUT)
             m.d.comb += [rp.en.eq(1),
-                         rp.addr.eq((self.raddr >> LNB) + (self.raddr[:LNB] > b)),
+                         rp.addr.eq(Mux(self.raddr[:LNB] > b, self.raddr_nb >> LNB, self.raddr >> LNB)),
                          wp.addr.eq(self.waddr >> LNB), wp.data.eq(self.wdata[0]),
                          wp.en.eq(self.wen[0] & (self.waddr[:LNB] == b))]
             if b % U:

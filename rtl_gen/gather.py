@@ -71,8 +71,10 @@ class Gather(wiring.Component):
         pattern engine (else the MAC array), operand b a 1×1 on the MAC array, or identity codes.
     ins : In(isa.WORD layout); src_a, src_b, dst : In(TENSOR_DESC layout)
     row : Out(ROW_PORT)
-    raddr : Out(32), rvec : In(ArrayLayout(8, banks))
-        The activation memory's vector read (zero when not reading).
+    raddr : Out(32), raddr_nb : Out(32), rvec : In(ArrayLayout(8, banks))
+        The activation memory's vector read (zero when not reading): its byte address, the
+        same plus ``banks`` (each read's second address comes from registers of its own, kept
+        beside the first's: ActivationMemory), the bytes.
     window : Out(stream.Signature(window_layout)), pixel : Out(stream.Signature(pixel_layout))
     skip : Out(stream.Signature(ArrayLayout(8, lanes)))
         Identity-skip codes for the PostProcess's ``acc_b``.
@@ -94,7 +96,7 @@ class Gather(wiring.Component):
             "ins": In(isa.WORD.layout()),
             "src_a": In(TENSOR_DESC.layout()), "src_b": In(TENSOR_DESC.layout()), "dst": In(TENSOR_DESC.layout()),
             "row": Out(ROW_PORT),
-            "raddr": Out(32), "rvec": In(data.ArrayLayout(8, banks)),
+            "raddr": Out(32), "raddr_nb": Out(32), "rvec": In(data.ArrayLayout(8, banks)),
             "window": Out(stream.Signature(window_layout)),
             "pixel": Out(stream.Signature(pixel_layout)),
             "skip": Out(stream.Signature(data.ArrayLayout(8, lanes))),
@@ -212,13 +214,14 @@ class Gather(wiring.Component):
                 m.d.comb += win_out.word_select(slot, PC * AB).eq(land_tap)
 
         def read(addr, inside, dst, idx, cnt, both=0, go=True):
-            """Issue one activation read this cycle (its data lands next cycle). ``cnt``:
+            """Issue one activation read this cycle (its data lands next cycle). ``addr``: the
+            byte address and the same plus NB, each one adder from registers. ``cnt``:
             (``left``, ``off``), the channels of the vector inside the operand being
             ``left - off``. ``go=False`` sets the read up without issuing it: a state does so
             whether or not it reads (a read nobody waits for is harmless) and raises ``rd_go``
             where it decides, so the handshake that decides does not select the address and
             the fields (timing)."""
-            m.d.comb += self.raddr.eq(addr)
+            m.d.comb += [self.raddr.eq(addr[0]), self.raddr_nb.eq(addr[1])]
             left, off = cnt       # the read's channels inside: left - off (off: a constant or
             #                        a choice of two), byte i inside iff left > i + off
             if isinstance(off, tuple):
@@ -324,15 +327,17 @@ class Gather(wiring.Component):
         # rowaddr[gi] and rowvalid[gi] registered as gi is set: a pattern pass's reads take
         # their row from a register, not through a multiplexer indexed by gi
         row_cur, row_cur_ok = Signal(32, name="row_cur"), Signal(name="row_cur_ok")
+        # (every address register X read by the gather passes has a twin X_nb = X + NB, the
+        # activation memory's second address: ActivationMemory)
+        row_cur_nb = Signal(32, name="row_cur_nb")
 
-        def set_gi(v, choff=0):
+        def set_gi(v, choff=(0, NB)):
             """gi <- v for the reads that follow; row_cur is row v's address plus their
-            chunk's byte offset ``choff`` (ch * pe_cin of the pass they belong to), so a read
-            address is one adder from registers."""
-            if v is k_m1:
-                m.d.sync += [gi.eq(v), row_cur.eq(row_last + choff), row_cur_ok.eq(row_last_ok)]
-            else:
-                m.d.sync += [gi.eq(v), row_cur.eq(rowaddr[v] + choff), row_cur_ok.eq(rowvalid[v])]
+            chunk's byte offset ``choff`` (ch * pe_cin of the pass they belong to; with its
+            value + NB for row_cur_nb), so a read address is one adder from registers."""
+            row = row_last if v is k_m1 else rowaddr[v]
+            m.d.sync += [gi.eq(v), row_cur.eq(row + choff[0]), row_cur_nb.eq(row + choff[1]),
+                         row_cur_ok.eq(row_last_ok if v is k_m1 else rowvalid[v])]
 
         def tile_products():
             """Once per tile (TILE_INIT): the products by the instruction's constants."""
@@ -432,9 +437,12 @@ class Gather(wiring.Component):
         left_a, left_b = Signal(16, name="left_a"), Signal(16, name="left_b")
         # the next MAC-operand read addresses of a position (chunk ch + 1), stepped by mac_cols
         ma_next, mb_next = Signal(32, name="ma_next"), Signal(32, name="mb_next")
+        ma_next_nb, mb_next_nb = Signal(32, name="ma_next_nb"), Signal(32, name="mb_next_nb")
+        # ch * pe_cin + NB (a pass's chunk offset for row_cur_nb), kept beside ch
+        ch_c_nb = Signal(self._AW, name="ch_c_nb")
 
         def ch_zero():
-            m.d.sync += [ch.eq(0), left_a.eq(ins.na), left_b.eq(ins.nb)]
+            m.d.sync += [ch.eq(0), ch_c_nb.eq(NB), left_a.eq(ins.na), left_b.eq(ins.nb)]
 
         ch_next = Signal(16)           # the next pass's first chunk
         m.d.comb += [ch_next.eq(ch + 1 + dual), last_pass.eq(ch == Mux(dual, ca_m2, ca_m1))]
@@ -443,12 +451,14 @@ class Gather(wiring.Component):
             m.d.sync += cs_ra.eq(Mux(ch_next < chunks_a, ch_next, 0))
         # the same for the next pass's channel offset ch_next * pe_cin (its first read's address
         # and channel count then take no adder from ch)
-        ch_next_c = Signal(self._AW, name="ch_next_c")
-        m.d.sync += ch_next_c.eq(ch_next * PC)
+        ch_next_c, ch_next_c_nb = Signal(self._AW, name="ch_next_c"), Signal(self._AW, name="ch_next_c_nb")
+        m.d.sync += [ch_next_c.eq(ch_next * PC), ch_next_c_nb.eq(ch_next * PC + NB)]
         # and row k - 1's address plus it, one cycle later (the next pass's first read: ch,
         # dual and row_last hold for the k >= 3 cycles of a pass before ISSUE_A reads it)
-        rl_next = Signal(32, name="rl_next")
-        m.d.sync += rl_next.eq(row_last + ch_next_c)
+        rl_next, rl_next_nb = Signal(32, name="rl_next"), Signal(32, name="rl_next_nb")
+        m.d.sync += [rl_next.eq(row_last + ch_next_c), rl_next_nb.eq(row_last + ch_next_c_nb)]
+        # operand a's first row (1x1 on the MAC array) and operand b's row + NB
+        rowaddr0_nb, rowb_nb = Signal(32, name="rowaddr0_nb"), Signal(32, name="rowb_nb")
 
         with m.FSM(name="gather") as fsm:
             with m.State("IDLE"):
@@ -495,12 +505,14 @@ class Gather(wiring.Component):
                     ok = (row_r >= 0) & (row_r < da.height)
                     m.d.sync += [rowaddr[row_i].eq(ca_a), rowvalid[row_i].eq(ok),
                                  ca_i.eq(nxt_i), ca_a.eq(nxt_a), row_i.eq(row_i + 1)]
+                    with m.If(row_i == 0):
+                        m.d.sync += rowaddr0_nb.eq(ca_a + NB)
                     with m.If(row_i == k_m1):
                         m.d.sync += [row_last.eq(ca_a), row_last_ok.eq(ok)]
                 with m.Else():
                     set_gi(k_m1)
                     ch_zero()
-                    m.d.sync += [rowb.eq(yb_a), gj.eq(k_m1),
+                    m.d.sync += [rowb.eq(yb_a), rowb_nb.eq(yb_a + NB), gj.eq(k_m1),
                                  dual.eq(dual0), colmode.eq(0)]
                     m.d.comb += win_clr.eq(1)
                     if DUAL:
@@ -529,28 +541,28 @@ class Gather(wiring.Component):
             # in the same cycle: k^2 cycles per chunk
             with m.State("GATHER_A"):
                 with m.If(use_pe):
-                    read(row_cur + colC, row_cur_ok & col_ok, 0,
+                    read((row_cur + colC, row_cur_nb + colC), row_cur_ok & col_ok, 0,
                          gi * K + gj, (left_a, 0), dual)
                     with m.If(colmode):
                         # sliding window: only the new column j = k-1, rows k-1 .. 0
                         with m.If(gi == 0):
                             m.next = "ISSUE_A"
                         with m.Else():
-                            set_gi(gi - 1, ch * PC)
+                            set_gi(gi - 1, (ch * PC, ch_c_nb))
                     with m.Elif(gj == 0):
                         m.d.sync += [gj.eq(k_m1), colC.eq(acol + kC1)]
                         with m.If(gi == 0):
                             m.next = "ISSUE_A"
                         with m.Else():
-                            set_gi(gi - 1, ch * PC)
+                            set_gi(gi - 1, (ch * PC, ch_c_nb))
                     with m.Else():
                         m.d.sync += [gj.eq(gj - 1), colC.eq(colC - Ca)]
                 with m.Else():
                     # 1x1 on the MAC array: mac_cols input channels cin0 + ch*Q .. per beat
                     # (ch is 0 here: a MAC operand's position starts in GATHER_A and its
                     # further chunks are read from ISSUE_A, at ma_next)
-                    read(rowaddr[0] + mcol, rowvalid[0], 1, 0, (left_a, 0))
-                    m.d.sync += ma_next.eq(rowaddr[0] + mcol + Q)
+                    read((rowaddr[0] + mcol, rowaddr0_nb + mcol), rowvalid[0], 1, 0, (left_a, 0))
+                    m.d.sync += [ma_next.eq(rowaddr[0] + mcol + Q), ma_next_nb.eq(rowaddr0_nb + mcol + Q)]
                     m.next = "ISSUE_A"
             with m.State("ISSUE_A"):
                 # the next pass's first read, set up (issued below if the beat goes). gj is
@@ -559,10 +571,10 @@ class Gather(wiring.Component):
                 nxt_dual = Signal()
                 m.d.comb += nxt_dual.eq(DUAL & (ch_next + 1 < chunks_a))
                 with m.If(use_pe):
-                    read(rl_next + colC, row_last_ok & col_ok, 0, slot_last,
+                    read((rl_next + colC, rl_next_nb + colC), row_last_ok & col_ok, 0, slot_last,
                          (left_a, (dual, 2 * PC, PC)), nxt_dual, go=False)
                 with m.Else():
-                    read(ma_next, rowvalid[0], 1, 0, (left_a, Q), go=False)
+                    read((ma_next, ma_next_nb), rowvalid[0], 1, 0, (left_a, Q), go=False)
                 done_a = Signal()
                 if CS:
                     # the shifted window goes to the column store in every cycle of ISSUE_A,
@@ -590,10 +602,10 @@ class Gather(wiring.Component):
                         with m.Else():
                             m.next = "POS_NEXT"
                     with m.Else():
-                        m.d.sync += [ch.eq(ch_next),
+                        m.d.sync += [ch.eq(ch_next), ch_c_nb.eq(ch_next_c_nb),
                                      left_a.eq(left_a - Mux(use_pe, Mux(dual, 2 * PC, PC), Q))]
                         m.d.comb += rd_go.eq(1)           # (set up above)
-                        m.d.sync += ma_next.eq(ma_next + Q)
+                        m.d.sync += [ma_next.eq(ma_next + Q), ma_next_nb.eq(ma_next_nb + Q)]
                         with m.If(use_pe):
                             m.d.sync += dual.eq(nxt_dual)
                             if CS:
@@ -602,25 +614,25 @@ class Gather(wiring.Component):
                                     # cycle (cs_r.addr is then still cs_ra = this ch_next;
                                     # the pass's first read lands into it), its new column
                                     # next
-                                    set_gi(k_m2, ch_next_c)
+                                    set_gi(k_m2, (ch_next_c, ch_next_c_nb))
                                     m.d.sync += cs_next.eq(1)
                                 with m.Else():
-                                    set_gi(k_m1, ch_next_c)
+                                    set_gi(k_m1, (ch_next_c, ch_next_c_nb))
                                     m.d.sync += [gj.eq(k_m2), colC.eq(acol + kC2)]
                             else:
-                                set_gi(k_m1, ch_next_c)
+                                set_gi(k_m1, (ch_next_c, ch_next_c_nb))
                                 m.d.sync += [gj.eq(k_m2), colC.eq(acol + kC2)]
                             m.next = "GATHER_A"
             with m.State("GATHER_B"):
                 with m.If(b_mac):
-                    read(rowb + bcolm, 1, 1, 0, (left_b, 0))           # (ch is 0 here)
-                    m.d.sync += mb_next.eq(rowb + bcolm + Q)
+                    read((rowb + bcolm, rowb_nb + bcolm), 1, 1, 0, (left_b, 0))     # (ch is 0 here)
+                    m.d.sync += [mb_next.eq(rowb + bcolm + Q), mb_next_nb.eq(rowb_nb + bcolm + Q)]
                 with m.Else():
-                    read(rowb + bcoli, 1, 2, 0, (left_b, 0))
+                    read((rowb + bcoli, rowb_nb + bcoli), 1, 2, 0, (left_b, 0))
                 m.next = "ISSUE_B"
             with m.State("ISSUE_B"):
                 with m.If(b_mac):
-                    read(mb_next, 1, 1, 0, (left_b, Q), go=False)   # (issued below)
+                    read((mb_next, mb_next_nb), 1, 1, 0, (left_b, Q), go=False)   # (issued below)
                     m.d.comb += [ma_issue.eq(1), self.pixel.payload.w_addr.eq(ins.wb + ch),
                                  self.pixel.payload.first.eq(ch == 0),
                                  self.pixel.payload.last.eq(ch == cb_m1)]
@@ -630,7 +642,8 @@ class Gather(wiring.Component):
                             ch_zero()
                             m.next = "POS_NEXT"
                         with m.Else():
-                            m.d.sync += [ch.eq(ch + 1), left_b.eq(left_b - Q), mb_next.eq(mb_next + Q)]
+                            m.d.sync += [ch.eq(ch + 1), left_b.eq(left_b - Q), mb_next.eq(mb_next + Q),
+                                         mb_next_nb.eq(mb_next_nb + Q)]
                             m.d.comb += rd_go.eq(1)
                 with m.Else():
                     with m.If((skip_n != 2) | skip_pop):

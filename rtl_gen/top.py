@@ -248,10 +248,12 @@ class Accelerator(wiring.Component):
                      prm_r.addr.eq(pf.prm_addr), pf.prm.eq(prm_r.data)]
 
         # the shared RowAddress and the activation memory's ports: one unit at a time drives
-        # them (the others drive zeros), so the requests are ORed
+        # them (the others drive zeros), so the requests are ORed (PoolFC reads byte 0 alone,
+        # whose bank uses raddr's row: raddr_nb is the gatherer's)
         m.submodules.row_addr = ra = RowAddress()
         share_rows(m, ra, (ld.row, ga.row, pf.row))
-        m.d.comb += [act.raddr.eq(or_all((ga.raddr, pf.raddr))), ga.rvec.eq(act.rvec), pf.rbyte.eq(act.rvec[0]),
+        m.d.comb += [act.raddr.eq(or_all((ga.raddr, pf.raddr))), act.raddr_nb.eq(ga.raddr_nb),
+                     ga.rvec.eq(act.rvec), pf.rbyte.eq(act.rvec[0]),
                      act.waddr.eq(ld.waddr | wr.waddr), act.wdata.eq(wr.wdata), act.wen.eq(wr.wen)]
         with m.If(ld.wen):
             m.d.comb += [act.wdata[0].eq(ld.wdata), act.wen[0].eq(1)]

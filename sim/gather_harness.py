@@ -116,5 +116,6 @@ class GatherHarness(wiring.Component):
                 ]
         # the shared RowAddress and the read address: idle units drive zeros, requests ORed
         share(m, ra, (ga.row for ga in gathers))
-        m.d.comb += [act.raddr.eq(or_all(ga.raddr for ga in gathers)), self.raddr.eq(act.raddr)]
+        m.d.comb += [act.raddr.eq(or_all(ga.raddr for ga in gathers)),
+                     act.raddr_nb.eq(or_all(ga.raddr_nb for ga in gathers)), self.raddr.eq(act.raddr)]
         return m

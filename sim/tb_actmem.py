@@ -30,7 +30,7 @@ class ActMemTB:
     def __init__(self, dut, i: int, banks: int, depth: int, units: int, seed: int):
         self.dut, self.banks, self.units = dut, banks, units
         self.total = banks * max(2, depth)
-        self.p = {n: getattr(dut, f"am{i}_{n}") for n in ("raddr", "rvec", "waddr", "wdata", "wen")}
+        self.p = {n: getattr(dut, f"am{i}_{n}") for n in ("raddr", "raddr_nb", "rvec", "waddr", "wdata", "wen")}
         self.vec = data.ArrayLayout(8, banks)
         self.wlay = data.ArrayLayout(8, units)
         self.rng = random.Random(seed)
@@ -91,6 +91,7 @@ class ActMemTB:
             wa, prev_w = self._write("fill" if n < fill_cycles else "random")
             prev_a = self._raddr(wa)
             self.p["raddr"].value = prev_a
+            self.p["raddr_nb"].value = prev_a + self.banks      # (the reader's second address)
             await ReadOnly()
             if exp is not None:
                 got = unpack(self.vec, self.p["rvec"].value.to_unsigned())

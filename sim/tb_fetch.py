@@ -40,7 +40,7 @@ WORD_FIELDS = {f.name: f for f in isa.WORD.fields}
 
 class FetchActHarness(wiring.Component):
     """FetchDecode + program and tensor-table memories; ActivationMemory instances
-    ``act = [(banks, depth, units), ...]`` on ports ``am<i>_raddr``, ``am<i>_rvec``,
+    ``act = [(banks, depth, units), ...]`` on ports ``am<i>_raddr``, ``am<i>_raddr_nb``, ``am<i>_rvec``,
     ``am<i>_waddr``, ``am<i>_wdata``, ``am<i>_wen``."""
 
     def __init__(self, program_depth: int = 16, tensor_depth: int = 256, act=((8, 16, 4),)):
@@ -56,7 +56,7 @@ class FetchActHarness(wiring.Component):
         }
         for i, (banks, depth, units) in enumerate(self.act):
             members.update({
-                f"am{i}_raddr": In(32), f"am{i}_rvec": Out(data.ArrayLayout(8, banks)),
+                f"am{i}_raddr": In(32), f"am{i}_raddr_nb": In(32), f"am{i}_rvec": Out(data.ArrayLayout(8, banks)),
                 f"am{i}_waddr": In(32), f"am{i}_wdata": In(data.ArrayLayout(8, units)),
                 f"am{i}_wen": In(units),
             })
@@ -81,6 +81,7 @@ class FetchActHarness(wiring.Component):
         for i, am in enumerate(self.ams):
             m.submodules[f"act{i}"] = am
             m.d.comb += [am.raddr.eq(getattr(self, f"am{i}_raddr")),
+                         am.raddr_nb.eq(getattr(self, f"am{i}_raddr_nb")),
                          getattr(self, f"am{i}_rvec").eq(am.rvec),
                          am.waddr.eq(getattr(self, f"am{i}_waddr")),
                          am.wdata.eq(getattr(self, f"am{i}_wdata")),
