@@ -17,7 +17,9 @@ one ring step per row; zero outside the image = padding, zero beyond the operand
 - 1×1 operand on the MAC array: one beat of ``mac_cols`` channels per cycle, reads pipelined
   (``1 + chunks`` cycles per position).
 - operand b: a 1×1 on the MAC array (``1 + chunks_b`` cycles) or the identity skip's codes
-  into a two-entry queue towards the PostProcess (``skip``, 2 cycles).
+  into a two-entry queue towards the PostProcess (``skip``, 2 cycles). When operand a is on
+  the MAC array too (an int8 1×1 beside a 1×1 projection), b's beats go first: the MAC array
+  returns its results in order, and the PostProcess holds acc_b before it joins acc_a.
 
 Latency and throughput per tile are the compiler's RTL cycle model (sephw/compiler/hw.py,
 ``unit_cycles`` and ``_pattern_beats``): per row ``k`` row-table cycles + 1 (+2
@@ -418,6 +420,8 @@ class Gather(wiring.Component):
         slot_last = Signal(range(KK))
         m.d.comb += slot_last.eq(sum(Mux(ins.k == kk, (kk - 1) * (K + 1), 0) for kk in (3, 5, 7) if kk <= K))
         b_s2 = Signal()        # operand b (1x1 projection) at stride 2: src_b twice the output's width
+        # both operands on the MAC array: a position gathers b, then a (module docstring)
+        b_first = Signal()
         m.d.comb += b_s2.eq(db.width != dd.width)
         # the output row's last column, following the descriptor (valid from TILE_INIT on: the
         # descriptor is set at least a cycle before start)
@@ -466,6 +470,7 @@ class Gather(wiring.Component):
                     ch_zero()
                     m.d.sync += [
                         use_pe.eq(self.use_pe_in), b_mac.eq(self.b_mac_in), b_id.eq(self.b_id_in),
+                        b_first.eq(~self.use_pe_in & self.b_mac_in),
                         y.eq(ins.row0), x.eq(0), row_i.eq(0),
                         chunks_a.eq(Mux(self.use_pe_in, (ins.na + PC - 1) >> exact_log2(PC),
                                         (ins.na + Q - 1) >> exact_log2(Q))),
@@ -519,6 +524,8 @@ class Gather(wiring.Component):
                         m.d.sync += win1.eq(0)
                     x_first()
                     m.next = "GATHER_A"
+                    with m.If(b_first):
+                        m.next = "GATHER_B"
             # next output row: operand a's top row moves by the stride, b's by 1 (2 when strided)
             with m.State("ROWADV"):
                 ya_n_i, ya_n_a = ring_step(ya_i, ya_a, da, rb_a)
@@ -597,7 +604,7 @@ class Gather(wiring.Component):
                     m.d.sync += xv.eq(0)
                     with m.If(last_pass):
                         ch_zero()
-                        with m.If(b_mac | b_id):
+                        with m.If((b_mac | b_id) & ~b_first):
                             m.next = "GATHER_B"
                         with m.Else():
                             m.next = "POS_NEXT"
@@ -641,6 +648,8 @@ class Gather(wiring.Component):
                         with m.If(ch == cb_m1):
                             ch_zero()
                             m.next = "POS_NEXT"
+                            with m.If(b_first):
+                                m.next = "GATHER_A"
                         with m.Else():
                             m.d.sync += [ch.eq(ch + 1), left_b.eq(left_b - Q), mb_next.eq(mb_next + Q),
                                          mb_next_nb.eq(mb_next_nb + Q)]
@@ -668,6 +677,8 @@ class Gather(wiring.Component):
                         # without the store, the single chunk's window shifted in place
                         m.d.comb += win_cs.eq(1)
                     m.next = "GATHER_A"
+                    with m.If(b_first):
+                        m.next = "GATHER_B"
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 with m.If(self.release):

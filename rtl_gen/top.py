@@ -283,20 +283,29 @@ class Accelerator(wiring.Component):
                      pp_hi.eq(Mux(dd.signed != 0, half - 1, full - 1))]
         m.d.comb += [pp.param_base.eq(ins.prm), pp.lo.eq(pp_lo), pp.hi.eq(pp_hi)]
         m.d.comb += [pf.acc.valid.eq(ma.acc.valid), pf.acc.payload.eq(ma.acc.payload)]
+        # both operands on the MAC array (an int8 1x1 beside a 1x1 projection): its results
+        # alternate b, a, b, ... (the gatherer issues b's beats first), routed by a toggle
+        mac_b = Signal()
+        with m.If(ga.start):
+            m.d.sync += mac_b.eq(1)
+        with m.Elif(ma.acc.valid & ma.acc.ready & ~ga.use_pe & ga.b_mac):
+            m.d.sync += mac_b.eq(~mac_b)
         with m.If(ga.use_pe):
             m.d.comb += [pp.acc_a.valid.eq(pe.acc.valid), pe.acc.ready.eq(pp.acc_a.ready)]
             for l in range(L):
                 m.d.comb += pp.acc_a.payload[l].eq(pe.acc.payload[l])
-        with m.Elif(~pf.fc_active):
+        with m.Elif(pf.fc_active):
+            m.d.comb += ma.acc.ready.eq(pf.acc.ready)
+        with m.Elif(~(ga.b_mac & mac_b)):
             m.d.comb += [pp.acc_a.valid.eq(ma.acc.valid), ma.acc.ready.eq(pp.acc_a.ready)]
             for l in range(L):
                 m.d.comb += pp.acc_a.payload[l].eq(ma.acc.payload[l])
-        with m.Else():
-            m.d.comb += ma.acc.ready.eq(pf.acc.ready)
-        with m.If(ga.b_mac):
+        with m.If(ga.b_mac & (ga.use_pe | mac_b)):
             m.d.comb += [pp.acc_b.valid.eq(ma.acc.valid), ma.acc.ready.eq(pp.acc_b.ready)]
             for l in range(L):
                 m.d.comb += pp.acc_b.payload[l].eq(ma.acc.payload[l])
+        with m.Elif(ga.b_mac):
+            pass                 # (a's result on the MAC array: b is held in the PostProcess)
         with m.Elif(ga.b_id):
             m.d.comb += [pp.acc_b.valid.eq(ga.skip.valid), ga.skip.ready.eq(pp.acc_b.ready)]
             for l in range(L):
@@ -394,9 +403,7 @@ def check_program(build_dir) -> list[str]:
                 problems.append(f"instruction {i}: int8 {ins.k}x{ins.k} convolution")
             if ins.op == Op.RESADD and not ins.flags & FLAG_SKIP_IDENTITY:
                 (_, hb, wb), (_, hd, wd) = tens[ins.src_b]["shape"], tens[ins.dst]["shape"]
-                if not on_pe:
-                    problems.append(f"instruction {i}: 1x1 projection skip beside an int8 main conv")
-                elif (hb, wb) not in ((hd, wd), (2 * hd, 2 * wd)):
+                if (hb, wb) not in ((hd, wd), (2 * hd, 2 * wd)):
                     problems.append(f"instruction {i}: 1x1 projection skip with a stride other than 1 or 2")
             if ins.op in (Op.RESADD, Op.PRB) and ins.flags & FLAG_SKIP_IDENTITY:
                 if tens[ins.src_b]["shape"][1:] != tens[ins.dst]["shape"][1:]:

@@ -127,13 +127,14 @@ def model_window_cycles(t: dict, p: dict, column_store: bool) -> tuple[list[int]
 def mac_first_cycles(t: dict, p: dict) -> list[int]:
     """The compiler's cycle of every position's first MAC beat of operand a, from the tile's
     first row setup: ``1 + chunks_a + b_pos + 1`` cycles per position, ``TOP_ROW_ADV + k + 1``
-    more at a new row (hw.unit_cycles)."""
+    more at a new row (hw.unit_cycles); ``b_pos`` later when operand b is a 1x1 on the MAC
+    array too (its beats go first)."""
     ca, cb = chunks(t, p)
     b_pos = 1 + cb if t.get("b_mac") else (2 if t.get("b_id") else 0)
     per_pos = 1 + ca + b_pos + 1
     _, w = out_size(t)
     _, rows = tile_rows(t)
-    want = [t["k"] + 1 + 1]
+    want = [t["k"] + 1 + 1 + (b_pos if t.get("b_mac") else 0)]
     for i in range(1, rows * w):
         want.append(want[-1] + per_pos + (0 if i % w else hw.TOP_ROW_ADV + t["k"] + 1))
     return want

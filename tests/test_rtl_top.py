@@ -207,6 +207,42 @@ def test_resnet20_pattern_network_bit_exact(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("arch", ["dsconv-resnet20", "mixconv-resnet20"])
+def test_int8_main_conv_beside_projection_bit_exact(arch, tmp_path):
+    """DSConv- and MixConv-ResNet-20 (random weights, 8×8 RGB): depthwise pattern tiles of one
+    channel (MixConv's branches at k = 3, 5 and 7, stride 1 and 2), int8 1×1 pointwise convs,
+    and residual adds whose main conv is an int8 1×1 on the MAC array beside a 1×1 projection
+    skip on the same array (stride 2: the gatherer issues b's beats first, the top routes the
+    MAC array's alternating results to the PostProcess's acc_b and acc_a). Every logit equal
+    to the reference's; every instruction's cycles equal to the RTL-top model's."""
+    from sephw import binarize, models, quantize
+    from rtl_gen.top import check_program
+    from sephw.arch.isa import FLAG_B_PATTERN, FLAG_SKIP_IDENTITY
+    from sephw.compiler import compile_graph
+    from sim.top_driver import run_top
+    torch.manual_seed(0)
+    m = models.build(arch).eval()
+    binarize.binarize_model(m)
+    calib = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    g = quantize.quantize(m, calib)
+    ir, rep = compile_graph(g, "arty-a7-35", tmp_path,
+                            engine=dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=1))
+    ops = decode_program((tmp_path / "program.bin").read_bytes())
+    shape = {t["id"]: t["shape"] for t in json.loads((tmp_path / "manifest.json").read_text())["tensors"]}
+    both_mac = [i for i in ops if i.op == Op.RESADD and not i.flags & (FLAG_B_PATTERN | FLAG_SKIP_IDENTITY)]
+    assert both_mac and all(shape[i.src_b][1] == 2 * shape[i.dst][1] for i in both_mac), \
+        "no int8 main conv beside a stride-2 projection in the Program"
+    if arch == "mixconv-resnet20":
+        assert {i.k for i in ops if i.op == Op.CONV_PATTERN} == {3, 5, 7}
+    assert check_program(tmp_path) == []
+    x = torch.randint(0, 256, (1, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())   # the testbench asserts every logit
+    sched = yaml.safe_load((tmp_path / "schedule.yaml").read_text())["instructions"]
+    assert r["cycles"][0] == rep["cycles_per_inference"]
+    assert r["instruction_cycles"][0] == [s["cycles"] for s in sched]
+
+
+@pytest.mark.slow
 def test_sliding_window_bit_exact(sepnet_build, tmp_path):
     """The small SEP-Net on 4 lanes × 8 pattern channels: its 5×5 PRBs (8 channels) are one
     chunk at stride 1, so after a row's first position the top keeps the window, shifts it one

@@ -389,7 +389,8 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
     steps) + 1, and 2 (``ROWADV``) before every row after the first; per position
     ``chunks_a x k^2 + 1`` (pattern: one tap read per cycle, the beat issued as its last tap
     lands, the next chunk's first read in the same cycle) or ``1 + chunks_a`` (MAC: pipelined reads),
-    ``+ 1 + chunks_b`` (1x1 b) or ``+ 2`` (identity skip), ``+ 1`` (POS_NEXT). With
+    ``+ 1 + chunks_b`` (1x1 b; before a's beats when a is on the MAC array too) or ``+ 2``
+    (identity skip), ``+ 1`` (POS_NEXT). With
     ``act_banks >= 2 * pe_cin`` a pattern pass covers two chunks; otherwise a stride-1
     pattern operand slides (``k`` reads per chunk for a row's later positions; several chunks
     only with ``column_store``). The PostProcess
@@ -469,7 +470,11 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
     for y in range(ins.rows):
         setup = ins.k + 1 + (TOP_ROW_ADV if y else 0)
         cyc += max(setup + per_pos + (w - 1) * next_pos, out_row)
-    drain = max(lat_a - b_pos, lat_b) + wr + 1
+    if b_mac and not on_pe:
+        # both operands on the MAC array: b's beats go first, a's last (rtl_gen/gather.py)
+        drain = max(lat_a, lat_b - per_a) + wr + 1
+    else:
+        drain = max(lat_a - b_pos, lat_b) + wr + 1
     if on_pe:
         # or the pattern engine sets the pace; then the tile ends as the last beat's codes are
         # written
