@@ -594,6 +594,7 @@ class Gather(wiring.Component):
                     m.d.comb += [pe_issue.eq(1), done_a.eq(pe_take)]
                 with m.Else():
                     m.d.comb += [ma_issue.eq(1), self.pixel.payload.w_addr.eq(ins.wa + ch),
+                                 self.pixel.payload.x_signed.eq(da.signed != 0),
                                  self.pixel.payload.first.eq(ch == 0),
                                  self.pixel.payload.last.eq(ch == ca_m1),
                                  done_a.eq(self.pixel.ready)]
@@ -641,6 +642,7 @@ class Gather(wiring.Component):
                 with m.If(b_mac):
                     read((mb_next, mb_next_nb), 1, 1, 0, (left_b, Q), go=False)   # (issued below)
                     m.d.comb += [ma_issue.eq(1), self.pixel.payload.w_addr.eq(ins.wb + ch),
+                                 self.pixel.payload.x_signed.eq(db.signed != 0),
                                  self.pixel.payload.first.eq(ch == 0),
                                  self.pixel.payload.last.eq(ch == cb_m1)]
                     with m.If(self.pixel.ready):

@@ -1,4 +1,4 @@
-"""MacArray: int8 weights × uint8 activations on DSP multipliers, int32 accumulators."""
+"""MacArray: int8 weights × uint8 (or int8) activations on DSP multipliers, int32 accumulators."""
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
@@ -47,7 +47,11 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
     Attributes
     ----------
     pixel : In(stream.Signature(pixel_layout))
-        ``x`` (``cols`` uint8 codes), ``w_addr``, ``first``, ``last``.
+        ``x`` (``cols`` uint8 codes, or int8 codes in two's complement when ``x_signed``:
+        signed activations, zero point 0, docs/numerics.md), ``w_addr``, ``first``, ``last``.
+        ``x_signed`` is honoured only unpacked (``packed=False``): the packed multiplier's low
+        field holds ``x * (w_lo mod 2^8)`` only for ``x >= 0`` (the compiler does not pack an
+        overlay whose MAC operands are signed, and ``rtl_gen.top.check_program`` refuses one).
     acc : Out(stream.Signature(ArrayLayout(signed(acc_width), rows)))
         Row accumulators, one beat per ``last`` input beat.
     weight_w : Out(WritePort.Signature)
@@ -84,6 +88,7 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         """Payload of the pixel stream."""
         return data.StructLayout({
             "x": data.ArrayLayout(unsigned(8), self._cols),
+            "x_signed": unsigned(1),
             "w_addr": unsigned(ceil_log2(self._weight_depth)),
             "first": unsigned(1),
             "last": unsigned(1),
@@ -134,11 +139,12 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         # S1: activations registered (DSP B register), weights on rd.data.
         s1_valid = Signal()
         s1_x = Signal(data.ArrayLayout(unsigned(8), cols))
-        s1_first, s1_last = Signal(), Signal()
+        s1_first, s1_last, s1_sx = Signal(), Signal(), Signal()
         with m.If(advance):
             m.d.sync += [
                 s1_valid.eq(self.pixel.valid),
                 s1_x.eq(self.pixel.payload.x),
+                s1_sx.eq(self.pixel.payload.x_signed),
                 s1_first.eq(self.pixel.payload.first),
                 s1_last.eq(self.pixel.payload.last),
             ]
@@ -148,10 +154,10 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         # ECP5 fabric flip-flops), the activations beside it.
         s1r_valid = Signal()
         s1r_x = Signal(data.ArrayLayout(unsigned(8), cols))
-        s1r_first, s1r_last = Signal(), Signal()
+        s1r_first, s1r_last, s1r_sx = Signal(), Signal(), Signal()
         w = Signal(rd.data.shape())
         with m.If(advance):
-            m.d.sync += [s1r_valid.eq(s1_valid), s1r_x.eq(s1_x), s1r_first.eq(s1_first),
+            m.d.sync += [s1r_valid.eq(s1_valid), s1r_x.eq(s1_x), s1r_sx.eq(s1_sx), s1r_first.eq(s1_first),
                          s1r_last.eq(s1_last), w.eq(rd.data)]
 
         # S2: registered products (DSP M register).
@@ -160,14 +166,17 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
             m.d.sync += [s2_valid.eq(s1r_valid), s2_first.eq(s1r_first), s2_last.eq(s1r_last)]
         for q in range(cols):
             x = s1r_x[q]
-            xs = Cat(x, Const(0, 1)).as_signed()  # 9-bit signed: uint8 on a signed multiplier
             if not self._packed:
+                # 9-bit signed: uint8 zero-extended, int8 sign-extended (the multiplier's
+                # operand is wider anyway: no logic beyond one gate per activation)
+                xs = Cat(x, x[7] & s1r_sx).as_signed()
                 for p in range(rows):
                     prod = Signal(signed(17), name=f"prod_{p}_{q}")
                     with m.If(advance):
                         m.d.sync += prod.eq(xs * w[p][q])
                     terms[p].append(prod)
             else:
+                xs = Cat(x, Const(0, 1)).as_signed()  # (unsigned only: the class docstring)
                 for pair in range(rows // 2):
                     w_lo = w[2 * pair][q]
                     w_hi = w[2 * pair + 1][q]

@@ -33,8 +33,10 @@ replays the same writes after reset); ``cycles`` counts the clock cycles from ``
 ``done``.
 
 Not implemented (``error`` is raised, the run stops): int8 k×k convolutions (MAC operand
-with ``k > 1``). Pattern tiles must cover one group (``groups in the tile == 1``) and sources
-must be unsigned: :func:`check_program` checks both before a run.
+with ``k > 1``). Pattern tiles must cover one group (``groups in the tile == 1``), and signed
+sources (int8 codes, zero point 0) are read only by an unpacked MAC array (its operands are
+sign-extended, not the pattern engine's or the identity skip's): :func:`check_program`
+checks these before a run.
 """
 from __future__ import annotations
 
@@ -410,7 +412,16 @@ def check_program(build_dir) -> list[str]:
                     problems.append(f"instruction {i}: identity skip between maps of different sizes")
             if ins.flags & FLAG_DEPTHWISE and ins.na > 1 and on_pe:
                 problems.append(f"instruction {i}: depthwise pattern tile over several channels")
-            for t in (ins.src_a, ins.src_b):
-                if tens[t]["dtype"].startswith("int"):
-                    problems.append(f"instruction {i}: signed input tensor {tens[t]['name']}")
+            # signed sources: only an unpacked MAC array reads them (MacArray's x_signed)
+            b_used = ins.op == Op.PRB or ins.op == Op.RESADD
+            b_mac = ins.op == Op.PRB or (ins.op == Op.RESADD and not ins.flags & FLAG_SKIP_IDENTITY)
+            for t, used, mac in ((ins.src_a, True, not on_pe), (ins.src_b, b_used, b_mac)):
+                if not used or not tens[t]["dtype"].startswith("int"):
+                    continue
+                name = tens[t]["name"]
+                if not mac:
+                    where = "pattern engine" if t == ins.src_a else "identity skip"
+                    problems.append(f"instruction {i}: signed input tensor {name} on the {where}")
+                elif man.engine.packed:
+                    problems.append(f"instruction {i}: signed input tensor {name} on a packed MAC array")
     return sorted(set(problems), key=problems.index)

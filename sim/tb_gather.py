@@ -99,7 +99,7 @@ def golden(t: dict, A: np.ndarray, B, p: dict, h: GatherHarness):
                     n = min(Q, na - ch * Q)
                     v = np.zeros(Q, dtype=np.int64)
                     v[:n] = A[y * s, x * s, cin0 + ch * Q:cin0 + ch * Q + n]
-                    pa.append(({"x": v.tolist(), "w_addr": (t["wa"] + ch) % w_mod,
+                    pa.append(({"x": v.tolist(), "x_signed": 0, "w_addr": (t["wa"] + ch) % w_mod,
                                  "first": int(ch == 0), "last": int(ch == ca - 1)}, (y, x, "a", ch)))
             if t.get("b_mac"):
                 f = b_stride(t)
@@ -108,7 +108,7 @@ def golden(t: dict, A: np.ndarray, B, p: dict, h: GatherHarness):
                     n = min(Q, nb - ch * Q)
                     v = np.zeros(Q, dtype=np.int64)
                     v[:n] = B[f * y, f * x, c0 + ch * Q:c0 + ch * Q + n]
-                    pb.append(({"x": v.tolist(), "w_addr": (t["wb"] + ch) % w_mod,
+                    pb.append(({"x": v.tolist(), "x_signed": 0, "w_addr": (t["wb"] + ch) % w_mod,
                                  "first": int(ch == 0), "last": int(ch == cb - 1)}, (y, x, "b", ch)))
             # both operands on the MAC array: b's beats first (rtl_gen/gather.py)
             pix += pb + pa if pa else pb

@@ -19,15 +19,16 @@ from sim.tb import StreamDriver, StreamMonitor, load_case, start_clock_reset, wa
 
 
 def make_problem(mac: MacArray, rng: torch.Generator, *, chunks: int, h: int, w: int,
-                 worst: bool = False):
+                 worst: bool = False, signed: bool = False):
+    """Activations uint8, or int8 with ``signed`` (worst case: all 255, or all -128)."""
     cin = mac.cols * chunks
     if worst:
-        x = torch.full((1, cin, h, w), 255, dtype=torch.int64)
+        x = torch.full((1, cin, h, w), -128 if signed else 255, dtype=torch.int64)
         # rows alternate all -128 and all 127: both extremes of the accumulator
         wt = torch.tensor([-128 if p % 2 == 0 else 127 for p in range(mac.rows)], dtype=torch.int64)
         wt = wt.view(-1, 1, 1, 1).expand(mac.rows, cin, 1, 1).clone()
     else:
-        x = torch.randint(0, 256, (1, cin, h, w), generator=rng)
+        x = torch.randint(0, 256, (1, cin, h, w), generator=rng) - (128 if signed else 0)
         wt = torch.randint(-128, 128, (mac.rows, cin, 1, 1), generator=rng)
     return x, wt
 
@@ -45,15 +46,22 @@ async def mac_array_matches_reference(dut):
     for _ in range(case["random_cases"]):
         subcases.append(dict(chunks=pyrng.randint(1, mac.weight_depth), h=pyrng.randint(1, 4),
                              w=pyrng.randint(1, 4)))
+    if case.get("signed"):
+        # int8 activations (x_signed): the extremes, then random codes
+        subcases += [dict(chunks=mac.weight_depth, h=2, w=2, worst=True, signed=True),
+                     dict(chunks=mac.weight_depth, h=1, w=2, worst=True, signed=True, x127=True),
+                     dict(chunks=pyrng.randint(1, mac.weight_depth), h=2, w=3, signed=True)]
     if case.get("throughput"):
         subcases = [dict(chunks=min(4, mac.weight_depth), h=4, w=8)]
     stats = []
     for sc in subcases:
-        worst = sc.pop("worst", False)
+        worst, x127 = sc.pop("worst", False), sc.pop("x127", False)
         x, wt = make_problem(mac, rng, worst=worst, **sc)
+        if x127:
+            x.fill_(127)
         expected = int_conv_acc(x, wt, stride=1, padding=0, groups=1)
         exp = expected[0].permute(1, 2, 0).reshape(-1, mac.rows).tolist()
-        if worst:
+        if worst and not sc.get("signed"):
             bound = mac.weight_depth * mac.cols * 255 * 128
             assert min(min(r) for r in exp) == -bound
         chunks, cols = sc["chunks"], mac.cols
@@ -67,7 +75,8 @@ async def mac_array_matches_reference(dut):
         for yy in range(sc["h"]):
             for xx in range(sc["w"]):
                 for j in range(chunks):
-                    drv.send({"x": [xl[j * cols + q][yy][xx] for q in range(cols)], "w_addr": j,
+                    drv.send({"x": [xl[j * cols + q][yy][xx] & 0xFF for q in range(cols)], "w_addr": j,
+                              "x_signed": int(sc.get("signed", False)),
                               "first": int(j == 0), "last": int(j == chunks - 1)})
                     nbeats += 1
         await wait_for(dut, lambda: len(mon.received) >= start + len(exp), timeout=40 * nbeats + 200)

@@ -611,3 +611,24 @@ def test_cli_compile(sepnet, tmp_path, monkeypatch, capsys):
     assert boards_[-1] == (str(out), "ulx3s-85f", 40_000_000, True, None)
     assert json.loads((out / "report.json").read_text())["clock_hz"] == 40_000_000
     assert "sephw simulate" in capsys.readouterr().out
+
+
+def test_signed_mac_operands_get_an_unpacked_array(tmp_path):
+    """Multiception's concat is signed (int8 codes): the MAC array reads it sign-extended,
+    which its packed multipliers cannot (rtl_gen/macarray.py). The overlay search then offers
+    only unpacked arrays on a board with two MACs per DSP (and the top runs the build), and a
+    fixed packed overlay is a clear compile error."""
+    from rtl_gen.top import check_program
+    torch.manual_seed(0)
+    m = models.build("multiception-resnet20").eval()
+    binarize.binarize_model(m)
+    g = quantize.quantize(m, torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8,
+                                           generator=torch.Generator().manual_seed(1)))
+    assert boards.get("arty-a7-100").dsp_macs_per_slice == 2
+    ir, _ = compile_graph(g, "arty-a7-100", tmp_path / "auto")
+    assert not ir.cfg.packed
+    assert check_program(tmp_path / "auto") == []
+    eng = dict(lanes=4, pe_cin=4, mac_cols=4, pp_units=1)
+    with pytest.raises(CompileError, match=r"engine packed=True: the MAC array's packed multipliers take "
+                                           r"unsigned activations, and blocks\.0\.conv1\.bn_dw .* is signed"):
+        compile_graph(g, "arty-a7-100", tmp_path / "packed", engine=dict(eng, packed=True))

@@ -1,5 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""MacArray in cocotb, bit-exact against sephw.intops.int_conv_acc (1×1 convolution)."""
+"""MacArray in cocotb, bit-exact against sephw.intops.int_conv_acc (1×1 convolution); the
+unpacked array also on int8 activations (x_signed: all -128, all 127, random)."""
 import pytest
 
 from rtl_gen.macarray import MacArray
@@ -16,7 +17,7 @@ CONFIGS = {
 def test_mac_array(config, idle, stall):
     params = CONFIGS[config]
     case = {"params": params, "seed": 2000 + list(CONFIGS).index(config) * 10 + int(idle > 0),
-            "idle": idle, "stall": stall, "random_cases": 4}
+            "idle": idle, "stall": stall, "random_cases": 4, "signed": not params["packed"]}
     run_testbench(MacArray(**params), f"macarray_{config}", "sim.tb_macarray", case)
 
 

@@ -207,14 +207,19 @@ def test_resnet20_pattern_network_bit_exact(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["dsconv-resnet20", "mixconv-resnet20"])
-def test_int8_main_conv_beside_projection_bit_exact(arch, tmp_path):
-    """DSConv- and MixConv-ResNet-20 (random weights, 8×8 RGB): depthwise pattern tiles of one
-    channel (MixConv's branches at k = 3, 5 and 7, stride 1 and 2), int8 1×1 pointwise convs,
-    and residual adds whose main conv is an int8 1×1 on the MAC array beside a 1×1 projection
-    skip on the same array (stride 2: the gatherer issues b's beats first, the top routes the
-    MAC array's alternating results to the PostProcess's acc_b and acc_a). Every logit equal
-    to the reference's; every instruction's cycles equal to the RTL-top model's."""
+@pytest.mark.parametrize("arch,board", [("dsconv-resnet20", "arty-a7-35"), ("mixconv-resnet20", "arty-a7-35"),
+                                        ("multiception-resnet20", "arty-a7-100")])
+def test_model_zoo_variants_bit_exact(arch, board, tmp_path):
+    """DSConv-, MixConv- and Multiception-ResNet-20 (random weights, 8×8 RGB): depthwise
+    pattern tiles of one channel (MixConv's and Multiception's branches at k = 3, 5 and 7,
+    stride 1 and 2, written into their channel ranges of the concat), int8 1×1 pointwise
+    convs, and residual adds whose main conv is an int8 1×1 on the MAC array beside a 1×1
+    projection skip on the same array (stride 2: the gatherer issues b's beats first, the top
+    routes the MAC array's alternating results to the PostProcess's acc_b and acc_a).
+    Multiception's concat is signed (BN, no ReLU: int8 codes, zero point 0), read by the MAC
+    array sign-extended. Every logit equal to the reference's; every instruction's cycles
+    equal to the RTL-top model's. (Multiception on arty-a7-100: its one-channel pattern tiles
+    store a full pattern word each, more block RAM than the 35T has.)"""
     from sephw import binarize, models, quantize
     from rtl_gen.top import check_program
     from sephw.arch.isa import FLAG_B_PATTERN, FLAG_SKIP_IDENTITY
@@ -225,15 +230,18 @@ def test_int8_main_conv_beside_projection_bit_exact(arch, tmp_path):
     binarize.binarize_model(m)
     calib = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     g = quantize.quantize(m, calib)
-    ir, rep = compile_graph(g, "arty-a7-35", tmp_path,
+    ir, rep = compile_graph(g, board, tmp_path,
                             engine=dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=1))
     ops = decode_program((tmp_path / "program.bin").read_bytes())
-    shape = {t["id"]: t["shape"] for t in json.loads((tmp_path / "manifest.json").read_text())["tensors"]}
+    tens = {t["id"]: t for t in json.loads((tmp_path / "manifest.json").read_text())["tensors"]}
+    shape = {i: t["shape"] for i, t in tens.items()}
     both_mac = [i for i in ops if i.op == Op.RESADD and not i.flags & (FLAG_B_PATTERN | FLAG_SKIP_IDENTITY)]
     assert both_mac and all(shape[i.src_b][1] == 2 * shape[i.dst][1] for i in both_mac), \
         "no int8 main conv beside a stride-2 projection in the Program"
-    if arch == "mixconv-resnet20":
+    if arch != "dsconv-resnet20":
         assert {i.k for i in ops if i.op == Op.CONV_PATTERN} == {3, 5, 7}
+    signed_a = {i.op for i in ops if tens[i.src_a]["dtype"] == "int8"}
+    assert signed_a == ({Op.CONV_INT, Op.RESADD} if arch == "multiception-resnet20" else set())
     assert check_program(tmp_path) == []
     x = torch.randint(0, 256, (1, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
     r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())   # the testbench asserts every logit

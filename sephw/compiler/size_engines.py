@@ -128,6 +128,12 @@ class SizeEngines:
                   for op in step_operands(st) if windowed(op)]
         max_width = max(widths) if widths else 1
         packs = (True, False) if b.dsp_macs_per_slice == 2 else (False,)
+        # a packed multiplier takes unsigned activations only (rtl_gen/macarray.py): signed MAC
+        # operands (Multiception's concat) need an unpacked array
+        signed_mac = sorted({op.input for lay in ir.layers for st in lay.steps for op in step_operands(st)
+                             if op.kind == "int8" and g.spec(op.input).signed})
+        if signed_mac:
+            packs = (False,)
         # memories: the weights of a config must fit beside the activations of whole maps
         # (banding may shrink those later); a config that cannot is taken only if none can
         whole = band_layout(ir, 1)
@@ -143,6 +149,10 @@ class SizeEngines:
             # a fixed overlay (e.g. a small one for simulation): it must still fit the board
             e = ir.engine
             cands = [(e["lanes"], e["pe_cin"], e["mac_cols"], bool(e.get("packed", False)), e.get("pp_units", 1))]
+            if cands[0][3] and signed_mac:
+                raise CompileError(f"engine packed=True: the MAC array's packed multipliers take unsigned "
+                                   f"activations, and {signed_mac[0]} (an int8 convolution's input) is signed; "
+                                   f"use packed=False")
             cs = bool(e.get("column_store", True))
         ests = [estimate(ir, hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs), act1)
                 for l, c, q, p, u in tqdm(cands, desc="size engines", disable=not ir.progress, leave=False)]
