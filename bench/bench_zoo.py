@@ -1,5 +1,5 @@
 """Model-zoo benchmark (issue 16): ResNet-20 and its Multiception, DSConv and MixConv variants
-side by side on one board, at CIFAR's 32×32.
+side by side on each board, at CIFAR's 32×32.
 
 Per network (random weights, k×k convolutions binarized, quantized on random uint8
 calibration images; cycles and storage depend on the shapes, not on the weights): weights,
@@ -9,9 +9,10 @@ ratio to the bits, cycles per inference (the compiler's model of the RTL top as 
 at the board's clock, pattern-engine and MAC-array utilization, and whether the RTL top runs
 the Program (``rtl_gen.top.check_program``). A network that does not fit the board is listed
 with the compiler's error (what does not fit). With ``--simulate N`` the networks the top
-runs also run N random images in Verilator: measured cycles and bit-exact logits.
+runs also run N random images in Verilator (those of at most ``--simulate-max-cycles``
+predicted cycles): measured cycles and bit-exact logits.
 
-Run: .venv/bin/python bench/bench_zoo.py [--board arty-a7-35] [--size 32] [--simulate 1]
+Run: .venv/bin/python bench/bench_zoo.py [--boards arty-a7-35 arty-a7-100] [--size 32] [--simulate 1]
 """
 from __future__ import annotations
 
@@ -61,25 +62,28 @@ def weight_counts(graph) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--board", default="arty-a7-35")
+    ap.add_argument("--boards", nargs="+", default=["arty-a7-35", "arty-a7-100"])
     ap.add_argument("--size", type=int, default=32, help="input height and width (RGB)")
     ap.add_argument("--simulate", type=int, default=0, help="run N images of each network the top runs in Verilator")
+    ap.add_argument("--simulate-max-cycles", type=int, default=2_000_000,
+                    help="simulate only networks of at most this many predicted cycles per image")
     a = ap.parse_args()
     from rtl_gen.top import check_program
     results, rows = {}, []
+    graphs = {arch: zoo_graph(arch, a.size) for arch in ARCHS}
     with tempfile.TemporaryDirectory() as tmp:
-        for arch in ARCHS:
-            g = zoo_graph(arch, a.size)
+        for board, arch in ((b, arch) for b in a.boards for arch in ARCHS):
+            g, key = graphs[arch], f"{arch}:{board}"
             res = weight_counts(g)
-            out = Path(tmp) / arch
+            out = Path(tmp) / key.replace(":", "_")
             t0 = time.perf_counter()
             try:
-                _, rep = compile_graph(g, a.board, out)
+                _, rep = compile_graph(g, board, out)
             except CompileError as e:
                 res["error"] = str(e)
-                results[arch] = res
-                rows.append([arch, f"{res['weights']:,}", f"{res['pattern_bits']:,}", "", "", "", "", "", "",
-                             f"does not fit: {str(e)[:300]}"])
+                results[key] = res
+                rows.append([key, f"{res['weights']:,}", f"{res['pattern_bits']:,}", "", "", "", "", "", "",
+                             f"does not fit: {e}"])
                 continue
             res.update({k: rep[k] for k in ("cycles_per_inference", "fps", "clock_hz", "utilization",
                                             "onchip_breakdown", "onchip_bytes", "onchip_budget_bytes",
@@ -88,28 +92,28 @@ def main() -> None:
             res["pattern_bytes_stored"] = rep["onchip_breakdown"]["patterns"]
             res["pattern_storage_ratio"] = res["pattern_bytes_stored"] * 8 / max(1, res["pattern_bits"])
             res["top_refuses"] = check_program(out)
-            if a.simulate and not res["top_refuses"]:
+            if a.simulate and not res["top_refuses"] and rep["cycles_per_inference"] <= a.simulate_max_cycles:
                 res["simulation"] = simulate_build(out, g, a.simulate, real_data=False)
-            results[arch] = res
+            results[key] = res
             u, cfg = rep["utilization"], rep["engine_config"]
             sim = res.get("simulation")
             rows.append([
-                arch, f"{res['weights']:,}", f"{res['pattern_bits']:,}",
+                key, f"{res['weights']:,}", f"{res['pattern_bits']:,}",
                 f"{res['pattern_bytes_stored']:,} ({res['pattern_storage_ratio']:.1f}x)",
                 f"{cfg['lanes']}L x {cfg['pe_cin']}c k{cfg['k_max']}, MAC {cfg['lanes']}x{cfg['mac_cols']}",
                 f"{rep['cycles_per_inference']:,}",
                 f"{sim['cycles_per_inference']:,.0f} ({sim['bit_exact_images']}/{sim['images']} bit-exact)" if sim
-                else "not simulated",
+                else "not simulated" + (f" (over {a.simulate_max_cycles:,} cycles)" if a.simulate else ""),
                 f"{rep['fps']:,.0f}", f"{u['pattern_engine']:.1%} / {u['mac_array']:.1%}",
                 "yes" if not res["top_refuses"] else
                 f"no: {len(res['top_refuses'])} instructions ({res['top_refuses'][0].split(': ', 1)[1]})"])
     results_io.write(
-        "zoo", {"board": a.board, "size": a.size, "results": results},
-        ["network", "weights", "pattern bits", "pattern bytes stored (x bits)", "overlay",
+        "zoo", {"boards": a.boards, "size": a.size, "results": results},
+        ["network:board", "weights", "pattern bits", "pattern bytes stored (x bits)", "overlay",
          "cycles/inference (RTL-top model)", "measured in Verilator", "FPS", "utilization pattern / MAC",
          "RTL top runs it"], rows,
         command="python bench/bench_zoo.py " + " ".join(sys.argv[1:]),
-        notes=f"Board {a.board} at its profile clock, {a.size}x{a.size} RGB inputs, 10 classes, random weights "
+        notes=f"Each board at its profile clock, {a.size}x{a.size} RGB inputs, 10 classes, random weights "
               "(k×k convolutions binarized). 'pattern bytes stored': the build's pattern memory image "
               "(report.json onchip_breakdown.patterns), 'x bits': its size over the pattern bits it holds "
               "(issue 16 asks for at most 2x). Each network is compiled with the compiler's own overlay "
