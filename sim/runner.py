@@ -91,9 +91,10 @@ def build_dir_of(tag: str, speed: bool = False) -> Path:
     return BUILD_ROOT / sim / tag
 
 
-def build_component(component, tag: str, speed: bool = False):
+def build_component(component, tag: str, speed: bool = False, extra_sources=()):
     """Write ``component``'s Verilog (or take a Verilog file's, ``component`` a path) and build
-    it; return ``(runner, build_dir)``.
+    it, with the Verilog files ``extra_sources`` beside it (modules the component
+    instantiates, e.g. a generated LiteDRAM core); return ``(runner, build_dir)``.
 
     ``tag`` names the configuration (it must differ between differently parameterized
     components); the build directory is ``build/sim/<sim>/<tag>``. ``speed`` (Verilator) builds
@@ -111,7 +112,7 @@ def build_component(component, tag: str, speed: bool = False):
     else:
         text = verilog.convert(component, name=TOPLEVEL, emit_src=False)
     with build_lock(build_dir):
-        return _build(text, build_dir, sim, speed)
+        return _build(text, build_dir, sim, speed, [Path(p) for p in extra_sources])
 
 
 def _verilog_file(path: Path) -> str:
@@ -130,7 +131,7 @@ def _verilog_file(path: Path) -> str:
     return text
 
 
-def _build(text: str, build_dir: Path, sim: str, speed: bool):
+def _build(text: str, build_dir: Path, sim: str, speed: bool, extra_sources: list):
     source = build_dir / f"{TOPLEVEL}.v"
     if not source.exists() or source.read_text() != text:
         source.write_text(text)
@@ -145,7 +146,7 @@ def _build(text: str, build_dir: Path, sim: str, speed: bool):
             runner.assume_old = _RUNTIME_OBJECTS if _reuse_runtime_objects(build_dir) else ()
     else:
         runner = get_runner(sim)
-    sources = [source]
+    sources = [source] + extra_sources
     if uses_xc7_cells(text):  # Xilinx LUT6/LUT6_2/CARRY4 instances: their behavioural models
         sources.append(XC7_SIM_MODELS)
     runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=build_dir,
@@ -191,7 +192,8 @@ class _Verilator(Verilator):
         else:
             opt = os.environ.get("SEPHW_VERILATOR_OPT", "-O0")
         cmds[-1] = list(cmds[-1]) + [
-            "CFG_CXXFLAGS_PCH_I=-include", f"OPT_FAST={opt}", f"OPT_SLOW={opt}",
+            "CFG_CXXFLAGS_PCH_I=-include", "CFG_CXXFLAGS_COROUTINES=-fcoroutines",
+            f"OPT_FAST={opt}", f"OPT_SLOW={opt}",
         ] + [f"--assume-old={name}" for name in self.assume_old]
         return cmds
 
@@ -220,15 +222,15 @@ def _share_runtime_objects(build_dir: Path) -> None:
 
 
 def run_testbench(component, tag: str, test_module: str, case: dict, testcase: str | None = None,
-                  speed: bool = False):
-    """Build ``component`` (cached per ``tag``; ``speed``: see :func:`build_component`) and run
-    cocotb ``test_module`` with ``case``.
+                  speed: bool = False, extra_sources=()):
+    """Build ``component`` (cached per ``tag``; ``speed``, ``extra_sources``: see
+    :func:`build_component`) and run cocotb ``test_module`` with ``case``.
 
     ``case`` is a JSON-serializable dict handed to the testbench (``SEPHW_TB_CASE``); it must
     hold everything the testbench needs to rebuild the component's layouts and the stimulus.
     Raises ``AssertionError`` when a cocotb test fails.
     """
-    runner, build_dir = build_component(component, tag, speed=speed)
+    runner, build_dir = build_component(component, tag, speed=speed, extra_sources=extra_sources)
     digest = hashlib.sha1(json.dumps(case, sort_keys=True).encode()).hexdigest()[:10]
     test_dir = build_dir / f"run_{digest}"
     if test_dir.exists():

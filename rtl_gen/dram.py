@@ -1,0 +1,160 @@
+"""External memory through LiteDRAM (issue 15): the controller core, generated at build time by
+``litedram_gen`` from the board's configuration in boards/litedram/, and its Amaranth wrapper.
+
+No generated Verilog is committed: :func:`generate` runs LiteDRAM's own generator (PyPI
+``litedram``, ``litex``, ``migen``, pinned in pyproject.toml) on the configuration and keeps the
+result in a build directory (regenerated when the configuration or the mode changes). The
+configurations have no soft CPU and one *native* user port: commands (``addr`` in words of
+the port's data width, ``we``) on one stream, write data (``data``, byte enables ``we``) on
+another, read data on a third, in command order, several commands in flight. The
+controller's CSRs (initialization, the PHY's calibration) are on a Wishbone bus, ``wb_ctrl``
+(32-bit words; byte address = word address x 4, from the core's ``csr.csv``).
+
+``sim=True`` generates the core with LiteDRAM's DRAM model (SDRAMPHYModel) in place of the
+PHY, its clock the input ``clk``: the configuration's port and controller, simulated
+(``litedram_gen --sim`` exits with an error after writing the Verilog, while it builds its
+own C++ harness, which is not used here).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.hdl import ClockSignal, Instance, Module
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["CONFIGS", "DramError", "LiteDRAMCore", "LiteDRAM", "config_path", "generate"]
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "boards" / "litedram"
+# board profile -> LiteDRAM configuration (boards/litedram/)
+CONFIGS = {"arty-a7-35": "arty-a7.yml", "arty-a7-100": "arty-a7.yml", "ulx3s-85f": "ulx3s-85f.yml"}
+# CSRs of the sim core's initialization (byte addresses from csr.csv)
+INIT_CSRS = ("ddrctrl_init_done", "sdram_dfii_control")
+
+
+class DramError(RuntimeError):
+    """The LiteDRAM core could not be generated (missing tool, bad configuration)."""
+
+
+@dataclass(frozen=True)
+class LiteDRAMCore:
+    """A generated core: its Verilog (module ``litedram_core``), the CSR byte addresses on
+    ``wb_ctrl``, the native port's data and address widths, and the module's ports
+    (name -> (direction, width))."""
+    verilog: Path
+    csr: dict
+    data_width: int
+    addr_width: int
+    ports: dict
+    sim: bool
+
+
+def config_path(board: str) -> Path:
+    if board not in CONFIGS:
+        raise DramError(f"no LiteDRAM configuration for board {board!r} (boards/litedram/ has "
+                        f"{', '.join(sorted(CONFIGS))})")
+    return CONFIG_DIR / CONFIGS[board]
+
+
+def _tool() -> Path:
+    exe = Path(sys.executable).with_name("litedram_gen")
+    if not exe.exists():
+        raise DramError("litedram_gen is missing: install sephw's dependencies (`make venv`), "
+                        "which include litedram, litex and migen")
+    return exe
+
+
+def _ports(verilog: str) -> dict:
+    """The ports of module litedram_core: name -> (direction, width)."""
+    head = verilog[verilog.index("module litedram_core"):]
+    head = head[:head.index(");")]
+    return {m.group(4): (m.group(1), int(m.group(3)) + 1 if m.group(3) else 1)
+            for m in re.finditer(r"\b(input|output|inout)\s+wire\s+(\[(\d+):0\])?\s*(\w+)", head)}
+
+
+def generate(board: str, out_dir, sim: bool = False) -> LiteDRAMCore:
+    """Generate (or reuse) the LiteDRAM core of ``board`` in ``out_dir``."""
+    cfg = config_path(board)
+    out_dir = Path(out_dir)
+    key = hashlib.sha256(cfg.read_bytes() + (b"sim" if sim else b"board")).hexdigest()[:16]
+    verilog, stamp = out_dir / "gateware" / "litedram_core.v", out_dir / "sephw_config.sha256"
+    if not (verilog.exists() and stamp.exists() and stamp.read_text() == key):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        verilog.unlink(missing_ok=True)
+        cmd = [str(_tool()), str(cfg), "--output-dir", str(out_dir)] + (["--sim"] if sim else [])
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=out_dir)
+        (out_dir / "litedram_gen.log").write_text(r.stdout + r.stderr)
+        # (--sim exits 1 after writing the Verilog, building its own C++ harness)
+        if not verilog.exists() or (r.returncode and not sim):
+            tail = (r.stdout + r.stderr).strip().splitlines()[-5:]
+            raise DramError(f"litedram_gen {cfg.name}{' --sim' if sim else ''} failed (exit {r.returncode}): "
+                            + " | ".join(tail))
+        stamp.write_text(key)
+    text = verilog.read_text()
+    ports = _ports(text)
+    with open(out_dir / "csr.csv") as f:
+        csrs = {row[1]: int(row[2], 16) for row in csv.reader(f) if row and row[0] == "csr_register"}
+    missing = [p for p in ("user_port_native_0_cmd_addr", "user_port_native_0_wdata_data", "wb_ctrl_adr",
+                           "init_done") if p not in ports] + [c for c in INIT_CSRS if c not in csrs]
+    if missing:
+        raise DramError(f"{verilog}: the generated core lacks {', '.join(missing)}")
+    return LiteDRAMCore(verilog=verilog, csr=csrs, data_width=ports["user_port_native_0_wdata_data"][1],
+                        addr_width=ports["user_port_native_0_cmd_addr"][1], ports=ports, sim=sim)
+
+
+def native_signature(data_width: int, addr_width: int) -> wiring.Signature:
+    """LiteDRAM's native port, seen from its user: ``cmd`` (addr, we), ``wdata`` (data, byte
+    enables ``we``) and ``rdata`` (data) streams."""
+    return wiring.Signature({
+        "cmd": Out(stream.Signature(data.StructLayout({"addr": addr_width, "we": 1}))),
+        "wdata": Out(stream.Signature(data.StructLayout({"data": data_width, "we": data_width // 8}))),
+        "rdata": In(stream.Signature(data_width)),
+    })
+
+
+class LiteDRAM(wiring.Component):
+    """A generated simulation core (:func:`generate` with ``sim=True``) as an Amaranth
+    component in the ``sync`` domain: the native port (``port``, LiteDRAM's side), the CSR bus
+    (``ctrl_*``: Wishbone, 30-bit word address, 32-bit data, one access per ``ctrl_stb`` until
+    ``ctrl_ack``) and ``init_done``. The core's Verilog must be given to the simulator beside
+    the design (``sim.runner.build_component``'s ``extra_sources``).
+
+    (The board cores, with their own PLL and pins, are instantiated by the board top.)"""
+
+    def __init__(self, core: LiteDRAMCore):
+        if not core.sim:
+            raise DramError("LiteDRAM wraps the simulation core (generate(..., sim=True)); a board core "
+                            "runs from its own PLL")
+        self.core = core
+        super().__init__({
+            "port": In(native_signature(core.data_width, core.addr_width)),
+            "ctrl_adr": In(30), "ctrl_dat_w": In(32), "ctrl_dat_r": Out(32), "ctrl_we": In(1),
+            "ctrl_stb": In(1), "ctrl_ack": Out(1), "init_done": Out(1), "init_error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.port
+        n = "user_port_native_0_"
+        m.submodules.core = Instance(
+            "litedram_core",
+            i_clk=ClockSignal("sync"),
+            i_sim_trace=0,
+            o_init_done=self.init_done, o_init_error=self.init_error,
+            **{f"i_{n}cmd_valid": p.cmd.valid, f"o_{n}cmd_ready": p.cmd.ready,
+               f"i_{n}cmd_addr": p.cmd.payload.addr, f"i_{n}cmd_we": p.cmd.payload.we,
+               f"i_{n}wdata_valid": p.wdata.valid, f"o_{n}wdata_ready": p.wdata.ready,
+               f"i_{n}wdata_data": p.wdata.payload.data, f"i_{n}wdata_we": p.wdata.payload.we,
+               f"o_{n}rdata_valid": p.rdata.valid, f"i_{n}rdata_ready": p.rdata.ready,
+               f"o_{n}rdata_data": p.rdata.payload},
+            i_wb_ctrl_adr=self.ctrl_adr, i_wb_ctrl_dat_w=self.ctrl_dat_w, o_wb_ctrl_dat_r=self.ctrl_dat_r,
+            i_wb_ctrl_we=self.ctrl_we, i_wb_ctrl_cyc=self.ctrl_stb, i_wb_ctrl_stb=self.ctrl_stb,
+            i_wb_ctrl_sel=0xF, i_wb_ctrl_cti=0, i_wb_ctrl_bte=0, o_wb_ctrl_ack=self.ctrl_ack,
+        )
+        return m
