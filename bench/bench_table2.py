@@ -33,14 +33,21 @@ ARCHS = {
 }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--refine-epochs", type=int, default=6)
+def training_parser(doc: str, archs, *, epochs: int, refine_epochs: int, refine_lr: float,
+                    limit: int | None) -> argparse.ArgumentParser:
+    """The training benchmarks' common arguments (this one's and bench_zoo_accuracy's)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--archs", nargs="+", default=list(archs), choices=list(archs))
+    ap.add_argument("--epochs", type=int, default=epochs)
+    ap.add_argument("--refine-epochs", type=int, default=refine_epochs)
     ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--refine-lr", type=float, default=0.01)
-    ap.add_argument("--limit", type=int, default=None, help="train on the first N images only")
+    ap.add_argument("--refine-lr", type=float, default=refine_lr)
+    ap.add_argument("--limit", type=int, default=limit, help="train on the first N training images only")
+    return ap
+
+
+def main() -> None:
+    ap = training_parser(__doc__, ARCHS, epochs=12, refine_epochs=6, refine_lr=0.01, limit=None)
     ap.add_argument("--full", action="append", default=[], help="ARCH=PATH: reuse a trained full model")
     ap.add_argument("--data", default=None)
     ap.add_argument("--threads", type=int, default=None)
