@@ -28,7 +28,7 @@ from sephw.arch import isa
 from sephw.arch.formats import TENSOR_DESC
 
 from .arith import check_int
-from .rowaddr import RowAddress, drive_row, ring_step, row_bytes_reg
+from .rowaddr import RowAddress, drive_row, row_bytes_reg
 
 __all__ = ["Writer"]
 
@@ -85,9 +85,15 @@ class Writer(wiring.Component):
         positions = Signal(32)
         wx, wl = Signal(16), Signal(16)
         wcount = Signal(32)
-        wt_i, wt_a = Signal(16), Signal(32)
+        # the current row: its index in the ring and its address + c0 (the position base at
+        # x = 0); the ring's base + c0 and last index following the descriptor and the
+        # instruction: the next row's base is one adder (or the registered base) chosen by an
+        # equality with a register, not a ring step followed by the + c0 adder (timing)
+        wt_i, wt_ac0 = Signal(16), Signal(32)
+        base_c0, ring_m1 = Signal(32), Signal(16)
         rb_d = row_bytes_reg(m, dd, "rb_d")
-        # the current position's first byte, wt_a + wx * channels + c0, kept in a register
+        m.d.sync += [base_c0.eq(dd.base + ins.c0), ring_m1.eq(dd.ring_rows - 1)]
+        # the current position's first byte, row + wx * channels + c0, kept in a register
         # (stepped by channels per position) and the row's last column following the
         # descriptor: no multiplier and one adder in front of the write address
         wbase = Signal(32)
@@ -127,7 +133,7 @@ class Writer(wiring.Component):
             with m.State("ROW"):
                 m.d.sync += w_final.eq(positions == 1)
                 with m.If(~rw.busy):
-                    m.d.sync += [wt_i.eq(rw.rem), wt_a.eq(rw.addr), wbase.eq(rw.addr + ins.c0)]
+                    m.d.sync += [wt_i.eq(rw.rem), wt_ac0.eq(rw.addr + ins.c0), wbase.eq(rw.addr + ins.c0)]
                     m.next = "WAIT_Y"
             with m.State("WAIT_Y"):
                 m.d.comb += self.y.ready.eq(1)
@@ -141,8 +147,9 @@ class Writer(wiring.Component):
                 with m.If(w_last):
                     m.d.sync += [wcount.eq(wcount + 1), w_final.eq(wcount + 2 == positions)]
                     with m.If(wx == w_m1):
-                        nxt_i, nxt_a = ring_step(wt_i, wt_a, dd, rb_d)
-                        m.d.sync += [wx.eq(0), wt_i.eq(nxt_i), wt_a.eq(nxt_a), wbase.eq(nxt_a + ins.c0)]
+                        wrap = wt_i == ring_m1            # (ring_step's row after wt_i, + c0)
+                        nxt = Mux(wrap, base_c0, wt_ac0 + rb_d)
+                        m.d.sync += [wx.eq(0), wt_i.eq(Mux(wrap, 0, wt_i + 1)), wt_ac0.eq(nxt), wbase.eq(nxt)]
                     with m.Else():
                         m.d.sync += [wx.eq(wx + 1), wbase.eq(wbase + dd.channels)]
                     with m.If(w_final):
