@@ -7,10 +7,10 @@ tile) from any byte address. Latency: ``rvec`` holds bytes ``[A, A + banks)`` of
 ``raddr_nb`` (from its own registers: no adder behind its address multiplexer): the banks
 below ``A mod banks`` read the row after ``A``'s, and their row address is then a choice
 between two ready values, not an incrementer after the reader's address logic (timing). A
-reader of byte 0 alone (bank ``A mod banks``, which reads ``A``'s row) may leave it zero. Throughput: one vector read and one write
-per cycle; a write stores byte 0 at ``waddr`` and, with ``wen[u]`` (``u`` < ``units``, only
-at a ``units``-aligned ``waddr``), byte ``u`` at ``waddr + u``: the writer's ``pp_units``
-bytes per cycle without per-bank address logic.
+reader of byte 0 alone (bank ``A mod banks``, which reads ``A``'s row) may leave it zero.
+Throughput: one vector read and one write per cycle; a write stores byte 0 at ``waddr``
+and, with ``wen[u]`` (``u`` < ``units``, only at a ``units``-aligned ``waddr``), byte ``u``
+at ``waddr + u``: the writer's ``pp_units`` bytes per cycle without per-bank address logic.
 
 Several units read (Gather, PoolFC) and write (Load, Writer) the memory, one at a time in
 the in-order overlay; each drives its address lines with zero when it is not accessing, and

@@ -442,7 +442,9 @@ class Gather(wiring.Component):
         # the next MAC-operand read addresses of a position (chunk ch + 1), stepped by mac_cols
         ma_next, mb_next = Signal(32, name="ma_next"), Signal(32, name="mb_next")
         ma_next_nb, mb_next_nb = Signal(32, name="ma_next_nb"), Signal(32, name="mb_next_nb")
-        # ch * pe_cin + NB (a pass's chunk offset for row_cur_nb), kept beside ch
+        # ch * pe_cin + NB (a pass's chunk offset for row_cur_nb), kept beside ch where pattern
+        # passes move it (operand b's chunk steps in ISSUE_B leave it: no pattern pass reads
+        # it before the next ch_zero)
         ch_c_nb = Signal(self._AW, name="ch_c_nb")
 
         def ch_zero():

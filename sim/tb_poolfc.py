@@ -137,7 +137,8 @@ def expected_fc(sums, C, tc, wa, L, Q, wmem):
             for ch in range(n_cb):
                 x = [byte_plane(sums[ch * Q + q], plane) if ch * Q + q < C else 0 for q in range(Q)]
                 addr = wa + ob * n_cb + ch
-                beats.append({"x": x, "x_signed": 0, "w_addr": addr, "first": int(ch == 0), "last": int(ch == n_cb - 1)})
+                beats.append({"x": x, "x_signed": 0, "w_addr": addr, "first": int(ch == 0),
+                              "last": int(ch == n_cb - 1)})
                 for p in range(L):
                     acc[p] += sum(wmem[addr][p][q] * x[q] for q in range(Q))
             accs.append(acc)
