@@ -74,6 +74,18 @@ def simulate_build(out: Path, graph, n: int, real_data: bool) -> dict:
             "wall_seconds_incl_build": round(secs, 1)}
 
 
+def measured_cell(sim: dict | None) -> str:
+    """The results table's Verilator cell: measured cycles and bit-exact images."""
+    if not sim:
+        return "not simulated"
+    return f"{sim['cycles_per_inference']:,.0f} ({sim['bit_exact_images']}/{sim['images']} bit-exact)"
+
+
+def top_runs_cell(refuses: list) -> str:
+    """The results table's cell for rtl_gen.top.check_program's answer."""
+    return "yes" if not refuses else f"no: {len(refuses)} instructions ({refuses[0].split(': ', 1)[1]})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--board", default="arty-a7-35")
@@ -103,15 +115,13 @@ def main() -> None:
                 res["simulation"] = simulate_build(out, graph, a.simulate, real_data=name.startswith("sepnet"))
             results[name] = res
             r, u = rep["resources"], rep["utilization"]
-            meas = res.get("simulation", {}).get("cycles_per_inference")
-            rows.append([name, f"{rep['cycles_per_inference']:,}", f"{meas:,.0f} ({res['simulation']['bit_exact_images']}/{res['simulation']['images']} bit-exact)" if meas else "not simulated",
+            rows.append([name, f"{rep['cycles_per_inference']:,}", measured_cell(res.get("simulation")),
                          f"{rep['engine_model_cycles_per_inference']:,}",
                          f"{rep['latency_s'] * 1e3:.3f}", f"{rep['fps']:,.0f}",
                          f"{u['pattern_engine']:.1%} / {u['mac_array']:.1%}",
                          f"{r['lut']:,}/{r['budget']['lut']:,} LUT, {r['dsp']}/{r['budget']['dsp']} DSP, "
                          f"{r['bram_blocks']}/{r['budget']['bram_blocks']} BRAM36",
-                         f"{secs:.2f}", "yes" if not res["top_refuses"] else
-                         f"no: {len(res['top_refuses'])} instructions ({res['top_refuses'][0].split(': ', 1)[1]})"])
+                         f"{secs:.2f}", top_runs_cell(res["top_refuses"])])
     results_io.write(
         "compile", {"board": a.board, "results": results},
         ["model", "cycles/inference (RTL-top model)", "measured in Verilator", "ideal overlay cycles",

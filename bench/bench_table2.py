@@ -43,14 +43,14 @@ def training_parser(doc: str, archs, *, epochs: int, refine_epochs: int, refine_
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--refine-lr", type=float, default=refine_lr)
     ap.add_argument("--limit", type=int, default=limit, help="train on the first N training images only")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--threads", type=int, default=None)
     return ap
 
 
 def main() -> None:
     ap = training_parser(__doc__, ARCHS, epochs=12, refine_epochs=6, refine_lr=0.01, limit=None)
     ap.add_argument("--full", action="append", default=[], help="ARCH=PATH: reuse a trained full model")
-    ap.add_argument("--data", default=None)
-    ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)

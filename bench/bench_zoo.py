@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results_io  # noqa: E402
-from bench_compile import simulate_build  # noqa: E402
+from bench_compile import measured_cell, simulate_build, top_runs_cell  # noqa: E402
 
 from sephw import binarize, models, quantize  # noqa: E402
 from sephw.compiler import CompileError, compile_graph  # noqa: E402
@@ -102,11 +102,9 @@ def main() -> None:
                 f"{res['pattern_bytes_stored']:,} ({res['pattern_storage_ratio']:.1f}x)",
                 f"{cfg['lanes']}L x {cfg['pe_cin']}c k{cfg['k_max']}, MAC {cfg['lanes']}x{cfg['mac_cols']}",
                 f"{rep['cycles_per_inference']:,}",
-                f"{sim['cycles_per_inference']:,.0f} ({sim['bit_exact_images']}/{sim['images']} bit-exact)" if sim
-                else "not simulated" + (f" (over {a.simulate_max_cycles:,} cycles)" if a.simulate else ""),
+                measured_cell(sim) + ("" if sim or not a.simulate else f" (over {a.simulate_max_cycles:,} cycles)"),
                 f"{rep['fps']:,.0f}", f"{u['pattern_engine']:.1%} / {u['mac_array']:.1%}",
-                "yes" if not res["top_refuses"] else
-                f"no: {len(res['top_refuses'])} instructions ({res['top_refuses'][0].split(': ', 1)[1]})"])
+                top_runs_cell(res["top_refuses"])])
     results_io.write(
         "zoo", {"boards": a.boards, "size": a.size, "results": results},
         ["network:board", "weights", "pattern bits", "pattern bytes stored (x bits)", "overlay",

@@ -79,8 +79,6 @@ def main() -> None:
                     help="evaluate the integer graph on the first N test images only (default: all 10,000)")
     ap.add_argument("--calib", type=int, default=500, help="calibration images (drawn from the training set)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data", default=None)
-    ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
