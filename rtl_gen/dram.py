@@ -21,13 +21,14 @@ import csv
 import hashlib
 import re
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.hdl import ClockSignal, Instance, Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from .synth import venv_tool
 
 __all__ = ["CONFIGS", "DramError", "LiteDRAMCore", "LiteDRAM", "config_path", "generate"]
 
@@ -62,12 +63,11 @@ def config_path(board: str) -> Path:
     return CONFIG_DIR / CONFIGS[board]
 
 
-def _tool() -> Path:
-    exe = Path(sys.executable).with_name("litedram_gen")
-    if not exe.exists():
-        raise DramError("litedram_gen is missing: install sephw's dependencies (`make venv`), "
-                        "which include litedram, litex and migen")
-    return exe
+def _tool() -> str:
+    try:
+        return venv_tool("litedram_gen", "litedram, litex and migen")
+    except FileNotFoundError as e:
+        raise DramError(str(e)) from None
 
 
 def _ports(verilog: str) -> dict:
@@ -87,7 +87,7 @@ def generate(board: str, out_dir, sim: bool = False) -> LiteDRAMCore:
     if not (verilog.exists() and stamp.exists() and stamp.read_text() == key):
         out_dir.mkdir(parents=True, exist_ok=True)
         verilog.unlink(missing_ok=True)
-        cmd = [str(_tool()), str(cfg), "--output-dir", str(out_dir)] + (["--sim"] if sim else [])
+        cmd = [_tool(), str(cfg), "--output-dir", str(out_dir)] + (["--sim"] if sim else [])
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=out_dir)
         (out_dir / "litedram_gen.log").write_text(r.stdout + r.stderr)
         # (--sim exits 1 after writing the Verilog, building its own C++ harness)

