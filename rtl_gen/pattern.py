@@ -7,6 +7,8 @@ from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from sephw.arch.config import dw_lane_bits, dw_slices
+
 from . import xc7
 from .arith import check_int, column_rows, compress_columns, output_stall, popcount_word, signed_bits
 
@@ -89,6 +91,25 @@ class PatternEngine(wiring.Component):
         side by side for 117 words, with ``S = 4`` 8). A beat can start ``S`` cycles after
         its window was accepted (one cycle with ``S = 1``); with ``S <= act_bits`` a window
         accepted when the previous beat starts costs no throughput.
+    dw_depth : int
+        0 (default): no depthwise mode. ``D > 0``: a second, narrow pattern memory of ``D``
+        words for depthwise layers and the engine's depthwise mode (``groups == 1`` only).
+        In that mode (the ``dw`` port, sampled with each window) lane ``l < dw_lanes``
+        convolves only channel ``l`` of the beat (``dw_lanes = min(lanes, cin)``): its
+        pattern bits for the other channels are forced to +1 as the word loads into B (a
+        flip-flop set, no LUT), so they add nothing to ``U``, and ``X`` is the lane's own
+        channel's plane count (one small counter tree and Horner register per lane, selected
+        in place of the group's at H). A depthwise word holds ``dw_lane_bits = 2k + 3`` bits
+        per lane (:func:`sephw.arch.config.dw_lane_bits`): lane ``l``'s bits ``l*dw_lane_bits
+        ..`` of word ``a + s`` are its tap-grid bits ``s*dw_lane_bits ..`` (bit ``i*k + j``);
+        a window in depthwise mode fetches ``dw_slices`` words (the port, set per layer from
+        its kernel: :func:`sephw.arch.config.dw_slices`) from word ``pat_addr`` one per cycle
+        into staging registers, and its beat starts ``dw_slices + 1`` cycles after the accept
+        (not again for the next window with the same address). So a depthwise filter is
+        stored in at most 1.9x its bits, where a normal word would hold it ``cin`` times
+        over (and ``(k/kernel)^2`` times for a smaller kernel). The memory is written through
+        :attr:`pattern_w` at addresses from ``pattern_depth * pattern_slices`` on, from the
+        low ``dw_lanes * dw_lane_bits`` data bits.
     netlist : str
         ``"lut"`` (default; what synthesis gets): product flip-flops with the pattern bit on
         their reset, popcounts as LUT6 counter trees. ``"word"``: the same registers, cycle
@@ -111,9 +132,14 @@ class PatternEngine(wiring.Component):
     act_bits : In(range(1, a_bits + 1))
         Activation bits of the current layer (bit-planes per beat), sampled per beat.
     pattern_flush : In(1)
-        With ``pattern_slices > 1``: the next window fetches its word even if it is the staged
-        one (the accelerator top pulses it per instruction, so that a tile's timing does not
-        depend on the tile before it). A write to the pattern memory does the same.
+        With ``pattern_slices > 1`` or in depthwise mode: the next window fetches its word
+        even if it is the staged one (the accelerator top pulses it per instruction, so that a
+        tile's timing does not depend on the tile before it). A write to the pattern memory
+        does the same.
+    dw : In(1)
+        Depthwise mode for the windows accepted while it is 1 (with ``dw_depth > 0``).
+    dw_slices : In(range(1, dw_max_slices + 1))
+        Depthwise pattern words per window (held while a window is fetched).
     pattern_w : Out(WritePort.Signature)
         Write port of the pattern memory (word: ``ArrayLayout(unsigned(cin*k*k), lanes)``;
         with ``pattern_slices > 1`` one slice, ``unsigned(ceil(W/S))``, at address
@@ -122,7 +148,7 @@ class PatternEngine(wiring.Component):
 
     def __init__(self, *, lanes: int, k: int, cin: int, groups: int = 1, a_bits: int = 8,
                  max_cin: int | None = None, pattern_depth: int = 16, netlist: str = "lut",
-                 pattern_slices: int = 1):
+                 pattern_slices: int = 1, dw_depth: int = 0):
         check_int("lanes", lanes, 1)
         if netlist not in ("lut", "word", "xc7"):
             raise ValueError(f"netlist must be 'lut', 'word' or 'xc7', not {netlist!r}")
@@ -147,6 +173,13 @@ class PatternEngine(wiring.Component):
         self._lanes, self._k, self._cin, self._groups = lanes, k, cin, groups
         self._a_bits, self._max_cin, self._pattern_depth = a_bits, max_cin, pattern_depth
         self._netlist = netlist
+        check_int("dw_depth", dw_depth, 0)
+        self._dw_depth = dw_depth
+        if dw_depth and groups != 1:
+            raise ValueError(f"the depthwise mode needs groups == 1, not {groups}")
+        if dw_depth and self.dw_lanes * self.dw_lane_bits > -(-lanes * cin * k * k // pattern_slices):
+            raise ValueError(f"a depthwise pattern word ({self.dw_lanes} lanes x {self.dw_lane_bits} bits) "
+                             f"is wider than the pattern memory's write port")
         n = cin * k * k
         # Proven bounds: one beat |s| <= n*(2^a-1); a whole group |acc| <= max_cin*k*k*(2^a-1).
         self._beat_width = signed_bits(n * (2 ** a_bits - 1))
@@ -156,7 +189,9 @@ class PatternEngine(wiring.Component):
             "acc": Out(stream.Signature(data.ArrayLayout(signed(self._acc_width), lanes))),
             "act_bits": In(range(1, a_bits + 1), init=a_bits),
             "pattern_flush": In(1),
-            "pattern_w": Out(WritePort.Signature(addr_width=ceil_log2(pattern_depth * pattern_slices),
+            "dw": In(1),
+            "dw_slices": In(range(1, self.dw_max_slices + 1), init=1),
+            "pattern_w": Out(WritePort.Signature(addr_width=ceil_log2(pattern_depth * pattern_slices + dw_depth),
                                                  shape=self.pattern_memory_shape)),
         })
 
@@ -170,6 +205,31 @@ class PatternEngine(wiring.Component):
     acc_width = property(lambda self: self._acc_width, doc="Accumulator width (bits, signed).")
     netlist = property(lambda self: self._netlist, doc='``"lut"``, ``"word"`` or ``"xc7"`` (see above).')
     pattern_slices = property(lambda self: self._slices, doc="Memory words per pattern word.")
+    dw_depth = property(lambda self: self._dw_depth, doc="Depthwise pattern memory words (0: no depthwise mode).")
+
+    @property
+    def dw_lanes(self) -> int:
+        """Lanes the depthwise mode computes: lane ``l`` convolves channel ``l`` of the beat."""
+        return min(self._lanes, self._cin)
+
+    @property
+    def dw_lane_bits(self) -> int:
+        """Bits per lane in a depthwise pattern word (:func:`sephw.arch.config.dw_lane_bits`)."""
+        return dw_lane_bits(self._k)
+
+    @property
+    def dw_max_slices(self) -> int:
+        """Depthwise words of a ``k x k`` filter, the engine's own kernel (the most a window
+        fetches)."""
+        return dw_slices(self._k, self._k)
+
+    def dw_memory_words(self, lane_grids: list[int], kernel: int) -> list[int]:
+        """The depthwise pattern memory words of one window: ``lane_grids[l]`` is lane ``l``'s
+        tap-grid bits (bit ``i*k + j`` is 1 where ``B == +1``) of a ``kernel x kernel`` filter."""
+        wl = self.dw_lane_bits
+        mask = (1 << wl) - 1
+        return [sum(((g >> (s * wl)) & mask) << (l * wl) for l, g in enumerate(lane_grids))
+                for s in range(dw_slices(self._k, kernel))]
 
     @property
     def channels(self) -> int:
@@ -182,7 +242,7 @@ class PatternEngine(wiring.Component):
         return data.StructLayout({
             "window": data.ArrayLayout(data.ArrayLayout(unsigned(self._a_bits), self.channels),
                                        self._k * self._k),
-            "pat_addr": unsigned(ceil_log2(self._pattern_depth)),
+            "pat_addr": unsigned(ceil_log2(max(self._pattern_depth, self._dw_depth))),
             "first": unsigned(1),
             "last": unsigned(1),
         })
@@ -214,6 +274,27 @@ class PatternEngine(wiring.Component):
         """Binary-weight × ``act_bits`` MACs per cycle at full throughput (for ``act_bits = a_bits``)."""
         return self._lanes * self._cin * self._k * self._k / self._a_bits
 
+    def _load_pattern(self, a_word, a_dw: Signal, d_stage: list | None) -> Value:
+        """The word B loads: ``a_word``, or in depthwise mode (``a_dw``) each lane's own
+        channel's taps from the staged depthwise words and +1 (bit 1) everywhere else."""
+        if d_stage is None:
+            return a_word
+        aw = Value.cast(a_word)
+        k2, cin = self._k * self._k, self._cin
+        n = cin * k2
+        D, WL = self.dw_lanes, self.dw_lane_bits
+        lanes = []
+        for l in range(self._lanes):
+            normal = aw[l * n:(l + 1) * n]
+            if l < D:
+                grid = [d_stage[t // WL][l * WL + t % WL] for t in range(k2)]
+                dw = Cat(Const((1 << l * k2) - 1, l * k2), *grid,
+                         Const((1 << (cin - 1 - l) * k2) - 1, (cin - 1 - l) * k2))
+            else:
+                dw = Const((1 << n) - 1, n)
+            lanes.append(Mux(a_dw, dw, normal))
+        return Cat(*lanes)
+
     def elaborate(self, platform):
         m = Module()
         lanes, k, cin, groups = self._lanes, self._k, self._cin, self._groups
@@ -228,7 +309,23 @@ class PatternEngine(wiring.Component):
                                              depth=self._pattern_depth * S, init=[])
         rd = mem.read_port()
         wr = mem.write_port()
-        wiring.connect(m, wiring.flipped(self.pattern_w), wr)
+        DW = self._dw_depth > 0
+        if DW:
+            # the depthwise pattern memory: the write port's addresses after the main memory's
+            main_words = self._pattern_depth * S
+            D, WL, NS = self.dw_lanes, self.dw_lane_bits, self.dw_max_slices
+            m.submodules.dw_patterns = dmem = Memory(shape=D * WL, depth=self._dw_depth, init=[])
+            drd, dwr = dmem.read_port(), dmem.write_port()
+            pw = self.pattern_w
+            in_main = Signal()
+            m.d.comb += [
+                in_main.eq(pw.addr < main_words),
+                wr.addr.eq(pw.addr), wr.data.eq(pw.data), wr.en.eq(pw.en & in_main),
+                dwr.addr.eq(pw.addr - main_words), dwr.data.eq(Value.cast(pw.data)[:D * WL]),
+                dwr.en.eq(pw.en & ~in_main),
+            ]
+        else:
+            wiring.connect(m, wiring.flipped(self.pattern_w), wr)
 
         # Stage A: the accepted window; its pattern word arrives on rd.data one cycle later
         # and stays there (rd.en is the accept strobe) until the next window is accepted.
@@ -240,7 +337,19 @@ class PatternEngine(wiring.Component):
         a_valid = Signal()
         f_cnt = Signal(range(S + 1), init=S)      # slices read of the staged word
         a_fetched = Signal()
-        m.d.comb += a_fetched.eq(f_cnt == S)
+        if DW:
+            # depthwise windows: dw_slices words from the depthwise memory, each landing in a
+            # staging register the cycle after its read (d_land); complete once all landed
+            d_cnt = Signal(range(NS + 1))        # words read of the staged depthwise word
+            d_n = Signal(range(NS + 1))          # words it has
+            d_land = Signal()
+            d_li = Signal(range(NS))
+            d_addr = Signal(len(self.window.payload.pat_addr))
+            d_staged = Signal()
+            d_stage = [Signal(D * WL, name=f"dw_stage{s_}", reset_less=True) for s_ in range(NS)]
+            m.d.comb += a_fetched.eq((f_cnt == S) & (d_cnt == d_n) & ~d_land)
+        else:
+            m.d.comb += a_fetched.eq(f_cnt == S)
         if S > 1:
             sw = self.pattern_memory_bits
             a_addr = Signal(ceil_log2(self._pattern_depth))
@@ -252,6 +361,7 @@ class PatternEngine(wiring.Component):
         a_window = Signal(self.window_layout.members["window"], reset_less=True)
         a_first = Signal()
         a_last = Signal()
+        a_dw = Signal()
 
         # Stage B: the window being sliced into bit-planes, one plane per cycle.
         b_busy = Signal()
@@ -261,6 +371,7 @@ class PatternEngine(wiring.Component):
         b_final = Signal()    # b_plane == 0, registered (no compare on the load decision)
         b_first = Signal()
         b_last = Signal()
+        b_dw = Signal()
 
         # Stage P: the plane's products, registered. y[l][i] = x_b[i] AND (B[l, i] == -1) is a
         # flip-flop whose synchronous reset is the pattern bit (FDRE R on xc7): no LUT; xp[g] is
@@ -302,6 +413,13 @@ class PatternEngine(wiring.Component):
         bu = [Signal(hw, name=f"bu{l}", reset_less=True) for l in range(lanes)]
         bx = [Signal(hw, name=f"bx{g}", reset_less=True) for g in range(groups)]
         chunk_acc = [Signal(signed(self._acc_width), name=f"chunk_acc{l}") for l in range(lanes)]
+        # depthwise mode: the beat's flag through P, M, Q, H, and per lane its own channel's
+        # plane count (Q), Horner register and beat value
+        p_dw, m_dw, q_dw, h_dw = (Signal(name=f"{s_}_dw") for s_ in "pmqh")
+        if DW:
+            qxd = [[Signal(hw, name=f"qxd{l}_{r}", reset_less=True) for r in range(2)] for l in range(D)]
+            xsd = [Signal(hw, name=f"xsd{l}", reset_less=True) for l in range(D)]
+            bxd = [Signal(hw, name=f"bxd{l}", reset_less=True) for l in range(D)]
 
         # The pipeline stalls while H holds a `last` beat and the output register is occupied,
         # whether or not the consumer takes the output in this cycle: acc.ready reaches no
@@ -328,10 +446,11 @@ class PatternEngine(wiring.Component):
             # wait on the accept decision, only the enable does)
             m.d.comb += [rd.addr.eq(Mux(a_fetched, self.window.payload.pat_addr * S, a_addr * S + f_cnt)),
                          rd.en.eq(0)]     # (a read port's enable defaults to 1)
-            with m.If(accept & ~(a_staged & (self.window.payload.pat_addr == a_addr))):
+            main_accept = accept & ~self.dw if DW else accept
+            with m.If(main_accept & ~(a_staged & (self.window.payload.pat_addr == a_addr))):
                 m.d.comb += rd.en.eq(1)
                 m.d.sync += [a_addr.eq(self.window.payload.pat_addr), f_cnt.eq(1), a_staged.eq(1)]
-            with m.Elif(~a_fetched):
+            with m.Elif(f_cnt != S):
                 m.d.comb += rd.en.eq(1)
                 m.d.sync += f_cnt.eq(f_cnt + 1)
             # the slice read last cycle (f_cnt - 1) lands; all but the last are staged
@@ -341,6 +460,24 @@ class PatternEngine(wiring.Component):
                 m.d.sync += a_staged.eq(0)
         else:
             m.d.comb += [rd.addr.eq(self.window.payload.pat_addr), rd.en.eq(accept)]
+        if DW:
+            pa = self.window.payload.pat_addr
+            m.d.comb += [drd.addr.eq(Mux(d_cnt == d_n, pa, d_addr + d_cnt)), drd.en.eq(0)]
+            m.d.sync += d_land.eq(0)
+            with m.If(accept & self.dw & ~(d_staged & (pa == d_addr) & (d_n == self.dw_slices))):
+                m.d.comb += drd.en.eq(1)
+                m.d.sync += [d_addr.eq(pa), d_cnt.eq(1), d_n.eq(self.dw_slices), d_staged.eq(1),
+                             d_land.eq(1), d_li.eq(0)]
+            with m.Elif(d_cnt != d_n):
+                m.d.comb += drd.en.eq(1)
+                m.d.sync += [d_cnt.eq(d_cnt + 1), d_land.eq(1), d_li.eq(d_cnt)]
+            with m.If(d_land):
+                with m.Switch(d_li):
+                    for s_ in range(NS):
+                        with m.Case(s_):
+                            m.d.sync += d_stage[s_].eq(drd.data)
+            with m.If(self.pattern_w.en | self.pattern_flush):
+                m.d.sync += d_staged.eq(0)
         # Stage A's payload registers load whenever A is free, a window offered or not (then
         # a_valid stays 0): their enable does not wait on the gatherer's valid (timing: its
         # state would reach every bit of a_window)
@@ -349,6 +486,7 @@ class PatternEngine(wiring.Component):
                 a_window.eq(self.window.payload.window),
                 a_first.eq(self.window.payload.first),
                 a_last.eq(self.window.payload.last),
+                a_dw.eq(self.dw if DW else 0),
             ]
         with m.If(accept):
             m.d.sync += a_valid.eq(1)
@@ -359,7 +497,8 @@ class PatternEngine(wiring.Component):
             m.d.sync += [
                 b_busy.eq(1),
                 b_window.eq(a_window),
-                b_pattern.eq(a_word),
+                b_pattern.eq(self._load_pattern(a_word, a_dw, d_stage if DW else None)),
+                b_dw.eq(a_dw),
                 b_plane.eq(self.act_bits - 1),
                 b_final.eq(self.act_bits == 1),
                 b_first.eq(a_first),
@@ -381,6 +520,8 @@ class PatternEngine(wiring.Component):
                 q_valid.eq(m_valid), q_final.eq(m_final), q_first.eq(m_first), q_last.eq(m_last),
                 h_valid.eq(q_valid & q_final), h_last.eq(q_last),
             ]
+            if DW:
+                m.d.sync += [p_dw.eq(b_dw), m_dw.eq(p_dw), q_dw.eq(m_dw), h_dw.eq(q_dw)]
         word = self._netlist == "word"
         gpc = self._netlist == "xc7"
 
@@ -390,14 +531,15 @@ class PatternEngine(wiring.Component):
         def count_rows(bits: Value, name: str) -> list:
             """popcount(bits) as two rows whose sum is the count (exact modulo 2^hw), one
             register (stage M) inside the counter tree."""
+            nb = len(bits)
             if word:
                 mid = Signal(hw, name=f"{name}m", reset_less=True)
                 with m.If(advance):
-                    m.d.sync += mid.eq(popcount_word(bits, n))
+                    m.d.sync += mid.eq(popcount_word(bits, nb))
                 return [mid, Const(0, hw)]
             compress = xc7.compress if gpc else compress_columns
-            cols = compress(m, [[bits[i] for i in range(n)]], rows=2, name=name, width=hw,
-                            max_levels=mid_levels)
+            cols = compress(m, [[bits[i] for i in range(nb)]], rows=2, name=name, width=hw,
+                            max_levels=mid_levels if nb == n else 2)
             regs = []
             for w, col in enumerate(cols):
                 if not col:
@@ -455,6 +597,10 @@ class PatternEngine(wiring.Component):
                         with m.Elif(advance):
                             m.d.sync += y[l][i].eq(xg[i])
                 count_and_accumulate(y[l], qy[l], u[l], bu[l], f"u{l}")
+        if DW:
+            # lane l's own channel: bits l*k*k .. of the group-0 plane xp[0]
+            for l in range(D):
+                count_and_accumulate(xp[0][l * taps:(l + 1) * taps], qxd[l], xsd[l], bxd[l], f"xd{l}")
 
         # Stage H -> output: total = chunk_acc + X - 2U (xc7: one ternary adder, -2U as
         # ~(2U) + carry-in). chunk_acc is cleared as a group's first beat enters H (a
@@ -464,12 +610,13 @@ class PatternEngine(wiring.Component):
             g = l // lanes_per_group
             total = Signal(signed(self._acc_width), name=f"total{l}")
             base = chunk_acc[l] if chunked else Const(0, self._acc_width)
+            xl = Mux(h_dw, bxd[l], bx[g]) if DW and l < D else bx[g]
             if gpc:
-                m.d.comb += total.eq(xc7.ternary_add(m, base, bx[g], Cat(Const(0, 1), bu[l]),
+                m.d.comb += total.eq(xc7.ternary_add(m, base, xl, Cat(Const(0, 1), bu[l]),
                                                      self._acc_width, invert_c=True, carry_in=1,
                                                      name=f"beat{l}"))
             else:
-                m.d.comb += total.eq(base + bx[g] - (bu[l] << 1))
+                m.d.comb += total.eq(base + xl - (bu[l] << 1))
             totals.append(total)
 
         if chunked:

@@ -47,9 +47,9 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from sephw.arch import isa
-from sephw.arch.config import ArchConfig
+from sephw.arch.config import ArchConfig, dw_slices
 from sephw.arch.formats import PARAM_WORD, TENSOR_DESC
-from sephw.arch.isa import FLAG_B_PATTERN, FLAG_SKIP_IDENTITY, Op
+from sephw.arch.isa import FLAG_B_PATTERN, FLAG_DW_PATTERN, FLAG_SKIP_IDENTITY, Op
 from sephw.arch.memmap import MEM_PARAMS, MEM_PATTERNS, MEM_PROGRAM, MEM_TENSORS, MEM_WEIGHTS, MemoryMap
 
 from .actmem import ActivationMemory
@@ -130,7 +130,7 @@ class Accelerator(wiring.Component):
         mm = self._memory_map = MemoryMap(arch)
         self._pe = PatternEngine(lanes=c.lanes, k=c.k_max, cin=c.pe_cin, groups=1, a_bits=c.a_bits,
                                  max_cin=arch.max_cin, netlist=netlist, pattern_slices=c.pattern_slices,
-                                 pattern_depth=arch.pattern_depth)
+                                 pattern_depth=arch.pattern_depth, dw_depth=arch.dw_depth)
         self._ma = MacArray(rows=c.lanes, cols=c.mac_cols, packed=c.packed,
                             weight_depth=mm["weights"].depth)
         self._pp = PostProcess(lanes=c.lanes, inputs=2, acc_width=32, out_width=9,
@@ -264,6 +264,16 @@ class Accelerator(wiring.Component):
         # gatherer or the FC
         wiring.connect(m, ga.window, pe.window)
         m.d.comb += pe.act_bits.eq(da.bits[:ceil_log2(c.a_bits + 1)])
+        if arch.dw_depth:
+            # the depthwise mode and its words per filter (registered: the first window comes
+            # a RowAddress after DISPATCH)
+            dw_n = Signal.like(pe.dw_slices)
+            with m.Switch(ins.k):
+                for kk in (3, 5, 7):
+                    if kk <= c.k_max:
+                        with m.Case(kk):
+                            m.d.sync += dw_n.eq(dw_slices(c.k_max, kk))
+            m.d.comb += [pe.dw.eq(ins.flags[FLAG_DW_PATTERN.bit_length() - 1]), pe.dw_slices.eq(dw_n)]
         with m.If(pf.fc_active):
             m.d.comb += [ma.pixel.payload.eq(pf.pixel.payload), ma.pixel.valid.eq(pf.pixel.valid),
                          pf.pixel.ready.eq(ma.pixel.ready)]
@@ -399,7 +409,10 @@ def check_program(build_dir) -> list[str]:
     for i, ins in enumerate(decode_program(man.path("program.bin").read_bytes())):
         if ins.op in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
             on_pe = ins.op in (Op.CONV_PATTERN, Op.PRB) or (ins.op == Op.RESADD and ins.flags & FLAG_B_PATTERN)
-            if on_pe and ins.groups_a and ins.na > tens[ins.src_a]["shape"][0] // ins.groups_a:
+            dw = bool(ins.flags & FLAG_DW_PATTERN)
+            if dw and not (on_pe and man.arch.dw_words):
+                problems.append(f"instruction {i}: the pattern engine's depthwise mode on an overlay without it")
+            if on_pe and not dw and ins.groups_a and ins.na > tens[ins.src_a]["shape"][0] // ins.groups_a:
                 problems.append(f"instruction {i}: a pattern tile spanning several groups (groups per beat)")
             if not on_pe and ins.k != 1:
                 problems.append(f"instruction {i}: int8 {ins.k}x{ins.k} convolution")
@@ -410,7 +423,7 @@ def check_program(build_dir) -> list[str]:
             if ins.op in (Op.RESADD, Op.PRB) and ins.flags & FLAG_SKIP_IDENTITY:
                 if tens[ins.src_b]["shape"][1:] != tens[ins.dst]["shape"][1:]:
                     problems.append(f"instruction {i}: identity skip between maps of different sizes")
-            if ins.flags & FLAG_DEPTHWISE and ins.na > 1 and on_pe:
+            if ins.flags & FLAG_DEPTHWISE and ins.na > 1 and on_pe and not dw:
                 problems.append(f"instruction {i}: depthwise pattern tile over several channels")
             # signed sources: only an unpacked MAC array reads them (MacArray's x_signed)
             b_used = ins.op == Op.PRB or ins.op == Op.RESADD

@@ -71,11 +71,11 @@ async def start_clock_reset(dut, cycles: int = 3):
     dut.rst.value = 0
 
 
-async def write_memory(dut, port: str, shape, words) -> None:
-    """Write ``words`` (values for :func:`pack`) at addresses 0.. through write port ``port``."""
+async def write_memory(dut, port: str, shape, words, base: int = 0) -> None:
+    """Write ``words`` (values for :func:`pack`) at addresses ``base``.. through write port ``port``."""
     addr, dat, en = (getattr(dut, f"{port}__{n}") for n in ("addr", "data", "en"))
     for a, w in enumerate(words):
-        addr.value = a
+        addr.value = base + a
         dat.value = pack(shape, w)
         en.value = 1
         await RisingEdge(dut.clk)

@@ -3,6 +3,10 @@
 Each sub-case is a whole grouped pattern convolution (stride 1, ``pad = k//2``) on a random
 image: the driver cuts it into windows (one beat per output pixel and channel chunk), the
 reference is the integer executor's accumulator, compared in order for every output pixel.
+With ``dw_depth > 0`` some sub-cases run the engine's depthwise mode: a depthwise convolution
+of ``dw_lanes`` channels with a ``kernel x kernel`` filter (3, 5 or 7, at most ``k``; its
+window in the top-left corner of the engine's, as the gatherer places it), the beat's other
+channels random (the mode must ignore them), its words in the depthwise pattern memory.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from amaranth.hdl import unsigned
 from cocotb.triggers import RisingEdge
 
 from rtl_gen.pattern import PatternEngine
+from sephw.arch.config import dw_slices
 from sephw.intops import pattern_conv_acc
 from sim.tb import StreamDriver, StreamMonitor, load_case, pack, start_clock_reset, wait_for, write_memory
 
@@ -67,6 +72,48 @@ def beats_and_words(eng: PatternEngine, x: torch.Tensor, pat: torch.Tensor, chun
     return beats, words
 
 
+def dw_problem(eng: PatternEngine, rng: torch.Generator, *, act_bits: int, kernel: int, h: int,
+               w: int, addr: int):
+    """A depthwise sub-case: beats (every one at ``pat_addr = addr``), the depthwise pattern
+    memory words, and the expected lane values (``dw_lanes`` of them) in pixel order."""
+    K, D, top = eng.k, eng.dw_lanes, 2 ** act_bits - 1
+    x = torch.randint(0, top + 1, (1, eng.channels, h, w), generator=rng)
+    pat = torch.randint(0, 2, (D, 1, kernel, kernel), generator=rng) * 2 - 1
+    expected = pattern_conv_acc(x[:, :D], pat, stride=1, padding=kernel // 2, groups=D)
+    p = kernel // 2
+    xp = torch.nn.functional.pad(x[0], (p, p, p, p)).tolist()
+    beats = []
+    for y in range(h):
+        for xx in range(w):
+            window = [[xp[c][y + i][xx + j] if i < kernel and j < kernel else 0
+                       for c in range(eng.channels)] for i in range(K) for j in range(K)]
+            beats.append({"window": window, "pat_addr": addr, "first": 1, "last": 1})
+    grids = [sum(1 << (i * K + j) for i in range(kernel) for j in range(kernel) if pat[l, 0, i, j] > 0)
+             for l in range(D)]
+    return beats, eng.dw_memory_words(grids, kernel), expected[0].permute(1, 2, 0).reshape(-1, D).tolist()
+
+
+async def run_beats(dut, drv, mon, beats: list, exp: list, lanes: int, label: str, a_bits: int) -> int:
+    """Send ``beats`` (a cycle after the memory writes and port settings), check that exactly
+    ``exp`` comes out (the first ``lanes`` lanes of each result), return the cycles from the
+    first send to the last result."""
+    await RisingEdge(dut.clk)
+    start, first_cycle = len(mon.received), mon._cycle
+    for b in beats:
+        drv.send(b)
+    await wait_for(dut, lambda: len(mon.received) >= start + len(exp), timeout=40 * len(beats) * a_bits + 200)
+    got = mon.received[start:]
+    assert len(got) == len(exp)
+    for n, (g, e) in enumerate(zip(got, exp)):
+        assert g[:lanes] == e, f"{label} output pixel {n}: got {g}, expected {e}"
+    cycles = mon.cycles[-1] - first_cycle
+    dut._log.info(f"{label}: {len(exp)} outputs bit-exact, {cycles} cycles")
+    for _ in range(5):           # no spurious extra outputs
+        await RisingEdge(dut.clk)
+    assert len(mon.received) == start + len(exp)
+    return cycles
+
+
 @cocotb.test()
 async def pattern_engine_matches_reference(dut):
     case = load_case()
@@ -85,7 +132,30 @@ async def pattern_engine_matches_reference(dut):
                              h=pyrng.randint(1, 4), w=pyrng.randint(1, 5)))
     if case.get("throughput"):
         subcases = [dict(act_bits=eng.a_bits, chunks=1, h=4, w=8)]
+    if eng.dw_depth:
+        # depthwise sub-cases between the normal ones (the mode switches both ways), each
+        # kernel the engine takes, at a different address each (the staged word refetched)
+        kernels = [kk for kk in (3, 5, 7) if kk <= eng.k]
+        dw = [dict(dw=True, kernel=kk, act_bits=pyrng.randint(1, eng.a_bits), h=pyrng.randint(1, 4),
+                   w=pyrng.randint(1, 5)) for kk in kernels + kernels[-1:]]
+        subcases = subcases[:1] + dw + subcases[1:]
+    main_words = eng.pattern_depth * eng.pattern_slices
+    wbits = len(dut.pattern_w__data.value)
+    dw_next = 0
     for sc in subcases:
+        if sc.pop("dw", False):
+            n = dw_slices(eng.k, sc["kernel"])
+            addr = dw_next if dw_next + n <= eng.dw_depth else 0
+            dw_next = addr + n
+            beats, words, exp = dw_problem(eng, rng, addr=addr, **sc)
+            await write_memory(dut, "pattern_w", unsigned(wbits), words, base=main_words + addr)
+            dut.act_bits.value = sc["act_bits"]
+            dut.dw.value = 1
+            dut.dw_slices.value = n
+            cycles = await run_beats(dut, drv, mon, beats, exp, eng.dw_lanes, f"depthwise {sc}", eng.a_bits)
+            stats.append({**sc, "dw": True, "beats": len(beats), "outputs": len(exp), "cycles": cycles})
+            dut.dw.value = 0
+            continue
         worst = sc.pop("worst", False)
         x, pat = make_problem(eng, rng, worst=worst, **sc)
         groups = eng.groups
@@ -100,24 +170,8 @@ async def pattern_engine_matches_reference(dut):
         mem_words = [mw for w in words for mw in eng.memory_words(pack(eng.pattern_layout, w))]
         await write_memory(dut, "pattern_w", unsigned(eng.pattern_memory_bits), mem_words)
         dut.act_bits.value = sc["act_bits"]
-        await RisingEdge(dut.clk)
-        start = len(mon.received)
-        first_cycle = mon._cycle
-        for b in beats:
-            drv.send(b)
-        await wait_for(dut, lambda: len(mon.received) >= start + len(exp),
-                       timeout=40 * len(beats) * eng.a_bits + 200)
-        got = mon.received[start:]
-        assert len(got) == len(exp)
-        for n, (g, e) in enumerate(zip(got, exp)):
-            assert g == e, f"{sc} output pixel {n}: got {g}, expected {e}"
-        cycles = mon.cycles[-1] - first_cycle
+        cycles = await run_beats(dut, drv, mon, beats, exp, eng.lanes, str(sc), eng.a_bits)
         stats.append({**sc, "beats": len(beats), "outputs": len(exp), "cycles": cycles})
-        dut._log.info(f"{sc}: {len(exp)} outputs bit-exact, {cycles} cycles")
-        # no spurious extra outputs
-        for _ in range(5):
-            await RisingEdge(dut.clk)
-        assert len(mon.received) == start + len(exp)
     if case.get("lockstep"):     # sim/pattern_harness.py: the three netlists never differed
         assert int(dut.mismatch.value) == 0, "the lut, word and xc7 netlists' outputs differed"
     with open("result.json", "w") as f:

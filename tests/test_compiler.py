@@ -632,3 +632,48 @@ def test_signed_mac_operands_get_an_unpacked_array(tmp_path):
     with pytest.raises(CompileError, match=r"engine packed=True: the MAC array's packed multipliers take "
                                            r"unsigned activations, and blocks\.0\.conv1\.bn_dw .* is signed"):
         compile_graph(g, "arty-a7-100", tmp_path / "packed", engine=dict(eng, packed=True))
+
+
+@pytest.mark.parametrize("arch", ["dsconv-resnet20", "mixconv-resnet20", "multiception-resnet20"])
+def test_depthwise_patterns_stored_densely(arch, tmp_path):
+    """The zoo's depthwise pattern layers on an auto-sized arty-a7-35 overlay run in the
+    pattern engine's depthwise mode: their filters take at most 2x their bits in the depthwise
+    pattern memory (report.json, per layer; 3x3 filters 17/9 = 1.89x on a k_max 7 engine), and
+    the patterns image, read back the way the engine reads it (each lane's tap-grid bits from
+    ``dw_slices`` words from ``dw_base + wa``), gives every tile's filters."""
+    from sephw.arch.config import dw_lane_bits, dw_slices
+    from sephw.arch.isa import FLAG_DW_PATTERN
+    from sephw.arch.manifest import Manifest
+    torch.manual_seed(0)
+    m = models.build(arch).eval()
+    binarize.binarize_model(m)
+    g = quantize.quantize(m, torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8,
+                                           generator=torch.Generator().manual_seed(1)))
+    ir, rep = compile_graph(g, "arty-a7-35", tmp_path)
+    cfg = ir.cfg
+    assert cfg.depthwise
+    dw_rows = [r for r in rep["layers"] if r["type"] == "DepthwiseConcat" or r["name"].endswith(".depthwise")]
+    assert dw_rows and all(0 < r["pattern_storage_ratio"] <= 2 for r in dw_rows), dw_rows
+    man = Manifest.read(tmp_path)
+    assert man.arch.dw_words == ir.static.dw_words > 0
+    blob = dict((r.name, b) for r, b in man.images())["patterns"]
+    wb, wl, K = cfg.pattern_mem_bytes, dw_lane_bits(cfg.k_max), cfg.k_max
+    word = lambda a: int.from_bytes(blob[a * wb:(a + 1) * wb], "little")   # noqa: E731
+    weights = {}
+    for lay in ir.layers:
+        for st in lay.steps:
+            for op in st.operands:
+                if hw.dw_operand(cfg, op):
+                    for c in range(st.out_channels):
+                        weights[(lay.index, st.out_c0 + c)] = op.weight[c, 0]
+    seen = 0
+    for ins in decode_program((tmp_path / "program.bin").read_bytes()):
+        if not ins.flags & FLAG_DW_PATTERN:
+            continue
+        words = [word(man.arch.dw_base + ins.wa + s) for s in range(dw_slices(K, ins.k))]
+        for l in range(ins.tc):
+            grid = sum(((w >> (l * wl)) & ((1 << wl) - 1)) << (s * wl) for s, w in enumerate(words))
+            got = torch.tensor([[1 if grid >> (i * K + j) & 1 else -1 for j in range(ins.k)] for i in range(ins.k)])
+            assert torch.equal(got, weights[(ins.layer, ins.c0 + l)].to(torch.int64)), (ins.text(), l)
+            seen += 1
+    assert seen == len(weights)

@@ -353,6 +353,20 @@ def test_another_arch_of_the_same_sizes_refused(tmp_path):
     assert not any(fake.mem.values())
 
 
+def test_depthwise_pattern_memory_in_the_contract():
+    """The depthwise pattern memory's words follow the main pattern memory's in the patterns
+    region (its depth grows by them, the hash changes with them); depthwise words on an
+    overlay without the depthwise mode are a ConfigError."""
+    from dataclasses import replace
+    from sephw.arch import ConfigError
+    dw = replace(ARCH, engine=replace(ARCH.engine, depthwise=True), dw_words=10)
+    assert dw.dw_base == ARCH.depths["patterns"] == 64
+    assert dw.depths["patterns"] == 64 + 10 and dw.hash() != HASH
+    assert MemoryMap(dw)["patterns"].depth == 74
+    with pytest.raises(ConfigError, match="dw_words without the engine's depthwise mode"):
+        replace(ARCH, dw_words=10)
+
+
 def test_bad_images_refused_before_loading(fake_build, tmp_path):
     # an image with more words than its memory holds, and an image edited after compiling:
     # the manifest's checks refuse both before a single LOAD is sent

@@ -119,7 +119,7 @@ def model_window_cycles(t: dict, p: dict, column_store: bool) -> tuple[list[int]
                     g = a + n
                 a = g
                 out.append(a)
-    ret = hw._pattern_beats(SimpleNamespace(pattern_slices=1), SimpleNamespace(k=k, rows=rows), 0, w, ca,
+    ret = hw._pattern_beats(SimpleNamespace(pattern_slices=1), SimpleNamespace(k=k, rows=rows, flags=0), 0, w, ca,
                             b_pos, slide)
     return out, ret
 

@@ -11,7 +11,15 @@ CONFIGS = {
     "k3_groups2_chunked": dict(lanes=4, k=3, cin=2, groups=2, a_bits=8, max_cin=4, pattern_depth=4),
     "k5_depthwise": dict(lanes=4, k=5, cin=1, groups=4, a_bits=8, pattern_depth=2),
     "k7_dense_4bit": dict(lanes=2, k=7, cin=2, groups=1, a_bits=4, pattern_depth=2),
+    # the depthwise mode (3x3, 5x5 and 7x7 filters on the 7x7 engine) between normal beats
+    "k7_depthwise_mode": dict(lanes=4, k=7, cin=4, groups=1, a_bits=4, pattern_depth=2, dw_depth=8),
 }
+
+
+# depthwise mode with fewer lanes than beat channels (the other channels must be ignored) and
+# a sliced main memory (its fetch must not run for depthwise windows)
+SLICED_ONLY = {"k5_depthwise_mode_narrow": dict(lanes=2, k=5, cin=4, groups=1, a_bits=8, pattern_depth=2,
+                                                dw_depth=6)}
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
@@ -29,16 +37,17 @@ def test_pattern_engine(config, idle, stall):
 
 
 @pytest.mark.parametrize("config,slices,netlist", [("k3_groups2_chunked", 4, "lut"),
-                                                    ("k7_dense_4bit", 4, "word")])
+                                                    ("k7_dense_4bit", 4, "word"),
+                                                    ("k5_depthwise_mode_narrow", 4, "word")])
 def test_pattern_engine_sliced_pattern_memory(config, slices, netlist):
     """A pattern memory ``slices`` times narrower and deeper (the accelerator top's): each beat's
     word is fetched one slice per cycle. Bit-exact with idle and back-pressure insertion, also at
     ``act_bits`` below ``slices`` (the 4-bit engine's random cases go down to 1 bit, where the
     fetch, not the planes, sets the pace)."""
-    params = dict(CONFIGS[config], netlist=netlist, pattern_slices=slices)
+    params = dict(CONFIGS.get(config) or SLICED_ONLY[config], netlist=netlist, pattern_slices=slices)
     eng = PatternEngine(**params)
     assert eng.pattern_memory_bits == -(-eng.pattern_layout.size // slices)
-    case = {"params": params, "seed": 4000 + list(CONFIGS).index(config), "idle": 0.3,
+    case = {"params": params, "seed": 4000 + len(config), "idle": 0.3,
             "stall": 0.4, "random_cases": 4}
     run_testbench(eng, f"pattern_{config}_s{slices}_{netlist}", "sim.tb_pattern", case)
 
@@ -67,6 +76,9 @@ def test_pattern_engine_sliced_memory_keeps_the_beat_rate():
     (dict(lanes=4, k=3, cin=1, netlist="fast"), ValueError, "netlist must be 'lut', 'word' or 'xc7', not 'fast'"),
     (dict(lanes=4, k=3, cin=1, pattern_slices=3), ValueError, "pattern_slices must be a power of two, not 3"),
     (dict(lanes=4, k=3, cin=1, a_bits=4, pattern_slices=8), ValueError, "pattern_slices must be in 1..4, not 8"),
+    (dict(lanes=4, k=3, cin=1, groups=4, dw_depth=4), ValueError, "the depthwise mode needs groups == 1, not 4"),
+    (dict(lanes=1, k=3, cin=1, a_bits=8, pattern_slices=4, dw_depth=4), ValueError,
+     "a depthwise pattern word (1 lanes x 9 bits) is wider than the pattern memory's write port"),
 ])
 def test_pattern_engine_checks_arguments(kwargs, exc, msg):
     with pytest.raises(exc) as info:

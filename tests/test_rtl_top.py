@@ -207,22 +207,25 @@ def test_resnet20_pattern_network_bit_exact(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch,board", [("dsconv-resnet20", "arty-a7-35"), ("mixconv-resnet20", "arty-a7-35"),
-                                        ("multiception-resnet20", "arty-a7-100")])
-def test_model_zoo_variants_bit_exact(arch, board, tmp_path):
-    """DSConv-, MixConv- and Multiception-ResNet-20 (random weights, 8×8 RGB): depthwise
-    pattern tiles of one channel (MixConv's and Multiception's branches at k = 3, 5 and 7,
-    stride 1 and 2, written into their channel ranges of the concat), int8 1×1 pointwise
-    convs, and residual adds whose main conv is an int8 1×1 on the MAC array beside a 1×1
-    projection skip on the same array (stride 2: the gatherer issues b's beats first, the top
-    routes the MAC array's alternating results to the PostProcess's acc_b and acc_a).
+@pytest.mark.parametrize("arch,depthwise", [("dsconv-resnet20", True), ("mixconv-resnet20", True),
+                                            ("multiception-resnet20", True), ("dsconv-resnet20", False)],
+                         ids=["dsconv", "mixconv", "multiception", "dsconv-one-channel-tiles"])
+def test_model_zoo_variants_bit_exact(arch, depthwise, tmp_path):
+    """DSConv-, MixConv- and Multiception-ResNet-20 (random weights, 8×8 RGB) on arty-a7-35:
+    depthwise pattern layers in the pattern engine's depthwise mode, four channels per tile,
+    their filters in the depthwise pattern memory (MixConv's and Multiception's branches at
+    k = 3, 5 and 7, stride 1 and 2, written into their channel ranges of the concat); or, on
+    an overlay without the mode, one channel per tile from whole pattern words. Int8 1×1
+    pointwise convs, and residual adds whose main conv is an int8 1×1 on the MAC array beside
+    a 1×1 projection skip on the same array (stride 2: the gatherer issues b's beats first,
+    the top routes the MAC array's alternating results to the PostProcess's acc_b and acc_a).
     Multiception's concat is signed (BN, no ReLU: int8 codes, zero point 0), read by the MAC
     array sign-extended. Every logit equal to the reference's; every instruction's cycles
-    equal to the RTL-top model's. (Multiception on arty-a7-100: its one-channel pattern tiles
-    store a full pattern word each, more block RAM than the 35T has.)"""
+    equal to the RTL-top model's; every depthwise layer's patterns stored in at most 2x their
+    bits (report.json)."""
     from sephw import binarize, models, quantize
     from rtl_gen.top import check_program
-    from sephw.arch.isa import FLAG_B_PATTERN, FLAG_SKIP_IDENTITY
+    from sephw.arch.isa import FLAG_B_PATTERN, FLAG_DW_PATTERN, FLAG_SKIP_IDENTITY
     from sephw.compiler import compile_graph
     from sim.top_driver import run_top
     torch.manual_seed(0)
@@ -230,9 +233,20 @@ def test_model_zoo_variants_bit_exact(arch, board, tmp_path):
     binarize.binarize_model(m)
     calib = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     g = quantize.quantize(m, calib)
-    ir, rep = compile_graph(g, board, tmp_path,
-                            engine=dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=1))
+    # (MixConv with two PostProcess units: its branches of 6, 5 and 5 channels give depthwise
+    # tiles at odd first channels, whose parameter blocks start on even words)
+    ir, rep = compile_graph(g, "arty-a7-35", tmp_path, engine=dict(
+        lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=2 if arch == "mixconv-resnet20" else 1,
+        depthwise=depthwise))
+    assert ir.cfg.depthwise == depthwise
     ops = decode_program((tmp_path / "program.bin").read_bytes())
+    dw_tiles = [i for i in ops if i.flags & FLAG_DW_PATTERN]
+    # (a branch of a channel count not a multiple of 4 ends in a narrower tile)
+    assert max((i.tc for i in dw_tiles), default=0) == (4 if depthwise else 0)
+    if arch == "mixconv-resnet20":
+        assert any(i.c0 % 2 for i in dw_tiles) and all(i.prm % 2 == 0 for i in dw_tiles)
+    dw_layers = [r for r in rep["layers"] if r["type"] == "DepthwiseConcat" or r["name"].endswith(".depthwise")]
+    assert dw_layers and all((r["pattern_storage_ratio"] <= 2) == depthwise for r in dw_layers), dw_layers
     tens = {t["id"]: t for t in json.loads((tmp_path / "manifest.json").read_text())["tensors"]}
     shape = {i: t["shape"] for i, t in tens.items()}
     both_mac = [i for i in ops if i.op == Op.RESADD and not i.flags & (FLAG_B_PATTERN | FLAG_SKIP_IDENTITY)]
@@ -329,12 +343,13 @@ def test_one_channel_tiles_with_two_postprocess_units(tmp_path):
     from sim.top_driver import run_top
     g = _depthwise_graph()
     ir, rep = compile_graph(g, "arty-a7-35", tmp_path,
-                            engine=dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=2))
+                            engine=dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=2, depthwise=False))
     ops = decode_program((tmp_path / "program.bin").read_bytes())
     one = [i for i in ops if i.op == Op.CONV_PATTERN and i.tc == 1]
     assert {i.c0 % 2 for i in one} == {0, 1}, "no one-channel tiles at odd and even c0"
     assert all(i.prm % 2 == 0 for i in ops if i.op == Op.CONV_PATTERN)
-    assert [param_blocks(ir.cfg, lay) for lay in ir.layers if lay.steps] == [(1, 1), (1, 2)]
+    assert [[param_blocks(ir.cfg, lay).word(c) for c in range(lay.node.out.channels)]
+            for lay in ir.layers if lay.steps] == [list(range(16)), list(range(0, 32, 2))]
     x = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(13))
     r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())   # asserts every logit
     sched = yaml.safe_load((tmp_path / "schedule.yaml").read_text())["instructions"]

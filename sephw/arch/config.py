@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from .formats import PARAM_WORD, TENSOR_DESC
 from .isa import WORD_BITS
 
-__all__ = ["EngineConfig", "ArchConfig", "pattern_slices", "ConfigError"]
+__all__ = ["EngineConfig", "ArchConfig", "pattern_slices", "dw_lane_bits", "dw_slices", "ConfigError"]
 
 
 class ConfigError(ValueError):
@@ -33,6 +33,23 @@ def pattern_slices(a_bits: int) -> int:
     return s
 
 
+def dw_lane_bits(k_max: int) -> int:
+    """Bits of one lane in one word of the pattern engine's depthwise pattern memory
+    (rtl_gen/pattern.py, ``dw_depth``): ``2*k_max + 3``, the prefix of the lane's
+    ``k_max x k_max`` tap grid (bit ``i*k_max + j``) that a 3x3 kernel in its top-left corner
+    reaches, so a 3x3 depthwise filter takes one word; larger kernels take
+    :func:`dw_slices` consecutive words, each holding the next ``2*k_max + 3`` grid bits."""
+    return 2 * k_max + 3
+
+
+def dw_slices(k_max: int, k: int) -> int:
+    """Depthwise pattern memory words one tile of a ``k x k`` depthwise filter takes: the
+    grid prefix up to its last tap, ``(k-1)*k_max + k`` bits, in words of
+    :func:`dw_lane_bits` per lane (1, 2, 3 for k = 3, 5, 7 at ``k_max = 7``: at most 1.9x the
+    filter's bits)."""
+    return -(-((k - 1) * k_max + k) // dw_lane_bits(k_max))
+
+
 def _hash(d: dict) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -46,7 +63,10 @@ class EngineConfig:
     ``a_bits`` activation bits (bit-planes per pattern beat); ``packed`` two int8 MACs per
     DSP; ``pp_units`` PostProcess units; ``max_width`` the widest windowed map (pixels);
     ``column_store``: the top keeps each pattern chunk's window between positions (multi-chunk
-    stride-1 operands slide; rtl_gen/gather.py), else only single-chunk operands slide."""
+    stride-1 operands slide; rtl_gen/gather.py), else only single-chunk operands slide;
+    ``depthwise``: the pattern engine's depthwise mode and memory (rtl_gen/pattern.py,
+    ``dw_depth``): a depthwise pattern layer runs ``dw_lanes`` channels per tile from densely
+    stored filters, else one channel per tile from whole pattern words."""
     lanes: int
     pe_cin: int
     mac_cols: int
@@ -56,10 +76,27 @@ class EngineConfig:
     pp_units: int
     max_width: int
     column_store: bool = True
+    depthwise: bool = False
 
     @property
     def mac_rows(self) -> int:
         return self.lanes
+
+    @property
+    def dw_lanes(self) -> int:
+        """Channels of a depthwise tile in the pattern engine's depthwise mode (lane ``l``
+        convolves channel ``l`` of a beat of ``pe_cin``)."""
+        return min(self.lanes, self.pe_cin)
+
+    @property
+    def dw_word_bits(self) -> int:
+        """Width of the depthwise pattern memory (:func:`dw_lane_bits` per lane)."""
+        return self.dw_lanes * dw_lane_bits(self.k_max)
+
+    @property
+    def depthwise_fits(self) -> bool:
+        """A depthwise word fits the pattern memory's write port (its words carry it)."""
+        return self.dw_word_bits <= self.pattern_mem_bits
 
     def pattern_peak(self, a_bits: int) -> float:
         """Peak pattern MACs (binary weight x a_bits activation) per cycle."""
@@ -153,7 +190,9 @@ class ArchConfig:
     ``program_words`` words of those memories; ``max_channels`` the widest tensor (pattern
     chunk accumulation, pool sums); ``max_classes`` logits; ``input_bytes`` / ``logit_bytes``
     the host link's input and logit buffers; ``frame_bytes`` its frame buffer (the largest
-    payload); ``clock_hz`` the clock the bitstream is built for."""
+    payload); ``clock_hz`` the clock the bitstream is built for; ``dw_words`` the depthwise
+    pattern memory's words (0: none; with ``engine.depthwise`` only), written through the
+    ``patterns`` memory's addresses from :attr:`dw_base` on."""
     engine: EngineConfig
     act_bytes: int
     pattern_words: int
@@ -167,10 +206,14 @@ class ArchConfig:
     logit_bytes: int
     frame_bytes: int
     clock_hz: int
+    dw_words: int = 0
 
     def __post_init__(self):
         if not isinstance(self.engine, EngineConfig):
             raise ConfigError(f"engine must be an EngineConfig, not {self.engine!r}")
+        if self.dw_words and not (self.engine.depthwise and self.engine.depthwise_fits):
+            raise ConfigError("dw_words without the engine's depthwise mode (or its word is wider "
+                              "than the pattern memory)")
         for f in fields(self):
             if f.name != "engine":
                 v = getattr(self, f.name)
@@ -184,12 +227,23 @@ class ArchConfig:
         return max(2, -(-self.pattern_words // self.engine.pattern_slices))
 
     @property
+    def dw_base(self) -> int:
+        """The first depthwise pattern word's address in the ``patterns`` memory (the main
+        memory's depth: ``pattern_depth * pattern_slices``)."""
+        return self.pattern_depth * self.engine.pattern_slices
+
+    @property
+    def dw_depth(self) -> int:
+        """Words of the depthwise pattern memory the engine builds (0: no depthwise mode)."""
+        return max(2, self.dw_words) if self.dw_words else 0
+
+    @property
     def depths(self) -> dict:
         """Words of each host-writable memory (the RTL's depths)."""
         e = self.engine
         return {"program": max(2, self.program_words), "tensors": max(2, self.tensors),
                 "params": self.param_words + e.lanes,
-                "patterns": self.pattern_depth * e.pattern_slices,
+                "patterns": self.dw_base + self.dw_depth,
                 "weights": max(2, self.weight_words)}
 
     @property

@@ -27,7 +27,7 @@ from .records import Field, Record, RecordError
 __all__ = ["Op", "Instruction", "ISAError", "WORD", "WORD_BITS", "WORD_BYTES", "LAYOUTS", "HEADER",
            "TILE", "COMPUTE_OPS", "encode_program", "decode_program", "field_max",
            "FLAG_PAD_TOP", "FLAG_PAD_BOTTOM", "FLAG_SKIP_IDENTITY", "FLAG_FINAL", "FLAG_DEPTHWISE",
-           "FLAG_B_PATTERN", "DEP_WAIT_PREV", "DEP_WAIT_NEXT", "DEP_SIGNAL_PREV", "DEP_SIGNAL_NEXT"]
+           "FLAG_B_PATTERN", "FLAG_DW_PATTERN", "DEP_WAIT_PREV", "DEP_WAIT_NEXT", "DEP_SIGNAL_PREV", "DEP_SIGNAL_NEXT"]
 
 WORD_BITS = 256
 WORD_BYTES = WORD_BITS // 8
@@ -56,6 +56,8 @@ FLAG_SKIP_IDENTITY = 4  # RESADD: acc_b is the identity codes of src_b
 FLAG_FINAL = 8          # POOL_FC: last band, run the FC and write the logits
 FLAG_DEPTHWISE = 16     # CONV_*: operand a is one depthwise branch starting at input channel cin0
 FLAG_B_PATTERN = 32     # RESADD: the main operand (a) runs on the pattern engine
+FLAG_DW_PATTERN = 64    # operand a runs in the pattern engine's depthwise mode: lane l convolves
+                        # input channel cin0 + l, its filter from the depthwise pattern memory at wa
 
 # dependency-token flags (field ``deps``): wait for / signal the unit before or after this
 # instruction's unit in the load -> compute -> store chain (TVM VTA's pop/push prev/next)

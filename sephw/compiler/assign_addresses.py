@@ -6,7 +6,8 @@ import math
 from ..intgraph import InputNode, PoolFCNode, SkipOperand
 from .ir import ACT_ALIGN, FIELD_MAX, PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileIR, Region
 from .memory import first_fit
-from .operands import chunks, param_words_of
+from . import hw
+from .operands import block_words, param_words_of
 
 
 class AssignAddresses:
@@ -19,7 +20,7 @@ class AssignAddresses:
         for name, base in bases.items():
             ir.tensors[name].base = base
         cfg = ir.cfg
-        pat = wgt = prm = 0
+        pat = wgt = prm = dw = 0
         for lay in ir.layers:
             n = lay.node
             if isinstance(n, InputNode):
@@ -39,15 +40,21 @@ class AssignAddresses:
                 for oi, op in enumerate(st.operands):
                     if isinstance(op, SkipOperand):
                         continue
-                    w = blocks * chunks(cfg, op, st.tc)
-                    if op.kind == "pattern":
+                    w = blocks * block_words(cfg, op, st.tc)
+                    if hw.dw_operand(cfg, op):      # the depthwise pattern memory's words
+                        ir.words[(lay.index, si, oi)] = dw
+                        dw += w
+                    elif op.kind == "pattern":
                         ir.words[(lay.index, si, oi)] = pat
                         pat += w
                     else:
                         ir.words[(lay.index, si, oi)] = wgt
                         wgt += w
+        # the patterns image: the main memory's words, then (from the main memory's depth on,
+        # ArchConfig.dw_base) the depthwise pattern memory's
+        pat_words = (max(2, pat) * cfg.pattern_slices + dw) if dw else pat * cfg.pattern_slices
         ir.memory = {"activations": Region("activations", 1, top),
-                     "patterns": Region("patterns", cfg.pattern_mem_bytes, pat * cfg.pattern_slices),
+                     "patterns": Region("patterns", cfg.pattern_mem_bytes, pat_words),
                      "weights": Region("weights", cfg.weight_word_bytes, wgt),
                      "params": Region("params", PARAM_WORD_BYTES, prm),
                      "tensors": Region("tensors", TENSOR_DESC_BYTES, len(ir.tensors))}
@@ -67,6 +74,8 @@ class AssignAddresses:
         # the words TileLayers counted are the words laid out here
         assert ir.memory["weights"].words == ir.static.weight_words
         assert ir.memory["params"].words == ir.static.param_words
-        assert ir.memory["patterns"].words == ir.static.pattern_words * ir.cfg.pattern_slices
+        s = ir.cfg.pattern_slices
+        assert ir.memory["patterns"].words == (max(2, ir.static.pattern_words) * s + ir.static.dw_words
+                                               if ir.static.dw_words else ir.static.pattern_words * s)
         for key, w in ir.words.items():
             assert w <= FIELD_MAX["wa"]

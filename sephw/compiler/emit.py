@@ -23,7 +23,7 @@ from ..intgraph import InputNode, PoolFCNode, SkipOperand
 from . import hw
 from .dump import write_pass_dumps
 from .ir import PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError
-from .operands import chunks as _chunks, param_blocks, param_word
+from .operands import block_words, chunks as _chunks, param_blocks, param_word
 
 B48 = PARAM_WORD.field("bias").hi
 
@@ -35,16 +35,28 @@ def pattern_words(ir) -> bytes:
     is 1 where ``B[o, c, i, j] = +1`` (``c`` relative to the chunk of the lane's group; a kernel
     smaller than ``k_max`` fills the top-left ``k x k`` taps, the others are 0). Each word is
     stored as ``pattern_slices`` memory words of ``pattern_mem_bits`` (low bits first, each
-    zero-padded to whole bytes): word ``w`` is memory words ``w*S .. w*S + S-1``."""
+    zero-padded to whole bytes): word ``w`` is memory words ``w*S .. w*S + S-1``.
+
+    Operands in the pattern engine's depthwise mode (:func:`~sephw.compiler.hw.dw_operand`)
+    are in the depthwise pattern memory instead, after the main memory's depth
+    (``ArchConfig.dw_base``; zero words in between): per channel block of ``dw_lanes`` channels,
+    ``dw_slices(k_max, k)`` words of ``dw_lanes`` lane fields of ``2*k_max + 3`` bits; word
+    ``s`` of a block holds bits ``s*(2*k_max+3) ..`` of each lane's ``k_max x k_max`` tap grid
+    (bit ``i*k_max + j``, 1 where ``B[o, 0, i, j] = +1``), each word zero-padded to the main
+    memory's word bytes."""
     cfg = ir.cfg
     lane_bits = cfg.pe_cin * cfg.k_max ** 2
     S, sbits = cfg.pattern_slices, cfg.pattern_mem_bits
     wbytes = math.ceil(S * sbits / 8)
-    words = []
+    words, dw_words = [], []
     for lay in ir.layers:
         for si, st in enumerate(lay.steps):
             for oi, op in enumerate(st.operands):
                 if isinstance(op, SkipOperand) or op.kind != "pattern":
+                    continue
+                if hw.dw_operand(cfg, op):
+                    assert len(dw_words) == ir.words[(lay.index, si, oi)]
+                    dw_words += _dw_pattern_words(cfg, op, st)
                     continue
                 assert len(words) == ir.words[(lay.index, si, oi)] * S
                 w = (op.weight > 0).numpy()                       # (O, Cg, k, k) bool
@@ -68,7 +80,30 @@ def pattern_words(ir) -> bytes:
                         for sl in range(S):
                             words.append(np.packbits(bits[sl * sbits:(sl + 1) * sbits],
                                                      bitorder="little").tobytes())
+    if dw_words:
+        zero = bytes(cfg.pattern_mem_bytes)
+        words += [zero] * (max(2, len(words) // S) * S - len(words))      # up to dw_base
+        words += [w.ljust(cfg.pattern_mem_bytes, b"\0") for w in dw_words]
     return b"".join(words)
+
+
+def _dw_pattern_words(cfg, op, st) -> list[bytes]:
+    """The depthwise pattern memory words of a depthwise operand (see :func:`pattern_words`)."""
+    from ..arch.config import dw_lane_bits, dw_slices
+    w = (op.weight > 0).numpy()                               # (C, 1, k, k) bool
+    K, k, wl = cfg.k_max, op.k, dw_lane_bits(cfg.k_max)
+    n = dw_slices(K, k)
+    out = []
+    for b0 in range(0, st.out_channels, st.tc):
+        grid = np.zeros((cfg.dw_lanes, n * wl), dtype=np.uint8)   # lane x tap-grid bit
+        for l in range(min(st.tc, st.out_channels - b0)):
+            g = np.zeros((K, K), dtype=np.uint8)
+            g[:k, :k] = w[b0 + l, 0]
+            grid[l, :min(K * K, n * wl)] = g.reshape(-1)[:n * wl]
+        for s_ in range(n):
+            bits = grid[:, s_ * wl:(s_ + 1) * wl].reshape(-1)       # lane l at l*wl ..
+            out.append(np.packbits(bits, bitorder="little").tobytes())
+    return out
 
 
 def _mac_word_rows(op, b0: int, tc: int, cfg) -> np.ndarray:
@@ -174,7 +209,9 @@ def _hex(blob: bytes, word_bytes: int) -> str:
 
 # --------------------------------------------------------------------------- report
 def layer_rows(ir) -> list[dict]:
-    """Per layer: MACs, on-chip bytes, predicted cycles, engine utilization."""
+    """Per layer: MACs, on-chip bytes, predicted cycles, engine utilization; its pattern bits
+    (the ±1 weights) and the pattern memory bits that hold them (``pattern_storage_ratio``:
+    stored / held, 0 without patterns)."""
     cfg = ir.cfg
     per = {lay.index: {"cycles": 0, "pattern_busy": 0, "mac_busy": 0, "tiles": 0} for lay in ir.layers}
     for s, entry in zip(ir.schedule, ir.program):
@@ -191,6 +228,7 @@ def layer_rows(ir) -> list[dict]:
         n = lay.node
         p = per[lay.index]
         cyc = p["cycles"]
+        pbits = stored = 0
         if isinstance(n, PoolFCNode):
             onchip = ir.memory["weights"].word_bytes * math.ceil(n.weight.shape[0] / cfg.lanes) \
                 * math.ceil(n.weight.shape[1] / cfg.mac_cols) + n.weight.shape[0] * PARAM_WORD_BYTES
@@ -206,9 +244,14 @@ def layer_rows(ir) -> list[dict]:
                     if isinstance(op, SkipOperand):
                         continue
                     blocks = math.ceil(st.out_channels / st.tc)
-                    w = blocks * _chunks(cfg, op, st.tc)
-                    onchip += w * (cfg.pattern_word_bytes if op.kind == "pattern"
-                                   else cfg.weight_word_bytes)
+                    w = blocks * block_words(cfg, op, st.tc)
+                    if op.kind != "pattern":
+                        onchip += w * cfg.weight_word_bytes
+                        continue
+                    dw = hw.dw_operand(cfg, op)
+                    pbits += op.weight.numel()
+                    stored += w * (cfg.dw_word_bits if dw else cfg.pattern_word_bits)
+                    onchip += w * (-(-cfg.dw_word_bits // 8) if dw else cfg.pattern_word_bytes)
             if not isinstance(n, InputNode):
                 onchip += n.out.channels * PARAM_WORD_BYTES
             src = ir.graph.spec(lay.src_a) if lay.src_a else n.out
@@ -220,7 +263,9 @@ def layer_rows(ir) -> list[dict]:
                      "macs": lay.macs, "pattern_macs": lay.pattern_macs, "int8_macs": lay.int8_macs,
                      "onchip_bytes": int(onchip), "tiles": p["tiles"], "cycles": int(cyc),
                      "pattern_busy": int(p["pattern_busy"]), "mac_busy": int(p["mac_busy"]),
-                     "utilization": {k: round(v, 4) for k, v in util.items()}})
+                     "utilization": {k: round(v, 4) for k, v in util.items()},
+                     "pattern_bits": int(pbits), "pattern_bits_stored": int(stored),
+                     "pattern_storage_ratio": round(stored / pbits, 3) if pbits else 0.0})
     return rows
 
 
@@ -298,11 +343,13 @@ def report_md(rep: dict) -> str:
              f"- host link: {rep['host_link']['input_bytes']} input bytes at {rep['host_link']['uart_baud']} baud "
              f"= {rep['host_link']['input_transfer_s'] * 1e3:.2f} ms per image over UART (not in the cycle count)"
              if rep["host_link"]["input_transfer_s"] else "", "",
-             "| # | layer | type | output | MACs | on-chip bytes | tiles | cycles | pattern busy | MAC busy | util PE | util MAC |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| # | layer | type | output | MACs | on-chip bytes | pattern stored / bits | tiles | cycles | pattern busy "
+             "| MAC busy | util PE | util MAC |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rep["layers"]:
+        ratio = f"{r['pattern_storage_ratio']:.2f}x" if r.get("pattern_bits") else ""
         lines.append(f"| {r['index']} | {r['name']} | {r['type']} | {r['shape']} | {r['macs']:,} | {r['onchip_bytes']:,} "
-                     f"| {r['tiles']} | {r['cycles']:,} | {r['pattern_busy']:,} | {r['mac_busy']:,} "
+                     f"| {ratio} | {r['tiles']} | {r['cycles']:,} | {r['pattern_busy']:,} | {r['mac_busy']:,} "
                      f"| {r['utilization']['pattern_engine']:.1%} | {r['utilization']['mac_array']:.1%} |")
     lines += ["", "On-chip memory (bytes): " + ", ".join(f"{k} {v:,}" for k, v in rep["onchip_breakdown"].items()), ""]
     captions = {"timeline": "Unit timeline: each instruction's busy cycles on the pattern engine, the MAC array, the "

@@ -6,12 +6,12 @@ import math
 from tqdm import tqdm
 
 from ..arch.config import ArchConfig
-from ..arch.isa import WORD_BYTES, Instruction, Op
+from ..arch.isa import FLAG_DW_PATTERN, WORD_BYTES, Instruction, Op
 from ..arch.link import MAX_PAYLOAD  # the host link's frame buffer (docs/protocol.md)
 from ..intgraph import SkipOperand
-from .hw import EngineConfig
+from .hw import EngineConfig, dw_operand
 from .ir import CompileError, CompileIR, ProgramEntry, Tile
-from .operands import chunks, operand_reads, param_blocks, param_word
+from .operands import block_words, operand_reads, param_blocks, param_word
 
 
 def arch_config(ir: CompileIR) -> ArchConfig:
@@ -20,7 +20,8 @@ def arch_config(ir: CompileIR) -> ArchConfig:
     g = ir.graph
     classes = int(g.output.weight.shape[0])
     return ArchConfig(engine=ir.cfg, act_bytes=ir.memory["activations"].nbytes,
-                      pattern_words=ir.memory["patterns"].words, weight_words=ir.memory["weights"].words,
+                      pattern_words=ir.static.pattern_words * ir.cfg.pattern_slices,
+                      dw_words=ir.static.dw_words, weight_words=ir.memory["weights"].words,
                       param_words=ir.memory["params"].words, tensors=ir.memory["tensors"].words,
                       program_words=len(ir.program),
                       max_channels=max(t.spec.channels for t in ir.tensors.values()),
@@ -91,9 +92,9 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
     wa = wb = prm = 0
     if addresses:
         blk = (t.c0 - st.out_c0) // st.tc
-        wa = ir.words[(t.layer, t.step, 0)] + blk * chunks(cfg, op_a, st.tc)
+        wa = ir.words[(t.layer, t.step, 0)] + blk * block_words(cfg, op_a, st.tc)
         if op_b is not None and not isinstance(op_b, SkipOperand):
-            wb = ir.words[(t.layer, t.step, 1)] + blk * chunks(cfg, op_b, st.tc)
+            wb = ir.words[(t.layer, t.step, 1)] + blk * block_words(cfg, op_b, st.tc)
     # input channels each operand reads (precomputed here so the sequencer needs no
     # divider): the tile's first group times Cg, and groups in the tile times Cg
     cin0, na = operand_reads(op_a, t.c0 - st.out_c0, t.tc, st.in_c0)
@@ -115,4 +116,5 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
                        row0=t.row0, rows=t.rows, k=op_a.k,
                        stride=op_a.stride, pad=op_a.padding, groups_a=op_a.groups,
                        groups_b=getattr(op_b, "groups", 0) if op_b is not None else 0,
-                       flags=t.flags, comment=f"band {t.band}: {n.name}")
+                       flags=t.flags | (FLAG_DW_PATTERN if dw_operand(cfg, op_a) else 0),
+                       comment=f"band {t.band}: {n.name}")

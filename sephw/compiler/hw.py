@@ -84,6 +84,17 @@ class UnitCosts:
     # ResNet-20 16x16x4 top (768 stored bits) and the shipped model's 8x8x8 top (1,280) grew by
     # 1,359 and 2,262 LUT with the store, 512 and 856 of them its RAM32Ms: 1.10 LUT per bit.
     column_store_lut_per_bit: float = 1.1
+    # The pattern engine's depthwise mode (rtl_gen/pattern.py, dw_depth), per depthwise lane
+    # (min(lanes, pe_cin)): its own channel's counter tree, Horner register and X select, the
+    # staging registers and the diagonal's load select, a constant plus a part per window tap
+    # (k_max^2). Measured: Yosys synth_xilinx of the xc7 engine at 8 lanes x 8 channels, 8-bit
+    # activations, 4 slices, with and without a 64-word depthwise memory: k_max 7 +708 LUT
+    # +933 FF, k_max 3 +350 LUT +456 FF (the memory's LUTRAM counted with the memories);
+    # the off-diagonal bits forced to +1 map onto FDSE sets, no LUT.
+    dw_lut_per_lane: float = 34.0
+    dw_lut_per_lane_tap: float = 1.11
+    dw_ff_per_lane: float = 43.5
+    dw_ff_per_lane_tap: float = 1.5
     # DSPs of the top outside the MAC array and the PostProcess: address arithmetic (ring rows,
     # window taps, row bytes). Measured: Yosys synth_xilinx of the board tops above gave 57
     # DSP48E1 for 32 MAC cells + two PostProcess units (8) and 51 with one.
@@ -142,12 +153,15 @@ def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) ->
     copies = 3 if cfg.two_chunk_reads else 1     # window, second window, hold
     control_lut = costs.control_lut + cfg.act_banks * costs.control_lut_per_bank \
         + window_bits * copies * costs.window_lut_per_bit + cfg.column_store_bits * costs.column_store_lut_per_bit
-    lut = ops * p_lut + cells * m_lut + cfg.pp_units * costs.pp_lut + control_lut
+    dw_lanes = cfg.dw_lanes if cfg.depthwise else 0
+    dw_lut = dw_lanes * (costs.dw_lut_per_lane + cfg.k_max ** 2 * costs.dw_lut_per_lane_tap)
+    lut = ops * p_lut + dw_lut + cells * m_lut + cfg.pp_units * costs.pp_lut + control_lut
     ff = ops * costs.pattern_ff_per_op + cells * m_ff + cfg.pp_units * costs.pp_ff \
-        + window_bits * costs.window_ff_per_bit + costs.control_ff
+        + window_bits * costs.window_ff_per_bit + costs.control_ff \
+        + dw_lanes * (costs.dw_ff_per_lane + cfg.k_max ** 2 * costs.dw_ff_per_lane_tap)
     dsp = math.ceil(cells * m_dsp) + cfg.pp_units * costs.pp_dsp + costs.control_dsp
     return {"lut": int(math.ceil(lut)), "ff": int(math.ceil(ff)), "dsp": int(math.ceil(dsp)),
-            "detail": {"pattern_engine_lut": round(ops * p_lut),
+            "detail": {"pattern_engine_lut": round(ops * p_lut + dw_lut),
                        "mac_array_lut": round(cells * m_lut), "mac_array_dsp": math.ceil(cells * m_dsp),
                        "postprocess_lut": round(cfg.pp_units * costs.pp_lut),
                        "control_lut": round(control_lut)}}
@@ -223,11 +237,20 @@ class OpCost:
 PATTERN_GROUPS_PER_BEAT = 1
 
 
+def dw_operand(cfg: EngineConfig, op) -> bool:
+    """True where ``op`` runs in the pattern engine's depthwise mode on overlay ``cfg``: a
+    pattern convolution with one input and one output channel per group (a depthwise layer
+    or one kernel's branch of a multi-kernel one) on an overlay that has the mode."""
+    return bool(cfg.depthwise and getattr(op, "kind", None) == "pattern" and op.groups > 1
+                and op.out_channels == op.groups and int(op.weight.shape[1]) == 1)
+
+
 def channel_block(cfg: EngineConfig, operands: list) -> int:
     """Output channels per tile: ``lanes``, reduced to a whole number of groups where an
     operand's groups are narrower than the lanes (so tiles stay group-aligned), and for the
     pattern engine to at most :data:`PATTERN_GROUPS_PER_BEAT` groups per beat (what the RTL
-    top implements; never more than ``pe_cin``, each group needs an input lane)."""
+    top implements; never more than ``pe_cin``, each group needs an input lane), except in
+    the depthwise mode: ``dw_lanes`` one-channel groups (:func:`dw_operand`)."""
     t = cfg.lanes
     for op in operands:
         if getattr(op, "kind", None) is None:      # identity skip: any channel block
@@ -235,7 +258,9 @@ def channel_block(cfg: EngineConfig, operands: list) -> int:
         og = op.out_channels // op.groups
         if og < t:
             gmax = t // og
-            if op.kind == "pattern":
+            if dw_operand(cfg, op):
+                gmax = min(gmax, cfg.dw_lanes)       # one channel per lane (depthwise mode)
+            elif op.kind == "pattern":
                 gmax = min(gmax, cfg.pe_cin, PATTERN_GROUPS_PER_BEAT)
             t = og * gmax
         elif og % t:
@@ -336,8 +361,9 @@ def _pattern_beats(cfg: EngineConfig, ins, bits: int, w: int, chunks: int, b_pos
     (operand b, ``POS_NEXT``) and ``+ TOP_ROW_ADV + k + 1`` more for a new row (the row
     table). It loads at ``l_b = max(a_b + f_b, l_{b-1} + bits)``: ``f_b = pattern_slices``
     when its word is fetched (every beat of a multi-chunk operand, a tile's first beat), else
-    1. Every row after the third takes as long as the third, so at most three are stepped."""
-    k, kk, fetch = ins.k, ins.k * ins.k, cfg.pattern_slices
+    1 (``dw_slices + 1`` in the depthwise mode: :func:`first_fetch`). Every row after the third
+    takes as long as the third, so at most three are stepped."""
+    k, kk, fetch = ins.k, ins.k * ins.k, first_fetch(cfg, ins)
     a = g = ins.k + 1 + kk + 1
     lo = -(1 << 30)
     row_ends = []
@@ -358,6 +384,17 @@ def _pattern_beats(cfg: EngineConfig, ins, bits: int, w: int, chunks: int, b_pos
     if ins.rows > 3:
         lo += (ins.rows - 3) * (row_ends[2] - row_ends[1])
     return lo
+
+
+def first_fetch(cfg: EngineConfig, ins) -> int:
+    """Cycles from a pattern window's accept to its load into the plane stage when its word
+    is fetched (rtl_gen/pattern.py): ``pattern_slices``, or in the depthwise mode
+    (FLAG_DW_PATTERN) ``dw_slices(k_max, k) + 1`` (every word lands in a staging register)."""
+    from ..arch.config import dw_slices
+    from ..arch.isa import FLAG_DW_PATTERN
+    if ins.flags & FLAG_DW_PATTERN:
+        return dw_slices(cfg.k_max, ins.k) + 1
+    return cfg.pattern_slices
 
 
 def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = False,
@@ -446,7 +483,7 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
         # + the pattern word's slice fetch: a beat whose word is not the staged one starts
         # pattern_slices cycles after its window is accepted (one cycle with one slice), so
         # every beat of a multi-chunk operand, only the tile's first beat of a single-chunk one
-        fetch = cfg.pattern_slices - 1
+        fetch = first_fetch(cfg, ins) - 1
         fetch_each = fetch if chunks_a > 1 else 0
         lat_beat = lat_pp + TOP_PE_STAGES + a.bits   # a beat loaded -> its codes written
         lat_a = lat_beat + (fetch if chunks_a > 1 or ins.rows * dst.width == 1 else 0)

@@ -132,6 +132,7 @@ class StaticMemory:
     store_chunks: int            # column-store entries
     input_bytes: int             # the host link's input buffer
     logit_bytes: int             # the host link's logit buffer
+    dw_words: int = 0            # depthwise pattern memory words (the engine's depthwise mode)
 
     @property
     def total(self) -> int:

@@ -10,14 +10,14 @@ from ..arch.link import MAX_PAYLOAD  # the host link's frame buffer (docs/protoc
 from ..intgraph import InputNode, PoolFCNode
 from . import hw
 from .ir import ACT_ALIGN, PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileIR, StaticMemory
-from .operands import chunks, param_words_of, step_operands
+from .operands import block_words, param_words_of, step_operands
 
 
 def static_memory(ir: CompileIR, cfg: hw.EngineConfig) -> StaticMemory:
     """Every memory except activations and program for the engines ``cfg``, laid out as
     AssignAddresses will lay them out."""
     g = ir.graph
-    pat_words = wgt_words = params = 0
+    pat_words = wgt_words = params = dw_words = 0
     for lay in ir.layers:
         n = lay.node
         if not isinstance(n, InputNode):
@@ -33,8 +33,10 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig) -> StaticMemory:
             tc = min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
             blocks = math.ceil(st.out_channels / tc)
             for op in step_operands(st):
-                w = blocks * chunks(cfg, op, tc)
-                if op.kind == "pattern":
+                w = blocks * block_words(cfg, op, tc)
+                if hw.dw_operand(cfg, op):
+                    dw_words += w
+                elif op.kind == "pattern":
                     pat_words += w
                 else:
                     wgt_words += w
@@ -44,14 +46,15 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig) -> StaticMemory:
     store_chunks = max(2, math.ceil(max(t.spec.channels for t in ir.tensors.values()) / cfg.pe_cin))
     input_bytes, logit_bytes = math.prod(g.input.out.shape), pool.weight.shape[0] * 8
     return StaticMemory(
-        memory_bytes={"patterns": pat_words * cfg.pattern_word_bytes,
+        # (the depthwise pattern memory: dw_word_bits per word, counted by its bits)
+        memory_bytes={"patterns": pat_words * cfg.pattern_word_bytes + -(-dw_words * cfg.dw_word_bits // 8),
                       "weights": wgt_words * cfg.weight_word_bytes,
                       "params": params * PARAM_WORD_BYTES,
                       "column_store": -(-cfg.column_store_bits // 8) * store_chunks,
                       "tensor_table": len(ir.tensors) * TENSOR_DESC_BYTES,
                       "pool_sums": g.spec(pool.input).channels * 4 + logit_bytes,
                       "host_link": MAX_PAYLOAD + input_bytes + logit_bytes},
-        pattern_words=pat_words, weight_words=wgt_words, param_words=params, tensors=len(ir.tensors),
+        pattern_words=pat_words, dw_words=dw_words, weight_words=wgt_words, param_words=params, tensors=len(ir.tensors),
         pool_channels=g.spec(pool.input).channels, store_chunks=store_chunks,
         input_bytes=input_bytes, logit_bytes=logit_bytes)
 
@@ -67,6 +70,7 @@ def memory_geometry(cfg: hw.EngineConfig, static: StaticMemory, act_bytes: int, 
             "host_input": (8, static.input_bytes),
             "host_logits": (8, static.logit_bytes),
             "patterns": (cfg.pattern_mem_bits, static.pattern_words * cfg.pattern_slices),
+            "dw_patterns": (cfg.dw_word_bits, static.dw_words),
             "weights": (8 * cfg.weight_word_bytes, static.weight_words),
             "params": (8 * PARAM_WORD_BYTES, static.param_words),
             "tensor_table": (8 * TENSOR_DESC_BYTES, static.tensors),

@@ -4,11 +4,13 @@ the predicted cycles of a tile (the abstract op; hw.py holds the engines' figure
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from .. import intgraph as ig
+from ..arch.config import dw_slices
 from ..intgraph import SkipOperand
 from . import hw
-from .ir import CompileError, Layer, Operand, Step
+from .ir import Layer, Operand, Step
 
 
 def rows_needed(op: Operand, a: int, b: int, h_in: int) -> tuple[int, int]:
@@ -34,6 +36,15 @@ def chunks(cfg: hw.EngineConfig, op: Operand, tc: int) -> int:
     return math.ceil(gt * cg * op.k ** 2 / cfg.mac_cols)
 
 
+def block_words(cfg: hw.EngineConfig, op: Operand, tc: int) -> int:
+    """Memory words one block of ``tc`` output channels of ``op`` takes: in the pattern
+    engine's depthwise mode the depthwise pattern memory's words of its kernel
+    (:func:`sephw.arch.config.dw_slices`), else :func:`chunks` pattern or weight words."""
+    if hw.dw_operand(cfg, op):
+        return dw_slices(cfg.k_max, op.k)
+    return chunks(cfg, op, tc)
+
+
 def operand_reads(op: Operand, c0_rel: int, tc: int, in_c0: int) -> tuple[int, int]:
     """``(first input channel, input channels)`` a tile of ``tc`` output channels starting
     ``c0_rel`` channels into ``op``'s outputs reads (tiles are group-aligned)."""
@@ -47,30 +58,46 @@ def step_operands(step: Step) -> list[Operand]:
     return [op for op in step.operands if not isinstance(op, SkipOperand)]
 
 
-def param_blocks(cfg: hw.EngineConfig, lay: Layer) -> tuple[int, int]:
-    """``(tc, words)``: a layer's PostProcess parameters in blocks of ``tc`` channels, each
-    block ``words`` parameter words long from the layer's base (channel ``c`` at word
-    ``(c // tc) * words + c % tc``). A PostProcess with U units reads U banks from a
-    ``param_base`` that must be a multiple of U, so a layer whose tiles are ``tc`` channels
-    with ``tc`` not a multiple of U (one-channel depthwise pattern tiles) pads every tile's
-    block to a multiple of U; other layers are contiguous, ``(1, 1)``."""
+@dataclass(frozen=True)
+class ParamLayout:
+    """Where a layer's PostProcess parameter words lie from its base (:func:`param_blocks`):
+    ``tiles`` holds ``(first channel, channels, word)`` of every tile where the layer is laid
+    out tile by tile; empty: the channels are contiguous (channel ``c`` at word ``c``)."""
+    tiles: tuple = ()
+
+    def word(self, c: int) -> int:
+        """Word of channel ``c``'s parameters from the layer's base."""
+        for c0, n, w in self.tiles:
+            if c0 <= c < c0 + n:
+                return w + c - c0
+        return c
+
+
+def param_blocks(cfg: hw.EngineConfig, lay: Layer) -> ParamLayout:
+    """A layer's PostProcess parameter layout. A PostProcess with U units reads U banks from a
+    ``param_base`` that must be a multiple of U, so where a tile starts at a channel that is
+    not a multiple of U (one-channel depthwise tiles; depthwise-mode tiles of branches whose
+    channel counts are not multiples of U) every tile's block starts on the next multiple of U
+    after the previous one's end (zero words between); other layers are contiguous."""
     u = cfg.pp_units
-    tcs = {min(hw.channel_block(cfg, step_operands(st)), st.out_channels) for st in lay.steps}
-    odd = {t for t in tcs if t % u}
-    if not odd:
-        return 1, 1
-    if len(tcs) > 1:
-        raise CompileError(f"{lay.node.name}: tiles of {sorted(tcs)} channels with {u} PostProcess "
-                           f"units (parameter blocks need one tile width)")
-    tc = odd.pop()
-    return tc, -(-tc // u) * u
+    tiles = []
+    for st in lay.steps:
+        tc = min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
+        tiles += [(st.out_c0 + b, min(tc, st.out_channels - b)) for b in range(0, st.out_channels, tc)]
+    if all(c0 % u == 0 for c0, _ in tiles):
+        return ParamLayout()
+    out, w = [], 0
+    for c0, n in sorted(tiles):
+        w = -(-w // u) * u
+        out.append((c0, n, w))
+        w += n
+    return ParamLayout(tuple(out))
 
 
-def param_word(blocks: tuple[int, int], c: int) -> int:
+def param_word(blocks: ParamLayout, c: int) -> int:
     """Word of channel ``c``'s parameters from the layer's base, ``blocks`` its
     :func:`param_blocks`."""
-    tc, words = blocks
-    return c // tc * words + c % tc
+    return blocks.word(c)
 
 
 def param_words_of(cfg: hw.EngineConfig, lay: Layer, channels: int) -> int:

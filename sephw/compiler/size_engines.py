@@ -107,6 +107,10 @@ def top_cycles(ir: CompileIR, cfg: hw.EngineConfig, plan: dict | None = None) ->
     return sum(program_cycles(cfg, [e.instruction for e in program], tensor_descs(ir)))
 
 
+# an overlay with the depthwise mode: which operands would use it (hw.dw_operand)
+_WITH_DW = hw.EngineConfig(1, 1, 1, 3, 8, False, 1, 1, True, True)
+
+
 def step_tc(cfg: hw.EngineConfig, st) -> int:
     """Output channels per tile of step ``st`` on overlay ``cfg``."""
     return min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
@@ -134,6 +138,10 @@ class SizeEngines:
                              if op.kind == "int8" and g.spec(op.input).signed})
         if signed_mac:
             packs = (False,)
+        # the pattern engine's depthwise mode where the network has depthwise pattern layers
+        # (and the overlay's pattern memory can carry its words)
+        dw = any(hw.dw_operand(_WITH_DW, op) for lay in ir.layers for st in lay.steps
+                 for op in step_operands(st))
         # memories: the weights of a config must fit beside the activations of whole maps
         # (banding may shrink those later); a config that cannot is taken only if none can
         whole = band_layout(ir, 1)
@@ -154,7 +162,12 @@ class SizeEngines:
                                    f"activations, and {signed_mac[0]} (an int8 convolution's input) is signed; "
                                    f"use packed=False")
             cs = bool(e.get("column_store", True))
-        ests = [estimate(ir, hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs), act1)
+            dw = dw and bool(e.get("depthwise", True))
+
+        def config(l, c, q, p, u):
+            cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs, dw)
+            return cfg if cfg.depthwise_fits else replace(cfg, depthwise=False)
+        ests = [estimate(ir, config(l, c, q, p, u), act1)
                 for l, c, q, p, u in tqdm(cands, desc="size engines", disable=not ir.progress, leave=False)]
         admitted = sorted((e for e in ests if e.fits_logic), key=lambda e: e.key)
         if not admitted:
