@@ -1,16 +1,18 @@
 """PatternEngine: binarized k×k convolution on LUT logic, bit-serial over activation bit-planes."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory, WritePort
+from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from sephw.arch.config import dw_lane_bits, dw_slices
 
 from . import xc7
-from .arith import check_int, column_rows, compress_columns, output_stall, popcount_word, signed_bits
+from .arith import check_int, output_stall, signed_bits
+from .pattern_count import PlaneCounters
+from .pattern_memory import PatternMemory
 
 __all__ = ["PatternEngine", "split_word"]
 
@@ -274,10 +276,10 @@ class PatternEngine(wiring.Component):
         """Binary-weight × ``act_bits`` MACs per cycle at full throughput (for ``act_bits = a_bits``)."""
         return self._lanes * self._cin * self._k * self._k / self._a_bits
 
-    def _load_pattern(self, a_word, a_dw: Signal, d_stage: list | None) -> Value:
+    def _load_pattern(self, a_word, a_dw: Signal, dw_word: Value | None) -> Value:
         """The word B loads: ``a_word``, or in depthwise mode (``a_dw``) each lane's own
         channel's taps from the staged depthwise words and +1 (bit 1) everywhere else."""
-        if d_stage is None:
+        if dw_word is None:
             return a_word
         aw = Value.cast(a_word)
         k2, cin = self._k * self._k, self._cin
@@ -287,7 +289,7 @@ class PatternEngine(wiring.Component):
         for l in range(self._lanes):
             normal = aw[l * n:(l + 1) * n]
             if l < D:
-                grid = [d_stage[t // WL][l * WL + t % WL] for t in range(k2)]
+                grid = [dw_word[t // WL * D * WL + l * WL + t % WL] for t in range(k2)]
                 dw = Cat(Const((1 << l * k2) - 1, l * k2), *grid,
                          Const((1 << (cin - 1 - l) * k2) - 1, (cin - 1 - l) * k2))
             else:
@@ -305,59 +307,24 @@ class PatternEngine(wiring.Component):
         width = self._beat_width
 
         S = self._slices
-        m.submodules.patterns = mem = Memory(shape=self.pattern_memory_shape,
-                                             depth=self._pattern_depth * S, init=[])
-        rd = mem.read_port()
-        wr = mem.write_port()
         DW = self._dw_depth > 0
-        if DW:
-            # the depthwise pattern memory: the write port's addresses after the main memory's
-            main_words = self._pattern_depth * S
-            D, WL, NS = self.dw_lanes, self.dw_lane_bits, self.dw_max_slices
-            m.submodules.dw_patterns = dmem = Memory(shape=D * WL, depth=self._dw_depth, init=[])
-            drd, dwr = dmem.read_port(), dmem.write_port()
-            pw = self.pattern_w
-            in_main = Signal()
-            m.d.comb += [
-                in_main.eq(pw.addr < main_words),
-                wr.addr.eq(pw.addr), wr.data.eq(pw.data), wr.en.eq(pw.en & in_main),
-                dwr.addr.eq(pw.addr - main_words), dwr.data.eq(Value.cast(pw.data)[:D * WL]),
-                dwr.en.eq(pw.en & ~in_main),
-            ]
-        else:
-            wiring.connect(m, wiring.flipped(self.pattern_w), wr)
+        D = self.dw_lanes
+        m.submodules.memory = pm = PatternMemory(
+            word_bits=self.pattern_layout.size, slices=S, depth=self._pattern_depth,
+            write_shape=self.pattern_memory_shape, dw_depth=self._dw_depth,
+            dw_word_bits=D * self.dw_lane_bits if DW else 0, dw_max_slices=self.dw_max_slices,
+            addr_bits=len(self.window.payload.pat_addr))
+        wiring.connect(m, wiring.flipped(self.pattern_w), pm.pattern_w)
+        m.d.comb += [pm.addr.eq(self.window.payload.pat_addr), pm.flush.eq(self.pattern_flush),
+                     pm.dw.eq(self.dw), pm.dw_slices.eq(self.dw_slices)]
 
-        # Stage A: the accepted window; its pattern word arrives on rd.data one cycle later
-        # and stays there (rd.en is the accept strobe) until the next window is accepted.
-        # With S slices: slice 0 is read in the accept cycle, slices 1 .. S-1 in the next
-        # S-1 cycles; slices 0 .. S-2 land in a staging register, the last stays on rd.data,
-        # and the word is complete (a_fetched) S cycles after the accept. A window with the
-        # address of the staged word (a_addr, a_staged: no write or flush since) is not fetched
-        # again: a single-chunk tile fetches once and then runs as with S = 1.
+        # Stage A: the accepted window; its pattern word is fetched by the PatternMemory
+        # (rtl_gen/pattern_memory.py) from the accept on, complete when pm.fetched rises (one
+        # cycle later with one slice, S with S slices, dw_slices + 1 in the depthwise mode; a
+        # window whose word is staged is not fetched again).
         a_valid = Signal()
-        f_cnt = Signal(range(S + 1), init=S)      # slices read of the staged word
-        a_fetched = Signal()
-        if DW:
-            # depthwise windows: dw_slices words from the depthwise memory, each landing in a
-            # staging register the cycle after its read (d_land); complete once all landed
-            d_cnt = Signal(range(NS + 1))        # words read of the staged depthwise word
-            d_n = Signal(range(NS + 1))          # words it has
-            d_land = Signal()
-            d_li = Signal(range(NS))
-            d_addr = Signal(len(self.window.payload.pat_addr))
-            d_staged = Signal()
-            d_stage = [Signal(D * WL, name=f"dw_stage{s_}", reset_less=True) for s_ in range(NS)]
-            m.d.comb += a_fetched.eq((f_cnt == S) & (d_cnt == d_n) & ~d_land)
-        else:
-            m.d.comb += a_fetched.eq(f_cnt == S)
-        if S > 1:
-            sw = self.pattern_memory_bits
-            a_addr = Signal(ceil_log2(self._pattern_depth))
-            a_staged = Signal()
-            a_slices = Signal(sw * (S - 1), reset_less=True)
-            a_word = Cat(a_slices, rd.data)[:self.pattern_layout.size]
-        else:
-            a_word = rd.data
+        a_fetched = pm.fetched
+        a_word = pm.word
         a_window = Signal(self.window_layout.members["window"], reset_less=True)
         a_first = Signal()
         a_last = Signal()
@@ -440,44 +407,7 @@ class PatternEngine(wiring.Component):
         a_free = ~a_valid | b_load
         accept = self.window.valid & a_free
 
-        m.d.comb += self.window.ready.eq(a_free)
-        if S > 1:
-            # (no window is accepted while a word is still being fetched: the address does not
-            # wait on the accept decision, only the enable does)
-            m.d.comb += [rd.addr.eq(Mux(a_fetched, self.window.payload.pat_addr * S, a_addr * S + f_cnt)),
-                         rd.en.eq(0)]     # (a read port's enable defaults to 1)
-            main_accept = accept & ~self.dw if DW else accept
-            with m.If(main_accept & ~(a_staged & (self.window.payload.pat_addr == a_addr))):
-                m.d.comb += rd.en.eq(1)
-                m.d.sync += [a_addr.eq(self.window.payload.pat_addr), f_cnt.eq(1), a_staged.eq(1)]
-            with m.Elif(f_cnt != S):
-                m.d.comb += rd.en.eq(1)
-                m.d.sync += f_cnt.eq(f_cnt + 1)
-            # the slice read last cycle (f_cnt - 1) lands; all but the last are staged
-            with m.If((f_cnt != 0) & (f_cnt != S)):
-                m.d.sync += a_slices.word_select((f_cnt - 1)[:ceil_log2(S)], sw).eq(rd.data)
-            with m.If(self.pattern_w.en | self.pattern_flush):
-                m.d.sync += a_staged.eq(0)
-        else:
-            m.d.comb += [rd.addr.eq(self.window.payload.pat_addr), rd.en.eq(accept)]
-        if DW:
-            pa = self.window.payload.pat_addr
-            m.d.comb += [drd.addr.eq(Mux(d_cnt == d_n, pa, d_addr + d_cnt)), drd.en.eq(0)]
-            m.d.sync += d_land.eq(0)
-            with m.If(accept & self.dw & ~(d_staged & (pa == d_addr) & (d_n == self.dw_slices))):
-                m.d.comb += drd.en.eq(1)
-                m.d.sync += [d_addr.eq(pa), d_cnt.eq(1), d_n.eq(self.dw_slices), d_staged.eq(1),
-                             d_land.eq(1), d_li.eq(0)]
-            with m.Elif(d_cnt != d_n):
-                m.d.comb += drd.en.eq(1)
-                m.d.sync += [d_cnt.eq(d_cnt + 1), d_land.eq(1), d_li.eq(d_cnt)]
-            with m.If(d_land):
-                with m.Switch(d_li):
-                    for s_ in range(NS):
-                        with m.Case(s_):
-                            m.d.sync += d_stage[s_].eq(drd.data)
-            with m.If(self.pattern_w.en | self.pattern_flush):
-                m.d.sync += d_staged.eq(0)
+        m.d.comb += [self.window.ready.eq(a_free), pm.accept.eq(accept)]
         # Stage A's payload registers load whenever A is free, a window offered or not (then
         # a_valid stays 0): their enable does not wait on the gatherer's valid (timing: its
         # state would reach every bit of a_window)
@@ -497,7 +427,7 @@ class PatternEngine(wiring.Component):
             m.d.sync += [
                 b_busy.eq(1),
                 b_window.eq(a_window),
-                b_pattern.eq(self._load_pattern(a_word, a_dw, d_stage if DW else None)),
+                b_pattern.eq(self._load_pattern(a_word, a_dw, pm.dw_word if DW else None)),
                 b_dw.eq(a_dw),
                 b_plane.eq(self.act_bits - 1),
                 b_final.eq(self.act_bits == 1),
@@ -524,59 +454,10 @@ class PatternEngine(wiring.Component):
                 m.d.sync += [p_dw.eq(b_dw), m_dw.eq(p_dw), q_dw.eq(m_dw), h_dw.eq(q_dw)]
         word = self._netlist == "word"
         gpc = self._netlist == "xc7"
-
-        # the counter trees are cut by a register (stage M) after this many levels
-        mid_levels = 3 if n > 128 else 2
-
-        def count_rows(bits: Value, name: str) -> list:
-            """popcount(bits) as two rows whose sum is the count (exact modulo 2^hw), one
-            register (stage M) inside the counter tree."""
-            nb = len(bits)
-            if word:
-                mid = Signal(hw, name=f"{name}m", reset_less=True)
-                with m.If(advance):
-                    m.d.sync += mid.eq(popcount_word(bits, nb))
-                return [mid, Const(0, hw)]
-            compress = xc7.compress if gpc else compress_columns
-            cols = compress(m, [[bits[i] for i in range(nb)]], rows=2, name=name, width=hw,
-                            max_levels=mid_levels if nb == n else 2)
-            regs = []
-            for w, col in enumerate(cols):
-                if not col:
-                    regs.append([])
-                    continue
-                r = Signal(len(col), name=f"{name}m{w}", reset_less=True)
-                with m.If(advance):
-                    m.d.sync += r.eq(Cat(*col))
-                regs.append([r[i] for i in range(len(col))])
-            cols = compress(m, regs, rows=2, name=f"{name}r", width=hw)
-            return column_rows(cols, 2)
-
-        def horner(acc: Signal, rows: list, name: str) -> Value:
-            """2*acc + rows[0] + rows[1] (mod 2^hw): one ternary adder."""
-            if gpc:
-                return xc7.ternary_add(m, rows[0], rows[1], acc << 1, hw, name=name)
-            nxt = Signal(hw, name=name, attrs={"keep": 1})
-            m.d.comb += nxt.eq((acc << 1) + rows[0] + rows[1])
-            return nxt
-
         restart = Signal()
         m.d.comb += restart.eq(q_valid & q_final & advance)
-        step = q_valid & advance
-
-        def count_and_accumulate(bits: Signal, q: list, acc: Signal, beat: Signal, name: str):
-            """Q: popcount(bits) as two registered rows; acc: their Horner sum over the planes,
-            restarted after the final plane, whose value goes to beat (stage H)."""
-            rows = count_rows(bits, f"pc{name}_")
-            with m.If(advance):
-                m.d.sync += [q[r].eq(v) for r, v in enumerate(rows)]
-            nxt = horner(acc, q, f"{name}next")
-            with m.If(restart | ResetSignal()):
-                m.d.sync += acc.eq(0)
-            with m.Elif(step):
-                m.d.sync += acc.eq(nxt)
-            with m.If(restart):
-                m.d.sync += beat.eq(nxt)
+        counters = PlaneCounters(m, self._netlist, hw, n, advance, restart, step=q_valid & advance)
+        count_and_accumulate = counters.count_and_accumulate
 
         for g in range(groups):
             xg = Signal(n, name=f"xg{g}")   # the plane of group g, bit c*k*k + t
