@@ -235,7 +235,8 @@ class Instruction:
                          f"ch[{self.c0}:{self.c0 + self.tc}] k{self.k} s{self.stride} p{self.pad} "
                          f"wa@{self.wa} wb@{self.wb} prm@{self.prm}")
             fl = [n for b, n in ((FLAG_PAD_TOP, "pt"), (FLAG_PAD_BOTTOM, "pb"), (FLAG_SKIP_IDENTITY, "id"),
-                                 (FLAG_DEPTHWISE, f"dw@{self.cin0}"), (FLAG_B_PATTERN, "a:pattern")) if self.flags & b]
+                                 (FLAG_DEPTHWISE, f"dw@{self.cin0}"), (FLAG_B_PATTERN, "a:pattern"),
+                                 (FLAG_DW_PATTERN, "a:depthwise-mode")) if self.flags & b]
             if fl:
                 parts.append("[" + ",".join(fl) + "]")
         if self.deps:
