@@ -55,6 +55,8 @@ from sephw.arch.memmap import MEM_PARAMS, MEM_PATTERNS, MEM_PROGRAM, MEM_TENSORS
 from .actmem import ActivationMemory
 from .arith import check_int
 from .control import CYCLES_BITS, host_w_layout
+from .dma import LoadDMA
+from .dram import native_signature
 from .fetch import FetchDecode, command_layout
 from .gather import Gather
 from .hostio import Load, Store
@@ -144,7 +146,18 @@ class Accelerator(wiring.Component):
                                  f"words {mm[name].word_bits}")
         self._depths = {r.select: r.depth for r in mm}
         self._host_w_layout = host_w_layout(mm)
+        ext = {}
+        if arch.ext_words:
+            # external memory: a LoadDMA writing any host-writable memory (DMA_LOAD), words of
+            # the widest memory's width as ceil(width / ext_data_bits) external words each
+            aw = max(1, ceil_log2(arch.ext_words))
+            self._dma = LoadDMA(data_width=arch.ext_data_bits, addr_width=aw, word_bits=mm.data_bits,
+                                onchip_depth=1 << mm.addr_bits, ext_words=arch.ext_words)
+            ext = {"ext": Out(native_signature(arch.ext_data_bits, aw))}
+        else:
+            self._dma = None
         super().__init__({
+            **ext,
             "start": In(1), "done": Out(1), "error": Out(1), "cycles": Out(CYCLES_BITS), "pc": Out(16),
             "booting": Out(1),
             "host_w": In(stream.Signature(self._host_w_layout)),
@@ -208,6 +221,16 @@ class Accelerator(wiring.Component):
                          hv.eq(fetched | (self.host_w.valid & ~booting))]
         else:
             m.d.comb += [hw_.eq(self.host_w.payload), hv.eq(self.host_w.valid)]
+        dma = self._dma
+        if dma is not None:
+            # DMA_LOAD's words take the host-write path (the link waits meanwhile)
+            m.submodules.dma = dma
+            wiring.connect(m, dma.ext, wiring.flipped(self.ext))
+            dma_mem = Signal(3)
+            m.d.comb += self.host_w.ready.eq(~self.booting & ~dma.busy)
+            with m.If(dma.onchip.en):
+                m.d.comb += [hw_.mem.eq(dma_mem), hw_.addr.eq(dma.onchip.addr), hw_.data.eq(dma.onchip.data),
+                             hv.eq(1)]
         for port, sel in ((prog_w, MEM_PROGRAM), (ttab_w, MEM_TENSORS), (prm_w, MEM_PARAMS)):
             m.d.comb += [port.addr.eq(hw_.addr), port.data.eq(hw_.data), port.en.eq(hv & (hw_.mem == sel))]
         pw = PARAM_LAYOUT(hw_.data[:PARAM_WORD.bits])
@@ -385,6 +408,13 @@ class Accelerator(wiring.Component):
                         m.next = "IDLE"
                     with m.Case(Op.NOP, Op.SYNC):
                         m.next = "WAIT"
+                    if dma is not None:
+                        with m.Case(Op.DMA_LOAD):
+                            c = dma.cmd.payload
+                            m.d.comb += [dma.cmd.valid.eq(1), c.ext_addr.eq(ins.ext_addr), c.words.eq(ins.length),
+                                         c.onchip.eq(ins.waddr)]
+                            m.d.sync += dma_mem.eq(ins.mem)
+                            m.next = "DMA"
                     with m.Default():
                         m.next = "ERROR"
             with m.State("RUN"):
@@ -392,6 +422,12 @@ class Accelerator(wiring.Component):
                     m.d.comb += [ga.release.eq(1), wr.stop.eq(1)]
                 with m.If(ld.done | st.done | pf.done | tile_done):
                     take_next()
+            if dma is not None:
+                with m.State("DMA"):
+                    with m.If(dma.done & dma.error):
+                        m.next = "ERROR"        # past the external memory's end
+                    with m.Elif(dma.done):
+                        take_next()
             with m.State("ERROR"):
                 m.d.sync += [running.eq(0), self.error.eq(1), self.done.eq(1)]
                 m.d.comb += wr.stop.eq(1)
@@ -407,6 +443,8 @@ def check_program(build_dir) -> list[str]:
     tens = man.tensors
     problems = []
     for i, ins in enumerate(decode_program(man.path("program.bin").read_bytes())):
+        if ins.op == Op.DMA_LOAD and not man.arch.ext_words:
+            problems.append(f"instruction {i}: DMA_LOAD on an overlay without external memory")
         if ins.op in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
             on_pe = ins.op in (Op.CONV_PATTERN, Op.PRB) or (ins.op == Op.RESADD and ins.flags & FLAG_B_PATTERN)
             dw = bool(ins.flags & FLAG_DW_PATTERN)

@@ -59,6 +59,14 @@ def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
         import hashlib
         dut = Path(verilog)
         tag = "topv_" + hashlib.sha1(dut.read_bytes()).hexdigest()[:12]
+    elif cfg.ext_words:
+        # the build keeps words in external memory: its image (external.bin) in a behavioural
+        # memory beside the top (the image is part of the simulator build)
+        import hashlib
+        from sim.ext_top import AcceleratorWithExtMemory, external_words
+        blob = man.path("external.bin").read_bytes()
+        dut = AcceleratorWithExtMemory(cfg, external_words(cfg, blob), netlist=netlist)
+        tag = cfg.tag() + f"_{netlist}_ext" + hashlib.sha1(blob).hexdigest()[:10]
     else:
         dut = Accelerator(cfg, netlist=netlist)
         tag = cfg.tag() + ("" if netlist == "lut" else f"_{netlist}")

@@ -192,7 +192,9 @@ class ArchConfig:
     the host link's input and logit buffers; ``frame_bytes`` its frame buffer (the largest
     payload); ``clock_hz`` the clock the bitstream is built for; ``dw_words`` the depthwise
     pattern memory's words (0: none; with ``engine.depthwise`` only), written through the
-    ``patterns`` memory's addresses from :attr:`dw_base` on."""
+    ``patterns`` memory's addresses from :attr:`dw_base` on; ``ext_data_bits`` and
+    ``ext_words`` the external memory port's width and words (0: no external memory; the
+    top then has no ``ext`` port and refuses ``DMA_LOAD``)."""
     engine: EngineConfig
     act_bytes: int
     pattern_words: int
@@ -207,10 +209,15 @@ class ArchConfig:
     frame_bytes: int
     clock_hz: int
     dw_words: int = 0
+    ext_data_bits: int = 0
+    ext_words: int = 0
 
     def __post_init__(self):
         if not isinstance(self.engine, EngineConfig):
             raise ConfigError(f"engine must be an EngineConfig, not {self.engine!r}")
+        if bool(self.ext_words) != bool(self.ext_data_bits) or self.ext_data_bits % 8:
+            raise ConfigError(f"ext_data_bits {self.ext_data_bits} and ext_words {self.ext_words}: both 0, "
+                              f"or whole bytes and a size")
         if self.dw_words and not (self.engine.depthwise and self.engine.depthwise_fits):
             raise ConfigError("dw_words without the engine's depthwise mode (or its word is wider "
                               "than the pattern memory)")

@@ -45,6 +45,7 @@ class Op(enum.IntEnum):
     STORE = 7         # logits -> host link
     SYNC = 8          # wait until every engine and the host link are idle
     END = 9
+    DMA_LOAD = 10     # external memory -> one host-writable memory (mem, from word waddr), LoadDMA
 
 
 COMPUTE_OPS = (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD)
@@ -105,6 +106,10 @@ _T = TILE.field
 _EXT = (_at("ext_addr", 32, _T("wa").offset), _at("length", 32, _T("wa").offset + 32))
 assert _EXT[1].end <= _T("prm").end
 
+# DMA_LOAD: the external words (ext_addr, length in on-chip words) and the destination memory
+# (its MEM_* select) and first word, where the tile layout has c0 and tc
+_DMA = (_at("mem", 3, _T("c0").offset), _at("waddr", 24, _T("tc").offset))
+
 LAYOUTS: dict = {
     Op.NOP: HEADER,
     Op.LOAD: Record("LOAD", WORD_BITS, HEADER.fields + (_T("dst"), _T("row0"), _T("rows")) + _EXT),
@@ -114,6 +119,7 @@ LAYOUTS: dict = {
     Op.STORE: Record("STORE", WORD_BITS, HEADER.fields + (_T("src_a"),) + _EXT),
     Op.SYNC: HEADER,
     Op.END: HEADER,
+    Op.DMA_LOAD: Record("DMA_LOAD", WORD_BITS, HEADER.fields + _EXT + _DMA),
 }
 
 
@@ -171,6 +177,8 @@ class Instruction:
     nb: int = 0
     ext_addr: int = 0
     length: int = 0
+    mem: int = 0
+    waddr: int = 0
     comment: str = field(default="", compare=False)
 
     @property
@@ -226,6 +234,8 @@ class Instruction:
             parts.append(f"t{self.dst} rows[{self.row0}:{self.row0 + self.rows}] {self.length}B")
         elif op == Op.STORE:
             parts.append(f"t{self.src_a} {self.length}B")
+        elif op == Op.DMA_LOAD:
+            parts.append(f"mem{self.mem}[{self.waddr}:{self.waddr + self.length}] <- ext@{self.ext_addr}")
         elif op == Op.POOL_FC:
             parts.append(f"t{self.src_a} rows[{self.row0}:{self.row0 + self.rows}] W@{self.wa} prm@{self.prm}"
                          + (" FINAL" if self.flags & FLAG_FINAL else ""))
