@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, fields
 from .formats import PARAM_WORD, TENSOR_DESC
 from .isa import WORD_BITS
 
-__all__ = ["EngineConfig", "ArchConfig", "pattern_slices", "dw_lane_bits", "dw_slices", "ConfigError"]
+__all__ = ["EngineConfig", "ArchConfig", "pattern_slices", "dw_lane_bits", "dw_slices", "pattern_depth",
+           "ConfigError"]
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,13 @@ def dw_slices(k_max: int, k: int) -> int:
     :func:`dw_lane_bits` per lane (1, 2, 3 for k = 3, 5, 7 at ``k_max = 7``: at most 1.9x the
     filter's bits)."""
     return -(-((k - 1) * k_max + k) // dw_lane_bits(k_max))
+
+
+def pattern_depth(pattern_words: int, slices: int) -> int:
+    """Pattern words the pattern engine holds for ``pattern_words`` memory words of
+    ``slices`` each: at least 2 (the first depthwise word follows them, ``ArchConfig.dw_base``
+    = this times ``slices``)."""
+    return max(2, -(-pattern_words // slices))
 
 
 def _hash(d: dict) -> str:
@@ -231,7 +239,7 @@ class ArchConfig:
     @property
     def pattern_depth(self) -> int:
         """Pattern words the pattern engine holds (at least 2)."""
-        return max(2, -(-self.pattern_words // self.engine.pattern_slices))
+        return pattern_depth(self.pattern_words, self.engine.pattern_slices)
 
     @property
     def dw_base(self) -> int:

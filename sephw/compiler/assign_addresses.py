@@ -6,6 +6,7 @@ import math
 from ..intgraph import InputNode, PoolFCNode, SkipOperand
 from .ir import ACT_ALIGN, FIELD_MAX, PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileIR, Region
 from .memory import first_fit
+from ..arch.config import pattern_depth
 from . import hw
 from .operands import block_words, param_words_of
 
@@ -52,7 +53,8 @@ class AssignAddresses:
                         wgt += w
         # the patterns image: the main memory's words, then (from the main memory's depth on,
         # ArchConfig.dw_base) the depthwise pattern memory's
-        pat_words = (max(2, pat) * cfg.pattern_slices + dw) if dw else pat * cfg.pattern_slices
+        S = cfg.pattern_slices
+        pat_words = pattern_depth(pat * S, S) * S + dw if dw else pat * S
         ir.memory = {"activations": Region("activations", 1, top),
                      "patterns": Region("patterns", cfg.pattern_mem_bytes, pat_words),
                      "weights": Region("weights", cfg.weight_word_bytes, wgt),
@@ -74,8 +76,8 @@ class AssignAddresses:
         # the words TileLayers counted are the words laid out here
         assert ir.memory["weights"].words == ir.static.weight_words
         assert ir.memory["params"].words == ir.static.param_words
-        s = ir.cfg.pattern_slices
-        assert ir.memory["patterns"].words == (max(2, ir.static.pattern_words) * s + ir.static.dw_words
-                                               if ir.static.dw_words else ir.static.pattern_words * s)
+        s, st = ir.cfg.pattern_slices, ir.static
+        assert ir.memory["patterns"].words == (pattern_depth(st.pattern_words * s, s) * s + st.dw_words
+                                               if st.dw_words else st.pattern_words * s)
         for key, w in ir.words.items():
             assert w <= FIELD_MAX["wa"]

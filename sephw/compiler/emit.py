@@ -16,6 +16,7 @@ import yaml
 from tqdm import tqdm
 
 from ..arch import isa
+from ..arch.config import pattern_depth
 from ..arch.formats import PARAM_WORD, TENSOR_DESC
 from ..arch.isa import WORD_BITS, WORD_BYTES, encode_program
 from ..arch.manifest import FORMAT, VERSION, Manifest
@@ -82,7 +83,7 @@ def pattern_words(ir) -> bytes:
                                                      bitorder="little").tobytes())
     if dw_words:
         zero = bytes(cfg.pattern_mem_bytes)
-        words += [zero] * (max(2, len(words) // S) * S - len(words))      # up to dw_base
+        words += [zero] * (pattern_depth(len(words), S) * S - len(words))      # up to dw_base
         words += [w.ljust(cfg.pattern_mem_bytes, b"\0") for w in dw_words]
     return b"".join(words)
 
