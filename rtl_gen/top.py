@@ -106,7 +106,7 @@ class Accelerator(wiring.Component):
         Current instruction (debug).
     host_w : In(stream.Signature(host_w_layout))
         Memory writes: ``mem`` (MEM_*), word ``addr``, ``data`` (the image word); ready (one
-        word per cycle) except while booting.
+        word per cycle) except while booting or while a ``DMA_LOAD`` runs.
     booting : Out(1)
         The boot ROM (``boot`` writes baked into the bitstream) is being copied into the
         memories; 0 without baked images.
@@ -114,6 +114,10 @@ class Accelerator(wiring.Component):
         Host-link bytes for ``LOAD`` (HWC codes of the input rows).
     tx : Out(stream.Signature(8))
         Host-link bytes of ``STORE`` (int64 logits, little-endian).
+    ext : Out(rtl_gen.dram.native_signature(ext_data_bits, ...))
+        Only with ``arch.ext_words > 0``: the external memory (LiteDRAM's native port, user
+        side), read by a :class:`~rtl_gen.dma.LoadDMA` for ``DMA_LOAD``, whose words take the
+        host-write path (docs/dram.md).
     """
 
     def __init__(self, arch: ArchConfig, boot: list | None = None, netlist: str = "lut"):
