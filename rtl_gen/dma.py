@@ -24,7 +24,7 @@ __all__ = ["LoadDMA", "StoreDMA", "dma_command_layout"]
 def dma_command_layout(onchip_addr_bits: int) -> data.StructLayout:
     """A DMA command: ``ext_addr`` (external words), ``words`` (on-chip words), ``onchip``
     (the first on-chip word)."""
-    return data.StructLayout({"ext_addr": 32, "words": 24, "onchip": onchip_addr_bits})
+    return data.StructLayout({"ext_addr": 32, "words": 32, "onchip": onchip_addr_bits})
 
 
 class _DMA(wiring.Component):
@@ -80,7 +80,7 @@ class LoadDMA(_DMA):
     def elaborate(self, platform):
         m = Module()
         B, DW = self._beats, self._dw
-        ext, issue_left, land_left = Signal(32), Signal(32), Signal(32)
+        ext, issue_left, land_left = Signal(32), Signal(40), Signal(40)
         waddr = Signal(self._oab)
         self._start(m, ext, issue_left, waddr)
         with m.If(self.cmd.valid & ~self.busy):
@@ -125,7 +125,7 @@ class StoreDMA(_DMA):
         m = Module()
         B, DW = self._beats, self._dw
         ext = Signal(32)
-        left = Signal(32)               # beats not yet sent
+        left = Signal(40)               # beats not yet sent
         raddr = Signal(self._oab)
         self._start(m, ext, left, raddr)
         e = self.ext
@@ -134,7 +134,7 @@ class StoreDMA(_DMA):
         buf = Signal(B * DW)
         buf_full = Signal()
         j = Signal(range(B + 1))
-        words_left = Signal(24)          # on-chip words not yet read
+        words_left = Signal(32)          # on-chip words not yet read
         m.submodules.ahead = ahead = fifo.SyncFIFOBuffered(width=self._wb, depth=3)
         reading = Signal()
         with m.If(self.cmd.valid & ~self.busy):
@@ -147,7 +147,7 @@ class StoreDMA(_DMA):
             m.d.sync += [raddr.eq(raddr + 1), words_left.eq(words_left - 1)]
         # write commands run ahead of their data (the controller takes a command, then its
         # data when it is ready for it): the addresses on one counter, the beats on another
-        dat_left = Signal(32)
+        dat_left = Signal(40)
         with m.If(self.cmd.valid & ~self.busy):
             m.d.sync += dat_left.eq(self.cmd.payload.words * B)
         m.d.comb += [e.cmd.payload.addr.eq(ext), e.cmd.payload.we.eq(1), e.cmd.valid.eq(self.busy & (left != 0)),

@@ -25,7 +25,7 @@ async def command(dut, name: str, ext_addr: int, words: int, onchip: int) -> tup
     valid, ready = getattr(dut, f"{name}_cmd__valid"), getattr(dut, f"{name}_cmd__ready")
     payload = getattr(dut, f"{name}_cmd__payload")
     oab = len(dut.onchip_peek_addr.value)
-    payload.value = ext_addr | words << 32 | onchip << 56
+    payload.value = ext_addr | words << 32 | onchip << 64
     assert oab <= 8
     valid.value = 1
     await RisingEdge(dut.clk)
