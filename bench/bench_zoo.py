@@ -94,7 +94,7 @@ def main() -> None:
             # the depthwise layers' own ratios (report.json, per layer): the stem and other
             # layers are in the total above
             dw = [r["pattern_storage_ratio"] for r in rep["layers"]
-                  if r["pattern_bits"] and (r["type"] == "DepthwiseConcat" or r["name"].endswith(".depthwise"))]
+                  if r["pattern_bits"] and r["depthwise"]]
             res["depthwise_storage_ratio"] = [min(dw), max(dw)] if dw else None
             res["top_refuses"] = check_program(out)
             if a.simulate and not res["top_refuses"] and rep["cycles_per_inference"] <= a.simulate_max_cycles:

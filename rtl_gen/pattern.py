@@ -7,7 +7,7 @@ from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from sephw.arch.config import dw_lane_bits, dw_slices
+from sephw.arch.config import dw_lane_bits, dw_pattern_words, dw_slices
 
 from . import xc7
 from .arith import check_int, output_stall, signed_bits
@@ -228,10 +228,7 @@ class PatternEngine(wiring.Component):
     def dw_memory_words(self, lane_grids: list[int], kernel: int) -> list[int]:
         """The depthwise pattern memory words of one window: ``lane_grids[l]`` is lane ``l``'s
         tap-grid bits (bit ``i*k + j`` is 1 where ``B == +1``) of a ``kernel x kernel`` filter."""
-        wl = self.dw_lane_bits
-        mask = (1 << wl) - 1
-        return [sum(((g >> (s * wl)) & mask) << (l * wl) for l, g in enumerate(lane_grids))
-                for s in range(dw_slices(self._k, kernel))]
+        return dw_pattern_words(lane_grids, self._k, kernel)
 
     @property
     def channels(self) -> int:

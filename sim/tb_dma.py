@@ -107,18 +107,12 @@ async def dma_moves_words_exactly(dut):
 
 
 async def through_litedram(dut, case):
-    from sim.tb_dram import wb_write
+    from sim.tb_dram import init_controller
     rng = random.Random(case["seed"])
-    depth, B, csr = case["onchip_depth"], case["beats"], case["csr"]
+    depth, B = case["onchip_depth"], case["beats"]
     half = depth // 2
     init = case["onchip_init"]                  # words 0 .. half-1 hold data
-    dut.ctrl_stb.value = 0
-    dut.ctrl_we.value = 0
-    await start_clock_reset(dut)
-    await wb_write(dut, csr["sdram_dfii_control"], 1)
-    await wb_write(dut, csr["ddrctrl_init_done"], 1)
-    await RisingEdge(dut.clk)
-    assert int(dut.init_done.value) == 1
+    await init_controller(dut, case["csr"])
     stats = {"round_trips": []}
     for t in range(case["rounds"]):
         n = rng.randint(1, half)

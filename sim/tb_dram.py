@@ -40,12 +40,9 @@ async def wb_write(dut, byte_addr: int, value: int):
     dut.ctrl_we.value = 0
 
 
-@cocotb.test()
-async def native_port_through_the_dram_model(dut):
-    case = load_case()
-    DW, AW, csr = case["data_width"], case["addr_width"], case["csr"]
-    nbytes = DW // 8
-    rng = random.Random(case["seed"])
+async def init_controller(dut, csr: dict):
+    """Initialize the sim core over wb_ctrl as its BIOS would leave it: DFII in hardware
+    control, ``init_done`` set (the model needs no calibration)."""
     dut.ctrl_stb.value = 0
     dut.ctrl_we.value = 0
     await start_clock_reset(dut)
@@ -56,6 +53,15 @@ async def native_port_through_the_dram_model(dut):
     await ReadOnly()
     assert dut.init_done.value == 1 and dut.init_error.value == 0
     await RisingEdge(dut.clk)
+
+
+@cocotb.test()
+async def native_port_through_the_dram_model(dut):
+    case = load_case()
+    DW, AW, csr = case["data_width"], case["addr_width"], case["csr"]
+    nbytes = DW // 8
+    rng = random.Random(case["seed"])
+    await init_controller(dut, csr)
 
     cmd_l = data.StructLayout({"addr": AW, "we": 1})
     wd_l = data.StructLayout({"data": DW, "we": nbytes})

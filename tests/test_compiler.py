@@ -652,7 +652,9 @@ def test_depthwise_patterns_stored_densely(arch, tmp_path):
     ir, rep = compile_graph(g, "arty-a7-35", tmp_path)
     cfg = ir.cfg
     assert cfg.depthwise
-    dw_rows = [r for r in rep["layers"] if r["type"] == "DepthwiseConcat" or r["name"].endswith(".depthwise")]
+    dw_rows = [r for r in rep["layers"] if r["depthwise"]]
+    assert {r["name"] for r in dw_rows} == {r["name"] for r in rep["layers"] if r["type"] == "DepthwiseConcat"
+                                            or r["name"].endswith(".depthwise")}
     assert dw_rows and all(0 < r["pattern_storage_ratio"] <= 2 for r in dw_rows), dw_rows
     man = Manifest.read(tmp_path)
     assert man.arch.dw_words == ir.static.dw_words > 0

@@ -245,7 +245,7 @@ def test_model_zoo_variants_bit_exact(arch, depthwise, tmp_path):
     assert max((i.tc for i in dw_tiles), default=0) == (4 if depthwise else 0)
     if arch == "mixconv-resnet20":
         assert any(i.c0 % 2 for i in dw_tiles) and all(i.prm % 2 == 0 for i in dw_tiles)
-    dw_layers = [r for r in rep["layers"] if r["type"] == "DepthwiseConcat" or r["name"].endswith(".depthwise")]
+    dw_layers = [r for r in rep["layers"] if r["depthwise"]]
     assert dw_layers and all((r["pattern_storage_ratio"] <= 2) == depthwise for r in dw_layers), dw_layers
     tens = {t["id"]: t for t in json.loads((tmp_path / "manifest.json").read_text())["tensors"]}
     shape = {i: t["shape"] for i, t in tens.items()}

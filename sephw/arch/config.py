@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, fields
 from .formats import PARAM_WORD, TENSOR_DESC
 from .isa import WORD_BITS
 
-__all__ = ["EngineConfig", "ArchConfig", "pattern_slices", "dw_lane_bits", "dw_slices", "pattern_depth",
-           "ConfigError"]
+__all__ = ["EngineConfig", "ArchConfig", "pattern_slices", "dw_lane_bits", "dw_slices", "dw_pattern_words",
+           "pattern_depth", "ConfigError"]
 
 
 class ConfigError(ValueError):
@@ -49,6 +49,17 @@ def dw_slices(k_max: int, k: int) -> int:
     :func:`dw_lane_bits` per lane (1, 2, 3 for k = 3, 5, 7 at ``k_max = 7``: at most 1.9x the
     filter's bits)."""
     return -(-((k - 1) * k_max + k) // dw_lane_bits(k_max))
+
+
+def dw_pattern_words(lane_grids: list[int], k_max: int, kernel: int) -> list[int]:
+    """The depthwise pattern memory words of one tile of a ``kernel x kernel`` filter:
+    ``lane_grids[l]`` is lane ``l``'s tap-grid bits (bit ``i*k_max + j`` is 1 where
+    ``B == +1``); word ``s`` holds bits ``s*dw_lane_bits ..`` of each lane's grid at bit
+    ``l*dw_lane_bits`` (:func:`dw_slices` words)."""
+    wl = dw_lane_bits(k_max)
+    mask = (1 << wl) - 1
+    return [sum(((g >> (s * wl)) & mask) << (l * wl) for l, g in enumerate(lane_grids))
+            for s in range(dw_slices(k_max, kernel))]
 
 
 def pattern_depth(pattern_words: int, slices: int) -> int:

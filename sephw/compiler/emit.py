@@ -16,7 +16,7 @@ import yaml
 from tqdm import tqdm
 
 from ..arch import isa
-from ..arch.config import pattern_depth
+from ..arch.config import dw_pattern_words, pattern_depth
 from ..arch.formats import PARAM_WORD, TENSOR_DESC
 from ..arch.isa import WORD_BITS, WORD_BYTES, encode_program
 from ..arch.manifest import FORMAT, VERSION, Manifest
@@ -84,26 +84,20 @@ def pattern_words(ir) -> bytes:
     if dw_words:
         zero = bytes(cfg.pattern_mem_bytes)
         words += [zero] * (pattern_depth(len(words), S) * S - len(words))      # up to dw_base
-        words += [w.ljust(cfg.pattern_mem_bytes, b"\0") for w in dw_words]
+        words += dw_words
     return b"".join(words)
 
 
 def _dw_pattern_words(cfg, op, st) -> list[bytes]:
-    """The depthwise pattern memory words of a depthwise operand (see :func:`pattern_words`)."""
-    from ..arch.config import dw_lane_bits, dw_slices
+    """The depthwise pattern memory words of a depthwise operand (see :func:`pattern_words`),
+    each as the main memory's word bytes."""
     w = (op.weight > 0).numpy()                               # (C, 1, k, k) bool
-    K, k, wl = cfg.k_max, op.k, dw_lane_bits(cfg.k_max)
-    n = dw_slices(K, k)
+    K, k = cfg.k_max, op.k
     out = []
     for b0 in range(0, st.out_channels, st.tc):
-        grid = np.zeros((cfg.dw_lanes, n * wl), dtype=np.uint8)   # lane x tap-grid bit
-        for l in range(min(st.tc, st.out_channels - b0)):
-            g = np.zeros((K, K), dtype=np.uint8)
-            g[:k, :k] = w[b0 + l, 0]
-            grid[l, :min(K * K, n * wl)] = g.reshape(-1)[:n * wl]
-        for s_ in range(n):
-            bits = grid[:, s_ * wl:(s_ + 1) * wl].reshape(-1)       # lane l at l*wl ..
-            out.append(np.packbits(bits, bitorder="little").tobytes())
+        grids = [sum(1 << (i * K + j) for i in range(k) for j in range(k) if w[b0 + l, 0, i, j])
+                 for l in range(min(st.tc, st.out_channels - b0))]
+        out += [v.to_bytes(cfg.pattern_mem_bytes, "little") for v in dw_pattern_words(grids, K, k)]
     return out
 
 
@@ -212,7 +206,8 @@ def _hex(blob: bytes, word_bytes: int) -> str:
 def layer_rows(ir) -> list[dict]:
     """Per layer: MACs, on-chip bytes, predicted cycles, engine utilization; its pattern bits
     (the ±1 weights) and the pattern memory bits that hold them (``pattern_storage_ratio``:
-    stored / held, 0 without patterns)."""
+    stored / held, 0 without patterns); ``depthwise``: the layer has depthwise pattern
+    convolutions (:func:`~sephw.compiler.hw.depthwise_pattern`), in the depthwise mode or not."""
     cfg = ir.cfg
     per = {lay.index: {"cycles": 0, "pattern_busy": 0, "mac_busy": 0, "tiles": 0} for lay in ir.layers}
     for s, entry in zip(ir.schedule, ir.program):
@@ -230,6 +225,7 @@ def layer_rows(ir) -> list[dict]:
         p = per[lay.index]
         cyc = p["cycles"]
         pbits = stored = 0
+        depthwise = False
         if isinstance(n, PoolFCNode):
             onchip = ir.memory["weights"].word_bytes * math.ceil(n.weight.shape[0] / cfg.lanes) \
                 * math.ceil(n.weight.shape[1] / cfg.mac_cols) + n.weight.shape[0] * PARAM_WORD_BYTES
@@ -250,6 +246,7 @@ def layer_rows(ir) -> list[dict]:
                         onchip += w * cfg.weight_word_bytes
                         continue
                     dw = hw.dw_operand(cfg, op)
+                    depthwise |= hw.depthwise_pattern(op)
                     pbits += op.weight.numel()
                     stored += w * (cfg.dw_word_bits if dw else cfg.pattern_word_bits)
                     onchip += w * (-(-cfg.dw_word_bits // 8) if dw else cfg.pattern_word_bytes)
@@ -265,7 +262,7 @@ def layer_rows(ir) -> list[dict]:
                      "onchip_bytes": int(onchip), "tiles": p["tiles"], "cycles": int(cyc),
                      "pattern_busy": int(p["pattern_busy"]), "mac_busy": int(p["mac_busy"]),
                      "utilization": {k: round(v, 4) for k, v in util.items()},
-                     "pattern_bits": int(pbits), "pattern_bits_stored": int(stored),
+                     "pattern_bits": int(pbits), "pattern_bits_stored": int(stored), "depthwise": depthwise,
                      "pattern_storage_ratio": round(stored / pbits, 3) if pbits else 0.0})
     return rows
 

@@ -237,12 +237,17 @@ class OpCost:
 PATTERN_GROUPS_PER_BEAT = 1
 
 
+def depthwise_pattern(op) -> bool:
+    """True where ``op`` is a depthwise pattern convolution: one input and one output channel
+    per group (a depthwise layer, or one kernel's branch of a multi-kernel one)."""
+    return bool(getattr(op, "kind", None) == "pattern" and op.groups > 1
+                and op.out_channels == op.groups and int(op.weight.shape[1]) == 1)
+
+
 def dw_operand(cfg: EngineConfig, op) -> bool:
     """True where ``op`` runs in the pattern engine's depthwise mode on overlay ``cfg``: a
-    pattern convolution with one input and one output channel per group (a depthwise layer
-    or one kernel's branch of a multi-kernel one) on an overlay that has the mode."""
-    return bool(cfg.depthwise and getattr(op, "kind", None) == "pattern" and op.groups > 1
-                and op.out_channels == op.groups and int(op.weight.shape[1]) == 1)
+    :func:`depthwise_pattern` operand on an overlay that has the mode."""
+    return bool(cfg.depthwise and depthwise_pattern(op))
 
 
 def channel_block(cfg: EngineConfig, operands: list) -> int:

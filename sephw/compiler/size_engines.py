@@ -107,10 +107,6 @@ def top_cycles(ir: CompileIR, cfg: hw.EngineConfig, plan: dict | None = None) ->
     return sum(program_cycles(cfg, [e.instruction for e in program], tensor_descs(ir)))
 
 
-# an overlay with the depthwise mode: which operands would use it (hw.dw_operand)
-_WITH_DW = hw.EngineConfig(1, 1, 1, 3, 8, False, 1, 1, True, True)
-
-
 def step_tc(cfg: hw.EngineConfig, st) -> int:
     """Output channels per tile of step ``st`` on overlay ``cfg``."""
     return min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
@@ -140,7 +136,7 @@ class SizeEngines:
             packs = (False,)
         # the pattern engine's depthwise mode where the network has depthwise pattern layers
         # (and the overlay's pattern memory can carry its words)
-        dw = any(hw.dw_operand(_WITH_DW, op) for lay in ir.layers for st in lay.steps
+        dw = any(hw.depthwise_pattern(op) for lay in ir.layers for st in lay.steps
                  for op in step_operands(st))
         # memories: the weights of a config must fit beside the activations of whole maps
         # (banding may shrink those later); a config that cannot is taken only if none can
