@@ -4,7 +4,9 @@ writes it, the StoreDMA reads it; ``onchip_init`` its first contents), and peek 
 testbench (sim/tb_dma.py). The external memory is the behavioural
 :class:`~rtl_gen.extmem.ExtMemoryModel` (peekable), or with ``litedram`` (a
 :class:`~rtl_gen.dram.LiteDRAMCore` generated with ``sim=True``) LiteDRAM's own simulation
-core, its CSR bus on the ``ctrl_*`` ports."""
+core, its CSR bus on the ``ctrl_*`` ports. ``mon_*``: the shared port's handshakes as the
+external memory sees them (``mon_wcmd_valid``: a write command offered), for the testbench's
+port-rule monitor. ``store_cls``: the StoreDMA (a variant for the monitor's own test)."""
 from __future__ import annotations
 
 from amaranth.hdl import Module
@@ -23,7 +25,7 @@ __all__ = ["DmaHarness"]
 class DmaHarness(wiring.Component):
     def __init__(self, *, data_width: int, word_bits: int, onchip_depth: int, ext_depth: int,
                  latency: int | None = None, stall_permille: int = 0, init=(), seed: int = 1, onchip_init=(),
-                 litedram=None):
+                 litedram=None, store_cls=StoreDMA):
         if litedram is not None:
             data_width, aw = litedram.data_width, litedram.addr_width
             ext_depth = 1 << aw
@@ -35,7 +37,7 @@ class DmaHarness(wiring.Component):
                                       stall_permille=stall_permille, seed=seed, init=init)
         kw = dict(data_width=data_width, addr_width=aw, word_bits=word_bits, onchip_depth=onchip_depth,
                   ext_words=ext_depth)
-        self.load, self.store = LoadDMA(**kw), StoreDMA(**kw)
+        self.load, self.store = LoadDMA(**kw), store_cls(**kw)
         self._wb, self._depth, self._init = word_bits, onchip_depth, list(onchip_init)
         self._litedram = litedram is not None
         ctrl = {"ctrl_adr": In(30), "ctrl_dat_w": In(32), "ctrl_dat_r": Out(32), "ctrl_we": In(1),
@@ -47,6 +49,8 @@ class DmaHarness(wiring.Component):
             "load_done": Out(1), "load_error": Out(1), "store_done": Out(1), "store_error": Out(1),
             "onchip_peek_addr": In(oab), "onchip_peek_data": Out(word_bits),
             "ext_peek_addr": In(aw), "ext_peek_data": Out(data_width),
+            "mon_wcmd_valid": Out(1), "mon_cmd_ready": Out(1), "mon_wdata_valid": Out(1),
+            "mon_wdata_ready": Out(1),
             **(ctrl if self._litedram else {}),
         })
 
@@ -79,6 +83,8 @@ class DmaHarness(wiring.Component):
         with m.Else():
             m.d.comb += [p.cmd.payload.eq(ld.ext.cmd.payload), p.cmd.valid.eq(ld.ext.cmd.valid),
                          ld.ext.cmd.ready.eq(p.cmd.ready)]
+        m.d.comb += [self.mon_wcmd_valid.eq(p.cmd.valid & p.cmd.payload.we), self.mon_cmd_ready.eq(p.cmd.ready),
+                     self.mon_wdata_valid.eq(p.wdata.valid), self.mon_wdata_ready.eq(p.wdata.ready)]
         m.d.comb += [ld.ext.rdata.payload.eq(p.rdata.payload), ld.ext.rdata.valid.eq(p.rdata.valid),
                      p.rdata.ready.eq(ld.ext.rdata.ready)]
         return m

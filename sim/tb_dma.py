@@ -8,20 +8,73 @@ nothing moved. result.json: the cycles of a long load (the port's rate and laten
 Through LiteDRAM's simulation core (``case["litedram"]``): the controller initialized over
 wb_ctrl, the on-chip memory's initial words stored to external memory and loaded back into
 the other half of the on-chip memory (round trips of random lengths and addresses), each
-compared; then a long store and a long load timed."""
+compared; then a long store and a long load timed (and compared).
+
+Both ways a monitor (:class:`PortRule`) checks the write side of the external port against
+the rule LiteDRAM's crossbar needs (it takes a write data beat whenever ``wdata.ready`` is
+high, whether ``wdata.valid`` is or not; the behavioural model takes a command's beat with it
+only when both are valid, so it cannot show a DMA that breaks the rule)."""
 from __future__ import annotations
 
 import json
 import random
 
 import cocotb
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ReadOnly, RisingEdge
 
 from sim.tb import load_case, start_clock_reset
 
 
+_RULE: list = []        # the running PortRule, if any
+
+
+class PortRule:
+    """The write side of LiteDRAM's native port, checked every cycle (sampled after
+    ``ReadOnly``) on the port the external memory sees (the harness's ``mon_*`` outputs):
+
+    ``wdata.valid`` must be high in every cycle in which a write command is offered
+    (``cmd.valid`` with ``we``) and in every cycle in which an accepted write command's beat
+    has not been taken yet (commands accepted minus beats taken > 0).
+
+    So a write command's beat is valid from the cycle the command is offered until it is
+    taken, and LiteDRAM, which takes the oldest pending command's beat in any cycle with
+    ``wdata.ready`` (ignoring ``wdata.valid``), always takes a real beat, the one its command
+    counted. The first few violations are kept in ``violations`` (:func:`command` fails on
+    them); ``max_pending``: the most write commands seen waiting for their beats."""
+
+    def __init__(self, dut):
+        self.dut, self.violations, self.pending, self.cycle = dut, [], 0, 0
+        self.accepted = self.taken = self.max_pending = 0
+        cocotb.start_soon(self._run())
+
+    async def _run(self):
+        d = self.dut
+        while True:
+            await RisingEdge(d.clk)
+            await ReadOnly()
+            self.cycle += 1
+            wcmd, crdy = int(d.mon_wcmd_valid.value), int(d.mon_cmd_ready.value)
+            wv, wr = int(d.mon_wdata_valid.value), int(d.mon_wdata_ready.value)
+            if (wcmd or self.pending) and not wv and len(self.violations) < 5:
+                what = "a write command offered" if wcmd else f"{self.pending} accepted write command(s) waiting"
+                self.violations.append(f"cycle {self.cycle}: {what} with wdata.valid low"
+                                       f"{' and wdata.ready high (LiteDRAM takes a stale beat)' if wr else ''}")
+            self.accepted += wcmd & crdy
+            self.taken += wv & wr
+            self.pending += (wcmd & crdy) - (wv & wr)
+            self.max_pending = max(self.max_pending, self.pending)
+            if self.pending < 0 and len(self.violations) < 5:
+                self.violations.append(f"cycle {self.cycle}: a write data beat taken with no write command")
+                self.pending = 0
+
+    def check(self):
+        assert not self.violations, "LiteDRAM port rule broken: " + "; ".join(self.violations)
+
+
 async def command(dut, name: str, ext_addr: int, words: int, onchip: int) -> tuple[int, int]:
-    """Send one command to ``name`` (load / store), wait for its ``done``: (error, cycles)."""
+    """Send one command to ``name`` (load / store), wait for its ``done``: (error, cycles).
+    Fails as soon as the port-rule monitor (:data:`_RULE`, when started) reports."""
+    rule = _RULE[0] if _RULE else None
     valid, ready = getattr(dut, f"{name}_cmd__valid"), getattr(dut, f"{name}_cmd__ready")
     payload = getattr(dut, f"{name}_cmd__payload")
     oab = len(dut.onchip_peek_addr.value)
@@ -37,7 +90,11 @@ async def command(dut, name: str, ext_addr: int, words: int, onchip: int) -> tup
     while not int(done.value):
         await RisingEdge(dut.clk)
         n += 1
-        assert n < 100 * words + 1000, f"{name} of {words} words: no done"
+        if rule is not None:
+            rule.check()
+        assert n < 100 * words + 1000, f"{name} of {words} words: no done after {n} cycles"
+    if rule is not None:
+        rule.check()
     return int(getattr(dut, f"{name}_error").value), n
 
 
@@ -51,6 +108,7 @@ async def peek(dut, which: str, addr: int) -> int:
 @cocotb.test()
 async def dma_moves_words_exactly(dut):
     case = load_case()
+    _RULE[:] = [PortRule(dut)] if case.get("port_rule", True) else []
     if case.get("litedram"):
         await through_litedram(dut, case)
         return
@@ -102,6 +160,16 @@ async def dma_moves_words_exactly(dut):
     err, cyc = await command(dut, "load", 0, depth, 0)
     assert err == 0
     stats["long_load"] = {"words": depth, "beats": depth * B, "cycles": cyc}
+    onchip = [sum(ext[i * B + b] << (b * DW) for b in range(B)) & ((1 << WB) - 1) for i in range(depth)]
+    # a long store of those words to the high half: the write rate
+    err, cyc = await command(dut, "store", half, depth, 0)
+    assert err == 0
+    stats["long_store"] = {"words": depth, "beats": depth * B, "cycles": cyc}
+    for i in range(depth * B):
+        want = onchip[i // B] >> (i % B * DW) & ((1 << DW) - 1)
+        assert await peek(dut, "ext", half + i) == want, f"long store: external word {half + i}"
+    if _RULE:
+        stats["max_write_pending"] = _RULE[0].max_pending
     with open("result.json", "w") as f:
         json.dump(stats, f)
 
@@ -130,6 +198,11 @@ async def through_litedram(dut, case):
     err, sc = await command(dut, "store", 0, half, 0)
     err2, lc = await command(dut, "load", 0, half, half)
     assert err == err2 == 0
+    for i in range(half):
+        got = await peek(dut, "onchip", half + i)
+        assert got == init[i], f"long: word {i} of {half}: {got:#x}"
     stats["long"] = {"words": half, "beats": half * B, "store_cycles": sc, "load_cycles": lc}
+    if _RULE:
+        stats["max_write_pending"] = _RULE[0].max_pending
     with open("result.json", "w") as f:
         json.dump(stats, f)
