@@ -21,6 +21,24 @@ class BoardError(ValueError):
 
 
 @dataclass(frozen=True)
+class ExternalMemory:
+    """The board's DRAM as the accelerator sees it: LiteDRAM's native port (``data_bits``
+    wide), ``bytes`` in all, and the read latency (cycles) of the behavioural model that
+    reproduces LiteDRAM's simulation core of the board's configuration (``litedram``, a
+    file under boards/): the cycle model's and the whole-network simulation's figure."""
+    kind: str
+    bytes: int
+    data_bits: int
+    read_latency: int
+    litedram: str
+
+    @property
+    def words(self) -> int:
+        """Native-port words."""
+        return self.bytes * 8 // self.data_bits
+
+
+@dataclass(frozen=True)
 class Board:
     name: str
     description: str
@@ -38,6 +56,8 @@ class Board:
     #: the frequency of the platform's clock pin; ``clock_hz`` (the design's clock) differs
     #: from it only where the board top has a clock generator (ECP5: EHXPLLL)
     oscillator_hz: int = 0
+    #: the DRAM the compiler may keep weights in (None: everything on chip)
+    external: ExternalMemory | None = None
 
     def __post_init__(self):
         if not self.oscillator_hz:
@@ -111,11 +131,33 @@ def parse(path: Path) -> Board:
     macs = _require(doc, "dsp_macs_per_slice", int, path)
     if macs not in (1, 2):
         raise BoardError(f"{path}: dsp_macs_per_slice must be 1 or 2, got {macs}")
+    ext = doc.get("external_memory")
+    if ext is not None:
+        ext = _external(ext, path)
     return Board(name=name, description=str(doc.get("description", name)), vendor=vendor,
                  part=_require(doc, "part", str, path), family=_require(doc, "family", str, path),
                  clock_hz=clock, resources=dict(res), dsp_macs_per_slice=macs, host_links=dict(links),
                  toolchain=toolchain, platform=platform, aliases=tuple(doc.get("aliases") or ()), path=Path(path),
-                 oscillator_hz=osc)
+                 oscillator_hz=osc, external=ext)
+
+
+def _external(doc, path: Path) -> ExternalMemory:
+    """The ``external_memory`` section of a profile."""
+    if not isinstance(doc, dict):
+        raise BoardError(f"{path}: external_memory must be a mapping")
+    kind = _require(doc, "kind", str, path)
+    nbytes, bits, lat = (_require(doc, k, int, path) for k in ("bytes", "data_bits", "read_latency"))
+    cfg = _require(doc, "litedram", str, path)
+    if bits < 8 or bits & (bits - 1):
+        raise BoardError(f"{path}: external_memory.data_bits must be a power of two >= 8, got {bits}")
+    if nbytes <= 0 or nbytes * 8 % bits:
+        raise BoardError(f"{path}: external_memory.bytes must be a positive multiple of the port's words, "
+                         f"got {nbytes}")
+    if not 1 <= lat <= 1000:
+        raise BoardError(f"{path}: external_memory.read_latency must be 1 .. 1000 cycles, got {lat}")
+    if not (Path(path).parent / cfg).is_file():
+        raise BoardError(f"{path}: external_memory.litedram names {cfg}, which does not exist")
+    return ExternalMemory(kind, nbytes, bits, lat, cfg)
 
 
 def all_boards(folder: Path = HERE) -> dict[str, Board]:

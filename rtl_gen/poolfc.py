@@ -2,7 +2,9 @@
 
 ``POOL_FC`` over the rows ``[row0, row0 + rows)`` of ``src_a`` adds each byte to its
 channel's 32-bit sum (pool-sum memory, cleared before the inference's first band); with
-``FLAG_FINAL`` the FC follows on the MAC array: one pass per byte plane of the sums (the
+``FLAG_FINAL`` the FC follows on the MAC array for classes ``c0 .. c0 + tc`` (its weight
+words from ``wa``, its ``M``, ``B`` from ``prm``; ``FLAG_FC_MORE``: more such chunks follow,
+each after its weights are loaded, and the sums stay for them): one pass per byte plane of the sums (the
 array takes uint8), ``mac_cols`` sums gathered per beat, planes combined
 ``sum_b acc_b << 8b`` in int64 (one lane per cycle), then ``logit = acc * M + B`` (a
 shift-and-add multiply, one bit of M per cycle) into the logit memory.
@@ -25,7 +27,7 @@ from amaranth.utils import ceil_log2, exact_log2
 
 from sephw.arch import isa
 from sephw.arch.formats import PARAM_WORD, TENSOR_DESC
-from sephw.arch.isa import FLAG_FINAL
+from sephw.arch.isa import FLAG_FC_MORE, FLAG_FINAL
 
 from .rowaddr import ROW_PORT, drive_row, row_bytes_reg
 
@@ -201,7 +203,8 @@ class PoolFC(wiring.Component):
                     m.next = "ROW"
             with m.State("FC_OB"):
                 with m.If(fc_end):
-                    m.d.sync += [pool_clear.eq(1), self.fc_active.eq(0)]
+                    # an FC chunk that more chunks follow keeps the sums for them
+                    m.d.sync += [pool_clear.eq(~ins.flags[FLAG_FC_MORE.bit_length() - 1]), self.fc_active.eq(0)]
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
                 with m.Else():
@@ -263,7 +266,7 @@ class PoolFC(wiring.Component):
                 fc_next = (fc_prod + Mux(fc_mp[0], Mux(fc_i == FC_MUL_CYCLES - 1, -fc_mc, fc_mc), 0))[:64]
                 m.d.sync += [fc_prod.eq(fc_next), fc_mc.eq(fc_mc << 1), fc_mp.eq(fc_mp >> 1), fc_i.eq(fc_i + 1)]
                 with m.If(fc_i == FC_MUL_CYCLES - 1):
-                    m.d.comb += [self.logit_w_addr.eq(o_idx), self.logit_w_en.eq(1),
+                    m.d.comb += [self.logit_w_addr.eq(ins.c0 + o_idx), self.logit_w_en.eq(1),
                                  self.logit_w_data.eq(fc_next)]
                     m.d.sync += p_out.eq(p_out + 1)
                     m.next = "FC_OUT"

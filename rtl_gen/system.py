@@ -51,6 +51,15 @@ class System(wiring.Component):
     """
 
     def __init__(self, arch: ArchConfig, *, baud: int, board: str, netlist: str = "lut", **link_kw):
+        if arch.ext_words:
+            # the board's DRAM (LiteDRAM) and the host link's writes into it are not part of
+            # the board top yet (issue 15): refuse rather than build a top whose DMA_LOADs wait
+            # forever on an unconnected port (a ValueError: the CLI reports it in one line)
+            raise ValueError(
+                f"this build keeps pattern and weight words in external memory ({arch.ext_words} words of "
+                f"{arch.ext_data_bits} bits): board tops with the DRAM controller and loading DRAM over the "
+                f"host link are not built yet; simulate it with `sephw simulate`, or compile with "
+                f"`--weights onchip` where the model fits on chip")
         self._link = HostLink(arch, baud=baud, board=board, **link_kw)
         self._acc = Accelerator(arch, netlist=netlist)
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "busy": Out(1),

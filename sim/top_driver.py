@@ -65,8 +65,10 @@ def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
         import hashlib
         from sim.ext_top import AcceleratorWithExtMemory, external_words
         blob = man.path("external.bin").read_bytes()
-        dut = AcceleratorWithExtMemory(cfg, external_words(cfg, blob), netlist=netlist)
-        tag = cfg.tag() + f"_{netlist}_ext" + hashlib.sha1(blob).hexdigest()[:10]
+        # the board's read latency the cycle model assumed (manifest "external")
+        latency = int((man.get("external") or {}).get("read_latency", 10))
+        dut = AcceleratorWithExtMemory(cfg, external_words(cfg, blob), netlist=netlist, latency=latency)
+        tag = cfg.tag() + f"_{netlist}_ext{latency}_" + hashlib.sha1(blob).hexdigest()[:10]
     else:
         dut = Accelerator(cfg, netlist=netlist)
         tag = cfg.tag() + ("" if netlist == "lut" else f"_{netlist}")

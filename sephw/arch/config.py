@@ -15,7 +15,7 @@ from .formats import PARAM_WORD, TENSOR_DESC
 from .isa import WORD_BITS
 
 __all__ = ["EngineConfig", "ArchConfig", "pattern_slices", "dw_lane_bits", "dw_slices", "dw_pattern_words",
-           "pattern_depth", "ConfigError"]
+           "pattern_depth", "ConfigError", "memory_word_bits", "dma_beats"]
 
 
 class ConfigError(ValueError):
@@ -199,6 +199,19 @@ def _from_dict(cls, d: dict):
 MEMORY_NAMES = ("program", "tensors", "params", "patterns", "weights")
 
 
+def memory_word_bits(engine: "EngineConfig") -> dict:
+    """Bits of a word of each host-writable memory (:data:`MEMORY_NAMES`) on ``engine``."""
+    return {"program": WORD_BITS, "tensors": TENSOR_DESC.bits, "params": PARAM_WORD.bits,
+            "patterns": engine.pattern_mem_bits, "weights": engine.lanes * engine.mac_cols * 8}
+
+
+def dma_beats(engine: "EngineConfig", ext_data_bits: int) -> int:
+    """External words per on-chip word of a ``DMA_LOAD``: every on-chip word travels at the
+    widest memory's width (the top's LoadDMA writes through the host-write path),
+    ``ceil(widest / ext_data_bits)`` external words, low bits first."""
+    return -(-max(memory_word_bits(engine).values()) // ext_data_bits)
+
+
 @dataclass(frozen=True)
 class ArchConfig:
     """Every size the bitstream depends on: the engines, the memory depths, the widest tensor
@@ -275,9 +288,7 @@ class ArchConfig:
     @property
     def word_bits(self) -> dict:
         """Bits of a word of each host-writable memory."""
-        e = self.engine
-        return {"program": WORD_BITS, "tensors": TENSOR_DESC.bits, "params": PARAM_WORD.bits,
-                "patterns": e.pattern_mem_bits, "weights": e.lanes * e.mac_cols * 8}
+        return memory_word_bits(self.engine)
 
     @property
     def word_bytes(self) -> dict:

@@ -27,7 +27,7 @@ from .records import Field, Record, RecordError
 __all__ = ["Op", "Instruction", "ISAError", "WORD", "WORD_BITS", "WORD_BYTES", "LAYOUTS", "HEADER",
            "TILE", "COMPUTE_OPS", "encode_program", "decode_program", "field_max",
            "FLAG_PAD_TOP", "FLAG_PAD_BOTTOM", "FLAG_SKIP_IDENTITY", "FLAG_FINAL", "FLAG_DEPTHWISE",
-           "FLAG_B_PATTERN", "FLAG_DW_PATTERN", "DEP_WAIT_PREV", "DEP_WAIT_NEXT", "DEP_SIGNAL_PREV", "DEP_SIGNAL_NEXT"]
+           "FLAG_B_PATTERN", "FLAG_DW_PATTERN", "FLAG_FC_MORE", "DEP_WAIT_PREV", "DEP_WAIT_NEXT", "DEP_SIGNAL_PREV", "DEP_SIGNAL_NEXT"]
 
 WORD_BITS = 256
 WORD_BYTES = WORD_BITS // 8
@@ -57,6 +57,8 @@ FLAG_SKIP_IDENTITY = 4  # RESADD: acc_b is the identity codes of src_b
 FLAG_FINAL = 8          # POOL_FC: last band, run the FC and write the logits
 FLAG_DEPTHWISE = 16     # CONV_*: operand a is one depthwise branch starting at input channel cin0
 FLAG_B_PATTERN = 32     # RESADD: the main operand (a) runs on the pattern engine
+FLAG_FC_MORE = 128      # POOL_FC with FLAG_FINAL: an FC chunk (classes c0 .. c0 + tc) that more
+                        # chunks follow: the pool sums stay for them (the last chunk clears them)
 FLAG_DW_PATTERN = 64    # operand a runs in the pattern engine's depthwise mode: lane l convolves
                         # input channel cin0 + l, its filter from the depthwise pattern memory at wa
 
@@ -115,7 +117,7 @@ LAYOUTS: dict = {
     Op.LOAD: Record("LOAD", WORD_BITS, HEADER.fields + (_T("dst"), _T("row0"), _T("rows")) + _EXT),
     Op.CONV_PATTERN: TILE, Op.CONV_INT: TILE, Op.PRB: TILE, Op.RESADD: TILE,
     Op.POOL_FC: Record("POOL_FC", WORD_BITS, HEADER.fields + tuple(
-        _T(n) for n in ("src_a", "wa", "prm", "tc", "row0", "rows", "flags"))),
+        _T(n) for n in ("src_a", "wa", "prm", "c0", "tc", "row0", "rows", "flags"))),
     Op.STORE: Record("STORE", WORD_BITS, HEADER.fields + (_T("src_a"),) + _EXT),
     Op.SYNC: HEADER,
     Op.END: HEADER,
@@ -238,7 +240,8 @@ class Instruction:
             parts.append(f"mem{self.mem}[{self.waddr}:{self.waddr + self.length}] <- ext@{self.ext_addr}")
         elif op == Op.POOL_FC:
             parts.append(f"t{self.src_a} rows[{self.row0}:{self.row0 + self.rows}] W@{self.wa} prm@{self.prm}"
-                         + (" FINAL" if self.flags & FLAG_FINAL else ""))
+                         + (f" FINAL classes[{self.c0}:{self.c0 + self.tc}]" if self.flags & FLAG_FINAL else "")
+                         + (" MORE" if self.flags & FLAG_FC_MORE else ""))
         elif op in COMPUTE_OPS:
             parts.append(f"L{self.layer} t{self.src_a}" + (f",t{self.src_b}" if op in (Op.RESADD,) else "")
                          + f" -> t{self.dst} rows[{self.row0}:{self.row0 + self.rows}] "

@@ -22,20 +22,23 @@ __all__ = ["compile_graph", "CompileError", "CompileIR", "EngineConfig", "Instru
 
 
 def compile_graph(graph, board, out_dir: str | Path | None = None, progress: bool = False,
-                  costs: UnitCosts | None = None, engine: dict | None = None) -> tuple[CompileIR, dict | None]:
+                  costs: UnitCosts | None = None, engine: dict | None = None,
+                  placement: str = "auto") -> tuple[CompileIR, dict | None]:
     """Compile ``graph`` (an IntGraph) for ``board`` (a :class:`boards.Board` or its name).
 
     Returns ``(ir, report)``; with ``out_dir`` the build directory is written and ``report`` is
     report.json's content, else ``report`` is None. Raises :class:`CompileError` when the
     model does not fit (the message names the layer, the bytes needed and available and the
     listed boards that would fit). ``engine`` fixes the overlay's sizes (``lanes``, ``pe_cin``,
-    ``mac_cols``, ``packed``, ``pp_units``) instead of searching them (small simulation builds)."""
+    ``mac_cols``, ``packed``, ``pp_units``) instead of searching them (small simulation builds).
+    ``placement`` (``auto``, ``onchip``, ``external``): where pattern and int8 weight words
+    live (:data:`~sephw.compiler.ir.PLACEMENTS`; docs/isa.md "Weights in external memory")."""
     import boards
     from .emit import write_build
     if isinstance(board, str):
         board = boards.get(board)
     t0 = time.perf_counter()
-    ir = compile_ir(graph, board, costs, progress=progress, engine=engine)
+    ir = compile_ir(graph, board, costs, progress=progress, engine=engine, placement=placement)
     secs = time.perf_counter() - t0
     if out_dir is None:
         return ir, None

@@ -4,11 +4,11 @@ from __future__ import annotations
 import math
 
 from ..intgraph import InputNode, PoolFCNode, SkipOperand
-from .ir import ACT_ALIGN, FIELD_MAX, PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileIR, Region
+from .ir import ACT_ALIGN, FIELD_MAX, PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError, CompileIR, Region
 from .memory import first_fit
-from ..arch.config import pattern_depth
+from ..arch.config import dma_beats, pattern_depth
 from . import hw
-from .operands import block_words, param_words_of
+from .operands import block_words, fc_blocks, param_words_of, stream_memory, tile_stream_words
 
 
 class AssignAddresses:
@@ -22,6 +22,13 @@ class AssignAddresses:
             ir.tensors[name].base = base
         cfg = ir.cfg
         pat = wgt = prm = dw = 0
+        # streamed steps: each tile's blocks in the memory's buffer after its resident words
+        # (operand after operand), and in the external image tile block after tile block
+        st_mem = ir.static
+        buf_base = {"patterns": st_mem.pattern_words - st_mem.pattern_buffer,
+                    "weights": st_mem.weight_words - st_mem.weight_buffer}
+        ext = 0
+        beats = dma_beats(cfg, ir.board.external.data_bits) if ir.streamed else 0
         for lay in ir.layers:
             n = lay.node
             if isinstance(n, InputNode):
@@ -31,18 +38,34 @@ class AssignAddresses:
             prm = -(-prm // cfg.pp_units) * cfg.pp_units
             ir.prm_base[lay.index] = prm
             if isinstance(n, PoolFCNode):
-                ir.pool_weight_word = wgt
-                wgt += math.ceil(n.weight.shape[0] / cfg.lanes) * math.ceil(n.weight.shape[1] / cfg.mac_cols)
+                if (lay.index, 0) in ir.streamed:     # chunk by chunk through the weight buffer
+                    ir.pool_weight_word = buf_base["weights"]
+                    ir.ext_addr[(lay.index, 0, "weights")] = ext
+                    ext += math.prod(fc_blocks(cfg, n)) * beats
+                else:
+                    ir.pool_weight_word = wgt
+                    wgt += math.prod(fc_blocks(cfg, n))
                 prm += n.weight.shape[0]
                 continue
             prm += param_words_of(cfg, lay, n.out.channels)
             for si, st in enumerate(lay.steps):
                 blocks = math.ceil(st.out_channels / st.tc)
+                streamed = (lay.index, si) in ir.streamed
+                if streamed:
+                    for mem, words in tile_stream_words(cfg, st, st.tc).items():
+                        if words:
+                            ir.ext_addr[(lay.index, si, mem)] = ext
+                            ext += blocks * words * (cfg.pattern_slices if mem == "patterns" else 1) * beats
+                    off = dict(buf_base)
                 for oi, op in enumerate(st.operands):
                     if isinstance(op, SkipOperand):
                         continue
                     w = blocks * block_words(cfg, op, st.tc)
-                    if hw.dw_operand(cfg, op):      # the depthwise pattern memory's words
+                    mem = stream_memory(cfg, op)
+                    if streamed and mem:
+                        ir.words[(lay.index, si, oi)] = off[mem]
+                        off[mem] += block_words(cfg, op, st.tc)
+                    elif hw.dw_operand(cfg, op):      # the depthwise pattern memory's words
                         ir.words[(lay.index, si, oi)] = dw
                         dw += w
                     elif op.kind == "pattern":
@@ -51,6 +74,13 @@ class AssignAddresses:
                     else:
                         ir.words[(lay.index, si, oi)] = wgt
                         wgt += w
+        pat += st_mem.pattern_buffer
+        wgt += st_mem.weight_buffer
+        if ir.streamed:
+            ir.external = Region("external", ir.board.external.data_bits // 8, ext)
+            if ir.external.nbytes > ir.board.external.bytes:
+                raise CompileError(f"the streamed pattern and weight words take {ir.external.nbytes} bytes of "
+                                   f"external memory, {ir.board.name} has {ir.board.external.bytes}")
         # the patterns image: the main memory's words, then (from the main memory's depth on,
         # ArchConfig.dw_base) the depthwise pattern memory's
         S = cfg.pattern_slices
@@ -81,3 +111,11 @@ class AssignAddresses:
                                                if st.dw_words else st.pattern_words * s)
         for key, w in ir.words.items():
             assert w <= FIELD_MAX["wa"]
+        # streamed operands address the buffers, one tile's words after the resident ones
+        for (l, si, oi), w in ir.words.items():
+            mem = stream_memory(ir.cfg, ir.layers[l].steps[si].operands[oi]) if ir.layers[l].steps else None
+            if (l, si) in ir.streamed and mem:
+                buf = st.pattern_buffer if mem == "patterns" else st.weight_buffer
+                words = st.pattern_words if mem == "patterns" else st.weight_words
+                assert words - buf <= w < words, (l, si, oi, w)
+        assert (ir.external is not None) == bool(ir.streamed)

@@ -1,4 +1,5 @@
-"""Build-directory writers: program, memory images, schedule, manifest, report.
+"""Build-directory writers: program, memory images (sephw/compiler/images.py), schedule,
+manifest, report.
 
 Everything here reads a finished :class:`~sephw.compiler.ir.CompileIR`; nothing is
 computed that the passes did not decide (the memory images are the weights laid out at the
@@ -11,190 +12,19 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import yaml
 from tqdm import tqdm
 
 from ..arch import isa
-from ..arch.config import dw_pattern_words, pattern_depth
-from ..arch.formats import PARAM_WORD, TENSOR_DESC
-from ..arch.isa import WORD_BITS, WORD_BYTES, encode_program
+from ..arch.config import dma_beats
+from ..arch.isa import WORD_BITS, WORD_BYTES, Op, encode_program
 from ..arch.manifest import FORMAT, VERSION, Manifest
 from ..intgraph import InputNode, PoolFCNode, SkipOperand
 from . import hw
 from .dump import write_pass_dumps
+from .images import external_words, param_words, pattern_words, tensor_words, weight_words
 from .ir import PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError
-from .operands import block_words, chunks as _chunks, param_blocks, param_word
-
-B48 = PARAM_WORD.field("bias").hi
-
-
-# --------------------------------------------------------------------------- memory images
-def pattern_words(ir) -> bytes:
-    """The pattern memory: per pattern operand, per channel block, per input chunk, one word of
-    ``lanes`` lane fields of ``pe_cin * k_max^2`` bits; bit ``c*k_max^2 + i*k_max + j`` of a lane
-    is 1 where ``B[o, c, i, j] = +1`` (``c`` relative to the chunk of the lane's group; a kernel
-    smaller than ``k_max`` fills the top-left ``k x k`` taps, the others are 0). Each word is
-    stored as ``pattern_slices`` memory words of ``pattern_mem_bits`` (low bits first, each
-    zero-padded to whole bytes): word ``w`` is memory words ``w*S .. w*S + S-1``.
-
-    Operands in the pattern engine's depthwise mode (:func:`~sephw.compiler.hw.dw_operand`)
-    are in the depthwise pattern memory instead, after the main memory's depth
-    (``ArchConfig.dw_base``; zero words in between): per channel block of ``dw_lanes`` channels,
-    ``dw_slices(k_max, k)`` words of ``dw_lanes`` lane fields of ``2*k_max + 3`` bits; word
-    ``s`` of a block holds bits ``s*(2*k_max+3) ..`` of each lane's ``k_max x k_max`` tap grid
-    (bit ``i*k_max + j``, 1 where ``B[o, 0, i, j] = +1``), each word zero-padded to the main
-    memory's word bytes."""
-    cfg = ir.cfg
-    lane_bits = cfg.pe_cin * cfg.k_max ** 2
-    S, sbits = cfg.pattern_slices, cfg.pattern_mem_bits
-    wbytes = math.ceil(S * sbits / 8)
-    words, dw_words = [], []
-    for lay in ir.layers:
-        for si, st in enumerate(lay.steps):
-            for oi, op in enumerate(st.operands):
-                if isinstance(op, SkipOperand) or op.kind != "pattern":
-                    continue
-                if hw.dw_operand(cfg, op):
-                    assert len(dw_words) == ir.words[(lay.index, si, oi)]
-                    dw_words += _dw_pattern_words(cfg, op, st)
-                    continue
-                assert len(words) == ir.words[(lay.index, si, oi)] * S
-                w = (op.weight > 0).numpy()                       # (O, Cg, k, k) bool
-                o_tot, cg, k, _ = w.shape
-                og = o_tot // op.groups
-                for b0 in range(0, st.out_channels, st.tc):
-                    tc = st.tc
-                    gt = max(1, math.ceil(tc / og)) if og < tc else 1
-                    cin_eff = max(1, cfg.pe_cin // gt)
-                    for ch in range(_chunks(cfg, op, st.tc)):
-                        bits = np.zeros(wbytes * 8, dtype=np.uint8)
-                        c_lo, c_hi = ch * cin_eff, min(cg, (ch + 1) * cin_eff)
-                        for l in range(min(tc, o_tot - b0)):
-                            # the k x k kernel in the top-left corner of the k_max x k_max
-                            # tap grid: bit c*k_max^2 + i*k_max + j (one window tap = one
-                            # slot of the engine, whatever the layer's k)
-                            grid = np.zeros((cfg.pe_cin, cfg.k_max, cfg.k_max), dtype=np.uint8)
-                            grid[:c_hi - c_lo, :k, :k] = w[b0 + l, c_lo:c_hi]
-                            base = l * lane_bits
-                            bits[base:base + lane_bits] = grid.reshape(-1)
-                        for sl in range(S):
-                            words.append(np.packbits(bits[sl * sbits:(sl + 1) * sbits],
-                                                     bitorder="little").tobytes())
-    if dw_words:
-        zero = bytes(cfg.pattern_mem_bytes)
-        words += [zero] * (pattern_depth(len(words), S) * S - len(words))      # up to dw_base
-        words += dw_words
-    return b"".join(words)
-
-
-def _dw_pattern_words(cfg, op, st) -> list[bytes]:
-    """The depthwise pattern memory words of a depthwise operand (see :func:`pattern_words`),
-    each as the main memory's word bytes."""
-    w = (op.weight > 0).numpy()                               # (C, 1, k, k) bool
-    K, k = cfg.k_max, op.k
-    out = []
-    for b0 in range(0, st.out_channels, st.tc):
-        grids = [sum(1 << (i * K + j) for i in range(k) for j in range(k) if w[b0 + l, 0, i, j])
-                 for l in range(min(st.tc, st.out_channels - b0))]
-        out += [v.to_bytes(cfg.pattern_mem_bytes, "little") for v in dw_pattern_words(grids, K, k)]
-    return out
-
-
-def _mac_word_rows(op, b0: int, tc: int, cfg) -> np.ndarray:
-    """Block-diagonal weight matrix (tc, chunks*Q) of one channel block of an int8 operand:
-    row p = output channel b0+p, term (slot*Cg + c)*k*k + i*k + j, zero off the row's group."""
-    w = op.weight.numpy().astype(np.int8)
-    o_tot, cg, k, _ = w.shape
-    og = o_tot // op.groups
-    gt = max(1, math.ceil(tc / og)) if og < tc else 1
-    g0 = b0 // og
-    terms = gt * cg * k * k
-    chunks = _chunks(cfg, op, tc)
-    m = np.zeros((tc, chunks * cfg.mac_cols), dtype=np.int8)
-    for p in range(min(tc, o_tot - b0)):
-        o = b0 + p
-        slot = o // og - g0 if gt > 1 else 0
-        t0 = slot * cg * k * k
-        m[p, t0:t0 + cg * k * k] = w[o].reshape(-1)
-    assert terms <= chunks * cfg.mac_cols
-    return m
-
-
-def weight_words(ir) -> bytes:
-    """The int8 weight memory: words of ``lanes x mac_cols`` bytes, ``w[p][q]`` at byte
-    ``p*mac_cols + q``; per int8 operand, per channel block, per chunk of ``mac_cols`` terms;
-    then the FC as ``ceil(O/lanes) x ceil(C/mac_cols)`` words."""
-    cfg = ir.cfg
-    out = []
-    n = 0
-    for lay in ir.layers:
-        node = lay.node
-        if isinstance(node, PoolFCNode):
-            assert n == ir.pool_weight_word
-            w = node.weight.numpy().astype(np.int8)
-            o_tot, c_tot = w.shape
-            for ob in range(math.ceil(o_tot / cfg.lanes)):
-                for cb in range(math.ceil(c_tot / cfg.mac_cols)):
-                    word = np.zeros((cfg.lanes, cfg.mac_cols), dtype=np.int8)
-                    blk = w[ob * cfg.lanes:(ob + 1) * cfg.lanes, cb * cfg.mac_cols:(cb + 1) * cfg.mac_cols]
-                    word[:blk.shape[0], :blk.shape[1]] = blk
-                    out.append(word.tobytes())
-                    n += 1
-            continue
-        for si, st in enumerate(lay.steps):
-            for oi, op in enumerate(st.operands):
-                if isinstance(op, SkipOperand) or op.kind != "int8":
-                    continue
-                assert n == ir.words[(lay.index, si, oi)], (lay.name, n, ir.words[(lay.index, si, oi)])
-                for b0 in range(0, st.out_channels, st.tc):
-                    m = _mac_word_rows(op, b0, st.tc, cfg)
-                    for ch in range(m.shape[1] // cfg.mac_cols):
-                        word = np.zeros((cfg.lanes, cfg.mac_cols), dtype=np.int8)
-                        word[:st.tc] = m[:, ch * cfg.mac_cols:(ch + 1) * cfg.mac_cols]
-                        out.append(word.tobytes())
-                        n += 1
-    return b"".join(out)
-
-
-def param_words(ir) -> bytes:
-    """PostProcess parameters: 16 bytes per output channel, little-endian ``m_a`` i32,
-    ``m_b`` i32 (0 with one accumulator), ``bias`` i48, ``shift`` u8, reserved u8; a layer's
-    first channel at its ``prm_base`` (a multiple of ``pp_units``; zero words in between), its
-    channels contiguous or, where its tiles are narrower than ``pp_units`` allows, in padded
-    tile blocks (:func:`~sephw.compiler.passes.param_blocks`)."""
-    out = []
-    for lay in ir.layers:
-        n = lay.node
-        if isinstance(n, InputNode):
-            continue
-        blocks = param_blocks(ir.cfg, lay)
-        if isinstance(n, PoolFCNode):
-            rows = zip(n.m.tolist(), [0] * len(n.m), n.bias.tolist(), [0] * len(n.m))
-        else:
-            rq = n.requant
-            mb = rq.m_b.tolist() if rq.m_b is not None else [0] * n.out.channels
-            rows = zip(rq.m_a.tolist(), mb, rq.bias.tolist(), rq.shift.tolist())
-        for c, (ma, mb_, b, s) in enumerate(rows):
-            if abs(b) > B48:
-                raise CompileError(f"{n.name}: channel {c} bias {b} does not fit the 48-bit parameter field")
-            # zero words up to the layer's (pp_units-aligned) base and between tile blocks
-            # padded to pp_units (passes.param_blocks)
-            out += [bytes(PARAM_WORD_BYTES)] * (ir.prm_base[lay.index] + param_word(blocks, c) - len(out))
-            out.append(PARAM_WORD.pack(m_a=ma, m_b=mb_, bias=b, shift=s))
-    blob = b"".join(out)
-    assert len(blob) == ir.memory["params"].nbytes
-    return blob
-
-
-def tensor_words(ir) -> bytes:
-    """Descriptor table: one :data:`~sephw.arch.formats.TENSOR_DESC` word per tensor id."""
-    out = []
-    for t in sorted(ir.tensors.values(), key=lambda t: t.id):
-        s = t.spec
-        out.append(TENSOR_DESC.pack(base=t.base, ring_rows=t.ring_rows, height=s.height, width=s.width,
-                                    channels=s.channels, bits=s.bits, signed=int(s.signed)))
-    return b"".join(out)
+from .operands import block_words
 
 
 def _hex(blob: bytes, word_bytes: int) -> str:
@@ -209,13 +39,21 @@ def layer_rows(ir) -> list[dict]:
     stored / held, 0 without patterns); ``depthwise``: the layer has depthwise pattern
     convolutions (:func:`~sephw.compiler.hw.depthwise_pattern`), in the depthwise mode or not."""
     cfg = ir.cfg
-    per = {lay.index: {"cycles": 0, "pattern_busy": 0, "mac_busy": 0, "tiles": 0} for lay in ir.layers}
+    per = {lay.index: {"cycles": 0, "pattern_busy": 0, "mac_busy": 0, "tiles": 0, "dma_cycles": 0,
+                       "dma_loads": 0, "external_bytes": 0} for lay in ir.layers}
+    ext_word_bytes = dma_beats(cfg, ir.board.external.data_bits) * ir.board.external.data_bits // 8 \
+        if ir.streamed else 0
     for s, entry in zip(ir.schedule, ir.program):
         t = entry.tile
         if t is None:
             continue
         p = per[t.layer]
         p["cycles"] += s["cycles"]
+        if t.opcode == Op.DMA_LOAD:
+            p["dma_cycles"] += s["cycles"]
+            p["dma_loads"] += 1
+            p["external_bytes"] += t.length * ext_word_bytes
+            continue
         p["pattern_busy"] += s["busy"].get("pattern", 0)
         p["mac_busy"] += s["busy"].get("mac", 0)
         p["tiles"] += 1
@@ -227,7 +65,8 @@ def layer_rows(ir) -> list[dict]:
         pbits = stored = 0
         depthwise = False
         if isinstance(n, PoolFCNode):
-            onchip = ir.memory["weights"].word_bytes * math.ceil(n.weight.shape[0] / cfg.lanes) \
+            fc_onchip = (lay.index, 0) not in ir.streamed
+            onchip = fc_onchip * ir.memory["weights"].word_bytes * math.ceil(n.weight.shape[0] / cfg.lanes) \
                 * math.ceil(n.weight.shape[1] / cfg.mac_cols) + n.weight.shape[0] * PARAM_WORD_BYTES
             kind, shape = "POOL_FC", f"logits[{n.weight.shape[0]}]"
             bits = 8
@@ -236,20 +75,23 @@ def layer_rows(ir) -> list[dict]:
             onchip = t.nbytes
             shape = n.out.describe()
             kind = type(n).__name__.replace("Node", "")
-            for st in lay.steps:
+            for si, st in enumerate(lay.steps):
+                # a streamed step's words are in external memory (its tiles' share of the
+                # buffers is not the layer's)
+                resident = 0 if (lay.index, si) in ir.streamed else 1
                 for op in st.operands:
                     if isinstance(op, SkipOperand):
                         continue
                     blocks = math.ceil(st.out_channels / st.tc)
                     w = blocks * block_words(cfg, op, st.tc)
                     if op.kind != "pattern":
-                        onchip += w * cfg.weight_word_bytes
+                        onchip += resident * w * cfg.weight_word_bytes
                         continue
                     dw = hw.dw_operand(cfg, op)
                     depthwise |= hw.depthwise_pattern(op)
                     pbits += op.weight.numel()
                     stored += w * (cfg.dw_word_bits if dw else cfg.pattern_word_bits)
-                    onchip += w * (-(-cfg.dw_word_bits // 8) if dw else cfg.pattern_word_bytes)
+                    onchip += (1 if dw else resident) * w * (-(-cfg.dw_word_bits // 8) if dw else cfg.pattern_word_bytes)
             if not isinstance(n, InputNode):
                 onchip += n.out.channels * PARAM_WORD_BYTES
             src = ir.graph.spec(lay.src_a) if lay.src_a else n.out
@@ -257,13 +99,20 @@ def layer_rows(ir) -> list[dict]:
         pe_peak = cfg.pattern_peak(bits)
         util = {"pattern_engine": lay.pattern_macs / (cyc * pe_peak) if cyc and lay.pattern_macs else 0.0,
                 "mac_array": lay.int8_macs / (cyc * cfg.mac_peak) if cyc and lay.int8_macs else 0.0}
+        # what bounds the layer: the busiest engine, the DMA_LOADs before its tiles, or the rest
+        # (window gather, control) -- the top runs them one after another
+        parts = {"compute": max(p["pattern_busy"], p["mac_busy"]), "memory": p["dma_cycles"]}
+        parts["gather"] = cyc - parts["compute"] - parts["memory"]
         rows.append({"index": lay.index, "name": n.name, "type": kind, "shape": shape,
                      "macs": lay.macs, "pattern_macs": lay.pattern_macs, "int8_macs": lay.int8_macs,
                      "onchip_bytes": int(onchip), "tiles": p["tiles"], "cycles": int(cyc),
                      "pattern_busy": int(p["pattern_busy"]), "mac_busy": int(p["mac_busy"]),
                      "utilization": {k: round(v, 4) for k, v in util.items()},
                      "pattern_bits": int(pbits), "pattern_bits_stored": int(stored), "depthwise": depthwise,
-                     "pattern_storage_ratio": round(stored / pbits, 3) if pbits else 0.0})
+                     "pattern_storage_ratio": round(stored / pbits, 3) if pbits else 0.0,
+                     "dma_loads": p["dma_loads"], "dma_cycles": int(p["dma_cycles"]),
+                     "external_bytes": int(p["external_bytes"]),
+                     "bound": max(parts, key=parts.get) if cyc else ""})
     return rows
 
 
@@ -313,6 +162,13 @@ def report_dict(ir, compile_seconds: float | None = None) -> dict:
         "host_link": {"uart_baud": uart_baud, "input_bytes": in_bytes,
                       "input_transfer_s": in_bytes * 10 / uart_baud if uart_baud else None,
                       "note": "not included in cycles_per_inference (image already in the RX FIFO)"},
+        "external": None if not ir.streamed else {
+            "kind": b.external.kind, "bytes": ir.external.nbytes, "data_bits": b.external.data_bits,
+            "read_latency": b.external.read_latency, "streamed_steps": len(ir.streamed),
+            "bytes_per_inference": sum(r["external_bytes"] for r in rows),
+            "dma_cycles_per_inference": sum(r["dma_cycles"] for r in rows),
+            "note": "pattern and int8 weight words of the streamed steps, loaded by a DMA_LOAD before each tile "
+                    "(in series with the compute: no overlap yet)"},
         "compile_seconds": compile_seconds,
         "pass_seconds": {p.name: round(p.seconds, 6) for p in ir.passes},
         "layers": rows,
@@ -340,14 +196,20 @@ def report_md(rep: dict) -> str:
              f"({u['bram_blocks']:.1%}); costs: {rep['cost_source']}",
              f"- host link: {rep['host_link']['input_bytes']} input bytes at {rep['host_link']['uart_baud']} baud "
              f"= {rep['host_link']['input_transfer_s'] * 1e3:.2f} ms per image over UART (not in the cycle count)"
-             if rep["host_link"]["input_transfer_s"] else "", "",
-             "| # | layer | type | output | MACs | on-chip bytes | pattern stored / bits | tiles | cycles | pattern busy "
-             "| MAC busy | util PE | util MAC |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             if rep["host_link"]["input_transfer_s"] else ""]
+    ext = rep.get("external")
+    if ext:
+        lines.append(f"- external memory ({ext['kind']}): {ext['bytes']:,} bytes of pattern and weight words of "
+                     f"{ext['streamed_steps']} layer step(s); per inference {ext['bytes_per_inference']:,} bytes in "
+                     f"{ext['dma_cycles_per_inference']:,} DMA_LOAD cycles ({ext['note']})")
+    lines += ["", "| # | layer | type | output | MACs | on-chip bytes | external bytes | pattern stored / bits | tiles "
+              "| cycles | DMA cycles | bound | pattern busy | MAC busy | util PE | util MAC |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rep["layers"]:
         ratio = f"{r['pattern_storage_ratio']:.2f}x" if r.get("pattern_bits") else ""
         lines.append(f"| {r['index']} | {r['name']} | {r['type']} | {r['shape']} | {r['macs']:,} | {r['onchip_bytes']:,} "
-                     f"| {ratio} | {r['tiles']} | {r['cycles']:,} | {r['pattern_busy']:,} | {r['mac_busy']:,} "
+                     f"| {r['external_bytes']:,} | {ratio} | {r['tiles']} | {r['cycles']:,} | {r['dma_cycles']:,} "
+                     f"| {r['bound']} | {r['pattern_busy']:,} | {r['mac_busy']:,} "
                      f"| {r['utilization']['pattern_engine']:.1%} | {r['utilization']['mac_array']:.1%} |")
     lines += ["", "On-chip memory (bytes): " + ", ".join(f"{k} {v:,}" for k, v in rep["onchip_breakdown"].items()), ""]
     captions = {"timeline": "Unit timeline: each instruction's busy cycles on the pattern engine, the MAC array, the "
@@ -381,6 +243,16 @@ def write_build(ir, out_dir: Path, compile_seconds: float | None = None, progres
         images[name] = {"file": f"{name}.bin", "hex": f"{name}.hex", "word_bytes": wb,
                         "words": ir.memory[name].words, "bytes": len(blob),
                         "sha256": hashlib.sha256(blob).hexdigest()}
+    external = None
+    if ir.streamed:     # the streamed steps' words, for the board's DRAM (docs/isa.md)
+        blob = external_words(ir)
+        (out / "external.bin").write_bytes(blob)
+        ext = ir.board.external
+        external = {"file": "external.bin", "bytes": len(blob), "words": ir.external.words,
+                    "data_bits": ext.data_bits, "read_latency": ext.read_latency, "kind": ext.kind,
+                    "sha256": hashlib.sha256(blob).hexdigest()}
+    else:
+        (out / "external.bin").unlink(missing_ok=True)
     prog = encode_program(ir.instructions)
     (out / "program.bin").write_bytes(prog)
     (out / "program.hex").write_text(_hex(prog, WORD_BYTES))
@@ -422,6 +294,8 @@ def write_build(ir, out_dir: Path, compile_seconds: float | None = None, progres
                    "store": "STORE sends the logits little-endian after the final POOL_FC"},
         "cycles_per_inference": int(ir.cycles),
     }
+    if external is not None:
+        manifest["external"] = external
     # the IntGraph itself, so `sephw simulate` can compare the RTL with the reference
     import torch
     torch.save(ir.graph.to_dict(), out / "intgraph.pt")

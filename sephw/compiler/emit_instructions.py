@@ -5,13 +5,14 @@ import math
 
 from tqdm import tqdm
 
-from ..arch.config import ArchConfig
+from ..arch.config import ArchConfig, dma_beats
+from ..arch.memmap import SELECT
 from ..arch.isa import FLAG_DW_PATTERN, WORD_BYTES, Instruction, Op
 from ..arch.link import MAX_PAYLOAD  # the host link's frame buffer (docs/protocol.md)
-from ..intgraph import SkipOperand
+from ..intgraph import PoolFCNode, SkipOperand
 from .hw import EngineConfig, dw_operand
 from .ir import CompileError, CompileIR, ProgramEntry, Tile
-from .operands import block_words, operand_reads, param_blocks, param_word
+from .operands import block_words, fc_blocks, operand_reads, param_blocks, param_word
 
 
 def arch_config(ir: CompileIR) -> ArchConfig:
@@ -26,7 +27,10 @@ def arch_config(ir: CompileIR) -> ArchConfig:
                       program_words=len(ir.program),
                       max_channels=max(t.spec.channels for t in ir.tensors.values()),
                       max_classes=classes, input_bytes=math.prod(g.input.out.shape), logit_bytes=8 * classes,
-                      frame_bytes=MAX_PAYLOAD, clock_hz=int(ir.board.clock_hz))
+                      frame_bytes=MAX_PAYLOAD, clock_hz=int(ir.board.clock_hz),
+                      # the external memory port where steps are streamed: the board's DRAM whole
+                      ext_data_bits=ir.board.external.data_bits if ir.streamed else 0,
+                      ext_words=ir.board.external.words if ir.streamed else 0)
 
 
 def program_of(tiles, instruction) -> list[ProgramEntry]:
@@ -43,7 +47,7 @@ def program_of(tiles, instruction) -> list[ProgramEntry]:
 
 
 class EmitInstructions:
-    CONTRACT = "one instruction per tile (LOAD, CONV_PATTERN, CONV_INT, PRB, RESADD, POOL_FC, STORE), " \
+    CONTRACT = "one instruction per tile (LOAD, DMA_LOAD, CONV_PATTERN, CONV_INT, PRB, RESADD, POOL_FC, STORE), " \
                "then SYNC and END; every field fits its width"
 
     def run(self, ir: CompileIR) -> CompileIR:
@@ -65,6 +69,10 @@ class EmitInstructions:
             # a tile's instruction computes that tile's layer; SYNC / END have none
             assert (e.tile is None) == (ins.op in (Op.SYNC, Op.END)), ins.text()
             assert e.tile is None or (e.tile.layer == ins.layer and e.tile.opcode == ins.op), ins.text()
+            if ins.op == Op.DMA_LOAD:       # within the external image and the memory's buffer
+                beats = dma_beats(ir.cfg, ir.board.external.data_bits)
+                assert ins.ext_addr + ins.length * beats <= ir.external.words, ins.text()
+                assert ins.waddr + ins.length <= ir.memory[e.tile.mem].words, ins.text()
 
 
 def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, int],
@@ -78,20 +86,38 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
     if t.opcode == Op.LOAD:
         return Instruction(Op.LOAD, layer=t.layer, dst=tid[n.name], row0=t.row0, rows=t.rows,
                            length=t.length, comment=f"band {t.band}: input rows from the host link")
+    if t.opcode == Op.DMA_LOAD:
+        ext_addr = waddr = 0
+        if addresses:       # the tile's block in the external image -> the memory's buffer
+            beats = dma_beats(cfg, ir.board.external.data_bits)
+            if isinstance(n, PoolFCNode):      # an FC chunk: its classes' blocks
+                first = (t.c0 // cfg.lanes) * fc_blocks(cfg, n)[1]
+            else:
+                st = lay.steps[t.step]
+                first = (t.c0 - st.out_c0) // st.tc * t.length
+            ext_addr = ir.ext_addr[(t.layer, t.step, t.mem)] + first * beats
+            sm = ir.static
+            waddr = (sm.pattern_words - sm.pattern_buffer) * cfg.pattern_slices if t.mem == "patterns" else \
+                sm.weight_words - sm.weight_buffer
+        return Instruction(Op.DMA_LOAD, layer=t.layer, mem=SELECT[t.mem], waddr=waddr, ext_addr=ext_addr,
+                           length=t.length,
+                           comment=f"band {t.band}: {n.name} {t.mem} of {'classes' if isinstance(n, PoolFCNode) else 'channels'} "
+                                   f"{t.c0}..{t.c0 + t.tc - 1} from external memory")
     if t.opcode == Op.STORE:
         return Instruction(Op.STORE, layer=t.layer, src_a=tid[n.input], length=t.length,
                            comment="logits (int64) to the host link")
     if t.opcode == Op.POOL_FC:
         return Instruction(Op.POOL_FC, layer=t.layer, src_a=tid[n.input], row0=t.row0, rows=t.rows,
                            wa=ir.pool_weight_word if addresses else 0,
-                           prm=ir.prm_base[t.layer] if addresses else 0, tc=t.tc, flags=t.flags,
+                           prm=ir.prm_base[t.layer] + t.c0 if addresses else 0, c0=t.c0, tc=t.tc, flags=t.flags,
                            comment=f"band {t.band}: {n.name}")
     st = lay.steps[t.step]
     op_a = st.operands[0]
     op_b = st.operands[1] if len(st.operands) > 1 else None
     wa = wb = prm = 0
     if addresses:
-        blk = (t.c0 - st.out_c0) // st.tc
+        # a streamed step's operands sit in the buffers, the tile's block alone (DMA_LOAD)
+        blk = 0 if (t.layer, t.step) in ir.streamed else (t.c0 - st.out_c0) // st.tc
         wa = ir.words[(t.layer, t.step, 0)] + blk * block_words(cfg, op_a, st.tc)
         if op_b is not None and not isinstance(op_b, SkipOperand):
             wb = ir.words[(t.layer, t.step, 1)] + blk * block_words(cfg, op_b, st.tc)

@@ -24,6 +24,12 @@ class CompileError(ValueError):
     """The model cannot be compiled for the board; the message says why, with numbers."""
 
 
+# where pattern and int8 weight words live: "auto" on chip where everything fits, else the
+# largest steps in external memory until the rest fits; "onchip" never external memory;
+# "external" every step that can be streamed (tests and measurements of the DMA path)
+PLACEMENTS = ("auto", "onchip", "external")
+
+
 Node = InputNode | PatternConvNode | IntConvNode | PRBNode | ResidualAddNode | DepthwiseConcatNode | PoolFCNode
 Operand = ConvOperand | SkipOperand
 
@@ -104,7 +110,8 @@ class Tile:
     busy: dict[str, int] = field(default_factory=dict)      # unit -> busy cycles (engine model)
     cycles: int = 0              # engine-level model (hw.tile_cycles)
     flags: int = 0               # the instruction's FLAG_* bits
-    length: int = 0              # LOAD / STORE bytes
+    length: int = 0              # LOAD / STORE bytes; DMA_LOAD on-chip words
+    mem: str = ""                # DMA_LOAD: the memory it fills (operands.STREAMED) for the next tiles
 
 
 @dataclass
@@ -133,6 +140,8 @@ class StaticMemory:
     input_bytes: int             # the host link's input buffer
     logit_bytes: int             # the host link's logit buffer
     dw_words: int = 0            # depthwise pattern memory words (the engine's depthwise mode)
+    pattern_buffer: int = 0      # the last pattern words: the buffer streamed tiles are loaded into
+    weight_buffer: int = 0       # the last weight words: the same for int8 weights
 
     @property
     def total(self) -> int:
@@ -165,6 +174,7 @@ class CompileIR:
     progress: bool = False       # show progress bars
     probe: bool = False          # fit check for another board: no message, no recursion
     engine: dict | None = None   # fixed engine sizes (lanes, pe_cin, mac_cols, packed, pp_units): no search
+    placement: str = "auto"      # where pattern and int8 weight words live (input, PLACEMENTS)
     budget: int = 0              # usable on-chip bytes (TileLayers)
     layers: list[Layer] = field(default_factory=list)           # one per node (CheckLegalize)
     tensors: dict[str, Tensor] = field(default_factory=dict)    # stored tensors by name (CheckLegalize)
@@ -175,6 +185,8 @@ class CompileIR:
     bands: int = 0                        # row bands (TileLayers)
     band_rows: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)  # tensor -> (hi rows
                                           # after each band, lowest row read in each band) (TileLayers)
+    streamed: frozenset = frozenset()     # (layer, step) whose pattern and int8 weight words stay in
+                                          # external memory, a DMA_LOAD before each tile (TileLayers)
     anchor: str = ""                      # the tensor whose row bands drive the banded layers (TileLayers)
     static: StaticMemory | None = None    # memories besides activations and program (TileLayers)
     tiles: list[Tile] = field(default_factory=list)             # in issue order (TileLayers)
@@ -183,6 +195,9 @@ class CompileIR:
     memory: dict[str, Region] = field(default_factory=dict)     # region name -> Region (AssignAddresses)
     words: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (layer, step, operand) -> first
                                           # pattern or weight word (AssignAddresses)
+    ext_addr: dict[tuple[int, int, str], int] = field(default_factory=dict)  # (layer, step, memory) ->
+                                          # first external word of a streamed step's blocks (AssignAddresses)
+    external: Region | None = None        # the external image, in external words (AssignAddresses)
     prm_base: dict[int, int] = field(default_factory=dict)      # layer -> first param word (AssignAddresses)
     pool_weight_word: int = 0             # first weight word of the FC (AssignAddresses)
     program: list[ProgramEntry] = field(default_factory=list)   # the Program (EmitInstructions)

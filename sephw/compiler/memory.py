@@ -10,36 +10,51 @@ from ..arch.link import MAX_PAYLOAD  # the host link's frame buffer (docs/protoc
 from ..intgraph import InputNode, PoolFCNode
 from . import hw
 from .ir import ACT_ALIGN, PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileIR, StaticMemory
-from .operands import block_words, param_words_of, step_operands
+from .operands import (block_words, fc_blocks, fc_chunk_words, fc_chunks, param_words_of, step_operands,
+                       stream_memory, tile_stream_words)
 
 
-def static_memory(ir: CompileIR, cfg: hw.EngineConfig) -> StaticMemory:
+def static_memory(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset = frozenset()) -> StaticMemory:
     """Every memory except activations and program for the engines ``cfg``, laid out as
-    AssignAddresses will lay them out."""
+    AssignAddresses will lay them out. ``streamed``: the ``(layer, step)`` whose pattern and
+    int8 weight words stay in external memory; each memory then holds, after its resident
+    words, a buffer of the most words one such tile loads (``pattern_buffer``,
+    ``weight_buffer``)."""
     g = ir.graph
     pat_words = wgt_words = params = dw_words = 0
+    buf = {"patterns": 0, "weights": 0}
     for lay in ir.layers:
         n = lay.node
         if not isinstance(n, InputNode):
             params = -(-params // cfg.pp_units) * cfg.pp_units     # as AssignAddresses aligns them
         if isinstance(n, PoolFCNode):
-            wgt_words += math.ceil(n.weight.shape[0] / cfg.lanes) * math.ceil(n.weight.shape[1] / cfg.mac_cols)
+            if (lay.index, 0) in streamed:      # the FC's chunks through the weight buffer
+                buf["weights"] = max(buf["weights"], max(fc_chunk_words(cfg, n, c) for _, c in fc_chunks(cfg, n)))
+            else:
+                wgt_words += math.prod(fc_blocks(cfg, n))
             params += n.weight.shape[0]
             continue
         if isinstance(n, InputNode):
             continue
         params += param_words_of(cfg, lay, n.out.channels)
-        for st in lay.steps:
+        for si, st in enumerate(lay.steps):
             tc = min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
             blocks = math.ceil(st.out_channels / tc)
+            if (lay.index, si) in streamed:
+                for mem, w in tile_stream_words(cfg, st, tc).items():
+                    buf[mem] = max(buf[mem], w)
             for op in step_operands(st):
                 w = blocks * block_words(cfg, op, tc)
+                if (lay.index, si) in streamed and stream_memory(cfg, op):
+                    continue
                 if hw.dw_operand(cfg, op):
                     dw_words += w
                 elif op.kind == "pattern":
                     pat_words += w
                 else:
                     wgt_words += w
+    pat_words += buf["patterns"]
+    wgt_words += buf["weights"]
     pool = g.output
     # the sliding window's column store: one entry per pattern chunk of the widest tensor
     # (rtl_gen/gather.py builds it from the manifest's widest tensor, at least 2 entries)
@@ -56,7 +71,51 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig) -> StaticMemory:
                       "host_link": MAX_PAYLOAD + input_bytes + logit_bytes},
         pattern_words=pat_words, dw_words=dw_words, weight_words=wgt_words, param_words=params, tensors=len(ir.tensors),
         pool_channels=g.spec(pool.input).channels, store_chunks=store_chunks,
-        input_bytes=input_bytes, logit_bytes=logit_bytes)
+        input_bytes=input_bytes, logit_bytes=logit_bytes,
+        pattern_buffer=buf["patterns"], weight_buffer=buf["weights"])
+
+
+def streamable_steps(ir: CompileIR, cfg: hw.EngineConfig) -> list[tuple[int, int]]:
+    """The ``(layer, step)`` with pattern or int8 weight words external memory can hold on the
+    overlay ``cfg``, the most bytes first (streaming those frees the most block RAM per
+    DMA_LOAD)."""
+    out = []
+    for lay in ir.layers:
+        if isinstance(lay.node, PoolFCNode):       # the FC, in chunks of classes (step 0)
+            out.append((math.prod(fc_blocks(cfg, lay.node)) * cfg.weight_word_bytes, lay.index, 0))
+        for si, st in enumerate(lay.steps):
+            tc = min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
+            words = tile_stream_words(cfg, st, tc)
+            nbytes = math.ceil(st.out_channels / tc) * (
+                words["patterns"] * cfg.pattern_word_bytes + words["weights"] * cfg.weight_word_bytes)
+            if nbytes:
+                out.append((nbytes, lay.index, si))
+    return [(l, s) for _, l, s in sorted(out, key=lambda x: (-x[0], x[1], x[2]))]
+
+
+def stream_cycles(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset, bands: int = 1) -> int:
+    """Cycles the DMA_LOADs of ``streamed`` steps take per inference on the overlay ``cfg``
+    (the RTL top's model: one per memory per tile, in series with the compute), ``bands``
+    row bands."""
+    from ..arch.config import dma_beats
+    if not streamed:
+        return 0
+    ext = ir.board.external
+    beats = dma_beats(cfg, ext.data_bits)
+    total = 0
+    per_load = hw.TOP_DISPATCH + ext.read_latency + hw.TOP_DMA
+    for l, si in streamed:
+        n = ir.layers[l].node
+        if isinstance(n, PoolFCNode):
+            total += sum(per_load + fc_chunk_words(cfg, n, c) * beats for _, c in fc_chunks(cfg, n))
+            continue
+        st = ir.layers[l].steps[si]
+        tc = min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
+        for mem, words in tile_stream_words(cfg, st, tc).items():
+            if words:
+                n = words * (cfg.pattern_slices if mem == "patterns" else 1)
+                total += math.ceil(st.out_channels / tc) * (per_load + n * beats)
+    return total * bands
 
 
 def memory_geometry(cfg: hw.EngineConfig, static: StaticMemory, act_bytes: int, instructions: int) -> dict:

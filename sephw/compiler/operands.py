@@ -45,6 +45,55 @@ def block_words(cfg: hw.EngineConfig, op: Operand, tc: int) -> int:
     return chunks(cfg, op, tc)
 
 
+STREAMED = ("patterns", "weights")     # the memories a streamed step's tiles are loaded into
+
+
+def stream_memory(cfg: hw.EngineConfig, op: Operand) -> str | None:
+    """The on-chip memory a DMA_LOAD fills with ``op``'s words when its step is streamed from
+    external memory (``patterns``: a pattern operand, ``weights``: an int8 one); None where
+    the words stay on chip whatever the placement (the pattern engine's depthwise mode)."""
+    if isinstance(op, SkipOperand) or hw.dw_operand(cfg, op):
+        return None
+    return "patterns" if op.kind == "pattern" else "weights"
+
+
+def tile_stream_words(cfg: hw.EngineConfig, step: Step, tc: int) -> dict[str, int]:
+    """``{memory: words}`` one tile of ``tc``-channel blocks of a streamed ``step`` loads into
+    each of :data:`STREAMED` (pattern words, not memory slices): its operands' blocks, in
+    operand order."""
+    out = dict.fromkeys(STREAMED, 0)
+    for op in step.operands:
+        mem = stream_memory(cfg, op)
+        if mem:
+            out[mem] += block_words(cfg, op, tc)
+    return out
+
+
+FC_CHUNK_BYTES = 8192    # a streamed FC's weight bytes per DMA_LOAD (whole blocks of ``lanes`` classes)
+
+
+def fc_blocks(cfg: hw.EngineConfig, node: ig.PoolFCNode) -> tuple[int, int]:
+    """``(class blocks, words per block)`` of the FC's weights: blocks of ``lanes`` classes,
+    each ``ceil(C / mac_cols)`` weight words."""
+    o, c = node.weight.shape
+    return math.ceil(o / cfg.lanes), math.ceil(c / cfg.mac_cols)
+
+
+def fc_chunks(cfg: hw.EngineConfig, node: ig.PoolFCNode) -> list[tuple[int, int]]:
+    """``(first class, classes)`` of each chunk of a streamed FC (one DMA_LOAD and one
+    ``POOL_FC`` each): whole blocks of ``lanes`` classes, at most :data:`FC_CHUNK_BYTES` of
+    weights (at least one block)."""
+    _, n_cb = fc_blocks(cfg, node)
+    per = max(1, FC_CHUNK_BYTES // (n_cb * cfg.weight_word_bytes)) * cfg.lanes
+    o = int(node.weight.shape[0])
+    return [(c, min(per, o - c)) for c in range(0, o, per)]
+
+
+def fc_chunk_words(cfg: hw.EngineConfig, node: ig.PoolFCNode, classes: int) -> int:
+    """Weight words of an FC chunk of ``classes``."""
+    return math.ceil(classes / cfg.lanes) * fc_blocks(cfg, node)[1]
+
+
 def operand_reads(op: Operand, c0_rel: int, tc: int, in_c0: int) -> tuple[int, int]:
     """``(first input channel, input channels)`` a tile of ``tc`` output channels starting
     ``c0_rel`` channels into ``op``'s outputs reads (tiles are group-aligned)."""

@@ -1,7 +1,8 @@
 """Pass 6: ScheduleProgram, each instruction's start and cycles on the RTL top as built."""
 from __future__ import annotations
 
-from ..arch.isa import FLAG_FINAL, Op
+from ..arch.config import dma_beats
+from ..arch.isa import FLAG_FC_MORE, FLAG_FINAL, Op
 from . import hw
 from .ir import CompileIR
 
@@ -12,17 +13,30 @@ def tensor_descs(ir: CompileIR) -> dict[int, hw.TensorDesc]:
             for t in ir.tensors.values()}
 
 
-def program_cycles(cfg: hw.EngineConfig, instructions: list, desc: dict) -> list[int]:
+def program_cycles(cfg: hw.EngineConfig, instructions: list, desc: dict,
+                   dma: tuple[int, int] | None = None) -> list[int]:
     """Each instruction's cycles on the RTL top as built (hw.top_instruction_cycles), in
     Program order: the first waits for the first fetch; the first POOL_FC of an inference (and
-    the first after each final one) clears the pool sums."""
+    the first after each final one) clears the pool sums. ``dma``: the external memory's
+    ``(beats per on-chip word, read latency)`` (:func:`dma_timing`) where the Program has
+    DMA_LOADs."""
     out = []
     first_pool = True
     for i, ins in enumerate(instructions):
-        out.append(hw.top_instruction_cycles(cfg, ins, desc, clear_pool_sums=first_pool, first=i == 0))
+        out.append(hw.top_instruction_cycles(cfg, ins, desc, clear_pool_sums=first_pool, first=i == 0, dma=dma))
         if ins.op == Op.POOL_FC:
-            first_pool = bool(ins.flags & FLAG_FINAL)     # the FC clears the sums again
+            # the FC (its last chunk) clears the sums again
+            first_pool = bool(ins.flags & FLAG_FINAL) and not ins.flags & FLAG_FC_MORE
     return out
+
+
+def dma_timing(ir: CompileIR) -> tuple[int, int] | None:
+    """``(beats per on-chip word, read latency)`` of the board's external memory as a
+    DMA_LOAD sees it (None without streamed steps)."""
+    if not ir.streamed:
+        return None
+    ext = ir.board.external
+    return dma_beats(ir.cfg, ext.data_bits), ext.read_latency
 
 
 class ScheduleProgram:
@@ -37,7 +51,7 @@ class ScheduleProgram:
         # measures); ``engine_cycles``: the engine-level model (hw.tile_cycles: the engines at
         # their measured rates behind an idealised window feed, the sizing objective), kept for comparison;
         # ``busy``: engine-level busy cycles per unit.
-        cycles = program_cycles(ir.cfg, [e.instruction for e in ir.program], tensor_descs(ir))
+        cycles = program_cycles(ir.cfg, [e.instruction for e in ir.program], tensor_descs(ir), dma_timing(ir))
         t = 0
         sched = []
         for i, (entry, cyc) in enumerate(zip(ir.program, cycles)):

@@ -10,7 +10,7 @@ from ..intgraph import PoolFCNode
 from . import hw
 from .bands import band_layout
 from .ir import BRAM_HEADROOM, FIELD_MAX, LUT_HEADROOM, CompileError, CompileIR
-from .memory import memory_blocks, memory_geometry, static_memory
+from .memory import memory_blocks, memory_geometry, static_memory, stream_cycles, streamable_steps
 from .operands import step_operands, tile_cost, windowed
 
 SEARCH_LANES = (4, 8, 16, 32, 64)
@@ -47,8 +47,10 @@ class Estimate:
     ``fits_logic``: the logic and those LUTs within the board's budgets (with headroom);
     ``fits_maps``: whole maps beside the static memories within the byte budget and the block
     RAM; ``static_bytes``: weights, patterns, parameters and tables; ``engine_cycles``: the
-    engine-level model (:func:`whole_network_cycles`). Where the logic alone exceeds the
-    budgets, the memories and cycles are not worked out (0, ``bram_blocks`` infinite)."""
+    engine-level model (:func:`whole_network_cycles`) plus the DMA_LOADs of ``streamed``, the
+    fewest largest steps whose words must stay in the board's external memory for whole maps
+    to fit (:func:`fit_streaming`). Where the logic alone exceeds the budgets, the memories and
+    cycles are not worked out (0, ``bram_blocks`` infinite)."""
     cfg: hw.EngineConfig
     resources: dict
     lutram: int
@@ -57,6 +59,7 @@ class Estimate:
     fits_maps: bool
     static_bytes: int
     engine_cycles: int
+    streamed: frozenset = frozenset()
 
     @property
     def key(self) -> tuple:
@@ -74,15 +77,45 @@ def estimate(ir: CompileIR, cfg: hw.EngineConfig, act1: int) -> Estimate:
     r = hw.resources(cfg, ir.costs, b.vendor)
     if not _logic_fits(r, b):      # the memories and cycles are not worked out
         return Estimate(cfg, r, 0, math.inf, False, False, 0, 0)
-    static = static_memory(ir, cfg)
-    blocks, lutram, _ = memory_blocks(b.vendor, memory_geometry(cfg, static, act1, 0))
+    streamed, static, blocks, lutram, fits_maps = fit_streaming(ir, cfg, act1)
     # logic is a hard limit: LUTs of the engines and control plus the LUTs of the shallow
     # memories mapped to distributed RAM (measured on the shipped overlay's board top: Yosys
     # 23,220 LUTs against 22,633 estimated, so the headroom matters)
     fits_logic = r["lut"] + lutram <= b.resources["lut"] * LUT_HEADROOM
-    fits_maps = static.total + act1 <= hw.usable_onchip_bytes(b) and \
-        blocks <= b.resources["bram_blocks"] * BRAM_HEADROOM
-    return Estimate(cfg, r, lutram, blocks, fits_logic, fits_maps, static.total, whole_network_cycles(cfg, ir))
+    return Estimate(cfg, r, lutram, blocks, fits_logic, fits_maps, static.total,
+                    whole_network_cycles(cfg, ir) + stream_cycles(ir, cfg, streamed), streamed)
+
+
+def fit_streaming(ir: CompileIR, cfg: hw.EngineConfig, act1: int):
+    """``(streamed, static, bram blocks, lutram LUTs, fits)`` of overlay ``cfg`` with whole maps
+    of ``act1`` bytes: nothing streamed where the memories fit (or the placement is
+    ``onchip``), every streamable step with ``external``, else (``auto`` on a board with
+    external memory) the shortest prefix of :func:`~sephw.compiler.memory.streamable_steps`
+    that lets them fit, found by bisection (on-chip bytes fall with every step streamed)."""
+    b = ir.board
+
+    def trial(streamed):
+        static = static_memory(ir, cfg, streamed)
+        blocks, lutram, _ = memory_blocks(b.vendor, memory_geometry(cfg, static, act1, 0))
+        fits = static.total + act1 <= hw.usable_onchip_bytes(b) and \
+            blocks <= b.resources["bram_blocks"] * BRAM_HEADROOM
+        return streamed, static, blocks, lutram, fits
+
+    order = streamable_steps(ir, cfg) if b.external is not None and ir.placement != "onchip" else []
+    if ir.placement == "external":
+        return trial(frozenset(order))
+    got = trial(frozenset())
+    if got[-1] or not order:
+        return got
+    lo, hi, fit = 1, len(order), None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        t = trial(frozenset(order[:mid]))
+        if t[-1]:
+            fit, hi = t, mid - 1
+        else:
+            lo = mid + 1
+    return fit or got
 
 
 def _logic_fits(r: dict, board) -> bool:
@@ -90,21 +123,26 @@ def _logic_fits(r: dict, board) -> bool:
         r["ff"] <= board.resources["ff"] * LUT_HEADROOM and r["dsp"] <= board.resources["dsp"]
 
 
-def top_cycles(ir: CompileIR, cfg: hw.EngineConfig, plan: dict | None = None) -> int:
+def top_cycles(ir: CompileIR, cfg: hw.EngineConfig, plan: dict | None = None,
+               streamed: frozenset = frozenset()) -> int:
     """Cycles per inference of the Program on overlay ``cfg`` by the RTL top's model
     (hw.top_instruction_cycles, what ScheduleProgram predicts and `sephw simulate` measures),
     with whole maps on chip (one band; ``plan``: ``band_layout(ir, 1).plan``, which does not
     depend on the overlay, worked out here if not given): the tiles TileLayers would make and
     the instructions EmitInstructions would emit, their addresses left out (the model does not
-    read them). Pure: reads ``ir``, writes nothing; no pass runs."""
+    read them), with a DMA_LOAD before every tile of the ``streamed`` steps. Pure: reads
+    ``ir``, writes nothing; no pass runs."""
+    from ..arch.config import dma_beats
     from .emit_instructions import program_of, tile_instruction
     from .schedule_program import program_cycles, tensor_descs
     from .tile_layers import TileLayers
     plan = band_layout(ir, 1).plan if plan is None else plan
-    tiles = TileLayers.make_tiles(ir, cfg, plan, 1, tc=lambda st: step_tc(cfg, st))
+    tiles = TileLayers.make_tiles(ir, cfg, plan, 1, tc=lambda st: step_tc(cfg, st), streamed=streamed)
     tid = {name: tensor.id for name, tensor in ir.tensors.items()}
     program = program_of(tiles, lambda t: tile_instruction(ir, cfg, t, tid, addresses=False))
-    return sum(program_cycles(cfg, [e.instruction for e in program], tensor_descs(ir)))
+    ext = ir.board.external
+    dma = (dma_beats(cfg, ext.data_bits), ext.read_latency) if streamed else None
+    return sum(program_cycles(cfg, [e.instruction for e in program], tensor_descs(ir), dma))
 
 
 def step_tc(cfg: hw.EngineConfig, st) -> int:
@@ -192,7 +230,7 @@ class SizeEngines:
             if e.cfg.column_store:
                 variants.append(estimate(ir, replace(e.cfg, column_store=False), whole.act_bytes))
         for e in tqdm(variants, desc="rank by RTL-top cycles", disable=not ir.progress, leave=False):
-            key = (top_cycles(ir, e.cfg, whole.plan), e.resources["lut"])
+            key = (top_cycles(ir, e.cfg, whole.plan, e.streamed), e.resources["lut"])
             if best is None or key < best[0]:
                 best = (key, e)
         return best[1]

@@ -5,14 +5,15 @@ import math
 
 from tqdm import tqdm
 
-from ..arch.isa import (FLAG_B_PATTERN, FLAG_DEPTHWISE, FLAG_FINAL, FLAG_PAD_BOTTOM, FLAG_PAD_TOP,
+from ..arch.config import dma_beats
+from ..arch.isa import (FLAG_B_PATTERN, FLAG_DEPTHWISE, FLAG_FC_MORE, FLAG_FINAL, FLAG_PAD_BOTTOM, FLAG_PAD_TOP,
                         FLAG_SKIP_IDENTITY, WORD_BYTES, Op)
 from ..intgraph import DepthwiseConcatNode, InputNode, PoolFCNode, ResidualAddNode, SkipOperand
 from . import hw
 from .bands import band_layout
 from .ir import BRAM_HEADROOM, PARAM_WORD_BYTES, CompileError, CompileIR, StaticMemory, Tensor, Tile
-from .memory import memory_blocks, memory_geometry, static_memory
-from .operands import rows_needed, tile_cost, windowed
+from .memory import memory_blocks, memory_geometry, static_memory, streamable_steps
+from .operands import fc_chunk_words, fc_chunks, rows_needed, tile_cost, tile_stream_words, windowed
 
 
 class TileLayers:
@@ -41,13 +42,19 @@ class TileLayers:
         return out
 
     @staticmethod
-    def make_tiles(ir: CompileIR, cfg: hw.EngineConfig, plan: dict, n_bands: int, tc=None) -> list[Tile]:
+    def make_tiles(ir: CompileIR, cfg: hw.EngineConfig, plan: dict, n_bands: int, tc=None,
+                   streamed: frozenset = frozenset()) -> list[Tile]:
         """Every tile of ``n_bands`` bands of ``plan`` on the overlay ``cfg`` in issue order:
         band by band, layer by layer, step by step, channel group by channel group. ``tc(step)``:
         a step's output channels per tile (default its ``tc``, which SizeEngines sets); reads
-        ``ir``, writes nothing (the sizer's estimate calls it for overlays it does not take)."""
+        ``ir``, writes nothing (the sizer's estimate calls it for overlays it does not take).
+        ``streamed``: the ``(layer, step)`` whose tiles each follow a DMA_LOAD per memory
+        of their pattern and int8 weight words (external memory -> the memory's buffer)."""
         g = ir.graph
         tiles = []
+        if streamed:
+            ext = ir.board.external
+            beats = dma_beats(cfg, ext.data_bits)
         for b in range(n_bands):
             for lay in ir.layers:
                 n = lay.node
@@ -64,12 +71,31 @@ class TileLayers:
                     src = g.spec(n.input)
                     cyc = (r1 - r0) * src.width * math.ceil(src.channels / cfg.mac_cols)
                     flags = 0
-                    if b == n_bands - 1:
+                    final = b == n_bands - 1
+                    fc_cyc = math.ceil(n.weight.shape[0] / cfg.lanes) * math.ceil(src.channels / cfg.mac_cols)
+                    if final and (lay.index, 0) in streamed:
+                        # the FC in chunks of classes, each after a DMA_LOAD of its weights
+                        # into the weight buffer; the band's rows first
+                        if r1 > r0:
+                            tiles.append(Tile(lay.index, 0, b, Op.POOL_FC, r0, r1 - r0, cycles=cyc + hw.TILE_LATENCY,
+                                              busy={"mac": cyc}, tc=n.weight.shape[0]))
+                        chunks = fc_chunks(cfg, n)
+                        for i, (c0, tcc) in enumerate(chunks):
+                            n_w = fc_chunk_words(cfg, n, tcc)
+                            tiles.append(Tile(lay.index, 0, b, Op.DMA_LOAD, 0, 0, c0, tcc, length=n_w, mem="weights",
+                                              busy={"dma": n_w * beats}, cycles=n_w * beats + ext.read_latency))
+                            c_cyc = math.ceil(tcc / cfg.lanes) * math.ceil(src.channels / cfg.mac_cols)
+                            tiles.append(Tile(lay.index, 0, b, Op.POOL_FC, 0, 0, c0, tcc, cycles=c_cyc + hw.TILE_LATENCY,
+                                              busy={"mac": c_cyc},
+                                              flags=FLAG_FINAL | (FLAG_FC_MORE if i < len(chunks) - 1 else 0)))
                         flags = FLAG_FINAL
-                        cyc += math.ceil(n.weight.shape[0] / cfg.lanes) * math.ceil(src.channels / cfg.mac_cols)
-                    if r1 > r0 or flags:
-                        tiles.append(Tile(lay.index, 0, b, Op.POOL_FC, r0, r1 - r0, cycles=cyc + hw.TILE_LATENCY,
-                                          busy={"mac": cyc}, flags=flags, tc=n.weight.shape[0]))
+                    else:
+                        if final:
+                            flags = FLAG_FINAL
+                            cyc += fc_cyc
+                        if r1 > r0 or flags:
+                            tiles.append(Tile(lay.index, 0, b, Op.POOL_FC, r0, r1 - r0, cycles=cyc + hw.TILE_LATENCY,
+                                              busy={"mac": cyc}, flags=flags, tc=n.weight.shape[0]))
                     if flags:
                         tiles.append(Tile(lay.index, 0, b, Op.STORE, 0, 0, length=n.weight.shape[0] * 8,
                                           cycles=n.weight.shape[0] * 8))
@@ -82,6 +108,13 @@ class TileLayers:
                     step_tc = st.tc if tc is None else tc(st)
                     for c0 in range(0, st.out_channels, step_tc):
                         tc_ = min(step_tc, st.out_channels - c0)
+                        if (lay.index, si) in streamed:
+                            for mem, words in tile_stream_words(cfg, st, step_tc).items():
+                                n_w = words * (cfg.pattern_slices if mem == "patterns" else 1)
+                                if n_w:
+                                    tiles.append(Tile(lay.index, si, b, Op.DMA_LOAD, r0, r1 - r0, st.out_c0 + c0,
+                                                      tc_, length=n_w, mem=mem, busy={"dma": n_w * beats},
+                                                      cycles=n_w * beats + ext.read_latency))
                         cyc, busy, costs, _, _ = tile_cost(cfg, st, g, r1 - r0, tc_)
                         op0 = st.operands[0]
                         src = g.spec(op0.input)
@@ -116,9 +149,11 @@ class TileLayers:
                                           ilo, ihi - ilo, wset, costs, busy, cyc, flags))
         return tiles
 
-    def run(self, ir: CompileIR) -> CompileIR:
-        ir.budget = hw.usable_onchip_bytes(ir.board)
-        static = static_memory(ir, ir.cfg)
+    def _search(self, ir: CompileIR, streamed: frozenset):
+        """The band count (fewest tiles) whose working set fits with ``streamed`` steps in
+        external memory: ``(chosen, best)``, ``chosen`` None where none fits; ``best`` the
+        smallest working set tried (the not-fit message's figures)."""
+        static = static_memory(ir, ir.cfg, streamed)
         best, chosen, done = None, None, set()
         for n_bands, anchor in tqdm(self._candidates(ir), desc="tile", disable=not ir.progress, leave=False):
             if chosen is not None and chosen[0] == 1:
@@ -126,21 +161,43 @@ class TileLayers:
             if anchor in done:      # more bands of the same anchor only add tiles
                 continue
             layout = band_layout(ir, n_bands, anchor)
-            tiles = self.make_tiles(ir, ir.cfg, layout.plan, n_bands)
+            tiles = self.make_tiles(ir, ir.cfg, layout.plan, n_bands, streamed=streamed)
             program = (len(tiles) + 3) * WORD_BYTES   # + SYNC before STORE, SYNC, END
             total = static.total + layout.act_bytes + program
             blocks, lutram, per = memory_blocks(ir.board.vendor,
                                                 memory_geometry(ir.cfg, static, layout.act_bytes, len(tiles) + 3))
             if best is None or total < best[0]:
-                best = (total, n_bands, layout, blocks, lutram)
+                best = (total, n_bands, layout, blocks, lutram, static)
             fits = total <= ir.budget and blocks <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM \
                 and ir.resources["lut"] + lutram <= ir.board.resources["lut"]
             if fits:
                 done.add(anchor)
             if fits and (chosen is None or len(tiles) < len(chosen[1])):
-                chosen = (n_bands, tiles, anchor, layout, program, blocks, lutram, per)
+                chosen = (n_bands, tiles, anchor, layout, program, blocks, lutram, per, static)
+        return chosen, best
+
+    def run(self, ir: CompileIR) -> CompileIR:
+        ir.budget = hw.usable_onchip_bytes(ir.board)
+        order = streamable_steps(ir, ir.cfg) if ir.board.external is not None and ir.placement != "onchip" else []
+        streamed = frozenset(order) if ir.placement == "external" else frozenset()
+        chosen, best = self._search(ir, streamed)
+        if chosen is None and ir.placement == "auto" and order:
+            # the fewest largest steps in external memory that let the rest fit: the on-chip
+            # bytes fall with every step added (its words leave, at most one tile's join the
+            # buffer), so the shortest fitting prefix is found by bisection
+            lo, hi = 1, len(order)
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                got, b_ = self._search(ir, frozenset(order[:mid]))
+                if got is not None:
+                    chosen, streamed, hi = got, frozenset(order[:mid]), mid - 1
+                else:
+                    lo = mid + 1
+                    if mid == len(order):
+                        best = b_
         if chosen is not None:
-            n_bands, tiles, anchor, layout, program, blocks, lutram, per = chosen
+            n_bands, tiles, anchor, layout, program, blocks, lutram, per, static = chosen
+            ir.streamed = streamed
             ir.anchor = anchor or ir.graph.output.input
             ir.memory_blocks = {"block_ram": blocks, "lutram_luts": lutram,
                                 "per_memory": {k: {"blocks": b, "lutram_luts": l} for k, (b, l) in per.items()}}
@@ -153,15 +210,17 @@ class TileLayers:
             ir.onchip = {"activations": layout.act_bytes, "program": program, **static.memory_bytes}
             ir.static = static
             return ir
-        total, n_bands, layout, blocks, lutram = best
+        total, n_bands, layout, blocks, lutram, static = best
         if ir.probe:
             raise CompileError(f"does not fit {ir.board.name}")
         big = max(ir.tensors.values(), key=lambda t: layout.rows[t.name][0] * t.row_bytes)
         raise CompileError(self._not_fit_message(ir, total, n_bands, big, layout.rows[big.name][0], static,
-                                                 layout.act_bytes, blocks, lutram))
+                                                 layout.act_bytes, blocks, lutram, streamed=bool(order)
+                                                 and ir.placement != "onchip"))
 
     def _not_fit_message(self, ir: CompileIR, total: int, n_bands: int, big: Tensor, big_rows: int,
-                         static: StaticMemory, act_bytes: int, blocks: int, lutram: int = 0) -> str:
+                         static: StaticMemory, act_bytes: int, blocks: int, lutram: int = 0,
+                         streamed: bool = False) -> str:
         from boards import all_boards
         from .pipeline import compile_ir     # the pipeline holds this pass
         fits = []
@@ -183,6 +242,9 @@ class TileLayers:
             why = (f"{total} bytes fit the byte budget but the memories need {blocks} block RAMs, usable {nb:g} "
                    f"(90 % of {ir.board.resources['bram_blocks']})"
                    if total <= ir.budget else f"bytes needed {total} > available {ir.budget}")
+        if streamed:
+            why += (f", with every pattern and int8 weight tile in {ir.board.name}'s external memory "
+                    f"(loaded by DMA_LOAD into on-chip buffers)")
         return (f"model does not fit {ir.board.name} ({why}): the smallest on-chip working set ({n_bands} row "
                 f"band(s)) needs {total} bytes, available {ir.budget} bytes "
                 f"(block RAM data bytes{', capped at 10 MB' if ir.budget == hw.MAX_ONCHIP_BYTES else ''}); "

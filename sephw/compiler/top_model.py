@@ -34,6 +34,7 @@ TOP_MAC_STAGES = 2      # the MAC array's registered weight word and dot product
                         # (rtl_gen/macarray.py, S1b and S3): on every MAC result's way
 TOP_FC_ACC = 5          # FC: last MAC beat of a byte plane -> its accumulators (FC_ACC),
                         # + lanes - 1 (one lane per cycle)
+TOP_DMA = 4             # DMA_LOAD: command taken -> first read command out, last beat -> word written -> done
 TOP_FC_MUL = 32         # FC: serial multiply of a logit (one bit of M per cycle)
 
 
@@ -94,21 +95,23 @@ def first_fetch(cfg: EngineConfig, ins) -> int:
 
 
 def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = False,
-                           first: bool = False) -> int:
+                           first: bool = False, dma: tuple[int, int] | None = None) -> int:
     """Cycles of one instruction on the RTL top as built (rtl_gen/top.py), from the cycle it is
     taken from FetchDecode's queue to the cycle the next one is: ``DISPATCH`` plus its unit's
     cycles (:func:`unit_cycles`), at least the fetcher's ``TOP_FETCH_NEXT`` (the next
     instruction's fetch starts as this one is taken, so it is hidden behind any instruction of
     4 or more unit cycles); ``END``: its ``DISPATCH``. ``first``: the Program's first
-    instruction, which also waits for the first fetch (``TOP_FETCH_FIRST``)."""
+    instruction, which also waits for the first fetch (``TOP_FETCH_FIRST``). ``dma``: the
+    external memory's ``(beats per on-chip word, read latency)`` for ``DMA_LOAD``."""
     from ..arch.isa import Op
     if ins.op == Op.END:
         return TOP_DISPATCH
-    cyc = max(TOP_DISPATCH + unit_cycles(cfg, ins, tensors, clear_pool_sums), TOP_FETCH_NEXT)
+    cyc = max(TOP_DISPATCH + unit_cycles(cfg, ins, tensors, clear_pool_sums, dma), TOP_FETCH_NEXT)
     return cyc + (TOP_FETCH_FIRST if first else 0)
 
 
-def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = False) -> int:
+def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = False,
+                dma: tuple[int, int] | None = None) -> int:
     """Cycles of one instruction's unit(s) on the RTL top as built, from the cycle after
     ``DISPATCH`` (the unit's first) to its ``done`` cycle, both included (0 for ``NOP``,
     ``SYNC`` and ``END``): each unit's latency and throughput, stated in its module under
@@ -142,6 +145,13 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
         return ins.rows * (TOP_ROW_ADDR + d.width * d.channels) + 1
     if op == Op.STORE:
         return 2 * ins.length + 1
+    if op == Op.DMA_LOAD:
+        # LoadDMA (rtl_gen/dma.py): a read command per cycle, the data ``latency`` behind in
+        # order, a word written as its last beat lands; done the cycle after the last
+        if dma is None:
+            raise ValueError("DMA_LOAD's cycles need the external memory's beats and read latency")
+        beats, latency = dma
+        return ins.length * beats + latency + TOP_DMA
     if op == Op.POOL_FC:
         a = tensors[ins.src_a]
         cyc = 1 + (a.channels if clear_pool_sums else 0)

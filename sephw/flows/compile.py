@@ -35,7 +35,7 @@ def cmd_compile(a) -> int:
               + (f" (ECP5 PLL from the {board.oscillator_hz / 1e6:g} MHz oscillator)"
                  if board.clock_hz != board.oscillator_hz else ""))
     graph = load_graph(a.model)
-    ir, rep = compile_graph(graph, board, a.output, progress=True)
+    ir, rep = compile_graph(graph, board, a.output, progress=True, placement=a.weights)
     print(f"wrote {a.output}: {rep['instructions']} instructions, {rep['bands']} band(s), "
           f"{rep['cycles_per_inference']} cycles/inference = {rep['latency_s'] * 1e3:.3f} ms, "
           f"{rep['fps']:.1f} FPS at {rep['clock_hz'] / 1e6:g} MHz; on-chip {rep['onchip_bytes']} / "
@@ -47,6 +47,11 @@ def cmd_compile(a) -> int:
     how = "Program and images baked in (boot ROM)" if a.bake_images else \
         "Program and images load at run time through host_w"
     print(f"wrote {path} (top module sephw_top; {how})")
+    if ir.streamed and not a.no_board:
+        print(f"sephw compile: {len(ir.streamed)} layer step(s) keep their pattern and int8 weight words in "
+              f"external memory ({rep['external']['bytes']:,} bytes, external.bin): the board build with the DRAM "
+              f"controller is not available yet, skipping it (`sephw simulate {a.output}` runs the build)")
+        a.no_board = True
     if not a.no_board:
         from .boardbuild import TimingNotMet, board_build
         try:
@@ -75,6 +80,10 @@ def register_cli(subparsers) -> None:
                    help="design clock in MHz (default: the board profile's clock_hz). ECP5 boards make it with "
                         "a PLL (nearest setting within 0.5%%), and the open flow fails clearly when the routed "
                         "design does not reach it; Xilinx boards run at their oscillator")
+    p.add_argument("--weights", choices=("auto", "onchip", "external"), default="auto",
+                   help="where pattern and int8 weight words live: auto (on chip where the model fits, else the "
+                        "largest layers in the board's DRAM, loaded by DMA_LOAD before each tile), onchip "
+                        "(never DRAM), external (every layer that can stream from DRAM)")
     p.add_argument("--bake-images", action="store_true",
                    help="bake the Program and memory images into top.v (boot ROM) instead of loading them at run time")
     p.set_defaults(func=cmd_compile)
