@@ -155,8 +155,8 @@ def _external(doc, path: Path) -> ExternalMemory:
                          f"got {nbytes}")
     if not 1 <= lat <= 1000:
         raise BoardError(f"{path}: external_memory.read_latency must be 1 .. 1000 cycles, got {lat}")
-    if not (Path(path).parent / cfg).is_file():
-        raise BoardError(f"{path}: external_memory.litedram names {cfg}, which does not exist")
+    if not (HERE / cfg).is_file():      # the LiteDRAM configurations ship in boards/litedram
+        raise BoardError(f"{path}: external_memory.litedram names {cfg}, which is not in {HERE}")
     return ExternalMemory(kind, nbytes, bits, lat, cfg)
 
 

@@ -22,7 +22,9 @@ a ``wiring.Component`` in its own file with its latency and throughput stated th
 The sequencer runs the Program in order, one instruction at a time: it takes an instruction
 from FetchDecode's queue, starts its unit(s) in ``DISPATCH`` and waits for their ``done``, in
 whose cycle it takes the next one (``SYNC`` and ``NOP`` wait only for the next fetch; ``END``
-raises ``done``). The compiler's cycle model is built from the same figures
+raises ``done``). ``DMA_LOAD`` alone does not wait: it is queued in the
+:class:`~rtl_gen.loadunit.LoadUnit`, which runs it while the next instructions do; an
+instruction with ``DEP_WAIT_PREV`` waits in ``DISPATCH`` for a load token. The compiler's cycle model is built from the same figures
 (``hw.unit_cycles`` per unit, ``hw.top_instruction_cycles`` per instruction). The units meet the engines through lib.stream
 handshakes; the shared RowAddress divider and the activation memory's ports are driven by one
 unit at a time (idle units drive zeros, the top ORs them).
@@ -49,15 +51,15 @@ from amaranth.utils import ceil_log2
 from sephw.arch import isa
 from sephw.arch.config import ArchConfig, dw_slices
 from sephw.arch.formats import PARAM_WORD, TENSOR_DESC
-from sephw.arch.isa import FLAG_B_PATTERN, FLAG_DW_PATTERN, FLAG_SKIP_IDENTITY, Op
+from sephw.arch.isa import DEP_SIGNAL_NEXT, DEP_WAIT_PREV, FLAG_B_PATTERN, FLAG_DW_PATTERN, FLAG_SKIP_IDENTITY, Op
 from sephw.arch.memmap import MEM_PARAMS, MEM_PATTERNS, MEM_PROGRAM, MEM_TENSORS, MEM_WEIGHTS, MemoryMap
 
 from .actmem import ActivationMemory
 from .arith import check_int
 from .control import CYCLES_BITS, host_w_layout
-from .dma import LoadDMA
 from .dram import native_signature
 from .fetch import FetchDecode, command_layout
+from .loadunit import LoadUnit
 from .gather import Gather
 from .hostio import Load, Store
 from .macarray import MacArray
@@ -116,8 +118,8 @@ class Accelerator(wiring.Component):
         Host-link bytes of ``STORE`` (int64 logits, little-endian).
     ext : Out(rtl_gen.dram.native_signature(ext_data_bits, ...))
         Only with ``arch.ext_words > 0``: the external memory (LiteDRAM's native port, user
-        side), read by a :class:`~rtl_gen.dma.LoadDMA` for ``DMA_LOAD``, whose words take the
-        host-write path (docs/dram.md).
+        side), read by the :class:`~rtl_gen.loadunit.LoadUnit` for ``DMA_LOAD``, whose words
+        take the host-write path (docs/dram.md).
     """
 
     def __init__(self, arch: ArchConfig, boot: list | None = None, netlist: str = "lut"):
@@ -155,11 +157,11 @@ class Accelerator(wiring.Component):
             # external memory: a LoadDMA writing any host-writable memory (DMA_LOAD), words of
             # the widest memory's width as ceil(width / ext_data_bits) external words each
             aw = max(1, ceil_log2(arch.ext_words))
-            self._dma = LoadDMA(data_width=arch.ext_data_bits, addr_width=aw, word_bits=mm.data_bits,
-                                onchip_depth=1 << mm.addr_bits, ext_words=arch.ext_words)
+            self._loads = LoadUnit(data_width=arch.ext_data_bits, addr_width=aw, word_bits=mm.data_bits,
+                                 onchip_depth=1 << mm.addr_bits, ext_words=arch.ext_words)
             ext = {"ext": Out(native_signature(arch.ext_data_bits, aw))}
         else:
-            self._dma = None
+            self._loads = None
         super().__init__({
             **ext,
             "start": In(1), "done": Out(1), "error": Out(1), "cycles": Out(CYCLES_BITS), "pc": Out(16),
@@ -225,16 +227,14 @@ class Accelerator(wiring.Component):
                          hv.eq(fetched | (self.host_w.valid & ~booting))]
         else:
             m.d.comb += [hw_.eq(self.host_w.payload), hv.eq(self.host_w.valid)]
-        dma = self._dma
-        if dma is not None:
+        lu = self._loads
+        if lu is not None:
             # DMA_LOAD's words take the host-write path (the link waits meanwhile)
-            m.submodules.dma = dma
-            wiring.connect(m, dma.ext, wiring.flipped(self.ext))
-            dma_mem = Signal(3)
-            m.d.comb += self.host_w.ready.eq(~self.booting & ~dma.busy)
-            with m.If(dma.onchip.en):
-                m.d.comb += [hw_.mem.eq(dma_mem), hw_.addr.eq(dma.onchip.addr), hw_.data.eq(dma.onchip.data),
-                             hv.eq(1)]
+            m.submodules.load_unit = lu
+            wiring.connect(m, lu.ext, wiring.flipped(self.ext))
+            m.d.comb += self.host_w.ready.eq(~self.booting & ~lu.busy)
+            with m.If(lu.w_en):
+                m.d.comb += [hw_.mem.eq(lu.w_mem), hw_.addr.eq(lu.w_addr), hw_.data.eq(lu.w_data), hv.eq(1)]
         for port, sel in ((prog_w, MEM_PROGRAM), (ttab_w, MEM_TENSORS), (prm_w, MEM_PARAMS)):
             m.d.comb += [port.addr.eq(hw_.addr), port.data.eq(hw_.data), port.en.eq(hv & (hw_.mem == sel))]
         pw = PARAM_LAYOUT(hw_.data[:PARAM_WORD.bits])
@@ -378,6 +378,8 @@ class Accelerator(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start & ~self.booting):
                     m.d.comb += fd.go.eq(1)
+                    if lu is not None:
+                        m.d.comb += lu.clear.eq(1)      # no tokens or load error left over
                     m.d.sync += [self.cycles.eq(0), running.eq(1), self.done.eq(0), self.error.eq(0)]
                     m.next = "WAIT"
             with m.State("WAIT"):
@@ -388,7 +390,17 @@ class Accelerator(wiring.Component):
                 op = ins.op
                 is_pe = (op == Op.CONV_PATTERN) | (op == Op.PRB) | \
                     ((op == Op.RESADD) & ins.flags[FLAG_B_PATTERN.bit_length() - 1])
-                with m.Switch(op):
+                wait = Signal()
+                if lu is not None:
+                    # DEP_WAIT_PREV: the instruction takes a load token first (its buffer
+                    # half has landed), waiting here while there is none; a refused load
+                    # (past the external memory's end) stops the top here
+                    dep = ins.deps[DEP_WAIT_PREV.bit_length() - 1]
+                    m.d.comb += [wait.eq(lu.error | (dep & ~lu.token)),
+                                 lu.take.eq(dep & ~wait & ((op != Op.DMA_LOAD) | lu.push.ready))]
+                    with m.If(lu.error):
+                        m.next = "ERROR"
+                with m.If(~wait), m.Switch(op):
                     with m.Case(Op.LOAD):
                         m.d.comb += ld.start.eq(1)
                         m.next = "RUN"
@@ -412,13 +424,15 @@ class Accelerator(wiring.Component):
                         m.next = "IDLE"
                     with m.Case(Op.NOP, Op.SYNC):
                         m.next = "WAIT"
-                    if dma is not None:
+                    if lu is not None:
                         with m.Case(Op.DMA_LOAD):
-                            c = dma.cmd.payload
-                            m.d.comb += [dma.cmd.valid.eq(1), c.ext_addr.eq(ins.ext_addr), c.words.eq(ins.length),
-                                         c.onchip.eq(ins.waddr)]
-                            m.d.sync += dma_mem.eq(ins.mem)
-                            m.next = "DMA"
+                            # queued: the next instruction runs while the load does
+                            c = lu.push.payload
+                            m.d.comb += [lu.push.valid.eq(1), c.ext_addr.eq(ins.ext_addr), c.words.eq(ins.length),
+                                         c.onchip.eq(ins.waddr), c.mem.eq(ins.mem),
+                                         c.signal.eq(ins.deps[DEP_SIGNAL_NEXT.bit_length() - 1])]
+                            with m.If(lu.push.ready):
+                                take_next()
                     with m.Default():
                         m.next = "ERROR"
             with m.State("RUN"):
@@ -426,12 +440,6 @@ class Accelerator(wiring.Component):
                     m.d.comb += [ga.release.eq(1), wr.stop.eq(1)]
                 with m.If(ld.done | st.done | pf.done | tile_done):
                     take_next()
-            if dma is not None:
-                with m.State("DMA"):
-                    with m.If(dma.done & dma.error):
-                        m.next = "ERROR"        # past the external memory's end
-                    with m.Elif(dma.done):
-                        take_next()
             with m.State("ERROR"):
                 m.d.sync += [running.eq(0), self.error.eq(1), self.done.eq(1)]
                 m.d.comb += wr.stop.eq(1)

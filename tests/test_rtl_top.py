@@ -8,6 +8,7 @@ channels, 4 MAC columns, k_max 5) so the Verilator build stays short; two images
 them all zero), given to `sephw simulate` in place of the dataset's test split.
 """
 import json
+import re
 
 import pytest
 import torch
@@ -360,13 +361,14 @@ def test_one_channel_tiles_with_two_postprocess_units(tmp_path):
 def test_weights_from_external_memory(tmp_path):
     """The compiler's external placement (``placement="external"``) on a DSConv-ResNet-20 build
     (8×8, 4×4×4 overlay): every pattern and int8 weight tile comes from a behavioural DRAM
-    (the board's LiteDRAM-calibrated read latency) by the DMA_LOAD before it, through the
-    LoadDMA into the memory's buffer, two 128-bit external words per on-chip word. Every logit
-    equal to the reference's; every instruction's cycles, the DMA_LOADs included, as
-    predicted. A DMA_LOAD past the external memory's end stops the top with its error flag."""
+    (the board's LiteDRAM-calibrated read latency) by DMA_LOADs queued in the LoadUnit while
+    the tile before computes, into the other half of the memory's buffer, two 128-bit
+    external words per on-chip word. Every logit equal to the reference's; every
+    instruction's cycles, the waits for loads included, as predicted. A DMA_LOAD past the
+    external memory's end stops the top with its error flag before the tile that needs it."""
     import hashlib
     from sephw import binarize, models, quantize
-    from sephw.arch.isa import decode_program as dec, encode_program
+    from sephw.arch.isa import DEP_WAIT_PREV, decode_program as dec, encode_program
     from sephw.compiler import compile_graph
     from sim.top_driver import run_top
     torch.manual_seed(0)
@@ -395,5 +397,10 @@ def test_weights_from_external_memory(tmp_path):
     (tmp_path / "program.bin").write_bytes(pblob)
     man["program"]["sha256"] = hashlib.sha256(pblob).hexdigest()
     (tmp_path / "manifest.json").write_text(json.dumps(man))
-    with pytest.raises(AssertionError, match=f"stopped with error at pc {first}"):
+    with pytest.raises(AssertionError, match="stopped with error at pc") as e:
         run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())
+    # the queued load is refused at once: the top stops at the next DISPATCH, before the
+    # tile that needs its words
+    pc = int(re.search(r"stopped with error at pc (\d+)", str(e.value)).group(1))
+    need = next(i for i in range(first, len(ops)) if prog[i].deps & DEP_WAIT_PREV)
+    assert first < pc <= need, (first, pc, need)

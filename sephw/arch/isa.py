@@ -27,7 +27,7 @@ from .records import Field, Record, RecordError
 __all__ = ["Op", "Instruction", "ISAError", "WORD", "WORD_BITS", "WORD_BYTES", "LAYOUTS", "HEADER",
            "TILE", "COMPUTE_OPS", "encode_program", "decode_program", "field_max",
            "FLAG_PAD_TOP", "FLAG_PAD_BOTTOM", "FLAG_SKIP_IDENTITY", "FLAG_FINAL", "FLAG_DEPTHWISE",
-           "FLAG_B_PATTERN", "FLAG_DW_PATTERN", "FLAG_FC_MORE", "DEP_WAIT_PREV", "DEP_WAIT_NEXT", "DEP_SIGNAL_PREV", "DEP_SIGNAL_NEXT"]
+           "FLAG_B_PATTERN", "FLAG_DW_PATTERN", "FLAG_FC_MORE", "LOAD_QUEUE_DEPTH", "DEP_WAIT_PREV", "DEP_WAIT_NEXT", "DEP_SIGNAL_PREV", "DEP_SIGNAL_NEXT"]
 
 WORD_BITS = 256
 WORD_BYTES = WORD_BITS // 8
@@ -61,6 +61,8 @@ FLAG_FC_MORE = 128      # POOL_FC with FLAG_FINAL: an FC chunk (classes c0 .. c0
                         # chunks follow: the pool sums stay for them (the last chunk clears them)
 FLAG_DW_PATTERN = 64    # operand a runs in the pattern engine's depthwise mode: lane l convolves
                         # input channel cin0 + l, its filter from the depthwise pattern memory at wa
+
+LOAD_QUEUE_DEPTH = 4    # DMA_LOADs the top queues (rtl_gen/loadunit.py) before the sequencer waits
 
 # dependency-token flags (field ``deps``): wait for / signal the unit before or after this
 # instruction's unit in the load -> compute -> store chain (TVM VTA's pop/push prev/next)

@@ -12,7 +12,7 @@ from ..arch.link import MAX_PAYLOAD  # the host link's frame buffer (docs/protoc
 from ..intgraph import PoolFCNode, SkipOperand
 from .hw import EngineConfig, dw_operand
 from .ir import CompileError, CompileIR, ProgramEntry, Tile
-from .operands import block_words, fc_blocks, operand_reads, param_blocks, param_word
+from .operands import block_words, fc_blocks, operand_reads, param_blocks, param_word, stream_memory
 
 
 def arch_config(ir: CompileIR) -> ArchConfig:
@@ -75,6 +75,14 @@ class EmitInstructions:
                 assert ins.waddr + ins.length <= ir.memory[e.tile.mem].words, ins.text()
 
 
+def buffer_half(ir: CompileIR, mem: str, half: int) -> int:
+    """The first word (pattern words for ``patterns``) of half ``half`` of ``mem``'s buffer
+    for streamed tiles, after the memory's resident words (:func:`static_memory`)."""
+    sm = ir.static
+    words, buf = (sm.pattern_words, sm.pattern_buffer) if mem == "patterns" else (sm.weight_words, sm.weight_buffer)
+    return words - buf + half * (buf // 2)
+
+
 def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, int],
                      addresses: bool = True) -> Instruction:
     """The instruction that computes tile ``t`` on the overlay ``cfg``; ``tid`` maps tensor
@@ -96,10 +104,8 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
                 st = lay.steps[t.step]
                 first = (t.c0 - st.out_c0) // st.tc * t.length
             ext_addr = ir.ext_addr[(t.layer, t.step, t.mem)] + first * beats
-            sm = ir.static
-            waddr = (sm.pattern_words - sm.pattern_buffer) * cfg.pattern_slices if t.mem == "patterns" else \
-                sm.weight_words - sm.weight_buffer
-        return Instruction(Op.DMA_LOAD, layer=t.layer, mem=SELECT[t.mem], waddr=waddr, ext_addr=ext_addr,
+            waddr = buffer_half(ir, t.mem, t.half) * (cfg.pattern_slices if t.mem == "patterns" else 1)
+        return Instruction(Op.DMA_LOAD, layer=t.layer, deps=t.deps, mem=SELECT[t.mem], waddr=waddr, ext_addr=ext_addr,
                            length=t.length,
                            comment=f"band {t.band}: {n.name} {t.mem} of {'classes' if isinstance(n, PoolFCNode) else 'channels'} "
                                    f"{t.c0}..{t.c0 + t.tc - 1} from external memory")
@@ -107,8 +113,10 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
         return Instruction(Op.STORE, layer=t.layer, src_a=tid[n.input], length=t.length,
                            comment="logits (int64) to the host link")
     if t.opcode == Op.POOL_FC:
-        return Instruction(Op.POOL_FC, layer=t.layer, src_a=tid[n.input], row0=t.row0, rows=t.rows,
-                           wa=ir.pool_weight_word if addresses else 0,
+        streamed = (t.layer, 0) in ir.streamed
+        return Instruction(Op.POOL_FC, layer=t.layer, deps=t.deps, src_a=tid[n.input], row0=t.row0, rows=t.rows,
+                           wa=(buffer_half(ir, "weights", t.half) if streamed else ir.pool_weight_word)
+                           if addresses else 0,
                            prm=ir.prm_base[t.layer] + t.c0 if addresses else 0, c0=t.c0, tc=t.tc, flags=t.flags,
                            comment=f"band {t.band}: {n.name}")
     st = lay.steps[t.step]
@@ -117,10 +125,18 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
     wa = wb = prm = 0
     if addresses:
         # a streamed step's operands sit in the buffers, the tile's block alone (DMA_LOAD)
-        blk = 0 if (t.layer, t.step) in ir.streamed else (t.c0 - st.out_c0) // st.tc
-        wa = ir.words[(t.layer, t.step, 0)] + blk * block_words(cfg, op_a, st.tc)
+        streamed = (t.layer, t.step) in ir.streamed
+        blk = 0 if streamed else (t.c0 - st.out_c0) // st.tc
+
+        def word(oi, op):
+            """The operand's first word: its block, or its place in the tile's buffer half."""
+            if streamed and stream_memory(cfg, op):
+                mem = stream_memory(cfg, op)
+                return ir.words[(t.layer, t.step, oi)] + buffer_half(ir, mem, t.half) - buffer_half(ir, mem, 0)
+            return ir.words[(t.layer, t.step, oi)] + blk * block_words(cfg, op, st.tc)
+        wa = word(0, op_a)
         if op_b is not None and not isinstance(op_b, SkipOperand):
-            wb = ir.words[(t.layer, t.step, 1)] + blk * block_words(cfg, op_b, st.tc)
+            wb = word(1, op_b)
     # input channels each operand reads (precomputed here so the sequencer needs no
     # divider): the tile's first group times Cg, and groups in the tile times Cg
     cin0, na = operand_reads(op_a, t.c0 - st.out_c0, t.tc, st.in_c0)
@@ -135,7 +151,7 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
     if prm % cfg.pp_units:
         raise CompileError(f"{n.name}: the tile at channel {t.c0} has parameter word {prm}, "
                            f"not a multiple of the {cfg.pp_units} PostProcess units")
-    return Instruction(t.opcode, layer=t.layer, src_a=tid[op_a.input],
+    return Instruction(t.opcode, layer=t.layer, deps=t.deps, src_a=tid[op_a.input],
                        src_b=tid[op_b.input] if op_b is not None else tid[op_a.input],
                        dst=tid[n.name], wa=wa, wb=wb, prm=prm,
                        c0=t.c0, tc=t.tc, cin0=cin0, cin0_b=cin0_b, na=na, nb=nb,

@@ -111,7 +111,9 @@ class Tile:
     cycles: int = 0              # engine-level model (hw.tile_cycles)
     flags: int = 0               # the instruction's FLAG_* bits
     length: int = 0              # LOAD / STORE bytes; DMA_LOAD on-chip words
-    mem: str = ""                # DMA_LOAD: the memory it fills (operands.STREAMED) for the next tiles
+    mem: str = ""                # DMA_LOAD: the memory it fills (operands.STREAMED)
+    half: int = 0                # streamed tiles and their DMA_LOADs: the buffer half (0, 1)
+    deps: int = 0                # the instruction's dependency tokens (DEP_*)
 
 
 @dataclass

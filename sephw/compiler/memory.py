@@ -11,15 +11,16 @@ from ..intgraph import InputNode, PoolFCNode
 from . import hw
 from .ir import ACT_ALIGN, PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileIR, StaticMemory
 from .operands import (block_words, fc_blocks, fc_chunk_words, fc_chunks, param_words_of, step_operands,
-                       stream_memory, tile_stream_words)
+                       stream_memory, tile_cost, tile_stream_words)
 
 
 def static_memory(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset = frozenset()) -> StaticMemory:
     """Every memory except activations and program for the engines ``cfg``, laid out as
     AssignAddresses will lay them out. ``streamed``: the ``(layer, step)`` whose pattern and
     int8 weight words stay in external memory; each memory then holds, after its resident
-    words, a buffer of the most words one such tile loads (``pattern_buffer``,
-    ``weight_buffer``)."""
+    words, a buffer of two halves of the most words one such tile loads (``pattern_buffer``,
+    ``weight_buffer``: both halves), one for the tile computing, one for the next tile's
+    words loading meanwhile."""
     g = ir.graph
     pat_words = wgt_words = params = dw_words = 0
     buf = {"patterns": 0, "weights": 0}
@@ -53,8 +54,9 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset = fro
                     pat_words += w
                 else:
                     wgt_words += w
-    pat_words += buf["patterns"]
-    wgt_words += buf["weights"]
+    # two halves: a tile computes on one while the next tile's words load into the other
+    pat_words += 2 * buf["patterns"]
+    wgt_words += 2 * buf["weights"]
     pool = g.output
     # the sliding window's column store: one entry per pattern chunk of the widest tensor
     # (rtl_gen/gather.py builds it from the manifest's widest tensor, at least 2 entries)
@@ -72,7 +74,7 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset = fro
         pattern_words=pat_words, dw_words=dw_words, weight_words=wgt_words, param_words=params, tensors=len(ir.tensors),
         pool_channels=g.spec(pool.input).channels, store_chunks=store_chunks,
         input_bytes=input_bytes, logit_bytes=logit_bytes,
-        pattern_buffer=buf["patterns"], weight_buffer=buf["weights"])
+        pattern_buffer=2 * buf["patterns"], weight_buffer=2 * buf["weights"])
 
 
 def streamable_steps(ir: CompileIR, cfg: hw.EngineConfig) -> list[tuple[int, int]]:
@@ -93,29 +95,35 @@ def streamable_steps(ir: CompileIR, cfg: hw.EngineConfig) -> list[tuple[int, int
     return [(l, s) for _, l, s in sorted(out, key=lambda x: (-x[0], x[1], x[2]))]
 
 
-def stream_cycles(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset, bands: int = 1) -> int:
-    """Cycles the DMA_LOADs of ``streamed`` steps take per inference on the overlay ``cfg``
-    (the RTL top's model: one per memory per tile, in series with the compute), ``bands``
-    row bands."""
+def stream_cycles(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset) -> int:
+    """Cycles the DMA_LOADs of ``streamed`` steps add per inference on the overlay ``cfg``, one
+    band, as the sizer estimates them: each DMA_LOAD's issue (``TOP_FETCH_NEXT``) and, per
+    tile, what its load takes beyond the tile before it computes (the next tile's words load
+    into the other buffer half meanwhile; the tile's own compute stands in for the one
+    before)."""
     from ..arch.config import dma_beats
     if not streamed:
         return 0
     ext = ir.board.external
     beats = dma_beats(cfg, ext.data_bits)
+    load = hw.TOP_DISPATCH + ext.read_latency + hw.TOP_DMA
     total = 0
-    per_load = hw.TOP_DISPATCH + ext.read_latency + hw.TOP_DMA
     for l, si in streamed:
         n = ir.layers[l].node
         if isinstance(n, PoolFCNode):
-            total += sum(per_load + fc_chunk_words(cfg, n, c) * beats for _, c in fc_chunks(cfg, n))
+            src = ir.graph.spec(n.input)
+            for _, c in fc_chunks(cfg, n):
+                fc = math.ceil(c / cfg.lanes) * math.ceil(src.channels / cfg.mac_cols) * 4 * (cfg.mac_cols + 2)
+                total += hw.TOP_FETCH_NEXT + max(0, load + fc_chunk_words(cfg, n, c) * beats - fc)
             continue
         st = ir.layers[l].steps[si]
         tc = min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
-        for mem, words in tile_stream_words(cfg, st, tc).items():
-            if words:
-                n = words * (cfg.pattern_slices if mem == "patterns" else 1)
-                total += math.ceil(st.out_channels / tc) * (per_load + n * beats)
-    return total * bands
+        compute = tile_cost(cfg, st, ir.graph, n.out.height, tc)[0]
+        words = [w * (cfg.pattern_slices if mem == "patterns" else 1)
+                 for mem, w in tile_stream_words(cfg, st, tc).items() if w]
+        per_tile = len(words) * hw.TOP_FETCH_NEXT + max(0, sum(load + w * beats for w in words) - compute)
+        total += math.ceil(st.out_channels / tc) * per_tile
+    return total
 
 
 def memory_geometry(cfg: hw.EngineConfig, static: StaticMemory, act_bytes: int, instructions: int) -> dict:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..arch.config import dma_beats
-from ..arch.isa import FLAG_FC_MORE, FLAG_FINAL, Op
+from ..arch.isa import DEP_SIGNAL_NEXT, DEP_WAIT_PREV, FLAG_FC_MORE, FLAG_FINAL, LOAD_QUEUE_DEPTH, Op
 from . import hw
 from .ir import CompileIR
 
@@ -13,17 +13,49 @@ def tensor_descs(ir: CompileIR) -> dict[int, hw.TensorDesc]:
             for t in ir.tensors.values()}
 
 
+LOAD_QUEUE_TAKE = 2     # a pushed load reaches the LoadDMA 2 cycles later (the queue's
+                        # buffered output, rtl_gen/loadunit.py)
+
+
 def program_cycles(cfg: hw.EngineConfig, instructions: list, desc: dict,
-                   dma: tuple[int, int] | None = None) -> list[int]:
-    """Each instruction's cycles on the RTL top as built (hw.top_instruction_cycles), in
-    Program order: the first waits for the first fetch; the first POOL_FC of an inference (and
-    the first after each final one) clears the pool sums. ``dma``: the external memory's
-    ``(beats per on-chip word, read latency)`` (:func:`dma_timing`) where the Program has
-    DMA_LOADs."""
+                   dma: tuple[int, int] | None = None, waits: list | None = None) -> list[int]:
+    """Each instruction's cycles on the RTL top as built, in Program order: the sequencer's
+    (hw.top_instruction_cycles; the first waits for the first fetch; the first POOL_FC of an
+    inference, and the first after each final one, clears the pool sums) and, where the
+    Program has DMA_LOADs, a queue simulation of the LoadUnit beside it: a DMA_LOAD is pushed
+    in its DISPATCH cycle, its load starts ``LOAD_QUEUE_TAKE`` cycles later or when the load
+    before it is done (:func:`hw.load_cycles` each), its token (DEP_SIGNAL_NEXT) counts from
+    the cycle after its end; an instruction with DEP_WAIT_PREV waits in DISPATCH until the
+    oldest token counts. ``dma``: the external memory's ``(beats per on-chip word, read
+    latency)`` (:func:`dma_timing`); ``waits``: a list that gets each instruction's cycles of
+    waiting for a load."""
     out = []
     first_pool = True
+    t = 0                   # the cycle the instruction's interval starts
+    free = 0                # the cycle the LoadDMA can take the next load
+    tokens = []             # the cycles from which the loads' tokens count, oldest first
+    starts = []             # the cycles the LoadDMA takes each load
     for i, ins in enumerate(instructions):
-        out.append(hw.top_instruction_cycles(cfg, ins, desc, clear_pool_sums=first_pool, first=i == 0, dma=dma))
+        cyc = hw.top_instruction_cycles(cfg, ins, desc, clear_pool_sums=first_pool, first=i == 0)
+        dispatch = t + hw.TOP_DISPATCH + (hw.TOP_FETCH_FIRST if i == 0 else 0)
+        wait = 0
+        if ins.op == Op.DMA_LOAD:
+            if sum(1 for x in starts if x > dispatch) >= LOAD_QUEUE_DEPTH:
+                raise ValueError(f"instruction {i}: a DMA_LOAD beyond the LoadUnit's {LOAD_QUEUE_DEPTH} queued "
+                                 f"loads (the sequencer would wait; not modelled, and the compiler never does it)")
+            start = max(dispatch + LOAD_QUEUE_TAKE, free)
+            starts.append(start)
+            free = start + hw.load_cycles(ins, dma)
+            if ins.deps & DEP_SIGNAL_NEXT:
+                tokens.append(free + 1)
+        elif ins.deps & DEP_WAIT_PREV:
+            if not tokens:
+                raise ValueError(f"instruction {i} waits for a load token that no DMA_LOAD before it gives")
+            wait = max(0, tokens.pop(0) - dispatch)
+        out.append(cyc + wait)
+        if waits is not None:
+            waits.append(wait)
+        t += cyc + wait
         if ins.op == Op.POOL_FC:
             # the FC (its last chunk) clears the sums again
             first_pool = bool(ins.flags & FLAG_FINAL) and not ins.flags & FLAG_FC_MORE
@@ -51,10 +83,11 @@ class ScheduleProgram:
         # measures); ``engine_cycles``: the engine-level model (hw.tile_cycles: the engines at
         # their measured rates behind an idealised window feed, the sizing objective), kept for comparison;
         # ``busy``: engine-level busy cycles per unit.
-        cycles = program_cycles(ir.cfg, [e.instruction for e in ir.program], tensor_descs(ir), dma_timing(ir))
+        waits = []
+        cycles = program_cycles(ir.cfg, [e.instruction for e in ir.program], tensor_descs(ir), dma_timing(ir), waits)
         t = 0
         sched = []
-        for i, (entry, cyc) in enumerate(zip(ir.program, cycles)):
+        for i, (entry, cyc, wait) in enumerate(zip(ir.program, cycles, waits)):
             ins, tile = entry.instruction, entry.tile
             if ins.op == Op.LOAD:
                 eng, busy = tile.length, {"host_link": tile.length}   # 1 byte/cycle from the RX FIFO
@@ -65,7 +98,7 @@ class ScheduleProgram:
             units = sorted(k for k, v in busy.items() if v > 0)
             sched.append({"index": i, "op": ins.op.name, "layer": ir.layers[ins.layer].name if tile is not None else "",
                           "band": tile.band if tile is not None else None, "start": t, "cycles": int(cyc),
-                          "engine_cycles": int(eng), "units": units,
+                          "engine_cycles": int(eng), "units": units, "load_wait": int(wait) or None,
                           "busy": {k: int(v) for k, v in busy.items() if v > 0}})
             t += int(cyc)
         ir.schedule, ir.cycles = sched, t

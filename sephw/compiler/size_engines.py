@@ -11,7 +11,7 @@ from . import hw
 from .bands import band_layout
 from .ir import BRAM_HEADROOM, FIELD_MAX, LUT_HEADROOM, CompileError, CompileIR
 from .memory import memory_blocks, memory_geometry, static_memory, stream_cycles, streamable_steps
-from .operands import step_operands, tile_cost, windowed
+from .operands import fc_chunks, step_operands, tile_cost, tile_stream_words, windowed
 
 SEARCH_LANES = (4, 8, 16, 32, 64)
 SEARCH_PE_CIN = (4, 8, 16, 32, 64)
@@ -91,12 +91,14 @@ def fit_streaming(ir: CompileIR, cfg: hw.EngineConfig, act1: int):
     of ``act1`` bytes: nothing streamed where the memories fit (or the placement is
     ``onchip``), every streamable step with ``external``, else (``auto`` on a board with
     external memory) the shortest prefix of :func:`~sephw.compiler.memory.streamable_steps`
-    that lets them fit, found by bisection (on-chip bytes fall with every step streamed)."""
+    that lets them fit, found by bisection (on-chip bytes fall with every step streamed), or
+    every streamable step where none does."""
     b = ir.board
 
     def trial(streamed):
         static = static_memory(ir, cfg, streamed)
-        blocks, lutram, _ = memory_blocks(b.vendor, memory_geometry(cfg, static, act1, 0))
+        blocks, lutram, _ = memory_blocks(b.vendor, memory_geometry(cfg, static, act1,
+                                                                    program_instructions(ir, cfg, streamed)))
         fits = static.total + act1 <= hw.usable_onchip_bytes(b) and \
             blocks <= b.resources["bram_blocks"] * BRAM_HEADROOM
         return streamed, static, blocks, lutram, fits
@@ -115,7 +117,26 @@ def fit_streaming(ir: CompileIR, cfg: hw.EngineConfig, act1: int):
             fit, hi = t, mid - 1
         else:
             lo = mid + 1
-    return fit or got
+    # none fits whole maps: the memories with everything streamed, the least that banding
+    # then has to fit beside (the sizer ranks such configs by it)
+    return fit or trial(frozenset(order))
+
+
+def program_instructions(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset) -> int:
+    """Instructions of the Program on overlay ``cfg`` with whole maps (one band), counted
+    without making its tiles: one per channel block of every step, one DMA_LOAD per memory
+    for each block of a ``streamed`` step, the FC's chunks (a DMA_LOAD and a POOL_FC each)
+    where it is streamed, and the LOAD, POOL_FC, SYNC, STORE, SYNC, END around them (the
+    program memory's block RAMs grow with it)."""
+    n = 6
+    for lay in ir.layers:
+        if isinstance(lay.node, PoolFCNode) and (lay.index, 0) in streamed:
+            n += 2 * len(fc_chunks(cfg, lay.node))
+        for si, st in enumerate(lay.steps):
+            tc = step_tc(cfg, st)
+            loads = sum(1 for w in tile_stream_words(cfg, st, tc).values() if w) if (lay.index, si) in streamed else 0
+            n += math.ceil(st.out_channels / tc) * (1 + loads)
+    return n
 
 
 def _logic_fits(r: dict, board) -> bool:
@@ -210,11 +231,44 @@ class SizeEngines:
         fitting = [e for e in admitted if e.fits_maps][:TOP_CYCLES_CANDIDATES]
         if ir.engine is None and not ir.probe and len(fitting) > 1:     # a probe asks only "does it fit"
             best = self._rank_by_top_cycles(ir, fitting, whole)
+        elif not fitting and ir.engine is None and not ir.probe and ir.board.external is not None \
+                and ir.placement != "onchip":
+            # none fits whole maps even with weights in DRAM: the fastest that TileLayers can
+            # band (with its program and buffers) rather than the one with the least memory
+            best = self._fastest_that_bands(ir, admitted, whole) or best
         ir.cfg, ir.resources = best.cfg, best.resources
         for lay in ir.layers:
             for st in lay.steps:
                 st.tc = step_tc(ir.cfg, st)
         return ir
+
+    @staticmethod
+    def _fastest_that_bands(ir: CompileIR, admitted: list[Estimate], whole, keep: int = 3) -> Estimate | None:
+        """Of the admitted overlays, in the engine-level model's order (DMA loads included),
+        the first ``keep`` of ``TOP_CYCLES_CANDIDATES`` for which TileLayers finds row bands
+        and streamed steps that fit (:meth:`TileLayers.place`, which writes nothing), the one
+        whose Program takes the fewest cycles on the RTL top (:func:`top_cycles`, one band)."""
+        from .tile_layers import TileLayers
+        saved = ir.cfg, [st.tc for lay in ir.layers for st in lay.steps]
+        banded = []
+        try:
+            for e in sorted(admitted, key=lambda e: (e.engine_cycles, e.resources["lut"]))[:TOP_CYCLES_CANDIDATES]:
+                ir.cfg = e.cfg
+                for lay in ir.layers:
+                    for st in lay.steps:
+                        st.tc = step_tc(e.cfg, st)
+                got = TileLayers().place(ir)
+                if got[0] is not None:
+                    banded.append(((top_cycles(ir, e.cfg, whole.plan, got[1]), e.resources["lut"]), e))
+                    if len(banded) == keep:
+                        break
+            return min(banded, key=lambda x: x[0])[1] if banded else None
+        finally:
+            ir.cfg = saved[0]
+            tcs = iter(saved[1])
+            for lay in ir.layers:
+                for st in lay.steps:
+                    st.tc = next(tcs)
 
     @staticmethod
     def _rank_by_top_cycles(ir: CompileIR, ranked: list[Estimate], whole) -> Estimate:

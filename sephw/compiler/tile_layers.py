@@ -6,7 +6,7 @@ import math
 from tqdm import tqdm
 
 from ..arch.config import dma_beats
-from ..arch.isa import (FLAG_B_PATTERN, FLAG_DEPTHWISE, FLAG_FC_MORE, FLAG_FINAL, FLAG_PAD_BOTTOM, FLAG_PAD_TOP,
+from ..arch.isa import (DEP_SIGNAL_NEXT, DEP_WAIT_PREV, FLAG_B_PATTERN, FLAG_DEPTHWISE, FLAG_FC_MORE, FLAG_FINAL, FLAG_PAD_BOTTOM, FLAG_PAD_TOP,
                         FLAG_SKIP_IDENTITY, WORD_BYTES, Op)
 from ..intgraph import DepthwiseConcatNode, InputNode, PoolFCNode, ResidualAddNode, SkipOperand
 from . import hw
@@ -14,6 +14,45 @@ from .bands import band_layout
 from .ir import BRAM_HEADROOM, PARAM_WORD_BYTES, CompileError, CompileIR, StaticMemory, Tensor, Tile
 from .memory import memory_blocks, memory_geometry, static_memory, streamable_steps
 from .operands import fc_chunk_words, fc_chunks, rows_needed, tile_cost, tile_stream_words, windowed
+
+
+def prefetch(tiles: list[Tile]) -> list[Tile]:
+    """Ping-pong the streamed tiles: ``tiles`` has each streamed tile right after its
+    DMA_LOADs (group ``k``: the loads, then the tile). Group ``k`` takes buffer half ``k mod
+    2``; its loads move to right after the tile of group ``k - 2`` (the last to read that
+    half; the first two groups' loads stay where the first group's were), so they run while
+    the tile of group ``k - 1`` computes. The last load of a group signals a token
+    (DEP_SIGNAL_NEXT) that its tile takes before it starts (DEP_WAIT_PREV)."""
+    groups, pending = [], []
+    for t in tiles:
+        if t.opcode == Op.DMA_LOAD:
+            pending.append(t)
+        elif pending:
+            groups.append((pending, t))
+            pending = []
+    assert not pending
+    after = {}                # id(tile) -> the loads that follow it
+    first = None
+    for k, (loads, t) in enumerate(groups):
+        for x in loads + [t]:
+            x.half = k % 2
+        loads[-1].deps |= DEP_SIGNAL_NEXT
+        t.deps |= DEP_WAIT_PREV
+        if k == 0:
+            first = id(loads[0])
+        if k >= 2:
+            after[id(groups[k - 2][1])] = loads
+    lead = [x for loads, _ in groups[:2] for x in loads]
+    out = []
+    for t in tiles:
+        if t.opcode == Op.DMA_LOAD:
+            if id(t) == first:
+                out += lead
+            continue
+        out.append(t)
+        out += after.get(id(t), [])
+    assert len(out) == len(tiles)
+    return out
 
 
 class TileLayers:
@@ -83,7 +122,7 @@ class TileLayers:
                         for i, (c0, tcc) in enumerate(chunks):
                             n_w = fc_chunk_words(cfg, n, tcc)
                             tiles.append(Tile(lay.index, 0, b, Op.DMA_LOAD, 0, 0, c0, tcc, length=n_w, mem="weights",
-                                              busy={"dma": n_w * beats}, cycles=n_w * beats + ext.read_latency))
+                                              busy={"dma": n_w * beats}, cycles=hw.TOP_FETCH_NEXT))
                             c_cyc = math.ceil(tcc / cfg.lanes) * math.ceil(src.channels / cfg.mac_cols)
                             tiles.append(Tile(lay.index, 0, b, Op.POOL_FC, 0, 0, c0, tcc, cycles=c_cyc + hw.TILE_LATENCY,
                                               busy={"mac": c_cyc},
@@ -114,7 +153,7 @@ class TileLayers:
                                 if n_w:
                                     tiles.append(Tile(lay.index, si, b, Op.DMA_LOAD, r0, r1 - r0, st.out_c0 + c0,
                                                       tc_, length=n_w, mem=mem, busy={"dma": n_w * beats},
-                                                      cycles=n_w * beats + ext.read_latency))
+                                                      cycles=hw.TOP_FETCH_NEXT))
                         cyc, busy, costs, _, _ = tile_cost(cfg, st, g, r1 - r0, tc_)
                         op0 = st.operands[0]
                         src = g.spec(op0.input)
@@ -147,7 +186,7 @@ class TileLayers:
                         wset += tc_ * PARAM_WORD_BYTES
                         tiles.append(Tile(lay.index, si, b, opcode, r0, r1 - r0, st.out_c0 + c0, tc_,
                                           ilo, ihi - ilo, wset, costs, busy, cyc, flags))
-        return tiles
+        return prefetch(tiles) if streamed else tiles
 
     def _search(self, ir: CompileIR, streamed: frozenset):
         """The band count (fewest tiles) whose working set fits with ``streamed`` steps in
@@ -176,8 +215,14 @@ class TileLayers:
                 chosen = (n_bands, tiles, anchor, layout, program, blocks, lutram, per, static)
         return chosen, best
 
-    def run(self, ir: CompileIR) -> CompileIR:
-        ir.budget = hw.usable_onchip_bytes(ir.board)
+    def place(self, ir: CompileIR):
+        """The band count and the streamed steps for ``ir.cfg``: ``(chosen, streamed, best,
+        order)`` as :meth:`_search` gives them, ``chosen`` None where nothing fits; ``order``
+        the steps that could stream. Reads ``ir``, writes nothing (SizeEngines asks it of the
+        overlays it weighs where none fits whole maps)."""
+        ir_budget = hw.usable_onchip_bytes(ir.board)
+        assert ir.budget in (0, ir_budget)
+        ir.budget = ir_budget
         order = streamable_steps(ir, ir.cfg) if ir.board.external is not None and ir.placement != "onchip" else []
         streamed = frozenset(order) if ir.placement == "external" else frozenset()
         chosen, best = self._search(ir, streamed)
@@ -195,6 +240,10 @@ class TileLayers:
                     lo = mid + 1
                     if mid == len(order):
                         best = b_
+        return chosen, streamed, best, order
+
+    def run(self, ir: CompileIR) -> CompileIR:
+        chosen, streamed, best, order = self.place(ir)
         if chosen is not None:
             n_bands, tiles, anchor, layout, program, blocks, lutram, per, static = chosen
             ir.streamed = streamed

@@ -94,24 +94,35 @@ def first_fetch(cfg: EngineConfig, ins) -> int:
     return cfg.pattern_slices
 
 
+def load_cycles(ins, dma: tuple[int, int] | None) -> int:
+    """A DMA_LOAD's cycles in the LoadDMA (rtl_gen/dma.py), from the cycle it takes the
+    command to its ``done``: a read command per cycle, the data ``latency`` behind in order, a
+    word written as its last beat lands, ``done`` the cycle after. ``dma``: the external
+    memory's ``(beats per on-chip word, read latency)``."""
+    if dma is None:
+        raise ValueError("DMA_LOAD's cycles need the external memory's beats and read latency")
+    beats, latency = dma
+    return ins.length * beats + latency + TOP_DMA
+
+
 def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = False,
-                           first: bool = False, dma: tuple[int, int] | None = None) -> int:
+                           first: bool = False) -> int:
     """Cycles of one instruction on the RTL top as built (rtl_gen/top.py), from the cycle it is
     taken from FetchDecode's queue to the cycle the next one is: ``DISPATCH`` plus its unit's
     cycles (:func:`unit_cycles`), at least the fetcher's ``TOP_FETCH_NEXT`` (the next
     instruction's fetch starts as this one is taken, so it is hidden behind any instruction of
     4 or more unit cycles); ``END``: its ``DISPATCH``. ``first``: the Program's first
-    instruction, which also waits for the first fetch (``TOP_FETCH_FIRST``). ``dma``: the
-    external memory's ``(beats per on-chip word, read latency)`` for ``DMA_LOAD``."""
+    instruction, which also waits for the first fetch (``TOP_FETCH_FIRST``). ``DMA_LOAD``
+    only queues its load (:func:`load_cycles`); the waits for loads are the Program's queue
+    simulation's (sephw/compiler/schedule_program.py)."""
     from ..arch.isa import Op
     if ins.op == Op.END:
         return TOP_DISPATCH
-    cyc = max(TOP_DISPATCH + unit_cycles(cfg, ins, tensors, clear_pool_sums, dma), TOP_FETCH_NEXT)
+    cyc = max(TOP_DISPATCH + unit_cycles(cfg, ins, tensors, clear_pool_sums), TOP_FETCH_NEXT)
     return cyc + (TOP_FETCH_FIRST if first else 0)
 
 
-def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = False,
-                dma: tuple[int, int] | None = None) -> int:
+def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = False) -> int:
     """Cycles of one instruction's unit(s) on the RTL top as built, from the cycle after
     ``DISPATCH`` (the unit's first) to its ``done`` cycle, both included (0 for ``NOP``,
     ``SYNC`` and ``END``): each unit's latency and throughput, stated in its module under
@@ -146,12 +157,7 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
     if op == Op.STORE:
         return 2 * ins.length + 1
     if op == Op.DMA_LOAD:
-        # LoadDMA (rtl_gen/dma.py): a read command per cycle, the data ``latency`` behind in
-        # order, a word written as its last beat lands; done the cycle after the last
-        if dma is None:
-            raise ValueError("DMA_LOAD's cycles need the external memory's beats and read latency")
-        beats, latency = dma
-        return ins.length * beats + latency + TOP_DMA
+        return 0        # queued in the LoadUnit; the load runs beside the next instructions
     if op == Op.POOL_FC:
         a = tensors[ins.src_a]
         cyc = 1 + (a.channels if clear_pool_sums else 0)
