@@ -4,7 +4,7 @@ side by side on each board, at CIFAR's 32×32.
 Per network (random weights, k×k convolutions binarized, quantized on random uint8
 calibration images; cycles and storage depend on the shapes, not on the weights): weights,
 pattern bits (the ±1 weights of every pattern convolution, depthwise branches included),
-pattern bytes the compiled build stores (report.json ``onchip_breakdown.patterns``) and their
+pattern bytes the compiled build stores (report.json per layer ``pattern_bits_stored``) and their
 ratio to the bits, cycles per inference (the compiler's model of the RTL top as built), FPS
 at the board's clock, pattern-engine and MAC-array utilization, and whether the RTL top runs
 the Program (``rtl_gen.top.check_program``). A network that does not fit the board is listed
@@ -89,7 +89,10 @@ def main() -> None:
                                             "onchip_breakdown", "onchip_bytes", "onchip_budget_bytes",
                                             "engine_config")})
             res["compile_seconds_wall"] = round(time.perf_counter() - t0, 2)
-            res["pattern_bytes_stored"] = rep["onchip_breakdown"]["patterns"]
+            # the pattern words the build stores, on chip or (streamed steps) in DRAM: the
+            # layers' stored bits (report.json), not the on-chip image, which then holds buffers
+            res["pattern_bytes_stored"] = -(-sum(r["pattern_bits_stored"] for r in rep["layers"]) // 8)
+            res["external_bytes"] = (rep["external"] or {}).get("bytes", 0)
             res["pattern_storage_ratio"] = res["pattern_bytes_stored"] * 8 / max(1, res["pattern_bits"])
             # the depthwise layers' own ratios (report.json, per layer): the stem and other
             # layers are in the total above
@@ -106,7 +109,8 @@ def main() -> None:
                 key, f"{res['weights']:,}", f"{res['pattern_bits']:,}",
                 f"{res['pattern_bytes_stored']:,} ({res['pattern_storage_ratio']:.1f}x)",
                 "{:.2f}x .. {:.2f}x".format(*res["depthwise_storage_ratio"]) if res["depthwise_storage_ratio"] else "",
-                f"{cfg['lanes']}L x {cfg['pe_cin']}c k{cfg['k_max']}, MAC {cfg['lanes']}x{cfg['mac_cols']}",
+                f"{cfg['lanes']}L x {cfg['pe_cin']}c k{cfg['k_max']}, MAC {cfg['lanes']}x{cfg['mac_cols']}"
+                + (f"; {res['external_bytes']:,} B in DRAM" if res["external_bytes"] else ""),
                 f"{rep['cycles_per_inference']:,}",
                 measured_cell(sim) + ("" if sim or not a.simulate else f" (over {a.simulate_max_cycles:,} cycles)"),
                 f"{rep['fps']:,.0f}", f"{u['pattern_engine']:.1%} / {u['mac_array']:.1%}",
@@ -120,8 +124,10 @@ def main() -> None:
         command="python bench/bench_zoo.py " + " ".join(sys.argv[1:]),
         notes=f"Each board at its profile clock, {a.size}x{a.size} RGB inputs, 10 classes, random weights "
               "(k×k convolutions binarized). 'pattern bytes stored': the build's pattern memory image "
-              "(report.json onchip_breakdown.patterns), 'x bits': its size over the pattern bits it holds "
-              "(issue 16 asks for at most 2x); 'depthwise layers': the smallest and largest of the depthwise "
+              "(its layers' pattern words), 'x bits': its size over the pattern bits it holds "
+              "(issue 16 asks for at most 2x; the layers' stored pattern words, report.json pattern_bits_stored, "
+              "on chip or in DRAM); 'B in DRAM': pattern and weight words the compiler keeps in the board's DRAM "
+              "where the network does not fit on chip (docs/isa.md); 'depthwise layers': the smallest and largest of the depthwise "
               "layers' own ratios (report.json pattern_storage_ratio; the stem and other pattern layers are in "
               "the total). Each network is compiled with the compiler's own overlay "
               "search for the board. 'measured in Verilator': the RTL top's cycle counter on random images, "
