@@ -123,10 +123,9 @@ def main() -> None:
          "RTL top runs it"], rows,
         command="python bench/bench_zoo.py " + " ".join(sys.argv[1:]),
         notes=f"Each board at its profile clock, {a.size}x{a.size} RGB inputs, 10 classes, random weights "
-              "(k×k convolutions binarized). 'pattern bytes stored': the build's pattern memory image "
-              "(its layers' pattern words), 'x bits': its size over the pattern bits it holds "
-              "(issue 16 asks for at most 2x; the layers' stored pattern words, report.json pattern_bits_stored, "
-              "on chip or in DRAM); 'B in DRAM': pattern and weight words the compiler keeps in the board's DRAM "
+              "(k×k convolutions binarized). 'pattern bytes stored': the pattern words the build stores, on chip "
+              "or in DRAM (its layers' report.json pattern_bits_stored), 'x bits': their size over the pattern bits "
+              "they hold (issue 16 asks for at most 2x); 'B in DRAM': pattern and weight words the compiler keeps in the board's DRAM "
               "where the network does not fit on chip (docs/isa.md); 'depthwise layers': the smallest and largest of the depthwise "
               "layers' own ratios (report.json pattern_storage_ratio; the stem and other pattern layers are in "
               "the total). Each network is compiled with the compiler's own overlay "

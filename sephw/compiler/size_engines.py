@@ -97,8 +97,10 @@ def fit_streaming(ir: CompileIR, cfg: hw.EngineConfig, act1: int):
 
     def trial(streamed):
         static = static_memory(ir, cfg, streamed)
-        blocks, lutram, _ = memory_blocks(b.vendor, memory_geometry(cfg, static, act1,
-                                                                    program_instructions(ir, cfg, streamed)))
+        # with steps streamed the Program grows by their DMA_LOADs (a block RAM or more):
+        # counted then; without, as before (TileLayers checks the Program's size anyway)
+        n_ins = program_instructions(ir, cfg, streamed) if streamed else 0
+        blocks, lutram, _ = memory_blocks(b.vendor, memory_geometry(cfg, static, act1, n_ins))
         fits = static.total + act1 <= hw.usable_onchip_bytes(b) and \
             blocks <= b.resources["bram_blocks"] * BRAM_HEADROOM
         return streamed, static, blocks, lutram, fits
@@ -228,7 +230,13 @@ class SizeEngines:
         if not admitted:
             raise CompileError(self._no_overlay_message(ir, ests))
         best = admitted[0]
-        fitting = [e for e in admitted if e.fits_maps][:TOP_CYCLES_CANDIDATES]
+        # overlays whose memories fit with nothing in DRAM come first: a model that fits on
+        # chip keeps every word there (its board build needs no DRAM controller)
+        fitting = [e for e in admitted if e.fits_maps and not e.streamed] or \
+            [e for e in admitted if e.fits_maps]
+        fitting = fitting[:TOP_CYCLES_CANDIDATES]
+        if fitting:
+            best = fitting[0]
         if ir.engine is None and not ir.probe and len(fitting) > 1:     # a probe asks only "does it fit"
             best = self._rank_by_top_cycles(ir, fitting, whole)
         elif not fitting and ir.engine is None and not ir.probe and ir.board.external is not None \
