@@ -179,10 +179,13 @@ def load(dataset: str, split: str, root: str | None = None, size: int = 224):
         return load_cifar10(root, split)
     if dataset == "imagefolder":
         if not root:
-            raise DatasetError("imagefolder needs --data PATH (with train/ and val/ or test/ sub-folders)")
+            raise DatasetError("imagefolder needs --data PATH (class sub-folders, or train/ and val/ or test/ "
+                               "holding them)")
         sub = Path(root) / ("train" if split == "train" else "val")
         if split != "train" and not sub.is_dir():
             sub = Path(root) / "test"
+        if not sub.is_dir():        # the class folders right in root: one split for all
+            sub = Path(root)
         x, y, _ = load_image_folder(sub, size)
         return x, y
     raise ValueError(f"unknown dataset {dataset!r}; supported: {', '.join(DATASETS)}")

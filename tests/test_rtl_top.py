@@ -10,6 +10,7 @@ them all zero), given to `sephw simulate` in place of the dataset's test split.
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -387,6 +388,16 @@ def test_weights_from_external_memory(tmp_path):
     assert [s["cycles"] for s in sched] == r["instruction_cycles"][0]
     dma = [c for o, c in zip(ops, r["instruction_cycles"][0]) if o == Op.DMA_LOAD]
     print(f"{n_dma} DMA_LOADs, {sum(dma)} of {sum(r['instruction_cycles'][0])} cycles")
+    # `sephw simulate BUILD --data IMAGE_FOLDER` on it: a model that names no dataset takes
+    # the folder's images (class folders right in it) at its input size
+    from PIL import Image
+    from sephw.flows.simulate import simulate
+    for c in ("cat", "dog"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        Image.fromarray(np.random.default_rng(len(c)).integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(
+            tmp_path / "imgs" / c / "0.png")
+    res = simulate(tmp_path, 2, data_root=str(tmp_path / "imgs"), log=lambda *_: None)
+    assert res["dataset"] == "imagefolder" and res["bit_exact_images"] == 2 and res["images"] == 2
     # a DMA_LOAD past the external memory's end: the top stops with its error flag at that
     # instruction (nothing loaded), never a hang or a wrong result
     man = json.loads((tmp_path / "manifest.json").read_text())

@@ -81,16 +81,19 @@ def write_top_verilog(build_dir, bake: bool = False) -> Path:
 def test_images_and_reference(build_dir, n_images: int, data_root: str | None = None, log=print,
                               steps: int = 4):
     """The first ``n_images`` test images of the build's dataset (manifest, else the IntGraph's
-    metadata, else Fashion-MNIST) and their logits from sephw.reference:
+    metadata, else an image folder where ``data_root`` is given, else Fashion-MNIST) and their
+    logits from sephw.reference:
     ``(dataset, images (N, C, H, W) uint8, labels, expected logits int64)``."""
     from .. import data, reference
     from ..arch import Manifest
     d = Path(build_dir)
     man = Manifest.read(d)
     g = load_build_graph(d)
-    ds = man.dataset or g.meta.get("dataset") or "fashion-mnist"
+    # a model that names no dataset (random weights, an ImageNet-size network): an image
+    # folder given with --data, at the network's input size
+    ds = man.dataset or g.meta.get("dataset") or ("imagefolder" if data_root else "fashion-mnist")
     log(f"[1/{steps}] loading {n_images} {ds} test images")
-    x, y = data.load(ds, "test", data_root)
+    x, y = data.load(ds, "test", data_root, size=g.input.out.height)
     x, y = x[:n_images], y[:n_images]
     if x.dim() == 3:
         x = x[:, None]
