@@ -25,17 +25,19 @@ def external_words(arch: ArchConfig, blob: bytes) -> list[int]:
 
 
 class AcceleratorWithExtMemory(wiring.Component):
-    """The top and an :class:`ExtMemoryModel` of ``latency`` cycles holding ``ext_init``: the
+    """The top and an :class:`ExtMemoryModel` of ``latency`` cycles (``stall_permille``: its
+    random command and read-data stalls) holding ``ext_init``: the
     model holds the image alone (the next power of two of words), not the board's whole DRAM
     (``arch.ext_words``, what the top's DMA checks addresses against)."""
 
-    def __init__(self, arch: ArchConfig, ext_init: list, netlist: str = "word", latency: int = 10):
+    def __init__(self, arch: ArchConfig, ext_init: list, netlist: str = "word", latency: int = 10,
+                 stall_permille: int = 0):
         if not arch.ext_words:
             raise ValueError("this ArchConfig has no external memory (ext_words 0)")
         self.acc = Accelerator(arch, netlist=netlist)
         depth = min(arch.ext_words, 1 << max(1, ceil_log2(max(2, len(ext_init)))))
         self.mem = ExtMemoryModel(data_width=arch.ext_data_bits, addr_width=max(1, ceil_log2(arch.ext_words)),
-                                  depth=depth, init=ext_init, latency=latency)
+                                  depth=depth, init=ext_init, latency=latency, stall_permille=stall_permille)
         super().__init__(wiring.Signature({k: v for k, v in self.acc.signature.members.items() if k != "ext"}))
 
     host_w_layout = property(lambda self: self.acc.host_w_layout)

@@ -25,7 +25,7 @@ def memory_writes(build_dir) -> list[tuple[int, int, int]]:
 
 def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
             timeout_cycles: int | None = None, netlist: str = "word", speed: bool = True,
-            host_stall: float = 0.0, verilog=None) -> dict:
+            host_stall: float = 0.0, verilog=None, ext_stall_permille: int = 0) -> dict:
     """Run ``images`` (N, C, H, W uint8) through the RTL top in Verilator (or ``SIM``).
 
     ``netlist`` is the pattern engine's form (:class:`rtl_gen.pattern.PatternEngine`):
@@ -36,6 +36,9 @@ def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
 
     ``verilog``: a Verilog file of the top to simulate as written (``sephw compile``'s top.v,
     :func:`sephw.flows.simulate.write_top_verilog`) instead of generating one.
+    ``ext_stall_permille``: builds with words in DRAM run beside a behavioural memory at the
+    board's read latency (manifest ``external``); this makes it refuse commands and hold read
+    data back on about that many cycles per thousand (random latency and back-pressure).
     ``host_stall`` (0..1): every odd-numbered image is fed with idle cycles on ``rx`` and
     read under random back-pressure on ``tx`` (sim/tb_top.py); the others run without.
 
@@ -67,8 +70,9 @@ def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
         blob = man.path("external.bin").read_bytes()
         # the board's read latency the cycle model assumed (manifest "external")
         latency = int((man.get("external") or {}).get("read_latency", 10))
-        dut = AcceleratorWithExtMemory(cfg, external_words(cfg, blob), netlist=netlist, latency=latency)
-        tag = cfg.tag() + f"_{netlist}_ext{latency}_" + hashlib.sha1(blob).hexdigest()[:10]
+        dut = AcceleratorWithExtMemory(cfg, external_words(cfg, blob), netlist=netlist, latency=latency,
+                                       stall_permille=ext_stall_permille)
+        tag = cfg.tag() + f"_{netlist}_ext{latency}s{ext_stall_permille}_" + hashlib.sha1(blob).hexdigest()[:10]
     else:
         dut = Accelerator(cfg, netlist=netlist)
         tag = cfg.tag() + ("" if netlist == "lut" else f"_{netlist}")

@@ -398,6 +398,11 @@ def test_weights_from_external_memory(tmp_path):
             tmp_path / "imgs" / c / "0.png")
     res = simulate(tmp_path, 2, data_root=str(tmp_path / "imgs"), log=lambda *_: None)
     assert res["dataset"] == "imagefolder" and res["bit_exact_images"] == 2 and res["images"] == 2
+    # random DRAM latency and back-pressure (about 30 % of cycles the memory refuses commands
+    # and holds read data back): the tokens hold every tile until its words have landed, so
+    # the logits stay exact, only later
+    slow = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy(), ext_stall_permille=300)
+    assert sum(slow["instruction_cycles"][0]) > sum(r["instruction_cycles"][0])
     # a DMA_LOAD past the external memory's end: the top stops with its error flag at that
     # instruction (nothing loaded), never a hang or a wrong result
     man = json.loads((tmp_path / "manifest.json").read_text())
