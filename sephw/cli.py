@@ -123,13 +123,18 @@ def cmd_boards(a) -> int:
     if a.json:
         print(json.dumps({n: {"part": b.part, "clock_hz": b.clock_hz, "resources": b.resources,
                               "onchip_bytes": b.onchip_bytes, "toolchain": b.toolchain, "aliases": list(b.aliases),
-                              "host_links": b.host_links, "platform": b.platform} for n, b in bs.items()}, indent=2))
+                              "host_links": b.host_links, "platform": b.platform,
+                              "external_memory": None if b.external is None else {
+                                  "kind": b.external.kind, "bytes": b.external.bytes,
+                                  "data_bits": b.external.data_bits, "read_latency": b.external.read_latency}}
+                          for n, b in bs.items()}, indent=2))
         return 0
-    print(f"{'board':<14}{'part':<22}{'clock':>8}{'LUT':>8}{'DSP':>6}{'BRAM KiB':>10}  toolchain  aliases")
+    print(f"{'board':<14}{'part':<22}{'clock':>8}{'LUT':>8}{'DSP':>6}{'BRAM KiB':>10}{'DRAM MiB':>10}  toolchain  aliases")
     for b in bs.values():
         r = b.resources
+        dram = f"{b.external.bytes / 2**20:.0f}" if b.external else "-"
         print(f"{b.name:<14}{b.part:<22}{b.clock_hz / 1e6:>6.0f}MHz{r['lut']:>8}{r['dsp']:>6}"
-              f"{b.onchip_bytes / 1024:>10.0f}  {b.toolchain:<9}  {', '.join(b.aliases)}")
+              f"{b.onchip_bytes / 1024:>10.0f}{dram:>10}  {b.toolchain:<9}  {', '.join(b.aliases)}")
     return 0
 
 

@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import pytest
@@ -53,3 +54,9 @@ def test_boards_command(capsys):
     assert main(["boards"]) == 0
     out = capsys.readouterr().out
     assert "arty-a7-35" in out and "ulx3s-85f" in out and "arty-a7" in out
+    # the DRAM the compiler may keep weights in (the ULX3S profile has none yet)
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert rows["arty-a7-35"][6] == "256" and rows["ulx3s-85f"][6] == "-"
+    assert main(["boards", "--json"]) == 0
+    js = json.loads(capsys.readouterr().out)
+    assert js["arty-a7-100"]["external_memory"]["data_bits"] == 128 and js["ulx3s-85f"]["external_memory"] is None

@@ -218,11 +218,10 @@ class TileLayers:
     def place(self, ir: CompileIR):
         """The band count and the streamed steps for ``ir.cfg``: ``(chosen, streamed, best,
         order)`` as :meth:`_search` gives them, ``chosen`` None where nothing fits; ``order``
-        the steps that could stream. Reads ``ir``, writes nothing (SizeEngines asks it of the
-        overlays it weighs where none fits whole maps)."""
-        ir_budget = hw.usable_onchip_bytes(ir.board)
-        assert ir.budget in (0, ir_budget)
-        ir.budget = ir_budget
+        the steps that could stream. Writes only ``ir.budget`` (the board's usable bytes,
+        the same for every overlay), so SizeEngines can ask it of the overlays it weighs where
+        none fits whole maps."""
+        ir.budget = hw.usable_onchip_bytes(ir.board)
         order = streamable_steps(ir, ir.cfg) if ir.board.external is not None and ir.placement != "onchip" else []
         streamed = frozenset(order) if ir.placement == "external" else frozenset()
         chosen, best = self._search(ir, streamed)
