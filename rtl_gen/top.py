@@ -24,8 +24,9 @@ from FetchDecode's queue, starts its unit(s) in ``DISPATCH`` and waits for their
 whose cycle it takes the next one (``SYNC`` and ``NOP`` wait only for the next fetch; ``END``
 raises ``done``). ``DMA_LOAD`` alone does not wait: it is queued in the
 :class:`~rtl_gen.loadunit.LoadUnit`, which runs it while the next instructions do; an
-instruction with ``DEP_WAIT_PREV`` waits in ``DISPATCH`` for a load token. The compiler's cycle model is built from the same figures
-(``hw.unit_cycles`` per unit, ``hw.top_instruction_cycles`` per instruction). The units meet the engines through lib.stream
+instruction with ``DEP_WAIT_PREV`` waits in ``DISPATCH`` for a load token. The compiler's
+cycle model is built from the same figures (``hw.unit_cycles`` per unit,
+``hw.top_instruction_cycles`` per instruction, a queue simulation of the LoadUnit). The units meet the engines through lib.stream
 handshakes; the shared RowAddress divider and the activation memory's ports are driven by one
 unit at a time (idle units drive zeros, the top ORs them).
 
@@ -59,9 +60,9 @@ from .arith import check_int
 from .control import CYCLES_BITS, host_w_layout
 from .dram import native_signature
 from .fetch import FetchDecode, command_layout
-from .loadunit import LoadUnit
 from .gather import Gather
 from .hostio import Load, Store
+from .loadunit import LoadUnit
 from .macarray import MacArray
 from .pattern import PatternEngine
 from .poolfc import PoolFC
@@ -154,11 +155,12 @@ class Accelerator(wiring.Component):
         self._host_w_layout = host_w_layout(mm)
         ext = {}
         if arch.ext_words:
-            # external memory: a LoadDMA writing any host-writable memory (DMA_LOAD), words of
-            # the widest memory's width as ceil(width / ext_data_bits) external words each
+            # external memory: the LoadUnit's queued loads into any host-writable memory
+            # (DMA_LOAD), words of the widest memory's width as ceil(width / ext_data_bits)
+            # external words each
             aw = max(1, ceil_log2(arch.ext_words))
             self._loads = LoadUnit(data_width=arch.ext_data_bits, addr_width=aw, word_bits=mm.data_bits,
-                                 onchip_depth=1 << mm.addr_bits, ext_words=arch.ext_words)
+                                   onchip_depth=1 << mm.addr_bits, ext_words=arch.ext_words)
             ext = {"ext": Out(native_signature(arch.ext_data_bits, aw))}
         else:
             self._loads = None

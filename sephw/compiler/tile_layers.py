@@ -6,8 +6,8 @@ import math
 from tqdm import tqdm
 
 from ..arch.config import dma_beats
-from ..arch.isa import (DEP_SIGNAL_NEXT, DEP_WAIT_PREV, FLAG_B_PATTERN, FLAG_DEPTHWISE, FLAG_FC_MORE, FLAG_FINAL, FLAG_PAD_BOTTOM, FLAG_PAD_TOP,
-                        FLAG_SKIP_IDENTITY, WORD_BYTES, Op)
+from ..arch.isa import (DEP_SIGNAL_NEXT, DEP_WAIT_PREV, FLAG_B_PATTERN, FLAG_DEPTHWISE, FLAG_FC_MORE, FLAG_FINAL,
+                        FLAG_PAD_BOTTOM, FLAG_PAD_TOP, FLAG_SKIP_IDENTITY, WORD_BYTES, Op)
 from ..intgraph import DepthwiseConcatNode, InputNode, PoolFCNode, ResidualAddNode, SkipOperand
 from . import hw
 from .bands import band_layout

@@ -93,7 +93,10 @@ def test_images_and_reference(build_dir, n_images: int, data_root: str | None = 
     # folder given with --data, at the network's input size
     ds = man.dataset or g.meta.get("dataset") or ("imagefolder" if data_root else "fashion-mnist")
     log(f"[1/{steps}] loading {n_images} {ds} test images")
-    x, y = data.load(ds, "test", data_root, size=g.input.out.height)
+    if ds == "imagefolder":
+        x, y = data.load(ds, "test", data_root, size=g.input.out.height)
+    else:
+        x, y = data.load(ds, "test", data_root)
     x, y = x[:n_images], y[:n_images]
     if x.dim() == 3:
         x = x[:, None]
