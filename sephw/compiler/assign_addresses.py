@@ -8,7 +8,7 @@ from .ir import ACT_ALIGN, FIELD_MAX, PARAM_WORD_BYTES, TENSOR_DESC_BYTES, Compi
 from .memory import first_fit
 from ..arch.config import dma_beats, pattern_depth
 from . import hw
-from .operands import block_words, fc_blocks, param_words_of, stream_memory, tile_stream_words
+from .operands import STREAMED, block_words, fc_blocks, param_words_of, stream_memory, tile_stream_words
 
 
 class AssignAddresses:
@@ -25,8 +25,7 @@ class AssignAddresses:
         # streamed steps: each tile's blocks in the memory's buffer after its resident words
         # (operand after operand), and in the external image tile block after tile block
         st_mem = ir.static
-        buf_base = {"patterns": st_mem.pattern_words - st_mem.pattern_buffer,
-                    "weights": st_mem.weight_words - st_mem.weight_buffer}
+        buf_base = {mem: st_mem.buffer_base(mem) for mem in STREAMED}
         ext = 0
         beats = dma_beats(cfg, ir.board.external.data_bits) if ir.streamed else 0
         for lay in ir.layers:
@@ -115,7 +114,5 @@ class AssignAddresses:
         for (l, si, oi), w in ir.words.items():
             mem = stream_memory(ir.cfg, ir.layers[l].steps[si].operands[oi]) if ir.layers[l].steps else None
             if (l, si) in ir.streamed and mem:
-                buf = st.pattern_buffer if mem == "patterns" else st.weight_buffer
-                words = st.pattern_words if mem == "patterns" else st.weight_words
-                assert words - buf <= w < words, (l, si, oi, w)
+                assert st.buffer_base(mem) <= w < st.buffer_base(mem, 1), (l, si, oi, w)   # half 0
         assert (ir.external is not None) == bool(ir.streamed)

@@ -75,14 +75,6 @@ class EmitInstructions:
                 assert ins.waddr + ins.length <= ir.memory[e.tile.mem].words, ins.text()
 
 
-def buffer_half(ir: CompileIR, mem: str, half: int) -> int:
-    """The first word (pattern words for ``patterns``) of half ``half`` of ``mem``'s buffer
-    for streamed tiles, after the memory's resident words (:func:`static_memory`)."""
-    sm = ir.static
-    words, buf = (sm.pattern_words, sm.pattern_buffer) if mem == "patterns" else (sm.weight_words, sm.weight_buffer)
-    return words - buf + half * (buf // 2)
-
-
 def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, int],
                      addresses: bool = True) -> Instruction:
     """The instruction that computes tile ``t`` on the overlay ``cfg``; ``tid`` maps tensor
@@ -104,7 +96,7 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
                 st = lay.steps[t.step]
                 first = (t.c0 - st.out_c0) // st.tc * t.length
             ext_addr = ir.ext_addr[(t.layer, t.step, t.mem)] + first * beats
-            waddr = buffer_half(ir, t.mem, t.half) * (cfg.pattern_slices if t.mem == "patterns" else 1)
+            waddr = ir.static.buffer_base(t.mem, t.half) * (cfg.pattern_slices if t.mem == "patterns" else 1)
         return Instruction(Op.DMA_LOAD, layer=t.layer, deps=t.deps, mem=SELECT[t.mem], waddr=waddr, ext_addr=ext_addr,
                            length=t.length,
                            comment=f"band {t.band}: {n.name} {t.mem} of {'classes' if isinstance(n, PoolFCNode) else 'channels'} "
@@ -115,7 +107,7 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
     if t.opcode == Op.POOL_FC:
         streamed = (t.layer, 0) in ir.streamed
         return Instruction(Op.POOL_FC, layer=t.layer, deps=t.deps, src_a=tid[n.input], row0=t.row0, rows=t.rows,
-                           wa=(buffer_half(ir, "weights", t.half) if streamed else ir.pool_weight_word)
+                           wa=(ir.static.buffer_base("weights", t.half) if streamed else ir.pool_weight_word)
                            if addresses else 0,
                            prm=ir.prm_base[t.layer] + t.c0 if addresses else 0, c0=t.c0, tc=t.tc, flags=t.flags,
                            comment=f"band {t.band}: {n.name}")
@@ -132,7 +124,7 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
             """The operand's first word: its block, or its place in the tile's buffer half."""
             if streamed and stream_memory(cfg, op):
                 mem = stream_memory(cfg, op)
-                return ir.words[(t.layer, t.step, oi)] + buffer_half(ir, mem, t.half) - buffer_half(ir, mem, 0)
+                return ir.words[(t.layer, t.step, oi)] + ir.static.buffer_base(mem, t.half) - ir.static.buffer_base(mem)
             return ir.words[(t.layer, t.step, oi)] + blk * block_words(cfg, op, st.tc)
         wa = word(0, op_a)
         if op_b is not None and not isinstance(op_b, SkipOperand):

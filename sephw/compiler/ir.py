@@ -149,6 +149,13 @@ class StaticMemory:
     def total(self) -> int:
         return sum(self.memory_bytes.values())
 
+    def buffer_base(self, mem: str, half: int = 0) -> int:
+        """The first word (pattern words for ``patterns``) of half ``half`` of ``mem``'s
+        buffer for streamed tiles, which follows the memory's resident words."""
+        words, buf = (self.pattern_words, self.pattern_buffer) if mem == "patterns" else \
+            (self.weight_words, self.weight_buffer)
+        return words - buf + half * (buf // 2)
+
 
 @dataclass(frozen=True)
 class ProgramEntry:
