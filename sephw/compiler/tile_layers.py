@@ -91,6 +91,7 @@ class TileLayers:
         of their pattern and int8 weight words (external memory -> the memory's buffer)."""
         g = ir.graph
         tiles = []
+        cost_of = {}        # tile_cost and tile_stream_words of a step: the bands repeat them
         if streamed:
             ext = ir.board.external
             beats = dma_beats(cfg, ext.data_bits)
@@ -148,13 +149,18 @@ class TileLayers:
                     for c0 in range(0, st.out_channels, step_tc):
                         tc_ = min(step_tc, st.out_channels - c0)
                         if (lay.index, si) in streamed:
-                            for mem, words in tile_stream_words(cfg, st, step_tc).items():
+                            if (id(st), step_tc) not in cost_of:
+                                cost_of[id(st), step_tc] = tile_stream_words(cfg, st, step_tc)
+                            for mem, words in cost_of[id(st), step_tc].items():
                                 n_w = words * (cfg.pattern_slices if mem == "patterns" else 1)
                                 if n_w:
                                     tiles.append(Tile(lay.index, si, b, Op.DMA_LOAD, r0, r1 - r0, st.out_c0 + c0,
                                                       tc_, length=n_w, mem=mem, busy={"dma": n_w * beats},
                                                       cycles=hw.TOP_FETCH_NEXT))
-                        cyc, busy, costs, _, _ = tile_cost(cfg, st, g, r1 - r0, tc_)
+                        key = (id(st), r1 - r0, tc_)
+                        if key not in cost_of:
+                            cost_of[key] = tile_cost(cfg, st, g, r1 - r0, tc_)
+                        cyc, busy, costs, _, _ = cost_of[key]
                         op0 = st.operands[0]
                         src = g.spec(op0.input)
                         ilo, ihi = rows_needed(op0, r0, r1, src.height)
@@ -188,10 +194,12 @@ class TileLayers:
                                           ilo, ihi - ilo, wset, costs, busy, cyc, flags))
         return prefetch(tiles) if streamed else tiles
 
-    def _search(self, ir: CompileIR, streamed: frozenset):
+    def _search(self, ir: CompileIR, streamed: frozenset, want_best: bool = True):
         """The band count (fewest tiles) whose working set fits with ``streamed`` steps in
         external memory: ``(chosen, best)``, ``chosen`` None where none fits; ``best`` the
-        smallest working set tried (the not-fit message's figures)."""
+        smallest working set tried (the not-fit message's figures), None unless
+        ``want_best``. A band count whose static memory and activations alone exceed the
+        budget cannot fit whatever its Program: its tiles are made only for ``best``."""
         static = static_memory(ir, ir.cfg, streamed)
         best, chosen, done = None, None, set()
         for n_bands, anchor in tqdm(self._candidates(ir), desc="tile", disable=not ir.progress, leave=False):
@@ -200,12 +208,14 @@ class TileLayers:
             if anchor in done:      # more bands of the same anchor only add tiles
                 continue
             layout = band_layout(ir, n_bands, anchor)
+            if not want_best and static.total + layout.act_bytes > ir.budget:
+                continue
             tiles = self.make_tiles(ir, ir.cfg, layout.plan, n_bands, streamed=streamed)
             program = (len(tiles) + 3) * WORD_BYTES   # + SYNC before STORE, SYNC, END
             total = static.total + layout.act_bytes + program
             blocks, lutram, per = memory_blocks(ir.board.vendor,
                                                 memory_geometry(ir.cfg, static, layout.act_bytes, len(tiles) + 3))
-            if best is None or total < best[0]:
+            if want_best and (best is None or total < best[0]):
                 best = (total, n_bands, layout, blocks, lutram, static)
             fits = total <= ir.budget and blocks <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM \
                 and ir.resources["lut"] + lutram <= ir.board.resources["lut"]
@@ -224,15 +234,18 @@ class TileLayers:
         ir.budget = hw.usable_onchip_bytes(ir.board)
         order = streamable_steps(ir, ir.cfg) if ir.board.external is not None and ir.placement != "onchip" else []
         streamed = frozenset(order) if ir.placement == "external" else frozenset()
-        chosen, best = self._search(ir, streamed)
-        if chosen is None and ir.placement == "auto" and order:
+        bisect = ir.placement == "auto" and bool(order)
+        # (the not-fit figures come from the last search that fails: the first, or with
+        # every streamable step streamed)
+        chosen, best = self._search(ir, streamed, want_best=not bisect)
+        if chosen is None and bisect:
             # the fewest largest steps in external memory that let the rest fit: the on-chip
             # bytes fall with every step added (its words leave, at most one tile's join the
             # buffer), so the shortest fitting prefix is found by bisection
             lo, hi = 1, len(order)
             while lo <= hi:
                 mid = (lo + hi) // 2
-                got, b_ = self._search(ir, frozenset(order[:mid]))
+                got, b_ = self._search(ir, frozenset(order[:mid]), want_best=mid == len(order))
                 if got is not None:
                     chosen, streamed, hi = got, frozenset(order[:mid]), mid - 1
                 else:
