@@ -21,6 +21,7 @@ torch.
 """
 from __future__ import annotations
 
+import hashlib
 import struct
 import time
 
@@ -80,6 +81,7 @@ class Device:
         self._parser = FrameParser()
         self._info: Info | None = None
         self._manifest: Manifest | None = None
+        self._resume: dict[str, int] = {}    # build (arch hash + images) -> first chunk not acknowledged
 
     @classmethod
     def open(cls, port: str, *, baud: int | None = None, timeout: float | None = None,
@@ -225,35 +227,52 @@ class Device:
                             f"device's configuration")
         return man
 
-    def load(self, build_dir) -> dict:
-        """Check the build (:meth:`check_build`), then send every memory image in LOAD
-        chunks of at most ``MAX_PAYLOAD`` bytes, each acknowledged. Returns
-        ``{"bytes": image bytes, "frames": LOADs sent, "seconds": wall}``."""
+    def load(self, build_dir, *, resume: bool = True) -> dict:
+        """Check the build (:meth:`check_build`), then send every memory image, the board's
+        DRAM image (``external.bin``, memory 5) included, in LOAD chunks of at most
+        ``MAX_PAYLOAD`` bytes, each CRC-checked and acknowledged (a chunk is resent up to
+        ``tries`` times). When a chunk still fails, :class:`LinkError` says how far the load
+        got, and the next ``load`` of the same build on this Device resumes at that chunk
+        (``resume=False`` starts over, e.g. after the board was reprogrammed). Returns
+        ``{"bytes": image bytes, "frames": LOADs sent, "seconds": wall, "resumed_at": first
+        chunk sent}``."""
         from tqdm import tqdm
         man = self.check_build(build_dir)
         max_payload = min(MAX_PAYLOAD, self.info().max_payload)
         images = man.images()
+        chunks = []                      # (region, first word, words, payload)
+        for region, blob in images:
+            wb = region.word_bytes
+            per = (max_payload - LOAD_HEADER_BYTES) // wb
+            if per < 1:
+                raise LinkError(f"{region.name} words of {wb} bytes do not fit a {max_payload}-byte payload")
+            words = len(blob) // wb
+            chunks += [(region, a, min(per, words - a), blob[a * wb:(a + min(per, words - a)) * wb])
+                       for a in range(0, words, per)]
         total = sum(len(b) for _, b in images)
+        key = hashlib.sha256(man.arch_hash.encode() + b"".join(hashlib.sha256(b).digest() for _, b in images)).hexdigest()
+        first = self._resume.pop(key, 0) if resume else 0
         t0, frames = time.perf_counter(), 0
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"load {man.build_dir.name}",
-                  disable=not self.progress, leave=False) as bar:
-            for region, blob in images:
-                wb = region.word_bytes
-                per = (max_payload - LOAD_HEADER_BYTES) // wb
-                if per < 1:
-                    raise LinkError(f"{region.name} words of {wb} bytes do not fit a {max_payload}-byte payload")
-                words = len(blob) // wb
-                for a in range(0, words, per):
-                    n = min(per, words - a)
-                    body = LOAD_HEADER.pack(mem=region.select, addr=a) + blob[a * wb:(a + n) * wb]
+        with tqdm(total=total, initial=sum(len(c[3]) for c in chunks[:first]), unit="B", unit_scale=True,
+                  desc=f"load {man.build_dir.name}", disable=not self.progress, leave=False) as bar:
+            for i in range(first, len(chunks)):
+                region, a, n, words = chunks[i]
+                body = LOAD_HEADER.pack(mem=region.select, addr=a) + words
+                try:
                     ack = struct.unpack("<H", self.transact(Cmd.LOAD, body, reply_len=2).payload)[0]
                     if ack != n:
                         raise LinkError(f"LOAD on {self.port}: {region.name} words {a}..{a + n - 1}: "
                                         f"device acknowledged {ack} words of {n}")
-                    frames += 1
-                    bar.update(n * wb)
+                except LinkError as e:
+                    self._resume[key] = i
+                    done = sum(len(c[3]) for c in chunks[:i])
+                    raise LinkError(f"{e} (load of {man.build_dir}: {i} of {len(chunks)} chunks, {done:,} of "
+                                    f"{total:,} bytes acknowledged; loading it again on this connection "
+                                    f"resumes at the {region.name} memory's word {a})") from None
+                frames += 1
+                bar.update(len(words))
         self._manifest = man
-        return {"bytes": total, "frames": frames, "seconds": time.perf_counter() - t0}
+        return {"bytes": total, "frames": frames, "seconds": time.perf_counter() - t0, "resumed_at": first}
 
     def attach(self, build_dir) -> Manifest:
         """Use an already loaded build (its manifest and predicted cycles) without loading."""

@@ -51,6 +51,16 @@ class BoardTop(Elaboratable):
         self._board = board
         self._system = System.from_build(build_dir, baud=self._baud, clk_hz=board.clock_hz,
                                          netlist=netlist_for(board.vendor))
+        ext = self._system.link.memory_map.external
+        if ext is not None:
+            # the board's DRAM controller (LiteDRAM, its clocks and pins) is not in the board
+            # top yet (issue 15): refuse rather than build a top whose DMA_LOADs wait forever
+            # on an unconnected port (a ValueError: the CLI reports it in one line)
+            raise ValueError(
+                f"this build keeps pattern and weight words in external memory ({ext.depth} words of "
+                f"{ext.word_bits} bits): the board top with the DRAM controller is not built yet; run it on "
+                f"the simulated board (`sephw run BUILD --port sim:BUILD`) or with `sephw simulate`, or "
+                f"compile with `--weights onchip` where the model fits on chip")
 
     system = property(lambda self: self._system, doc="The :class:`~rtl_gen.system.System`.")
     link = property(lambda self: self._system.link, doc="The :class:`~rtl_gen.hostlink.HostLink`.")

@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from sephw.arch.memmap import MemoryMap
 
-__all__ = ["host_w_layout", "control_signature", "CYCLES_BITS"]
+__all__ = ["host_w_layout", "ext_w_layout", "control_signature", "CYCLES_BITS"]
 
 CYCLES_BITS = 48       # the accelerator's cycle counter
 
@@ -28,6 +28,13 @@ def host_w_layout(memory_map: MemoryMap) -> data.StructLayout:
     })
 
 
+def ext_w_layout(memory_map: MemoryMap) -> data.StructLayout:
+    """Payload of a write into the board's DRAM (:attr:`MemoryMap.external`): word ``addr``
+    (words of the DRAM port's width) and ``data``."""
+    ext = memory_map.external
+    return data.StructLayout({"addr": unsigned(ext.addr_bits), "data": unsigned(ext.word_bits)})
+
+
 def control_signature(memory_map: MemoryMap) -> wiring.Signature:
     """The controller's side of the accelerator's control port.
 
@@ -35,9 +42,13 @@ def control_signature(memory_map: MemoryMap) -> wiring.Signature:
       their contents);
     - ``host_w``: memory writes (the accelerator takes one per cycle when ready);
     - ``rx``: input bytes for the Program's ``LOAD``; ``tx``: the bytes of its ``STORE``;
-    - ``done``, ``error``, ``cycles``: the run's end, status and cycle count.
+    - ``done``, ``error``, ``cycles``: the run's end, status and cycle count;
+    - ``ext_w`` (only with external memory): word writes into the board's DRAM, which the
+      system top puts on the DRAM port beside the accelerator's DMA (:mod:`rtl_gen.extport`).
     """
+    ext = {"ext_w": Out(stream.Signature(ext_w_layout(memory_map)))} if memory_map.external else {}
     return wiring.Signature({
+        **ext,
         "start": Out(1), "reset": Out(1),
         "host_w": Out(stream.Signature(host_w_layout(memory_map))),
         "rx": Out(stream.Signature(8)),

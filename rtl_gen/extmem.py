@@ -18,7 +18,12 @@ from amaranth.utils import ceil_log2
 from .arith import check_int
 from .dram import native_signature
 
-__all__ = ["ExtMemoryModel"]
+__all__ = ["ExtMemoryModel", "stall_threshold"]
+
+
+def stall_threshold(permille: int) -> int:
+    """ExtMemoryModel's ``stall`` input (cycles per 1024) for ``permille`` per thousand."""
+    return permille * 1024 // 1000
 
 
 class ExtMemoryModel(wiring.Component):
@@ -30,9 +35,11 @@ class ExtMemoryModel(wiring.Component):
     command order (the user may hold ``rdata.ready`` low). Writes: a write command is taken
     together with its ``wdata`` word (both valid in the same cycle; byte enables ``we``).
 
-    ``stall_permille > 0``: a 16-bit LFSR (``seed``) holds ``cmd.ready`` low and ``rdata``
-    back on about that many cycles per thousand each, so a user sees random latency and
-    back-pressure (as from refresh and bank conflicts). ``init``: the initial words.
+    ``stall``: a 16-bit LFSR (``seed``) holds ``cmd.ready`` low and ``rdata`` back on about
+    ``stall`` cycles per 1024 each, so a user sees random latency and back-pressure (as from
+    refresh and bank conflicts). It is an input, so one simulator build runs with and without
+    stalls; undriven it stays at ``stall_permille`` (per thousand) converted. ``init``: the
+    initial words.
 
     The default ``latency`` matches LiteDRAM's simulation core of the Arty configuration as a
     LoadDMA sees it (tests/test_rtl_dma.py, idle controller, 128-bit port): 64 beats in 78
@@ -51,6 +58,7 @@ class ExtMemoryModel(wiring.Component):
         super().__init__({
             "port": In(native_signature(data_width, addr_width)),
             "peek_addr": In(ceil_log2(depth)), "peek_data": Out(data_width),
+            "stall": In(range(1025), init=stall_threshold(stall_permille)),
         })
 
     def elaborate(self, platform):
@@ -65,11 +73,9 @@ class ExtMemoryModel(wiring.Component):
         inflight = Signal(range(L + 6))
 
         stall_cmd, stall_out = Signal(), Signal()
-        if self._stall:
-            lfsr = Signal(16, init=self._seed & 0xFFFF or 1)
-            m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[2] ^ lfsr[3] ^ lfsr[5]))
-            thr = self._stall * 1024 // 1000
-            m.d.comb += [stall_cmd.eq(lfsr[:10] < thr), stall_out.eq(lfsr[6:16] < thr)]
+        lfsr = Signal(16, init=self._seed & 0xFFFF or 1)
+        m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[2] ^ lfsr[3] ^ lfsr[5]))
+        m.d.comb += [stall_cmd.eq(lfsr[:10] < self.stall), stall_out.eq(lfsr[6:16] < self.stall)]
 
         room = inflight < L + 4
         take = p.cmd.valid & ~stall_cmd & Mux(p.cmd.payload.we, p.wdata.valid, room)

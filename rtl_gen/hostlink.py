@@ -86,7 +86,8 @@ class HostLink(wiring.Component):
     ``INFO`` sends a ROM holding :meth:`Info.pack`; ``LOAD`` checks its length (``LEN - 6`` a
     positive multiple of ``word_bytes[mem]``, by repeated subtraction) and address, then
     assembles each little-endian word from the frame buffer and writes it through the top's
-    ``host_w``; ``WRITE_INPUT`` copies into the input buffer; ``RUN`` pulses ``start``, feeds
+    ``host_w`` (memory 5, the board's DRAM where the system has one: through ``ext_w``, acknowledged
+    once the DRAM port has taken the word); ``WRITE_INPUT`` copies into the input buffer; ``RUN`` pulses ``start``, feeds
     the input buffer to the top's ``rx`` from byte 0 as the top takes bytes, captures the top's
     ``tx`` bytes into the logit buffer (bytes beyond ``logit_bytes`` are dropped) and answers
     ``DONE`` when the top raises ``done`` (``status`` 1 when it also raised ``error``);
@@ -142,15 +143,18 @@ class HostLink(wiring.Component):
         self._clk_hz, self._baud = clk_hz, baud
         self._frame_timeout = frame_timeout_cycles
         self._input_bytes, self._logit_bytes = input_bytes, logit_bytes
-        # the memories behind host_w, in select order (sephw.arch.memmap)
+        # the memories LOAD writes, in select order (sephw.arch.memmap): the on-chip ones behind
+        # the accelerator's host_w, then the board's DRAM (ext_w) where there is one
         regions = mm.regions
         self._word_bytes = tuple(r.word_bytes for r in regions)
         self._depths = tuple(r.depth for r in regions)
         for s, d in enumerate(self._depths):
             if d > 0xFFFF:
                 raise ValueError(f"memory {s} has {d} words; INFO reports depths as u16")
+        ext = mm.external
         self._info = Info(PROTOCOL_VERSION, version, arch_hash.lower(), board, clk_hz, baud,
-                          MAX_PAYLOAD, self._depths, self._word_bytes, input_bytes, logit_bytes)
+                          MAX_PAYLOAD, self._depths, self._word_bytes, input_bytes, logit_bytes,
+                          ext.depth if ext else 0, ext.word_bytes if ext else 0)
         self._info_bytes = self._info.pack()
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "busy": Out(1),
                           "error": Out(1), "acc": Out(control_signature(mm))})
@@ -164,6 +168,7 @@ class HostLink(wiring.Component):
     word_bytes = property(lambda self: self._word_bytes, doc="Bytes per word of memories 0..4.")
     depths = property(lambda self: self._depths, doc="Words of memories 0..4.")
     info = property(lambda self: self._info, doc="The :class:`host.protocol.Info` the device reports.")
+    memory_map = property(lambda self: self._memory_map, doc="The :class:`~sephw.arch.memmap.MemoryMap`.")
 
     def elaborate(self, platform):
         m = Module()
@@ -288,10 +293,13 @@ class HostLink(wiring.Component):
         m.d.comb += self.error.eq(link_err | (have & status))
 
         # LOAD
+        loadable = self._memory_map.loadable
+        ext = self._memory_map.external
         wsel = Signal(3)
-        wb_max = max(self._word_bytes)
-        wb_tab = Array(Const(w, range(wb_max + 1)) for w in self._word_bytes)
-        depth_tab = Array(Const(d, range(max(self._depths) + 1)) for d in self._depths)
+        wb_max = max(r.word_bytes for r in loadable)
+        wb_tab = Array(Const(r.word_bytes, range(wb_max + 1)) for r in loadable)
+        depth_max = max(r.depth for r in loadable)
+        depth_tab = Array(Const(r.depth, range(depth_max + 1)) for r in loadable)
         wb = Signal(range(wb_max + 1))
         wb_m1 = Signal(range(wb_max + 1))
         # (registers: set with wsel from the LOAD header, so no table lookup feeds the compares)
@@ -300,11 +308,19 @@ class HostLink(wiring.Component):
         rem = Signal(range(MAX_PAYLOAD + 1))
         nwords = Signal(range(MAX_PAYLOAD + 1))
         ld_end = Signal(33)
-        ld_depth = Signal(range(max(self._depths) + 1))
+        ld_depth = Signal(range(depth_max + 1))
         wcnt = Signal(range(MAX_PAYLOAD + 1))
-        waddr = Signal.like(acc.host_w.payload.addr)
+        waddr = Signal(max(r.addr_bits for r in loadable))
         m.d.comb += [acc.host_w.payload.mem.eq(wsel), acc.host_w.payload.addr.eq(waddr),
                      acc.host_w.payload.data.eq(wreg)]
+        to_ext = Signal()          # this LOAD writes the board's DRAM (ext_w), not host_w
+        w_valid, w_ready = Signal(), Signal()
+        if ext is not None:
+            m.d.comb += [acc.ext_w.payload.addr.eq(waddr), acc.ext_w.payload.data.eq(wreg),
+                         acc.ext_w.valid.eq(w_valid & to_ext), acc.host_w.valid.eq(w_valid & ~to_ext),
+                         w_ready.eq(Mux(to_ext, acc.ext_w.ready, acc.host_w.ready))]
+        else:
+            m.d.comb += [acc.host_w.valid.eq(w_valid), w_ready.eq(acc.host_w.ready)]
         ld_mem, ld_addr = phead[0:8], phead[16:48]
 
         # WRITE_INPUT, RUN
@@ -344,7 +360,7 @@ class HostLink(wiring.Component):
                                                        ("f_len0", "f_ping_long", "f_load_short", "f_mem_bad"))
         f_wi_short, f_wi_past, f_wi_empty = (Signal(name=n) for n in ("f_wi_short", "f_wi_past", "f_wi_empty"))
         m.d.sync += [f_len0.eq(r_len == 0), f_ping_long.eq(r_len > PING_MAX), f_load_short.eq(r_len <= LOAD_HEADER),
-                     f_mem_bad.eq(ld_mem > 4), f_wi_short.eq(r_len < WRITE_INPUT_HEADER),
+                     f_mem_bad.eq(ld_mem > len(loadable) - 1), f_wi_short.eq(r_len < WRITE_INPUT_HEADER),
                      f_wi_past.eq(wi_off + (r_len - WRITE_INPUT_HEADER) > in_bytes),
                      f_wi_empty.eq(r_len == WRITE_INPUT_HEADER)]
 
@@ -378,7 +394,8 @@ class HostLink(wiring.Component):
                         with m.Elif(f_mem_bad):
                             error(Err.BAD_ADDRESS, ld_addr)
                         with m.Else():
-                            m.d.sync += [wsel.eq(ld_mem), wb.eq(wb_tab[ld_mem]), wb_m1.eq(wb_tab[ld_mem] - 1),
+                            m.d.sync += [wsel.eq(ld_mem), to_ext.eq(ld_mem == len(self._depths)),
+                                         wb.eq(wb_tab[ld_mem]), wb_m1.eq(wb_tab[ld_mem] - 1),
                                          ld_depth.eq(depth_tab[ld_mem]),
                                          rem.eq(r_len - LOAD_HEADER), nwords.eq(0)]
                             m.next = "LOAD_DIV"
@@ -441,8 +458,8 @@ class HostLink(wiring.Component):
                     m.d.sync += wj.eq(wj + 1)
                     m.next = "LOAD_READ"
             with m.State("LOAD_WRITE"):
-                m.d.comb += acc.host_w.valid.eq(1)
-                with m.If(acc.host_w.ready):
+                m.d.comb += w_valid.eq(1)
+                with m.If(w_ready):
                     m.d.sync += [waddr.eq(waddr + 1), wcnt.eq(wcnt + 1)]
                     with m.If(wcnt == nwords - 1):
                         reply(Cmd.LOAD | REPLY, 2, SRC_REG, nwords)

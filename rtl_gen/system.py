@@ -5,9 +5,10 @@
 (:func:`rtl_gen.control.control_signature`) to the accelerator: memory writes (``host_w``),
 the input and output byte streams, ``start``, and the accelerator's reset (a
 ``ResetInserter``: the link's ``RESET`` command resets the accelerator's logic while its
-memories keep their contents). The board top (:mod:`rtl_gen.board`) and the simulated board
-(:mod:`sim.simboard`) build this. A second writer of the memories (the external-memory DMA)
-will join the link's ``host_w`` through an arbiter here.
+memories keep their contents). With external memory (``arch.ext_words``) the system has an
+``ext`` port (LiteDRAM's native port, user side) shared through :class:`~rtl_gen.extport.ExtPort`
+by the accelerator's DMA and the link's ``LOAD`` into DRAM. The board top
+(:mod:`rtl_gen.board`) and the simulated board (:mod:`sim.simboard`) build this.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from amaranth.lib.wiring import In, Out
 from sephw.arch.config import ArchConfig
 from sephw.arch.manifest import Manifest
 
+from .dram import native_signature
+from .extport import ExtPort
 from .hostlink import HostLink
 from .top import Accelerator
 
@@ -48,22 +51,18 @@ class System(wiring.Component):
         The serial lines.
     busy, error : Out(1)
         The host link's (LEDs).
+    ext : Out(rtl_gen.dram.native_signature(ext_data_bits, ...))
+        Only with ``arch.ext_words > 0``: the board's DRAM (to LiteDRAM's native port, or a
+        behavioural memory in simulation).
     """
 
     def __init__(self, arch: ArchConfig, *, baud: int, board: str, netlist: str = "lut", **link_kw):
-        if arch.ext_words:
-            # the board's DRAM (LiteDRAM) and the host link's writes into it are not part of
-            # the board top yet (issue 15): refuse rather than build a top whose DMA_LOADs wait
-            # forever on an unconnected port (a ValueError: the CLI reports it in one line)
-            raise ValueError(
-                f"this build keeps pattern and weight words in external memory ({arch.ext_words} words of "
-                f"{arch.ext_data_bits} bits): board tops with the DRAM controller and loading DRAM over the "
-                f"host link are not built yet; simulate it with `sephw simulate`, or compile with "
-                f"`--weights onchip` where the model fits on chip")
         self._link = HostLink(arch, baud=baud, board=board, **link_kw)
         self._acc = Accelerator(arch, netlist=netlist)
+        ext = self._link.memory_map.external
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "busy": Out(1),
-                          "error": Out(1)})
+                          "error": Out(1),
+                          **({"ext": Out(native_signature(ext.word_bits, ext.addr_bits))} if ext else {})})
 
     @classmethod
     def from_build(cls, build_dir, *, baud: int = 3_000_000, clk_hz: int | None = None,
@@ -93,4 +92,11 @@ class System(wiring.Component):
                      ctl.cycles.eq(acc.cycles),
                      link.uart_rx.eq(self.uart_rx), self.uart_tx.eq(link.uart_tx),
                      self.busy.eq(link.busy), self.error.eq(link.error)]
+        if "ext" in self.signature.members:
+            ext = self._link.memory_map.external
+            m.submodules.ext_port = ep = ExtPort(ext.word_bits, ext.addr_bits)
+            wiring.connect(m, acc.ext, ep.acc)
+            wiring.connect(m, ctl.ext_w, ep.host)
+            wiring.connect(m, ep.mem, wiring.flipped(self.ext))
+            m.d.comb += ep.acc_reset.eq(ctl.reset)
         return m

@@ -158,7 +158,7 @@ class Accelerator(wiring.Component):
             # external memory: the LoadUnit's queued loads into any host-writable memory
             # (DMA_LOAD), words of the widest memory's width as ceil(width / ext_data_bits)
             # external words each
-            aw = max(1, ceil_log2(arch.ext_words))
+            aw = mm.external.addr_bits
             self._loads = LoadUnit(data_width=arch.ext_data_bits, addr_width=aw, word_bits=mm.data_bits,
                                    onchip_depth=1 << mm.addr_bits, ext_words=arch.ext_words)
             ext = {"ext": Out(native_signature(arch.ext_data_bits, aw))}

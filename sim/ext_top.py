@@ -1,18 +1,22 @@
-"""The accelerator top (:class:`rtl_gen.top.Accelerator`) with its external memory port on a
-behavioural memory (:class:`rtl_gen.extmem.ExtMemoryModel`) holding a build's external image
-(``external.bin``: little-endian words of ``ext_data_bits``), for whole-network simulations of
-builds that keep words in DRAM. Its ports are the Accelerator's, less ``ext``."""
+"""Designs with an external memory port (``ext``) beside a behavioural memory
+(:class:`rtl_gen.extmem.ExtMemoryModel`), for simulations of builds that keep words in DRAM:
+:class:`AcceleratorWithExtMemory`, the accelerator top holding a build's external image
+(``external.bin``: little-endian words of ``ext_data_bits``) from the start (whole-network
+runs, ``run_top``), and :class:`WithExtMemory` for any such design, e.g. the simulated board's
+System, whose host link fills the memory by ``LOAD``. Their ports are the inner design's,
+less ``ext``, and ``ext_stall``."""
 from __future__ import annotations
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
-from rtl_gen.extmem import ExtMemoryModel
+from rtl_gen.extmem import ExtMemoryModel, stall_threshold
 from rtl_gen.top import Accelerator
 from sephw.arch.config import ArchConfig
 
-__all__ = ["AcceleratorWithExtMemory", "external_words"]
+__all__ = ["AcceleratorWithExtMemory", "WithExtMemory", "external_words"]
 
 
 def external_words(arch: ArchConfig, blob: bytes) -> list[int]:
@@ -24,32 +28,54 @@ def external_words(arch: ArchConfig, blob: bytes) -> list[int]:
     return [int.from_bytes(blob[i:i + wb], "little") for i in range(0, len(blob), wb)]
 
 
-class AcceleratorWithExtMemory(wiring.Component):
-    """The top and an :class:`ExtMemoryModel` of ``latency`` cycles (``stall_permille``: its
-    random command and read-data stalls) holding ``ext_init``: the
-    model holds the image alone (the next power of two of words), not the board's whole DRAM
-    (``arch.ext_words``, what the top's DMA checks addresses against)."""
+class WithExtMemory(wiring.Component):
+    """``inner`` (a component with an ``ext`` port) and an :class:`ExtMemoryModel` of ``depth``
+    words (a power of two; default: enough for ``ext_init``) holding ``ext_init``, with
+    ``latency`` cycles and ``stall_permille`` random command and read-data stalls. The model
+    holds ``depth`` words, not the board's whole DRAM (``arch.ext_words``, what the DMA and
+    the host link check addresses against); addresses beyond it wrap. The input
+    ``ext_stall`` sets the stalls at run time (cycles per 1024,
+    :func:`rtl_gen.extmem.stall_threshold`), so one simulator build runs with and without."""
+
+    def __init__(self, inner: wiring.Component, arch: ArchConfig, *, ext_init=(), depth: int | None = None,
+                 latency: int = 10, stall_permille: int = 0):
+        if not arch.ext_words:
+            raise ValueError("this ArchConfig has no external memory (ext_words 0)")
+        self.inner = inner
+        if depth is None:
+            depth = 1 << max(1, ceil_log2(max(2, len(ext_init))))
+        self.mem = ExtMemoryModel(data_width=arch.ext_data_bits, addr_width=max(1, ceil_log2(arch.ext_words)),
+                                  depth=min(arch.ext_words, depth), init=list(ext_init), latency=latency,
+                                  stall_permille=stall_permille)
+        super().__init__(wiring.Signature({
+            **{k: v for k, v in inner.signature.members.items() if k != "ext"},
+            "ext_stall": In(range(1025), init=stall_threshold(stall_permille))}))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner, m.submodules.ext = self.inner, self.mem
+        wiring.connect(m, self.inner.ext, self.mem.port)
+        m.d.comb += self.mem.stall.eq(self.ext_stall)
+        theirs = {path: value for path, _, value in self.inner.signature.flatten(self.inner)}
+        for path, member, value in self.signature.flatten(self):
+            if path == ("ext_stall",):
+                continue
+            if member.flow == wiring.In:
+                m.d.comb += theirs[path].eq(value)
+            else:
+                m.d.comb += value.eq(theirs[path])
+        return m
+
+
+class AcceleratorWithExtMemory(WithExtMemory):
+    """The top (:class:`rtl_gen.top.Accelerator`, ``netlist``) and a memory holding ``ext_init``
+    (the image alone: the next power of two of words)."""
 
     def __init__(self, arch: ArchConfig, ext_init: list, netlist: str = "word", latency: int = 10,
                  stall_permille: int = 0):
         if not arch.ext_words:
             raise ValueError("this ArchConfig has no external memory (ext_words 0)")
         self.acc = Accelerator(arch, netlist=netlist)
-        depth = min(arch.ext_words, 1 << max(1, ceil_log2(max(2, len(ext_init)))))
-        self.mem = ExtMemoryModel(data_width=arch.ext_data_bits, addr_width=max(1, ceil_log2(arch.ext_words)),
-                                  depth=depth, init=ext_init, latency=latency, stall_permille=stall_permille)
-        super().__init__(wiring.Signature({k: v for k, v in self.acc.signature.members.items() if k != "ext"}))
+        super().__init__(self.acc, arch, ext_init=ext_init, latency=latency, stall_permille=stall_permille)
 
     host_w_layout = property(lambda self: self.acc.host_w_layout)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.acc, m.submodules.ext = self.acc, self.mem
-        wiring.connect(m, self.acc.ext, self.mem.port)
-        theirs = {path: value for path, _, value in self.acc.signature.flatten(self.acc)}
-        for path, member, value in self.signature.flatten(self):
-            if member.flow == wiring.In:
-                m.d.comb += theirs[path].eq(value)
-            else:
-                m.d.comb += value.eq(theirs[path])
-        return m

@@ -26,20 +26,39 @@ from pathlib import Path
 from host.transport import SIM_PREFIX, SerialTransport, Transport
 from sephw.arch import Manifest
 
-__all__ = ["SimBoard", "board_system", "sim_tag"]
+__all__ = ["SimBoard", "board_dram", "board_system", "sim_tag"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCKS_PER_BIT = 8        # the simulated board's UART: baud = clock_hz // 8
 
 
+def board_dram(man: Manifest) -> dict | None:
+    """The simulated board's DRAM for a build that keeps words there: the behavioural memory's
+    words (the next power of two of the external image's, which the host loads) and read
+    latency (the board's, which the cycle model assumed). None without external memory."""
+    ext = man.get("external")
+    if not man.arch.ext_words or not ext:
+        return None
+    words = -(-int(ext["bytes"]) * 8 // man.arch.ext_data_bits)
+    return {"depth": 1 << max(1, (max(2, words) - 1).bit_length()), "latency": int(ext["read_latency"])}
+
+
 def board_system(build_dir, netlist: str = "word", frame_timeout_cycles: int | None = None):
     """The simulated board's design: :meth:`rtl_gen.system.System.from_build` at the build's
-    clock with 8 clocks per bit (``baud = clock_hz // 8``). tests/test_rtl_hostlink.py drives the
-    same design over its pins, so the two share one Verilator build (:func:`sim_tag`)."""
+    clock with 8 clocks per bit (``baud = clock_hz // 8``), and for a build that keeps words in
+    DRAM, a behavioural DRAM behind its ``ext`` port (:func:`board_dram`; empty: the host
+    loads it). tests/test_rtl_hostlink.py drives the same design over its pins, so the two
+    share one Verilator build (:func:`sim_tag`)."""
     from rtl_gen.system import System
-    clock = Manifest.read(build_dir).arch.clock_hz
-    return System.from_build(build_dir, baud=clock // CLOCKS_PER_BIT, clk_hz=clock, netlist=netlist,
-                             frame_timeout_cycles=frame_timeout_cycles)
+    man = Manifest.read(build_dir)
+    clock = man.arch.clock_hz
+    system = System.from_build(build_dir, baud=clock // CLOCKS_PER_BIT, clk_hz=clock, netlist=netlist,
+                               frame_timeout_cycles=frame_timeout_cycles)
+    dram = board_dram(man)
+    if dram is None:
+        return system
+    from sim.ext_top import WithExtMemory
+    return WithExtMemory(system, system.arch, depth=dram["depth"], latency=dram["latency"])
 
 
 def sim_tag(build_dir, netlist: str = "word", frame_timeout_cycles: int | None = None) -> str:
@@ -50,10 +69,12 @@ def sim_tag(build_dir, netlist: str = "word", frame_timeout_cycles: int | None =
     man = Manifest.read(build_dir)
     baud = man.arch.clock_hz // CLOCKS_PER_BIT
     sources = hashlib.sha1()
-    for f in sorted((ROOT / "rtl_gen").glob("*.py")) + sorted((ROOT / "sephw" / "arch").glob("*.py")):
+    for f in sorted((ROOT / "rtl_gen").glob("*.py")) + sorted((ROOT / "sephw" / "arch").glob("*.py")) + \
+            [ROOT / "sim" / "ext_top.py"]:
         sources.update(f.parent.name.encode() + b"/" + f.name.encode() + f.read_bytes())
     key = {"arch": man.arch.tag(), "hash": man.arch_hash, "board": man.board, "baud": baud,
-           "netlist": netlist, "frame_timeout": frame_timeout_cycles, "sources": sources.hexdigest()}
+           "netlist": netlist, "frame_timeout": frame_timeout_cycles, "dram": board_dram(man),
+           "sources": sources.hexdigest()}
     return "hostlink_" + hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 

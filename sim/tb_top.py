@@ -87,6 +87,8 @@ async def network_matches_reference(dut):
     for s in ("start", "rx__valid", "host_w__valid"):
         getattr(dut, s).value = 0
     dut.tx__ready.value = 1
+    if "ext_stall" in case:             # the behavioural DRAM's stalls (sim/ext_top.py)
+        dut.ext_stall.value = case["ext_stall"]
     await start_clock_reset(dut)
     writes = memory_writes(case["build_dir"])
     waited = 0                            # cycles host_w was held (baked images: the boot ROM)

@@ -66,13 +66,15 @@ def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
         # the build keeps words in external memory: its image (external.bin) in a behavioural
         # memory beside the top (the image is part of the simulator build)
         import hashlib
+        from rtl_gen.extmem import stall_threshold
         from sim.ext_top import AcceleratorWithExtMemory, external_words
         blob = man.path("external.bin").read_bytes()
         # the board's read latency the cycle model assumed (manifest "external")
         latency = int((man.get("external") or {}).get("read_latency", 10))
-        dut = AcceleratorWithExtMemory(cfg, external_words(cfg, blob), netlist=netlist, latency=latency,
-                                       stall_permille=ext_stall_permille)
-        tag = cfg.tag() + f"_{netlist}_ext{latency}s{ext_stall_permille}_" + hashlib.sha1(blob).hexdigest()[:10]
+        dut = AcceleratorWithExtMemory(cfg, external_words(cfg, blob), netlist=netlist, latency=latency)
+        tag = cfg.tag() + f"_{netlist}_ext{latency}_" + hashlib.sha1(blob).hexdigest()[:10]
+        # the stalls are an input of the same simulator build (tb_top sets it)
+        case["ext_stall"] = stall_threshold(ext_stall_permille)
     else:
         dut = Accelerator(cfg, netlist=netlist)
         tag = cfg.tag() + ("" if netlist == "lut" else f"_{netlist}")

@@ -328,6 +328,37 @@ def test_wrong_reply_length_not_accepted():
         Device(fake, progress=False).ping(b"ab")
 
 
+def test_load_resumes_after_a_link_error(fake_build):
+    """A LOAD chunk that fails all its sends: LinkError saying how far the load got; loading
+    the same build again on the same connection resumes at that chunk (the chunks before it
+    are not resent), and the device ends up with every word."""
+    drop, chunks = {"on": True}, []
+
+    def fault(f):
+        if f.type == Cmd.LOAD:
+            if f.payload[:LOAD_HEADER_BYTES] not in chunks:
+                chunks.append(f.payload[:LOAD_HEADER_BYTES])
+            if drop["on"] and chunks.index(f.payload[:LOAD_HEADER_BYTES]) == 2:
+                return "drop"
+        return None
+    fake = FakeDevice(fault_fn=fault)
+    dev = Device(fake, progress=False)
+    # program 1 chunk, tensors 1, params 2, patterns 2, weights 1: the third is params word 0
+    with pytest.raises(LinkError, match=r"2 of 7 chunks, 304 of .* bytes acknowledged; loading it again on "
+                                        r"this connection resumes at the params memory's word 0"):
+        dev.load(fake_build)
+    assert [t for t, _ in fake.received].count(Cmd.LOAD) == 2 + dev.tries
+    drop["on"] = False
+    sent = len(fake.received)
+    r = dev.load(fake_build)
+    assert r["resumed_at"] == 2 and r["frames"] == 5
+    assert [t for t, _ in fake.received[sent:]] == [Cmd.LOAD] * 5
+    x = images()
+    np.testing.assert_array_equal(dev.infer(x), expected(fake_build, x))
+    # a completed load leaves nothing to resume: the next one sends every chunk
+    assert dev.load(fake_build)["resumed_at"] == 0
+
+
 def test_hash_mismatch_refused(fake_build):
     fake = FakeDevice(info=fake_info(arch_hash=OTHER_HASH))
     dev = Device(fake, progress=False)
@@ -501,6 +532,47 @@ def test_sim_board_end_to_end(sepnet_build):
               f"{t.status().get('rate', 0):.0f} simulated cycles/s")
     # close() stopped the simulator and removed its files
     assert t._proc.poll() is not None and not t._run_dir.exists()
+
+
+@pytest.mark.slow
+def test_sim_board_with_dram(sepnet_build, tmp_path):
+    """A build whose pattern and int8 weight words all live in the board's DRAM
+    (``placement="external"``) on the simulated board, whose System has the DRAM port (here a
+    behavioural memory at the board's read latency, empty at start): INFO reports the DRAM;
+    ``Device.load`` writes external.bin into it by LOADs into memory 5 through the host link
+    and the DRAM port's arbiter; the run's DMA_LOADs read it back: every logit bit-exact, the
+    device's cycle count as predicted. A LOAD past the DRAM's end is refused (BAD_ADDRESS)."""
+    import torch
+
+    from sephw import reference
+    from sephw.compiler import compile_graph
+    from sephw.flows.run import open_device
+    from conftest import SMALL_ENGINE
+    g, _, _ = sepnet_build
+    d = tmp_path / "dram_build"
+    _, rep = compile_graph(g, "arty-a7-35", d, engine=SMALL_ENGINE, placement="external")
+    man = Manifest.read(d)
+    ext_bytes = rep["external"]["bytes"]
+    assert ext_bytes == (d / "external.bin").stat().st_size > 8192     # several LOAD chunks
+    x = torch.randint(0, 256, (1, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(9))
+    exp = reference.run(g, x).numpy()
+    with open_device(f"sim:{d}", progress=False) as dev:
+        info = dev.info()
+        assert info.arch_hash == man.arch_hash
+        assert (info.ext_words, info.ext_word_bytes) == (man.arch.ext_words, 16) == (1 << 24, 16)
+        with pytest.raises(LinkError, match="BAD_ADDRESS"):
+            dev.transact(Cmd.LOAD, LOAD_HEADER.pack(mem=5, addr=info.ext_words - 1) + bytes(32), reply_len=2)
+        with pytest.raises(LinkError, match="BAD_ADDRESS"):
+            dev.transact(Cmd.LOAD, LOAD_HEADER.pack(mem=6, addr=0) + bytes(16), reply_len=2)
+        ld = dev.load(d)
+        on_chip = sum(len(b) for r, b in man.images(external=False))
+        assert ld["bytes"] == on_chip + ext_bytes and ld["frames"] >= -(-ext_bytes // 4080) + 5
+        got = dev.infer(x.numpy())
+        np.testing.assert_array_equal(got, exp)        # every logit, bit-exact
+        cyc = dev.last_stats[-1]["compute_cycles"]
+        print(f"sim board with DRAM: {ext_bytes:,} bytes loaded into DRAM in {ld['frames']} frames; "
+              f"{cyc} cycles, predicted {man.cycles_per_inference}")
+        assert abs(cyc - man.cycles_per_inference) <= 0.02 * man.cycles_per_inference
 
 
 @pytest.mark.slow

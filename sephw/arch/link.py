@@ -19,7 +19,7 @@ __all__ = ["SYNC", "MAX_PAYLOAD", "HEADER_BYTES", "CRC_BYTES", "PROTOCOL_VERSION
 SYNC = 0xA5
 MAX_PAYLOAD = 4096          # the device's frame buffer (bytes)
 CRC_BYTES = 4
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2        # 2: INFO reports the external memory (memory 5)
 ERROR = 0xFF                # TYPE of the error reply
 REPLY = 0x80                # a reply's TYPE: the command's | REPLY
 
@@ -29,8 +29,8 @@ CRC-32 follow."""
 HEADER_BYTES = FRAME_HEADER.nbytes
 
 LOAD_HEADER = Record("LOAD header", 48, (("mem", 8), ("reserved", 8), ("addr", 32)))
-"""A LOAD payload's first bytes: memory select (sephw.arch.memmap), first word address;
-the words follow."""
+"""A LOAD payload's first bytes: memory select (sephw.arch.memmap: 0..4 on chip, 5 the
+board's DRAM), first word address; the words follow."""
 LOAD_HEADER_BYTES = LOAD_HEADER.nbytes
 
 WRITE_INPUT_HEADER = 4      # offset u32
@@ -74,8 +74,9 @@ class LinkError(RuntimeError):
 
 
 # INFO record (docs/protocol.md): version, device version, arch hash (8 bytes), board (16
-# bytes), clock, baud, max payload, 5 memory depths, 5 word sizes, input buffer bytes, logit bytes
-INFO_FORMAT = struct.Struct("<HH8s16sIIH5H5HHH")
+# bytes), clock, baud, max payload, 5 memory depths, 5 word sizes, input buffer bytes, logit
+# bytes, external memory words (u32, 0: none) and its word bytes
+INFO_FORMAT = struct.Struct("<HH8s16sIIH5H5HHHIH")
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ class Info:
     word_bytes: tuple
     input_bytes: int
     logit_bytes: int
+    ext_words: int = 0            # words of the external memory (memory 5; 0: none)
+    ext_word_bytes: int = 0
 
     def pack(self) -> bytes:
         board = self.board.encode("ascii")
@@ -101,7 +104,8 @@ class Info:
         return INFO_FORMAT.pack(self.protocol_version, self.device_version,
                                 bytes.fromhex(self.arch_hash), board.ljust(16, b"\0"),
                                 self.clock_hz, self.baud, self.max_payload, *self.depths,
-                                *self.word_bytes, self.input_bytes, self.logit_bytes)
+                                *self.word_bytes, self.input_bytes, self.logit_bytes, self.ext_words,
+                                self.ext_word_bytes)
 
     @classmethod
     def unpack(cls, payload: bytes) -> "Info":
@@ -109,4 +113,4 @@ class Info:
             raise LinkError(f"INFO reply of {len(payload)} bytes, expected {INFO_FORMAT.size}")
         v = INFO_FORMAT.unpack(payload)
         return cls(v[0], v[1], v[2].hex(), v[3].rstrip(b"\0").decode("ascii", "replace"), v[4], v[5],
-                   v[6], tuple(v[7:12]), tuple(v[12:17]), v[17], v[18])
+                   v[6], tuple(v[7:12]), tuple(v[12:17]), v[17], v[18], v[19], v[20])

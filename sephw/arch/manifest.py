@@ -159,13 +159,18 @@ class Manifest:
     def intgraph_path(self) -> Path:
         return self.path(self._data.get("intgraph", "intgraph.pt"))
 
-    def images(self, verify: bool = True) -> list:
-        """``(Region, bytes)`` of every memory image in select order; with ``verify`` each
-        must be whole words of the region's width, within its depth, and (where recorded)
-        match its SHA-256."""
+    def images(self, verify: bool = True, external: bool = True) -> list:
+        """``(Region, bytes)`` of every memory image in select order, the external memory's
+        (``external.bin``, where the build keeps words in DRAM) last unless ``external`` is
+        False; with ``verify`` each must be whole words of the region's width, within its
+        depth, and (where recorded) match its SHA-256."""
         out = []
         recorded = dict(self._data["memories"], program=self._data["program"])
-        for r in self.memory_map:
+        regions = list(self.memory_map)
+        if external and self.memory_map.external is not None and self._data.get("external"):
+            recorded["external"] = self._data["external"]
+            regions.append(self.memory_map.external)
+        for r in regions:
             p = self.path(r.image)
             try:
                 blob = p.read_bytes()
@@ -186,10 +191,11 @@ class Manifest:
         return out
 
     def writes(self) -> list:
-        """``(memory select, word address, word)`` for every word of every image (the host
-        link's LOADs and a boot ROM write exactly these)."""
+        """``(memory select, word address, word)`` for every word of every on-chip image (the
+        accelerator's ``host_w`` writes: a boot ROM's, and the host link's LOADs but those
+        into DRAM)."""
         out = []
-        for r, blob in self.images():
+        for r, blob in self.images(external=False):
             wb = r.word_bytes
             out += [(r.select, a, int.from_bytes(blob[a * wb:(a + 1) * wb], "little"))
                     for a in range(len(blob) // wb)]

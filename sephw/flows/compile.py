@@ -50,7 +50,8 @@ def cmd_compile(a) -> int:
     if ir.streamed and not a.no_board:
         print(f"sephw compile: {len(ir.streamed)} layer step(s) keep their pattern and int8 weight words in "
               f"external memory ({rep['external']['bytes']:,} bytes, external.bin): the board build with the DRAM "
-              f"controller is not available yet, skipping it (`sephw simulate {a.output}` runs the build)")
+              f"controller is not available yet, skipping it (`sephw simulate {a.output}` runs the build, "
+              f"`sephw run {a.output} --port sim:{a.output}` the simulated board with its DRAM)")
         a.no_board = True
     if not a.no_board:
         from .boardbuild import TimingNotMet, board_build
