@@ -30,9 +30,10 @@ def host_w_layout(memory_map: MemoryMap) -> data.StructLayout:
 
 def ext_w_layout(memory_map: MemoryMap) -> data.StructLayout:
     """Payload of a write into the board's DRAM (:attr:`MemoryMap.external`): word ``addr``
-    (words of the DRAM port's width) and ``data``."""
+    (words of the DRAM port's width), ``data`` and its byte enables ``we``."""
     ext = memory_map.external
-    return data.StructLayout({"addr": unsigned(ext.addr_bits), "data": unsigned(ext.word_bits)})
+    return data.StructLayout({"addr": unsigned(ext.addr_bits), "data": unsigned(ext.word_bits),
+                              "we": unsigned(ext.word_bytes)})
 
 
 def control_signature(memory_map: MemoryMap) -> wiring.Signature:
@@ -43,8 +44,9 @@ def control_signature(memory_map: MemoryMap) -> wiring.Signature:
     - ``host_w``: memory writes (the accelerator takes one per cycle when ready);
     - ``rx``: input bytes for the Program's ``LOAD``; ``tx``: the bytes of its ``STORE``;
     - ``done``, ``error``, ``cycles``: the run's end, status and cycle count;
-    - ``ext_w`` (only with external memory): word writes into the board's DRAM, which the
-      system top puts on the DRAM port beside the accelerator's DMA (:mod:`rtl_gen.extport`).
+    - ``ext_w`` (only with external memory): word writes into the board's DRAM (``LOAD`` into
+      memory 5, ``WRITE_INPUT`` byte by byte), which the system top puts on the DRAM port
+      beside the accelerator's DMA and the input feeder (:mod:`rtl_gen.extport`).
     """
     ext = {"ext_w": Out(stream.Signature(ext_w_layout(memory_map)))} if memory_map.external else {}
     return wiring.Signature({

@@ -87,7 +87,8 @@ class HostLink(wiring.Component):
     positive multiple of ``word_bytes[mem]``, by repeated subtraction) and address, then
     assembles each little-endian word from the frame buffer and writes it through the top's
     ``host_w`` (memory 5, the board's DRAM where the system has one: through ``ext_w``, acknowledged
-    once the DRAM port has taken the word); ``WRITE_INPUT`` copies into the input buffer; ``RUN`` pulses ``start``, feeds
+    once the DRAM port has taken the word); ``WRITE_INPUT`` copies into the input buffer (with external memory: into the DRAM's last
+    words, one byte-enabled write per byte, for the system's input feeder); ``RUN`` pulses ``start``, feeds
     the input buffer to the top's ``rx`` from byte 0 as the top takes bytes, captures the top's
     ``tx`` bytes into the logit buffer (bytes beyond ``logit_bytes`` are dropped) and answers
     ``DONE`` when the top raises ``done`` (``status`` 1 when it also raised ``error``);
@@ -180,7 +181,10 @@ class HostLink(wiring.Component):
 
         # ------------------------------------------------------------------ memories
         m.submodules.frame_buf = fb = Memory(shape=8, depth=MAX_PAYLOAD, init=[])
-        m.submodules.input_buf = ib = Memory(shape=8, depth=max(2, in_bytes), init=[])
+        ext = self._memory_map.external
+        # the input image: on chip, or (with external memory) in the DRAM's last words, where
+        # WRITE_INPUT writes it byte by byte and the system's input feeder reads it in a run
+        m.submodules.input_buf = ib = Memory(shape=8, depth=2 if ext else max(2, in_bytes), init=[])
         m.submodules.logit_buf = lb = Memory(shape=8, depth=max(2, lg_bytes), init=[])
         m.submodules.info_rom = rom = Memory(shape=8, depth=len(self._info_bytes), init=self._info_bytes)
         fb_w, fb_r = fb.write_port(), fb.read_port()
@@ -294,7 +298,6 @@ class HostLink(wiring.Component):
 
         # LOAD
         loadable = self._memory_map.loadable
-        ext = self._memory_map.external
         wsel = Signal(3)
         wb_max = max(r.word_bytes for r in loadable)
         wb_tab = Array(Const(r.word_bytes, range(wb_max + 1)) for r in loadable)
@@ -317,6 +320,7 @@ class HostLink(wiring.Component):
         w_valid, w_ready = Signal(), Signal()
         if ext is not None:
             m.d.comb += [acc.ext_w.payload.addr.eq(waddr), acc.ext_w.payload.data.eq(wreg),
+                         acc.ext_w.payload.we.eq(-1),
                          acc.ext_w.valid.eq(w_valid & to_ext), acc.host_w.valid.eq(w_valid & ~to_ext),
                          w_ready.eq(Mux(to_ext, acc.ext_w.ready, acc.host_w.ready))]
         else:
@@ -470,12 +474,22 @@ class HostLink(wiring.Component):
             with m.State("WI_READ"):
                 m.next = "WI_WRITE"
             with m.State("WI_WRITE"):
-                m.d.comb += ib_w.en.eq(1)
-                m.d.sync += [idx.eq(idx + 1), ip.eq(ip + 1)]
-                with m.If(idx == r_len - 1):
-                    reply(Cmd.WRITE_INPUT | REPLY, 2, SRC_REG, r_len - WRITE_INPUT_HEADER)
-                with m.Else():
-                    m.next = "WI_READ"
+                wi_next = Signal()
+                if ext is None:
+                    m.d.comb += [ib_w.en.eq(1), wi_next.eq(1)]
+                else:
+                    # one DRAM write per byte: the byte in every lane, only its lane enabled
+                    lanes = ext.word_bytes.bit_length() - 1
+                    m.d.comb += [acc.ext_w.valid.eq(1),
+                                 acc.ext_w.payload.addr.eq(self._memory_map.input_base + (ip >> lanes)),
+                                 acc.ext_w.payload.data.eq(Cat([fb_r.data] * ext.word_bytes)),
+                                 acc.ext_w.payload.we.eq(Const(1, ext.word_bytes) << ip[:lanes]), wi_next.eq(acc.ext_w.ready)]
+                with m.If(wi_next):
+                    m.d.sync += [idx.eq(idx + 1), ip.eq(ip + 1)]
+                    with m.If(idx == r_len - 1):
+                        reply(Cmd.WRITE_INPUT | REPLY, 2, SRC_REG, r_len - WRITE_INPUT_HEADER)
+                    with m.Else():
+                        m.next = "WI_READ"
 
             # ---------------------------------------------------------------- RUN
             with m.State("RUN_START"):

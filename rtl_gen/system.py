@@ -7,7 +7,9 @@ the input and output byte streams, ``start``, and the accelerator's reset (a
 ``ResetInserter``: the link's ``RESET`` command resets the accelerator's logic while its
 memories keep their contents). With external memory (``arch.ext_words``) the system has an
 ``ext`` port (LiteDRAM's native port, user side) shared through :class:`~rtl_gen.extport.ExtPort`
-by the accelerator's DMA and the link's ``LOAD`` into DRAM. The board top
+by the accelerator's DMA, the :class:`~rtl_gen.inputfeed.InputFeeder` (the input image, which
+the link's ``WRITE_INPUT`` keeps in DRAM, to the accelerator's ``rx`` during a run) and the
+link's writes into DRAM. The board top
 (:mod:`rtl_gen.board`) and the simulated board (:mod:`sim.simboard`) build this.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sephw.arch.manifest import Manifest
 from .dram import native_signature
 from .extport import ExtPort
 from .hostlink import HostLink
+from .inputfeed import InputFeeder
 from .top import Accelerator
 
 __all__ = ["System"]
@@ -86,17 +89,25 @@ class System(wiring.Component):
         m.submodules.accelerator = ResetInserter(link.acc.reset)(acc)
         ctl = link.acc
         wiring.connect(m, ctl.host_w, acc.host_w)
-        wiring.connect(m, ctl.rx, acc.rx)
         wiring.connect(m, acc.tx, ctl.tx)
+        ext = self._link.memory_map.external
+        if ext is None:
+            wiring.connect(m, ctl.rx, acc.rx)
+        else:
+            # the input image from DRAM (the link's WRITE_INPUT put it there); the feeder
+            # starts with the run and is reset with the accelerator
+            feeder = InputFeeder(data_width=ext.word_bits, addr_width=ext.addr_bits,
+                                 base=self._link.memory_map.input_base, nbytes=self.arch.input_bytes)
+            m.submodules.input_feeder = ResetInserter(ctl.reset)(feeder)
+            wiring.connect(m, feeder.rx, acc.rx)
+            m.submodules.ext_port = ep = ExtPort(ext.word_bits, ext.addr_bits, readers=("input", "acc"))
+            wiring.connect(m, feeder.ext, ep.input)
+            wiring.connect(m, acc.ext, ep.acc)
+            wiring.connect(m, ctl.ext_w, ep.host)
+            wiring.connect(m, ep.mem, wiring.flipped(self.ext))
+            m.d.comb += [feeder.start.eq(ctl.start), ep.reset_readers.eq(ctl.reset)]
         m.d.comb += [acc.start.eq(ctl.start), ctl.done.eq(acc.done), ctl.error.eq(acc.error),
                      ctl.cycles.eq(acc.cycles),
                      link.uart_rx.eq(self.uart_rx), self.uart_tx.eq(link.uart_tx),
                      self.busy.eq(link.busy), self.error.eq(link.error)]
-        if "ext" in self.signature.members:
-            ext = self._link.memory_map.external
-            m.submodules.ext_port = ep = ExtPort(ext.word_bits, ext.addr_bits)
-            wiring.connect(m, acc.ext, ep.acc)
-            wiring.connect(m, ctl.ext_w, ep.host)
-            wiring.connect(m, ep.mem, wiring.flipped(self.ext))
-            m.d.comb += ep.acc_reset.eq(ctl.reset)
         return m

@@ -144,12 +144,13 @@ def test_model_latency_matches_litedram_figure():
     assert json.loads((d / "result.json").read_text())["long_load"]["cycles"] == 78
 
 
-def test_ext_port_shares_dram_between_host_writes_and_dma_reads():
+def test_ext_port_shares_dram_between_host_writes_and_readers():
     """rtl_gen/extport.py in the Amaranth simulator, on the behavioural memory with ~30 %
-    command and read-data stalls: host writes land exactly (all byte enables) and are held
-    while reads are in flight; reads come back in order; after ``acc_reset`` the data of the
-    reads issued before it never reaches the accelerator; the LiteDRAM write rule holds (a
-    write command is never offered without its data word)."""
+    command and read-data stalls: host writes land exactly (their byte enables only) and are
+    held while reads are in flight; two readers reading at the same time each get their own
+    words, in order; after ``reset_readers`` the data of the reads issued before it never
+    reaches a reader; the LiteDRAM write rule holds (a write command is never offered without
+    its data word)."""
     from amaranth.hdl import Module
     from amaranth.lib import wiring
     from amaranth.sim import Simulator
@@ -158,37 +159,37 @@ def test_ext_port_shares_dram_between_host_writes_and_dma_reads():
     from rtl_gen.extport import ExtPort
     DW, AW, DEPTH = 32, 8, 256
     m = Module()
-    m.submodules.port = ep = ExtPort(DW, AW)
+    m.submodules.port = ep = ExtPort(DW, AW, readers=("a", "b"))
     m.submodules.mem = mem = ExtMemoryModel(data_width=DW, addr_width=AW, depth=DEPTH, latency=6,
                                             stall_permille=300, seed=5)
     wiring.connect(m, ep.mem, mem.port)
     rng = random.Random(3)
-    model = {}
-    log = {"reads_in_flight_at_write": [], "rule": 0, "got": []}
+    model = {a: 0 for a in range(DEPTH)}
+    log = {"rule": 0, "done": set()}
 
-    async def host_write(ctx, addr, word):
+    async def host_write(ctx, addr, word, we=0xF):
         ctx.set(ep.host.valid, 1)
-        ctx.set(ep.host.payload, {"addr": addr, "data": word})
+        ctx.set(ep.host.payload, {"addr": addr, "data": word, "we": we})
         await ctx.tick().until(ep.host.ready)
         ctx.set(ep.host.valid, 0)
-        model[addr] = word
+        model[addr] = sum(((word if we >> i & 1 else model[addr]) >> 8 * i & 0xFF) << 8 * i for i in range(4))
 
-    async def reads(ctx, addrs):
-        """Issue reads of ``addrs`` back to back; return their data in order."""
-        out = []
-        ctx.set(ep.acc.rdata.ready, 1)
-        i = 0
+    async def reads(ctx, r, addrs, ready_p=1.0, seed=0):
+        """Reader ``r`` issues reads of ``addrs`` as fast as the port takes them, takes its
+        data with probability ``ready_p`` per cycle; returns the data in order."""
+        rr = random.Random(seed)
+        out, i = [], 0
         while len(out) < len(addrs):
-            ctx.set(ep.acc.cmd.valid, i < len(addrs))
+            ctx.set(r.cmd.valid, i < len(addrs))
             if i < len(addrs):
-                ctx.set(ep.acc.cmd.payload, {"addr": addrs[i], "we": 0})
-            _, _, took, got, data = await ctx.tick().sample(ep.acc.cmd.ready, ep.acc.rdata.valid,
-                                                           ep.acc.rdata.payload)
-            if took and i < len(addrs):
-                i += 1
-            if got:
+                ctx.set(r.cmd.payload, {"addr": addrs[i], "we": 0})
+            ctx.set(r.rdata.ready, rr.random() < ready_p)
+            _, _, took, got, ready, data = await ctx.tick().sample(r.cmd.ready, r.rdata.valid, r.rdata.ready,
+                                                                  r.rdata.payload)
+            i += bool(took and i < len(addrs))
+            if got and ready:
                 out.append(data)
-        ctx.set(ep.acc.cmd.valid, 0)
+        ctx.set(r.cmd.valid, 0)
         return out
 
     async def rule(ctx):
@@ -198,38 +199,97 @@ def test_ext_port_shares_dram_between_host_writes_and_dma_reads():
             if cv and we and not wv:
                 log["rule"] += 1
 
+    async def reader_b(ctx):
+        await ctx.tick().until(ep.host.valid)        # after the first writes have started
+        for _ in range(400):
+            await ctx.tick()
+        addrs = [rng.randrange(64) for _ in range(50)]
+        want = [model[a] for a in addrs]            # the host writes nothing meanwhile
+        assert await reads(ctx, ep.b, addrs, 0.6, 2) == want
+        log["done"].add("b")
+
     async def bench(ctx):
-        # 1. host writes, then reads of every written word, in a random order
-        for a in rng.sample(range(DEPTH), 40):
-            await host_write(ctx, a, rng.getrandbits(DW))
-        addrs = rng.sample(sorted(model), len(model))
-        assert await reads(ctx, addrs) == [model[a] for a in addrs]
+        # 1. host writes (some with partial byte enables), then both readers at once
+        for a in range(64):
+            await host_write(ctx, a, rng.getrandbits(DW), rng.choice((0xF, 0xF, 0x5, 0x8)))
+        addrs = rng.sample(range(64), 64)
+        assert await reads(ctx, ep.a, addrs, 0.8, 1) == [model[a] for a in addrs]
+        await ctx.tick().until(ep.b.cmd.valid == 0)
+        for _ in range(100):
+            await ctx.tick()
         # 2. a host write offered while reads are in flight waits for their data
-        ctx.set(ep.acc.rdata.ready, 0)               # the accelerator holds its data back
+        ctx.set(ep.a.rdata.ready, 0)                 # the reader holds its data back
         for a in addrs[:4]:
-            ctx.set(ep.acc.cmd.valid, 1)
-            ctx.set(ep.acc.cmd.payload, {"addr": a, "we": 0})
-            await ctx.tick().until(ep.acc.cmd.ready)
-        ctx.set(ep.acc.cmd.valid, 0)
+            ctx.set(ep.a.cmd.valid, 1)
+            ctx.set(ep.a.cmd.payload, {"addr": a, "we": 0})
+            await ctx.tick().until(ep.a.cmd.ready)
+        ctx.set(ep.a.cmd.valid, 0)
         ctx.set(ep.host.valid, 1)
-        ctx.set(ep.host.payload, {"addr": addrs[0], "data": 0x12345678})
+        ctx.set(ep.host.payload, {"addr": addrs[0], "data": 0x12345678, "we": 0xF})
         for _ in range(40):
             _, _, ready = await ctx.tick().sample(ep.host.ready)
             assert not ready                          # four reads still out
-        # 3. the accelerator is reset with those reads in flight: their data is dropped, the
+        # 3. the readers are reset with those reads in flight: their data is dropped, the
         # host's write then goes through, and the next reads see only their own data
-        ctx.set(ep.acc_reset, 1)
+        ctx.set(ep.reset_readers, 1)
         await ctx.tick()
-        ctx.set(ep.acc_reset, 0)
+        ctx.set(ep.reset_readers, 0)
         await ctx.tick().until(ep.host.ready)
         ctx.set(ep.host.valid, 0)
         model[addrs[0]] = 0x12345678
-        assert await reads(ctx, addrs[:6]) == [model[a] for a in addrs[:6]]
-        log["done"] = True
+        assert await reads(ctx, ep.a, addrs[:6]) == [model[a] for a in addrs[:6]]
+        log["done"].add("a")
 
     sim = Simulator(m)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
+    sim.add_testbench(reader_b)
     sim.add_testbench(rule, background=True)
-    sim.run()
-    assert log.get("done") and log["rule"] == 0
+    sim.run_until(1e-8 * 20_000)                     # (a hang fails below, not forever)
+    assert log["done"] == {"a", "b"} and log["rule"] == 0
+
+
+@pytest.mark.parametrize("nbytes,width", [(147, 128), (64, 16)])
+def test_input_feeder_hands_on_the_image_in_order(nbytes, width):
+    """rtl_gen/inputfeed.py on the behavioural memory (30 % stalls): the image's bytes from DRAM
+    word ``base`` on, low byte first, under random back-pressure, exactly ``nbytes`` of them
+    (the last word's spare bytes never offered); ``start`` again feeds the same bytes."""
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+    from amaranth.sim import Simulator
+
+    from rtl_gen.extmem import ExtMemoryModel
+    from rtl_gen.inputfeed import InputFeeder
+    rng = random.Random(nbytes)
+    W, base = width // 8, 5
+    image = bytes(rng.randrange(256) for _ in range(nbytes))
+    padded = image + bytes(-len(image) % W)
+    init = [0] * base + [int.from_bytes(padded[i:i + W], "little") for i in range(0, len(padded), W)] + [7, 7]
+    m = Module()
+    m.submodules.feed = feed = InputFeeder(data_width=width, addr_width=6, base=base, nbytes=nbytes)
+    m.submodules.mem = mem = ExtMemoryModel(data_width=width, addr_width=6, depth=64, latency=5,
+                                            stall_permille=300, init=init)
+    wiring.connect(m, feed.ext, mem.port)
+    runs = []
+
+    async def bench(ctx):
+        for run in range(2):
+            ctx.set(feed.start, 1)
+            await ctx.tick()
+            ctx.set(feed.start, 0)
+            got, idle = bytearray(), 0
+            while idle < 200:
+                ctx.set(feed.rx.ready, rng.random() < 0.7)
+                _, _, v, r, b = await ctx.tick().sample(feed.rx.valid, feed.rx.ready, feed.rx.payload)
+                if v and r:
+                    got.append(b)
+                    idle = 0
+                else:
+                    idle += 1
+            runs.append(bytes(got))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run_until(1e-8 * 20_000)
+    assert runs == [image, image]

@@ -5,7 +5,8 @@ the top's ``host_w`` port (memory select, word address, word) by the host link's
 by a boot ROM. With external memory (``ArchConfig.ext_words``) the host link's ``LOAD`` also
 reaches the board's DRAM as memory :data:`MEM_EXTERNAL` (words of the DRAM port's width, the
 build's ``external.bin``), written through the system's DRAM port, not the accelerator's
-``host_w``. The select numbers, word widths and depths are defined here once, from the
+``host_w``; the input image then lives in the DRAM's last words (:attr:`MemoryMap.input_base`).
+The select numbers, word widths and depths are defined here once, from the
 :class:`~sephw.arch.config.ArchConfig`.
 """
 from __future__ import annotations
@@ -58,6 +59,7 @@ class MemoryMap:
         depths, bits, nbytes = arch.depths, arch.word_bits, arch.word_bytes
         self._regions = tuple(Region(n, SELECT[n], bits[n], nbytes[n], depths[n], IMAGE_FILES[n])
                               for n in MEMORY_NAMES)
+        self._input_bytes = arch.input_bytes
         self._external = None if not arch.ext_words else Region(
             "external", MEM_EXTERNAL, arch.ext_data_bits, arch.ext_data_bits // 8, arch.ext_words,
             IMAGE_FILES["external"])
@@ -71,6 +73,16 @@ class MemoryMap:
     def external(self) -> Region | None:
         """The board's DRAM as the host link's ``LOAD`` sees it (None: no external memory)."""
         return self._external
+
+    @property
+    def input_base(self) -> int | None:
+        """With external memory: the first DRAM word of the input image (the last words of
+        the DRAM, ``ceil(input_bytes / word_bytes)`` of them), which the host link's
+        ``WRITE_INPUT`` writes and the input feeder reads during a run (the image is not kept
+        on chip). None without external memory."""
+        if self._external is None:
+            return None
+        return self._external.depth - -(-self._input_bytes // self._external.word_bytes)
 
     @property
     def loadable(self) -> tuple:

@@ -77,9 +77,13 @@ class AssignAddresses:
         wgt += st_mem.weight_buffer
         if ir.streamed:
             ir.external = Region("external", ir.board.external.data_bits // 8, ext)
-            if ir.external.nbytes > ir.board.external.bytes:
+            # the input image takes the DRAM's last words (sephw.arch.memmap input_base)
+            wb = ir.external.word_bytes
+            image = -(-math.prod(ir.graph.input.out.shape) // wb) * wb
+            if ir.external.nbytes + image > ir.board.external.bytes:
                 raise CompileError(f"the streamed pattern and weight words take {ir.external.nbytes} bytes of "
-                                   f"external memory, {ir.board.name} has {ir.board.external.bytes}")
+                                   f"external memory and the input image {image}, {ir.board.name} has "
+                                   f"{ir.board.external.bytes}")
         # the patterns image: the main memory's words, then (from the main memory's depth on,
         # ArchConfig.dw_base) the depthwise pattern memory's
         S = cfg.pattern_slices

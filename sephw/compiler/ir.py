@@ -139,7 +139,7 @@ class StaticMemory:
     tensors: int                 # descriptor table entries
     pool_channels: int           # pooled sums (the PoolFC's input channels)
     store_chunks: int            # column-store entries
-    input_bytes: int             # the host link's input buffer
+    input_bytes: int             # the host link's on-chip input buffer (0: the image is in DRAM)
     logit_bytes: int             # the host link's logit buffer
     dw_words: int = 0            # depthwise pattern memory words (the engine's depthwise mode)
     pattern_buffer: int = 0      # the last pattern words: the buffer streamed tiles are loaded into

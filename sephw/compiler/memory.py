@@ -20,7 +20,8 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset = fro
     int8 weight words stay in external memory; each memory then holds, after its resident
     words, a buffer of two halves of the most words one such tile loads (``pattern_buffer``,
     ``weight_buffer``: both halves), one for the tile computing, one for the next tile's
-    words loading meanwhile."""
+    words loading meanwhile; the input image is then in external memory as well, not in the
+    host link's buffer."""
     g = ir.graph
     pat_words = wgt_words = params = dw_words = 0
     buf = {"patterns": 0, "weights": 0}
@@ -61,7 +62,11 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset = fro
     # the sliding window's column store: one entry per pattern chunk of the widest tensor
     # (rtl_gen/gather.py builds it from the manifest's widest tensor, at least 2 entries)
     store_chunks = max(2, math.ceil(max(t.spec.channels for t in ir.tensors.values()) / cfg.pe_cin))
-    input_bytes, logit_bytes = math.prod(g.input.out.shape), pool.weight.shape[0] * 8
+    logit_bytes = pool.weight.shape[0] * 8
+    # the host link's input buffer: the whole image, unless the build keeps words in external
+    # memory, where the image lives in DRAM too (sephw.arch.memmap input_base; the system's
+    # input feeder reads it during the run)
+    input_bytes = 0 if streamed else math.prod(g.input.out.shape)
     return StaticMemory(
         # (the depthwise pattern memory: dw_word_bits per word, counted by its bits)
         memory_bytes={"patterns": pat_words * cfg.pattern_word_bytes + -(-dw_words * cfg.dw_word_bits // 8),

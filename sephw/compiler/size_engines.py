@@ -257,11 +257,12 @@ class SizeEngines:
         and streamed steps that fit (:meth:`TileLayers.place`, which writes nothing), the one
         whose Program takes the fewest cycles on the RTL top (:func:`top_cycles`, one band)."""
         from .tile_layers import TileLayers
-        saved = ir.cfg, [st.tc for lay in ir.layers for st in lay.steps]
+        saved = ir.cfg, [st.tc for lay in ir.layers for st in lay.steps], ir.resources
         banded = []
         try:
             for e in sorted(admitted, key=lambda e: (e.engine_cycles, e.resources["lut"]))[:TOP_CYCLES_CANDIDATES]:
-                ir.cfg = e.cfg
+                # (TileLayers weighs the overlay's LUTs with its LUT-RAM memories)
+                ir.cfg, ir.resources = e.cfg, e.resources
                 for lay in ir.layers:
                     for st in lay.steps:
                         st.tc = step_tc(e.cfg, st)
@@ -272,7 +273,7 @@ class SizeEngines:
                         break
             return min(banded, key=lambda x: x[0])[1] if banded else None
         finally:
-            ir.cfg = saved[0]
+            ir.cfg, ir.resources = saved[0], saved[2]
             tcs = iter(saved[1])
             for lay in ir.layers:
                 for st in lay.steps:
