@@ -147,20 +147,22 @@ def _logic_fits(r: dict, board) -> bool:
 
 
 def top_cycles(ir: CompileIR, cfg: hw.EngineConfig, plan: dict | None = None,
-               streamed: frozenset = frozenset()) -> int:
+               streamed: frozenset = frozenset(), tiles: list | None = None) -> int:
     """Cycles per inference of the Program on overlay ``cfg`` by the RTL top's model
     (hw.top_instruction_cycles, what ScheduleProgram predicts and `sephw simulate` measures),
     with whole maps on chip (one band; ``plan``: ``band_layout(ir, 1).plan``, which does not
     depend on the overlay, worked out here if not given): the tiles TileLayers would make and
     the instructions EmitInstructions would emit, their addresses left out (the model does not
-    read them), with a DMA_LOAD before every tile of the ``streamed`` steps. Pure: reads
-    ``ir``, writes nothing; no pass runs."""
+    read them), with a DMA_LOAD before every tile of the ``streamed`` steps; or, given
+    ``tiles`` (TileLayers' for some band count), those tiles' Program. Pure: reads ``ir``,
+    writes nothing; no pass runs."""
     from ..arch.config import dma_beats
     from .emit_instructions import program_of, tile_instruction
     from .schedule_program import program_cycles, tensor_descs
     from .tile_layers import TileLayers
-    plan = band_layout(ir, 1).plan if plan is None else plan
-    tiles = TileLayers.make_tiles(ir, cfg, plan, 1, tc=lambda st: step_tc(cfg, st), streamed=streamed)
+    if tiles is None:
+        plan = band_layout(ir, 1).plan if plan is None else plan
+        tiles = TileLayers.make_tiles(ir, cfg, plan, 1, tc=lambda st: step_tc(cfg, st), streamed=streamed)
     tid = {name: tensor.id for name, tensor in ir.tensors.items()}
     program = program_of(tiles, lambda t: tile_instruction(ir, cfg, t, tid, addresses=False))
     ext = ir.board.external
@@ -237,13 +239,16 @@ class SizeEngines:
         fitting = fitting[:TOP_CYCLES_CANDIDATES]
         if fitting:
             best = fitting[0]
+        streams = ir.board.external is not None and ir.placement != "onchip"
         if ir.engine is None and not ir.probe and len(fitting) > 1:     # a probe asks only "does it fit"
             best = self._rank_by_top_cycles(ir, fitting, whole)
-        elif not fitting and ir.engine is None and not ir.probe and ir.board.external is not None \
-                and ir.placement != "onchip":
-            # none fits whole maps even with weights in DRAM: the fastest that TileLayers can
-            # band (with its program and buffers) rather than the one with the least memory
-            best = self._fastest_that_bands(ir, admitted, whole) or best
+        if ir.engine is None and not ir.probe and streams and not any(not e.streamed for e in fitting):
+            # nothing fits with everything on chip: DRAM it is, so the overlays TileLayers can
+            # band (with its program and buffers; rather than the one with the least memory)
+            # compete with those that fit whole maps, each by the cycles of its own Program
+            banded = self._fastest_that_bands(ir, admitted, whole)
+            if banded is not None and (not fitting or banded[0] < top_cycles(ir, best.cfg, whole.plan, best.streamed)):
+                best = banded[1]
         ir.cfg, ir.resources = best.cfg, best.resources
         for lay in ir.layers:
             for st in lay.steps:
@@ -251,11 +256,12 @@ class SizeEngines:
         return ir
 
     @staticmethod
-    def _fastest_that_bands(ir: CompileIR, admitted: list[Estimate], whole, keep: int = 3) -> Estimate | None:
+    def _fastest_that_bands(ir: CompileIR, admitted: list[Estimate], whole, keep: int = 3) -> tuple | None:
         """Of the admitted overlays, in the engine-level model's order (DMA loads included),
         the first ``keep`` of ``TOP_CYCLES_CANDIDATES`` for which TileLayers finds row bands
         and streamed steps that fit (:meth:`TileLayers.place`, which writes nothing), the one
-        whose Program takes the fewest cycles on the RTL top (:func:`top_cycles`, one band)."""
+        whose Program (TileLayers' tiles, its band count) takes the fewest cycles on the RTL
+        top (:func:`top_cycles`): ``(cycles, Estimate)``, None where none bands."""
         from .tile_layers import TileLayers
         saved = ir.cfg, [st.tc for lay in ir.layers for st in lay.steps], ir.resources
         banded = []
@@ -268,10 +274,13 @@ class SizeEngines:
                         st.tc = step_tc(e.cfg, st)
                 got = TileLayers().place(ir)
                 if got[0] is not None:
-                    banded.append(((top_cycles(ir, e.cfg, whole.plan, got[1]), e.resources["lut"]), e))
+                    banded.append(((top_cycles(ir, e.cfg, streamed=got[1], tiles=got[0][1]), e.resources["lut"]), e))
                     if len(banded) == keep:
                         break
-            return min(banded, key=lambda x: x[0])[1] if banded else None
+            if not banded:
+                return None
+            (cycles, _), e = min(banded, key=lambda x: x[0])
+            return cycles, e
         finally:
             ir.cfg, ir.resources = saved[0], saved[2]
             tcs = iter(saved[1])
