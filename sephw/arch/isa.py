@@ -62,7 +62,7 @@ FLAG_FC_MORE = 128      # POOL_FC with FLAG_FINAL: an FC chunk (classes c0 .. c0
 FLAG_DW_PATTERN = 64    # operand a runs in the pattern engine's depthwise mode: lane l convolves
                         # input channel cin0 + l, its filter from the depthwise pattern memory at wa
 
-LOAD_QUEUE_DEPTH = 4    # DMA_LOADs the top queues (rtl_gen/loadunit.py) before the sequencer waits
+LOAD_QUEUE_DEPTH = 8    # DMA_LOADs the top queues (rtl_gen/loadunit.py) before the sequencer waits
 
 # dependency-token flags (field ``deps``): wait for / signal the unit before or after this
 # instruction's unit in the load -> compute -> store chain (TVM VTA's pop/push prev/next)

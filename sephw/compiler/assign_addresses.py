@@ -8,7 +8,8 @@ from .ir import ACT_ALIGN, FIELD_MAX, PARAM_WORD_BYTES, TENSOR_DESC_BYTES, Compi
 from .memory import first_fit
 from ..arch.config import dma_beats, pattern_depth
 from . import hw
-from .operands import STREAMED, block_words, fc_blocks, param_words_of, stream_memory, tile_stream_words
+from .operands import (STREAMED, block_words, fc_blocks, param_words_of, params_streamed, stream_memory,
+                       tile_stream_words)
 
 
 class AssignAddresses:
@@ -46,7 +47,14 @@ class AssignAddresses:
                     wgt += math.prod(fc_blocks(cfg, n))
                 prm += n.weight.shape[0]
                 continue
-            prm += param_words_of(cfg, lay, n.out.channels)
+            if params_streamed(lay, ir.streamed):
+                # the layer's parameter words (their on-chip layout, padding included) in the
+                # external image after its steps' blocks; each tile loads its channels' words
+                # into the parameter buffer's half
+                n_prm = param_words_of(cfg, lay, n.out.channels)
+            else:
+                prm += param_words_of(cfg, lay, n.out.channels)
+                n_prm = 0
             for si, st in enumerate(lay.steps):
                 blocks = math.ceil(st.out_channels / st.tc)
                 streamed = (lay.index, si) in ir.streamed
@@ -73,8 +81,14 @@ class AssignAddresses:
                     else:
                         ir.words[(lay.index, si, oi)] = wgt
                         wgt += w
+            if n_prm:
+                for si in range(len(lay.steps)):
+                    ir.ext_addr[(lay.index, si, "params")] = ext
+                ext += n_prm * beats
         pat += st_mem.pattern_buffer
         wgt += st_mem.weight_buffer
+        if st_mem.param_buffer:
+            prm = -(-prm // cfg.pp_units) * cfg.pp_units + st_mem.param_buffer
         if ir.streamed:
             ir.external = Region("external", ir.board.external.data_bits // 8, ext)
             # the input image takes the DRAM's last words (sephw.arch.memmap input_base)

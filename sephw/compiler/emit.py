@@ -24,7 +24,7 @@ from . import hw
 from .dump import write_pass_dumps
 from .images import external_words, param_words, pattern_words, tensor_words, weight_words
 from .ir import PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError
-from .operands import block_words
+from .operands import block_words, streamed_steps
 
 
 def _hex(blob: bytes, word_bytes: int) -> str:
@@ -165,7 +165,8 @@ def report_dict(ir, compile_seconds: float | None = None) -> dict:
                       "note": "not included in cycles_per_inference (image already in the RX FIFO)"},
         "external": None if not ir.streamed else {
             "kind": b.external.kind, "bytes": ir.external.nbytes, "data_bits": b.external.data_bits,
-            "read_latency": b.external.read_latency, "streamed_steps": len(ir.streamed),
+            "read_latency": b.external.read_latency, "streamed_steps": len(streamed_steps(ir.streamed)),
+            "streamed_param_layers": len(ir.streamed) - len(streamed_steps(ir.streamed)),
             "bytes_per_inference": sum(r["external_bytes"] for r in rows),
             "dma_cycles_per_inference": sum(r["dma_cycles"] for r in rows),
             "note": "pattern and int8 weight words of the streamed steps, loaded by DMA_LOADs into one buffer half "

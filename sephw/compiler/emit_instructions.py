@@ -12,7 +12,7 @@ from ..arch.link import MAX_PAYLOAD  # the host link's frame buffer (docs/protoc
 from ..intgraph import PoolFCNode, SkipOperand
 from .hw import EngineConfig, dw_operand
 from .ir import CompileError, CompileIR, ProgramEntry, Tile
-from .operands import block_words, fc_blocks, operand_reads, param_blocks, param_word, stream_memory
+from .operands import block_words, fc_blocks, operand_reads, param_blocks, param_word, params_streamed, stream_memory
 
 
 def arch_config(ir: CompileIR) -> ArchConfig:
@@ -92,6 +92,8 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
             beats = dma_beats(cfg, ir.board.external.data_bits)
             if isinstance(n, PoolFCNode):      # an FC chunk: its classes' blocks
                 first = (t.c0 // cfg.lanes) * fc_blocks(cfg, n)[1]
+            elif t.mem == "params":            # the tile's channels' words of the layer's
+                first = param_word(param_blocks(cfg, lay), t.c0)
             else:
                 st = lay.steps[t.step]
                 first = (t.c0 - st.out_c0) // st.tc * t.length
@@ -138,7 +140,9 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
         cin0_b, nb = operand_reads(op_b, t.c0 - st.out_c0, t.tc, 0)
     else:
         cin0_b, nb = 0, 0
-    if addresses:
+    if addresses and params_streamed(lay, ir.streamed):     # loaded into the buffer's half
+        prm = ir.static.buffer_base("params", t.half)
+    elif addresses:
         prm = ir.prm_base[t.layer] + param_word(param_blocks(cfg, lay), t.c0)
     if prm % cfg.pp_units:
         raise CompileError(f"{n.name}: the tile at channel {t.c0} has parameter word {prm}, "

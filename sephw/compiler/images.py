@@ -12,7 +12,7 @@ from ..arch.formats import PARAM_WORD, TENSOR_DESC
 from ..intgraph import InputNode, PoolFCNode, SkipOperand
 from . import hw
 from .ir import PARAM_WORD_BYTES, CompileError
-from .operands import STREAMED, chunks as _chunks, param_blocks, param_word, stream_memory
+from .operands import STREAMED, chunks as _chunks, param_blocks, param_word, params_streamed, stream_memory
 
 B48 = PARAM_WORD.field("bias").hi
 
@@ -183,7 +183,8 @@ def _weight_blocks(cfg, op, st) -> list[list[bytes]]:
 def external_words(ir) -> bytes:
     """The external image (``external.bin``): the streamed steps' pattern and int8 weight
     words, step after step, per memory (patterns, then weights) tile block after tile block,
-    each block its operands' words in operand order (a streamed FC: its words in
+    each block its operands' words in operand order, after a layer's steps its parameter
+    words where the whole layer streams (a streamed FC: its words in
     :func:`weight_words`' order, a chunk of classes its consecutive blocks), as a DMA_LOAD moves them: every on-chip
     word as ``dma_beats`` external words of ``ext_data_bits``, low bits first, zero-padded."""
     cfg = ir.cfg
@@ -212,9 +213,33 @@ def external_words(ir) -> bytes:
                 for b in range(len(ops[0])):
                     for blocks in ops:
                         out += [w.ljust(wbytes, b"\0") for w in blocks[b]]
+        if params_streamed(lay, ir.streamed):       # the layer's parameter words, after its steps
+            assert sum(len(w) for w in out) // eb == ir.ext_addr[(lay.index, 0, "params")]
+            out += [w.ljust(wbytes, b"\0") for w in _layer_param_words(ir, lay)]
     blob = b"".join(out)
     assert len(blob) == ir.external.nbytes, (len(blob), ir.external.nbytes)
     return blob
+
+
+def _layer_param_words(ir, lay) -> list[bytes]:
+    """A layer's parameter words from its first (its ``prm_base`` on chip): one per output
+    channel at :func:`~sephw.compiler.operands.param_word`, zero words between padded tile
+    blocks."""
+    n = lay.node
+    blocks = param_blocks(ir.cfg, lay)
+    if isinstance(n, PoolFCNode):
+        rows = zip(n.m.tolist(), [0] * len(n.m), n.bias.tolist(), [0] * len(n.m))
+    else:
+        rq = n.requant
+        mb = rq.m_b.tolist() if rq.m_b is not None else [0] * n.out.channels
+        rows = zip(rq.m_a.tolist(), mb, rq.bias.tolist(), rq.shift.tolist())
+    out = []
+    for c, (ma, mb_, b, s) in enumerate(rows):
+        if abs(b) > B48:
+            raise CompileError(f"{n.name}: channel {c} bias {b} does not fit the 48-bit parameter field")
+        out += [bytes(PARAM_WORD_BYTES)] * (param_word(blocks, c) - len(out))
+        out.append(PARAM_WORD.pack(m_a=ma, m_b=mb_, bias=b, shift=s))
+    return out
 
 
 def param_words(ir) -> bytes:
@@ -222,26 +247,16 @@ def param_words(ir) -> bytes:
     ``m_b`` i32 (0 with one accumulator), ``bias`` i48, ``shift`` u8, reserved u8; a layer's
     first channel at its ``prm_base`` (a multiple of ``pp_units``; zero words in between), its
     channels contiguous or, where its tiles are narrower than ``pp_units`` allows, in padded
-    tile blocks (:func:`~sephw.compiler.operands.param_blocks`)."""
+    tile blocks (:func:`~sephw.compiler.operands.param_blocks`). Layers whose parameters
+    stream from external memory are not here; the buffer their tiles load into is (zeros)."""
     out = []
     for lay in ir.layers:
-        n = lay.node
-        if isinstance(n, InputNode):
+        if isinstance(lay.node, InputNode) or params_streamed(lay, ir.streamed):
             continue
-        blocks = param_blocks(ir.cfg, lay)
-        if isinstance(n, PoolFCNode):
-            rows = zip(n.m.tolist(), [0] * len(n.m), n.bias.tolist(), [0] * len(n.m))
-        else:
-            rq = n.requant
-            mb = rq.m_b.tolist() if rq.m_b is not None else [0] * n.out.channels
-            rows = zip(rq.m_a.tolist(), mb, rq.bias.tolist(), rq.shift.tolist())
-        for c, (ma, mb_, b, s) in enumerate(rows):
-            if abs(b) > B48:
-                raise CompileError(f"{n.name}: channel {c} bias {b} does not fit the 48-bit parameter field")
-            # zero words up to the layer's (pp_units-aligned) base and between tile blocks
-            # padded to pp_units (operands.param_blocks)
-            out += [bytes(PARAM_WORD_BYTES)] * (ir.prm_base[lay.index] + param_word(blocks, c) - len(out))
-            out.append(PARAM_WORD.pack(m_a=ma, m_b=mb_, bias=b, shift=s))
+        # zero words up to the layer's (pp_units-aligned) base
+        out += [bytes(PARAM_WORD_BYTES)] * (ir.prm_base[lay.index] - len(out))
+        out += _layer_param_words(ir, lay)
+    out += [bytes(PARAM_WORD_BYTES)] * (ir.memory["params"].words - len(out))
     blob = b"".join(out)
     assert len(blob) == ir.memory["params"].nbytes
     return blob

@@ -144,6 +144,7 @@ class StaticMemory:
     dw_words: int = 0            # depthwise pattern memory words (the engine's depthwise mode)
     pattern_buffer: int = 0      # the last pattern words: the buffer streamed tiles are loaded into
     weight_buffer: int = 0       # the last weight words: the same for int8 weights
+    param_buffer: int = 0        # the last parameter words: the same for streamed layers' parameters
 
     @property
     def total(self) -> int:
@@ -152,8 +153,9 @@ class StaticMemory:
     def buffer_base(self, mem: str, half: int = 0) -> int:
         """The first word (pattern words for ``patterns``) of half ``half`` of ``mem``'s
         buffer for streamed tiles, which follows the memory's resident words."""
-        words, buf = (self.pattern_words, self.pattern_buffer) if mem == "patterns" else \
-            (self.weight_words, self.weight_buffer)
+        words, buf = {"patterns": (self.pattern_words, self.pattern_buffer),
+                      "weights": (self.weight_words, self.weight_buffer),
+                      "params": (self.param_words, self.param_buffer)}[mem]
         return words - buf + half * (buf // 2)
 
 

@@ -10,21 +10,23 @@ from ..arch.link import MAX_PAYLOAD  # the host link's frame buffer (docs/protoc
 from ..intgraph import InputNode, PoolFCNode
 from . import hw
 from .ir import ACT_ALIGN, PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileIR, StaticMemory
-from .operands import (block_words, fc_blocks, fc_chunk_words, fc_chunks, param_words_of, step_operands,
-                       stream_memory, tile_cost, tile_stream_words)
+from .operands import (PARAMS, block_words, fc_blocks, fc_chunk_words, fc_chunks, param_tile_words, param_words_of,
+                       params_streamed, step_operands, stream_memory, streamed_steps, tile_cost,
+                       tile_stream_words)
 
 
 def static_memory(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset = frozenset()) -> StaticMemory:
     """Every memory except activations and program for the engines ``cfg``, laid out as
     AssignAddresses will lay them out. ``streamed``: the ``(layer, step)`` whose pattern and
-    int8 weight words stay in external memory; each memory then holds, after its resident
-    words, a buffer of two halves of the most words one such tile loads (``pattern_buffer``,
-    ``weight_buffer``: both halves), one for the tile computing, one for the next tile's
-    words loading meanwhile; the input image is then in external memory as well, not in the
+    int8 weight words stay in external memory, and the parameters of layers whose every step is
+    streamed (:func:`~sephw.compiler.operands.params_streamed`); each memory then holds, after
+    its resident words, a buffer of two halves of the most words one such tile loads
+    (``pattern_buffer``, ``weight_buffer``, ``param_buffer``: both halves), one for the tile
+    computing, one for the next tile's words loading meanwhile; the input image is then in external memory as well, not in the
     host link's buffer."""
     g = ir.graph
     pat_words = wgt_words = params = dw_words = 0
-    buf = {"patterns": 0, "weights": 0}
+    buf = {"patterns": 0, "weights": 0, "params": 0}
     for lay in ir.layers:
         n = lay.node
         if not isinstance(n, InputNode):
@@ -38,10 +40,14 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset = fro
             continue
         if isinstance(n, InputNode):
             continue
-        params += param_words_of(cfg, lay, n.out.channels)
+        p_streamed = params_streamed(lay, streamed)
+        if not p_streamed:
+            params += param_words_of(cfg, lay, n.out.channels)
         for si, st in enumerate(lay.steps):
             tc = min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
             blocks = math.ceil(st.out_channels / tc)
+            if p_streamed:
+                buf["params"] = max(buf["params"], param_tile_words(cfg, tc))
             if (lay.index, si) in streamed:
                 for mem, w in tile_stream_words(cfg, st, tc).items():
                     buf[mem] = max(buf[mem], w)
@@ -58,6 +64,8 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset = fro
     # two halves: a tile computes on one while the next tile's words load into the other
     pat_words += 2 * buf["patterns"]
     wgt_words += 2 * buf["weights"]
+    if buf["params"]:       # (its halves start on multiples of pp_units, as every tile's words)
+        params = -(-params // cfg.pp_units) * cfg.pp_units + 2 * buf["params"]
     pool = g.output
     # the sliding window's column store: one entry per pattern chunk of the widest tensor
     # (rtl_gen/gather.py builds it from the manifest's widest tensor, at least 2 entries)
@@ -79,13 +87,13 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset = fro
         pattern_words=pat_words, dw_words=dw_words, weight_words=wgt_words, param_words=params, tensors=len(ir.tensors),
         pool_channels=g.spec(pool.input).channels, store_chunks=store_chunks,
         input_bytes=input_bytes, logit_bytes=logit_bytes,
-        pattern_buffer=2 * buf["patterns"], weight_buffer=2 * buf["weights"])
+        pattern_buffer=2 * buf["patterns"], weight_buffer=2 * buf["weights"], param_buffer=2 * buf["params"])
 
 
 def streamable_steps(ir: CompileIR, cfg: hw.EngineConfig) -> list[tuple[int, int]]:
     """The ``(layer, step)`` with pattern or int8 weight words external memory can hold on the
     overlay ``cfg``, the most bytes first (streaming those frees the most block RAM per
-    DMA_LOAD)."""
+    DMA_LOAD), then ``(layer, PARAMS)`` (:func:`~sephw.compiler.operands.params_streamed`)."""
     out = []
     for lay in ir.layers:
         if isinstance(lay.node, PoolFCNode):       # the FC, in chunks of classes (step 0)
@@ -97,7 +105,14 @@ def streamable_steps(ir: CompileIR, cfg: hw.EngineConfig) -> list[tuple[int, int
                 words["patterns"] * cfg.pattern_word_bytes + words["weights"] * cfg.weight_word_bytes)
             if nbytes:
                 out.append((nbytes, lay.index, si))
-    return [(l, s) for _, l, s in sorted(out, key=lambda x: (-x[0], x[1], x[2]))]
+    steps = [(l, s) for _, l, s in sorted(out, key=lambda x: (-x[0], x[1], x[2]))]
+    # then the parameters of the layers whose every step is in the list, the most words
+    # first: they come after every step, so a prefix streams a layer's parameters only with
+    # all its steps, and only where streaming every step's words was not enough
+    params = [(-param_words_of(cfg, lay, lay.node.out.channels), lay.index) for lay in ir.layers
+              if lay.steps and not isinstance(lay.node, PoolFCNode)
+              and all((lay.index, si) in steps for si in range(len(lay.steps)))]
+    return steps + [(l, PARAMS) for _, l in sorted(params)]
 
 
 def stream_cycles(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset) -> int:
@@ -113,7 +128,7 @@ def stream_cycles(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset) -> i
     beats = dma_beats(cfg, ext.data_bits)
     load = hw.TOP_DISPATCH + ext.read_latency + hw.TOP_DMA
     total = 0
-    for l, si in streamed:
+    for l, si in streamed_steps(streamed):
         n = ir.layers[l].node
         if isinstance(n, PoolFCNode):
             src = ir.graph.spec(n.input)
@@ -126,6 +141,8 @@ def stream_cycles(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset) -> i
         compute = tile_cost(cfg, st, ir.graph, n.out.height, tc)[0]
         words = [w * (cfg.pattern_slices if mem == "patterns" else 1)
                  for mem, w in tile_stream_words(cfg, st, tc).items() if w]
+        if params_streamed(ir.layers[l], streamed):
+            words.append(tc)
         per_tile = len(words) * hw.TOP_FETCH_NEXT + max(0, sum(load + w * beats for w in words) - compute)
         total += math.ceil(st.out_channels / tc) * per_tile
     return total

@@ -69,6 +69,29 @@ def tile_stream_words(cfg: hw.EngineConfig, step: Step, tc: int) -> dict[str, in
     return out
 
 
+PARAMS = "params"       # a streamed-set entry ``(layer, PARAMS)``: the layer's parameters stream too
+
+
+def params_streamed(lay: Layer, streamed) -> bool:
+    """Whether layer ``lay``'s PostProcess parameters come from external memory, tile by tile
+    (a DMA_LOAD of the tile's channels' words into the parameter buffer beside its pattern and
+    weight loads): ``(lay.index, PARAMS)`` is in ``streamed`` (only with every step of the
+    layer; :func:`~sephw.compiler.memory.streamable_steps` orders it after them). The FC's
+    stay on chip."""
+    return (lay.index, PARAMS) in streamed
+
+
+def streamed_steps(streamed) -> list:
+    """The ``(layer, step)`` entries of a streamed set (its ``(layer, PARAMS)`` ones left out)."""
+    return sorted(e for e in streamed if e[1] != PARAMS)
+
+
+def param_tile_words(cfg: hw.EngineConfig, tc: int) -> int:
+    """Words of a parameter buffer half for tiles of ``tc`` channels: ``tc`` rounded up to a
+    multiple of ``pp_units`` (a PostProcess with U units reads U banks from a multiple of U)."""
+    return -(-tc // cfg.pp_units) * cfg.pp_units
+
+
 FC_CHUNK_BYTES = 8192    # a streamed FC's weight bytes per DMA_LOAD (whole blocks of ``lanes`` classes)
 
 

@@ -11,7 +11,7 @@ from . import hw
 from .bands import band_layout
 from .ir import BRAM_HEADROOM, FIELD_MAX, LUT_HEADROOM, CompileError, CompileIR
 from .memory import memory_blocks, memory_geometry, static_memory, stream_cycles, streamable_steps
-from .operands import fc_chunks, step_operands, tile_cost, tile_stream_words, windowed
+from .operands import fc_chunks, params_streamed, step_operands, tile_cost, tile_stream_words, windowed
 
 SEARCH_LANES = (4, 8, 16, 32, 64)
 SEARCH_PE_CIN = (4, 8, 16, 32, 64)
@@ -127,7 +127,7 @@ def fit_streaming(ir: CompileIR, cfg: hw.EngineConfig, act1: int):
 def program_instructions(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset) -> int:
     """Instructions of the Program on overlay ``cfg`` with whole maps (one band), counted
     without making its tiles: one per channel block of every step, one DMA_LOAD per memory
-    for each block of a ``streamed`` step, the FC's chunks (a DMA_LOAD and a POOL_FC each)
+    (and one for its parameters where they stream) for each block of a ``streamed`` step, the FC's chunks (a DMA_LOAD and a POOL_FC each)
     where it is streamed, and the LOAD, POOL_FC, SYNC, STORE, SYNC, END around them (the
     program memory's block RAMs grow with it)."""
     n = 6
@@ -136,7 +136,8 @@ def program_instructions(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozense
             n += 2 * len(fc_chunks(cfg, lay.node))
         for si, st in enumerate(lay.steps):
             tc = step_tc(cfg, st)
-            loads = sum(1 for w in tile_stream_words(cfg, st, tc).values() if w) if (lay.index, si) in streamed else 0
+            loads = sum(1 for w in tile_stream_words(cfg, st, tc).values() if w) + params_streamed(lay, streamed) \
+                if (lay.index, si) in streamed else 0
             n += math.ceil(st.out_channels / tc) * (1 + loads)
     return n
 

@@ -13,7 +13,7 @@ from . import hw
 from .bands import band_layout
 from .ir import BRAM_HEADROOM, PARAM_WORD_BYTES, CompileError, CompileIR, StaticMemory, Tensor, Tile
 from .memory import memory_blocks, memory_geometry, static_memory, streamable_steps
-from .operands import fc_chunk_words, fc_chunks, rows_needed, tile_cost, tile_stream_words, windowed
+from .operands import fc_chunk_words, fc_chunks, params_streamed, rows_needed, tile_cost, tile_stream_words, windowed
 
 
 def prefetch(tiles: list[Tile]) -> list[Tile]:
@@ -88,7 +88,8 @@ class TileLayers:
         a step's output channels per tile (default its ``tc``, which SizeEngines sets); reads
         ``ir``, writes nothing (the sizer's estimate calls it for overlays it does not take).
         ``streamed``: the ``(layer, step)`` whose tiles each follow a DMA_LOAD per memory
-        of their pattern and int8 weight words (external memory -> the memory's buffer)."""
+        of their pattern and int8 weight words (external memory -> the memory's buffer), and
+        of their parameter words where the whole layer is streamed."""
         g = ir.graph
         tiles = []
         cost_of = {}        # tile_cost and tile_stream_words of a step: the bands repeat them
@@ -151,8 +152,11 @@ class TileLayers:
                         if (lay.index, si) in streamed:
                             if (id(st), step_tc) not in cost_of:
                                 cost_of[id(st), step_tc] = tile_stream_words(cfg, st, step_tc)
-                            for mem, words in cost_of[id(st), step_tc].items():
-                                n_w = words * (cfg.pattern_slices if mem == "patterns" else 1)
+                            loads = {mem: words * (cfg.pattern_slices if mem == "patterns" else 1)
+                                     for mem, words in cost_of[id(st), step_tc].items()}
+                            if params_streamed(lay, streamed):
+                                loads["params"] = tc_      # the tile's channels' parameter words
+                            for mem, n_w in loads.items():
                                 if n_w:
                                     tiles.append(Tile(lay.index, si, b, Op.DMA_LOAD, r0, r1 - r0, st.out_c0 + c0,
                                                       tc_, length=n_w, mem=mem, busy={"dma": n_w * beats},

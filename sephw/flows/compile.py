@@ -48,7 +48,9 @@ def cmd_compile(a) -> int:
         "Program and images load at run time through host_w"
     print(f"wrote {path} (top module sephw_top; {how})")
     if ir.streamed and not a.no_board:
-        print(f"sephw compile: {len(ir.streamed)} layer step(s) keep their pattern and int8 weight words in "
+        ext = rep["external"]
+        params = f" and {ext['streamed_param_layers']} layer(s) their parameters" if ext["streamed_param_layers"] else ""
+        print(f"sephw compile: {ext['streamed_steps']} layer step(s) keep their pattern and int8 weight words{params} in "
               f"external memory ({rep['external']['bytes']:,} bytes, external.bin): the board build with the DRAM "
               f"controller is not available yet, skipping it (`sephw simulate {a.output}` runs the build, "
               f"`sephw run {a.output} --port sim:{a.output}` the simulated board with its DRAM)")

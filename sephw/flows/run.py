@@ -59,8 +59,9 @@ def run_on_device(build_dir, port: str, n_images: int, data_root: str | None = N
     with open_device(port, baud=baud, progress=progress, log=log) as dev:
         open_s = time.perf_counter() - t0
         info = dev.info()
+        dram = f", DRAM {info.ext_words * info.ext_word_bytes / 2**20:g} MiB" if info.ext_words else ""
         log(f"      device: {info.board}, arch {info.arch_hash}, {info.clock_hz / 1e6:g} MHz, "
-            f"{info.baud} baud, protocol {info.protocol_version}, device version {info.device_version}")
+            f"{info.baud} baud{dram}, protocol {info.protocol_version}, device version {info.device_version}")
         log(f"[4/5] loading {d.name} (arch {man.arch_hash})")
         ld = dev.load(d)
         log(f"      {ld['bytes']:,} bytes in {ld['frames']} LOAD frames, {ld['seconds']:.2f} s")
