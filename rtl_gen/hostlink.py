@@ -19,7 +19,7 @@ from sephw.arch.link import (CRC_BYTES, ERROR, HEADER_BYTES, INFO_FORMAT, MAX_PA
                              PROTOCOL_VERSION, REPLY, RUN_REPLY, SYNC, WRITE_INPUT_HEADER, Cmd, Err, Info)
 from sephw.arch.link import LOAD_HEADER_BYTES as LOAD_HEADER
 from sephw.arch.config import ArchConfig
-from sephw.arch.memmap import MemoryMap
+from sephw.arch.memmap import MEM_EXTERNAL, MemoryMap
 
 from .arith import check_int
 from .control import control_signature
@@ -398,7 +398,7 @@ class HostLink(wiring.Component):
                         with m.Elif(f_mem_bad):
                             error(Err.BAD_ADDRESS, ld_addr)
                         with m.Else():
-                            m.d.sync += [wsel.eq(ld_mem), to_ext.eq(ld_mem == len(self._depths)),
+                            m.d.sync += [wsel.eq(ld_mem), to_ext.eq(ld_mem == MEM_EXTERNAL),
                                          wb.eq(wb_tab[ld_mem]), wb_m1.eq(wb_tab[ld_mem] - 1),
                                          ld_depth.eq(depth_tab[ld_mem]),
                                          rem.eq(r_len - LOAD_HEADER), nwords.eq(0)]
