@@ -23,7 +23,7 @@ from sephw.arch.memmap import MEM_EXTERNAL, MemoryMap
 
 from .arith import check_int
 from .control import control_signature
-from .crc import crc8_byte, crc32_byte
+from .framerx import SharedCRC, frame_receiver
 from .uart import UartRx, UartTx
 
 __all__ = ["HostLink"]
@@ -194,94 +194,13 @@ class HostLink(wiring.Component):
         idx = Signal(range(MAX_PAYLOAD + HEADER_BYTES + 1))   # payload byte (copies, replies)
         m.d.comb += [fb_r.addr.eq(idx), lb_r.addr.eq(idx), rom_r.addr.eq(idx)]
 
-        # ------------------------------------------------------------------ CRCs (shared)
-        # the receiver and the reply builder never run at once (the receiver only listens
-        # while the executor is idle or waiting for a RUN), so they share one CRC-8 and one
-        # CRC-32 register and their XOR networks
-        crc8 = Signal(8)
-        crc32 = Signal(32, init=0xFFFFFFFF)
-        crc_init, upd8, upd32 = Signal(), Signal(), Signal()
-        crc_in = Signal(8)
-        with m.If(crc_init):
-            m.d.sync += [crc8.eq(0), crc32.eq(0xFFFFFFFF)]
-        with m.If(upd8):
-            m.d.sync += crc8.eq(crc8_byte(crc8, crc_in))
-        with m.If(upd32):
-            m.d.sync += crc32.eq(crc32_byte(crc32, crc_in))
-
-        # ------------------------------------------------------------------ receiver
-        byte = urx.data.payload
-        got = Signal()             # a byte for the receiver (none while the executor is busy)
-        rhead = Signal(32)         # TYPE SEQ LEN of the last header
-        r_type, r_seq, r_len = rhead[0:8], rhead[8:16], rhead[16:32]
-        phead = Signal(8 * LOAD_HEADER)   # first payload bytes (LOAD mem/addr, WRITE_INPUT offset)
-        rcrc = Signal(32)          # received frame CRC
-        rcnt = Signal(range(MAX_PAYLOAD + 1))
-        rx_err = Signal(range(8))  # 0, Err.BAD_CRC or Err.BAD_LENGTH
-        rx_done = Signal()         # pulse: a frame (or a receive error) for the executor
-        armed = Signal()           # the executor takes frames
-        tmo = Signal(range(T + 1))
-        m.d.comb += [crc_in.eq(byte),   # overridden by the reply builder
-                     got.eq(urx.data.valid & armed)]
-
-        def rx_leave_on_timeout():
-            with m.If((tmo == T) | ~armed):
-                m.next = "HUNT"
-
-        with m.FSM(name="rx") as rx_fsm:
-            with m.State("HUNT"):
-                with m.If(got & (byte == SYNC)):
-                    m.d.comb += crc_init.eq(1)
-                    m.d.sync += rcnt.eq(0)
-                    m.next = "HEADER"
-            with m.State("HEADER"):
-                with m.If(got):
-                    m.d.comb += [upd8.eq(1), upd32.eq(1)]
-                    m.d.sync += [rhead.eq(Cat(rhead[8:], byte)), rcnt.eq(rcnt + 1)]
-                    with m.If(rcnt == HEADER_BYTES - 3):
-                        m.next = "HCRC"
-                rx_leave_on_timeout()
-            with m.State("HCRC"):
-                with m.If(got):
-                    m.d.comb += upd32.eq(1)
-                    m.d.sync += rcnt.eq(0)
-                    with m.If(byte != crc8):
-                        m.next = "HUNT"
-                    with m.Elif(r_len > MAX_PAYLOAD):
-                        m.d.sync += rx_err.eq(Err.BAD_LENGTH)
-                        m.next = "DONE"
-                    with m.Elif(r_len == 0):
-                        m.next = "CRC"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-                rx_leave_on_timeout()
-            with m.State("PAYLOAD"):
-                m.d.comb += [fb_w.addr.eq(rcnt), fb_w.data.eq(byte), fb_w.en.eq(got)]
-                with m.If(got):
-                    m.d.comb += upd32.eq(1)
-                    with m.If(rcnt < LOAD_HEADER):
-                        m.d.sync += phead.word_select(rcnt[:3], 8).eq(byte)
-                    m.d.sync += rcnt.eq(rcnt + 1)
-                    with m.If(rcnt == r_len - 1):
-                        m.d.sync += rcnt.eq(0)
-                        m.next = "CRC"
-                rx_leave_on_timeout()
-            with m.State("CRC"):
-                with m.If(got):
-                    m.d.sync += [rcrc.eq(Cat(rcrc[8:], byte)), rcnt.eq(rcnt + 1)]
-                    with m.If(rcnt == CRC_BYTES - 1):
-                        m.next = "CHECK"
-                rx_leave_on_timeout()
-            with m.State("CHECK"):
-                m.d.sync += rx_err.eq(Mux(rcrc == ~crc32, 0, Err.BAD_CRC))
-                m.next = "DONE"
-            with m.State("DONE"):
-                m.d.comb += rx_done.eq(1)
-                m.next = "HUNT"
-        with m.If(rx_fsm.ongoing("HUNT") | got):
-            m.d.sync += tmo.eq(0)
-        with m.Elif(tmo != T):
-            m.d.sync += tmo.eq(tmo + 1)
+        # ------------------------------------------------------------------ CRCs, receiver
+        # (rtl_gen/framerx.py; the reply builder below drives the shared CRC while it sends)
+        crc = SharedCRC.build(m)
+        crc8, crc32, crc_init, upd8, upd32, crc_in = crc.crc8, crc.crc32, crc.init, crc.upd8, crc.upd32, crc.data
+        rx = frame_receiver(m, urx.data, crc, fb_w, T)
+        r_type, r_seq, r_len, phead, rcrc = rx.r_type, rx.r_seq, rx.r_len, rx.phead, rx.rcrc
+        rx_err, rx_done, armed = rx.err, rx.done, rx.armed
 
         # ------------------------------------------------------------------ executor state
         x_seq = Signal(8)          # SEQ of the command being answered

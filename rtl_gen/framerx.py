@@ -1,0 +1,144 @@
+"""The host link's frame receiver and the CRC registers it shares with the reply builder
+(docs/protocol.md; :class:`rtl_gen.hostlink.HostLink` builds both into its module).
+
+The receiver hunts for ``SYNC``; checks the header's CRC-8 (a bad one drops the frame without
+a reply and hunting restarts with the next byte); a ``LEN`` above ``MAX_PAYLOAD`` ends the
+frame with ``BAD_LENGTH``; the payload goes into the frame buffer while the CRC-32 is
+computed on the fly, one byte per cycle, and its first bytes (the LOAD header, WRITE_INPUT's
+offset) into a register; a frame CRC mismatch ends it with ``BAD_CRC``; a frame whose next
+byte is more than ``timeout`` cycles late is dropped silently. It listens only while the
+executor has ``armed`` it; ``done`` pulses when a frame (or a receive error) is ready.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
+
+from sephw.arch.link import CRC_BYTES, HEADER_BYTES, MAX_PAYLOAD, SYNC, Err
+from sephw.arch.link import LOAD_HEADER_BYTES as LOAD_HEADER
+
+from .crc import crc8_byte, crc32_byte
+
+__all__ = ["SharedCRC", "FrameRx", "frame_receiver"]
+
+
+@dataclass(frozen=True)
+class SharedCRC:
+    """One CRC-8 and one CRC-32 register and their XOR networks, shared by the receiver and
+    the reply builder, which never run at once (the receiver only listens while the executor
+    is idle or waiting for a RUN): ``init`` clears both, ``upd8`` / ``upd32`` take ``data``."""
+    crc8: Signal
+    crc32: Signal
+    init: Signal
+    upd8: Signal
+    upd32: Signal
+    data: Signal
+
+    @classmethod
+    def build(cls, m: Module) -> "SharedCRC":
+        c = cls(Signal(8, name="crc8"), Signal(32, init=0xFFFFFFFF, name="crc32"), Signal(name="crc_init"),
+                Signal(name="upd8"), Signal(name="upd32"), Signal(8, name="crc_in"))
+        with m.If(c.init):
+            m.d.sync += [c.crc8.eq(0), c.crc32.eq(0xFFFFFFFF)]
+        with m.If(c.upd8):
+            m.d.sync += c.crc8.eq(crc8_byte(c.crc8, c.data))
+        with m.If(c.upd32):
+            m.d.sync += c.crc32.eq(crc32_byte(c.crc32, c.data))
+        return c
+
+
+@dataclass(frozen=True)
+class FrameRx:
+    """The receiver's outputs: the last header's ``r_type``, ``r_seq``, ``r_len``; ``phead``,
+    the payload's first ``LOAD_HEADER_BYTES`` bytes; ``rcrc``, the received frame CRC; ``err``
+    (0, ``Err.BAD_CRC`` or ``Err.BAD_LENGTH``); ``done`` (a pulse); and ``armed``, which the
+    executor drives (high: the receiver takes bytes)."""
+    r_type: Value
+    r_seq: Value
+    r_len: Value
+    phead: Signal
+    rcrc: Signal
+    err: Signal
+    done: Signal
+    armed: Signal
+
+
+def frame_receiver(m: Module, data, crc: SharedCRC, fb_w, timeout: int) -> FrameRx:
+    """Build the receiver into ``m``: bytes from the UART's ``data`` stream (always taken),
+    the payload into the frame buffer's write port ``fb_w``, ``timeout`` cycles between bytes
+    at most. Sets ``crc.data`` to the received byte (a later assignment, the reply builder's,
+    overrides it)."""
+    T = timeout
+    byte = data.payload
+    got = Signal()             # a byte for the receiver (none while the executor is busy)
+    rhead = Signal(32)         # TYPE SEQ LEN of the last header
+    r_type, r_seq, r_len = rhead[0:8], rhead[8:16], rhead[16:32]
+    phead = Signal(8 * LOAD_HEADER)   # first payload bytes (LOAD mem/addr, WRITE_INPUT offset)
+    rcrc = Signal(32)          # received frame CRC
+    rcnt = Signal(range(MAX_PAYLOAD + 1))
+    rx_err = Signal(range(8))  # 0, Err.BAD_CRC or Err.BAD_LENGTH
+    rx_done = Signal()         # pulse: a frame (or a receive error) for the executor
+    armed = Signal()           # the executor takes frames
+    tmo = Signal(range(T + 1))
+    m.d.comb += [crc.data.eq(byte), got.eq(data.valid & armed)]
+
+    def leave_on_timeout():
+        with m.If((tmo == T) | ~armed):
+            m.next = "HUNT"
+
+    with m.FSM(name="rx") as rx_fsm:
+        with m.State("HUNT"):
+            with m.If(got & (byte == SYNC)):
+                m.d.comb += crc.init.eq(1)
+                m.d.sync += rcnt.eq(0)
+                m.next = "HEADER"
+        with m.State("HEADER"):
+            with m.If(got):
+                m.d.comb += [crc.upd8.eq(1), crc.upd32.eq(1)]
+                m.d.sync += [rhead.eq(Cat(rhead[8:], byte)), rcnt.eq(rcnt + 1)]
+                with m.If(rcnt == HEADER_BYTES - 3):
+                    m.next = "HCRC"
+            leave_on_timeout()
+        with m.State("HCRC"):
+            with m.If(got):
+                m.d.comb += crc.upd32.eq(1)
+                m.d.sync += rcnt.eq(0)
+                with m.If(byte != crc.crc8):
+                    m.next = "HUNT"
+                with m.Elif(r_len > MAX_PAYLOAD):
+                    m.d.sync += rx_err.eq(Err.BAD_LENGTH)
+                    m.next = "DONE"
+                with m.Elif(r_len == 0):
+                    m.next = "CRC"
+                with m.Else():
+                    m.next = "PAYLOAD"
+            leave_on_timeout()
+        with m.State("PAYLOAD"):
+            m.d.comb += [fb_w.addr.eq(rcnt), fb_w.data.eq(byte), fb_w.en.eq(got)]
+            with m.If(got):
+                m.d.comb += crc.upd32.eq(1)
+                with m.If(rcnt < LOAD_HEADER):
+                    m.d.sync += phead.word_select(rcnt[:3], 8).eq(byte)
+                m.d.sync += rcnt.eq(rcnt + 1)
+                with m.If(rcnt == r_len - 1):
+                    m.d.sync += rcnt.eq(0)
+                    m.next = "CRC"
+            leave_on_timeout()
+        with m.State("CRC"):
+            with m.If(got):
+                m.d.sync += [rcrc.eq(Cat(rcrc[8:], byte)), rcnt.eq(rcnt + 1)]
+                with m.If(rcnt == CRC_BYTES - 1):
+                    m.next = "CHECK"
+            leave_on_timeout()
+        with m.State("CHECK"):
+            m.d.sync += rx_err.eq(Mux(rcrc == ~crc.crc32, 0, Err.BAD_CRC))
+            m.next = "DONE"
+        with m.State("DONE"):
+            m.d.comb += rx_done.eq(1)
+            m.next = "HUNT"
+    with m.If(rx_fsm.ongoing("HUNT") | got):
+        m.d.sync += tmo.eq(0)
+    with m.Elif(tmo != T):
+        m.d.sync += tmo.eq(tmo + 1)
+    return FrameRx(r_type, r_seq, r_len, phead, rcrc, rx_err, rx_done, armed)
