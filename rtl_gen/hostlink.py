@@ -86,9 +86,10 @@ class HostLink(wiring.Component):
     ``INFO`` sends a ROM holding :meth:`Info.pack`; ``LOAD`` checks its length (``LEN - 6`` a
     positive multiple of ``word_bytes[mem]``, by repeated subtraction) and address, then
     assembles each little-endian word from the frame buffer and writes it through the top's
-    ``host_w`` (memory 5, the board's DRAM where the system has one: through ``ext_w``, acknowledged
-    once the DRAM port has taken the word); ``WRITE_INPUT`` copies into the input buffer (with external memory: into the DRAM's last
-    words, one byte-enabled write per byte, for the system's input feeder); ``RUN`` pulses ``start``, feeds
+    ``host_w`` (memory 5, the board's DRAM where the system has one: through ``ext_w``,
+    acknowledged once the DRAM port has taken the word); ``WRITE_INPUT`` copies into the input
+    buffer (with external memory: into the DRAM's last words, one byte-enabled write per byte,
+    for the system's input feeder); ``RUN`` pulses ``start``, feeds
     the input buffer to the top's ``rx`` from byte 0 as the top takes bytes, captures the top's
     ``tx`` bytes into the logit buffer (bytes beyond ``logit_bytes`` are dropped) and answers
     ``DONE`` when the top raises ``done`` (``status`` 1 when it also raised ``error``);

@@ -12,7 +12,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
-from rtl_gen.extmem import ExtMemoryModel, stall_threshold
+from rtl_gen.extmem import ExtMemoryModel
 from rtl_gen.top import Accelerator
 from sephw.arch.config import ArchConfig
 
@@ -31,25 +31,25 @@ def external_words(arch: ArchConfig, blob: bytes) -> list[int]:
 class WithExtMemory(wiring.Component):
     """``inner`` (a component with an ``ext`` port) and an :class:`ExtMemoryModel` of ``depth``
     words (a power of two; default: enough for ``ext_init``) holding ``ext_init``, with
-    ``latency`` cycles and ``stall_permille`` random command and read-data stalls. The model
+    ``latency`` cycles. The model
     holds ``depth`` words, not the board's whole DRAM (``arch.ext_words``, what the DMA and
     the host link check addresses against); addresses beyond it wrap. The input
-    ``ext_stall`` sets the stalls at run time (cycles per 1024,
-    :func:`rtl_gen.extmem.stall_threshold`), so one simulator build runs with and without."""
+    ``ext_stall`` sets the memory's random command and read-data stalls at run time (cycles
+    per 1024, :func:`rtl_gen.extmem.stall_threshold`; 0: none), so one simulator build runs
+    with and without."""
 
     def __init__(self, inner: wiring.Component, arch: ArchConfig, *, ext_init=(), depth: int | None = None,
-                 latency: int = 10, stall_permille: int = 0):
+                 latency: int = 10):
         if not arch.ext_words:
             raise ValueError("this ArchConfig has no external memory (ext_words 0)")
         self.inner = inner
         if depth is None:
             depth = 1 << max(1, ceil_log2(max(2, len(ext_init))))
         self.mem = ExtMemoryModel(data_width=arch.ext_data_bits, addr_width=max(1, ceil_log2(arch.ext_words)),
-                                  depth=min(arch.ext_words, depth), init=list(ext_init), latency=latency,
-                                  stall_permille=stall_permille)
+                                  depth=min(arch.ext_words, depth), init=list(ext_init), latency=latency)
         super().__init__(wiring.Signature({
             **{k: v for k, v in inner.signature.members.items() if k != "ext"},
-            "ext_stall": In(range(1025), init=stall_threshold(stall_permille))}))
+            "ext_stall": In(range(1025))}))
 
     def elaborate(self, platform):
         m = Module()
@@ -71,11 +71,8 @@ class AcceleratorWithExtMemory(WithExtMemory):
     """The top (:class:`rtl_gen.top.Accelerator`, ``netlist``) and a memory holding ``ext_init``
     (the image alone: the next power of two of words)."""
 
-    def __init__(self, arch: ArchConfig, ext_init: list, netlist: str = "word", latency: int = 10,
-                 stall_permille: int = 0):
-        if not arch.ext_words:
-            raise ValueError("this ArchConfig has no external memory (ext_words 0)")
+    def __init__(self, arch: ArchConfig, ext_init: list, netlist: str = "word", latency: int = 10):
         self.acc = Accelerator(arch, netlist=netlist)
-        super().__init__(self.acc, arch, ext_init=ext_init, latency=latency, stall_permille=stall_permille)
+        super().__init__(self.acc, arch, ext_init=ext_init, latency=latency)
 
     host_w_layout = property(lambda self: self.acc.host_w_layout)

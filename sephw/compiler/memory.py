@@ -22,8 +22,8 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset = fro
     streamed (:func:`~sephw.compiler.operands.params_streamed`); each memory then holds, after
     its resident words, a buffer of two halves of the most words one such tile loads
     (``pattern_buffer``, ``weight_buffer``, ``param_buffer``: both halves), one for the tile
-    computing, one for the next tile's words loading meanwhile; the input image is then in external memory as well, not in the
-    host link's buffer."""
+    computing, one for the next tile's words loading meanwhile; the input image is then in
+    external memory as well, not in the host link's buffer."""
     g = ir.graph
     pat_words = wgt_words = params = dw_words = 0
     buf = {"patterns": 0, "weights": 0, "params": 0}
@@ -106,12 +106,13 @@ def streamable_steps(ir: CompileIR, cfg: hw.EngineConfig) -> list[tuple[int, int
             if nbytes:
                 out.append((nbytes, lay.index, si))
     steps = [(l, s) for _, l, s in sorted(out, key=lambda x: (-x[0], x[1], x[2]))]
+    in_list = set(steps)
     # then the parameters of the layers whose every step is in the list, the most words
     # first: they come after every step, so a prefix streams a layer's parameters only with
     # all its steps, and only where streaming every step's words was not enough
     params = [(-param_words_of(cfg, lay, lay.node.out.channels), lay.index) for lay in ir.layers
               if lay.steps and not isinstance(lay.node, PoolFCNode)
-              and all((lay.index, si) in steps for si in range(len(lay.steps)))]
+              and all((lay.index, si) in in_list for si in range(len(lay.steps)))]
     return steps + [(l, PARAMS) for _, l in sorted(params)]
 
 

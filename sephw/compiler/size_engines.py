@@ -127,7 +127,8 @@ def fit_streaming(ir: CompileIR, cfg: hw.EngineConfig, act1: int):
 def program_instructions(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset) -> int:
     """Instructions of the Program on overlay ``cfg`` with whole maps (one band), counted
     without making its tiles: one per channel block of every step, one DMA_LOAD per memory
-    (and one for its parameters where they stream) for each block of a ``streamed`` step, the FC's chunks (a DMA_LOAD and a POOL_FC each)
+    (and one for its parameters where they stream) for each block of a ``streamed`` step, the
+    FC's chunks (a DMA_LOAD and a POOL_FC each)
     where it is streamed, and the LOAD, POOL_FC, SYNC, STORE, SYNC, END around them (the
     program memory's block RAMs grow with it)."""
     n = 6
@@ -243,12 +244,13 @@ class SizeEngines:
         streams = ir.board.external is not None and ir.placement != "onchip"
         if ir.engine is None and not ir.probe and len(fitting) > 1:     # a probe asks only "does it fit"
             best = self._rank_by_top_cycles(ir, fitting, whole)
-        if ir.engine is None and not ir.probe and streams and not any(not e.streamed for e in fitting):
+        if ir.engine is None and not ir.probe and streams and all(e.streamed for e in fitting):
             # nothing fits with everything on chip: DRAM it is, so the overlays TileLayers can
             # band (with its program and buffers; rather than the one with the least memory)
             # compete with those that fit whole maps, each by the cycles of its own Program
             banded = self._fastest_that_bands(ir, admitted, whole)
-            if banded is not None and (not fitting or banded[0] < top_cycles(ir, best.cfg, whole.plan, best.streamed)):
+            if banded is not None and \
+                    (not fitting or banded[0] < top_cycles(ir, best.cfg, whole.plan, best.streamed)):
                 best = banded[1]
         ir.cfg, ir.resources = best.cfg, best.resources
         for lay in ir.layers:
