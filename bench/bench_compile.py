@@ -82,7 +82,7 @@ def measured_cell(sim: dict | None) -> str:
 
 
 def top_runs_cell(refuses: list) -> str:
-    """The results table's cell for rtl_gen.top.check_program's answer."""
+    """The results table's cell for rtl_gen.checkprog.check_program's answer."""
     return "yes" if not refuses else f"no: {len(refuses)} instructions ({refuses[0].split(': ', 1)[1]})"
 
 
@@ -109,7 +109,7 @@ def main() -> None:
                                        "clock_hz", "latency_s", "utilization", "resources", "onchip_bytes",
                                        "onchip_budget_bytes", "engine_config", "cycle_model", "instructions")}
             res["compile_seconds_wall"] = round(secs, 2)
-            from rtl_gen.top import check_program
+            from rtl_gen.checkprog import check_program
             res["top_refuses"] = check_program(out)  # instructions the RTL top does not implement
             if a.simulate:
                 res["simulation"] = simulate_build(out, graph, a.simulate, real_data=name.startswith("sepnet"))

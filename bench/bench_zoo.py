@@ -68,7 +68,7 @@ def main() -> None:
     ap.add_argument("--simulate-max-cycles", type=int, default=2_000_000,
                     help="simulate only networks of at most this many predicted cycles per image")
     a = ap.parse_args()
-    from rtl_gen.top import check_program
+    from rtl_gen.checkprog import check_program
     results, rows = {}, []
     graphs = {arch: zoo_graph(arch, a.size) for arch in ARCHS}
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,7 +28,8 @@ def stall_threshold(permille: int) -> int:
 
 class ExtMemoryModel(wiring.Component):
     """``depth`` words of ``data_width`` bits behind a native port (``port``, the controller's
-    side) and a read-only ``peek`` port for testbenches.
+    side), a read-only ``peek`` port and a write-only ``poke`` port for testbenches (a
+    poked word replaces the port's write of that cycle: poke while the user is idle).
 
     Reads: a command is taken when the return FIFO has room for every read in flight; its
     word leaves the memory ``latency`` cycles later into the FIFO, which feeds ``rdata`` in
@@ -58,6 +59,7 @@ class ExtMemoryModel(wiring.Component):
         super().__init__({
             "port": In(native_signature(data_width, addr_width)),
             "peek_addr": In(ceil_log2(depth)), "peek_data": Out(data_width),
+            "poke_en": In(1), "poke_addr": In(ceil_log2(depth)), "poke_data": In(data_width),
             "stall": In(range(1025), init=stall_threshold(stall_permille)),
         })
 
@@ -83,6 +85,8 @@ class ExtMemoryModel(wiring.Component):
         m.d.comb += [wr.addr.eq(p.cmd.payload.addr), wr.data.eq(p.wdata.payload.data)]
         with m.If(take & p.cmd.payload.we):
             m.d.comb += wr.en.eq(p.wdata.payload.we)
+        with m.If(self.poke_en):         # a testbench's write (while the port is idle)
+            m.d.comb += [wr.addr.eq(self.poke_addr), wr.data.eq(self.poke_data), wr.en.eq(-1)]
 
         # reads: the address through the latency pipe, then the read port (one cycle) and the FIFO
         pipe = [Signal(data.StructLayout({"v": 1, "a": self._aw}), name=f"pipe{i}") for i in range(L)]

@@ -7,9 +7,12 @@ link writes it (``LOAD`` into memory 5 and ``WRITE_INPUT``, one word at a time, 
 The system top (:mod:`rtl_gen.system`) puts them all on the one native port (LiteDRAM's user
 side, :func:`rtl_gen.dram.native_signature`) through this unit:
 
-- Readers (``readers``: their names, highest priority first) only read. Each cycle the first
-  one offering a command has the port; a tag FIFO (``MAX_READS`` deep) remembers whose each
-  read in flight is, and read data (in command order) goes back to that reader.
+- Users (``readers``: their names, highest priority first) read, and may write. Each cycle
+  the first one offering a command has the port; a tag FIFO (``MAX_READS`` deep) remembers
+  whose each read in flight is, and read data (in command order) goes back to that user. A
+  user's write command (``we`` set) waits until no read is in flight; its data word passes
+  from that user's ``wdata`` (offered with the command, as the host's is; users write one
+  at a time: the accelerator's ``SPILL`` runs with no read of its own in flight).
 - A host write takes the port when it is offered and no read is in flight (the readers'
   commands are held meanwhile): its command and its data word are offered together
   (LiteDRAM takes write data in any cycle with ``wdata.ready``, so data is never offered after
@@ -22,11 +25,10 @@ side, :func:`rtl_gen.dram.native_signature`) through this unit:
 
 Cost: a tag FIFO of ``MAX_READS`` entries (LUT RAM), a stale counter and the port's
 multiplexers; no added latency on a reader's path (command and data pass combinationally).
-Readers' commands are reads whatever their ``we``; their ``wdata`` is never taken.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -44,7 +46,7 @@ class ExtPort(wiring.Component):
     Attributes
     ----------
     <reader> : In(native_signature(data_width, addr_width)), one per name in ``readers``
-        A reader's external port (it is the user: it drives commands; reads only).
+        A user's external port (it drives commands; reads, and writes as above).
     host : In(stream.Signature(StructLayout{addr, data, we}))
         Word writes from the host link (``we``: byte enables).
     reset_readers : In(1)
@@ -113,9 +115,18 @@ class ExtPort(wiring.Component):
                 m.d.sync += [cmd_taken.eq(0), data_taken.eq(0)]
             with m.Else():
                 m.d.sync += [cmd_taken.eq(cmd_taken | cmd_now), data_taken.eq(data_taken | data_now)]
-        with m.Elif(tags.w_rdy):
+        with m.Else():
             for i, r in enumerate(rd):
                 with (m.Elif if i else m.If)(r.cmd.valid):
-                    m.d.comb += [mem.cmd.valid.eq(1), mem.cmd.payload.addr.eq(r.cmd.payload.addr),
-                                 r.cmd.ready.eq(mem.cmd.ready), tags.w_data.eq(i), tags.w_en.eq(mem.cmd.ready)]
+                    wr = r.cmd.payload.we
+                    go = Signal(name=f"{self._readers[i]}_go")
+                    m.d.comb += go.eq(Mux(wr, (tags.level == 0) & (stale == 0), tags.w_rdy))
+                    m.d.comb += [mem.cmd.valid.eq(go), mem.cmd.payload.addr.eq(r.cmd.payload.addr),
+                                 mem.cmd.payload.we.eq(wr), r.cmd.ready.eq(go & mem.cmd.ready),
+                                 tags.w_data.eq(i), tags.w_en.eq(go & ~wr & mem.cmd.ready)]
+            # a user's write data (only while no read is in flight)
+            for i, r in enumerate(rd):
+                with (m.Elif if i else m.If)(r.wdata.valid & (tags.level == 0) & (stale == 0)):
+                    m.d.comb += [mem.wdata.valid.eq(1), mem.wdata.payload.eq(r.wdata.payload),
+                                 r.wdata.ready.eq(mem.wdata.ready)]
         return m

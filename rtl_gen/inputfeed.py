@@ -1,13 +1,14 @@
-"""InputFeeder: the input image from the board's DRAM to the accelerator's input stream.
+"""InputFeeder: the LoadDMA's activation path: DRAM bytes to the accelerator's ``LOAD``.
 
-On a board with external memory the host link keeps the input image in DRAM (``WRITE_INPUT``
-writes it at :attr:`sephw.arch.memmap.MemoryMap.input_base`), not in an on-chip buffer; the
-accelerator's Program takes it, as everywhere, from its ``rx`` byte stream (LOAD
-instructions, HWC order). This unit, started with the run, reads the image's DRAM words in
-order and hands their bytes (low byte first) to ``rx``, one per cycle as the accelerator
-takes them. It keeps at most ``buffer_words`` words requested ahead (in flight or buffered)
-and never requests a word the image does not need, so a run that takes the whole image
-leaves nothing in flight. ``start`` restarts it from the image's first byte.
+On a board with external memory the accelerator takes every ``LOAD``'s rows from the board's
+DRAM, not from the host link: the input image (``WRITE_INPUT`` writes it at
+:attr:`sephw.arch.memmap.MemoryMap.input_base`) and the rows of spilled tensors (written by
+``SPILL``, :mod:`rtl_gen.spill`). ``start`` (with the ``LOAD``) gives a byte address and a
+byte count; this unit reads the DRAM words that hold them, in order, and hands their bytes
+on ``rx`` (low byte first, from the address's byte within its word), one per cycle as the
+Load unit takes them. It keeps at most ``buffer_words`` words requested ahead (in flight or
+buffered) and never requests a word the bytes do not need, so a ``LOAD`` that takes its
+bytes leaves nothing in flight.
 
 Throughput: one byte per cycle while the DRAM returns a word per ``data_width / 8`` cycles
 (16 on the Arty's 128-bit port; the DRAM's read latency is hidden behind the first row's
@@ -19,6 +20,8 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from amaranth.utils import exact_log2
+
 from .arith import check_int
 from .dram import native_signature
 
@@ -26,43 +29,46 @@ __all__ = ["InputFeeder"]
 
 
 class InputFeeder(wiring.Component):
-    """``nbytes`` bytes from DRAM word ``base`` on to ``rx`` (see the module docstring).
+    """``nbytes`` bytes from DRAM byte ``addr`` on to ``rx`` (see the module docstring).
 
     Attributes
     ----------
     start : In(1)
-        A pulse: feed the image from its first byte.
+        A pulse: feed the bytes ``[addr, addr + nbytes)`` (sampled in this cycle), once the
+        last ``start``'s bytes have all been taken.
+    addr, nbytes : In(32)
     ext : Out(native_signature(data_width, addr_width))
         Reads only.
     rx : Out(stream.Signature(8))
     """
 
-    def __init__(self, *, data_width: int, addr_width: int, base: int, nbytes: int, buffer_words: int = 4):
+    def __init__(self, *, data_width: int, addr_width: int, buffer_words: int = 4):
         check_int("data_width", data_width, 8)
-        check_int("nbytes", nbytes, 1)
-        check_int("base", base, 0, (1 << addr_width) - 1)
         check_int("buffer_words", buffer_words, 2)
         if data_width % 8 or (data_width // 8) & (data_width // 8 - 1):
             raise ValueError(f"data_width must be a power-of-two number of bytes, not {data_width}")
-        self._dw, self._aw, self._base, self._nbytes, self._buf = data_width, addr_width, base, nbytes, buffer_words
-        super().__init__({"start": In(1), "ext": Out(native_signature(data_width, addr_width)),
+        self._dw, self._aw, self._buf = data_width, addr_width, buffer_words
+        super().__init__({"start": In(1), "addr": In(32), "nbytes": In(32),
+                          "ext": Out(native_signature(data_width, addr_width)),
                           "rx": Out(stream.Signature(8))})
 
     def elaborate(self, platform):
         m = Module()
         W = self._dw // 8
-        nwords = -(-self._nbytes // W)
+        LW = exact_log2(W)
         e = self.ext
         m.submodules.words = words = fifo.SyncFIFOBuffered(width=self._dw, depth=self._buf)
-        asked = Signal(range(nwords + 1))             # words requested
+        base = Signal(32)                             # the first word
+        nwords = Signal(32)                           # words holding the bytes
+        asked = Signal(32)                            # words requested
         ahead = Signal(range(self._buf + 1))          # requested, not yet handed on in full
-        sent = Signal(range(self._nbytes + 1))        # bytes handed on
+        left = Signal(32)                             # bytes still to hand on
         j = Signal(range(W))                          # byte within the FIFO's head word
         active = Signal()
         take = self.rx.valid & self.rx.ready
-        word_done = take & ((j == W - 1) | (sent == self._nbytes - 1))
+        word_done = take & ((j == W - 1) | (left == 1))
         m.d.comb += [e.cmd.valid.eq(active & (asked != nwords) & (ahead != self._buf)),
-                     e.cmd.payload.addr.eq(self._base + asked), e.cmd.payload.we.eq(0),
+                     e.cmd.payload.addr.eq(base + asked), e.cmd.payload.we.eq(0),
                      e.rdata.ready.eq(words.w_rdy),
                      words.w_data.eq(e.rdata.payload), words.w_en.eq(e.rdata.valid),
                      self.rx.valid.eq(active & words.r_rdy),
@@ -73,11 +79,14 @@ class InputFeeder(wiring.Component):
         with m.If(asking):
             m.d.sync += asked.eq(asked + 1)
         with m.If(take):
-            m.d.sync += [sent.eq(sent + 1), j.eq(0 if W == 1 else j + 1)]
+            m.d.sync += [left.eq(left - 1), j.eq(0 if W == 1 else j + 1)]
             with m.If(word_done):
                 m.d.sync += j.eq(0)
-            with m.If(sent == self._nbytes - 1):
+            with m.If(left == 1):
                 m.d.sync += active.eq(0)
         with m.If(self.start):
-            m.d.sync += [active.eq(1), asked.eq(0), sent.eq(0), j.eq(0)]
+            lo = self.addr[:LW] if LW else 0
+            m.d.sync += [active.eq(self.nbytes != 0), asked.eq(0), left.eq(self.nbytes), j.eq(lo),
+                         base.eq(self.addr >> LW), nwords.eq((self.addr[:LW] + self.nbytes + W - 1) >> LW if LW
+                                                            else self.nbytes)]
         return m

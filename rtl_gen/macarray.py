@@ -51,7 +51,7 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         signed activations, zero point 0, docs/numerics.md), ``w_addr``, ``first``, ``last``.
         ``x_signed`` is honoured only unpacked (``packed=False``): the packed multiplier's low
         field holds ``x * (w_lo mod 2^8)`` only for ``x >= 0`` (the compiler does not pack an
-        overlay whose MAC operands are signed, and ``rtl_gen.top.check_program`` refuses one).
+        overlay whose MAC operands are signed, and ``rtl_gen.checkprog.check_program`` refuses one).
     acc : Out(stream.Signature(ArrayLayout(signed(acc_width), rows)))
         Row accumulators, one beat per ``last`` input beat.
     weight_w : Out(WritePort.Signature)

@@ -7,9 +7,9 @@ the input and output byte streams, ``start``, and the accelerator's reset (a
 ``ResetInserter``: the link's ``RESET`` command resets the accelerator's logic while its
 memories keep their contents). With external memory (``arch.ext_words``) the system has an
 ``ext`` port (LiteDRAM's native port, user side) shared through :class:`~rtl_gen.extport.ExtPort`
-by the accelerator's DMA, the :class:`~rtl_gen.inputfeed.InputFeeder` (the input image, which
-the link's ``WRITE_INPUT`` keeps in DRAM, to the accelerator's ``rx`` during a run) and the
-link's writes into DRAM. The board top
+by the accelerator (its DMA, the input image's and spilled tensors' rows, which it reads
+from DRAM itself: the link's ``WRITE_INPUT`` keeps the image there) and the link's writes
+into DRAM. The board top
 (:mod:`rtl_gen.board`) and the simulated board (:mod:`sim.simboard`) build this.
 """
 from __future__ import annotations
@@ -26,7 +26,6 @@ from sephw.arch.manifest import Manifest
 from .dram import native_signature
 from .extport import ExtPort
 from .hostlink import HostLink
-from .inputfeed import InputFeeder
 from .top import Accelerator
 
 __all__ = ["System"]
@@ -94,18 +93,13 @@ class System(wiring.Component):
         if ext is None:
             wiring.connect(m, ctl.rx, acc.rx)
         else:
-            # the input image from DRAM (the link's WRITE_INPUT put it there); the feeder
-            # starts with the run and is reset with the accelerator
-            feeder = InputFeeder(data_width=ext.word_bits, addr_width=ext.addr_bits,
-                                 base=self._link.memory_map.input_base, nbytes=self.arch.input_bytes)
-            m.submodules.input_feeder = ResetInserter(ctl.reset)(feeder)
-            wiring.connect(m, feeder.rx, acc.rx)
-            m.submodules.ext_port = ep = ExtPort(ext.word_bits, ext.addr_bits, readers=("input", "acc"))
-            wiring.connect(m, feeder.ext, ep.input)
+            # the accelerator reads the input image from DRAM (the link's WRITE_INPUT put it
+            # there); after the link's RESET the reads the accelerator left in flight are dropped
+            m.submodules.ext_port = ep = ExtPort(ext.word_bits, ext.addr_bits, readers=("acc",))
             wiring.connect(m, acc.ext, ep.acc)
             wiring.connect(m, ctl.ext_w, ep.host)
             wiring.connect(m, ep.mem, wiring.flipped(self.ext))
-            m.d.comb += [feeder.start.eq(ctl.start), ep.reset_readers.eq(ctl.reset)]
+            m.d.comb += ep.reset_readers.eq(ctl.reset)
         m.d.comb += [acc.start.eq(ctl.start), ctl.done.eq(acc.done), ctl.error.eq(acc.error),
                      ctl.cycles.eq(acc.cycles),
                      link.uart_rx.eq(self.uart_rx), self.uart_tx.eq(link.uart_tx),

@@ -38,7 +38,7 @@ replays the same writes after reset); ``cycles`` counts the clock cycles from ``
 Not implemented (``error`` is raised, the run stops): int8 k×k convolutions (MAC operand
 with ``k > 1``). Pattern tiles must cover one group (``groups in the tile == 1``), and signed
 sources (int8 codes, zero point 0) are read only by an unpacked MAC array (its operands are
-sign-extended, not the pattern engine's or the identity skip's): :func:`check_program`
+sign-extended, not the pattern engine's or the identity skip's): :func:`rtl_gen.checkprog.check_program`
 checks these before a run.
 """
 from __future__ import annotations
@@ -59,15 +59,18 @@ from .actmem import ActivationMemory
 from .arith import check_int
 from .control import CYCLES_BITS, host_w_layout
 from .dram import native_signature
+from .extport import ExtPort
 from .fetch import FetchDecode, command_layout
 from .gather import Gather
 from .hostio import Load, Store
+from .inputfeed import InputFeeder
 from .loadunit import LoadUnit
 from .macarray import MacArray
 from .pattern import PatternEngine
 from .poolfc import PoolFC
 from .postprocess import PostProcess
 from .rowaddr import RowAddress, or_all, share as share_rows
+from .spill import Spill
 from .writer import Writer
 
 __all__ = ["Accelerator", "RowAddress", "INSTR_LAYOUT", "TENSOR_LAYOUT", "PARAM_LAYOUT"]
@@ -114,13 +117,17 @@ class Accelerator(wiring.Component):
         The boot ROM (``boot`` writes baked into the bitstream) is being copied into the
         memories; 0 without baked images.
     rx : In(stream.Signature(8))
-        Host-link bytes for ``LOAD`` (HWC codes of the input rows).
+        Only without external memory: host-link bytes for ``LOAD`` (HWC codes of the input
+        rows).
     tx : Out(stream.Signature(8))
         Host-link bytes of ``STORE`` (int64 logits, little-endian).
     ext : Out(rtl_gen.dram.native_signature(ext_data_bits, ...))
         Only with ``arch.ext_words > 0``: the external memory (LiteDRAM's native port, user
-        side), read by the :class:`~rtl_gen.loadunit.LoadUnit` for ``DMA_LOAD``, whose words
-        take the host-write path (docs/dram.md).
+        side), shared by an :class:`~rtl_gen.extport.ExtPort`: the
+        :class:`~rtl_gen.inputfeed.InputFeeder` reads ``LOAD``'s rows (the input image, spilled
+        rows), the :class:`~rtl_gen.loadunit.LoadUnit` ``DMA_LOAD``'s words (which take the
+        host-write path), and the :class:`~rtl_gen.spill.Spill` writes ``SPILL``'s rows
+        (docs/dram.md).
     """
 
     def __init__(self, arch: ArchConfig, boot: list | None = None, netlist: str = "lut"):
@@ -153,23 +160,23 @@ class Accelerator(wiring.Component):
                                  f"words {mm[name].word_bits}")
         self._depths = {r.select: r.depth for r in mm}
         self._host_w_layout = host_w_layout(mm)
-        ext = {}
         if arch.ext_words:
             # external memory: the LoadUnit's queued loads into any host-writable memory
             # (DMA_LOAD), words of the widest memory's width as ceil(width / ext_data_bits)
-            # external words each
+            # external words each; LOAD's rows from DRAM (InputFeeder); SPILL (Spill)
             aw = mm.external.addr_bits
             self._loads = LoadUnit(data_width=arch.ext_data_bits, addr_width=aw, word_bits=mm.data_bits,
                                    onchip_depth=1 << mm.addr_bits, ext_words=arch.ext_words)
-            ext = {"ext": Out(native_signature(arch.ext_data_bits, aw))}
+            # the input rows come from DRAM: no host byte stream
+            io_ports = {"ext": Out(native_signature(arch.ext_data_bits, aw))}
         else:
             self._loads = None
+            io_ports = {"rx": In(stream.Signature(8))}
         super().__init__({
-            **ext,
+            **io_ports,
             "start": In(1), "done": Out(1), "error": Out(1), "cycles": Out(CYCLES_BITS), "pc": Out(16),
             "booting": Out(1),
             "host_w": In(stream.Signature(self._host_w_layout)),
-            "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
         })
 
@@ -233,7 +240,6 @@ class Accelerator(wiring.Component):
         if lu is not None:
             # DMA_LOAD's words take the host-write path (the link waits meanwhile)
             m.submodules.load_unit = lu
-            wiring.connect(m, lu.ext, wiring.flipped(self.ext))
             m.d.comb += self.host_w.ready.eq(~self.booting & ~lu.busy)
             with m.If(lu.w_en):
                 m.d.comb += [hw_.mem.eq(lu.w_mem), hw_.addr.eq(lu.w_addr), hw_.data.eq(lu.w_data), hv.eq(1)]
@@ -272,7 +278,22 @@ class Accelerator(wiring.Component):
             m.d.comb += u.ins.eq(ins)
         m.d.comb += [ld.dst.eq(dd), ga.src_a.eq(da), ga.src_b.eq(db), ga.dst.eq(dd), wr.dst.eq(dd),
                      pf.src.eq(da)]
-        wiring.connect(m, wiring.flipped(self.rx), ld.rx)
+        if lu is None:
+            wiring.connect(m, wiring.flipped(self.rx), ld.rx)
+            sp = None
+        else:
+            # the external memory's users: LOAD's rows (first), DMA_LOAD's words, SPILL's writes
+            ext = arch.ext_data_bits, self._memory_map.external.addr_bits
+            m.submodules.input_feeder = feed = InputFeeder(data_width=ext[0], addr_width=ext[1])
+            m.submodules.spill = sp = Spill(banks=NB, data_width=ext[0], addr_width=ext[1])
+            m.submodules.ext_port = ep = ExtPort(*ext, readers=("input", "loads"))
+            wiring.connect(m, feed.ext, ep.input)
+            wiring.connect(m, lu.ext, ep.loads)
+            wiring.connect(m, sp.w, ep.host)
+            wiring.connect(m, ep.mem, wiring.flipped(self.ext))
+            wiring.connect(m, feed.rx, ld.rx)
+            m.d.comb += [feed.start.eq(ld.start), feed.addr.eq(ins.ext_addr), feed.nbytes.eq(ins.length),
+                         sp.ins.eq(ins), sp.src.eq(da), sp.rvec.eq(act.rvec)]
         wiring.connect(m, st.tx, wiring.flipped(self.tx))
         m.d.comb += [lg_r.addr.eq(st.logit_addr), st.logit.eq(lg_r.data),
                      lg_w.addr.eq(pf.logit_w_addr), lg_w.data.eq(pf.logit_w_data), lg_w.en.eq(pf.logit_w_en),
@@ -282,8 +303,10 @@ class Accelerator(wiring.Component):
         # them (the others drive zeros), so the requests are ORed (PoolFC reads byte 0 alone,
         # whose bank uses raddr's row: raddr_nb is the gatherer's)
         m.submodules.row_addr = ra = RowAddress()
-        share_rows(m, ra, (ld.row, ga.row, pf.row))
-        m.d.comb += [act.raddr.eq(or_all((ga.raddr, pf.raddr))), act.raddr_nb.eq(ga.raddr_nb),
+        readers = (ga, pf) if sp is None else (ga, pf, sp)
+        share_rows(m, ra, [ld.row] + [u.row for u in readers])
+        m.d.comb += [act.raddr.eq(or_all(u.raddr for u in readers)),
+                     act.raddr_nb.eq(ga.raddr_nb if sp is None else ga.raddr_nb | sp.raddr_nb),
                      ga.rvec.eq(act.rvec), pf.rbyte.eq(act.rvec[0]),
                      act.waddr.eq(ld.waddr | wr.waddr), act.wdata.eq(wr.wdata), act.wen.eq(wr.wen)]
         with m.If(ld.wen):
@@ -427,6 +450,12 @@ class Accelerator(wiring.Component):
                     with m.Case(Op.NOP, Op.SYNC):
                         m.next = "WAIT"
                     if lu is not None:
+                        with m.Case(Op.SPILL):
+                            # the DRAM port's writes wait for no read in flight: the
+                            # LoadUnit's queue drains first
+                            with m.If(~lu.busy):
+                                m.d.comb += sp.start.eq(1)
+                                m.next = "RUN"
                         with m.Case(Op.DMA_LOAD):
                             # queued: the next instruction runs while the load does
                             c = lu.push.payload
@@ -440,7 +469,7 @@ class Accelerator(wiring.Component):
             with m.State("RUN"):
                 with m.If(tile_done):
                     m.d.comb += [ga.release.eq(1), wr.stop.eq(1)]
-                with m.If(ld.done | st.done | pf.done | tile_done):
+                with m.If(or_all([ld.done, st.done, pf.done, tile_done] + ([sp.done] if sp is not None else []))):
                     take_next()
             with m.State("ERROR"):
                 m.d.sync += [running.eq(0), self.error.eq(1), self.done.eq(1)]
@@ -448,45 +477,3 @@ class Accelerator(wiring.Component):
                 m.next = "IDLE"
         return m
 
-
-def check_program(build_dir) -> list[str]:
-    """What in a build directory's Program this top does not implement (empty: runnable)."""
-    from sephw.arch.isa import FLAG_DEPTHWISE, decode_program
-    from sephw.arch.manifest import Manifest
-    man = Manifest.read(build_dir)
-    tens = man.tensors
-    problems = []
-    for i, ins in enumerate(decode_program(man.path("program.bin").read_bytes())):
-        if ins.op == Op.DMA_LOAD and not man.arch.ext_words:
-            problems.append(f"instruction {i}: DMA_LOAD on an overlay without external memory")
-        if ins.op in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
-            on_pe = ins.op in (Op.CONV_PATTERN, Op.PRB) or (ins.op == Op.RESADD and ins.flags & FLAG_B_PATTERN)
-            dw = bool(ins.flags & FLAG_DW_PATTERN)
-            if dw and not (on_pe and man.arch.dw_words):
-                problems.append(f"instruction {i}: the pattern engine's depthwise mode on an overlay without it")
-            if on_pe and not dw and ins.groups_a and ins.na > tens[ins.src_a]["shape"][0] // ins.groups_a:
-                problems.append(f"instruction {i}: a pattern tile spanning several groups (groups per beat)")
-            if not on_pe and ins.k != 1:
-                problems.append(f"instruction {i}: int8 {ins.k}x{ins.k} convolution")
-            if ins.op == Op.RESADD and not ins.flags & FLAG_SKIP_IDENTITY:
-                (_, hb, wb), (_, hd, wd) = tens[ins.src_b]["shape"], tens[ins.dst]["shape"]
-                if (hb, wb) not in ((hd, wd), (2 * hd, 2 * wd)):
-                    problems.append(f"instruction {i}: 1x1 projection skip with a stride other than 1 or 2")
-            if ins.op in (Op.RESADD, Op.PRB) and ins.flags & FLAG_SKIP_IDENTITY:
-                if tens[ins.src_b]["shape"][1:] != tens[ins.dst]["shape"][1:]:
-                    problems.append(f"instruction {i}: identity skip between maps of different sizes")
-            if ins.flags & FLAG_DEPTHWISE and ins.na > 1 and on_pe and not dw:
-                problems.append(f"instruction {i}: depthwise pattern tile over several channels")
-            # signed sources: only an unpacked MAC array reads them (MacArray's x_signed)
-            b_used = ins.op == Op.PRB or ins.op == Op.RESADD
-            b_mac = ins.op == Op.PRB or (ins.op == Op.RESADD and not ins.flags & FLAG_SKIP_IDENTITY)
-            for t, used, mac in ((ins.src_a, True, not on_pe), (ins.src_b, b_used, b_mac)):
-                if not used or not tens[t]["dtype"].startswith("int"):
-                    continue
-                name = tens[t]["name"]
-                if not mac:
-                    where = "pattern engine" if t == ins.src_a else "identity skip"
-                    problems.append(f"instruction {i}: signed input tensor {name} on the {where}")
-                elif man.engine.packed:
-                    problems.append(f"instruction {i}: signed input tensor {name} on a packed MAC array")
-    return sorted(set(problems), key=problems.index)

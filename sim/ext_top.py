@@ -36,7 +36,8 @@ class WithExtMemory(wiring.Component):
     the host link check addresses against); addresses beyond it wrap. The input
     ``ext_stall`` sets the memory's random command and read-data stalls at run time (cycles
     per 1024, :func:`rtl_gen.extmem.stall_threshold`; 0: none), so one simulator build runs
-    with and without."""
+    with and without; ``ext_poke_*`` write a word of the memory from a testbench (while the
+    design does not use it: the input image of a whole-network run)."""
 
     def __init__(self, inner: wiring.Component, arch: ArchConfig, *, ext_init=(), depth: int | None = None,
                  latency: int = 10):
@@ -45,20 +46,27 @@ class WithExtMemory(wiring.Component):
         self.inner = inner
         if depth is None:
             depth = 1 << max(1, ceil_log2(max(2, len(ext_init))))
+        self._depth = min(arch.ext_words, depth)
         self.mem = ExtMemoryModel(data_width=arch.ext_data_bits, addr_width=max(1, ceil_log2(arch.ext_words)),
-                                  depth=min(arch.ext_words, depth), init=list(ext_init), latency=latency)
+                                  depth=self._depth, init=list(ext_init), latency=latency)
+        aw = max(1, ceil_log2(self.mem_depth))
         super().__init__(wiring.Signature({
             **{k: v for k, v in inner.signature.members.items() if k != "ext"},
-            "ext_stall": In(range(1025))}))
+            "ext_stall": In(range(1025)),
+            "ext_poke_en": In(1), "ext_poke_addr": In(aw), "ext_poke_data": In(arch.ext_data_bits)}))
+
+    mem_depth = property(lambda self: self._depth, doc="Words of the behavioural memory (addresses wrap).")
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.inner, m.submodules.ext = self.inner, self.mem
         wiring.connect(m, self.inner.ext, self.mem.port)
-        m.d.comb += self.mem.stall.eq(self.ext_stall)
+        m.d.comb += [self.mem.stall.eq(self.ext_stall), self.mem.poke_en.eq(self.ext_poke_en),
+                     self.mem.poke_addr.eq(self.ext_poke_addr), self.mem.poke_data.eq(self.ext_poke_data)]
         theirs = {path: value for path, _, value in self.inner.signature.flatten(self.inner)}
+        ours = {("ext_stall",), ("ext_poke_en",), ("ext_poke_addr",), ("ext_poke_data",)}
         for path, member, value in self.signature.flatten(self):
-            if path == ("ext_stall",):
+            if path in ours:
                 continue
             if member.flow == wiring.In:
                 m.d.comb += theirs[path].eq(value)
@@ -68,11 +76,12 @@ class WithExtMemory(wiring.Component):
 
 
 class AcceleratorWithExtMemory(WithExtMemory):
-    """The top (:class:`rtl_gen.top.Accelerator`, ``netlist``) and a memory holding ``ext_init``
-    (the image alone: the next power of two of words)."""
+    """The top (:class:`rtl_gen.top.Accelerator`, ``netlist``) and a memory of ``depth`` words
+    holding ``ext_init``."""
 
-    def __init__(self, arch: ArchConfig, ext_init: list, netlist: str = "word", latency: int = 10):
+    def __init__(self, arch: ArchConfig, ext_init: list, netlist: str = "word", latency: int = 10,
+                 depth: int | None = None):
         self.acc = Accelerator(arch, netlist=netlist)
-        super().__init__(self.acc, arch, ext_init=ext_init, latency=latency)
+        super().__init__(self.acc, arch, ext_init=ext_init, latency=latency, depth=depth)
 
     host_w_layout = property(lambda self: self.acc.host_w_layout)

@@ -34,12 +34,15 @@ CLOCKS_PER_BIT = 8        # the simulated board's UART: baud = clock_hz // 8
 
 def board_dram(man: Manifest) -> dict | None:
     """The simulated board's DRAM for a build that keeps words there: the behavioural memory's
-    words (the next power of two of the external image's, which the host loads) and read
-    latency (the board's, which the cycle model assumed). None without external memory."""
+    words (the next power of two of what the build uses: the external image, which the host
+    loads, the spilled tensors after it and the input image in the DRAM's last words, which
+    wrap onto the memory's last words) and read latency (the board's, which the cycle model
+    assumed). None without external memory."""
     ext = man.get("external")
     if not man.arch.ext_words or not ext:
         return None
-    words = -(-int(ext["bytes"]) * 8 // man.arch.ext_data_bits)
+    wb = man.arch.ext_data_bits // 8
+    words = sum(-(-int(n) // wb) for n in (ext["bytes"], ext.get("spill_bytes", 0), man.arch.input_bytes))
     return {"depth": 1 << max(1, (max(2, words) - 1).bit_length()), "latency": int(ext["read_latency"])}
 
 

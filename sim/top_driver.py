@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sephw.arch.manifest import Manifest
+from sephw.arch.memmap import MemoryMap
 
 __all__ = ["memory_writes", "run_top"]
 
@@ -44,7 +45,8 @@ def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
 
     Returns ``{"logits": [[int]], "cycles": [int], "build_seconds": float, ...}``; with
     ``expected`` (N, classes) the testbench asserts every logit equals it."""
-    from rtl_gen.top import Accelerator, check_program
+    from rtl_gen.checkprog import check_program
+    from rtl_gen.top import Accelerator
     from sim.runner import run_testbench
     build_dir = Path(build_dir).resolve()
     problems = check_program(build_dir)
@@ -68,13 +70,18 @@ def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
         import hashlib
         from rtl_gen.extmem import stall_threshold
         from sim.ext_top import AcceleratorWithExtMemory, external_words
+        from sim.simboard import board_dram
         blob = man.path("external.bin").read_bytes()
-        # the board's read latency the cycle model assumed (manifest "external")
-        latency = int((man.get("external") or {}).get("read_latency", 10))
-        dut = AcceleratorWithExtMemory(cfg, external_words(cfg, blob), netlist=netlist, latency=latency)
-        tag = cfg.tag() + f"_{netlist}_ext{latency}_" + hashlib.sha1(blob).hexdigest()[:10]
-        # the stalls are an input of the same simulator build (tb_top sets it)
+        # the board's read latency the cycle model assumed, the words the build uses
+        dram = board_dram(man)
+        dut = AcceleratorWithExtMemory(cfg, external_words(cfg, blob), netlist=netlist, latency=dram["latency"],
+                                       depth=dram["depth"])
+        tag = cfg.tag() + f"_{netlist}_ext{dram['latency']}_{dram['depth']}_" + hashlib.sha1(blob).hexdigest()[:10]
+        # the stalls are an input of the same simulator build (tb_top sets it); the input
+        # image goes into the memory's words at input_base (which wrap onto its last ones)
         case["ext_stall"] = stall_threshold(ext_stall_permille)
+        wb = cfg.ext_data_bits // 8
+        case["ext_input"] = {"word": MemoryMap(cfg).input_base % dram["depth"], "word_bytes": wb}
     else:
         dut = Accelerator(cfg, netlist=netlist)
         tag = cfg.tag() + ("" if netlist == "lut" else f"_{netlist}")

@@ -625,7 +625,7 @@ def test_signed_mac_operands_get_an_unpacked_array(tmp_path):
     which its packed multipliers cannot (rtl_gen/macarray.py). The overlay search then offers
     only unpacked arrays on a board with two MACs per DSP (and the top runs the build), and a
     fixed packed overlay is a clear compile error."""
-    from rtl_gen.top import check_program
+    from rtl_gen.checkprog import check_program
     torch.manual_seed(0)
     m = models.build("multiception-resnet20").eval()
     binarize.binarize_model(m)

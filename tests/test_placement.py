@@ -142,8 +142,9 @@ def test_auto_placement_streams_what_does_not_fit(sepnet_full, tmp_path):
     assert ext["bytes"] == (tmp_path / "external.bin").stat().st_size
     rows = rep["layers"]
     assert ext["bytes_per_inference"] == sum(r["external_bytes"] for r in rows) >= ext["bytes"]
-    assert ext["dma_cycles_per_inference"] == sum(s["cycles"] if s["op"] == "DMA_LOAD" else s.get("load_wait") or 0
-                                                  for s in ir.schedule)
+    # (the input image's LOADs read the DRAM too)
+    assert ext["dma_cycles_per_inference"] == sum(s["cycles"] if s["op"] in ("DMA_LOAD", "LOAD", "SPILL")
+                                                  else s.get("load_wait") or 0 for s in ir.schedule)
     assert {r["bound"] for r in rows if r["cycles"]} <= {"compute", "gather", "memory"}
     assert "external bytes" in (tmp_path / "report.md").read_text()
 
@@ -206,5 +207,35 @@ def test_sepnet_small_from_external_memory(tmp_path):
           f"{rep['external']['dma_cycles_per_inference']} in DMA_LOADs, "
           f"{rep['external']['bytes_per_inference']} external bytes per inference")
     assert abs(sum(meas) - ir.cycles) <= 0.02 * ir.cycles
-    assert meas == [s["cycles"] for s in ir.schedule]
+    diff = [(i, s["op"], m, s["cycles"], s.get("load_wait")) for i, (m, s) in enumerate(zip(meas, ir.schedule)) if m != s["cycles"]]
+    assert not diff, diff[:12]
     assert np.isfinite(rep["fps"])
+
+
+def test_spilled_tensors_through_external_memory(tmp_path):
+    """Placement ``spill`` (every streamable step's words in DRAM and a tensor spilled at every
+    segment cut) on a quarter-width SEP-Net-small at 16×16: each cut tensor's rows go to the
+    behavioural DRAM by SPILL as its band produces them and come back by LOAD (the
+    InputFeeder, from the SPILL's addresses) for the next segment, the input image from DRAM
+    too. Every logit equal to the reference's, every instruction's cycles as predicted
+    (SPILL's wait for the LoadUnit to drain included); with random DRAM stalls and
+    back-pressure the logits stay exact."""
+    from sim.top_driver import run_top
+    g = _graph("sepnet-small", 16, width=0.25, num_classes=10)
+    ir, rep = compile_graph(g, "arty-a7-35", tmp_path, engine=ENGINE, placement="spill")
+    ops = [i.op for i in ir.instructions]
+    assert len(ir.spills) >= 4 and ops.count(Op.SPILL) >= len(ir.spills)
+    loads = [i for i in ir.instructions if i.op == Op.LOAD]
+    assert len(loads) > len(ir.spills)          # the input's, and each cut's back
+    ext = rep["external"]
+    assert ext["spilled"] == list(ir.spills) and ext["spill_bytes"] > 0
+    assert all(ir.external.nbytes <= i.ext_addr for i in ir.instructions if i.op in (Op.LOAD, Op.SPILL))
+    x = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())    # asserts every logit
+    meas = r["instruction_cycles"][0]
+    print(f"SEP-Net-small (width 0.25) 16x16, {len(ir.spills)} tensors spilled: measured {sum(meas)} cycles, "
+          f"predicted {ir.cycles}; {ops.count(Op.SPILL)} SPILLs, {len(loads)} LOADs")
+    diff = [(i, s["op"], m, s["cycles"], s.get("load_wait")) for i, (m, s) in enumerate(zip(meas, ir.schedule)) if m != s["cycles"]]
+    assert not diff, diff[:12]
+    slow = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy(), ext_stall_permille=300)
+    assert sum(slow["instruction_cycles"][0]) > sum(meas)

@@ -250,10 +250,11 @@ def test_ext_port_shares_dram_between_host_writes_and_readers():
 
 
 @pytest.mark.parametrize("nbytes,width", [(147, 128), (64, 16)])
-def test_input_feeder_hands_on_the_image_in_order(nbytes, width):
-    """rtl_gen/inputfeed.py on the behavioural memory (30 % stalls): the image's bytes from DRAM
-    word ``base`` on, low byte first, under random back-pressure, exactly ``nbytes`` of them
-    (the last word's spare bytes never offered); ``start`` again feeds the same bytes."""
+def test_input_feeder_hands_on_the_bytes_in_order(nbytes, width):
+    """rtl_gen/inputfeed.py on the behavioural memory (30 % stalls): the bytes ``[addr, addr +
+    n)`` from DRAM, low byte first, under random back-pressure, exactly ``n`` of them (the
+    words' other bytes never offered), for ranges starting and ending inside words; each
+    ``start`` feeds its own range."""
     from amaranth.hdl import Module
     from amaranth.lib import wiring
     from amaranth.sim import Simulator
@@ -261,20 +262,22 @@ def test_input_feeder_hands_on_the_image_in_order(nbytes, width):
     from rtl_gen.extmem import ExtMemoryModel
     from rtl_gen.inputfeed import InputFeeder
     rng = random.Random(nbytes)
-    W, base = width // 8, 5
-    image = bytes(rng.randrange(256) for _ in range(nbytes))
-    padded = image + bytes(-len(image) % W)
-    init = [0] * base + [int.from_bytes(padded[i:i + W], "little") for i in range(0, len(padded), W)] + [7, 7]
+    W = width // 8
+    dram = bytes(rng.randrange(256) for _ in range(64 * W))
+    init = [int.from_bytes(dram[i:i + W], "little") for i in range(0, len(dram), W)]
     m = Module()
-    m.submodules.feed = feed = InputFeeder(data_width=width, addr_width=6, base=base, nbytes=nbytes)
+    m.submodules.feed = feed = InputFeeder(data_width=width, addr_width=6)
     m.submodules.mem = mem = ExtMemoryModel(data_width=width, addr_width=6, depth=64, latency=5,
                                             stall_permille=300, init=init)
     wiring.connect(m, feed.ext, mem.port)
+    ranges = [(5 * W, nbytes), (5 * W + 3, nbytes), (W - 1, 1), (7, 2 * W + 1), (0, 0), (3, nbytes)]
     runs = []
 
     async def bench(ctx):
-        for run in range(2):
+        for addr, n in ranges:
             ctx.set(feed.start, 1)
+            ctx.set(feed.addr, addr)
+            ctx.set(feed.nbytes, n)
             await ctx.tick()
             ctx.set(feed.start, 0)
             got, idle = bytearray(), 0
@@ -291,8 +294,99 @@ def test_input_feeder_hands_on_the_image_in_order(nbytes, width):
     sim = Simulator(m)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
-    sim.run_until(1e-8 * 20_000)
-    assert runs == [image, image]
+    sim.run_until(1e-8 * 40_000)
+    assert runs == [dram[a:a + n] for a, n in ranges]
+
+
+@pytest.mark.parametrize("banks,width", [(16, 128), (4, 16), (8, 64)])
+def test_spill_writes_ring_rows_to_dram(banks, width):
+    """rtl_gen/spill.py (SPILL) beside the activation memory and a RowAddress, writing into
+    the behavioural memory through an ExtPort (30 % stalls, so the writes see back-pressure):
+    random tensors (row bytes not multiples of the DRAM word, rings that wrap, DRAM addresses
+    anywhere in a word) and row ranges; the DRAM then holds exactly the rows, packed from
+    ``ext_addr`` on, and no other byte changed. Without stalls each SPILL takes the cycles
+    ``hw.spill_cycles`` says."""
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+    from amaranth.sim import Simulator
+
+    from rtl_gen.actmem import ActivationMemory
+    from rtl_gen.extmem import ExtMemoryModel
+    from rtl_gen.extport import ExtPort
+    from rtl_gen.rowaddr import RowAddress, share
+    from rtl_gen.spill import Spill
+    from sephw.arch.formats import TENSOR_DESC
+    from sephw.arch.isa import Instruction, Op
+    from sephw.compiler.hw import TensorDesc, spill_cycles
+    W, DEPTH, ACT = width // 8, 256, 4096
+    rng = random.Random(banks * width)
+    m = Module()
+    m.submodules.act = act = ActivationMemory(banks, ACT // banks)
+    m.submodules.ra = ra = RowAddress()
+    m.submodules.spill = sp = Spill(banks=banks, data_width=width, addr_width=8)
+    m.submodules.port = ep = ExtPort(width, 8, readers=("acc",))
+    m.submodules.mem = mem = ExtMemoryModel(data_width=width, addr_width=8, depth=DEPTH, latency=4, seed=9)
+    share(m, ra, [sp.row])
+    wiring.connect(m, sp.w, ep.host)
+    wiring.connect(m, ep.mem, mem.port)
+    m.d.comb += [act.raddr.eq(sp.raddr), act.raddr_nb.eq(sp.raddr_nb), sp.rvec.eq(act.rvec)]
+    act_bytes = [rng.randrange(256) for _ in range(ACT)]
+    dram = bytearray(DEPTH * W)          # the model starts zero
+    cases, measured = [], []
+    for stall in (0, 300):
+        for _ in range(6):
+            channels, width_px = rng.choice([(3, 5), (16, 3), (5, 7), (32, 2), (1, 9)])
+            rb = channels * width_px
+            ring = rng.randint(2, 6)
+            base = rng.randrange(0, ACT - ring * rb)
+            row0, rows = rng.randrange(0, 20), rng.randint(1, ring)
+            addr = rng.randrange(0, DEPTH * W - rows * rb)
+            cases.append((stall, channels, width_px, ring, base, row0, rows, addr))
+
+    async def bench(ctx):
+        for a, b in enumerate(act_bytes):
+            ctx.set(act.waddr, a)
+            ctx.set(act.wdata[0], b)
+            ctx.set(act.wen, 1)
+            await ctx.tick()
+        ctx.set(act.wen, 0)
+        for stall, channels, width_px, ring, base, row0, rows, addr in cases:
+            ctx.set(mem.stall, stall * 1024 // 1000)
+            ctx.set(sp.src.as_value(), TENSOR_DESC.encode({"base": base, "ring_rows": ring, "height": 64, "width": width_px,
+                                                "channels": channels, "bits": 8, "signed": 0}))
+            ctx.set(sp.ins.as_value(), Instruction(Op.SPILL, row0=row0, rows=rows, ext_addr=addr,
+                                        length=rows * channels * width_px).encode())
+            await ctx.tick()          # (the row-bytes register follows the descriptor)
+            ctx.set(sp.start, 1)
+            await ctx.tick()
+            ctx.set(sp.start, 0)
+            n = 1
+            while not (await ctx.tick().sample(sp.done))[2]:
+                n += 1
+            measured.append(n)
+            rb = channels * width_px
+            for k in range(rows):
+                src = base + (row0 + k) % ring * rb
+                dram[addr + k * rb:addr + (k + 1) * rb] = bytes(act_bytes[src:src + rb])
+        for _ in range(20):
+            await ctx.tick()
+        got = bytearray()
+        for a in range(DEPTH):
+            ctx.set(mem.peek_addr, a)
+            await ctx.tick()
+            got += int(ctx.get(mem.peek_data)).to_bytes(W, "little")
+        assert bytes(got) == bytes(dram)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run_until(1e-8 * 200_000)
+    assert len(measured) == len(cases)
+    for (stall, channels, width_px, ring, base, row0, rows, addr), n in zip(cases, measured):
+        if not stall:
+            ins = Instruction(Op.SPILL, row0=row0, rows=rows, ext_addr=addr, length=rows * channels * width_px)
+            assert n == spill_cycles(ins, TensorDesc(64, width_px, channels, 8), min(banks, W)), (n, channels,
+                                                                                                 width_px, addr)
 
 
 @pytest.mark.parametrize("user_ns,mem_ns", [(40, 20), (10, 27)])

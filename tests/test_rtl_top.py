@@ -176,7 +176,7 @@ def test_resnet20_pattern_network_bit_exact(tmp_path):
     logit equal to the reference's. The overlay (8 lanes, 4 pattern channels: 8 activation
     banks) gathers two chunks per tap read (the hold register, engine-paced tiles), which the
     SEP-Net test's overlay does not; its cycles match the RTL-top model per instruction."""
-    from rtl_gen.top import check_program
+    from rtl_gen.checkprog import check_program
     from sephw import binarize, models, quantize
     from sephw.compiler import compile_graph
     from sim.top_driver import run_top
@@ -226,7 +226,7 @@ def test_model_zoo_variants_bit_exact(arch, depthwise, tmp_path):
     equal to the RTL-top model's; every depthwise layer's patterns stored in at most 2x their
     bits (report.json)."""
     from sephw import binarize, models, quantize
-    from rtl_gen.top import check_program
+    from rtl_gen.checkprog import check_program
     from sephw.arch.isa import FLAG_B_PATTERN, FLAG_DW_PATTERN, FLAG_SKIP_IDENTITY
     from sephw.compiler import compile_graph
     from sim.top_driver import run_top

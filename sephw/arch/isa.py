@@ -36,7 +36,9 @@ WORD_BYTES = WORD_BITS // 8
 class Op(enum.IntEnum):
     """Opcodes. Every compute instruction ends in the fused PostProcess (docs/numerics.md)."""
     NOP = 0
-    LOAD = 1          # host link -> input tensor rows [row0, row0+rows)
+    LOAD = 1          # input tensor rows [row0, row0+rows): from the host link, or with external
+                      # memory from its bytes [ext_addr, ext_addr + length) (the input image, or
+                      # a spilled tensor's rows that SPILL wrote there)
     CONV_PATTERN = 2  # binarized k x k conv tile on the pattern engine (+ post-process)
     CONV_INT = 3      # int8 conv tile on the MAC array (+ post-process)
     PRB = 4           # pattern engine (k x k) || MAC array (1 x 1) on the same tile, fused post-process
@@ -46,6 +48,8 @@ class Op(enum.IntEnum):
     SYNC = 8          # wait until every engine and the host link are idle
     END = 9
     DMA_LOAD = 10     # external memory -> one host-writable memory (mem, from word waddr), LoadDMA
+    SPILL = 11        # rows [row0, row0+rows) of tensor src_a -> external memory bytes from ext_addr
+                      # (length bytes), StoreDMA; waits until no DMA_LOAD is queued or running
 
 
 COMPUTE_OPS = (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD)
@@ -124,6 +128,7 @@ LAYOUTS: dict = {
     Op.SYNC: HEADER,
     Op.END: HEADER,
     Op.DMA_LOAD: Record("DMA_LOAD", WORD_BITS, HEADER.fields + _EXT + _DMA),
+    Op.SPILL: Record("SPILL", WORD_BITS, HEADER.fields + (_T("src_a"), _T("row0"), _T("rows")) + _EXT),
 }
 
 
@@ -235,7 +240,10 @@ class Instruction:
         op = Op(self.op)
         parts = [f"{op.name:<12}"]
         if op == Op.LOAD:
-            parts.append(f"t{self.dst} rows[{self.row0}:{self.row0 + self.rows}] {self.length}B")
+            parts.append(f"t{self.dst} rows[{self.row0}:{self.row0 + self.rows}] {self.length}B"
+                         + (f" <- ext@{self.ext_addr}" if self.ext_addr else ""))
+        elif op == Op.SPILL:
+            parts.append(f"t{self.src_a} rows[{self.row0}:{self.row0 + self.rows}] {self.length}B -> ext@{self.ext_addr}")
         elif op == Op.STORE:
             parts.append(f"t{self.src_a} {self.length}B")
         elif op == Op.DMA_LOAD:

@@ -91,13 +91,21 @@ class AssignAddresses:
             prm = -(-prm // cfg.pp_units) * cfg.pp_units + st_mem.param_buffer
         if ir.streamed:
             ir.external = Region("external", ir.board.external.data_bits // 8, ext)
-            # the input image takes the DRAM's last words (sephw.arch.memmap input_base)
             wb = ir.external.word_bytes
+            # spilled tensors after the external image, each from a word on (rows packed, HWC)
+            spill = ir.external.nbytes
+            for name in ir.spills:
+                ir.spill_addr[name] = spill
+                t = ir.tensors[name]
+                spill += -(-t.row_bytes * t.spec.height // wb) * wb
+            spill -= ir.external.nbytes
+            # the input image takes the DRAM's last words (sephw.arch.memmap input_base)
             image = -(-math.prod(ir.graph.input.out.shape) // wb) * wb
-            if ir.external.nbytes + image > ir.board.external.bytes:
+            ir.input_addr = ir.board.external.bytes - image
+            if ir.external.nbytes + spill + image > ir.board.external.bytes:
                 raise CompileError(f"the streamed pattern and weight words take {ir.external.nbytes} bytes of "
-                                   f"external memory and the input image {image}, {ir.board.name} has "
-                                   f"{ir.board.external.bytes}")
+                                   f"external memory, the spilled tensors {spill} and the input image {image}, "
+                                   f"{ir.board.name} has {ir.board.external.bytes}")
         # the patterns image: the main memory's words, then (from the main memory's depth on,
         # ArchConfig.dw_base) the depthwise pattern memory's
         S = cfg.pattern_slices

@@ -27,6 +27,16 @@ from .ir import PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError
 from .operands import block_words, streamed_steps
 
 
+def spill_bytes(ir) -> int:
+    """External-memory bytes the spilled tensors take after the external image."""
+    if not ir.spills:
+        return 0
+    last = ir.spills[-1]
+    t = ir.tensors[last]
+    wb = ir.external.word_bytes
+    return ir.spill_addr[last] + -(-t.row_bytes * t.spec.height // wb) * wb - ir.external.nbytes
+
+
 def _hex(blob: bytes, word_bytes: int) -> str:
     """One word per line, most significant byte first ($readmemh)."""
     return "".join(blob[i:i + word_bytes][::-1].hex() + "\n" for i in range(0, len(blob), word_bytes))
@@ -53,6 +63,11 @@ def layer_rows(ir) -> list[dict]:
             p["dma_cycles"] += s["cycles"]
             p["dma_loads"] += 1
             p["external_bytes"] += t.length * ext_word_bytes
+            continue
+        if t.opcode == Op.SPILL or (t.opcode == Op.LOAD and ir.streamed):
+            # rows to or from external memory (spilled tensors, the input image)
+            p["dma_cycles"] += s["cycles"]
+            p["external_bytes"] += t.length
             continue
         p["dma_cycles"] += s.get("load_wait") or 0      # waiting for its words to land
         p["pattern_busy"] += s["busy"].get("pattern", 0)
@@ -167,11 +182,13 @@ def report_dict(ir, compile_seconds: float | None = None) -> dict:
             "kind": b.external.kind, "bytes": ir.external.nbytes, "data_bits": b.external.data_bits,
             "read_latency": b.external.read_latency, "streamed_steps": len(streamed_steps(ir.streamed)),
             "streamed_param_layers": len(ir.streamed) - len(streamed_steps(ir.streamed)),
+            "spilled": list(ir.spills), "spill_bytes": spill_bytes(ir),
             "bytes_per_inference": sum(r["external_bytes"] for r in rows),
             "dma_cycles_per_inference": sum(r["dma_cycles"] for r in rows),
             "note": "pattern and int8 weight words of the streamed steps, loaded by DMA_LOADs into one buffer half "
-                    "while the tile before computes on the other; dma cycles: the DMA_LOAD instructions' issue and "
-                    "the tiles' waits for their words"},
+                    "while the tile before computes on the other; spilled tensors written by SPILL and loaded back "
+                    "by LOAD, as is the input image; dma cycles: the DMA_LOAD instructions' issue, the tiles' "
+                    "waits for their words, SPILL and LOAD"},
         "compile_seconds": compile_seconds,
         "pass_seconds": {p.name: round(p.seconds, 6) for p in ir.passes},
         "layers": rows,
@@ -204,7 +221,9 @@ def report_md(rep: dict) -> str:
     if ext:
         lines.append(f"- external memory ({ext['kind']}): {ext['bytes']:,} bytes of pattern and weight words of "
                      f"{ext['streamed_steps']} layer step(s); per inference {ext['bytes_per_inference']:,} bytes in "
-                     f"{ext['dma_cycles_per_inference']:,} DMA_LOAD cycles ({ext['note']})")
+                     f"{ext['dma_cycles_per_inference']:,} DMA cycles ({ext['note']})"
+                     + (f"; spilled to external memory ({ext['spill_bytes']:,} bytes): {', '.join(ext['spilled'])}"
+                        if ext.get("spilled") else ""))
     lines += ["", "| # | layer | type | output | MACs | on-chip bytes | external bytes | pattern stored / bits | tiles "
               "| cycles | DMA cycles | bound | pattern busy | MAC busy | util PE | util MAC |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -252,6 +271,7 @@ def write_build(ir, out_dir: Path, compile_seconds: float | None = None, progres
         (out / "external.bin").write_bytes(blob)
         ext = ir.board.external
         external = {"file": "external.bin", "bytes": len(blob), "words": ir.external.words,
+                    "spill_bytes": spill_bytes(ir),
                     "data_bits": ext.data_bits, "read_latency": ext.read_latency, "kind": ext.kind,
                     "sha256": hashlib.sha256(blob).hexdigest()}
     else:

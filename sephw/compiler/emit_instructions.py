@@ -47,7 +47,7 @@ def program_of(tiles, instruction) -> list[ProgramEntry]:
 
 
 class EmitInstructions:
-    CONTRACT = "one instruction per tile (LOAD, DMA_LOAD, CONV_PATTERN, CONV_INT, PRB, RESADD, POOL_FC, STORE), " \
+    CONTRACT = "one instruction per tile (LOAD, DMA_LOAD, SPILL, CONV_PATTERN, CONV_INT, PRB, RESADD, POOL_FC, STORE), " \
                "then SYNC and END; every field fits its width"
 
     def run(self, ir: CompileIR) -> CompileIR:
@@ -73,6 +73,9 @@ class EmitInstructions:
                 beats = dma_beats(ir.cfg, ir.board.external.data_bits)
                 assert ins.ext_addr + ins.length * beats <= ir.external.words, ins.text()
                 assert ins.waddr + ins.length <= ir.memory[e.tile.mem].words, ins.text()
+            if ins.op in (Op.LOAD, Op.SPILL) and ir.streamed:     # the rows' bytes in external memory
+                assert ir.external.nbytes <= ins.ext_addr and \
+                    ins.ext_addr + ins.length <= ir.board.external.bytes, ins.text()
 
 
 def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, int],
@@ -83,9 +86,18 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
     estimate, size_engines.top_cycles)."""
     lay = ir.layers[t.layer]
     n = lay.node
-    if t.opcode == Op.LOAD:
+    if t.opcode in (Op.LOAD, Op.SPILL):
+        ext_addr = 0
+        if ir.streamed and addresses:       # the rows' bytes in external memory
+            base = ir.spill_addr[n.name] if n.name in ir.spills else ir.input_addr
+            ext_addr = base + t.row0 * ir.tensors[n.name].row_bytes
+        if t.opcode == Op.SPILL:
+            return Instruction(Op.SPILL, layer=t.layer, src_a=tid[n.name], row0=t.row0, rows=t.rows,
+                               ext_addr=ext_addr, length=t.length, comment=f"band {t.band}: rows to external memory")
+        what = "input rows from the host link" if not ir.streamed else \
+            "spilled rows from external memory" if n.name in ir.spills else "input rows from external memory"
         return Instruction(Op.LOAD, layer=t.layer, dst=tid[n.name], row0=t.row0, rows=t.rows,
-                           length=t.length, comment=f"band {t.band}: input rows from the host link")
+                           ext_addr=ext_addr, length=t.length, comment=f"band {t.band}: {what}")
     if t.opcode == Op.DMA_LOAD:
         ext_addr = waddr = 0
         if addresses:       # the tile's block in the external image -> the memory's buffer

@@ -27,7 +27,11 @@ class CompileError(ValueError):
 # where pattern and int8 weight words live: "auto" on chip where everything fits, else the
 # largest steps in external memory until the rest fits; "onchip" never external memory;
 # "external" every step that can be streamed (tests and measurements of the DMA path)
-PLACEMENTS = ("auto", "onchip", "external")
+# where pattern and int8 weight words live: auto (the fewest steps in external memory that let
+# the rest fit; tensors spilled there too where even that does not fit), onchip, external
+# (every step that can stream), spill (every step streamed and a tensor spilled at every
+# segment cut: the whole external-memory path, for checking it on small networks)
+PLACEMENTS = ("auto", "onchip", "external", "spill")
 
 
 Node = InputNode | PatternConvNode | IntConvNode | PRBNode | ResidualAddNode | DepthwiseConcatNode | PoolFCNode
@@ -199,6 +203,12 @@ class CompileIR:
     streamed: frozenset = frozenset()     # (layer, step) whose pattern and int8 weight words stay in
                                           # external memory, a DMA_LOAD before each tile (TileLayers)
     anchor: str = ""                      # the tensor whose row bands drive the banded layers (TileLayers)
+    spills: tuple = ()                    # tensors written to external memory as they are produced and
+                                          # loaded back band by band (segment cuts, TileLayers)
+    spill_addr: dict[str, int] = field(default_factory=dict)  # spilled tensor -> its first byte in
+                                          # external memory (AssignAddresses)
+    input_addr: int = 0                   # with external memory: the input image's first byte there
+                                          # (AssignAddresses; sephw.arch.memmap input_base)
     static: StaticMemory | None = None    # memories besides activations and program (TileLayers)
     tiles: list[Tile] = field(default_factory=list)             # in issue order (TileLayers)
     onchip: dict[str, int] = field(default_factory=dict)        # on-chip memory -> bytes (TileLayers)

@@ -35,8 +35,8 @@ def compile_ir(graph: IntGraph, board, costs: hw.UnitCosts | None = None, progre
     int8 weight words live (:data:`~sephw.compiler.ir.PLACEMENTS`)."""
     if placement not in PLACEMENTS:
         raise CompileError(f"placement {placement!r}: expected one of {', '.join(PLACEMENTS)}")
-    if placement == "external" and board.external is None:
-        raise CompileError(f"placement 'external': {board.name} has no external memory in its profile")
+    if placement in ("external", "spill") and board.external is None:
+        raise CompileError(f"placement {placement!r}: {board.name} has no external memory in its profile")
     costs = costs or hw.load_costs()
     check_config(graph, board, costs)
     ir = CompileIR(graph, board, costs, progress, probe, engine=engine, placement=placement)

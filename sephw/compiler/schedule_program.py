@@ -26,8 +26,9 @@ def program_cycles(cfg: hw.EngineConfig, instructions: list, desc: dict,
     in its DISPATCH cycle, its load starts ``LOAD_QUEUE_TAKE`` cycles later or when the load
     before it is done (:func:`hw.load_cycles` each), its token (DEP_SIGNAL_NEXT) counts from
     the cycle after its end; an instruction with DEP_WAIT_PREV waits in DISPATCH until the
-    oldest token counts. ``dma``: the external memory's ``(beats per on-chip word, read
-    latency)`` (:func:`dma_timing`); ``waits``: a list that gets each instruction's cycles of
+    oldest token counts; a SPILL waits in DISPATCH until the LoadDMA has nothing left
+    (``hw.spill_cycles`` then). ``dma``: the external memory's ``(beats per on-chip word, read
+    latency, SPILL piece bytes)`` (:func:`dma_timing`); ``waits``: a list that gets each instruction's cycles of
     waiting for a load."""
     out = []
     first_pool = True
@@ -39,7 +40,12 @@ def program_cycles(cfg: hw.EngineConfig, instructions: list, desc: dict,
         cyc = hw.top_instruction_cycles(cfg, ins, desc, clear_pool_sums=first_pool, first=i == 0)
         dispatch = t + hw.TOP_DISPATCH + (hw.TOP_FETCH_FIRST if i == 0 else 0)
         wait = 0
-        if ins.op == Op.DMA_LOAD:
+        if ins.op == Op.SPILL:
+            # the DRAM's writes wait in DISPATCH until the LoadUnit has nothing queued or running
+            # (its busy falls the cycle after the LoadDMA's done, as a token counts)
+            wait = max(0, free + 1 - dispatch) if starts else 0
+            cyc = hw.spill_cycles(ins, desc[ins.src_a], dma[2])
+        elif ins.op == Op.DMA_LOAD:
             if sum(1 for x in starts if x > dispatch) >= LOAD_QUEUE_DEPTH:
                 raise ValueError(f"instruction {i}: a DMA_LOAD beyond the LoadUnit's {LOAD_QUEUE_DEPTH} queued "
                                  f"loads (the sequencer would wait; not modelled, and the compiler never does it)")
@@ -62,13 +68,13 @@ def program_cycles(cfg: hw.EngineConfig, instructions: list, desc: dict,
     return out
 
 
-def dma_timing(ir: CompileIR) -> tuple[int, int] | None:
-    """``(beats per on-chip word, read latency)`` of the board's external memory as a
-    DMA_LOAD sees it (None without streamed steps)."""
+def dma_timing(ir: CompileIR) -> tuple[int, int, int] | None:
+    """``(beats per on-chip word, read latency, SPILL piece bytes)`` of the board's external
+    memory as a DMA_LOAD and a SPILL see it (None without streamed steps)."""
     if not ir.streamed:
         return None
     ext = ir.board.external
-    return dma_beats(ir.cfg, ext.data_bits), ext.read_latency
+    return dma_beats(ir.cfg, ext.data_bits), ext.read_latency, min(ir.cfg.act_banks, ext.data_bits // 8)
 
 
 class ScheduleProgram:

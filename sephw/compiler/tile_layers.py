@@ -10,9 +10,9 @@ from ..arch.isa import (DEP_SIGNAL_NEXT, DEP_WAIT_PREV, FLAG_B_PATTERN, FLAG_DEP
                         FLAG_PAD_BOTTOM, FLAG_PAD_TOP, FLAG_SKIP_IDENTITY, WORD_BYTES, Op)
 from ..intgraph import DepthwiseConcatNode, InputNode, PoolFCNode, ResidualAddNode, SkipOperand
 from . import hw
-from .bands import band_layout
+from .bands import band_layout, ring_rows
 from .ir import BRAM_HEADROOM, PARAM_WORD_BYTES, CompileError, CompileIR, StaticMemory, Tensor, Tile
-from .memory import memory_blocks, memory_geometry, static_memory, streamable_steps
+from .memory import first_fit, memory_blocks, memory_geometry, static_memory, streamable_steps
 from .operands import fc_chunk_words, fc_chunks, params_streamed, rows_needed, tile_cost, tile_stream_words, windowed
 
 
@@ -82,14 +82,16 @@ class TileLayers:
 
     @staticmethod
     def make_tiles(ir: CompileIR, cfg: hw.EngineConfig, plan: dict, n_bands: int, tc=None,
-                   streamed: frozenset = frozenset()) -> list[Tile]:
+                   streamed: frozenset = frozenset(), reloads: dict | None = None, cuts=()) -> list[Tile]:
         """Every tile of ``n_bands`` bands of ``plan`` on the overlay ``cfg`` in issue order:
         band by band, layer by layer, step by step, channel group by channel group. ``tc(step)``:
         a step's output channels per tile (default its ``tc``, which SizeEngines sets); reads
         ``ir``, writes nothing (the sizer's estimate calls it for overlays it does not take).
         ``streamed``: the ``(layer, step)`` whose tiles each follow a DMA_LOAD per memory
         of their pattern and int8 weight words (external memory -> the memory's buffer), and
-        of their parameter words where the whole layer is streamed."""
+        of their parameter words where the whole layer is streamed. ``cuts``: tensors spilled to
+        external memory (a SPILL after each band's tiles that produce their rows); ``reloads``:
+        their rows loaded back (a LOAD in each band that needs new ones, :func:`segment_plan`)."""
         g = ir.graph
         tiles = []
         cost_of = {}        # tile_cost and tile_stream_words of a step: the bands repeat them
@@ -141,10 +143,23 @@ class TileLayers:
                         tiles.append(Tile(lay.index, 0, b, Op.STORE, 0, 0, length=n.weight.shape[0] * 8,
                                           cycles=n.weight.shape[0] * 8))
                     continue
+                if reloads and n.name in reloads:
+                    lhi = reloads[n.name][0]
+                    if lhi[b + 1] > lhi[b]:     # a spilled tensor's rows back from external memory
+                        t = ir.tensors[n.name]
+                        tiles.append(Tile(lay.index, 0, b, Op.LOAD, lhi[b], lhi[b + 1] - lhi[b],
+                                          length=(lhi[b + 1] - lhi[b]) * t.row_bytes))
                 hi, _ = plan[n.name]
                 r0, r1 = hi[b], hi[b + 1]
                 if r1 <= r0:
                     continue
+                if n.name in cuts:
+                    # after the band's tiles of the layer: its new rows to external memory
+                    t = ir.tensors[n.name]
+                    chunk = min(cfg.act_banks, ir.board.external.data_bits // 8)
+                    spill = Tile(lay.index, 0, b, Op.SPILL, r0, r1 - r0, length=(r1 - r0) * t.row_bytes,
+                                 cycles=(r1 - r0) * -(-t.row_bytes // chunk),
+                                 busy={"dma": (r1 - r0) * -(-t.row_bytes // chunk)})
                 for si, st in enumerate(lay.steps):
                     step_tc = st.tc if tc is None else tc(st)
                     for c0 in range(0, st.out_channels, step_tc):
@@ -196,6 +211,8 @@ class TileLayers:
                         wset += tc_ * PARAM_WORD_BYTES
                         tiles.append(Tile(lay.index, si, b, opcode, r0, r1 - r0, st.out_c0 + c0, tc_,
                                           ilo, ihi - ilo, wset, costs, busy, cyc, flags))
+                if n.name in cuts:
+                    tiles.append(spill)
         return prefetch(tiles) if streamed else tiles
 
     def _search(self, ir: CompileIR, streamed: frozenset, want_best: bool = True):
@@ -214,20 +231,112 @@ class TileLayers:
             layout = band_layout(ir, n_bands, anchor)
             if not want_best and static.total + layout.act_bytes > ir.budget:
                 continue
-            tiles = self.make_tiles(ir, ir.cfg, layout.plan, n_bands, streamed=streamed)
-            program = (len(tiles) + 3) * WORD_BYTES   # + SYNC before STORE, SYNC, END
-            total = static.total + layout.act_bytes + program
-            blocks, lutram, per = memory_blocks(ir.board.vendor,
-                                                memory_geometry(ir.cfg, static, layout.act_bytes, len(tiles) + 3))
+            fits, total, got = self._fits(ir, layout, n_bands, streamed, static)
+            _, tiles, _, _, program, blocks, lutram, per, _ = got
             if want_best and (best is None or total < best[0]):
                 best = (total, n_bands, layout, blocks, lutram, static)
-            fits = total <= ir.budget and blocks <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM \
-                and ir.resources["lut"] + lutram <= ir.board.resources["lut"]
             if fits:
                 done.add(anchor)
             if fits and (chosen is None or len(tiles) < len(chosen[1])):
                 chosen = (n_bands, tiles, anchor, layout, program, blocks, lutram, per, static)
         return chosen, best
+
+    def _fits(self, ir: CompileIR, layout, n_bands: int, streamed: frozenset, static: StaticMemory):
+        """Tiles and memory of one band plan: ``(fits, total bytes, chosen tuple)``."""
+        tiles = self.make_tiles(ir, ir.cfg, layout.plan, n_bands, streamed=streamed, reloads=layout.loads,
+                                cuts=layout.cuts)
+        program = (len(tiles) + 3) * WORD_BYTES   # + SYNC before STORE, SYNC, END
+        total = static.total + layout.act_bytes + program
+        blocks, lutram, per = memory_blocks(ir.board.vendor,
+                                            memory_geometry(ir.cfg, static, layout.act_bytes, len(tiles) + 3))
+        fits = total <= ir.budget and blocks <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM \
+            and ir.resources["lut"] + lutram <= ir.board.resources["lut"]
+        return fits, total, (n_bands, tiles, None, layout, program, blocks, lutram, per, static)
+
+    def _spill_search(self, ir: CompileIR, streamed: frozenset, every_cut: bool = False):
+        """Where no band plan fits with every streamable step streamed: cut the network into
+        segments at tensors that go to external memory (spill cuts, :func:`segment_plan`).
+
+        For an activation budget ``A`` (a few, from the whole budget less the static memories
+        down): greedy from the input, each segment ends at the furthest cut whose segment
+        alone keeps its rings within ``A`` with some band count, the fewest bands that do; the
+        last segment is the rest. The segments' Programs add up (every band repeats its
+        layers' tiles) while their rings share the activation memory, so a smaller ``A`` can
+        cost more Program than it saves: of the plans that fit, the one with the fewest tiles
+        is taken (as :meth:`_search` does). Returns that chosen tuple of :meth:`_search` (its
+        band count: all segments'), or None. ``every_cut``: a segment ends at every cut (the
+        nearest, not the furthest; placement ``spill``)."""
+        static = static_memory(ir, ir.cfg, streamed)
+        pool_in = ir.graph.output.input
+        cands = []
+        for _, name in self._candidates(ir)[1:]:
+            if name not in cands and name != pool_in and \
+                    not isinstance(ir.layers[ir.tensors[name].producer].node, InputNode):
+                cands.append(name)
+        if not cands:
+            return None
+        counts = sorted({*range(1, 9), 12, 16, 24, 32, 48, 64})
+        last_layer = len(ir.layers) - 1
+        # each layer's tiles in one band (a band count of n repeats them up to n times)
+        per_band = {}
+        for t in self.make_tiles(ir, ir.cfg, band_layout(ir, 1).plan, 1, streamed=streamed):
+            per_band[t.layer] = per_band.get(t.layer, 0) + 1
+
+        def program_bytes(first, last, nb):
+            return nb * WORD_BYTES * (2 + sum(per_band.get(i, 0) for i in range(first + 1 if first else 0, last + 1)))
+
+        def seg_bytes(layout, first, last, end_cut):
+            # the rings live while layers first .. last run; the segment's own cut counts its
+            # producer's ring only (what the next segment keeps of it is that one's)
+            items = []
+            for name, (rows, live) in layout.rows.items():
+                if live[1] < first or live[1] == first > 0 or live[0] > last:
+                    continue      # (a tensor last read by the segment's source layer: the segment before's)
+                if name == end_cut:
+                    rows = ring_rows(*layout.plan[name])
+                t = ir.tensors[name]
+                items.append((name, rows * t.row_bytes, max(live[0], first), min(live[1], last)))
+            return first_fit(items)[1]
+
+        def plan_for(act_budget):
+            cuts, seg_bands, start = [], [], 0
+            while True:
+                later = [c for c in cands if ir.tensors[c].producer > start]
+                for nb in counts if not (every_cut and later) else ():
+                    if nb > ir.graph.spec(pool_in).height:
+                        break
+                    lay_ = band_layout(ir, nb, None, tuple(cuts), tuple(seg_bands))
+                    if seg_bytes(lay_, start, last_layer, None) <= act_budget:
+                        return nb, lay_, sum(seg_bands) + nb
+                step = None
+                for c in later if every_cut else reversed(later):
+                    for nb in counts:
+                        if nb > ir.tensors[c].spec.height:
+                            break
+                        lay_ = band_layout(ir, 1, None, tuple(cuts + [c]), tuple(seg_bands + [nb]))
+                        if seg_bytes(lay_, start, ir.tensors[c].producer, c) + \
+                                program_bytes(start, ir.tensors[c].producer, nb) <= act_budget:
+                            step = (c, nb)
+                            break
+                    if step is not None:
+                        break
+                if step is None:
+                    return None
+                cuts.append(step[0])
+                seg_bands.append(step[1])
+                start = ir.tensors[step[0]].producer
+
+        best, tried = None, set()
+        room = ir.budget - static.total
+        for frac in (1.0, 0.85, 0.7, 0.55, 0.4, 0.25):
+            got = plan_for(int(room * frac))
+            if got is None or (got[1].cuts, got[1].seg_bands, got[0]) in tried:
+                continue
+            tried.add((got[1].cuts, got[1].seg_bands, got[0]))
+            fits, _, chosen = self._fits(ir, got[1], got[2], streamed, static)
+            if fits and (best is None or len(chosen[1]) < len(best[1])):
+                best = chosen
+        return best
 
     def place(self, ir: CompileIR):
         """The band count and the streamed steps for ``ir.cfg``: ``(chosen, streamed, best,
@@ -238,6 +347,9 @@ class TileLayers:
         ir.budget = hw.usable_onchip_bytes(ir.board)
         order = streamable_steps(ir, ir.cfg) if ir.board.external is not None and ir.placement != "onchip" else []
         streamed = frozenset(order) if ir.placement == "external" else frozenset()
+        if ir.placement == "spill":
+            got = self._spill_search(ir, frozenset(order), every_cut=True) if order else None
+            return got, frozenset(order) if got else frozenset(), None, order
         bisect = ir.placement == "auto" and bool(order)
         # (the not-fit figures come from the last search that fails: the first, or with
         # every streamable step streamed)
@@ -256,6 +368,11 @@ class TileLayers:
                     lo = mid + 1
                     if mid == len(order):
                         best = b_
+        if chosen is None and order and ir.placement != "onchip":
+            # not even with every step streamed: tensors to external memory too
+            got = self._spill_search(ir, frozenset(order))
+            if got is not None:
+                chosen, streamed = got, frozenset(order)
         return chosen, streamed, best, order
 
     def run(self, ir: CompileIR) -> CompileIR:
@@ -263,6 +380,7 @@ class TileLayers:
         if chosen is not None:
             n_bands, tiles, anchor, layout, program, blocks, lutram, per, static = chosen
             ir.streamed = streamed
+            ir.spills = layout.cuts
             ir.anchor = anchor or ir.graph.output.input
             ir.memory_blocks = {"block_ram": blocks, "lutram_luts": lutram,
                                 "per_memory": {k: {"blocks": b, "lutram_luts": l} for k, (b, l) in per.items()}}

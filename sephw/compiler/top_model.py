@@ -36,6 +36,7 @@ TOP_FC_ACC = 5          # FC: last MAC beat of a byte plane -> its accumulators 
                         # + lanes - 1 (one lane per cycle)
 TOP_DMA = 4             # DMA_LOAD: command taken -> first read command out, last beat -> word written -> done
 TOP_FC_MUL = 32         # FC: serial multiply of a logit (one bit of M per cycle)
+TOP_SPILL_DRAIN = 4     # SPILL: last piece read -> its word leaves the output FIFO -> done
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,26 @@ def load_cycles(ins, dma: tuple[int, int] | None) -> int:
     memory's ``(beats per on-chip word, read latency)``."""
     if dma is None:
         raise ValueError("DMA_LOAD's cycles need the external memory's beats and read latency")
-    beats, latency = dma
+    beats, latency = dma[:2]
     return ins.length * beats + latency + TOP_DMA
+
+
+def spill_pieces(ins, d: TensorDesc, chunk: int) -> int:
+    """The DRAM-aligned ``chunk``-byte pieces a SPILL writes (rtl_gen/spill.py): per row, those
+    that hold one of its bytes."""
+    rb = d.width * d.channels
+    n = 0
+    for k in range(ins.rows):
+        a = ins.ext_addr + k * rb
+        n += (a + rb - 1) // chunk - a // chunk + 1
+    return n
+
+
+def spill_cycles(ins, d: TensorDesc, chunk: int) -> int:
+    """A SPILL's cycles in the Spill unit (rtl_gen/spill.py) from its start to its ``done``
+    when the DRAM port takes a word per cycle: one RowAddress, a set-up cycle per row, a
+    cycle per piece (:func:`spill_pieces`), then the last word's way out (TOP_SPILL_DRAIN)."""
+    return TOP_ROW_ADDR + ins.rows + spill_pieces(ins, d, chunk) + TOP_SPILL_DRAIN
 
 
 def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = False,
@@ -158,6 +177,8 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
         return 2 * ins.length + 1
     if op == Op.DMA_LOAD:
         return 0        # queued in the LoadUnit; the load runs beside the next instructions
+    if op == Op.SPILL:
+        return 0        # its cycles need the external memory's word (schedule_program.program_cycles)
     if op == Op.POOL_FC:
         a = tensors[ins.src_a]
         cyc = 1 + (a.channels if clear_pool_sums else 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from ..compiler import compile_graph
+from ..compiler.ir import PLACEMENTS
 
 
 def board_at_clock(board, mhz: float):
@@ -83,10 +84,12 @@ def register_cli(subparsers) -> None:
                    help="design clock in MHz (default: the board profile's clock_hz). ECP5 boards make it with "
                         "a PLL (nearest setting within 0.5%%), and the open flow fails clearly when the routed "
                         "design does not reach it; Xilinx boards run at their oscillator")
-    p.add_argument("--weights", choices=("auto", "onchip", "external"), default="auto",
+    p.add_argument("--weights", choices=PLACEMENTS, default="auto",
                    help="where pattern and int8 weight words live: auto (on chip where the model fits, else the "
-                        "largest layers in the board's DRAM, loaded by DMA_LOAD before each tile), onchip "
-                        "(never DRAM), external (every layer that can stream from DRAM)")
+                        "largest layers in the board's DRAM, loaded by DMA_LOAD before each tile; where even "
+                        "that does not fit, tensors spilled to DRAM between segments of the network too), onchip "
+                        "(never DRAM), external (every layer that can stream from DRAM), spill (external, and a "
+                        "tensor spilled at every cut: the whole DRAM path on a small model)")
     p.add_argument("--bake-images", action="store_true",
                    help="bake the Program and memory images into top.v (boot ROM) instead of loading them at run time")
     p.set_defaults(func=cmd_compile)
