@@ -402,11 +402,33 @@ class Accelerator(wiring.Component):
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 with m.If(self.start & ~self.booting):
-                    m.d.comb += fd.go.eq(1)
                     if lu is not None:
                         m.d.comb += lu.clear.eq(1)      # no tokens or load error left over
                     m.d.sync += [self.cycles.eq(0), running.eq(1), self.done.eq(0), self.error.eq(0)]
-                    m.next = "WAIT"
+                    if arch.program_page:
+                        m.next = "BOOT"
+                    else:
+                        m.d.comb += fd.go.eq(1)
+                        m.next = "WAIT"
+            if arch.program_page:
+                # a paged Program (sephw/compiler/paging.py): its first two pages from
+                # external word 0 into the program memory, then the fetch starts
+                seen = Signal()
+                with m.State("BOOT"):
+                    c = lu.push.payload
+                    m.d.comb += [lu.push.valid.eq(1), c.ext_addr.eq(0), c.words.eq(2 * arch.program_page),
+                                 c.onchip.eq(0), c.mem.eq(MEM_PROGRAM), c.signal.eq(0)]
+                    m.d.sync += seen.eq(0)
+                    with m.If(lu.push.ready):
+                        m.next = "BOOT_WAIT"
+                with m.State("BOOT_WAIT"):
+                    with m.If(lu.busy):
+                        m.d.sync += seen.eq(1)
+                    with m.If(lu.error):
+                        m.next = "ERROR"
+                    with m.Elif(seen & ~lu.busy):
+                        m.d.comb += fd.go.eq(1)
+                        m.next = "WAIT"
             with m.State("WAIT"):
                 take_next()
             with m.State("DISPATCH"):
@@ -447,8 +469,12 @@ class Accelerator(wiring.Component):
                     with m.Case(Op.END):
                         m.d.sync += [running.eq(0), self.done.eq(1)]
                         m.next = "IDLE"
-                    with m.Case(Op.NOP, Op.SYNC):
+                    with m.Case(Op.NOP):
                         m.next = "WAIT"
+                    with m.Case(Op.SYNC):
+                        # every unit idle: the in-order engines are; the LoadUnit's queue drains
+                        with m.If(Const(1) if lu is None else ~lu.busy):
+                            m.next = "WAIT"
                     if lu is not None:
                         with m.Case(Op.SPILL):
                             # the DRAM port's writes wait for no read in flight: the

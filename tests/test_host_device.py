@@ -536,12 +536,15 @@ def test_sim_board_end_to_end(sepnet_build):
 
 @pytest.mark.slow
 def test_sim_board_with_dram(sepnet_build, tmp_path):
-    """A build whose pattern and int8 weight words all live in the board's DRAM
-    (``placement="external"``) on the simulated board, whose System has the DRAM port (here a
-    behavioural memory at the board's read latency, empty at start): INFO reports the DRAM;
-    ``Device.load`` writes external.bin into it by LOADs into memory 5 through the host link
-    and the DRAM port's arbiter; the run's DMA_LOADs read it back: every logit bit-exact, the
-    device's cycle count as predicted. A LOAD past the DRAM's end is refused (BAD_ADDRESS)."""
+    """A build whose pattern and int8 weight words all live in the board's DRAM, with a tensor
+    spilled there at every segment cut and its Program in DRAM pages (``placement="spill"``),
+    on the simulated board, whose System has the DRAM port (here a behavioural memory at the
+    board's read latency, empty at start): INFO reports the DRAM; ``Device.load`` writes
+    external.bin (the Program's pages first) into it by LOADs into memory 5 through the host
+    link and the DRAM port's arbiter, and nothing into the program memory; the run boots the
+    first pages, its DMA_LOADs, SPILLs and LOADs go through the DRAM: every logit bit-exact,
+    the device's cycle count as predicted. A LOAD past the DRAM's end is refused
+    (BAD_ADDRESS)."""
     import torch
 
     from sephw import reference
@@ -550,7 +553,8 @@ def test_sim_board_with_dram(sepnet_build, tmp_path):
     from conftest import SMALL_ENGINE
     g, _, _ = sepnet_build
     d = tmp_path / "dram_build"
-    _, rep = compile_graph(g, "arty-a7-35", d, engine=SMALL_ENGINE, placement="external")
+    ir, rep = compile_graph(g, "arty-a7-35", d, engine=SMALL_ENGINE, placement="spill")
+    assert ir.spills and ir.program_page
     man = Manifest.read(d)
     ext_bytes = rep["external"]["bytes"]
     assert ext_bytes == (d / "external.bin").stat().st_size > 8192     # several LOAD chunks
@@ -566,7 +570,9 @@ def test_sim_board_with_dram(sepnet_build, tmp_path):
             dev.transact(Cmd.LOAD, LOAD_HEADER.pack(mem=6, addr=0) + bytes(16), reply_len=2)
         ld = dev.load(d)
         on_chip = sum(len(b) for r, b in man.images(external=False))
-        assert ld["bytes"] == on_chip + ext_bytes and ld["frames"] >= -(-ext_bytes // 4080) + 5
+        assert "program" not in {r.name for r, _ in man.images(external=False)}
+        assert ld["bytes"] == on_chip + ext_bytes
+        assert ld["frames"] >= -(-ext_bytes // 4080) + len(man.images(external=False))
         got = dev.infer(x.numpy())
         np.testing.assert_array_equal(got, exp)        # every logit, bit-exact
         cyc = dev.last_stats[-1]["compute_cycles"]

@@ -217,9 +217,10 @@ def test_spilled_tensors_through_external_memory(tmp_path):
     segment cut) on a quarter-width SEP-Net-small at 16×16: each cut tensor's rows go to the
     behavioural DRAM by SPILL as its band produces them and come back by LOAD (the
     InputFeeder, from the SPILL's addresses) for the next segment, the input image from DRAM
-    too. Every logit equal to the reference's, every instruction's cycles as predicted
-    (SPILL's wait for the LoadUnit to drain included); with random DRAM stalls and
-    back-pressure the logits stay exact."""
+    too; the Program, longer than two pages, from DRAM in pages (two on chip). Every logit
+    equal to the reference's, every instruction's cycles as predicted (SPILL's and SYNC's
+    waits for the LoadUnit to drain, the first pages' load at start included); with random
+    DRAM stalls and back-pressure the logits stay exact."""
     from sim.top_driver import run_top
     g = _graph("sepnet-small", 16, width=0.25, num_classes=10)
     ir, rep = compile_graph(g, "arty-a7-35", tmp_path, engine=ENGINE, placement="spill")
@@ -230,6 +231,12 @@ def test_spilled_tensors_through_external_memory(tmp_path):
     ext = rep["external"]
     assert ext["spilled"] == list(ir.spills) and ext["spill_bytes"] > 0
     assert all(ir.external.nbytes <= i.ext_addr for i in ir.instructions if i.op in (Op.LOAD, Op.SPILL))
+    # the Program (longer than two pages) runs from the DRAM in pages, two on chip
+    page = ir.program_page
+    assert page and ir.arch.program_words == 2 * page < len(ops)
+    page_loads = [i for i in ir.instructions if i.op == Op.DMA_LOAD and i.mem == SELECT["program"]]
+    assert [i.waddr for i in page_loads] == [(k % 2) * page for k in range(2, 2 + len(page_loads))]
+    assert -(-len(ops) // page) == 2 + len(page_loads)
     x = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
     r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())    # asserts every logit
     meas = r["instruction_cycles"][0]

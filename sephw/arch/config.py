@@ -226,7 +226,11 @@ class ArchConfig:
     pattern memory's words (0: none; with ``engine.depthwise`` only), written through the
     ``patterns`` memory's addresses from :attr:`dw_base` on; ``ext_data_bits`` and
     ``ext_words`` the external memory port's width and words (0: no external memory; the
-    top then has no ``ext`` port and refuses ``DMA_LOAD``)."""
+    top then has no ``ext`` port and refuses ``DMA_LOAD``); ``program_page`` (with external
+    memory only; 0: the whole Program on chip) the instructions of a Program page: the
+    Program lives in external memory from word 0, the program memory holds two pages
+    (``program_words`` = 2 pages), the top loads the first two at ``start`` and the Program
+    loads the later ones (docs/isa.md, "Program pages")."""
     engine: EngineConfig
     act_bytes: int
     pattern_words: int
@@ -243,6 +247,7 @@ class ArchConfig:
     dw_words: int = 0
     ext_data_bits: int = 0
     ext_words: int = 0
+    program_page: int = 0
 
     def __post_init__(self):
         if not isinstance(self.engine, EngineConfig):
@@ -250,6 +255,9 @@ class ArchConfig:
         if bool(self.ext_words) != bool(self.ext_data_bits) or self.ext_data_bits % 8:
             raise ConfigError(f"ext_data_bits {self.ext_data_bits} and ext_words {self.ext_words}: both 0, "
                               f"or whole bytes and a size")
+        if self.program_page and (not self.ext_words or self.program_words != 2 * self.program_page):
+            raise ConfigError(f"program_page {self.program_page}: needs external memory and program_words "
+                              f"= 2 pages (not {self.program_words})")
         if self.dw_words and not (self.engine.depthwise and self.engine.depthwise_fits):
             raise ConfigError("dw_words without the engine's depthwise mode (or its word is wider "
                               "than the pattern memory)")
@@ -304,6 +312,8 @@ class ArchConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["engine"] = self.engine.to_dict()
+        if not d["program_page"]:
+            del d["program_page"]       # (a contract without pages keeps its earlier hash)
         return d
 
     @classmethod

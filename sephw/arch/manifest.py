@@ -162,7 +162,8 @@ class Manifest:
     def images(self, verify: bool = True, external: bool = True) -> list:
         """``(Region, bytes)`` of every memory image in select order, the external memory's
         (``external.bin``, where the build keeps words in DRAM) last unless ``external`` is
-        False; with ``verify`` each must be whole words of the region's width, within its
+        False (a paged Program's image is not one: its pages are in the external image);
+        with ``verify`` each must be whole words of the region's width, within its
         depth, and (where recorded) match its SHA-256."""
         out = []
         recorded = dict(self._data["memories"], program=self._data["program"])
@@ -171,6 +172,8 @@ class Manifest:
             recorded["external"] = self._data["external"]
             regions.append(self.memory_map.external)
         for r in regions:
+            if r.name == "program" and self.arch.program_page:
+                continue        # a paged Program is in the external image (its first words)
             p = self.path(r.image)
             try:
                 blob = p.read_bytes()

@@ -8,8 +8,18 @@ from .ir import ACT_ALIGN, FIELD_MAX, PARAM_WORD_BYTES, TENSOR_DESC_BYTES, Compi
 from .memory import first_fit
 from ..arch.config import dma_beats, pattern_depth
 from . import hw
+from .paging import paged_length
 from .operands import (STREAMED, block_words, fc_blocks, param_words_of, params_streamed, stream_memory,
                        tile_stream_words)
+
+
+def program_region_words(ir: CompileIR) -> int:
+    """On-chip program words of a paged Program's pages in the external image (0: not paged)."""
+    if not ir.program_page:
+        return 0
+    from .emit_instructions import program_of
+    n = paged_length(len(program_of(ir.tiles, lambda t: None)), ir.program_page)
+    return -(-n // ir.program_page) * ir.program_page
 
 
 class AssignAddresses:
@@ -27,8 +37,9 @@ class AssignAddresses:
         # (operand after operand), and in the external image tile block after tile block
         st_mem = ir.static
         buf_base = {mem: st_mem.buffer_base(mem) for mem in STREAMED}
-        ext = 0
         beats = dma_beats(cfg, ir.board.external.data_bits) if ir.streamed else 0
+        # a paged Program takes the external image's first words (paging.py), whole pages
+        ext = program_region_words(ir) * beats
         for lay in ir.layers:
             n = lay.node
             if isinstance(n, InputNode):

@@ -12,6 +12,7 @@ from ..arch.link import MAX_PAYLOAD  # the host link's frame buffer (docs/protoc
 from ..intgraph import PoolFCNode, SkipOperand
 from .hw import EngineConfig, dw_operand
 from .ir import CompileError, CompileIR, ProgramEntry, Tile
+from .paging import paginate
 from .operands import block_words, fc_blocks, operand_reads, param_blocks, param_word, params_streamed, stream_memory
 
 
@@ -24,7 +25,8 @@ def arch_config(ir: CompileIR) -> ArchConfig:
                       pattern_words=ir.static.pattern_words * ir.cfg.pattern_slices,
                       dw_words=ir.static.dw_words, weight_words=ir.memory["weights"].words,
                       param_words=ir.memory["params"].words, tensors=ir.memory["tensors"].words,
-                      program_words=len(ir.program),
+                      program_words=2 * ir.program_page if ir.program_page else len(ir.program),
+                      program_page=ir.program_page,
                       max_channels=max(t.spec.channels for t in ir.tensors.values()),
                       max_classes=classes, input_bytes=math.prod(g.input.out.shape), logit_bytes=8 * classes,
                       frame_bytes=MAX_PAYLOAD, clock_hz=int(ir.board.clock_hz),
@@ -57,19 +59,28 @@ class EmitInstructions:
             ins.encode()      # raises ISAError naming the field that does not fit
             return ins
         ir.program = program_of(tqdm(ir.tiles, desc="emit", disable=not ir.progress, leave=False), instruction)
+        if ir.program_page:
+            ir.program = paginate(ir.program, ir.program_page, dma_beats(ir.cfg, ir.board.external.data_bits))
         ir.arch = arch_config(ir)
         return ir
 
     def check(self, ir: CompileIR) -> None:
         assert ir.program[-1].instruction.op == Op.END
-        assert len(ir.program) * WORD_BYTES == ir.onchip["program"], (len(ir.program), ir.onchip["program"])
+        assert (2 * ir.program_page if ir.program_page else len(ir.program)) * WORD_BYTES == ir.onchip["program"], \
+            (len(ir.program), ir.onchip["program"])
         for e in ir.program:
             ins = e.instruction
             assert Instruction.decode(ins.encode()) == ins
-            # a tile's instruction computes that tile's layer; SYNC / END have none
-            assert (e.tile is None) == (ins.op in (Op.SYNC, Op.END)), ins.text()
+            # a tile's instruction computes that tile's layer; SYNC / END and the Program's
+            # page loads have none
+            assert (e.tile is None) == (ins.op in (Op.SYNC, Op.END) or ins.op == Op.DMA_LOAD
+                                        and ins.mem == SELECT["program"]), ins.text()
             assert e.tile is None or (e.tile.layer == ins.layer and e.tile.opcode == ins.op), ins.text()
-            if ins.op == Op.DMA_LOAD:       # within the external image and the memory's buffer
+            if ins.op == Op.DMA_LOAD and e.tile is None:     # a Program page, within the Program's pages
+                beats = dma_beats(ir.cfg, ir.board.external.data_bits)
+                assert ins.ext_addr + ins.length * beats <= -(-len(ir.program) // ir.program_page) * \
+                    ir.program_page * beats, ins.text()
+            elif ins.op == Op.DMA_LOAD:     # within the external image and the memory's buffer
                 beats = dma_beats(ir.cfg, ir.board.external.data_bits)
                 assert ins.ext_addr + ins.length * beats <= ir.external.words, ins.text()
                 assert ins.waddr + ins.length <= ir.memory[e.tile.mem].words, ins.text()

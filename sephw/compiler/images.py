@@ -9,6 +9,7 @@ import numpy as np
 
 from ..arch.config import dma_beats, dw_pattern_words, pattern_depth
 from ..arch.formats import PARAM_WORD, TENSOR_DESC
+from ..arch.isa import WORD_BYTES
 from ..intgraph import InputNode, PoolFCNode, SkipOperand
 from . import hw
 from .ir import PARAM_WORD_BYTES, CompileError
@@ -186,13 +187,18 @@ def external_words(ir) -> bytes:
     each block its operands' words in operand order, after a layer's steps its parameter
     words where the whole layer streams (a streamed FC: its words in
     :func:`weight_words`' order, a chunk of classes its consecutive blocks), as a DMA_LOAD moves them: every on-chip
-    word as ``dma_beats`` external words of ``ext_data_bits``, low bits first, zero-padded."""
+    word as ``dma_beats`` external words of ``ext_data_bits``, low bits first, zero-padded.
+    A paged Program (paging.py) comes first."""
     cfg = ir.cfg
     if not ir.streamed:
         return b""
     eb = ir.board.external.data_bits // 8
     wbytes = dma_beats(cfg, ir.board.external.data_bits) * eb
     out = []
+    if ir.program_page:         # a paged Program first, whole pages (zero words: NOP)
+        words = [i.to_bytes() for i in ir.instructions]
+        words += [bytes(WORD_BYTES)] * (-len(words) % ir.program_page)
+        out += [w.ljust(wbytes, b"\0") for w in words]
     for lay in ir.layers:
         if (lay.index, 0) in ir.streamed and isinstance(lay.node, PoolFCNode):    # the FC, whole
             assert sum(len(w) for w in out) // eb == ir.ext_addr[(lay.index, 0, "weights")]

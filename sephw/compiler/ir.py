@@ -207,6 +207,8 @@ class CompileIR:
                                           # loaded back band by band (segment cuts, TileLayers)
     spill_addr: dict[str, int] = field(default_factory=dict)  # spilled tensor -> its first byte in
                                           # external memory (AssignAddresses)
+    program_page: int = 0                 # instructions per Program page where the Program runs from
+                                          # external memory (TileLayers; 0: on chip; paging.py)
     input_addr: int = 0                   # with external memory: the input image's first byte there
                                           # (AssignAddresses; sephw.arch.memmap input_base)
     static: StaticMemory | None = None    # memories besides activations and program (TileLayers)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..arch.config import dma_beats
-from ..arch.isa import DEP_SIGNAL_NEXT, DEP_WAIT_PREV, FLAG_FC_MORE, FLAG_FINAL, LOAD_QUEUE_DEPTH, Op
+from ..arch.isa import DEP_SIGNAL_NEXT, DEP_WAIT_PREV, FLAG_FC_MORE, FLAG_FINAL, LOAD_QUEUE_DEPTH, Instruction, Op
 from . import hw
 from .ir import CompileIR
 
@@ -15,10 +15,11 @@ def tensor_descs(ir: CompileIR) -> dict[int, hw.TensorDesc]:
 
 LOAD_QUEUE_TAKE = 2     # a pushed load reaches the LoadDMA 2 cycles later (the queue's
                         # buffered output, rtl_gen/loadunit.py)
+BOOT_FETCH = 1          # a paged Program's boot load done -> the fetcher's go (rtl_gen/top.py BOOT)
 
 
 def program_cycles(cfg: hw.EngineConfig, instructions: list, desc: dict,
-                   dma: tuple[int, int] | None = None, waits: list | None = None) -> list[int]:
+                   dma: tuple[int, int] | None = None, waits: list | None = None, boot_words: int = 0) -> list[int]:
     """Each instruction's cycles on the RTL top as built, in Program order: the sequencer's
     (hw.top_instruction_cycles; the first waits for the first fetch; the first POOL_FC of an
     inference, and the first after each final one, clears the pool sums) and, where the
@@ -29,18 +30,30 @@ def program_cycles(cfg: hw.EngineConfig, instructions: list, desc: dict,
     oldest token counts; a SPILL waits in DISPATCH until the LoadDMA has nothing left
     (``hw.spill_cycles`` then). ``dma``: the external memory's ``(beats per on-chip word, read
     latency, SPILL piece bytes)`` (:func:`dma_timing`); ``waits``: a list that gets each instruction's cycles of
-    waiting for a load."""
+    waiting for a load. ``boot_words``: a paged Program's first two pages, which the top loads
+    at ``start`` before it fetches (paging.py): the first instruction waits for them, and a
+    SYNC waits until the LoadDMA has nothing left."""
     out = []
     first_pool = True
     t = 0                   # the cycle the instruction's interval starts
     free = 0                # the cycle the LoadDMA can take the next load
     tokens = []             # the cycles from which the loads' tokens count, oldest first
     starts = []             # the cycles the LoadDMA takes each load
+    if boot_words:
+        # start -> the boot load queued (BOOT) -> taken -> done -> the fetcher starts
+        starts.append(LOAD_QUEUE_TAKE)
+        free = LOAD_QUEUE_TAKE + hw.load_cycles(Instruction(Op.DMA_LOAD, length=boot_words), dma)
+        t = free + BOOT_FETCH       # (the first instruction's cycles include it)
+    boot = t
     for i, ins in enumerate(instructions):
         cyc = hw.top_instruction_cycles(cfg, ins, desc, clear_pool_sums=first_pool, first=i == 0)
         dispatch = t + hw.TOP_DISPATCH + (hw.TOP_FETCH_FIRST if i == 0 else 0)
         wait = 0
-        if ins.op == Op.SPILL:
+        if ins.op == Op.SYNC and starts:
+            # a SYNC waits until the LoadUnit has nothing queued or running, while the next
+            # instruction's fetch goes on
+            wait = max(0, hw.TOP_DISPATCH + max(0, free + 1 - dispatch) - cyc)
+        elif ins.op == Op.SPILL:
             # the DRAM's writes wait in DISPATCH until the LoadUnit has nothing queued or running
             # (its busy falls the cycle after the LoadDMA's done, as a token counts)
             wait = max(0, free + 1 - dispatch) if starts else 0
@@ -58,9 +71,9 @@ def program_cycles(cfg: hw.EngineConfig, instructions: list, desc: dict,
             if not tokens:
                 raise ValueError(f"instruction {i} waits for a load token that no DMA_LOAD before it gives")
             wait = max(0, tokens.pop(0) - dispatch)
-        out.append(cyc + wait)
+        out.append(cyc + wait + (boot if i == 0 else 0))
         if waits is not None:
-            waits.append(wait)
+            waits.append(wait + (boot if i == 0 else 0))
         t += cyc + wait
         if ins.op == Op.POOL_FC:
             # the FC (its last chunk) clears the sums again
@@ -90,7 +103,8 @@ class ScheduleProgram:
         # their measured rates behind an idealised window feed, the sizing objective), kept for comparison;
         # ``busy``: engine-level busy cycles per unit.
         waits = []
-        cycles = program_cycles(ir.cfg, [e.instruction for e in ir.program], tensor_descs(ir), dma_timing(ir), waits)
+        cycles = program_cycles(ir.cfg, [e.instruction for e in ir.program], tensor_descs(ir), dma_timing(ir), waits,
+                                boot_words=2 * ir.program_page)
         t = 0
         sched = []
         for i, (entry, cyc, wait) in enumerate(zip(ir.program, cycles, waits)):

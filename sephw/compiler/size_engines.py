@@ -168,7 +168,8 @@ def top_cycles(ir: CompileIR, cfg: hw.EngineConfig, plan: dict | None = None,
     tid = {name: tensor.id for name, tensor in ir.tensors.items()}
     program = program_of(tiles, lambda t: tile_instruction(ir, cfg, t, tid, addresses=False))
     ext = ir.board.external
-    dma = (dma_beats(cfg, ext.data_bits), ext.read_latency) if streamed else None
+    dma = (dma_beats(cfg, ext.data_bits), ext.read_latency, min(cfg.act_banks, ext.data_bits // 8)) \
+        if streamed else None
     return sum(program_cycles(cfg, [e.instruction for e in program], tensor_descs(ir), dma))
 
 

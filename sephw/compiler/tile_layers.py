@@ -13,6 +13,7 @@ from . import hw
 from .bands import band_layout, ring_rows
 from .ir import BRAM_HEADROOM, PARAM_WORD_BYTES, CompileError, CompileIR, StaticMemory, Tensor, Tile
 from .memory import first_fit, memory_blocks, memory_geometry, static_memory, streamable_steps
+from .paging import PAGE
 from .operands import fc_chunk_words, fc_chunks, params_streamed, rows_needed, tile_cost, tile_stream_words, windowed
 
 
@@ -232,26 +233,35 @@ class TileLayers:
             if not want_best and static.total + layout.act_bytes > ir.budget:
                 continue
             fits, total, got = self._fits(ir, layout, n_bands, streamed, static)
-            _, tiles, _, _, program, blocks, lutram, per, _ = got
+            tiles, blocks, lutram = got[1], got[5], got[6]
             if want_best and (best is None or total < best[0]):
                 best = (total, n_bands, layout, blocks, lutram, static)
             if fits:
                 done.add(anchor)
             if fits and (chosen is None or len(tiles) < len(chosen[1])):
-                chosen = (n_bands, tiles, anchor, layout, program, blocks, lutram, per, static)
+                chosen = (n_bands, tiles, anchor) + got[3:]
         return chosen, best
 
     def _fits(self, ir: CompileIR, layout, n_bands: int, streamed: frozenset, static: StaticMemory):
-        """Tiles and memory of one band plan: ``(fits, total bytes, chosen tuple)``."""
+        """Tiles and memory of one band plan: ``(fits, total bytes, chosen tuple)``. With
+        streamed steps (external memory), a Program that does not fit on chip runs from
+        external memory in pages (paging.py): two pages on chip."""
         tiles = self.make_tiles(ir, ir.cfg, layout.plan, n_bands, streamed=streamed, reloads=layout.loads,
                                 cuts=layout.cuts)
-        program = (len(tiles) + 3) * WORD_BYTES   # + SYNC before STORE, SYNC, END
-        total = static.total + layout.act_bytes + program
-        blocks, lutram, per = memory_blocks(ir.board.vendor,
-                                            memory_geometry(ir.cfg, static, layout.act_bytes, len(tiles) + 3))
-        fits = total <= ir.budget and blocks <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM \
-            and ir.resources["lut"] + lutram <= ir.board.resources["lut"]
-        return fits, total, (n_bands, tiles, None, layout, program, blocks, lutram, per, static)
+        n = len(tiles) + 3                        # + SYNC before STORE, SYNC, END
+        # (placement spill, the whole external-memory path, pages a Program that can be)
+        pages = (0,) if not streamed or n <= 2 * PAGE else (PAGE,) if ir.placement == "spill" else (0, PAGE)
+        for page in pages:
+            words = 2 * page if page else n
+            program = words * WORD_BYTES
+            total = static.total + layout.act_bytes + program
+            blocks, lutram, per = memory_blocks(ir.board.vendor,
+                                                memory_geometry(ir.cfg, static, layout.act_bytes, words))
+            fits = total <= ir.budget and blocks <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM \
+                and ir.resources["lut"] + lutram <= ir.board.resources["lut"]
+            if fits:
+                break
+        return fits, total, (n_bands, tiles, None, layout, program, blocks, lutram, per, static, page)
 
     def _spill_search(self, ir: CompileIR, streamed: frozenset, every_cut: bool = False):
         """Where no band plan fits with every streamable step streamed: cut the network into
@@ -275,7 +285,9 @@ class TileLayers:
                 cands.append(name)
         if not cands:
             return None
-        counts = sorted({*range(1, 9), 12, 16, 24, 32, 48, 64})
+        def counts(h):
+            # band counts up to one row of the segment's anchor per band
+            return sorted(n for n in {*range(1, 9), 12, 16, 24, 32, 48, 64, h // 2, h} if 1 <= n <= h)
         last_layer = len(ir.layers) - 1
         # each layer's tiles in one band (a band count of n repeats them up to n times)
         per_band = {}
@@ -283,7 +295,10 @@ class TileLayers:
             per_band[t.layer] = per_band.get(t.layer, 0) + 1
 
         def program_bytes(first, last, nb):
-            return nb * WORD_BYTES * (2 + sum(per_band.get(i, 0) for i in range(first + 1 if first else 0, last + 1)))
+            # (a Program that outgrows the memory runs in pages: _fits tries that too, so a
+            # segment's Program counts against its rings only up to the two pages)
+            return min(2 * PAGE, nb * (2 + sum(per_band.get(i, 0) for i in range(first + 1 if first else 0,
+                                                                                    last + 1)))) * WORD_BYTES
 
         def seg_bytes(layout, first, last, end_cut):
             # the rings live while layers first .. last run; the segment's own cut counts its
@@ -302,17 +317,13 @@ class TileLayers:
             cuts, seg_bands, start = [], [], 0
             while True:
                 later = [c for c in cands if ir.tensors[c].producer > start]
-                for nb in counts if not (every_cut and later) else ():
-                    if nb > ir.graph.spec(pool_in).height:
-                        break
+                for nb in counts(ir.graph.spec(pool_in).height) if not (every_cut and later) else ():
                     lay_ = band_layout(ir, nb, None, tuple(cuts), tuple(seg_bands))
                     if seg_bytes(lay_, start, last_layer, None) <= act_budget:
                         return nb, lay_, sum(seg_bands) + nb
                 step = None
                 for c in later if every_cut else reversed(later):
-                    for nb in counts:
-                        if nb > ir.tensors[c].spec.height:
-                            break
+                    for nb in counts(ir.tensors[c].spec.height):
                         lay_ = band_layout(ir, 1, None, tuple(cuts + [c]), tuple(seg_bands + [nb]))
                         if seg_bytes(lay_, start, ir.tensors[c].producer, c) + \
                                 program_bytes(start, ir.tensors[c].producer, nb) <= act_budget:
@@ -328,7 +339,7 @@ class TileLayers:
 
         best, tried = None, set()
         room = ir.budget - static.total
-        for frac in (1.0, 0.85, 0.7, 0.55, 0.4, 0.25):
+        for frac in (1.0, 0.85, 0.7, 0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2):
             got = plan_for(int(room * frac))
             if got is None or (got[1].cuts, got[1].seg_bands, got[0]) in tried:
                 continue
@@ -378,8 +389,9 @@ class TileLayers:
     def run(self, ir: CompileIR) -> CompileIR:
         chosen, streamed, best, order = self.place(ir)
         if chosen is not None:
-            n_bands, tiles, anchor, layout, program, blocks, lutram, per, static = chosen
+            n_bands, tiles, anchor, layout, program, blocks, lutram, per, static, page = chosen
             ir.streamed = streamed
+            ir.program_page = page
             ir.spills = layout.cuts
             ir.anchor = anchor or ir.graph.output.input
             ir.memory_blocks = {"block_ram": blocks, "lutram_luts": lutram,
