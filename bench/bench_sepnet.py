@@ -1,6 +1,7 @@
 """SEP-Net-small at full width on each board (issue 15): the paper's network (Table 8,
 1,362,368 weights, 1,000 classes, RGB) at growing input sizes up to its real 224×224, with
-pattern and int8 weight words in the board's DRAM where they do not fit on chip.
+pattern and int8 weight words in the board's DRAM where they do not fit on chip, and tensors
+and the Program there too where even that does not fit.
 
 Per size and board (random weights, k×k convolutions binarized, quantized on random uint8
 calibration images; cycles and memories depend on the shapes, not the weights): whether it
@@ -62,14 +63,15 @@ def main() -> None:
                     ir, rep = compile_graph(g, board, out)
                 except CompileError as e:
                     results[key] = {"error": str(e), "compile_seconds_wall": round(time.perf_counter() - t0, 1)}
-                    rows.append([key] + [""] * 9 + [f"does not fit: {e}"])
+                    rows.append([key] + [""] * 10 + [f"does not fit: {e}"])
                     print(key, "does not fit", flush=True)
                     continue
                 ext = rep["external"] or {}
                 bound = Counter(r["bound"] for r in rep["layers"] if r["bound"])
                 res = {k: rep[k] for k in ("cycles_per_inference", "fps", "clock_hz", "utilization", "bands",
                                            "onchip_bytes", "onchip_budget_bytes", "engine_config", "external")}
-                res.update(streamed_steps=len(ir.streamed), bram_blocks=rep["resources"]["bram_blocks"],
+                res.update(streamed_steps=len(ir.streamed), spilled=list(ir.spills), program_page=ir.program_page,
+                           instructions=rep["instructions"], bram_blocks=rep["resources"]["bram_blocks"],
                            bound=dict(bound), compile_seconds_wall=round(time.perf_counter() - t0, 1))
                 if a.simulate and rep["cycles_per_inference"] <= a.simulate_max_cycles:
                     res["simulation"] = simulate_build(out, g, a.simulate, real_data=False)
@@ -79,6 +81,7 @@ def main() -> None:
                 rows.append([
                     key, f"{cfg['lanes']}L x {cfg['pe_cin']}c k{cfg['k_max']}, MAC {cfg['lanes']}x{cfg['mac_cols']}",
                     str(rep["bands"]), str(len(ir.streamed)),
+                    f"{len(ir.spills)}" + (f"; {rep['instructions']:,} in pages" if ir.program_page else ""),
                     f"{rep['onchip_bytes']:,} / {rep['onchip_budget_bytes']:,}, {rep['resources']['bram_blocks']:g} BRAM36",
                     f"{ext.get('bytes', 0):,} / {ext.get('bytes_per_inference', 0):,}",
                     f"{ext.get('dma_cycles_per_inference', 0):,}",
@@ -88,7 +91,7 @@ def main() -> None:
                 print(key, rep["cycles_per_inference"], flush=True)
     results_io.write(
         "sepnet", {"sizes": a.sizes, "boards": a.boards, "results": results},
-        ["size:board", "overlay", "bands", "streamed steps", "on-chip bytes, block RAM",
+        ["size:board", "overlay", "bands", "streamed steps", "tensors spilled; Program", "on-chip bytes, block RAM",
          "external bytes: image / per inference", "DMA cycles (issue + waits)", "cycles/inference (RTL-top model)",
          "measured in Verilator", "FPS at the board clock (pattern-engine util.)", "layers bound by"], rows,
         command="python bench/bench_sepnet.py " + " ".join(sys.argv[1:]),
@@ -96,7 +99,9 @@ def main() -> None:
               "weights. Each board at its profile clock with the compiler's own overlay search and placement "
               "('auto': on chip where it fits, else the largest steps' pattern and int8 weight words in the "
               "board's DRAM, loaded by DMA_LOAD into one half of a ping-pong buffer while the tile before "
-              "computes; docs/isa.md). The ULX3S profile has no external memory yet. A row without numbers "
+              "computes; where even that does not fit, tensors spilled to DRAM between segments of row bands and "
+              "the Program run from DRAM in pages; docs/isa.md). The ULX3S profile has no external memory yet. "
+              "A row without numbers "
               "gives the compiler's not-fit message. 'measured in Verilator': the RTL top with the behavioural "
               "DRAM at the board's LiteDRAM-calibrated latency, every logit compared with sephw.reference.")
     print((results_io.RESULTS / "sepnet.md").read_text())

@@ -1,10 +1,10 @@
 """Designs with an external memory port (``ext``) beside a behavioural memory
 (:class:`rtl_gen.extmem.ExtMemoryModel`), for simulations of builds that keep words in DRAM:
-:class:`AcceleratorWithExtMemory`, the accelerator top holding a build's external image
-(``external.bin``: little-endian words of ``ext_data_bits``) from the start (whole-network
-runs, ``run_top``), and :class:`WithExtMemory` for any such design, e.g. the simulated board's
-System, whose host link fills the memory by ``LOAD``. Their ports are the inner design's,
-less ``ext``, and ``ext_stall``."""
+:class:`AcceleratorWithExtMemory`, the accelerator top (whole-network runs, ``run_top``,
+whose testbench writes the build's external image, ``external.bin``, into the memory
+through ``ext_poke``), and :class:`WithExtMemory` for any such design, e.g. the simulated
+board's System, whose host link fills the memory by ``LOAD``. Their ports are the inner
+design's, less ``ext``, and ``ext_stall`` and ``ext_poke_*``."""
 from __future__ import annotations
 
 from amaranth.hdl import Module
@@ -16,16 +16,7 @@ from rtl_gen.extmem import ExtMemoryModel
 from rtl_gen.top import Accelerator
 from sephw.arch.config import ArchConfig
 
-__all__ = ["AcceleratorWithExtMemory", "WithExtMemory", "external_words"]
-
-
-def external_words(arch: ArchConfig, blob: bytes) -> list[int]:
-    """An external image's words (``ext_data_bits`` each, little-endian)."""
-    wb = arch.ext_data_bits // 8
-    if len(blob) % wb or len(blob) // wb > arch.ext_words:
-        raise ValueError(f"an external image of {len(blob)} bytes is not whole {wb}-byte words within "
-                         f"{arch.ext_words} words")
-    return [int.from_bytes(blob[i:i + wb], "little") for i in range(0, len(blob), wb)]
+__all__ = ["AcceleratorWithExtMemory", "WithExtMemory"]
 
 
 class WithExtMemory(wiring.Component):
@@ -76,12 +67,11 @@ class WithExtMemory(wiring.Component):
 
 
 class AcceleratorWithExtMemory(WithExtMemory):
-    """The top (:class:`rtl_gen.top.Accelerator`, ``netlist``) and a memory of ``depth`` words
-    holding ``ext_init``."""
+    """The top (:class:`rtl_gen.top.Accelerator`, ``netlist``) and an empty memory of ``depth``
+    words (a testbench writes the external image through ``ext_poke``)."""
 
-    def __init__(self, arch: ArchConfig, ext_init: list, netlist: str = "word", latency: int = 10,
-                 depth: int | None = None):
+    def __init__(self, arch: ArchConfig, netlist: str = "word", latency: int = 10, depth: int = 2):
         self.acc = Accelerator(arch, netlist=netlist)
-        super().__init__(self.acc, arch, ext_init=ext_init, latency=latency, depth=depth)
+        super().__init__(self.acc, arch, latency=latency, depth=depth)
 
     host_w_layout = property(lambda self: self.acc.host_w_layout)

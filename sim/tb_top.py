@@ -2,7 +2,8 @@
 
 Loads the build directory's program and memory images through ``host_w``, then per image:
 ``start``, the input bytes on ``rx`` as the LOAD instructions take them (a build with
-external memory: the image written into the behavioural DRAM first), the logits from
+external memory: its external image written into the behavioural DRAM once, each input
+image before its run), the logits from
 ``tx`` (STORE), ``done`` and the cycle counter, and the counter at every change of ``pc``
 (per-instruction cycles, ``instruction_cycles`` in result.json). Every logit is compared with the expected
 logits of the case (computed by sephw.reference in the driver). No per-cycle Python while
@@ -45,9 +46,9 @@ async def feed_rx(dut, data: list[int], rng: random.Random | None = None, stall:
     dut.rx__valid.value = 0
 
 
-async def poke_input(dut, data: list[int], word: int, word_bytes: int) -> None:
-    """Write the input image into the behavioural DRAM's words from ``word`` on (a build with
-    external memory reads it there; sim/ext_top.py's ``ext_poke`` port, one word per cycle)."""
+async def poke_input(dut, data, word: int, word_bytes: int) -> None:
+    """Write ``data`` (bytes: the external image, an input image) into the behavioural DRAM's
+    words from ``word`` on (sim/ext_top.py's ``ext_poke`` port, one word per cycle)."""
     blob = bytes(data) + bytes(-len(data) % word_bytes)
     dut.ext_poke_en.value = 1
     for i in range(0, len(blob), word_bytes):
@@ -104,6 +105,10 @@ async def network_matches_reference(dut):
     if "ext_stall" in case:             # the behavioural DRAM's stalls (sim/ext_top.py)
         dut.ext_stall.value = case["ext_stall"]
     await start_clock_reset(dut)
+    if case.get("ext_image"):             # the build's words in DRAM, from word 0
+        blob = open(case["ext_image"], "rb").read()
+        await poke_input(dut, blob, 0, ext_input["word_bytes"])
+        dut._log.info(f"wrote {len(blob)} bytes of external image into the DRAM model")
     writes = memory_writes(case["build_dir"])
     waited = 0                            # cycles host_w was held (baked images: the boot ROM)
     for sel, addr, word in writes:

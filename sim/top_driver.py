@@ -65,22 +65,21 @@ def run_top(build_dir, images: np.ndarray, expected: np.ndarray | None = None,
         dut = Path(verilog)
         tag = "topv_" + hashlib.sha1(dut.read_bytes()).hexdigest()[:12]
     elif cfg.ext_words:
-        # the build keeps words in external memory: its image (external.bin) in a behavioural
-        # memory beside the top (the image is part of the simulator build)
-        import hashlib
+        # the build keeps words in external memory: a behavioural memory beside the top, at
+        # the board's read latency (the cycle model's) and as deep as the build uses; the
+        # testbench writes the external image (external.bin) into it before the first image,
+        # and each input image at input_base (which wraps onto its last words), so one
+        # simulator build serves every build of the same contract and memory
         from rtl_gen.extmem import stall_threshold
-        from sim.ext_top import AcceleratorWithExtMemory, external_words
+        from sim.ext_top import AcceleratorWithExtMemory
         from sim.simboard import board_dram
-        blob = man.path("external.bin").read_bytes()
-        # the board's read latency the cycle model assumed, the words the build uses
         dram = board_dram(man)
-        dut = AcceleratorWithExtMemory(cfg, external_words(cfg, blob), netlist=netlist, latency=dram["latency"],
-                                       depth=dram["depth"])
-        tag = cfg.tag() + f"_{netlist}_ext{dram['latency']}_{dram['depth']}_" + hashlib.sha1(blob).hexdigest()[:10]
-        # the stalls are an input of the same simulator build (tb_top sets it); the input
-        # image goes into the memory's words at input_base (which wrap onto its last ones)
+        dut = AcceleratorWithExtMemory(cfg, netlist=netlist, latency=dram["latency"], depth=dram["depth"])
+        tag = cfg.tag() + f"_{netlist}_ext{dram['latency']}_{dram['depth']}"
+        # the stalls are an input of the same simulator build (tb_top sets it)
         case["ext_stall"] = stall_threshold(ext_stall_permille)
         wb = cfg.ext_data_bits // 8
+        case["ext_image"] = str(man.path("external.bin"))
         case["ext_input"] = {"word": MemoryMap(cfg).input_base % dram["depth"], "word_bytes": wb}
     else:
         dut = Accelerator(cfg, netlist=netlist)

@@ -271,10 +271,11 @@ class TileLayers:
         down): greedy from the input, each segment ends at the furthest cut whose segment
         alone keeps its rings within ``A`` with some band count, the fewest bands that do; the
         last segment is the rest. The segments' Programs add up (every band repeats its
-        layers' tiles) while their rings share the activation memory, so a smaller ``A`` can
-        cost more Program than it saves: of the plans that fit, the one with the fewest tiles
-        is taken (as :meth:`_search` does). Returns that chosen tuple of :meth:`_search` (its
-        band count: all segments'), or None. ``every_cut``: a segment ends at every cut (the
+        layers' tiles) while their rings share the activation memory, and the block RAMs come
+        in whole blocks, so the byte budget alone does not say what fits: the first plan that
+        fits, from the largest ``A`` down, is taken (a smaller ``A`` only adds bands and
+        tiles). Returns that chosen tuple of :meth:`_search` (its band count: all segments'),
+        or None. ``every_cut``: a segment ends at every cut (the
         nearest, not the furthest; placement ``spill``)."""
         static = static_memory(ir, ir.cfg, streamed)
         pool_in = ir.graph.output.input
@@ -337,17 +338,19 @@ class TileLayers:
                 seg_bands.append(step[1])
                 start = ir.tensors[step[0]].producer
 
-        best, tried = None, set()
+        tried = set()
         room = ir.budget - static.total
         for frac in (1.0, 0.85, 0.7, 0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2):
             got = plan_for(int(room * frac))
-            if got is None or (got[1].cuts, got[1].seg_bands, got[0]) in tried:
+            if got is None:
+                return None         # (a smaller budget fits no segment either)
+            if (got[1].cuts, got[1].seg_bands, got[0]) in tried:
                 continue
             tried.add((got[1].cuts, got[1].seg_bands, got[0]))
             fits, _, chosen = self._fits(ir, got[1], got[2], streamed, static)
-            if fits and (best is None or len(chosen[1]) < len(best[1])):
-                best = chosen
-        return best
+            if fits:
+                return chosen       # (a smaller budget only adds bands, and tiles)
+        return None
 
     def place(self, ir: CompileIR):
         """The band count and the streamed steps for ``ir.cfg``: ``(chosen, streamed, best,

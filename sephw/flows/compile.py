@@ -51,8 +51,10 @@ def cmd_compile(a) -> int:
     if ir.streamed and not a.no_board:
         ext = rep["external"]
         params = f" and {ext['streamed_param_layers']} layer(s) their parameters" if ext["streamed_param_layers"] else ""
+        more = (f"; {len(ir.spills)} tensor(s) are spilled there between segments" if ir.spills else "") + \
+            (f"; the Program runs from there in pages of {ir.program_page} instructions" if ir.program_page else "")
         print(f"sephw compile: {ext['streamed_steps']} layer step(s) keep their pattern and int8 weight words{params} in "
-              f"external memory ({rep['external']['bytes']:,} bytes, external.bin): the board build with the DRAM "
+              f"external memory ({rep['external']['bytes']:,} bytes, external.bin){more}: the board build with the DRAM "
               f"controller is not available yet, skipping it (`sephw simulate {a.output}` runs the build, "
               f"`sephw run {a.output} --port sim:{a.output}` the simulated board with its DRAM)")
         a.no_board = True
