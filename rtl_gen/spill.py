@@ -29,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from sephw.arch import isa
+from sephw.arch.config import spill_chunk
 from sephw.arch.formats import TENSOR_DESC
 
 from .arith import check_int
@@ -73,7 +74,7 @@ class Spill(wiring.Component):
         exact_log2(banks)
         exact_log2(data_width // 8)
         self._nb, self._dw, self._aw = banks, data_width, addr_width
-        self._chunk = min(banks, data_width // 8)
+        self._chunk = spill_chunk(banks, data_width)
         super().__init__({
             "start": In(1), "done": Out(1),
             "ins": In(isa.WORD.layout()), "src": In(TENSOR_DESC.layout()),
@@ -82,8 +83,6 @@ class Spill(wiring.Component):
             "rvec": In(data.ArrayLayout(8, banks)),
             "w": Out(stream.Signature(write_layout(data_width, addr_width))),
         })
-
-    chunk = property(lambda self: self._chunk, doc="Bytes per piece (one vector read, one DRAM write).")
 
     def elaborate(self, platform):
         m = Module()

@@ -46,7 +46,7 @@ async def feed_rx(dut, data: list[int], rng: random.Random | None = None, stall:
     dut.rx__valid.value = 0
 
 
-async def poke_input(dut, data, word: int, word_bytes: int) -> None:
+async def poke_dram(dut, data, word: int, word_bytes: int) -> None:
     """Write ``data`` (bytes: the external image, an input image) into the behavioural DRAM's
     words from ``word`` on (sim/ext_top.py's ``ext_poke`` port, one word per cycle)."""
     blob = bytes(data) + bytes(-len(data) % word_bytes)
@@ -107,7 +107,7 @@ async def network_matches_reference(dut):
     await start_clock_reset(dut)
     if case.get("ext_image"):             # the build's words in DRAM, from word 0
         blob = open(case["ext_image"], "rb").read()
-        await poke_input(dut, blob, 0, ext_input["word_bytes"])
+        await poke_dram(dut, blob, 0, ext_input["word_bytes"])
         dut._log.info(f"wrote {len(blob)} bytes of external image into the DRAM model")
     writes = memory_writes(case["build_dir"])
     waited = 0                            # cycles host_w was held (baked images: the boot ROM)
@@ -130,7 +130,7 @@ async def network_matches_reference(dut):
         stall = case.get("host_stall", 0.0) if n % 2 else 0.0
         collector = cocotb.start_soon(collect_tx(dut, classes * 8, tx, rng, stall))
         if ext_input:
-            await poke_input(dut, img, ext_input["word"], ext_input["word_bytes"])
+            await poke_dram(dut, img, ext_input["word"], ext_input["word_bytes"])
             feeder = None
         else:
             feeder = cocotb.start_soon(feed_rx(dut, img, rng, stall))

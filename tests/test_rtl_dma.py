@@ -315,6 +315,7 @@ def test_spill_writes_ring_rows_to_dram(banks, width):
     from rtl_gen.extport import ExtPort
     from rtl_gen.rowaddr import RowAddress, share
     from rtl_gen.spill import Spill
+    from sephw.arch.config import spill_chunk
     from sephw.arch.formats import TENSOR_DESC
     from sephw.arch.isa import Instruction, Op
     from sephw.compiler.hw import TensorDesc, spill_cycles
@@ -385,7 +386,7 @@ def test_spill_writes_ring_rows_to_dram(banks, width):
     for (stall, channels, width_px, ring, base, row0, rows, addr), n in zip(cases, measured):
         if not stall:
             ins = Instruction(Op.SPILL, row0=row0, rows=rows, ext_addr=addr, length=rows * channels * width_px)
-            assert n == spill_cycles(ins, TensorDesc(64, width_px, channels, 8), min(banks, W)), (n, channels,
+            assert n == spill_cycles(ins, TensorDesc(64, width_px, channels, 8), spill_chunk(banks, width)), (n, channels,
                                                                                                  width_px, addr)
 
 

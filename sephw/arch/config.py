@@ -212,6 +212,12 @@ def dma_beats(engine: "EngineConfig", ext_data_bits: int) -> int:
     return -(-max(memory_word_bits(engine).values()) // ext_data_bits)
 
 
+def spill_chunk(act_banks: int, ext_data_bits: int) -> int:
+    """Bytes of one SPILL piece (rtl_gen/spill.py): one activation-memory vector read and one
+    DRAM word write, ``min(act_banks, DRAM word bytes)`` (both powers of two)."""
+    return min(act_banks, ext_data_bits // 8)
+
+
 @dataclass(frozen=True)
 class ArchConfig:
     """Every size the bitstream depends on: the engines, the memory depths, the widest tensor

@@ -6,7 +6,7 @@ import math
 from tqdm import tqdm
 
 from ..arch.config import ArchConfig, dma_beats
-from ..arch.memmap import SELECT
+from ..arch.memmap import SELECT, MemoryMap
 from ..arch.isa import FLAG_DW_PATTERN, WORD_BYTES, Instruction, Op
 from ..arch.link import MAX_PAYLOAD  # the host link's frame buffer (docs/protocol.md)
 from ..intgraph import PoolFCNode, SkipOperand
@@ -85,6 +85,7 @@ class EmitInstructions:
                 assert ins.ext_addr + ins.length * beats <= ir.external.words, ins.text()
                 assert ins.waddr + ins.length <= ir.memory[e.tile.mem].words, ins.text()
             if ins.op in (Op.LOAD, Op.SPILL) and ir.streamed:     # the rows' bytes in external memory
+                assert ir.input_addr == MemoryMap(ir.arch).input_base * ir.external.word_bytes
                 assert ir.external.nbytes <= ins.ext_addr and \
                     ins.ext_addr + ins.length <= ir.board.external.bytes, ins.text()
 

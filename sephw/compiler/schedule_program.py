@@ -1,7 +1,7 @@
 """Pass 6: ScheduleProgram, each instruction's start and cycles on the RTL top as built."""
 from __future__ import annotations
 
-from ..arch.config import dma_beats
+from ..arch.config import dma_beats, spill_chunk
 from ..arch.isa import DEP_SIGNAL_NEXT, DEP_WAIT_PREV, FLAG_FC_MORE, FLAG_FINAL, LOAD_QUEUE_DEPTH, Instruction, Op
 from . import hw
 from .ir import CompileIR
@@ -87,7 +87,7 @@ def dma_timing(ir: CompileIR) -> tuple[int, int, int] | None:
     if not ir.streamed:
         return None
     ext = ir.board.external
-    return dma_beats(ir.cfg, ext.data_bits), ext.read_latency, min(ir.cfg.act_banks, ext.data_bits // 8)
+    return dma_beats(ir.cfg, ext.data_bits), ext.read_latency, spill_chunk(ir.cfg.act_banks, ext.data_bits)
 
 
 class ScheduleProgram:

@@ -158,7 +158,7 @@ def top_cycles(ir: CompileIR, cfg: hw.EngineConfig, plan: dict | None = None,
     read them), with a DMA_LOAD before every tile of the ``streamed`` steps; or, given
     ``tiles`` (TileLayers' for some band count), those tiles' Program. Pure: reads ``ir``,
     writes nothing; no pass runs."""
-    from ..arch.config import dma_beats
+    from ..arch.config import dma_beats, spill_chunk
     from .emit_instructions import program_of, tile_instruction
     from .schedule_program import program_cycles, tensor_descs
     from .tile_layers import TileLayers
@@ -168,7 +168,7 @@ def top_cycles(ir: CompileIR, cfg: hw.EngineConfig, plan: dict | None = None,
     tid = {name: tensor.id for name, tensor in ir.tensors.items()}
     program = program_of(tiles, lambda t: tile_instruction(ir, cfg, t, tid, addresses=False))
     ext = ir.board.external
-    dma = (dma_beats(cfg, ext.data_bits), ext.read_latency, min(cfg.act_banks, ext.data_bits // 8)) \
+    dma = (dma_beats(cfg, ext.data_bits), ext.read_latency, spill_chunk(cfg.act_banks, ext.data_bits)) \
         if streamed else None
     return sum(program_cycles(cfg, [e.instruction for e in program], tensor_descs(ir), dma))
 

@@ -5,7 +5,7 @@ import math
 
 from tqdm import tqdm
 
-from ..arch.config import dma_beats
+from ..arch.config import dma_beats, spill_chunk
 from ..arch.isa import (DEP_SIGNAL_NEXT, DEP_WAIT_PREV, FLAG_B_PATTERN, FLAG_DEPTHWISE, FLAG_FC_MORE, FLAG_FINAL,
                         FLAG_PAD_BOTTOM, FLAG_PAD_TOP, FLAG_SKIP_IDENTITY, WORD_BYTES, Op)
 from ..intgraph import DepthwiseConcatNode, InputNode, PoolFCNode, ResidualAddNode, SkipOperand
@@ -157,7 +157,7 @@ class TileLayers:
                 if n.name in cuts:
                     # after the band's tiles of the layer: its new rows to external memory
                     t = ir.tensors[n.name]
-                    chunk = min(cfg.act_banks, ir.board.external.data_bits // 8)
+                    chunk = spill_chunk(cfg.act_banks, ir.board.external.data_bits)
                     spill = Tile(lay.index, 0, b, Op.SPILL, r0, r1 - r0, length=(r1 - r0) * t.row_bytes,
                                  cycles=(r1 - r0) * -(-t.row_bytes // chunk),
                                  busy={"dma": (r1 - r0) * -(-t.row_bytes // chunk)})
