@@ -8,8 +8,13 @@ a ``wiring.Component`` in its own file with its latency and throughput stated th
 
 - :class:`~rtl_gen.fetch.FetchDecode`: the next instruction and its tensor descriptors, fetched
   while the current one runs (a one-entry command queue);
-- :class:`~rtl_gen.hostio.Load` (``LOAD``: input rows from the host link's ``rx``) and
-  :class:`~rtl_gen.hostio.Store` (``STORE``: the logits on ``tx``);
+- :class:`~rtl_gen.hostio.Load` (``LOAD``: input rows from the host link's ``rx``, or with
+  external memory from the :class:`~rtl_gen.inputfeed.InputFeeder`, which reads the
+  instruction's bytes in DRAM) and :class:`~rtl_gen.hostio.Store` (``STORE``: the logits on
+  ``tx``);
+- with external memory, the :class:`~rtl_gen.loadunit.LoadUnit` (``DMA_LOAD``) and the
+  :class:`~rtl_gen.spill.Spill` (``SPILL``: activation rows to DRAM), the three sharing the
+  DRAM port through an :class:`~rtl_gen.extport.ExtPort`;
 - :class:`~rtl_gen.gather.Gather` (``CONV_PATTERN`` / ``CONV_INT`` / ``PRB`` / ``RESADD``):
   windows and 1×1 beats from the activation memory into the
   :class:`~rtl_gen.pattern.PatternEngine` and the :class:`~rtl_gen.macarray.MacArray`
@@ -21,8 +26,10 @@ a ``wiring.Component`` in its own file with its latency and throughput stated th
 
 The sequencer runs the Program in order, one instruction at a time: it takes an instruction
 from FetchDecode's queue, starts its unit(s) in ``DISPATCH`` and waits for their ``done``, in
-whose cycle it takes the next one (``SYNC`` and ``NOP`` wait only for the next fetch; ``END``
-raises ``done``). ``DMA_LOAD`` alone does not wait: it is queued in the
+whose cycle it takes the next one (``NOP`` waits only for the next fetch, ``SYNC`` and
+``SPILL`` first until the LoadUnit is idle; ``END`` raises ``done``). A paged Program
+(``ArchConfig.program_page``) is loaded from DRAM (its first two pages, ``BOOT``) before the
+first fetch. ``DMA_LOAD`` alone does not wait: it is queued in the
 :class:`~rtl_gen.loadunit.LoadUnit`, which runs it while the next instructions do; an
 instruction with ``DEP_WAIT_PREV`` waits in ``DISPATCH`` for a load token. The compiler's
 cycle model is built from the same figures (``hw.unit_cycles`` per unit,
