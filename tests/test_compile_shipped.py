@@ -1,6 +1,5 @@
 """The shipped Fashion-MNIST model compiles for every listed board, and the full-size
-224×224 SEP-Net-small fits the Arty A7-35 with the board's DRAM (and fails on chip alone
-with the clear not-fit error)."""
+224×224 SEP-Net-small fits the Arty A7-35 with the board's DRAM."""
 from pathlib import Path
 
 import pytest
@@ -9,7 +8,7 @@ import torch
 import boards
 
 from sephw import binarize, models, quantize
-from sephw.compiler import CompileError, compile_graph
+from sephw.compiler import compile_graph
 
 SHIPPED_Q = Path(__file__).resolve().parent.parent / "models" / "sepnet_fmnist_q.pt"
 
@@ -29,8 +28,7 @@ def test_shipped_model_compiles(board, tmp_path):
 def test_full_size_sepnet_small_on_arty_a7():
     """The paper's network at its real size fits the Arty A7-35T only with the board's DRAM:
     its weights stream, tensors are spilled between segments of row bands and its Program
-    runs from DRAM in pages, within the block RAM; on chip alone it fails with the clear
-    not-fit error."""
+    runs from DRAM in pages, within the block RAM."""
     from sephw.compiler import pipeline
     from sephw.compiler.tile_layers import TileLayers
     torch.manual_seed(0)
@@ -42,10 +40,5 @@ def test_full_size_sepnet_small_on_arty_a7():
     assert ir.streamed and ir.spills and ir.program_page and ir.bands > 1
     assert sum(ir.onchip.values()) <= ir.budget == 204800
     assert ir.memory_blocks["block_ram"] <= 0.9 * 50
-    with pytest.raises(CompileError) as e:
-        compile_graph(graph, "arty-a7", placement="onchip")
-    msg = str(e.value)
-    assert "does not fit arty-a7-35" in msg and "available 204800 bytes" in msg
-    needed = int(msg.split("needs ")[1].split(" bytes")[0])
-    assert needed > 204800
-    assert "largest layer buffer:" in msg
+    # (on chip alone it does not fit: the not-fit error's test is test_compiler.py's, on a
+    # smaller model that needs the same DRAM to fit arty-a7-35)
