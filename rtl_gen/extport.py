@@ -99,7 +99,8 @@ class ExtPort(wiring.Component):
             m.d.comb += mem.rdata.ready.eq(1)
 
         # commands and write data: the host's write while one is offered and no read is in
-        # flight, else the first reader offering a read, while the tag FIFO has room
+        # flight, else the first user offering a command (a read while the tag FIFO has room,
+        # a write, with its data word, while no read is in flight)
         host_go = Signal()
         cmd_taken, data_taken = Signal(), Signal()     # this write's command / word already taken
         m.d.comb += host_go.eq(host.valid & (tags.level == 0) & (stale == 0))
