@@ -155,6 +155,12 @@ def test_placement_errors(tmp_path):
         compile_graph(g, "ulx3s-85f", placement="external")
     with pytest.raises(CompileError, match="placement 'dram'"):
         compile_graph(g, "arty-a7-35", placement="dram")
+    # placement spill on a part too small even with tensors in DRAM: the not-fit error
+    import dataclasses
+    a35 = boards.get("arty-a7-35")
+    tiny = dataclasses.replace(a35, resources=dict(a35.resources, bram_blocks=3))
+    with pytest.raises(CompileError, match="does not fit arty-a7-35 .*available 12288"):
+        compile_graph(_graph("sepnet-small", 16, width=0.25, num_classes=10), tiny, placement="spill")
     from sephw.arch.isa import Instruction
     from sephw.compiler.schedule_program import program_cycles
     ir, _ = compile_graph(g, "arty-a7-35", tmp_path / "ext", engine=ENGINE, placement="external")

@@ -13,6 +13,12 @@ from .operands import (STREAMED, block_words, fc_blocks, param_words_of, params_
                        tile_stream_words)
 
 
+def spilled_bytes(ir: CompileIR, name: str) -> int:
+    """External-memory bytes of spilled tensor ``name``: its rows packed (HWC), to whole words."""
+    t, wb = ir.tensors[name], ir.board.external.data_bits // 8
+    return -(-t.row_bytes * t.spec.height // wb) * wb
+
+
 def program_region_words(ir: CompileIR) -> int:
     """On-chip program words of a paged Program's pages in the external image (0: not paged)."""
     if not ir.program_page:
@@ -104,12 +110,10 @@ class AssignAddresses:
             ir.external = Region("external", ir.board.external.data_bits // 8, ext)
             wb = ir.external.word_bytes
             # spilled tensors after the external image, each from a word on (rows packed, HWC)
-            spill = ir.external.nbytes
+            spill = 0
             for name in ir.spills:
-                ir.spill_addr[name] = spill
-                t = ir.tensors[name]
-                spill += -(-t.row_bytes * t.spec.height // wb) * wb
-            spill -= ir.external.nbytes
+                ir.spill_addr[name] = ir.external.nbytes + spill
+                spill += spilled_bytes(ir, name)
             # the input image takes the DRAM's last words (sephw.arch.memmap input_base)
             image = -(-math.prod(ir.graph.input.out.shape) // wb) * wb
             ir.input_addr = ir.board.external.bytes - image

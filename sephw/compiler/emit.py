@@ -21,6 +21,7 @@ from ..arch.isa import WORD_BITS, WORD_BYTES, Op, encode_program
 from ..arch.manifest import FORMAT, VERSION, Manifest
 from ..intgraph import InputNode, PoolFCNode, SkipOperand
 from . import hw
+from .assign_addresses import spilled_bytes
 from .dump import write_pass_dumps
 from .images import external_words, param_words, pattern_words, tensor_words, weight_words
 from .ir import PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError
@@ -29,12 +30,7 @@ from .operands import block_words, streamed_steps
 
 def spill_bytes(ir) -> int:
     """External-memory bytes the spilled tensors take after the external image."""
-    if not ir.spills:
-        return 0
-    last = ir.spills[-1]
-    t = ir.tensors[last]
-    wb = ir.external.word_bytes
-    return ir.spill_addr[last] + -(-t.row_bytes * t.spec.height // wb) * wb - ir.external.nbytes
+    return sum(spilled_bytes(ir, name) for name in ir.spills)
 
 
 def _hex(blob: bytes, word_bytes: int) -> str:

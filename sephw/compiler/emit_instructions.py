@@ -68,6 +68,8 @@ class EmitInstructions:
         assert ir.program[-1].instruction.op == Op.END
         assert (2 * ir.program_page if ir.program_page else len(ir.program)) * WORD_BYTES == ir.onchip["program"], \
             (len(ir.program), ir.onchip["program"])
+        if ir.streamed:         # the input image's DRAM words, as the device's memory map has them
+            assert ir.input_addr == MemoryMap(ir.arch).input_base * ir.external.word_bytes
         for e in ir.program:
             ins = e.instruction
             assert Instruction.decode(ins.encode()) == ins
@@ -85,7 +87,6 @@ class EmitInstructions:
                 assert ins.ext_addr + ins.length * beats <= ir.external.words, ins.text()
                 assert ins.waddr + ins.length <= ir.memory[e.tile.mem].words, ins.text()
             if ins.op in (Op.LOAD, Op.SPILL) and ir.streamed:     # the rows' bytes in external memory
-                assert ir.input_addr == MemoryMap(ir.arch).input_base * ir.external.word_bytes
                 assert ir.external.nbytes <= ins.ext_addr and \
                     ins.ext_addr + ins.length <= ir.board.external.bytes, ins.text()
 

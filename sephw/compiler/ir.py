@@ -24,9 +24,6 @@ class CompileError(ValueError):
     """The model cannot be compiled for the board; the message says why, with numbers."""
 
 
-# where pattern and int8 weight words live: "auto" on chip where everything fits, else the
-# largest steps in external memory until the rest fits; "onchip" never external memory;
-# "external" every step that can be streamed (tests and measurements of the DMA path)
 # where pattern and int8 weight words live: auto (the fewest steps in external memory that let
 # the rest fit; tensors spilled there too where even that does not fit), onchip, external
 # (every step that can stream), spill (every step streamed and a tensor spilled at every

@@ -157,10 +157,9 @@ class TileLayers:
                 if n.name in cuts:
                     # after the band's tiles of the layer: its new rows to external memory
                     t = ir.tensors[n.name]
-                    chunk = spill_chunk(cfg.act_banks, ir.board.external.data_bits)
+                    pieces = (r1 - r0) * -(-t.row_bytes // spill_chunk(cfg.act_banks, ir.board.external.data_bits))
                     spill = Tile(lay.index, 0, b, Op.SPILL, r0, r1 - r0, length=(r1 - r0) * t.row_bytes,
-                                 cycles=(r1 - r0) * -(-t.row_bytes // chunk),
-                                 busy={"dma": (r1 - r0) * -(-t.row_bytes // chunk)})
+                                 cycles=pieces, busy={"dma": pieces})
                 for si, st in enumerate(lay.steps):
                     step_tc = st.tc if tc is None else tc(st)
                     for c0 in range(0, st.out_channels, step_tc):
@@ -363,7 +362,10 @@ class TileLayers:
         streamed = frozenset(order) if ir.placement == "external" else frozenset()
         if ir.placement == "spill":
             got = self._spill_search(ir, frozenset(order), every_cut=True) if order else None
-            return got, frozenset(order) if got else frozenset(), None, order
+            if got is not None:
+                return got, frozenset(order), None, order
+            # (the not-fit figures: the smallest working set without spills)
+            return None, frozenset(), self._search(ir, frozenset(order))[1], order
         bisect = ir.placement == "auto" and bool(order)
         # (the not-fit figures come from the last search that fails: the first, or with
         # every streamable step streamed)
