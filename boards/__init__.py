@@ -25,12 +25,17 @@ class ExternalMemory:
     """The board's DRAM as the accelerator sees it: LiteDRAM's native port (``data_bits``
     wide), ``bytes`` in all, and the read latency (cycles) of the behavioural model that
     reproduces LiteDRAM's simulation core of the board's configuration (``litedram``, a
-    file under boards/): the cycle model's and the whole-network simulation's figure."""
+    file under boards/): the cycle model's and the whole-network simulation's figure.
+    ``controller_lut`` / ``controller_ff``: the controller's own logic in the board top
+    (measured: Yosys on the generated core alone), counted against the part whenever a build
+    keeps words there."""
     kind: str
     bytes: int
     data_bits: int
     read_latency: int
     litedram: str
+    controller_lut: int = 0
+    controller_ff: int = 0
 
     @property
     def words(self) -> int:
@@ -157,7 +162,11 @@ def _external(doc, path: Path) -> ExternalMemory:
         raise BoardError(f"{path}: external_memory.read_latency must be 1 .. 1000 cycles, got {lat}")
     if not (HERE / cfg).is_file():      # the LiteDRAM configurations ship in boards/litedram
         raise BoardError(f"{path}: external_memory.litedram names {cfg}, which is not in {HERE}")
-    return ExternalMemory(kind, nbytes, bits, lat, cfg)
+    ctl = doc.get("controller", {"lut": 0, "ff": 0})
+    if not isinstance(ctl, dict) or any(not isinstance(ctl.get(k), int) or ctl[k] < 0 for k in ("lut", "ff")):
+        raise BoardError(f"{path}: external_memory.controller must be a mapping of non-negative lut and ff "
+                         f"counts, got {ctl!r}")
+    return ExternalMemory(kind, nbytes, bits, lat, cfg, ctl["lut"], ctl["ff"])
 
 
 def all_boards(folder: Path = HERE) -> dict[str, Board]:

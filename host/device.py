@@ -22,16 +22,19 @@ torch.
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
 import time
+from pathlib import Path
 
 import numpy as np
 
 from sephw.arch import Manifest, Region
 
-from .protocol import (CRC_BYTES, ERROR, ERROR_NAMES, ERROR_REPLY, HEADER_BYTES, INFO_FORMAT, LOAD_HEADER,
-                       LOAD_HEADER_BYTES, MAX_PAYLOAD, PING_MAX, REPLY, RUN_REPLY, WRITE_INPUT_HEADER, Cmd, Err,
-                       Frame, FrameParser, Info, LinkError, encode_frame)
+from .dram import MODEL_RECIPE, calibrate, init_done
+from .protocol import (CRC_BYTES, CSR_MAX_OPS, CSR_OP, CSR_WRITE, ERROR, ERROR_NAMES, ERROR_REPLY, HEADER_BYTES,
+                       INFO_FORMAT, LOAD_HEADER, LOAD_HEADER_BYTES, MAX_PAYLOAD, PING_MAX, REPLY, RUN_REPLY,
+                       WRITE_INPUT_HEADER, Cmd, DramPhy, Err, Frame, FrameParser, Info, LinkError, encode_frame)
 from .transport import SIM_PREFIX, Transport, open_transport, sim_port_error
 
 __all__ = ["Device", "memory_images", "frame_bytes"]
@@ -113,11 +116,13 @@ class Device:
         return (link_s + compute_s) * self.transport.time_scale() + self.transport.margin_s
 
     def transact(self, cmd: int, payload: bytes = b"", *, reply_len: int | tuple | None = None,
-                 compute_s: float = 0.0) -> Frame:
+                 compute_s: float = 0.0, tries: int | None = None) -> Frame:
         """Send command ``cmd`` and return its checked reply frame.
 
         ``reply_len``: the reply payload's length (an int, or ``(min, max)``); a reply with any
-        other length counts as a failed check. Retries as the module docstring says."""
+        other length counts as a failed check. Retries as the module docstring says (``tries``
+        sends in all; default :attr:`tries`)."""
+        tries = self.tries if tries is None else int(tries)
         name = Cmd.NAMES.get(cmd, f"0x{cmd:02x}")
         self._seq = (self._seq + 1) & 0xFF
         seq = self._seq
@@ -130,7 +135,7 @@ class Device:
             raise LinkError(f"{name} on {self.port}: the port failed: {e}") from e
         self._parser = FrameParser()
         seen = []
-        for attempt in range(self.tries):
+        for attempt in range(tries):
             if attempt:
                 self.retries += 1
             try:
@@ -143,7 +148,7 @@ class Device:
                 return got
             seen.append(f"try {attempt + 1}: {why}")
         note = self.transport.diagnose()
-        raise LinkError(f"{name} on {self.port}: no valid reply after {self.tries} tries "
+        raise LinkError(f"{name} on {self.port}: no valid reply after {tries} tries "
                         f"({wait:.2f} s each); received: " + "; ".join(seen) + (f"\n{note}" if note else ""))
 
     def _await_reply(self, cmd: int, seq: int, lo: int, hi: int, end: float):
@@ -170,8 +175,10 @@ class Device:
                     if code == Err.BAD_CRC:
                         notes.append(f"ERROR BAD_CRC (device received CRC 0x{detail:08x})")
                         return None, _summary(received, parser, bad0, notes)
+                    hint = (": its DRAM is not initialized (Device.init_dram, which Device.load runs)"
+                            if code == Err.NOT_READY else "")
                     raise LinkError(f"{Cmd.NAMES.get(cmd, hex(cmd))} on {self.port}: device replied "
-                                    f"ERROR {ERROR_NAMES.get(code, f'code {code}')} (detail {detail})")
+                                    f"ERROR {ERROR_NAMES.get(code, f'code {code}')} (detail {detail}){hint}")
                 if f.type != cmd | REPLY:
                     notes.append(f"unexpected reply {f.name} (0x{f.type:02x})")
                     continue
@@ -227,8 +234,72 @@ class Device:
                             f"device's configuration")
         return man
 
+    def csr(self, ops) -> list[int]:
+        """DRAM controller CSR accesses (``CSR`` frames of at most ``CSR_MAX_OPS``
+        operations, in order): ``ops`` is a list of ``(byte_addr, value)`` writes and
+        ``(byte_addr, None)`` reads; returns the reads' values in order. A ``CSR`` frame is
+        sent once, never resent: its writes (DFII command issues, delay and bitslip steps) are
+        not idempotent, so a lost reply raises :class:`LinkError` (:meth:`init_dram` then starts
+        the whole initialization again)."""
+        out = []
+        ops = list(ops)
+        for i in range(0, len(ops), CSR_MAX_OPS):
+            part = ops[i:i + CSR_MAX_OPS]
+            body = b""
+            for addr, value in part:
+                if addr % 4 or not 0 <= addr >> 2 < CSR_WRITE:
+                    raise ValueError(f"CSR byte address {addr:#x} is not a word address below {CSR_WRITE * 4:#x}")
+                body += CSR_OP.pack((addr >> 2) | (0 if value is None else CSR_WRITE), value or 0)
+            reads = sum(v is None for _, v in part)
+            out += struct.unpack(f"<{reads}I", self.transact(Cmd.CSR, body, reply_len=4 * reads, tries=1).payload)
+        return out
+
+    def dram_recipe(self, build_dir=None) -> dict:
+        """How to initialize the device's DRAM (host/dram.py): built in for the simulated
+        board's behavioural memory; for LiteDRAM, the build directory's ``dram.json``
+        (written by the board build from the generated controller)."""
+        info = self.info()
+        if info.dram_phy == DramPhy.MODEL:
+            return MODEL_RECIPE
+        name = DramPhy.NAMES.get(info.dram_phy, f"DRAM PHY {info.dram_phy}")
+        path = Path(build_dir or ".") / "dram.json"
+        if build_dir is None or not path.is_file():
+            raise LinkError(f"the device on {self.port} has DRAM behind LiteDRAM ({name}) that must be initialized "
+                            f"from the host, and {path} is missing: it is written by the board build "
+                            f"(`sephw compile ... --board {info.board}` without --no-board)")
+        try:
+            recipe = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise LinkError(f"{path}: not a DRAM initialization recipe ({e})") from None
+        if recipe.get("phy") != name:
+            raise LinkError(f"{path} initializes a {recipe.get('phy')} controller, the device on {self.port} "
+                            f"has {name}")
+        return recipe
+
+    def init_dram(self, build_dir=None, *, force: bool = False, log=print) -> dict | None:
+        """Initialize (and on the Arty calibrate) the device's DRAM unless it already is
+        (``force``: again): host/dram.py's :func:`~host.dram.calibrate` over ``CSR`` frames,
+        started again from the beginning after a link error (:attr:`tries` runs in all).
+        Until then the device answers ``NOT_READY`` to anything that would use the DRAM.
+        Returns calibrate's report, or None when nothing was done."""
+        info = self.info()
+        if not info.ext_words:
+            return None
+        recipe = self.dram_recipe(build_dir)
+        if not force and init_done(self.csr, recipe):
+            return None
+        for attempt in range(self.tries):
+            try:
+                return calibrate(self.csr, recipe, log=log)
+            except LinkError as e:
+                if attempt == self.tries - 1:
+                    raise LinkError(f"DRAM initialization on {self.port} failed {self.tries} times; last: {e}") from None
+                self.retries += 1
+                log(f"[dram] link error during the initialization, starting it again: {e}")
+
     def load(self, build_dir, *, resume: bool = True) -> dict:
-        """Check the build (:meth:`check_build`), then send every memory image, the board's
+        """Check the build (:meth:`check_build`), initialize the DRAM where the device has one
+        and it is not yet (:meth:`init_dram`), then send every memory image, the board's
         DRAM image (``external.bin``, memory 5) included, in LOAD chunks of at most
         ``MAX_PAYLOAD`` bytes, each CRC-checked and acknowledged (a chunk is resent up to
         ``tries`` times). When a chunk still fails, :class:`LinkError` says how far the load
@@ -238,6 +309,7 @@ class Device:
         chunk sent}``."""
         from tqdm import tqdm
         man = self.check_build(build_dir)
+        self.init_dram(build_dir, log=print if self.progress else (lambda msg: None))
         max_payload = min(MAX_PAYLOAD, self.info().max_payload)
         images = man.images()
         chunks = []                      # (region, first word, words, payload)

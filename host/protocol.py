@@ -11,14 +11,14 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from sephw.arch.link import (CRC_BYTES, ERROR, ERROR_NAMES, ERROR_REPLY, FRAME_HEADER, HEADER_BYTES, INFO_FORMAT,
+from sephw.arch.link import (CRC_BYTES, CSR_MAX_OPS, CSR_OP, CSR_WRITE, ERROR, ERROR_NAMES, ERROR_REPLY, FRAME_HEADER, HEADER_BYTES, INFO_FORMAT,
                              LOAD_HEADER, LOAD_HEADER_BYTES, MAX_PAYLOAD, PING_MAX, PROTOCOL_VERSION, REPLY,
-                             RUN_REPLY, SYNC, WRITE_INPUT_HEADER, Cmd, Err, Info, LinkError)
+                             RUN_REPLY, SYNC, WRITE_INPUT_HEADER, Cmd, DramPhy, Err, Info, LinkError)
 
 __all__ = ["SYNC", "MAX_PAYLOAD", "HEADER_BYTES", "CRC_BYTES", "PROTOCOL_VERSION", "Cmd", "Err", "ERROR",
            "REPLY", "ERROR_NAMES", "PING_MAX", "FRAME_HEADER", "LOAD_HEADER", "LOAD_HEADER_BYTES",
            "WRITE_INPUT_HEADER", "RUN_REPLY", "ERROR_REPLY", "INFO_FORMAT", "Info", "LinkError",
-           "Frame", "FrameParser", "crc8", "crc32", "encode_frame"]
+           "CSR_OP", "CSR_MAX_OPS", "CSR_WRITE", "DramPhy", "Frame", "FrameParser", "crc8", "crc32", "encode_frame"]
 
 # byte offsets of the header's fields (FRAME_HEADER is byte-aligned)
 _LEN_AT = FRAME_HEADER.field("len").offset // 8

@@ -7,13 +7,22 @@ build's clock differs from it), the USB-UART pins (``uart`` resource 0: Arty A7 
 bridges) and two LEDs (0: busy, 1: error). The design's clock is the board's ``clock_hz``
 (Arty A7: 100 MHz, ULX3S: 25 MHz unless ``sephw compile --clock-mhz`` sets it); the board build
 takes it from the build's manifest, so the UART divisor is right by construction.
+
+A build that keeps words in DRAM (``arch.ext_words``) gets the board's LiteDRAM controller
+(:func:`rtl_gen.dram.instantiate_board_core`, generated at build time into ``BUILD/litedram``):
+on the Arty A7 its A7DDRPHY on the DDR3L pins, its PLL making the design's 100 MHz clock,
+the System's ``ext`` port on its native port and the host link's ``CSR`` command on its
+``wb_ctrl`` (the host initializes and read-levels the DDR3 through it: host/dram.py).
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import io
 
 from .clocking import board_clock
+from .dram import instantiate_board_core
 
 __all__ = ["BoardTop", "netlist_for"]
 
@@ -40,7 +49,10 @@ class BoardTop(Elaboratable):
     :mod:`rtl_gen.xc7`) on Xilinx boards, the generic ``"lut"`` form elsewhere.
     """
 
-    def __init__(self, build_dir, board, baud: int | None = None):
+    def __init__(self, build_dir, board, baud: int | None = None, dram_dir=None):
+        from sephw.arch import Manifest
+        from sephw.arch.link import DramPhy
+
         from .system import System
         uart = board.host_links.get("uart")
         if uart is None:
@@ -49,20 +61,39 @@ class BoardTop(Elaboratable):
         if self._baud > uart["max_baud"]:
             raise ValueError(f"baud {self._baud} exceeds {board.name}'s UART bridge maximum {uart['max_baud']}")
         self._board = board
+        self._dram = None
+        dram_phy = None
+        if Manifest.read(build_dir).arch.ext_words:
+            self._dram = self._dram_core(board, Path(dram_dir or Path(build_dir) / "litedram"))
+            dram_phy = {"A7DDRPHY": DramPhy.A7DDRPHY}[self._dram.recipe["phy"]]
         self._system = System.from_build(build_dir, baud=self._baud, clk_hz=board.clock_hz,
-                                         netlist=netlist_for(board.vendor))
+                                         netlist=netlist_for(board.vendor), dram_phy=dram_phy)
         ext = self._system.link.memory_map.external
-        if ext is not None:
-            # the board's DRAM controller (LiteDRAM, its clocks and pins) is not in the board
-            # top yet (issue 15): refuse rather than build a top whose DMA_LOADs wait forever
-            # on an unconnected port (a ValueError: the CLI reports it in one line)
+        if self._dram is not None and (self._dram.data_width, self._dram.addr_width) != (ext.word_bits, ext.addr_bits):
+            raise ValueError(f"{board.name}'s LiteDRAM port has {self._dram.data_width}-bit words and "
+                             f"{self._dram.addr_width} address bits; the build was compiled for {ext.word_bits} "
+                             f"and {ext.addr_bits} (boards/{board.name}.yaml external_memory)")
+
+    @staticmethod
+    def _dram_core(board, out_dir):
+        """The board's LiteDRAM core (rtl_gen.dram.generate, reused while its configuration is
+        unchanged). Only the Arty's DDR3 board top is built; its controller runs the design's
+        clock."""
+        from . import dram
+        if board.name not in ("arty-a7-35", "arty-a7-100"):
             raise ValueError(
-                f"this build keeps pattern and weight words in external memory ({ext.depth} words of "
-                f"{ext.word_bits} bits): the board top with the DRAM controller is not built yet; run it on "
-                f"the simulated board (`sephw run BUILD --port sim:BUILD`) or with `sephw simulate`, or "
-                f"compile with `--weights onchip` where the model fits on chip")
+                f"this build keeps words in {board.name}'s external memory: the board top with the DRAM "
+                f"controller is built for the Arty A7 only so far; run it on the simulated board "
+                f"(`sephw run BUILD --port sim:BUILD`) or with `sephw simulate`")
+        core = dram.generate(board.name, out_dir)
+        if core.recipe["clock_hz"] != board.clock_hz:
+            raise ValueError(f"{board.name}'s DRAM controller runs the design at {core.recipe['clock_hz'] / 1e6:g} MHz "
+                             f"(boards/litedram/); this build is compiled for {board.clock_hz / 1e6:g} MHz: "
+                             f"compile it without --clock-mhz")
+        return core
 
     system = property(lambda self: self._system, doc="The :class:`~rtl_gen.system.System`.")
+    dram = property(lambda self: self._dram, doc="The board's :class:`~rtl_gen.dram.LiteDRAMCore`, or None.")
     link = property(lambda self: self._system.link, doc="The :class:`~rtl_gen.hostlink.HostLink`.")
     baud = property(lambda self: self._baud, doc="UART baud rate.")
 
@@ -74,7 +105,10 @@ class BoardTop(Elaboratable):
         # No reset pin (ULX3S): the platform's default domain would be reset-less, but the
         # engines and the link reset their state; a power-on reset holds `sync` in reset for 16
         # cycles after configuration (after the PLL's lock where there is one).
-        board_clock(m, platform, self._board)
+        if self._dram is None:
+            board_clock(m, platform, self._board)
+        else:   # the DRAM controller's PLL makes the design's clock
+            instantiate_board_core(m, platform, self._dram, system.ext, system.dram)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)

@@ -24,13 +24,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth.hdl import ClockSignal, Instance, Module
+import yaml
+
+from amaranth.hdl import ClockSignal, Instance, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .synth import venv_tool
 
-__all__ = ["CONFIGS", "DramError", "LiteDRAMCore", "LiteDRAM", "config_path", "generate"]
+__all__ = ["CONFIGS", "DramError", "LiteDRAMCore", "LiteDRAM", "config_path", "generate", "init_recipe"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "boards" / "litedram"
 # board profile -> LiteDRAM configuration (boards/litedram/)
@@ -54,6 +56,61 @@ class LiteDRAMCore:
     addr_width: int
     ports: dict
     sim: bool
+    recipe: dict
+
+
+def init_recipe(phy_header: str, csrs: dict, phy: str, clock_hz: int) -> dict:
+    """What the host does to make a generated core's DRAM usable (host/dram.py's
+    ``calibrate``), from the core's ``sdram_phy.h`` (the LiteX BIOS's source: its
+    ``init_sequence()`` and ``SDRAM_PHY_*`` figures) and CSR map: ``init``, the init sequence
+    as CSR writes (``{"csr", "value"}``, a ``command_pN`` expanded to its command and issue
+    writes) and waits (``{"delay_cycles"}``: the BIOS's ``cdelay``); the PHY's phases, read
+    and write phases, modules, IDELAY taps and bitslips; ``read_leveling`` where the PHY can
+    (A7DDRPHY). A statement of ``init_sequence`` this parser does not know is an error, never
+    skipped."""
+    defines = {m.group(1): int(m.group(2), 0) for m in
+               re.finditer(r"^#define\s+(\w+)\s+(0x[0-9a-fA-F]+|\d+)\s*$", phy_header, re.M)}
+    flags = {m.group(1) for m in re.finditer(r"^#define\s+(\w+)\s*$", phy_header, re.M)}
+
+    def value(expr: str) -> int:
+        out = 0
+        for term in expr.split("|"):
+            term = term.strip()
+            if term in defines:
+                out |= defines[term]
+            else:
+                try:
+                    out |= int(term, 0)
+                except ValueError:
+                    raise DramError(f"sdram_phy.h init_sequence: unknown value {term!r}") from None
+        return out
+
+    body = re.search(r"static inline void init_sequence\(void\)\s*\{(.*?)\n\}", phy_header, re.S)
+    if body is None:
+        raise DramError("sdram_phy.h has no init_sequence()")
+    init = []
+    for stmt in re.sub(r"/\*.*?\*/", "", body.group(1), flags=re.S).split(";"):
+        stmt = stmt.strip()
+        if not stmt:
+            continue
+        if m := re.fullmatch(r"(\w+)_write\((.*)\)", stmt):
+            init.append({"csr": m.group(1), "value": value(m.group(2))})
+        elif m := re.fullmatch(r"command_p(\d+)\((.*)\)", stmt):
+            init += [{"csr": f"sdram_dfii_pi{m.group(1)}_command", "value": value(m.group(2))},
+                     {"csr": f"sdram_dfii_pi{m.group(1)}_command_issue", "value": 1}]
+        elif m := re.fullmatch(r"cdelay\((\d+)\)", stmt):
+            init.append({"delay_cycles": int(m.group(1))})
+        else:
+            raise DramError(f"sdram_phy.h init_sequence: unknown statement {stmt!r}")
+    unknown = sorted({op["csr"] for op in init if "csr" in op} - set(csrs))
+    if unknown:
+        raise DramError(f"sdram_phy.h init_sequence writes CSRs the core has not got: {', '.join(unknown)}")
+    get = lambda name, default=0: defines.get(f"SDRAM_PHY_{name}", default)    # noqa: E731
+    return {"phy": phy, "clock_hz": int(clock_hz), "csr": dict(csrs), "init": init,
+            "phases": get("PHASES"), "rdphase": get("RDPHASE"), "wrphase": get("WRPHASE"),
+            "modules": get("MODULES"), "delays": get("DELAYS"), "bitslips": get("BITSLIPS"),
+            "databits": get("DATABITS"), "dfi_databits": get("DFI_DATABITS"),
+            "read_leveling": "SDRAM_PHY_READ_LEVELING_CAPABLE" in flags}
 
 
 def config_path(board: str) -> Path:
@@ -81,7 +138,7 @@ def _ports(verilog: str) -> dict:
 def generate(board: str, out_dir, sim: bool = False) -> LiteDRAMCore:
     """Generate (or reuse) the LiteDRAM core of ``board`` in ``out_dir``."""
     cfg = config_path(board)
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()      # litedram_gen runs inside it
     key = hashlib.sha256(cfg.read_bytes() + (b"sim" if sim else b"board")).hexdigest()[:16]
     verilog, stamp = out_dir / "gateware" / "litedram_core.v", out_dir / "sephw_config.sha256"
     if not (verilog.exists() and stamp.exists() and stamp.read_text() == key):
@@ -104,8 +161,11 @@ def generate(board: str, out_dir, sim: bool = False) -> LiteDRAMCore:
                            "init_done") if p not in ports] + [c for c in INIT_CSRS if c not in csrs]
     if missing:
         raise DramError(f"{verilog}: the generated core lacks {', '.join(missing)}")
+    conf = yaml.safe_load(cfg.read_text())
+    recipe = init_recipe((out_dir / "software" / "include" / "generated" / "sdram_phy.h").read_text(), csrs,
+                         "litedram-sim" if sim else conf["sdram_phy"], int(float(conf["sys_clk_freq"])))
     return LiteDRAMCore(verilog=verilog, csr=csrs, data_width=ports["user_port_native_0_wdata_data"][1],
-                        addr_width=ports["user_port_native_0_cmd_addr"][1], ports=ports, sim=sim)
+                        addr_width=ports["user_port_native_0_cmd_addr"][1], ports=ports, sim=sim, recipe=recipe)
 
 
 def native_signature(data_width: int, addr_width: int) -> wiring.Signature:
@@ -158,3 +218,68 @@ class LiteDRAM(wiring.Component):
             i_wb_ctrl_sel=0xF, i_wb_ctrl_cti=0, i_wb_ctrl_bte=0, o_wb_ctrl_ack=self.ctrl_ack,
         )
         return m
+
+
+# the Arty A7's DDR3 pins (amaranth-boards' "ddr3" resource) by the board core's port names;
+# the core drives them through its own I/O primitives (OSERDESE2, ISERDESE2, IOBUF(DS)), so they
+# are connected raw, and its active-low outputs go to the pins as they are (the resource's
+# inversion does not apply)
+A7_DDR3_PINS = {"ddram_a": "a", "ddram_ba": "ba", "ddram_ras_n": "ras", "ddram_cas_n": "cas", "ddram_we_n": "we",
+                "ddram_cs_n": "cs", "ddram_dm": "dm", "ddram_odt": "odt", "ddram_reset_n": "rst",
+                "ddram_cke": "clk_en", "ddram_dq": "dq"}
+A7_DDR3_DIFF_PINS = {"ddram_clk": "clk", "ddram_dqs": "dqs"}
+
+
+def board_constraints(core: LiteDRAMCore) -> str:
+    """XDC lines the board core needs beside the platform's pin constraints: bank 34's
+    internal VREF for the DDR3L's SSTL135 inputs (half of 1.35 V), and LiteDRAM's own timing
+    constraints (the false paths and maximum delays of its reset and clock-domain synchronizers,
+    from the core's generated .xdc; its pin lines are left out, the platform places the pins)."""
+    xdc = core.verilog.with_suffix(".xdc")
+    lines = [ln for ln in xdc.read_text().splitlines()
+             if ln.startswith(("set_false_path", "set_max_delay", "set_clock_groups"))] if xdc.exists() else []
+    return "\n".join(["# sephw: the Arty's DDR3L (LiteDRAM A7DDRPHY)",
+                      "set_property INTERNAL_VREF 0.675 [get_iobanks 34]", *lines]) + "\n"
+
+
+def instantiate_board_core(m: Module, platform, core: LiteDRAMCore, port, ctrl) -> None:
+    """The Arty's board core in ``m``: LiteDRAM's A7DDRPHY on the board's DDR3 pins, its PLL on
+    the 100 MHz oscillator and the reset button; the ``sync`` domain runs on the core's
+    ``user_clk`` (its system clock) and ``user_rst``. ``port``: the native port's user side
+    (:func:`native_signature`, the design's ``ext``); ``ctrl``: the design's
+    :func:`rtl_gen.control.dram_ctrl_signature` bus (the CSRs and ``init_done``). The core's
+    Verilog and :func:`board_constraints` are added to the platform's files."""
+    from amaranth.hdl import ClockDomain, ResetSignal
+    from amaranth.lib import io
+    if core.sim:
+        raise DramError("the board top instantiates a board core (generate(..., sim=False))")
+    if set(A7_DDR3_PINS) - set(core.ports):
+        raise DramError(f"{core.verilog}: not an A7DDRPHY core (its DRAM pins are "
+                        f"{sorted(p for p in core.ports if p.startswith(('ddram', 'sdram')))})")
+    platform.add_file("litedram_core.v", core.verilog.read_text())
+    platform.add_file("litedram_core.xdc", board_constraints(core))
+    ddr = platform.request("ddr3", 0, dir="-")
+    pins = {f"{'io' if core.ports[n][0] == 'inout' else 'o'}_{n}": getattr(ddr, r).io for n, r in A7_DDR3_PINS.items()}
+    for n, r in A7_DDR3_DIFF_PINS.items():
+        d = "io" if core.ports[f"{n}_p"][0] == "inout" else "o"
+        pins.update({f"{d}_{n}_p": getattr(ddr, r).p, f"{d}_{n}_n": getattr(ddr, r).n})
+    m.submodules.clk100 = clk = io.Buffer("i", platform.request(platform.default_clk, 0, dir="-"))
+    m.submodules.rst_btn = rst = io.Buffer("i", platform.request(platform.default_rst, 0, dir="-"))
+    user_clk, user_rst = Signal(), Signal()
+    m.domains.sync = ClockDomain("sync")
+    m.d.comb += [ClockSignal("sync").eq(user_clk), ResetSignal("sync").eq(user_rst)]
+    n = "user_port_native_0_"
+    m.submodules.litedram = Instance(
+        "litedram_core",
+        i_clk=clk.i, i_rst=rst.i, o_user_clk=user_clk, o_user_rst=user_rst, o_init_done=ctrl.init_done,
+        **pins,
+        **{f"i_{n}cmd_valid": port.cmd.valid, f"o_{n}cmd_ready": port.cmd.ready,
+           f"i_{n}cmd_addr": port.cmd.payload.addr, f"i_{n}cmd_we": port.cmd.payload.we,
+           f"i_{n}wdata_valid": port.wdata.valid, f"o_{n}wdata_ready": port.wdata.ready,
+           f"i_{n}wdata_data": port.wdata.payload.data, f"i_{n}wdata_we": port.wdata.payload.we,
+           f"o_{n}rdata_valid": port.rdata.valid, f"i_{n}rdata_ready": port.rdata.ready,
+           f"o_{n}rdata_data": port.rdata.payload},
+        i_wb_ctrl_adr=ctrl.adr, i_wb_ctrl_dat_w=ctrl.dat_w, o_wb_ctrl_dat_r=ctrl.dat_r, i_wb_ctrl_we=ctrl.we,
+        i_wb_ctrl_cyc=ctrl.stb, i_wb_ctrl_stb=ctrl.stb, i_wb_ctrl_sel=0xF, i_wb_ctrl_cti=0, i_wb_ctrl_bte=0,
+        o_wb_ctrl_ack=ctrl.ack,
+    )

@@ -16,9 +16,10 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .arith import check_int
+from .control import dram_ctrl_signature
 from .dram import native_signature
 
-__all__ = ["ExtMemoryModel", "stall_threshold"]
+__all__ = ["DramCtrlModel", "ExtMemoryModel", "stall_threshold"]
 
 
 def stall_threshold(permille: int) -> int:
@@ -105,4 +106,30 @@ class ExtMemoryModel(wiring.Component):
         issued = take & ~p.cmd.payload.we
         left = p.rdata.valid & p.rdata.ready
         m.d.sync += inflight.eq(inflight + issued - left)
+        return m
+
+
+class DramCtrlModel(wiring.Component):
+    """The CSR side of a behavioural DRAM controller (beside :class:`ExtMemoryModel`, which needs
+    no calibration): ``bus`` (:func:`rtl_gen.control.dram_ctrl_signature`, the controller's
+    side) acknowledges an access one cycle after ``stb``; word 0 is ``init_done`` (LiteDRAM's
+    ``ddrctrl_init_done``, at byte address 0 in both board configurations: the host sets it
+    after the initialization, docs/protocol.md), 0 after reset; other words read 0 and ignore
+    writes, and word addresses from ``UNMAPPED`` up are never acknowledged (a bus with
+    nothing there: the host link's CSR timeout). The simulated board puts it behind the host link's ``CSR`` command, so a driver
+    must initialize the DRAM there as on a board before it may use it."""
+
+    UNMAPPED = 0x4000
+
+    def __init__(self):
+        super().__init__({"bus": In(dram_ctrl_signature())})
+
+    def elaborate(self, platform):
+        m = Module()
+        b = self.bus
+        done, ack = Signal(), Signal()
+        m.d.sync += ack.eq(b.stb & ~ack & (b.adr < self.UNMAPPED))
+        with m.If(b.stb & ~ack & b.we & (b.adr == 0)):
+            m.d.sync += done.eq(b.dat_w[0])
+        m.d.comb += [b.ack.eq(ack), b.dat_r.eq(Mux(b.adr == 0, done, 0)), b.init_done.eq(done)]
         return m

@@ -1,5 +1,5 @@
-"""The host link's frame receiver and the CRC registers it shares with the reply builder
-(docs/protocol.md; :class:`rtl_gen.hostlink.HostLink` builds both into its module).
+"""The host link's frame receiver, the reply builder's states and the CRC registers they share
+(docs/protocol.md; :class:`rtl_gen.hostlink.HostLink` builds them into its module).
 
 The receiver hunts for ``SYNC``; checks the header's CRC-8 (a bad one drops the frame without
 a reply and hunting restarts with the next byte); a ``LEN`` above ``MAX_PAYLOAD`` ends the
@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 
 from sephw.arch.link import CRC_BYTES, HEADER_BYTES, MAX_PAYLOAD, SYNC, Err
 from sephw.arch.link import LOAD_HEADER_BYTES as LOAD_HEADER
 
 from .crc import crc8_byte, crc32_byte
 
-__all__ = ["SharedCRC", "FrameRx", "frame_receiver"]
+__all__ = ["SharedCRC", "FrameRx", "frame_receiver", "reply_states"]
 
 
 @dataclass(frozen=True)
@@ -142,3 +142,47 @@ def frame_receiver(m: Module, data, crc: SharedCRC, fb_w, timeout: int) -> Frame
     with m.Elif(tmo != T):
         m.d.sync += tmo.eq(tmo + 1)
     return FrameRx(r_type, r_seq, r_len, phead, rcrc, rx_err, rx_done, armed)
+
+
+def reply_states(m: Module, tx, crc: SharedCRC, t_type, x_seq, t_len, payload_byte, idx, rword) -> None:
+    """The executor FSM's reply states (``TX_START`` .. ``TX_SEND``, back to ``IDLE``): the
+    frame SYNC TYPE SEQ LEN HCRC, ``t_len`` payload bytes, CRC-32, one byte per slot of the
+    UART's ``tx`` stream. ``payload_byte`` is the payload's source: a memory addressed by
+    ``idx`` (data one cycle later; ``idx`` counts from 0) or the register ``rword``, shifted
+    right by a byte after each payload byte."""
+    tpos = Signal(range(HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES + 1))
+    txb = Signal(8)
+    hdr = Cat(Const(SYNC, 8), t_type, x_seq, t_len.as_unsigned()[:16], Const(0, 16 - min(16, len(t_len))))
+    # the payload's end and the frame's last byte follow t_len (set two cycles before the
+    # first TX_BYTE): registers in front of the compares
+    pay_end = Signal(range(HEADER_BYTES + MAX_PAYLOAD + 1))
+    tx_end = Signal(range(HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES + 1))
+    m.d.sync += [pay_end.eq(HEADER_BYTES + t_len), tx_end.eq(HEADER_BYTES + t_len + CRC_BYTES - 1)]
+    with m.State("TX_START"):
+        m.d.comb += crc.init.eq(1)
+        m.d.sync += [tpos.eq(0), idx.eq(0)]
+        m.next = "TX_READ"
+    with m.State("TX_READ"):       # memory sources: address idx -> data next cycle
+        m.next = "TX_BYTE"
+    with m.State("TX_BYTE"):
+        with m.If(tpos < HEADER_BYTES - 1):
+            m.d.sync += txb.eq(hdr.word_select(tpos[:3], 8))
+        with m.Elif(tpos == HEADER_BYTES - 1):
+            m.d.sync += txb.eq(crc.crc8)
+        with m.Elif(tpos < pay_end):
+            m.d.sync += txb.eq(payload_byte)
+        with m.Else():
+            m.d.sync += txb.eq((~crc.crc32).word_select((tpos - pay_end)[:2], 8))
+        m.next = "TX_SEND"
+    with m.State("TX_SEND"):
+        m.d.comb += [tx.valid.eq(1), tx.payload.eq(txb), crc.data.eq(txb)]
+        with m.If(tx.ready):
+            m.d.comb += [crc.upd8.eq((tpos >= 1) & (tpos < HEADER_BYTES - 1)),
+                         crc.upd32.eq((tpos >= 1) & (tpos < pay_end))]
+            m.d.sync += tpos.eq(tpos + 1)
+            with m.If((tpos >= HEADER_BYTES) & (tpos < pay_end)):
+                m.d.sync += [idx.eq(idx + 1), rword.eq(rword >> 8)]
+            with m.If(tpos == tx_end):
+                m.next = "IDLE"
+            with m.Else():
+                m.next = "TX_READ"

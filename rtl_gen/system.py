@@ -23,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 from sephw.arch.config import ArchConfig
 from sephw.arch.manifest import Manifest
 
+from .control import dram_ctrl_signature
 from .dram import native_signature
 from .extport import ExtPort
 from .hostlink import HostLink
@@ -56,6 +57,9 @@ class System(wiring.Component):
     ext : Out(rtl_gen.dram.native_signature(ext_data_bits, ...))
         Only with ``arch.ext_words > 0``: the board's DRAM (to LiteDRAM's native port, or a
         behavioural memory in simulation).
+    dram : Out(rtl_gen.control.dram_ctrl_signature())
+        Only with external memory: the DRAM controller's CSR bus and ``init_done`` (the host
+        link's ``CSR`` command; ``dram_phy``, a HostLink parameter, says what is behind it).
     """
 
     def __init__(self, arch: ArchConfig, *, baud: int, board: str, netlist: str = "lut", **link_kw):
@@ -64,18 +68,20 @@ class System(wiring.Component):
         ext = self._link.memory_map.external
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "busy": Out(1),
                           "error": Out(1),
-                          **({"ext": Out(native_signature(ext.word_bits, ext.addr_bits))} if ext else {})})
+                          **({"ext": Out(native_signature(ext.word_bits, ext.addr_bits)),
+                              "dram": Out(dram_ctrl_signature())} if ext else {})})
 
     @classmethod
     def from_build(cls, build_dir, *, baud: int = 3_000_000, clk_hz: int | None = None,
-                   netlist: str = "lut", frame_timeout_cycles: int | None = None) -> "System":
+                   netlist: str = "lut", frame_timeout_cycles: int | None = None,
+                   dram_phy: int | None = None) -> "System":
         """The system for a build directory's ArchConfig (``manifest.json``) and board.
         ``clk_hz`` builds the same design for another clock: that is another ArchConfig, so
         the device reports another hash and runs builds compiled for that clock."""
         man = Manifest.read(build_dir)
         arch = man.arch if clk_hz is None else replace(man.arch, clock_hz=int(clk_hz))
         return cls(arch, baud=baud, board=man.board, netlist=netlist,
-                   frame_timeout_cycles=frame_timeout_cycles)
+                   frame_timeout_cycles=frame_timeout_cycles, dram_phy=dram_phy)
 
     link = property(lambda self: self._link, doc="The :class:`~rtl_gen.hostlink.HostLink`.")
     accelerator = property(lambda self: self._acc, doc="The :class:`~rtl_gen.top.Accelerator`.")
@@ -99,6 +105,7 @@ class System(wiring.Component):
             wiring.connect(m, acc.ext, ep.acc)
             wiring.connect(m, ctl.ext_w, ep.host)
             wiring.connect(m, ep.mem, wiring.flipped(self.ext))
+            wiring.connect(m, link.dram, wiring.flipped(self.dram))
             m.d.comb += ep.reset_readers.eq(ctl.reset)
         m.d.comb += [acc.start.eq(ctl.start), ctl.done.eq(acc.done), ctl.error.eq(acc.error),
                      ctl.cycles.eq(acc.cycles),

@@ -4,7 +4,9 @@
 whose testbench writes the build's external image, ``external.bin``, into the memory
 through ``ext_poke``), and :class:`WithExtMemory` for any such design, e.g. the simulated
 board's System, whose host link fills the memory by ``LOAD``. Their ports are the inner
-design's, less ``ext``, and ``ext_stall`` and ``ext_poke_*``."""
+design's, less ``ext`` (and ``dram``, the DRAM controller's CSR bus, where the design has
+one: a :class:`rtl_gen.extmem.DramCtrlModel` answers it), and ``ext_stall`` and
+``ext_poke_*``."""
 from __future__ import annotations
 
 from amaranth.hdl import Module
@@ -12,7 +14,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
-from rtl_gen.extmem import ExtMemoryModel
+from rtl_gen.extmem import DramCtrlModel, ExtMemoryModel
 from rtl_gen.top import Accelerator
 from sephw.arch.config import ArchConfig
 
@@ -41,8 +43,9 @@ class WithExtMemory(wiring.Component):
         self.mem = ExtMemoryModel(data_width=arch.ext_data_bits, addr_width=max(1, ceil_log2(arch.ext_words)),
                                   depth=self._depth, init=list(ext_init), latency=latency)
         aw = max(1, ceil_log2(self.mem_depth))
+        self.ctrl = DramCtrlModel() if "dram" in inner.signature.members else None
         super().__init__(wiring.Signature({
-            **{k: v for k, v in inner.signature.members.items() if k != "ext"},
+            **{k: v for k, v in inner.signature.members.items() if k not in ("ext", "dram")},
             "ext_stall": In(range(1025)),
             "ext_poke_en": In(1), "ext_poke_addr": In(aw), "ext_poke_data": In(arch.ext_data_bits)}))
 
@@ -52,9 +55,12 @@ class WithExtMemory(wiring.Component):
         m = Module()
         m.submodules.inner, m.submodules.ext = self.inner, self.mem
         wiring.connect(m, self.inner.ext, self.mem.port)
+        if self.ctrl is not None:
+            m.submodules.dram_ctrl = self.ctrl
+            wiring.connect(m, self.inner.dram, self.ctrl.bus)
         m.d.comb += [self.mem.stall.eq(self.ext_stall), self.mem.poke_en.eq(self.ext_poke_en),
                      self.mem.poke_addr.eq(self.ext_poke_addr), self.mem.poke_data.eq(self.ext_poke_data)]
-        theirs = {path: value for path, _, value in self.inner.signature.flatten(self.inner)}
+        theirs = {path: value for path, _, value in self.inner.signature.flatten(self.inner) if path[0] != "dram"}
         ours = {("ext_stall",), ("ext_poke_en",), ("ext_poke_addr",), ("ext_poke_data",)}
         for path, member, value in self.signature.flatten(self):
             if path in ours:

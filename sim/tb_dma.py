@@ -180,7 +180,7 @@ async def through_litedram(dut, case):
     depth, B = case["onchip_depth"], case["beats"]
     half = depth // 2
     init = case["onchip_init"]                  # words 0 .. half-1 hold data
-    await init_controller(dut, case["csr"])
+    await init_controller(dut, case["csr"], case["init"])
     stats = {"round_trips": []}
     for t in range(case["rounds"]):
         n = rng.randint(1, half)

@@ -1,8 +1,11 @@
 """cocotb testbench: LiteDRAM's native port through its own simulation core (rtl_gen.dram,
 ``litedram_gen --sim``: the configuration's controller with SDRAMPHYModel in place of the PHY).
 
-The controller is initialized over ``wb_ctrl`` as its BIOS would leave it (DFII in hardware
-control, ``init_done`` set; the model needs no calibration), then:
+The controller is initialized over ``wb_ctrl`` as the host does it (host/dram.py): the
+core's init sequence from its generated ``sdram_phy.h`` (the recipe of
+:func:`rtl_gen.dram.init_recipe`: DFII in software control, reset and CKE released, the mode
+registers, ZQ calibration, with their waits), then DFII in hardware control and ``init_done``
+set (the model needs no read leveling); then:
 
 1. a sequential burst of full-word writes, then the same words read back (commands issued
    back to back, several in flight): data, and the port's bytes per cycle each way;
@@ -40,13 +43,20 @@ async def wb_write(dut, byte_addr: int, value: int):
     dut.ctrl_we.value = 0
 
 
-async def init_controller(dut, csr: dict):
-    """Initialize the sim core over wb_ctrl as its BIOS would leave it: DFII in hardware
-    control, ``init_done`` set (the model needs no calibration)."""
+async def init_controller(dut, csr: dict, init: list):
+    """Initialize the sim core over wb_ctrl as the host does: the recipe's ``init`` (CSR
+    writes and waits, in order), then DFII in hardware control and ``init_done`` set (the
+    model needs no read leveling)."""
     dut.ctrl_stb.value = 0
     dut.ctrl_we.value = 0
     await start_clock_reset(dut)
     assert dut.init_done.value == 0
+    for op in init:
+        if "delay_cycles" in op:
+            for _ in range(op["delay_cycles"]):
+                await RisingEdge(dut.clk)
+        else:
+            await wb_write(dut, csr[op["csr"]], op["value"])
     await wb_write(dut, csr["sdram_dfii_control"], 1)    # DFII_CONTROL_SEL: hardware control
     await wb_write(dut, csr["ddrctrl_init_done"], 1)
     await RisingEdge(dut.clk)
@@ -61,7 +71,7 @@ async def native_port_through_the_dram_model(dut):
     DW, AW, csr = case["data_width"], case["addr_width"], case["csr"]
     nbytes = DW // 8
     rng = random.Random(case["seed"])
-    await init_controller(dut, csr)
+    await init_controller(dut, csr, case["init"])
 
     cmd_l = data.StructLayout({"addr": AW, "we": 1})
     wd_l = data.StructLayout({"data": DW, "we": nbytes})

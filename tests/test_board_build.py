@@ -159,3 +159,54 @@ def test_board_top_checks_baud(sepnet_build):
     _, d, _ = sepnet_build
     with pytest.raises(ValueError, match="exceeds arty-a7-35's UART bridge maximum 12000000"):
         BoardTop(d, boards.get("arty-a7"), baud=20_000_000)
+
+
+@pytest.fixture(scope="module")
+def arty_dram_core():
+    """The Arty's LiteDRAM board core, generated once (litedram_gen, ~45 s) and reused."""
+    from rtl_gen import dram
+    from sim.runner import BUILD_ROOT
+    out = BUILD_ROOT / "litedram" / "arty-a7-35"
+    dram.generate("arty-a7-35", out)
+    return out
+
+
+@pytest.mark.slow
+def test_arty_board_top_with_ddr3(sepnet_build, tmp_path, arty_dram_core):
+    """A build that keeps its weights, spilled tensors and Program in DRAM gets the Arty's
+    LiteDRAM controller in its Vivado project: the core's Verilog and constraints (bank 34's
+    internal VREF, LiteDRAM's false paths), the DDR3L pins placed by amaranth-boards' ddr3
+    resource with their SSTL135 standards, the design clocked by the controller's PLL; and
+    the host's initialization recipe (init sequence and read leveling) in BUILD/dram.json.
+    The same build for the ULX3S is refused in one line."""
+    from conftest import SMALL_ENGINE
+    from rtl_gen.board import BoardTop
+    from sephw.arch.link import DramPhy
+    from sephw.compiler import compile_graph
+    g, _, _ = sepnet_build
+    d = tmp_path / "spill"
+    compile_graph(g, "arty-a7-35", d, engine=SMALL_ENGINE, placement="spill")
+    r = board_build(d, "arty-a7-35", synth=False, log=lambda s: None, dram_dir=arty_dram_core)
+    proj = d / "vivado"
+    assert {"litedram_core.v", "litedram_core.xdc"} <= set(r["files"])
+    v, xdc = (proj / "sephw.v").read_text(), (proj / "sephw.xdc").read_text()
+    assert "litedram_core litedram (" in v and "module litedram_core" in (proj / "litedram_core.v").read_text()
+    # the DDR3L pins: address A0 R2, DQ0 K5, the clock pair U9/V9, DQS0 N2; SSTL135 at 1.35 V
+    for pin in ("R2", "K5", "U9", "V9", "N2", "E3"):
+        assert f"set_property LOC {pin} " in xdc, pin
+    assert 'IOSTANDARD "DIFF_SSTL135" [get_ports "ddr3_0__clk__p"]' in xdc and "UNTUNED_SPLIT_40" in xdc
+    cons = (proj / "litedram_core.xdc").read_text()
+    assert "set_property INTERNAL_VREF 0.675 [get_iobanks 34]" in cons and "set_false_path" in cons
+    tcl = (proj / "sephw.tcl").read_text()
+    assert 'add_files "litedram_core.v"' in tcl and 'read_xdc "litedram_core.xdc"' in tcl
+    recipe = json.loads((d / "dram.json").read_text())
+    assert recipe["phy"] == "A7DDRPHY" and recipe["read_leveling"]
+    assert (recipe["modules"], recipe["delays"], recipe["bitslips"]) == (2, 32, 8)
+    # the mode registers as the BIOS writes them: MR0 CL=7 BL=8 (0x930), then ZQ calibration
+    assert {"csr": "sdram_dfii_pi0_address", "value": 0x930} in recipe["init"]
+    assert recipe["init"][-3:-1] == [{"csr": "sdram_dfii_pi0_command", "value": 3},
+                                     {"csr": "sdram_dfii_pi0_command_issue", "value": 1}]
+    top = BoardTop(d, boards.get("arty-a7-35"), dram_dir=arty_dram_core)
+    assert top.link.info.dram_phy == DramPhy.A7DDRPHY
+    with pytest.raises(ValueError, match="built for the Arty A7 only"):
+        BoardTop(d, boards.get("ulx3s-85f"))

@@ -35,13 +35,17 @@ def test_unknown_board_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_native_port_through_litedram_sim_core():
     """The Arty configuration's controller with LiteDRAM's DRAM model: initialized over
-    wb_ctrl, a 256-word sequential burst written and read back, 64 random words across the
+    wb_ctrl by the init sequence the host replays (the recipe parsed from the core's
+    sdram_phy.h: 30 steps, mode registers and ZQ calibration among them), a 256-word sequential burst written and read back, 64 random words across the
     memory (half of them then partially rewritten) read back in a random order, every word
     against a model. The burst's reads run with commands in flight: more than half the
     port's 16 bytes per cycle."""
     core = dram.generate("arty-a7-35", BUILD_ROOT / "litedram" / "arty-a7-35-sim", sim=True)
+    init = core.recipe["init"]
+    assert core.recipe["phy"] == "litedram-sim" and not core.recipe["read_leveling"]
+    assert {"csr": "sdram_dfii_pi0_command", "value": 15} in init and {"delay_cycles": 200} in init
     case = {"data_width": core.data_width, "addr_width": core.addr_width, "csr": core.csr,
-            "seed": 1500, "burst": 256, "random": 64}
+            "init": init, "seed": 1500, "burst": 256, "random": 64}
     d = run_testbench(dram.LiteDRAM(core), "litedram_arty_sim", "sim.tb_dram", case,
                       extra_sources=[core.verilog])
     r = json.loads((d / "result.json").read_text())

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from host.device import Device, memory_images
-from host.protocol import (ERROR, LOAD_HEADER, LOAD_HEADER_BYTES, REPLY, RUN_REPLY, Cmd, Err, Frame, FrameParser,
-                           Info, LinkError, encode_frame)
+from host.protocol import (CSR_OP, CSR_WRITE, ERROR, LOAD_HEADER, LOAD_HEADER_BYTES, REPLY, RUN_REPLY, Cmd, DramPhy, Err, Frame,
+                           FrameParser, Info, LinkError, encode_frame)
 from host.transport import Transport
 from sephw.arch import ArchConfig, EngineConfig, Manifest, ManifestError, MemoryMap
 from sephw.arch.isa import describe
@@ -76,6 +76,7 @@ class FakeDevice(Transport):
         self.faults, self.fault_fn, self.late_s = deque(faults), fault_fn, late_s
         self.rng = random.Random(seed)
         self.mem = {s: {} for s in range(5)}
+        self.csr_target = None          # CSR: a callable ops -> read values (a fake DRAM controller)
         self.input = bytearray(self.dev.input_bytes)
         self.logits = self.cycles = None
         self.parser = FrameParser()
@@ -119,6 +120,10 @@ class FakeDevice(Transport):
         if f.type == Cmd.RESET:
             self.logits = self.cycles = None
             return Cmd.RESET | REPLY, b""
+        if f.type == Cmd.CSR and self.csr_target is not None:
+            ops = [CSR_OP.unpack_from(p, i) for i in range(0, len(p), CSR_OP.size)]
+            vals = self.csr_target([((op & 0x7FFF) * 4, v if op & CSR_WRITE else None) for op, v in ops])
+            return Cmd.CSR | REPLY, struct.pack(f"<{len(vals)}I", *vals)
         return ERROR, struct.pack("<BI", Err.UNKNOWN_TYPE, f.type)
 
     # -- Transport ------------------------------------------------------------------------------
@@ -565,10 +570,29 @@ def test_sim_board_with_dram(sepnet_build, tmp_path):
         assert info.arch_hash == man.arch_hash
         assert (info.ext_words, info.ext_word_bytes) == (man.arch.ext_words, 16) == (1 << 24, 16)
         with pytest.raises(LinkError, match="BAD_ADDRESS"):
-            dev.transact(Cmd.LOAD, LOAD_HEADER.pack(mem=5, addr=info.ext_words - 1) + bytes(32), reply_len=2)
-        with pytest.raises(LinkError, match="BAD_ADDRESS"):
             dev.transact(Cmd.LOAD, LOAD_HEADER.pack(mem=6, addr=0) + bytes(16), reply_len=2)
-        ld = dev.load(d)
+        # the DRAM is unusable until the host initializes it (the model: init_done by CSR):
+        # anything that would touch it is refused, nothing hangs
+        assert info.dram_phy == DramPhy.MODEL
+        assert dev.csr([(0, None), (0x1000, None)]) == [0, 0]
+        for cmd, body in ((Cmd.LOAD, LOAD_HEADER.pack(mem=5, addr=0) + bytes(16)), (Cmd.RUN, b""),
+                          (Cmd.WRITE_INPUT, bytes(5))):
+            with pytest.raises(LinkError, match="NOT_READY.*not initialized"):
+                dev.transact(cmd, body, reply_len=(0, 64))
+        for bad in (b"", bytes(5), bytes(6 * 65)):     # not 1..64 whole 6-byte operations
+            with pytest.raises(LinkError, match="BAD_LENGTH"):
+                dev.transact(Cmd.CSR, bad, reply_len=(0, 256))
+        # 64 operations in one frame, reads and writes interleaved, values in order
+        ops = [(0, 1 if i % 3 == 1 else None) if i % 3 != 2 else (0, None) for i in range(64)]
+        vals = dev.csr(ops)
+        assert len(vals) == sum(v is None for _, v in ops) and vals[0] == 0 and set(vals[1:]) == {1}
+        dev.csr([(0, 0)])
+        with pytest.raises(LinkError, match="BAD_ADDRESS.*detail 16384"):   # never acknowledged
+            dev.csr([(0, None), (0x10000, None)])
+        ld = dev.load(d)                # initializes the DRAM first
+        assert dev.csr([(0, None)]) == [1]
+        with pytest.raises(LinkError, match="BAD_ADDRESS"):
+            dev.transact(Cmd.LOAD, LOAD_HEADER.pack(mem=5, addr=info.ext_words - 1) + bytes(32), reply_len=2)
         on_chip = sum(len(b) for r, b in man.images(external=False))
         assert "program" not in {r.name for r, _ in man.images(external=False)}
         assert ld["bytes"] == on_chip + ext_bytes
@@ -625,3 +649,32 @@ def test_sephw_run_refuses_other_build(fake_build, monkeypatch, capsys):
     assert f"compiled for arch {HASH}" in err and OTHER_HASH in err
     assert not any(fake.mem.values())
     assert run_mod.cmd_run is a.func
+
+
+def test_init_dram_over_csr_frames(tmp_path):
+    """Device.init_dram on a device with the Arty's DDR3 (a fake controller: the DFII and
+    A7DDRPHY CSRs of tests/test_dram_calibration.py behind the CSR command): the recipe from
+    BUILD/dram.json, read leveling through CSR frames of at most 64 operations, the controller
+    left in hardware control with init_done set, and nothing done the second time. A CSR reply
+    lost on the link is never resent (its writes are not idempotent): the initialization starts
+    again from the beginning. A missing or foreign recipe is a one-line LinkError."""
+    from test_dram_calibration import ARTY, FakeDram, taps
+    info = fake_info(ext_words=1 << 24, ext_word_bytes=16, dram_phy=DramPhy.A7DDRPHY, board="arty-a7-35")
+    dev_t = FakeDevice(info)
+    dev = Device(dev_t, progress=False)
+    with pytest.raises(LinkError, match="dram.json is missing.*board build"):
+        dev.init_dram(tmp_path)
+    (tmp_path / "dram.json").write_text(json.dumps({**ARTY, "phy": "GENSDRPHY"}))
+    with pytest.raises(LinkError, match="initializes a GENSDRPHY controller, the device .* has A7DDRPHY"):
+        dev.init_dram(tmp_path)
+    (tmp_path / "dram.json").write_text(json.dumps(ARTY))
+    dram = dev_t.csr_target = FakeDram(ARTY, {0: taps(1, 4, 19), 1: taps(6, 8, 27)})
+    n_csr = lambda: sum(t == Cmd.CSR for t, _ in dev_t.received)      # noqa: E731
+    dev_t.fault_fn = lambda f: "drop" if f.type == Cmd.CSR and n_csr() == 40 else None
+    rep = dev.init_dram(tmp_path, log=lambda m: None)
+    assert [(m["bitslip"], m["delay"]) for m in rep["modules"]] == [(1, 11), (6, 17)]
+    assert dram.delay == [11, 17] and dram.bitslip == [1, 6] and dram.violations == []
+    assert dram.regs["ddrctrl_init_done"] == 1 and dev.retries == 1     # one restart, no resend
+    frames = n_csr()
+    assert frames >= -(-rep["csr_ops"] // 64)      # frames of at most 64 operations
+    assert dev.init_dram(tmp_path) is None and n_csr() == frames + 1      # one read: already done

@@ -172,21 +172,24 @@ infos = st.builds(
     st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=16),
     st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 0xFFFF),
     st.tuples(*[st.integers(0, 0xFFFF)] * 5), st.tuples(*[st.integers(0, 0xFFFF)] * 5),
-    st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.integers(0, 2**32 - 1), st.integers(0, 0xFFFF))
+    st.integers(0, 2**32 - 1), st.integers(0, 0xFFFF), st.integers(0, 2**32 - 1), st.integers(0, 0xFFFF),
+    st.integers(0, 255))
 
 
 @FUZZ
 @given(infos)
 def test_info_round_trip(info):
     raw = info.pack()
-    assert len(raw) == INFO_FORMAT.size == 68
+    assert len(raw) == INFO_FORMAT.size == 72
     assert Info.unpack(raw) == info
 
 
 def test_info_errors():
     from host.protocol import LinkError
-    with pytest.raises(LinkError, match="expected 68"):
+    with pytest.raises(LinkError, match="expected 72"):
         Info.unpack(bytes(62))          # a version-1 record
+    with pytest.raises(LinkError, match="expected 72"):
+        Info.unpack(bytes(68))          # a version-2 record
     with pytest.raises(ValueError, match="longer than 16"):
         Info(1, 1, "00" * 8, "x" * 17, 1, 1, 1, (0,) * 5, (0,) * 5, 0, 0).pack()
 
@@ -200,9 +203,10 @@ def test_info_layout():
     assert raw[4:12] == bytes([0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF])
     assert raw[12:28] == b"arty-a7-35".ljust(16, b"\0")
     assert Info.unpack(raw).arch_hash == "0123456789abcdef"
-    # the external memory's words u32 and word bytes u16 close the record
-    raw = replace(info, ext_words=1 << 24, ext_word_bytes=16).pack()
-    assert raw[-6:] == bytes([0, 0, 0, 1, 16, 0])
+    # the external memory's words u32 and word bytes u16, the DRAM PHY u8 and a reserved byte
+    # close the record
+    raw = replace(info, ext_words=1 << 24, ext_word_bytes=16, dram_phy=3).pack()
+    assert raw[-8:] == bytes([0, 0, 0, 1, 16, 0, 3, 0])
 
 
 def test_load_header_layout():

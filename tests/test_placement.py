@@ -172,13 +172,10 @@ def test_placement_errors(tmp_path):
         program_cycles(ir.cfg, [Instruction(Op.SYNC, deps=DEP_WAIT_PREV)], {}, (2, 10))
     with pytest.raises(ValueError, match="beyond the LoadUnit's 8 queued loads"):
         program_cycles(ir.cfg, [Instruction(Op.DMA_LOAD, length=400)] * 10, {}, (2, 10))
-    # the system has the DRAM port (the simulated board puts a memory there), but no board top
-    # with the DRAM controller yet: refused in one line
-    from rtl_gen.board import BoardTop
+    # the system has the DRAM port and the controller's CSR bus (the simulated board puts a
+    # memory and a CSR model there, the Arty's board top LiteDRAM: tests/test_board_build.py)
     from rtl_gen.system import System
-    assert "ext" in System(ir.arch, baud=3_000_000, board="arty-a7-35").signature.members
-    with pytest.raises(ValueError, match="the board top with the DRAM controller is not built yet"):
-        BoardTop(tmp_path / "ext", boards.get("arty-a7-35"))
+    assert {"ext", "dram"} <= set(System(ir.arch, baud=3_000_000, board="arty-a7-35").signature.members)
     # a board profile's external memory is checked
     text = (boards.HERE / "arty-a7-35.yaml").read_text()
     p = tmp_path / "b.yaml"
@@ -188,14 +185,19 @@ def test_placement_errors(tmp_path):
     p.write_text(text.replace("litedram: litedram/arty-a7.yml", "litedram: nowhere.yml"))
     with pytest.raises(boards.BoardError, match="names nowhere.yml, which is not in"):
         boards.parse(p)
+    p.write_text(text.replace("controller: {lut: 3141, ff: 1843}", "controller: {lut: -1, ff: 1843}"))
+    with pytest.raises(boards.BoardError, match="external_memory.controller must be a mapping of non-negative"):
+        boards.parse(p)
+    assert (boards.get("arty-a7-35").external.controller_lut, boards.get("arty-a7-35").external.controller_ff) == \
+        (3141, 1843)
 
 
 @pytest.mark.slow
 def test_sepnet_small_from_external_memory(tmp_path):
     """SEP-Net-small at half width (1,000 classes, 32×32 images), compiled for arty-a7-35:
-    its weights do not fit on chip, so its four largest steps' and the FC's weights come from
-    the behavioural DRAM (the board's LiteDRAM-calibrated read latency) by DMA_LOAD, the FC in
-    chunks. Every logit equal to the reference's; the measured cycles within 2 % of the model
+    its weights do not fit on chip beside an overlay that leaves room for the DRAM controller's
+    logic, so the FC's weights (the largest step's) come from the behavioural DRAM (the
+    board's LiteDRAM-calibrated read latency) by DMA_LOAD, in chunks. Every logit equal to the reference's; the measured cycles within 2 % of the model
     (each instruction's, the waits for loads included, equal). The full-width network (1.36 M
     weights, 616,305 cycles predicted) runs in bench/bench_sepnet.py --simulate (a suite-sized run here:
     its Verilator model and cycles cost minutes more on a fresh clone)."""
@@ -205,7 +207,7 @@ def test_sepnet_small_from_external_memory(tmp_path):
         compile_graph(g, "arty-a7-35", placement="onchip")
     ir, rep = compile_graph(g, "arty-a7-35", tmp_path)
     pool = next(lay for lay in ir.layers if isinstance(lay.node, PoolFCNode))
-    assert (pool.index, 0) in ir.streamed and len(ir.streamed) > 1
+    assert (pool.index, 0) in ir.streamed and rep["resources"]["detail"]["dram_controller_lut"] == 3141
     x = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
     r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())    # asserts every logit
     meas = r["instruction_cycles"][0]

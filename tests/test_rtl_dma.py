@@ -98,7 +98,7 @@ def _through_litedram(board: str, depth: int, word_bits: int):
     h = DmaHarness(data_width=0, word_bits=word_bits, onchip_depth=depth, ext_depth=0, onchip_init=init,
                    litedram=core)
     case = {"litedram": True, "onchip_depth": depth, "beats": h.load.beats, "csr": core.csr,
-            "onchip_init": init, "seed": 21, "rounds": 6}
+            "init": core.recipe["init"], "onchip_init": init, "seed": 21, "rounds": 6}
     d = run_testbench(h, f"dma_litedram_{board.split('-')[0]}", "sim.tb_dma", case, extra_sources=[core.verilog])
     return core, h, json.loads((d / "result.json").read_text())
 

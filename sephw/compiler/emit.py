@@ -180,11 +180,15 @@ def report_dict(ir, compile_seconds: float | None = None) -> dict:
             "streamed_param_layers": len(ir.streamed) - len(streamed_steps(ir.streamed)),
             "spilled": list(ir.spills), "spill_bytes": spill_bytes(ir),
             "bytes_per_inference": sum(r["external_bytes"] for r in rows),
-            "dma_cycles_per_inference": sum(r["dma_cycles"] for r in rows),
+            # (the layers', and what belongs to no layer: the Program pages' DMA_LOADs, the
+            # SYNCs' waits for the LoadUnit)
+            "dma_cycles_per_inference": sum(r["dma_cycles"] for r in rows) + sum(
+                s["cycles"] if s["op"] == "DMA_LOAD" else s.get("load_wait") or 0
+                for s, e in zip(ir.schedule, ir.program) if e.tile is None),
             "note": "pattern and int8 weight words of the streamed steps, loaded by DMA_LOADs into one buffer half "
                     "while the tile before computes on the other; spilled tensors written by SPILL and loaded back "
-                    "by LOAD, as is the input image; dma cycles: the DMA_LOAD instructions' issue, the tiles' "
-                    "waits for their words, SPILL and LOAD"},
+                    "by LOAD, as is the input image; dma cycles: the DMA_LOAD instructions' issue (the Program "
+                    "pages' too), the tiles' and SYNCs' waits for words to land, SPILL and LOAD"},
         "compile_seconds": compile_seconds,
         "pass_seconds": {p.name: round(p.seconds, 6) for p in ir.passes},
         "layers": rows,

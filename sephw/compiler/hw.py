@@ -203,6 +203,14 @@ def memory_cost(vendor: str, width_bits: int, depth: int) -> tuple[int, int]:
     return bram_blocks(vendor, width_bits, depth), 0
 
 
+def dram_controller(board) -> dict:
+    """The board's DRAM controller's logic (``lut``, ``ff``; boards/*.yaml
+    ``external_memory.controller``, measured), which the board top holds whenever a build
+    keeps anything in external memory; zeros on a board without one."""
+    ext = board.external
+    return {"lut": ext.controller_lut if ext else 0, "ff": ext.controller_ff if ext else 0}
+
+
 def usable_onchip_bytes(board) -> int:
     """Data bytes of the board's block RAM (parity bits excluded), capped at 10 MB."""
     g = BRAM_GEOMETRY[board.vendor]

