@@ -18,6 +18,7 @@ own C++ harness, which is not used here).
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import re
 import subprocess
@@ -136,23 +137,27 @@ def _ports(verilog: str) -> dict:
 
 
 def generate(board: str, out_dir, sim: bool = False) -> LiteDRAMCore:
-    """Generate (or reuse) the LiteDRAM core of ``board`` in ``out_dir``."""
+    """Generate (or reuse) the LiteDRAM core of ``board`` in ``out_dir`` (one process at a
+    time: a lock file beside it)."""
     cfg = config_path(board)
     out_dir = Path(out_dir).resolve()      # litedram_gen runs inside it
     key = hashlib.sha256(cfg.read_bytes() + (b"sim" if sim else b"board")).hexdigest()[:16]
     verilog, stamp = out_dir / "gateware" / "litedram_core.v", out_dir / "sephw_config.sha256"
-    if not (verilog.exists() and stamp.exists() and stamp.read_text() == key):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        verilog.unlink(missing_ok=True)
-        cmd = [_tool(), str(cfg), "--output-dir", str(out_dir)] + (["--sim"] if sim else [])
-        r = subprocess.run(cmd, capture_output=True, text=True, cwd=out_dir)
-        (out_dir / "litedram_gen.log").write_text(r.stdout + r.stderr)
-        # (--sim exits 1 after writing the Verilog, building its own C++ harness)
-        if not verilog.exists() or (r.returncode and not sim):
-            tail = (r.stdout + r.stderr).strip().splitlines()[-5:]
-            raise DramError(f"litedram_gen {cfg.name}{' --sim' if sim else ''} failed (exit {r.returncode}): "
-                            + " | ".join(tail))
-        stamp.write_text(key)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_dir.parent / f".{out_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (verilog.exists() and stamp.exists() and stamp.read_text() == key):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            verilog.unlink(missing_ok=True)
+            cmd = [_tool(), str(cfg), "--output-dir", str(out_dir)] + (["--sim"] if sim else [])
+            r = subprocess.run(cmd, capture_output=True, text=True, cwd=out_dir)
+            (out_dir / "litedram_gen.log").write_text(r.stdout + r.stderr)
+            # (--sim exits 1 after writing the Verilog, building its own C++ harness)
+            if not verilog.exists() or (r.returncode and not sim):
+                tail = (r.stdout + r.stderr).strip().splitlines()[-5:]
+                raise DramError(f"litedram_gen {cfg.name}{' --sim' if sim else ''} failed (exit {r.returncode}): "
+                                + " | ".join(tail))
+            stamp.write_text(key)
     text = verilog.read_text()
     ports = _ports(text)
     with open(out_dir / "csr.csv") as f:

@@ -9,27 +9,59 @@ from rtl_gen import dram
 from sim.runner import BUILD_ROOT, run_testbench
 
 
+def shared_core(board: str, sim: bool = False) -> "dram.LiteDRAMCore":
+    """``board``'s core in the simulation build folder, shared with the other tests that use it
+    (tests/test_rtl_dma.py, test_board_build.py): litedram_gen runs once per core (~40 s)."""
+    return dram.generate(board, BUILD_ROOT / "litedram" / (board + ("-sim" if sim else "")), sim=sim)
+
+
+@pytest.mark.slow         # (on a fresh clone: litedram_gen of both cores, ~40 s each)
 @pytest.mark.parametrize("board,width,pins", [("arty-a7-35", 128, ("ddram_dq", "ddram_dqs_p", "ddram_a")),
                                               ("ulx3s-85f", 16, ("sdram_dq", "sdram_a", "sdram_ba"))])
-def test_board_core_is_generated(board, width, pins, tmp_path):
+def test_board_core_is_generated(board, width, pins):
     """The board's core: its DRAM pins, the native port (256 MB of 16-byte words on the Arty's
-    DDR3L, 32 MB of 2-byte words on the ULX3S's SDRAM: 2^24 words each), the CSR bus; a second
-    call reuses it, a changed mode regenerates it."""
-    core = dram.generate(board, tmp_path)
+    DDR3L, 32 MB of 2-byte words on the ULX3S's SDRAM: 2^24 words each), the CSR bus, the
+    host's initialization recipe (A7DDRPHY with read leveling; GENSDRPHY without); the
+    simulation core has no DRAM pins."""
+    core = shared_core(board)
     assert not core.sim and core.data_width == width and core.addr_width == 24
     assert all(p in core.ports for p in pins) and core.ports["wb_ctrl_adr"] == ("input", 30)
     assert core.ports["user_port_native_0_wdata_we"] == ("input", width // 8)
-    stamp = core.verilog.stat().st_mtime_ns
-    assert dram.generate(board, tmp_path).verilog.stat().st_mtime_ns == stamp
-    sim = dram.generate(board, tmp_path, sim=True)
-    assert sim.sim and not any(p in sim.ports for p in pins)
+    phy = {"arty-a7-35": "A7DDRPHY", "ulx3s-85f": "GENSDRPHY"}[board]
+    assert core.recipe["phy"] == phy and core.recipe["read_leveling"] == (phy == "A7DDRPHY")
+    assert core.recipe["init"][0] == {"csr": "sdram_dfii_pi0_address", "value": 0}
+    sim = shared_core(board, sim=True)
+    assert sim.sim and not any(p in sim.ports for p in pins) and sim.recipe["phy"] == "litedram-sim"
+
+
+def test_generate_reruns_litedram_gen_only_when_needed(tmp_path, monkeypatch):
+    """A second call reuses the core; another mode (or configuration) runs litedram_gen again;
+    a litedram_gen that writes nothing is a DramError. (litedram_gen is stood in for by a
+    script that copies the shared Arty core and counts its runs.)"""
+    src = shared_core("arty-a7-35").verilog.parent.parent
+    count = tmp_path / "runs"
+    fake = tmp_path / "litedram_gen"
+    fake.write_text(f"#!/bin/sh\necho x >> {count}\nout=$3\ncp -r {src}/gateware {src}/software {src}/csr.csv "
+                    f"\"$out\"/\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(dram, "_tool", lambda: str(fake))
+    runs = lambda: len(count.read_text().split()) if count.exists() else 0      # noqa: E731
+    d = tmp_path / "core"
+    dram.generate("arty-a7-35", d)
+    dram.generate("arty-a7-35", d)
+    assert runs() == 1
+    dram.generate("arty-a7-35", d, sim=True)
+    assert runs() == 2
+    fake.write_text("#!/bin/sh\necho nothing\n")
+    with pytest.raises(dram.DramError, match="litedram_gen arty-a7.yml failed"):
+        dram.generate("arty-a7-35", d)
 
 
 def test_unknown_board_is_a_clear_error(tmp_path):
     with pytest.raises(dram.DramError, match="no LiteDRAM configuration for board 'de10-nano'"):
         dram.generate("de10-nano", tmp_path)
     with pytest.raises(dram.DramError, match="wraps the simulation core"):
-        dram.LiteDRAM(dram.generate("ulx3s-85f", tmp_path))
+        dram.LiteDRAM(shared_core("ulx3s-85f"))
 
 
 @pytest.mark.slow
@@ -40,7 +72,7 @@ def test_native_port_through_litedram_sim_core():
     memory (half of them then partially rewritten) read back in a random order, every word
     against a model. The burst's reads run with commands in flight: more than half the
     port's 16 bytes per cycle."""
-    core = dram.generate("arty-a7-35", BUILD_ROOT / "litedram" / "arty-a7-35-sim", sim=True)
+    core = shared_core("arty-a7-35", sim=True)
     init = core.recipe["init"]
     assert core.recipe["phy"] == "litedram-sim" and not core.recipe["read_leveling"]
     assert {"csr": "sdram_dfii_pi0_command", "value": 15} in init and {"delay_cycles": 200} in init
