@@ -44,6 +44,9 @@ class BoardTop(Elaboratable):
         ``clock_hz`` the build's clock (``Board.at_clock``).
     baud : int, optional
         UART baud rate (default: the profile's ``host_links.uart.default_baud``).
+    dram_dir : path, optional
+        Where the board's LiteDRAM core is generated and reused, for a build that keeps words
+        in DRAM (default ``BUILD_DIR/litedram``).
 
     The pattern engine's netlist follows the part: ``"xc7"`` (LUT6_2/CARRY4 counters,
     :mod:`rtl_gen.xc7`) on Xilinx boards, the generic ``"lut"`` form elsewhere.

@@ -84,3 +84,40 @@ def test_native_port_through_litedram_sim_core():
     print(f"LiteDRAM sim core, Arty native port: {r}")
     assert r["words_checked"] == 256 + 64
     assert r["read_bytes_per_cycle"] > 8 and r["write_bytes_per_cycle"] > 8
+
+
+def test_init_recipe_parses_the_bios_init_sequence():
+    """rtl_gen.dram.init_recipe on a sdram_phy.h in the generator's form: CSR writes with OR-ed
+    defines, command_pN expanded to its command and issue writes, cdelay as a wait, the PHY's
+    figures; a statement it does not know, or a CSR the core has not got, is an error, never
+    skipped."""
+    head = """#define DFII_CONTROL_CKE 0x02
+#define DFII_CONTROL_ODT 0x04
+#define DFII_COMMAND_CS 0x01
+#define DFII_COMMAND_WE 0x02
+#define SDRAM_PHY_PHASES 4
+#define SDRAM_PHY_MODULES 2
+#define SDRAM_PHY_READ_LEVELING_CAPABLE
+static inline void init_sequence(void)
+{
+\t/* Bring CKE high */
+\tsdram_dfii_pi0_address_write(0x400);
+\tsdram_dfii_control_write(DFII_CONTROL_CKE|DFII_CONTROL_ODT);
+\tcdelay(200);
+\tcommand_p1(DFII_COMMAND_WE|DFII_COMMAND_CS);
+%s
+}
+"""
+    csrs = {"sdram_dfii_pi0_address": 0x100c, "sdram_dfii_control": 0x1000, "sdram_dfii_pi1_command": 0x101c,
+            "sdram_dfii_pi1_command_issue": 0x1020}
+    r = dram.init_recipe(head % "", csrs, "A7DDRPHY", 100_000_000)
+    assert r["init"] == [{"csr": "sdram_dfii_pi0_address", "value": 0x400}, {"csr": "sdram_dfii_control", "value": 6},
+                         {"delay_cycles": 200}, {"csr": "sdram_dfii_pi1_command", "value": 3},
+                         {"csr": "sdram_dfii_pi1_command_issue", "value": 1}]
+    assert (r["phases"], r["modules"], r["read_leveling"], r["csr"]) == (4, 2, True, csrs)
+    with pytest.raises(dram.DramError, match="unknown statement 'sdram_write_leveling_on..'"):
+        dram.init_recipe(head % "\tsdram_write_leveling_on();", csrs, "A7DDRPHY", 100_000_000)
+    with pytest.raises(dram.DramError, match="unknown value 'DFII_COMMAND_RAS'"):
+        dram.init_recipe(head % "\tcommand_p0(DFII_COMMAND_RAS);", csrs, "A7DDRPHY", 100_000_000)
+    with pytest.raises(dram.DramError, match="CSRs the core has not got: sdram_dfii_pi3_baddress"):
+        dram.init_recipe(head % "\tsdram_dfii_pi3_baddress_write(0);", csrs, "A7DDRPHY", 100_000_000)
