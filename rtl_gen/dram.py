@@ -18,7 +18,6 @@ own C++ harness, which is not used here).
 from __future__ import annotations
 
 import csv
-import fcntl
 import hashlib
 import re
 import subprocess
@@ -32,6 +31,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .synth import venv_tool
+
+try:                # the generation lock (parallel test workers); Windows has no flock
+    import fcntl
+except ImportError:     # pragma: no cover
+    fcntl = None
 
 __all__ = ["CONFIGS", "DramError", "LiteDRAMCore", "LiteDRAM", "config_path", "generate", "init_recipe"]
 
@@ -145,7 +149,8 @@ def generate(board: str, out_dir, sim: bool = False) -> LiteDRAMCore:
     verilog, stamp = out_dir / "gateware" / "litedram_core.v", out_dir / "sephw_config.sha256"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(out_dir.parent / f".{out_dir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
         if not (verilog.exists() and stamp.exists() and stamp.read_text() == key):
             out_dir.mkdir(parents=True, exist_ok=True)
             verilog.unlink(missing_ok=True)
