@@ -237,10 +237,11 @@ class Device:
     def csr(self, ops) -> list[int]:
         """DRAM controller CSR accesses (``CSR`` frames of at most ``CSR_MAX_OPS``
         operations, in order): ``ops`` is a list of ``(byte_addr, value)`` writes and
-        ``(byte_addr, None)`` reads; returns the reads' values in order. A ``CSR`` frame is
-        sent once, never resent: its writes (DFII command issues, delay and bitslip steps) are
-        not idempotent, so a lost reply raises :class:`LinkError` (:meth:`init_dram` then starts
-        the whole initialization again)."""
+        ``(byte_addr, None)`` reads; returns the reads' values in order. A ``CSR`` frame with
+        writes is sent once, never resent: its writes (DFII command issues, delay and bitslip
+        steps) are not idempotent, so a lost reply raises :class:`LinkError` (:meth:`init_dram`
+        then starts the whole initialization again); a frame of reads only is resent as any
+        other command."""
         out = []
         ops = list(ops)
         for i in range(0, len(ops), CSR_MAX_OPS):
@@ -251,7 +252,8 @@ class Device:
                     raise ValueError(f"CSR byte address {addr:#x} is not a word address below {CSR_WRITE * 4:#x}")
                 body += CSR_OP.pack((addr >> 2) | (0 if value is None else CSR_WRITE), value or 0)
             reads = sum(v is None for _, v in part)
-            out += struct.unpack(f"<{reads}I", self.transact(Cmd.CSR, body, reply_len=4 * reads, tries=1).payload)
+            f = self.transact(Cmd.CSR, body, reply_len=4 * reads, tries=None if reads == len(part) else 1)
+            out += struct.unpack(f"<{reads}I", f.payload)
         return out
 
     def dram_recipe(self, build_dir=None) -> dict:

@@ -656,8 +656,9 @@ def test_init_dram_over_csr_frames(tmp_path):
     A7DDRPHY CSRs of tests/test_dram_calibration.py behind the CSR command): the recipe from
     BUILD/dram.json, read leveling through CSR frames of at most 64 operations, the controller
     left in hardware control with init_done set, and nothing done the second time. A CSR reply
-    lost on the link is never resent (its writes are not idempotent): the initialization starts
-    again from the beginning. A missing or foreign recipe is a one-line LinkError."""
+    lost on the link is never resent when it writes (the writes are not idempotent): the
+    initialization starts again from the beginning; a frame of reads only is resent. A missing
+    or foreign recipe is a one-line LinkError."""
     from test_dram_calibration import ARTY, FakeDram, taps
     info = fake_info(ext_words=1 << 24, ext_word_bytes=16, dram_phy=DramPhy.A7DDRPHY, board="arty-a7-35")
     dev_t = FakeDevice(info)
@@ -671,10 +672,15 @@ def test_init_dram_over_csr_frames(tmp_path):
     dram = dev_t.csr_target = FakeDram(ARTY, {0: taps(1, 4, 19), 1: taps(6, 8, 27)})
     n_csr = lambda: sum(t == Cmd.CSR for t, _ in dev_t.received)      # noqa: E731
     dev_t.fault_fn = lambda f: "drop" if f.type == Cmd.CSR and n_csr() == 40 else None
-    rep = dev.init_dram(tmp_path, log=lambda m: None)
+    lines = []
+    rep = dev.init_dram(tmp_path, log=lines.append)
     assert [(m["bitslip"], m["delay"]) for m in rep["modules"]] == [(1, 11), (6, 17)]
     assert dram.delay == [11, 17] and dram.bitslip == [1, 6] and dram.violations == []
     assert dram.regs["ddrctrl_init_done"] == 1 and dev.retries == 1     # one restart, no resend
+    assert sum("starting it again" in ln for ln in lines) == 1
     frames = n_csr()
     assert frames >= -(-rep["csr_ops"] // 64)      # frames of at most 64 operations
     assert dev.init_dram(tmp_path) is None and n_csr() == frames + 1      # one read: already done
+    # a frame of reads only is idempotent: resent like any other command
+    dev_t.fault_fn = lambda f: "drop" if f.type == Cmd.CSR and n_csr() == frames + 2 else None
+    assert dev.init_dram(tmp_path) is None and n_csr() == frames + 3 and dev.retries == 2
