@@ -211,23 +211,31 @@ class LiteDRAM(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.port
-        n = "user_port_native_0_"
         m.submodules.core = Instance(
             "litedram_core",
             i_clk=ClockSignal("sync"),
             i_sim_trace=0,
             o_init_done=self.init_done, o_init_error=self.init_error,
-            **{f"i_{n}cmd_valid": p.cmd.valid, f"o_{n}cmd_ready": p.cmd.ready,
-               f"i_{n}cmd_addr": p.cmd.payload.addr, f"i_{n}cmd_we": p.cmd.payload.we,
-               f"i_{n}wdata_valid": p.wdata.valid, f"o_{n}wdata_ready": p.wdata.ready,
-               f"i_{n}wdata_data": p.wdata.payload.data, f"i_{n}wdata_we": p.wdata.payload.we,
-               f"o_{n}rdata_valid": p.rdata.valid, f"i_{n}rdata_ready": p.rdata.ready,
-               f"o_{n}rdata_data": p.rdata.payload},
-            i_wb_ctrl_adr=self.ctrl_adr, i_wb_ctrl_dat_w=self.ctrl_dat_w, o_wb_ctrl_dat_r=self.ctrl_dat_r,
-            i_wb_ctrl_we=self.ctrl_we, i_wb_ctrl_cyc=self.ctrl_stb, i_wb_ctrl_stb=self.ctrl_stb,
-            i_wb_ctrl_sel=0xF, i_wb_ctrl_cti=0, i_wb_ctrl_bte=0, o_wb_ctrl_ack=self.ctrl_ack,
+            **_user_ports(p, self.ctrl_adr, self.ctrl_dat_w, self.ctrl_dat_r, self.ctrl_we, self.ctrl_stb,
+                          self.ctrl_ack),
         )
         return m
+
+
+def _user_ports(port, adr, dat_w, dat_r, we, stb, ack) -> dict:
+    """The ``litedram_core`` Instance's connections of the native user port (``port``, the
+    user's side of :func:`native_signature`) and of the ``wb_ctrl`` CSR bus (one access per
+    ``stb`` until ``ack``, all four bytes), the same in the simulation and the board cores."""
+    n = "user_port_native_0_"
+    return {f"i_{n}cmd_valid": port.cmd.valid, f"o_{n}cmd_ready": port.cmd.ready,
+            f"i_{n}cmd_addr": port.cmd.payload.addr, f"i_{n}cmd_we": port.cmd.payload.we,
+            f"i_{n}wdata_valid": port.wdata.valid, f"o_{n}wdata_ready": port.wdata.ready,
+            f"i_{n}wdata_data": port.wdata.payload.data, f"i_{n}wdata_we": port.wdata.payload.we,
+            f"o_{n}rdata_valid": port.rdata.valid, f"i_{n}rdata_ready": port.rdata.ready,
+            f"o_{n}rdata_data": port.rdata.payload,
+            "i_wb_ctrl_adr": adr, "i_wb_ctrl_dat_w": dat_w, "o_wb_ctrl_dat_r": dat_r, "i_wb_ctrl_we": we,
+            "i_wb_ctrl_cyc": stb, "i_wb_ctrl_stb": stb, "i_wb_ctrl_sel": 0xF, "i_wb_ctrl_cti": 0,
+            "i_wb_ctrl_bte": 0, "o_wb_ctrl_ack": ack}
 
 
 # the Arty A7's DDR3 pins (amaranth-boards' "ddr3" resource) by the board core's port names;
@@ -278,18 +286,9 @@ def instantiate_board_core(m: Module, platform, core: LiteDRAMCore, port, ctrl) 
     user_clk, user_rst = Signal(), Signal()
     m.domains.sync = ClockDomain("sync")
     m.d.comb += [ClockSignal("sync").eq(user_clk), ResetSignal("sync").eq(user_rst)]
-    n = "user_port_native_0_"
     m.submodules.litedram = Instance(
         "litedram_core",
         i_clk=clk.i, i_rst=rst.i, o_user_clk=user_clk, o_user_rst=user_rst, o_init_done=ctrl.init_done,
         **pins,
-        **{f"i_{n}cmd_valid": port.cmd.valid, f"o_{n}cmd_ready": port.cmd.ready,
-           f"i_{n}cmd_addr": port.cmd.payload.addr, f"i_{n}cmd_we": port.cmd.payload.we,
-           f"i_{n}wdata_valid": port.wdata.valid, f"o_{n}wdata_ready": port.wdata.ready,
-           f"i_{n}wdata_data": port.wdata.payload.data, f"i_{n}wdata_we": port.wdata.payload.we,
-           f"o_{n}rdata_valid": port.rdata.valid, f"i_{n}rdata_ready": port.rdata.ready,
-           f"o_{n}rdata_data": port.rdata.payload},
-        i_wb_ctrl_adr=ctrl.adr, i_wb_ctrl_dat_w=ctrl.dat_w, o_wb_ctrl_dat_r=ctrl.dat_r, i_wb_ctrl_we=ctrl.we,
-        i_wb_ctrl_cyc=ctrl.stb, i_wb_ctrl_stb=ctrl.stb, i_wb_ctrl_sel=0xF, i_wb_ctrl_cti=0, i_wb_ctrl_bte=0,
-        o_wb_ctrl_ack=ctrl.ack,
+        **_user_ports(port, ctrl.adr, ctrl.dat_w, ctrl.dat_r, ctrl.we, ctrl.stb, ctrl.ack),
     )
