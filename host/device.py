@@ -273,9 +273,15 @@ class Device:
             recipe = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise LinkError(f"{path}: not a DRAM initialization recipe ({e})") from None
-        if recipe.get("phy") != name:
-            raise LinkError(f"{path} initializes a {recipe.get('phy')} controller, the device on {self.port} "
-                            f"has {name}")
+        if not isinstance(recipe, dict) or recipe.get("phy") != name:
+            phy = recipe.get("phy") if isinstance(recipe, dict) else None
+            raise LinkError(f"{path} initializes a {phy} controller, the device on {self.port} has {name}")
+        need = ("csr", "init", "clock_hz") + (("phases", "rdphase", "wrphase", "modules", "delays", "bitslips",
+                                              "databits", "dfi_databits") if recipe.get("read_leveling") else ())
+        missing = [k for k in need if k not in recipe]
+        if missing:
+            raise LinkError(f"{path}: the DRAM initialization recipe lacks {', '.join(missing)} (rebuild it with "
+                            f"the board build)")
         return recipe
 
     def init_dram(self, build_dir=None, *, force: bool = False, log=print) -> dict | None:

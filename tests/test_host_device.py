@@ -668,6 +668,12 @@ def test_init_dram_over_csr_frames(tmp_path):
     (tmp_path / "dram.json").write_text(json.dumps({**ARTY, "phy": "GENSDRPHY"}))
     with pytest.raises(LinkError, match="initializes a GENSDRPHY controller, the device .* has A7DDRPHY"):
         dev.init_dram(tmp_path)
+    (tmp_path / "dram.json").write_text(json.dumps({k: v for k, v in ARTY.items() if k != "bitslips"}))
+    with pytest.raises(LinkError, match="dram.json: the DRAM initialization recipe lacks bitslips"):
+        dev.init_dram(tmp_path)
+    (tmp_path / "dram.json").write_text("[1, 2]")
+    with pytest.raises(LinkError, match="initializes a None controller"):
+        dev.init_dram(tmp_path)
     (tmp_path / "dram.json").write_text(json.dumps(ARTY))
     dram = dev_t.csr_target = FakeDram(ARTY, {0: taps(1, 4, 19), 1: taps(6, 8, 27)})
     n_csr = lambda: sum(t == Cmd.CSR for t, _ in dev_t.received)      # noqa: E731
