@@ -7,10 +7,13 @@ For each (model, board): compile (``sephw.compiler.compile_graph``), then the bo
 yosys -> nextpnr-ecp5 -> ecppack) with the bitstream size, nextpnr's utilisation and Fmax
 (MODEL:BOARD@MHZ builds for that clock, the ECP5's PLL making it; issue 17's target is 75).
 Models: the shipped Fashion-MNIST SEP-Net, the ResNet-20 pattern network of
-bench/bench_compile.py (random weights, CIFAR shape) and the small SEP-Net of the tests (random
-weights, 8x8 input, 4-lane overlay).
+bench/bench_compile.py (random weights, CIFAR shape), the small SEP-Net of the tests (random
+weights, 8x8 input, 4-lane overlay), ``spill``: that network with every weight, spilled tensor
+and its Program in the board's DRAM (the board top with LiteDRAM's controller: DDR3 on the Arty,
+SDR SDRAM on the ULX3S), and ``sepnet224``: SEP-Net-small at 224x224 (bench/bench_sepnet.py).
 
 Run: .venv/bin/python bench/bench_boards.py [--cases shipped:arty-a7-35 small:ulx3s-85f@75 ...]
+     .venv/bin/python bench/bench_boards.py --name boards_dram --cases spill:arty-a7-35 spill:ulx3s-85f@50 ...
 """
 from __future__ import annotations
 
@@ -47,8 +50,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", nargs="*", default=DEFAULT_CASES,
                     help="MODEL:BOARD or MODEL:BOARD@MHZ, built for that clock (ECP5: from the PLL); "
-                         "model: shipped, resnet20 or small")
+                         "model: shipped, resnet20, small, spill or sepnet224")
     ap.add_argument("--out", default=str(ROOT / "build" / "bench_boards"), help="build directories")
+    ap.add_argument("--name", default="boards",
+                    help="results file in bench/results (default boards; boards_dram: the builds with DRAM)")
     a = ap.parse_args()
     results, rows = {}, []
     for case in a.cases:
@@ -63,11 +68,15 @@ def main() -> None:
         elif model == "resnet20":
             from bench_compile import resnet20_graph
             graph = resnet20_graph()
+        elif model == "sepnet224":
+            from bench_sepnet import sepnet_graph
+            graph = sepnet_graph(224)
         else:
             graph = small_graph()
         out = Path(a.out) / case.replace(":", "_").replace("@", "_")
         t0 = time.perf_counter()
-        _, rep = compile_graph(graph, board, out, engine=SMALL_ENGINE if model == "small" else None)
+        _, rep = compile_graph(graph, board, out, engine=SMALL_ENGINE if model in ("small", "spill") else None,
+                               placement="spill" if model == "spill" else "auto")
         print(f"== {case}: compiled ({rep['engine_config']})", flush=True)
         try:
             bb = board_build(out, board, synth=True)
@@ -85,6 +94,7 @@ def main() -> None:
                          | {"lutram_luts": rep["resources"].get("lutram_luts")},
                          "board_build": bb, "clock_reached": rep_clock(out), "seconds": round(secs, 1)}
         ec = rep["engine_config"]
+        dram = f", with LiteDRAM {bb['dram_controller']['phy']}" if bb.get("dram_controller") else ""
         overlay = f"{ec['lanes']}L x {ec['pe_cin']}c k{ec['k_max']}, MAC {ec['lanes']}x{ec['mac_cols']}"
         if "estimate" in bb:
             e = bb["estimate"]
@@ -94,7 +104,7 @@ def main() -> None:
             fmax = (f"estimate: worst path {t['worst_ns']:.2f} ns, {t['lut_levels']} LUT levels = {t['fmax_mhz']} MHz "
                     f"(pessimistic {t['pessimistic_worst_ns']:.2f} ns); `{t['paths'][0]['from']}` -> "
                     f"`{t['paths'][0]['to']}`")
-            rows.append([case, overlay, "Yosys synth_xilinx + timing estimate", res,
+            rows.append([case, overlay, "Yosys synth_xilinx + timing estimate" + dram, res,
                          "fits" if e["fits"] else "DOES NOT FIT", fmax, "Vivado project (no Vivado here)",
                          _speed(rep, out), f"{secs:.0f}"])
         else:
@@ -103,12 +113,12 @@ def main() -> None:
                             if k in ("TRELLIS_COMB", "TRELLIS_FF", "MULT18X18D", "DP16KD"))
             fm = "; ".join(f"{v['mhz']:.1f} MHz ({'PASS' if v['pass'] else 'FAIL'} at {v['target_mhz']:g})"
                            for v in bb.get("fmax", {}).values())
-            rows.append([case, overlay, "yosys + nextpnr-ecp5 (placed and routed)", res, "fits (routed)",
+            rows.append([case, overlay, "yosys + nextpnr-ecp5 (placed and routed)" + dram, res, "fits (routed)",
                          fm, f"{bb.get('bitstream_bytes'):,} bytes" if bb.get("bitstream_bytes") else "none",
                          _speed(rep, out), f"{secs:.0f}"])
         print(f"   {rows[-1]}", flush=True)
         results_io.write(
-            "boards", {"results": results},
+            a.name, {"results": results},
             ["model:board", "overlay", "tool", "resources", "fit", "Fmax", "bitstream", "cycles, FPS at the clock reached",
              "seconds"], rows,
             command="python bench/bench_boards.py " + " ".join(sys.argv[1:]),

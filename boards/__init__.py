@@ -14,6 +14,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 VENDORS = {"xilinx": "vivado", "lattice": "trellis"}
 RESOURCE_KEYS = ("lut", "ff", "dsp", "bram_kbits", "bram_blocks")
+#: families whose board top makes other clocks than the oscillator's (rtl_gen/clocking.py)
+CLOCK_GENERATORS = {"ecp5": "EHXPLLL", "xc7": "MMCME2"}
 
 
 class BoardError(ValueError):
@@ -28,7 +30,14 @@ class ExternalMemory:
     file under boards/): the cycle model's and the whole-network simulation's figure.
     ``controller_lut`` / ``controller_ff``: the controller's own logic in the board top
     (measured: Yosys on the generated core alone), counted against the part whenever a build
-    keeps words there."""
+    keeps words there. ``clock_hz``: the controller's own clock where it is fixed (the Arty's
+    A7DDRPHY core makes its 100 MHz clock itself), 0 where the controller is generated for the
+    design's clock (the ULX3S's GENSDRPHY core). A board at another design clock
+    (:meth:`Board.at_clock`) reaches a fixed-clock controller through a clock-domain crossing
+    (rtl_gen/extcdc.py): its ``read_latency`` is then the crossing's
+    (:func:`crossing_latency` of ``controller_latency``, the profile's figure), in the design's
+    cycles; ``crossing_lut`` / ``crossing_ff``: the two crossings' logic (measured), counted
+    then beside the controller's."""
     kind: str
     bytes: int
     data_bits: int
@@ -36,11 +45,38 @@ class ExternalMemory:
     litedram: str
     controller_lut: int = 0
     controller_ff: int = 0
+    clock_hz: int = 0
+    controller_latency: int = 0
+    crossing_lut: int = 0
+    crossing_ff: int = 0
+
+    def __post_init__(self):
+        if not self.controller_latency:
+            object.__setattr__(self, "controller_latency", self.read_latency)
 
     @property
     def words(self) -> int:
         """Native-port words."""
         return self.bytes * 8 // self.data_bits
+
+
+def crossing_latency(latency: int, mem_hz: int, user_hz: int) -> int:
+    """The read latency, in the user's cycles, of a memory of ``latency`` cycles at ``mem_hz``
+    seen through rtl_gen/extcdc.py's NativePortCDC from a user at ``user_hz`` <= ``mem_hz``:
+    the latency at which the behavioural memory on the user's own clock streams a long load in
+    the same cycles. ``ceil((latency + 6) * user_hz / mem_hz) - 1``: the command and the data
+    each cross an asynchronous FIFO (a write, a two-flop synchronizer of its pointer, a read),
+    six memory cycles and about one user cycle less than on one clock. Fitted to the crossing
+    in the Amaranth simulator and checked there (tests/test_rtl_dma.py
+    ``test_crossing_latency_matches_the_cdc``: 64 reads at 50..90 MHz behind a 100 MHz memory
+    of latency 10: the median over four phases of the two clocks exact, none more than one
+    cycle off)."""
+    if user_hz > mem_hz:
+        raise BoardError(f"a {user_hz / 1e6:g} MHz design behind a {mem_hz / 1e6:g} MHz DRAM controller would wait "
+                         f"on it every beat (the cycle model's DMA takes a beat per cycle)")
+    if user_hz == mem_hz:
+        return latency
+    return -(-(latency + 6) * user_hz // mem_hz) - 1
 
 
 @dataclass(frozen=True)
@@ -59,7 +95,8 @@ class Board:
     aliases: tuple = ()
     path: Path = field(default=HERE)
     #: the frequency of the platform's clock pin; ``clock_hz`` (the design's clock) differs
-    #: from it only where the board top has a clock generator (ECP5: EHXPLLL)
+    #: from it where the board top's clock generator makes another (ECP5: EHXPLLL; Artix-7:
+    #: MMCME2)
     oscillator_hz: int = 0
     #: the DRAM the compiler may keep weights in (None: everything on chip)
     external: ExternalMemory | None = None
@@ -68,18 +105,27 @@ class Board:
         if not self.oscillator_hz:
             object.__setattr__(self, "oscillator_hz", self.clock_hz)
         # the one place of this rule: profiles (parse) and overrides (at_clock) both pass here
-        if self.clock_hz != self.oscillator_hz and self.family != "ecp5":
+        if self.clock_hz != self.oscillator_hz and self.family not in CLOCK_GENERATORS:
             raise BoardError(f"{self.path}: {self.name} runs from its {self.oscillator_hz / 1e6:g} MHz oscillator "
-                             f"(no clock generator yet): a {self.clock_hz / 1e6:g} MHz clock needs a clock "
-                             f"generator, which only ECP5 board tops have (PLL)")
+                             f"(no clock generator for the {self.family} family): a {self.clock_hz / 1e6:g} MHz "
+                             f"clock needs one (board tops have them on {', '.join(sorted(CLOCK_GENERATORS))})")
 
     def at_clock(self, clock_hz: int) -> "Board":
-        """This board with the design clocked at ``clock_hz`` (``sephw compile --clock-mhz``).
-        Boards whose top has no clock generator accept only their oscillator's frequency."""
+        """This board with the design clocked at ``clock_hz`` (``sephw compile --clock-mhz``),
+        its external memory's read latency in that clock's cycles where it sits behind a
+        clock-domain crossing (:func:`crossing_latency`; from the profile's, so overrides do
+        not compound). Boards whose top has no clock generator accept only their oscillator's
+        frequency."""
         clock_hz = int(round(clock_hz))
         if not 1_000_000 <= clock_hz <= 1_000_000_000:
             raise BoardError(f"{self.name}: clock {clock_hz} Hz outside 1 MHz .. 1 GHz")
-        return replace(self, clock_hz=clock_hz)
+        ext = self.external
+        if ext is not None and ext.clock_hz:
+            try:
+                ext = replace(ext, read_latency=crossing_latency(ext.controller_latency, ext.clock_hz, clock_hz))
+            except BoardError as e:
+                raise BoardError(f"{self.name}: {e}: compile for {ext.clock_hz / 1e6:g} MHz or less") from None
+        return replace(self, clock_hz=clock_hz, external=ext)
 
     @property
     def onchip_bytes(self) -> int:
@@ -166,7 +212,16 @@ def _external(doc, path: Path) -> ExternalMemory:
     if not isinstance(ctl, dict) or any(not isinstance(ctl.get(k), int) or ctl[k] < 0 for k in ("lut", "ff")):
         raise BoardError(f"{path}: external_memory.controller must be a mapping of non-negative lut and ff "
                          f"counts, got {ctl!r}")
-    return ExternalMemory(kind, nbytes, bits, lat, cfg, ctl["lut"], ctl["ff"])
+    clk = doc.get("controller_clock_hz", 0)
+    if not isinstance(clk, int) or isinstance(clk, bool) or clk < 0:
+        raise BoardError(f"{path}: external_memory.controller_clock_hz must be a non-negative integer (0: the "
+                         f"controller runs the design's clock), got {clk!r}")
+    cross = doc.get("crossing", {"lut": 0, "ff": 0})
+    if not isinstance(cross, dict) or any(not isinstance(cross.get(k), int) or cross[k] < 0 for k in ("lut", "ff")):
+        raise BoardError(f"{path}: external_memory.crossing must be a mapping of non-negative lut and ff counts, "
+                         f"got {cross!r}")
+    return ExternalMemory(kind, nbytes, bits, lat, cfg, ctl["lut"], ctl["ff"], clk, crossing_lut=cross["lut"],
+                          crossing_ff=cross["ff"])
 
 
 def all_boards(folder: Path = HERE) -> dict[str, Board]:

@@ -10,9 +10,12 @@ takes it from the build's manifest, so the UART divisor is right by construction
 
 A build that keeps words in DRAM (``arch.ext_words``) gets the board's LiteDRAM controller
 (:func:`rtl_gen.dram.instantiate_board_core`, generated at build time into ``BUILD/litedram``):
-on the Arty A7 its A7DDRPHY on the DDR3L pins, its PLL making the design's 100 MHz clock,
-the System's ``ext`` port on its native port and the host link's ``CSR`` command on its
-``wb_ctrl`` (the host initializes and read-levels the DDR3 through it: host/dram.py).
+on the Arty A7 its A7DDRPHY on the DDR3L pins, its PLL making the design's 100 MHz clock (a
+build at a lower ``--clock-mhz``: an MMCM from it and clock-domain crossings); on
+the ULX3S its GENSDRPHY on the SDR SDRAM's pins, on the design's clock (the ECP5 PLL, whose
+second output, 180° behind, is the SDRAM's clock). The System's ``ext`` port is on its native
+port and the host link's ``CSR`` command on its ``wb_ctrl`` (the host initializes the DRAM, and
+read-levels the Arty's DDR3, through it: host/dram.py).
 """
 from __future__ import annotations
 
@@ -68,7 +71,7 @@ class BoardTop(Elaboratable):
         dram_phy = None
         if Manifest.read(build_dir).arch.ext_words:
             self._dram = self._dram_core(board, Path(dram_dir or Path(build_dir) / "litedram"))
-            dram_phy = {"A7DDRPHY": DramPhy.A7DDRPHY}[self._dram.recipe["phy"]]
+            dram_phy = {"A7DDRPHY": DramPhy.A7DDRPHY, "GENSDRPHY": DramPhy.GENSDRPHY}[self._dram.recipe["phy"]]
         self._system = System.from_build(build_dir, baud=self._baud, clk_hz=board.clock_hz,
                                          netlist=netlist_for(board.vendor), dram_phy=dram_phy)
         ext = self._system.link.memory_map.external
@@ -80,19 +83,21 @@ class BoardTop(Elaboratable):
     @staticmethod
     def _dram_core(board, out_dir):
         """The board's LiteDRAM core (rtl_gen.dram.generate, reused while its configuration is
-        unchanged). Only the Arty's DDR3 board top is built; its controller runs the design's
-        clock."""
+        unchanged): the Arty's A7DDRPHY core runs its own 100 MHz clock (a slower build reaches
+        it through clock-domain crossings); the ULX3S's GENSDRPHY core is generated for the
+        build's clock."""
         from . import dram
-        if board.name not in ("arty-a7-35", "arty-a7-100"):
+        if board.name not in dram.CONFIGS:
             raise ValueError(
-                f"this build keeps words in {board.name}'s external memory: the board top with the DRAM "
-                f"controller is built for the Arty A7 only so far; run it on the simulated board "
-                f"(`sephw run BUILD --port sim:BUILD`) or with `sephw simulate`")
-        core = dram.generate(board.name, out_dir)
-        if core.recipe["clock_hz"] != board.clock_hz:
-            raise ValueError(f"{board.name}'s DRAM controller runs the design at {core.recipe['clock_hz'] / 1e6:g} MHz "
-                             f"(boards/litedram/); this build is compiled for {board.clock_hz / 1e6:g} MHz: "
-                             f"compile it without --clock-mhz")
+                f"this build keeps words in {board.name}'s external memory, and no DRAM controller is "
+                f"configured for it (boards/litedram/: {', '.join(sorted(dram.CONFIGS))}); run it on the "
+                f"simulated board (`sephw run BUILD --port sim:BUILD`) or with `sephw simulate`")
+        sdr = board.family == "ecp5"
+        core = dram.generate(board.name, out_dir, clock_hz=board.clock_hz if sdr else None)
+        if core.recipe["clock_hz"] < board.clock_hz:
+            raise ValueError(f"{board.name}'s DRAM controller runs at {core.recipe['clock_hz'] / 1e6:g} MHz "
+                             f"(boards/litedram/); this build is compiled for {board.clock_hz / 1e6:g} MHz, which "
+                             f"would wait on it: compile it for {core.recipe['clock_hz'] / 1e6:g} MHz or less")
         return core
 
     system = property(lambda self: self._system, doc="The :class:`~rtl_gen.system.System`.")
@@ -110,8 +115,8 @@ class BoardTop(Elaboratable):
         # cycles after configuration (after the PLL's lock where there is one).
         if self._dram is None:
             board_clock(m, platform, self._board)
-        else:   # the DRAM controller's PLL makes the design's clock
-            instantiate_board_core(m, platform, self._dram, system.ext, system.dram)
+        else:   # the clock with the DRAM controller (its own PLL on the Arty, a PLL for two on the ULX3S)
+            instantiate_board_core(m, platform, self._board, self._dram, system.ext, system.dram)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)

@@ -140,12 +140,39 @@ def _ports(verilog: str) -> dict:
             for m in re.finditer(r"\b(input|output|inout)\s+wire\s+(\[(\d+):0\])?\s*(\w+)", head)}
 
 
-def generate(board: str, out_dir, sim: bool = False) -> LiteDRAMCore:
+def _bidir_ports(verilog: str) -> str:
+    """The generated Verilog with every port that an ECP5 ``TRELLIS_IO`` drives (its ``B``
+    pin: GENSDRPHY's ``sdram_dq``) declared ``inout``. litedram_gen declares them ``input``,
+    which a tool builds as an input pad in front of the core's own bidirectional buffer: the
+    SDRAM's data pins could never be driven (writes lost)."""
+    names = set(re.findall(r"\.B\s*\((\w+)(?:\[\d+\])?\)", verilog))
+    for n in sorted(names):
+        verilog, k = re.subn(rf"\binput(\s+wire\s+(?:\[\d+:0\]\s*)?{n}\s*,)", r"inout\1", verilog, count=1)
+        if not k and not re.search(rf"\binout\s+wire\s+(?:\[\d+:0\]\s*)?{n}\s*,", verilog):
+            raise DramError(f"litedram_core: the port {n} of a TRELLIS_IO is not declared in the module's header")
+    return verilog
+
+
+def generate(board: str, out_dir, sim: bool = False, clock_hz: int | None = None) -> LiteDRAMCore:
     """Generate (or reuse) the LiteDRAM core of ``board`` in ``out_dir`` (one process at a
-    time: a lock file beside it)."""
+    time: a lock file beside it). ``clock_hz``: the controller's clock where it is not the
+    configuration's ``sys_clk_freq`` (ULX3S builds at another ``--clock-mhz``: the SDRAM's
+    timings and refresh interval are counted in cycles of it); the configuration is then
+    written with that clock into ``out_dir``. The A7DDRPHY core makes its own clocks from the
+    configuration's and cannot take another."""
     cfg = config_path(board)
     out_dir = Path(out_dir).resolve()      # litedram_gen runs inside it
-    key = hashlib.sha256(cfg.read_bytes() + (b"sim" if sim else b"board")).hexdigest()[:16]
+    conf = yaml.safe_load(cfg.read_text())
+    text = cfg.read_bytes()
+    if clock_hz is not None and int(clock_hz) != int(float(conf["sys_clk_freq"])):
+        if conf["sdram_phy"] != "GENSDRPHY":
+            raise DramError(f"{cfg.name}: the {conf['sdram_phy']} core runs at its configuration's "
+                            f"{float(conf['sys_clk_freq']) / 1e6:g} MHz, not {clock_hz / 1e6:g} MHz")
+        conf["sys_clk_freq"] = float(int(clock_hz))
+        text = yaml.safe_dump(conf, sort_keys=False).encode()
+        cfg = out_dir / f"{cfg.stem}-{int(clock_hz)}hz.yml"
+    # (v2: the TRELLIS_IO ports patched to inout; cores generated before are regenerated)
+    key = hashlib.sha256(text + (b"sim" if sim else b"board") + b"v2").hexdigest()[:16]
     verilog, stamp = out_dir / "gateware" / "litedram_core.v", out_dir / "sephw_config.sha256"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(out_dir.parent / f".{out_dir.name}.lock", "w") as lock:
@@ -153,6 +180,8 @@ def generate(board: str, out_dir, sim: bool = False) -> LiteDRAMCore:
             fcntl.flock(lock, fcntl.LOCK_EX)
         if not (verilog.exists() and stamp.exists() and stamp.read_text() == key):
             out_dir.mkdir(parents=True, exist_ok=True)
+            if cfg.parent == out_dir:
+                cfg.write_bytes(text)
             verilog.unlink(missing_ok=True)
             cmd = [_tool(), str(cfg), "--output-dir", str(out_dir)] + (["--sim"] if sim else [])
             r = subprocess.run(cmd, capture_output=True, text=True, cwd=out_dir)
@@ -162,6 +191,7 @@ def generate(board: str, out_dir, sim: bool = False) -> LiteDRAMCore:
                 tail = (r.stdout + r.stderr).strip().splitlines()[-5:]
                 raise DramError(f"litedram_gen {cfg.name}{' --sim' if sim else ''} failed (exit {r.returncode}): "
                                 + " | ".join(tail))
+            verilog.write_text(_bidir_ports(verilog.read_text()))
             stamp.write_text(key)
     text = verilog.read_text()
     ports = _ports(text)
@@ -171,7 +201,6 @@ def generate(board: str, out_dir, sim: bool = False) -> LiteDRAMCore:
                            "init_done") if p not in ports] + [c for c in INIT_CSRS if c not in csrs]
     if missing:
         raise DramError(f"{verilog}: the generated core lacks {', '.join(missing)}")
-    conf = yaml.safe_load(cfg.read_text())
     recipe = init_recipe((out_dir / "software" / "include" / "generated" / "sdram_phy.h").read_text(), csrs,
                          "litedram-sim" if sim else conf["sdram_phy"], int(float(conf["sys_clk_freq"])))
     return LiteDRAMCore(verilog=verilog, csr=csrs, data_width=ports["user_port_native_0_wdata_data"][1],
@@ -248,47 +277,104 @@ A7_DDR3_PINS = {"ddram_a": "a", "ddram_ba": "ba", "ddram_ras_n": "ras", "ddram_c
 A7_DDR3_DIFF_PINS = {"ddram_clk": "clk", "ddram_dqs": "dqs"}
 
 
-def board_constraints(core: LiteDRAMCore) -> str:
+def board_constraints(core: LiteDRAMCore, crossing: bool = False) -> str:
     """XDC lines the board core needs beside the platform's pin constraints: bank 34's
     internal VREF for the DDR3L's SSTL135 inputs (half of 1.35 V), and LiteDRAM's own timing
     constraints (the false paths and maximum delays of its reset and clock-domain synchronizers,
-    from the core's generated .xdc; its pin lines are left out, the platform places the pins)."""
+    from the core's generated .xdc; its pin lines are left out, the platform places the pins).
+    ``crossing``: the design runs on the MMCM (:func:`rtl_gen.clocking.xc7_clock`, cell
+    ``mmcm``) from the controller's clock (the core's ``user_clk``, instance ``litedram``); Vivado derives both from the
+    oscillator and would time the crossings between them as synchronous, so the two are
+    declared asynchronous (the crossings synchronize every signal that changes while read)."""
     xdc = core.verilog.with_suffix(".xdc")
     lines = [ln for ln in xdc.read_text().splitlines()
              if ln.startswith(("set_false_path", "set_max_delay", "set_clock_groups"))] if xdc.exists() else []
+    if crossing:
+        lines += ["# the design's clock (MMCM) and the controller's: rtl_gen/extcdc.py crosses between them",
+                  "set_clock_groups -asynchronous -group [get_clocks -of_objects [get_pins mmcm/CLKOUT0]] "
+                  "-group [get_clocks -of_objects [get_pins litedram/user_clk]]"]
     return "\n".join(["# sephw: the Arty's DDR3L (LiteDRAM A7DDRPHY)",
                       "set_property INTERNAL_VREF 0.675 [get_iobanks 34]", *lines]) + "\n"
 
 
-def instantiate_board_core(m: Module, platform, core: LiteDRAMCore, port, ctrl) -> None:
-    """The Arty's board core in ``m``: LiteDRAM's A7DDRPHY on the board's DDR3 pins, its PLL on
-    the 100 MHz oscillator and the reset button; the ``sync`` domain runs on the core's
-    ``user_clk`` (its system clock) and ``user_rst``. ``port``: the native port's user side
-    (:func:`native_signature`, the design's ``ext``); ``ctrl``: the design's
-    :func:`rtl_gen.control.dram_ctrl_signature` bus (the CSRs and ``init_done``). The core's
-    Verilog and :func:`board_constraints` are added to the platform's files."""
+# the ULX3S's SDRAM pins (amaranth-boards' "sdram" resource) by the board core's port names:
+# raw, as above (the core's IFS1P3BX/OFS1P3BX I/O flip-flops and TRELLIS_IO drive them)
+SDR_PINS = {"sdram_a": "a", "sdram_ba": "ba", "sdram_ras_n": "ras", "sdram_cas_n": "cas", "sdram_we_n": "we",
+            "sdram_cs_n": "cs", "sdram_dm": "dqm", "sdram_cke": "clk_en", "sdram_dq": "dq"}
+# the phase of the SDRAM's forwarded clock behind the controller's (LiteX's ULX3S target at 1:1)
+SDR_CLOCK_PHASE_DEG = 180
+
+
+def _raw_pins(res, core: LiteDRAMCore, names: dict) -> dict:
+    """Instance connections of the core's DRAM ports to a resource's raw pins."""
+    return {f"{'io' if core.ports[n][0] == 'inout' else 'o'}_{n}": getattr(res, r).io for n, r in names.items()}
+
+
+def instantiate_board_core(m: Module, platform, board, core: LiteDRAMCore, port, ctrl) -> None:
+    """The board's LiteDRAM core in ``m``, its DRAM on the board's pins, the ``sync`` domain at
+    the board's clock. ``port``: the native port's user side (:func:`native_signature`, the
+    design's ``ext``); ``ctrl``: the design's :func:`rtl_gen.control.dram_ctrl_signature` bus
+    (the CSRs and ``init_done``). The core's Verilog (and on the Arty :func:`board_constraints`)
+    is added to the platform's files.
+
+    - Arty A7, A7DDRPHY: its PLL on the 100 MHz oscillator and the reset button makes its
+      system clock (``user_clk``, ``user_rst``). A build at that clock runs ``sync`` on it; a
+      build at another (``--clock-mhz``, below the controller's) runs ``sync`` on an MMCME2
+      from ``user_clk`` (:func:`rtl_gen.clocking.xc7_clock`) and reaches the native port and
+      the CSR bus through :class:`rtl_gen.extcdc.NativePortCDC` and
+      :class:`~rtl_gen.extcdc.CsrCDC` (the controller's ``dram`` domain);
+      :func:`board_constraints` declares the two clocks asynchronous.
+    - ULX3S, GENSDRPHY: the core runs on ``sync`` (:func:`rtl_gen.clocking.board_clock`'s ECP5
+      PLL at the board's clock, the core generated for it); the PLL's second output, 180°
+      behind, is forwarded to the SDRAM's clock pin through an ODDRX1F (as LiteX's ULX3S
+      target does: the SDRAM samples commands and write data mid-cycle)."""
     from amaranth.hdl import ClockDomain, ResetSignal
     from amaranth.lib import io
     if core.sim:
         raise DramError("the board top instantiates a board core (generate(..., sim=False))")
-    if set(A7_DDR3_PINS) - set(core.ports):
-        raise DramError(f"{core.verilog}: not an A7DDRPHY core (its DRAM pins are "
+    phy = core.recipe["phy"]
+    need = {"A7DDRPHY": A7_DDR3_PINS, "GENSDRPHY": SDR_PINS}.get(phy, {})
+    if not need or set(need) - set(core.ports):
+        raise DramError(f"{core.verilog}: neither an A7DDRPHY nor a GENSDRPHY core (PHY {phy}; its DRAM pins are "
                         f"{sorted(p for p in core.ports if p.startswith(('ddram', 'sdram')))})")
     platform.add_file("litedram_core.v", core.verilog.read_text())
-    platform.add_file("litedram_core.xdc", board_constraints(core))
+    if phy == "GENSDRPHY":
+        from .clocking import board_clock
+        board_clock(m, platform, board, shifted_deg=SDR_CLOCK_PHASE_DEG)
+        sdram = platform.request("sdram", 0, dir="-")
+        m.submodules.sdram_clk = clk = io.DDRBuffer("o", sdram.clk, o_domain="sync_ps")
+        m.d.comb += [clk.o[0].eq(1), clk.o[1].eq(0)]      # a copy of the shifted clock
+        m.submodules.litedram = Instance(
+            "litedram_core", i_clk=ClockSignal("sync"), i_rst=ResetSignal("sync"), o_init_done=ctrl.init_done,
+            **_raw_pins(sdram, core, SDR_PINS),
+            **_user_ports(port, ctrl.adr, ctrl.dat_w, ctrl.dat_r, ctrl.we, ctrl.stb, ctrl.ack))
+        return
     ddr = platform.request("ddr3", 0, dir="-")
-    pins = {f"{'io' if core.ports[n][0] == 'inout' else 'o'}_{n}": getattr(ddr, r).io for n, r in A7_DDR3_PINS.items()}
+    pins = _raw_pins(ddr, core, A7_DDR3_PINS)
     for n, r in A7_DDR3_DIFF_PINS.items():
         d = "io" if core.ports[f"{n}_p"][0] == "inout" else "o"
         pins.update({f"{d}_{n}_p": getattr(ddr, r).p, f"{d}_{n}_n": getattr(ddr, r).n})
     m.submodules.clk100 = clk = io.Buffer("i", platform.request(platform.default_clk, 0, dir="-"))
     m.submodules.rst_btn = rst = io.Buffer("i", platform.request(platform.default_rst, 0, dir="-"))
-    user_clk, user_rst = Signal(), Signal()
-    m.domains.sync = ClockDomain("sync")
-    m.d.comb += [ClockSignal("sync").eq(user_clk), ResetSignal("sync").eq(user_rst)]
+    user_clk, user_rst = Signal(name="dram_user_clk"), Signal(name="dram_user_rst")
+    crossing = board.clock_hz != core.recipe["clock_hz"]
+    platform.add_file("litedram_core.xdc", board_constraints(core, crossing))
+    if not crossing:        # the design on the controller's clock
+        m.domains.sync = ClockDomain("sync")
+        m.d.comb += [ClockSignal("sync").eq(user_clk), ResetSignal("sync").eq(user_rst)]
+    else:                   # the design on an MMCM from it, both buses through crossings
+        from .clocking import xc7_clock
+        from .extcdc import CsrCDC, NativePortCDC
+        m.domains.dram = ClockDomain("dram")
+        m.d.comb += [ClockSignal("dram").eq(user_clk), ResetSignal("dram").eq(user_rst)]
+        xc7_clock(m, user_clk, core.recipe["clock_hz"], board.clock_hz, user_rst)
+        m.submodules.dram_port_cdc = pc = NativePortCDC(core.data_width, core.addr_width, user_domain="sync",
+                                                        mem_domain="dram", depth=16)
+        m.submodules.dram_csr_cdc = cc = CsrCDC(user_domain="sync", mem_domain="dram")
+        wiring.connect(m, port, pc.user)
+        wiring.connect(m, ctrl, cc.user)
+        port, ctrl = pc.mem, cc.mem
     m.submodules.litedram = Instance(
         "litedram_core",
         i_clk=clk.i, i_rst=rst.i, o_user_clk=user_clk, o_user_rst=user_rst, o_init_done=ctrl.init_done,
-        **pins,
-        **_user_ports(port, ctrl.adr, ctrl.dat_w, ctrl.dat_r, ctrl.we, ctrl.stb, ctrl.ack),
-    )
+        **pins, **_user_ports(port, ctrl.adr, ctrl.dat_w, ctrl.dat_r, ctrl.we, ctrl.stb, ctrl.ack))

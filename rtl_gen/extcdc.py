@@ -1,7 +1,9 @@
-"""NativePortCDC: LiteDRAM's native port across clock domains.
+"""LiteDRAM's native port (NativePortCDC) and its CSR bus (CsrCDC) across clock domains.
 
-A DRAM controller runs at its own clock (the ULX3S's SDRAM controller at 50 MHz) while the
-accelerator may run at another (the ULX3S board clock, 25 MHz by default). This unit carries
+A DRAM controller may run at its own clock (the Arty's A7DDRPHY core makes its 100 MHz system
+clock itself) while the accelerator runs at another (a DRAM build compiled with
+``--clock-mhz``: rtl_gen/dram.py's board top puts both crossings between them). NativePortCDC
+carries
 the native port (:func:`rtl_gen.dram.native_signature`) from the user's domain to the
 controller's: the command and write-data streams through one asynchronous FIFO each (user ->
 controller), read data through a third (controller -> user). Order is kept on each stream,
@@ -13,20 +15,30 @@ has already crossed: more write beats wait in the write-data FIFO than write com
 been passed on without their beat taken. (The user side keeps the same rule itself:
 :class:`~rtl_gen.dma.StoreDMA`, :class:`~rtl_gen.extport.ExtPort`.)
 
-Latency (tests/test_rtl_dma.py prints it): with the user at 25 MHz and a 50 MHz memory of
-read latency 6 (the ULX3S SDRAM core's figure), a read's round trip is 9 user cycles, what
-a memory of latency 5 gives on the user's own clock.
+Latency: a long load through the crossing takes what the memory on the user's clock takes at
+``boards.crossing_latency(latency, mem_hz, user_hz)`` (tests/test_rtl_dma.py checks it at
+50..100 MHz behind a 100 MHz memory); the compiler's cycle model uses that figure for a build
+whose controller runs another clock (``boards.Board.at_clock``).
+
+CsrCDC carries the controller's CSR bus (``rtl_gen.control.dram_ctrl_signature``: one access
+per ``stb`` until ``ack``) with a request toggle and a done toggle, each through a two-flop
+synchronizer (the access's address, data and direction held in the user's domain until its
+reply, read there by the controller's domain only after the toggle has crossed), and
+``init_done`` through a two-flop synchronizer. An access the user gives up (``stb`` dropped
+before ``ack``: the link's CSR timeout) still completes on the controller's side; its reply is
+dropped, never given to the next access. About 5 user plus 4 controller cycles an access.
 """
 from __future__ import annotations
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import data, fifo, wiring
+from amaranth.lib import cdc, data, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import check_int
+from .control import dram_ctrl_signature
 from .dram import native_signature
 
-__all__ = ["NativePortCDC"]
+__all__ = ["NativePortCDC", "CsrCDC"]
 
 
 class NativePortCDC(wiring.Component):
@@ -69,15 +81,68 @@ class NativePortCDC(wiring.Component):
         m.d.comb += [cf.w_data.eq(u.cmd.payload), cf.w_en.eq(u.cmd.valid), u.cmd.ready.eq(cf.w_rdy),
                      wf.w_data.eq(u.wdata.payload), wf.w_en.eq(u.wdata.valid), u.wdata.ready.eq(wf.w_rdy),
                      u.rdata.payload.eq(rf.r_data), u.rdata.valid.eq(rf.r_rdy), rf.r_en.eq(u.rdata.ready)]
-        # controller side: a write command only with its beat already across
+        # controller side: a write command only with its beat already across. ``beat_ready``
+        # is a register (the FIFO's level and the comparison off the controller's ready path):
+        # the beats across at the last edge, less those taken since, exceed the commands owed;
+        # beats only arrive otherwise, so it never claims one too many
         head = data.View(cmd_l, cf.r_data)
         owed = Signal(range(self._depth + 1))       # write commands passed on, beat not yet taken
-        beat_ready = wf.r_level > owed
+        beat_ready = Signal()
         m.d.comb += [mm.cmd.payload.eq(head), mm.cmd.valid.eq(cf.r_rdy & (~head.we | beat_ready)),
                      cf.r_en.eq(mm.cmd.ready & mm.cmd.valid),
                      mm.wdata.payload.eq(wf.r_data), mm.wdata.valid.eq(wf.r_rdy), wf.r_en.eq(mm.wdata.ready),
                      rf.w_data.eq(mm.rdata.payload), rf.w_en.eq(mm.rdata.valid), mm.rdata.ready.eq(rf.w_rdy)]
         passed = mm.cmd.valid & mm.cmd.ready & head.we
         taken = mm.wdata.valid & mm.wdata.ready
-        m.d[self._md] += owed.eq(owed + passed - taken)
+        m.d[self._md] += [owed.eq(owed + passed - taken), beat_ready.eq(wf.r_level > owed + passed)]
+        return m
+
+
+class CsrCDC(wiring.Component):
+    """The DRAM controller's CSR bus and ``init_done`` from ``user_domain`` (``user``: the host
+    link's side) to ``mem_domain`` (``mem``: the controller's ``wb_ctrl``); see the module
+    docstring.
+
+    Attributes
+    ----------
+    user : In(dram_ctrl_signature())
+        In ``user_domain``.
+    mem : Out(dram_ctrl_signature())
+        In ``mem_domain``.
+    """
+
+    def __init__(self, *, user_domain: str = "sync", mem_domain: str = "dram"):
+        if user_domain == mem_domain:
+            raise ValueError("user_domain and mem_domain are the same domain: no crossing needed")
+        self._ud, self._md = user_domain, mem_domain
+        super().__init__({"user": In(dram_ctrl_signature()), "mem": Out(dram_ctrl_signature())})
+
+    def elaborate(self, platform):
+        m = Module()
+        u, mm = self.user, self.mem
+        ud, md = m.d[self._ud], m.d[self._md]
+        # user side: the access in flight, held until its reply
+        req, done_seen = Signal(), Signal()
+        busy, wanted = Signal(), Signal()
+        adr, dat_w, we = Signal.like(u.adr), Signal.like(u.dat_w), Signal()
+        # controller side: the reply (read by the user's side after the done toggle crossed)
+        req_seen, done, dat_r = Signal(), Signal(), Signal(32)
+        req_s, done_s = Signal(), Signal()
+        m.submodules.req_sync = cdc.FFSynchronizer(req, req_s, o_domain=self._md)
+        m.submodules.done_sync = cdc.FFSynchronizer(done, done_s, o_domain=self._ud)
+        m.submodules.init_sync = cdc.FFSynchronizer(mm.init_done, u.init_done, o_domain=self._ud)
+
+        arrived = done_s != done_seen
+        m.d.comb += [u.dat_r.eq(dat_r), u.ack.eq(arrived & wanted & u.stb)]
+        with m.If(arrived):
+            ud += [done_seen.eq(done_s), busy.eq(0), wanted.eq(0)]
+        with m.Elif(~busy & u.stb):
+            ud += [req.eq(~req), busy.eq(1), wanted.eq(1), adr.eq(u.adr), dat_w.eq(u.dat_w), we.eq(u.we)]
+        with m.Elif(~u.stb):
+            ud += wanted.eq(0)          # given up: its reply will be dropped
+
+        go = req_s != req_seen
+        m.d.comb += [mm.stb.eq(go), mm.adr.eq(adr), mm.dat_w.eq(dat_w), mm.we.eq(we)]
+        with m.If(go & mm.ack):
+            md += [req_seen.eq(req_s), done.eq(~done), dat_r.eq(mm.dat_r)]
         return m

@@ -178,7 +178,7 @@ def test_arty_board_top_with_ddr3(sepnet_build, tmp_path, arty_dram_core):
     internal VREF, LiteDRAM's false paths), the DDR3L pins placed by amaranth-boards' ddr3
     resource with their SSTL135 standards, the design clocked by the controller's PLL; and
     the host's initialization recipe (init sequence and read leveling) in BUILD/dram.json.
-    The same build for the ULX3S is refused in one line."""
+    The same build on the ULX3S, whose SDRAM port has 16-bit words, is refused in one line."""
     from conftest import SMALL_ENGINE
     from rtl_gen.board import BoardTop
     from sephw.arch.link import DramPhy
@@ -208,5 +208,95 @@ def test_arty_board_top_with_ddr3(sepnet_build, tmp_path, arty_dram_core):
                                      {"csr": "sdram_dfii_pi0_command_issue", "value": 1}]
     top = BoardTop(d, boards.get("arty-a7-35"), dram_dir=arty_dram_core)
     assert top.link.info.dram_phy == DramPhy.A7DDRPHY
-    with pytest.raises(ValueError, match="built for the Arty A7 only"):
-        BoardTop(d, boards.get("ulx3s-85f"))
+    with pytest.raises(ValueError, match="ulx3s-85f's LiteDRAM port has 16-bit words and 24 address bits; "
+                                         "the build was compiled for 128 and 24"):
+        BoardTop(d, boards.get("ulx3s-85f"), dram_dir=tmp_path / "ulx3s-core")
+
+
+@pytest.mark.slow
+def test_arty_ddr3_board_top_below_the_controllers_clock(sepnet_build, tmp_path, arty_dram_core):
+    """The same build compiled for the Arty at 70 MHz (``--clock-mhz 70``: a clock its timing
+    estimate can reach): the LiteDRAM core keeps its own 100 MHz, the design runs on an
+    MMCME2 from it (7 x 100 MHz / 10), the native port and the CSR bus pass through
+    rtl_gen/extcdc.py's crossings, the XDC declares the two clocks asynchronous, and the
+    compiler's cycle model reads DRAM at the crossing's latency (11 cycles of 70 MHz for the
+    controller's 10 of 100 MHz). A build for 120 MHz is refused (it would wait on the
+    controller)."""
+    import re
+
+    from conftest import SMALL_ENGINE
+    from rtl_gen.board import BoardTop
+    from sephw.compiler import compile_graph
+    from sephw.flows.compile import board_at_clock
+    g, _, _ = sepnet_build
+    d = tmp_path / "spill70"
+    board = board_at_clock(boards.get("arty-a7-35"), 70)
+    _, rep = compile_graph(g, board, d, engine=SMALL_ENGINE, placement="spill")
+    assert rep["clock_hz"] == 70_000_000 and rep["external"]["read_latency"] == 11
+    r = board_build(d, "arty-a7-35", synth=False, log=lambda s: None, dram_dir=arty_dram_core)
+    assert r["dram_controller"] == {"phy": "A7DDRPHY", "clock_hz": 100_000_000}
+    v = (d / "vivado" / "sephw.v").read_text()
+    mmcm = v[v.index("MMCME2_BASE #("):]
+    mmcm = mmcm[:mmcm.index(");")]
+    for p, val in (("CLKFBOUT_MULT_F", "7.0"), ("CLKOUT0_DIVIDE_F", "10.0"), ("DIVCLK_DIVIDE", "32'd1"),
+                   ("CLKIN1_PERIOD", "10.0")):
+        assert re.search(rf"\.{p}\({re.escape(val)}\)", mmcm), (p, mmcm[:600])
+    assert re.search(r"\.CLKIN1\(dram_clk\)", mmcm) and re.search(r"\.user_clk\(dram_clk\)", v) and "BUFG" in v
+    assert "dram_port_cdc" in v and "dram_csr_cdc" in v
+    cons = (d / "vivado" / "litedram_core.xdc").read_text()
+    assert ("set_clock_groups -asynchronous -group [get_clocks -of_objects [get_pins mmcm/CLKOUT0]] "
+            "-group [get_clocks -of_objects [get_pins litedram/user_clk]]") in cons
+    man = json.loads((d / "manifest.json").read_text())
+    assert man["arch"]["clock_hz"] == 70_000_000
+    assert BoardTop(d, board, dram_dir=arty_dram_core).dram.recipe["clock_hz"] == 100_000_000
+    with pytest.raises(boards.BoardError, match="would wait on it"):
+        board_at_clock(boards.get("arty-a7-35"), 120)
+
+
+@pytest.mark.slow
+def test_ulx3s_board_top_with_sdram(sepnet_build, tmp_path):
+    """The same build compiled for the ULX3S at 40 MHz gets its LiteDRAM controller (GENSDRPHY,
+    generated for 40 MHz: the SDRAM's timings and refresh in cycles of the design's clock) in the
+    open-flow project: the SDRAM pins placed by amaranth-boards' sdram resource, the data pins
+    bidirectional (litedram_gen declares them inputs: rtl_gen.dram._bidir_ports), one ECP5 PLL
+    making the design's clock and a copy 180° behind it (CLKOS: 15 VCO periods behind CLKOP at
+    15 x 40 = 600 MHz) that an ODDRX1F forwards to the SDRAM's clock pin; the host's recipe
+    (the init sequence only: no read leveling on SDR) in BUILD/dram.json."""
+    import re
+
+    from conftest import SMALL_ENGINE
+    from rtl_gen.board import BoardTop
+    from rtl_gen.clocking import pll_config
+    from sephw.arch.link import DramPhy
+    from sephw.compiler import compile_graph
+    g, _, _ = sepnet_build
+    d = tmp_path / "spill"
+    board = boards.get("ulx3s-85f").at_clock(40_000_000)
+    compile_graph(g, board, d, engine=SMALL_ENGINE, placement="spill")
+    r = board_build(d, "ulx3s-85f", synth=False, log=lambda s: None)
+    proj = d / "ecp5"
+    assert r["clock_hz"] == 40_000_000 and "litedram_core.v" in r["files"]
+    core_v = (proj / "litedram_core.v").read_text()
+    assert re.search(r"inout\s+wire\s+\[15:0\]\s+sdram_dq,", core_v) and "TRELLIS_IO" in core_v
+    recipe = json.loads((d / "dram.json").read_text())
+    assert recipe["phy"] == "GENSDRPHY" and not recipe["read_leveling"] and recipe["clock_hz"] == 40_000_000
+    # LiteX's SDR sequence: precharge-all (RAS|WE|CS), auto-refresh (RAS|CAS|CS), the mode
+    # register (CL=2, BL=1: 0x120)
+    for op in ({"csr": "sdram_dfii_pi0_command", "value": 0x0B}, {"csr": "sdram_dfii_pi0_command", "value": 0x0D},
+               {"csr": "sdram_dfii_pi0_address", "value": 0x120}):
+        assert op in recipe["init"], op
+    lpf = (proj / "sephw.lpf").read_text()
+    for port, pin in (("clk__io", "F19"), ("dq__io[0]", "J16"), ("a__io[0]", "M20"), ("cs__io", "P20"),
+                      ("dqm__io[1]", "E20")):
+        assert f'LOCATE COMP "sdram_0__{port}" SITE "{pin}";' in lpf, port
+    il = (proj / "sephw.il").read_text()
+    cfg = pll_config(25e6, 40e6)
+    div = cfg["clkop_div"]
+    pll = il[il.index("cell \\EHXPLLL"):]
+    pll = pll[:pll.index("end\n")]
+    for p, v in (("CLKOP_DIV", div), ("CLKOS_DIV", div), ("CLKOP_CPHASE", div - 1),
+                 ("CLKOS_CPHASE", div - 1 + div // 2), ("CLKOS_FPHASE", 4 * (div % 2))):
+        assert re.search(rf"parameter \\{p} {v}\b", pll), (p, v)
+    assert il.count("cell \\ODDRX1F") == 1 and "connect \\sdram_dq \\sdram_0__dq__io [15:0]" in il
+    top = BoardTop(d, board)
+    assert top.link.info.dram_phy == DramPhy.GENSDRPHY and top.dram.recipe["clock_hz"] == 40_000_000

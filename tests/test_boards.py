@@ -26,11 +26,14 @@ def test_shipped_profiles_load_and_resolve_aliases():
     (lambda t: t.replace("part: xc7a35ticsg324-1L\n", ""), "missing field 'part'"),
     (lambda t: t.replace("  uart:", "  pcie:"), "must include 'uart'"),
     (lambda t: t + "\n  - : [", "not valid YAML"),
-    # the Arty top has no clock generator: its clock is its oscillator's
-    (lambda t: t.replace("clock_hz: 100000000", "clock_hz: 100000000\noscillator_hz: 50000000"),
-     "needs a clock generator"),
-    (lambda t: t.replace("clock_hz: 100000000", "clock_hz: 100000000\noscillator_hz: slow"),
+    # a family whose board top has no clock generator: its clock is its oscillator's
+    (lambda t: t.replace("family: xc7", "family: ice40").replace(
+        "\nclock_hz: 100000000", "\nclock_hz: 100000000\noscillator_hz: 50000000", 1),
+     "no clock generator for the ice40 family"),
+    (lambda t: t.replace("\nclock_hz: 100000000", "\nclock_hz: 100000000\noscillator_hz: slow", 1),
      "oscillator_hz must be an integer"),
+    (lambda t: t.replace("crossing: {lut: 114, ff: 208}", "crossing: {lut: -1, ff: 208}"),
+     "external_memory.crossing must be a mapping of non-negative"),
 ])
 def test_profile_validation_errors_name_file_and_field(tmp_path, edit, message):
     src = boards.HERE / "arty-a7-35.yaml"
@@ -54,9 +57,10 @@ def test_boards_command(capsys):
     assert main(["boards"]) == 0
     out = capsys.readouterr().out
     assert "arty-a7-35" in out and "ulx3s-85f" in out and "arty-a7" in out
-    # the DRAM the compiler may keep weights in (the ULX3S profile has none yet)
+    # the DRAM the compiler may keep weights in (MiB): the Arty's DDR3L, the ULX3S's SDRAM
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
-    assert rows["arty-a7-35"][6] == "256" and rows["ulx3s-85f"][6] == "-"
+    assert rows["arty-a7-35"][6] == "256" and rows["ulx3s-85f"][6] == "32"
     assert main(["boards", "--json"]) == 0
     js = json.loads(capsys.readouterr().out)
-    assert js["arty-a7-100"]["external_memory"]["data_bits"] == 128 and js["ulx3s-85f"]["external_memory"] is None
+    assert js["arty-a7-100"]["external_memory"]["data_bits"] == 128
+    assert js["ulx3s-85f"]["external_memory"]["data_bits"] == 16

@@ -206,9 +206,15 @@ def memory_cost(vendor: str, width_bits: int, depth: int) -> tuple[int, int]:
 def dram_controller(board) -> dict:
     """The board's DRAM controller's logic (``lut``, ``ff``; boards/*.yaml
     ``external_memory.controller``, measured), which the board top holds whenever a build
-    keeps anything in external memory; zeros on a board without one."""
+    keeps anything in external memory, with the clock-domain crossings' where the design runs
+    another clock than a fixed-clock controller (``external_memory.crossing``); zeros on a board
+    without one."""
     ext = board.external
-    return {"lut": ext.controller_lut if ext else 0, "ff": ext.controller_ff if ext else 0}
+    if ext is None:
+        return {"lut": 0, "ff": 0}
+    cross = bool(ext.clock_hz) and ext.clock_hz != board.clock_hz
+    return {"lut": ext.controller_lut + (ext.crossing_lut if cross else 0),
+            "ff": ext.controller_ff + (ext.crossing_ff if cross else 0)}
 
 
 def usable_onchip_bytes(board) -> int:

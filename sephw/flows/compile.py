@@ -10,13 +10,17 @@ from ..compiler.ir import PLACEMENTS
 
 
 def board_at_clock(board, mhz: float):
-    """``board`` with its design clock at ``mhz`` (``--clock-mhz``); on ECP5 boards the
-    nearest clock the PLL makes (within 0.5 %), so the build's clock is the one it will run at.
-    Raises ``boards.BoardError`` / ``rtl_gen.clocking.PllError`` with the reason."""
+    """``board`` with its design clock at ``mhz`` (``--clock-mhz``): the nearest clock the
+    board top's clock generator makes (within 0.5 %: the ECP5 PLL, the Artix-7 MMCM), so the
+    build's clock is the one it will run at. Raises ``boards.BoardError`` /
+    ``rtl_gen.clocking.PllError`` with the reason."""
     hz = mhz * 1e6
-    if board.family == "ecp5" and round(hz) != board.oscillator_hz:
-        from rtl_gen.clocking import pll_config
-        hz = pll_config(board.oscillator_hz, hz)["out_hz"]
+    if round(hz) != board.oscillator_hz:
+        from rtl_gen.clocking import mmcm_config, pll_config
+        if board.family == "ecp5":
+            hz = pll_config(board.oscillator_hz, hz)["out_hz"]
+        elif board.family == "xc7":
+            hz = mmcm_config(board.oscillator_hz, hz)["out_hz"]
     return board.at_clock(round(hz))
 
 
