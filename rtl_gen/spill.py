@@ -20,6 +20,11 @@ then per row one cycle to set up and one cycle per piece while ``w`` takes a wor
 cycle; ``done`` once the last piece's word has been taken. A piece's read waits while four
 words wait in the (8-word) output FIFO, so back-pressure on ``w`` stalls it without losing a
 read.
+
+A row that would end past the external memory's end (``ext_bytes``; the word address would
+wrap onto other data) is not written: the rows before it are, then ``done`` comes with
+``error`` (the top stops with its error flag). The check sits in the row's set-up cycle: no
+cycle is added.
 """
 from __future__ import annotations
 
@@ -52,10 +57,14 @@ class Spill(wiring.Component):
         The activation memory's banks (bytes per vector read).
     data_width, addr_width : int
         The DRAM port's word bits and word-address bits.
+    ext_bytes : int, optional
+        The external memory's bytes (default: what ``addr_width`` addresses).
 
     Attributes
     ----------
     start : In(1), done : Out(1)
+    error : Out(1)
+        With ``done``: a row past ``ext_bytes`` was refused.
     ins : In(isa.WORD layout)
         ``row0``, ``rows``, ``ext_addr`` (byte address of row ``row0``).
     src : In(TENSOR_DESC layout)
@@ -67,16 +76,18 @@ class Spill(wiring.Component):
     w : Out(stream.Signature(write_layout(data_width, addr_width)))
     """
 
-    def __init__(self, *, banks: int, data_width: int, addr_width: int):
+    def __init__(self, *, banks: int, data_width: int, addr_width: int, ext_bytes: int | None = None):
         check_int("banks", banks, 1)
         check_int("data_width", data_width, 8)
         check_int("addr_width", addr_width, 1)
         exact_log2(banks)
         exact_log2(data_width // 8)
         self._nb, self._dw, self._aw = banks, data_width, addr_width
+        self._ext_bytes = (data_width // 8) << addr_width if ext_bytes is None else ext_bytes
+        check_int("ext_bytes", self._ext_bytes, 1)
         self._chunk = spill_chunk(banks, data_width)
         super().__init__({
-            "start": In(1), "done": Out(1),
+            "start": In(1), "done": Out(1), "error": Out(1),
             "ins": In(isa.WORD.layout()), "src": In(TENSOR_DESC.layout()),
             "row": Out(ROW_PORT),
             "raddr": Out(32), "raddr_nb": Out(32),
@@ -119,10 +130,11 @@ class Spill(wiring.Component):
             m.d.sync += [pe.eq(e), pd.eq(d), a.eq(a + S), e.eq(e + S), d.eq(d + S),
                          last.eq(e + 2 * S >= rb)]
 
+        bad = Signal()                  # a row past the external memory's end: refused
         with m.FSM(name="spill"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [y_left.eq(ins.rows), dram.eq(ins.ext_addr)]
+                    m.d.sync += [y_left.eq(ins.rows), dram.eq(ins.ext_addr), bad.eq(0)]
                     with m.If(ins.rows == 0):
                         m.next = "DRAIN"
                     with m.Else():
@@ -139,7 +151,11 @@ class Spill(wiring.Component):
                 off = dram[:LS] if LS else Const(0, 1)
                 m.d.sync += [a.eq(rowb - off), e.eq(-off), d.eq(dram - off),
                              last.eq(S - off >= rb), y_left.eq(y_left - 1)]
-                m.next = "PIECES"
+                with m.If(dram + rb > self._ext_bytes):
+                    m.d.sync += bad.eq(1)
+                    m.next = "DRAIN"
+                with m.Else():
+                    m.next = "PIECES"
             with m.State("PIECES"):
                 m.d.comb += issue.eq(out.level < 4)
                 with m.If(issue & last):
@@ -151,6 +167,6 @@ class Spill(wiring.Component):
                         m.next = "SETUP"
             with m.State("DRAIN"):
                 with m.If(~pend & (out.level == 0)):
-                    m.d.comb += self.done.eq(1)
+                    m.d.comb += [self.done.eq(1), self.error.eq(bad)]
                     m.next = "IDLE"
         return m

@@ -292,7 +292,8 @@ class Accelerator(wiring.Component):
             # the external memory's users: LOAD's rows (first), DMA_LOAD's words, SPILL's writes
             ext = arch.ext_data_bits, self._memory_map.external.addr_bits
             m.submodules.input_feeder = feed = InputFeeder(data_width=ext[0], addr_width=ext[1])
-            m.submodules.spill = sp = Spill(banks=NB, data_width=ext[0], addr_width=ext[1])
+            ext_bytes = arch.ext_words * arch.ext_data_bits // 8
+            m.submodules.spill = sp = Spill(banks=NB, data_width=ext[0], addr_width=ext[1], ext_bytes=ext_bytes)
             m.submodules.ext_port = ep = ExtPort(*ext, readers=("input", "loads"))
             wiring.connect(m, feed.ext, ep.input)
             wiring.connect(m, lu.ext, ep.loads)
@@ -454,10 +455,15 @@ class Accelerator(wiring.Component):
                                  lu.take.eq(dep & ~wait & ((op != Op.DMA_LOAD) | lu.push.ready))]
                     with m.If(lu.error):
                         m.next = "ERROR"
+                # a LOAD from DRAM (where there is one) whose bytes end past its end: refused
+                oob = ins.ext_addr + ins.length > ext_bytes if sp is not None else Const(0)
                 with m.If(~wait), m.Switch(op):
                     with m.Case(Op.LOAD):
-                        m.d.comb += ld.start.eq(1)
-                        m.next = "RUN"
+                        with m.If(oob):
+                            m.next = "ERROR"
+                        with m.Else():
+                            m.d.comb += ld.start.eq(1)
+                            m.next = "RUN"
                     with m.Case(Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
                         skip_id = (op == Op.RESADD) & ins.flags[FLAG_SKIP_IDENTITY.bit_length() - 1]
                         m.d.comb += [ga.use_pe_in.eq(is_pe), ga.b_id_in.eq(skip_id),
@@ -502,7 +508,9 @@ class Accelerator(wiring.Component):
             with m.State("RUN"):
                 with m.If(tile_done):
                     m.d.comb += [ga.release.eq(1), wr.stop.eq(1)]
-                with m.If(or_all([ld.done, st.done, pf.done, tile_done] + ([sp.done] if sp is not None else []))):
+                with m.If(Const(0) if sp is None else sp.done & sp.error):
+                    m.next = "ERROR"        # a SPILL row past the external memory's end
+                with m.Elif(or_all([ld.done, st.done, pf.done, tile_done] + ([sp.done] if sp is not None else []))):
                     take_next()
             with m.State("ERROR"):
                 m.d.sync += [running.eq(0), self.error.eq(1), self.done.eq(1)]

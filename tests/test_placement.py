@@ -228,7 +228,8 @@ def test_spilled_tensors_through_external_memory(tmp_path):
     too; the Program, longer than two pages, from DRAM in pages (two on chip). Every logit
     equal to the reference's, every instruction's cycles as predicted (SPILL's and SYNC's
     waits for the LoadUnit to drain, the first pages' load at start included); with random
-    DRAM stalls and back-pressure the logits stay exact."""
+    DRAM stalls and back-pressure the logits stay exact. A SPILL or a LOAD past the DRAM's end
+    stops the top with its error flag."""
     from sim.top_driver import run_top
     g = _graph("sepnet-small", 16, width=0.25, num_classes=10)
     ir, rep = compile_graph(g, "arty-a7-35", tmp_path, engine=ENGINE, placement="spill")
@@ -254,3 +255,35 @@ def test_spilled_tensors_through_external_memory(tmp_path):
     assert not diff, diff[:12]
     slow = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy(), ext_stall_permille=300)
     assert sum(slow["instruction_cycles"][0]) > sum(meas)
+    # a SPILL, then a LOAD, whose DRAM bytes end past the external memory's end: the top stops
+    # with its error flag at that instruction (the word address would wrap onto other data)
+    ext_bytes = ir.arch.ext_words * ir.arch.ext_data_bits // 8
+    for op in (Op.SPILL, Op.LOAD):
+        i = next(k for k, ins in enumerate(ir.instructions) if ins.op == op and k > 0)
+        _patch_instruction(tmp_path, i, ext_addr=ext_bytes - 8)
+        with pytest.raises(AssertionError, match=rf"stopped with error at pc {i}\b"):
+            run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())
+        _patch_instruction(tmp_path, i, ext_addr=ir.instructions[i].ext_addr)
+
+
+def _patch_instruction(build, i: int, **fields) -> None:
+    """Set fields of instruction ``i`` in ``build``'s Program (program.bin and, for a paged
+    Program, the external image's first words, which hold it) and their SHA-256s."""
+    import hashlib
+
+    from sephw.arch.isa import decode_program, encode_program
+    man = json.loads((build / "manifest.json").read_text())
+    old = (build / "program.bin").read_bytes()
+    prog = decode_program(old)
+    for k, v in fields.items():
+        setattr(prog[i], k, v)
+    blob = encode_program(prog)
+    (build / "program.bin").write_bytes(blob)
+    man["program"]["sha256"] = hashlib.sha256(blob).hexdigest()
+    if man["arch"].get("program_page"):
+        ext = bytearray((build / "external.bin").read_bytes())
+        assert ext[:len(old)] == old            # the paged Program is the image's first words
+        ext[:len(blob)] = blob
+        (build / "external.bin").write_bytes(bytes(ext))
+        man["external"]["sha256"] = hashlib.sha256(ext).hexdigest()
+    (build / "manifest.json").write_text(json.dumps(man))
