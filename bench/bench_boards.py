@@ -123,7 +123,10 @@ def main() -> None:
              "seconds"], rows,
             command="python bench/bench_boards.py " + " ".join(sys.argv[1:]),
             notes="The board top is rtl_gen/board.py: the accelerator behind its UART host link "
-                  "(docs/protocol.md) on the board's clock, UART pins and two LEDs. Xilinx: the "
+                  "(docs/protocol.md) on the board's clock, UART pins and two LEDs; a build keeping words in "
+                  "DRAM (spill, sepnet224) also holds LiteDRAM's controller (docs/dram.md: the Arty's A7DDRPHY at "
+                  "100 MHz, behind clock-domain crossings when the case names another clock; the ULX3S's "
+                  "GENSDRPHY on the design's clock). Xilinx: the "
                   "Vivado project is emitted by amaranth-boards; without Vivado the utilization is "
                   "Yosys synth_xilinx with ABC LUT mapping (LUTRAM counted in LUTs). ECP5: the full "
                   "open flow; Fmax is nextpnr's after routing, constrained to the clock the case names "

@@ -14,7 +14,7 @@ memory-bound (report.json). With ``--simulate N`` the builds of at most
 ``--simulate-max-cycles`` predicted cycles run N random images in Verilator with the
 behavioural DRAM (measured cycles, bit-exact logits).
 
-Run: .venv/bin/python bench/bench_sepnet.py [--sizes 32 64 112 224] [--boards ...] [--simulate 1]
+Run: .venv/bin/python bench/bench_sepnet.py [--sizes 32 64 112 224] [--boards ...] [--simulate 1] [--name F]
 """
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", type=int, default=[32, 64, 112, 224])
     ap.add_argument("--boards", nargs="+", default=["arty-a7-35", "arty-a7-100", "ulx3s-85f"])
     ap.add_argument("--simulate", type=int, default=0, help="run N random images of each build in Verilator")
+    ap.add_argument("--name", default="sepnet", help="results file in bench/results (default sepnet)")
     ap.add_argument("--simulate-max-cycles", type=int, default=1_000_000,
                     help="simulate only builds of at most this many predicted cycles per image")
     a = ap.parse_args()
@@ -90,7 +91,7 @@ def main() -> None:
                     ", ".join(f"{v} {k}" for k, v in sorted(bound.items()))])
                 print(key, rep["cycles_per_inference"], flush=True)
     results_io.write(
-        "sepnet", {"sizes": a.sizes, "boards": a.boards, "results": results},
+        a.name, {"sizes": a.sizes, "boards": a.boards, "results": results},
         ["size:board", "overlay", "bands", "streamed steps", "tensors spilled; Program", "on-chip bytes, block RAM",
          "external bytes: image / per inference", "DMA cycles (issue + waits)", "cycles/inference (RTL-top model)",
          "measured in Verilator", "FPS at the board clock (pattern-engine util.)", "layers bound by"], rows,
@@ -100,7 +101,8 @@ def main() -> None:
               "('auto': on chip where it fits, else the largest steps' pattern and int8 weight words in the "
               "board's DRAM, loaded by DMA_LOAD into one half of a ping-pong buffer while the tile before "
               "computes; where even that does not fit, tensors spilled to DRAM between segments of row bands and "
-              "the Program run from DRAM in pages; docs/isa.md). The ULX3S profile has no external memory yet. "
+              "the Program run from DRAM in pages; docs/isa.md); the Arty's DDR3 at 100 MHz through a 128-bit port, "
+              "the ULX3S's SDR SDRAM at the design's 25 MHz through a 16-bit port. "
               "A row without numbers "
               "gives the compiler's not-fit message. 'measured in Verilator': the RTL top with the behavioural "
               "DRAM at the board's LiteDRAM-calibrated latency, every logit compared with sephw.reference.")
