@@ -283,9 +283,10 @@ def board_constraints(core: LiteDRAMCore, crossing: bool = False) -> str:
     constraints (the false paths and maximum delays of its reset and clock-domain synchronizers,
     from the core's generated .xdc; its pin lines are left out, the platform places the pins).
     ``crossing``: the design runs on the MMCM (:func:`rtl_gen.clocking.xc7_clock`, cell
-    ``mmcm``) from the controller's clock (the core's ``user_clk``, instance ``litedram``); Vivado derives both from the
-    oscillator and would time the crossings between them as synchronous, so the two are
-    declared asynchronous (the crossings synchronize every signal that changes while read)."""
+    ``mmcm``) from the controller's clock (the core's ``user_clk``, instance ``litedram``);
+    Vivado derives both from the oscillator and would time the crossings between them as
+    synchronous, so the two are declared asynchronous (the crossings synchronize every signal
+    that changes while read)."""
     xdc = core.verilog.with_suffix(".xdc")
     lines = [ln for ln in xdc.read_text().splitlines()
              if ln.startswith(("set_false_path", "set_max_delay", "set_clock_groups"))] if xdc.exists() else []
@@ -328,8 +329,6 @@ def instantiate_board_core(m: Module, platform, board, core: LiteDRAMCore, port,
       PLL at the board's clock, the core generated for it); the PLL's second output, 180°
       behind, is forwarded to the SDRAM's clock pin through an ODDRX1F (as LiteX's ULX3S
       target does: the SDRAM samples commands and write data mid-cycle)."""
-    from amaranth.hdl import ClockDomain, ResetSignal
-    from amaranth.lib import io
     if core.sim:
         raise DramError("the board top instantiates a board core (generate(..., sim=False))")
     phy = core.recipe["phy"]
@@ -338,17 +337,30 @@ def instantiate_board_core(m: Module, platform, board, core: LiteDRAMCore, port,
         raise DramError(f"{core.verilog}: neither an A7DDRPHY nor a GENSDRPHY core (PHY {phy}; its DRAM pins are "
                         f"{sorted(p for p in core.ports if p.startswith(('ddram', 'sdram')))})")
     platform.add_file("litedram_core.v", core.verilog.read_text())
-    if phy == "GENSDRPHY":
-        from .clocking import board_clock
-        board_clock(m, platform, board, shifted_deg=SDR_CLOCK_PHASE_DEG)
-        sdram = platform.request("sdram", 0, dir="-")
-        m.submodules.sdram_clk = clk = io.DDRBuffer("o", sdram.clk, o_domain="sync_ps")
-        m.d.comb += [clk.o[0].eq(1), clk.o[1].eq(0)]      # a copy of the shifted clock
-        m.submodules.litedram = Instance(
-            "litedram_core", i_clk=ClockSignal("sync"), i_rst=ResetSignal("sync"), o_init_done=ctrl.init_done,
-            **_raw_pins(sdram, core, SDR_PINS),
-            **_user_ports(port, ctrl.adr, ctrl.dat_w, ctrl.dat_r, ctrl.we, ctrl.stb, ctrl.ack))
-        return
+    (_sdr_board_core if phy == "GENSDRPHY" else _a7_board_core)(m, platform, board, core, port, ctrl)
+
+
+def _sdr_board_core(m: Module, platform, board, core: LiteDRAMCore, port, ctrl) -> None:
+    """The ULX3S's GENSDRPHY core on the design's clock (see :func:`instantiate_board_core`)."""
+    from amaranth.hdl import ResetSignal
+    from amaranth.lib import io
+
+    from .clocking import board_clock
+    board_clock(m, platform, board, shifted_deg=SDR_CLOCK_PHASE_DEG)
+    sdram = platform.request("sdram", 0, dir="-")
+    m.submodules.sdram_clk = clk = io.DDRBuffer("o", sdram.clk, o_domain="sync_ps")
+    m.d.comb += [clk.o[0].eq(1), clk.o[1].eq(0)]      # a copy of the shifted clock
+    m.submodules.litedram = Instance(
+        "litedram_core", i_clk=ClockSignal("sync"), i_rst=ResetSignal("sync"), o_init_done=ctrl.init_done,
+        **_raw_pins(sdram, core, SDR_PINS),
+        **_user_ports(port, ctrl.adr, ctrl.dat_w, ctrl.dat_r, ctrl.we, ctrl.stb, ctrl.ack))
+
+
+def _a7_board_core(m: Module, platform, board, core: LiteDRAMCore, port, ctrl) -> None:
+    """The Arty's A7DDRPHY core, the design on its clock or behind crossings (see
+    :func:`instantiate_board_core`)."""
+    from amaranth.hdl import ClockDomain, ResetSignal
+    from amaranth.lib import io
     ddr = platform.request("ddr3", 0, dir="-")
     pins = _raw_pins(ddr, core, A7_DDR3_PINS)
     for n, r in A7_DDR3_DIFF_PINS.items():
