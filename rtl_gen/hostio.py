@@ -11,7 +11,8 @@ instruction (and descriptors) held until ``done``.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib.memory import Memory
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -22,7 +23,35 @@ from sephw.arch.formats import TENSOR_DESC
 from .arith import check_int
 from .rowaddr import ROW_PORT, drive_row, row_bytes_reg
 
-__all__ = ["Load", "Store"]
+__all__ = ["Load", "Store", "host_writes"]
+
+
+def host_writes(m: Module, boot, host_w, booting_out):
+    """The accelerator top's memory writes: ``host_w``'s (payload, valid), or, with baked
+    ``boot`` writes (``(mem, addr, word)``), a boot ROM's replayed through the same path after
+    reset first (``booting_out`` high meanwhile; ``host_w`` is not taken). Returns the write
+    and its valid, both Signals the caller may override (the LoadUnit's DMA words)."""
+    lay = host_w.payload.shape()
+    hw_, hv = Signal(lay), Signal()
+    if not boot:
+        m.d.comb += [hw_.eq(host_w.payload), hv.eq(host_w.valid)]
+        return hw_, hv
+    words = [lay.const({"mem": sel, "addr": a, "data": w}).as_value().value for sel, a, w in boot]
+    m.submodules.boot_rom = rom = Memory(shape=lay.size, depth=len(words), init=words)
+    rom_r = rom.read_port()
+    idx = Signal(range(len(words) + 1))
+    fetched = Signal()
+    m.d.comb += [rom_r.addr.eq(idx), rom_r.en.eq(1)]
+    booting = Signal(init=1)
+    m.d.comb += booting_out.eq(booting)
+    with m.If(booting):
+        m.d.sync += fetched.eq(idx < len(words))
+        with m.If(idx < len(words)):
+            m.d.sync += idx.eq(idx + 1)
+        with m.Elif(~fetched):
+            m.d.sync += booting.eq(0)
+    m.d.comb += [hw_.eq(Mux(fetched, rom_r.data, host_w.payload)), hv.eq(fetched | (host_w.valid & ~booting))]
+    return hw_, hv
 
 
 class Load(wiring.Component):

@@ -69,7 +69,7 @@ from .dram import native_signature
 from .extport import ExtPort
 from .fetch import FetchDecode, command_layout
 from .gather import Gather
-from .hostio import Load, Store
+from .hostio import Load, Store, host_writes
 from .inputfeed import InputFeeder
 from .loadunit import LoadUnit
 from .macarray import MacArray
@@ -220,29 +220,8 @@ class Accelerator(wiring.Component):
 
         # host writes; with baked images a boot ROM replays them through the same path after
         # reset (``booting``; ``start`` waits for it)
-        hw_ = Signal(self._host_w_layout)
-        hv = Signal()
         m.d.comb += self.host_w.ready.eq(~self.booting)
-        if self._boot:
-            lay = self._host_w_layout
-            words = [lay.const({"mem": sel, "addr": a, "data": w}).as_value().value for sel, a, w in self._boot]
-            m.submodules.boot_rom = rom = Memory(shape=lay.size, depth=len(words), init=words)
-            rom_r = rom.read_port()
-            idx = Signal(range(len(words) + 1))
-            fetched = Signal()
-            m.d.comb += [rom_r.addr.eq(idx), rom_r.en.eq(1)]
-            booting = Signal(init=1)
-            m.d.comb += self.booting.eq(booting)
-            with m.If(booting):
-                m.d.sync += fetched.eq(idx < len(words))
-                with m.If(idx < len(words)):
-                    m.d.sync += idx.eq(idx + 1)
-                with m.Elif(~fetched):
-                    m.d.sync += booting.eq(0)
-            m.d.comb += [hw_.eq(Mux(fetched, rom_r.data, self.host_w.payload)),
-                         hv.eq(fetched | (self.host_w.valid & ~booting))]
-        else:
-            m.d.comb += [hw_.eq(self.host_w.payload), hv.eq(self.host_w.valid)]
+        hw_, hv = host_writes(m, self._boot, self.host_w, self.booting)
         lu = self._loads
         if lu is not None:
             # DMA_LOAD's words take the host-write path (the link waits meanwhile)
