@@ -43,6 +43,16 @@ def sepnet_graph(size: int):
     return quantize.quantize(m, calib)
 
 
+def _resources(rep: dict) -> str:
+    """The compiler's resource estimate against the part (LiteDRAM's controller included where
+    the build keeps words in DRAM: boards/*.yaml external_memory.controller, measured)."""
+    r = rep["resources"]
+    b = r.get("budget", {})
+    ctl = r.get("detail", {}).get("dram_controller_lut", 0)
+    lut = f"{r['lut']:,}" + (f"/{b['lut']:,}" if b.get("lut") else "") + (f" ({ctl:,})" if ctl else "")
+    return lut + f", DSP {r['dsp']}" + (f"/{b['dsp']}" if b.get("dsp") else "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", type=int, default=[32, 64, 112, 224])
@@ -64,7 +74,7 @@ def main() -> None:
                     ir, rep = compile_graph(g, board, out)
                 except CompileError as e:
                     results[key] = {"error": str(e), "compile_seconds_wall": round(time.perf_counter() - t0, 1)}
-                    rows.append([key] + [""] * 10 + [f"does not fit: {e}"])
+                    rows.append([key] + [""] * 11 + [f"does not fit: {e}"])
                     print(key, "does not fit", flush=True)
                     continue
                 ext = rep["external"] or {}
@@ -73,6 +83,8 @@ def main() -> None:
                                            "onchip_bytes", "onchip_budget_bytes", "engine_config", "external")}
                 res.update(streamed_steps=len(ir.streamed), spilled=list(ir.spills), program_page=ir.program_page,
                            instructions=rep["instructions"], bram_blocks=rep["resources"]["bram_blocks"],
+                           resources={k: rep["resources"][k] for k in ("lut", "ff", "dsp", "bram_blocks")},
+                           dram_controller_lut=rep["resources"].get("detail", {}).get("dram_controller_lut", 0),
                            bound=dict(bound), compile_seconds_wall=round(time.perf_counter() - t0, 1))
                 if a.simulate and rep["cycles_per_inference"] <= a.simulate_max_cycles:
                     res["simulation"] = simulate_build(out, g, a.simulate, real_data=False)
@@ -84,6 +96,7 @@ def main() -> None:
                     str(rep["bands"]), str(len(ir.streamed)),
                     f"{len(ir.spills)}" + (f"; {rep['instructions']:,} in pages" if ir.program_page else ""),
                     f"{rep['onchip_bytes']:,} / {rep['onchip_budget_bytes']:,}, {rep['resources']['bram_blocks']:g} BRAM36",
+                    _resources(rep),
                     f"{ext.get('bytes', 0):,} / {ext.get('bytes_per_inference', 0):,}",
                     f"{ext.get('dma_cycles_per_inference', 0):,}",
                     f"{rep['cycles_per_inference']:,}", measured_cell(sim) if sim else "",
@@ -93,6 +106,7 @@ def main() -> None:
     results_io.write(
         a.name, {"sizes": a.sizes, "boards": a.boards, "results": results},
         ["size:board", "overlay", "bands", "streamed steps", "tensors spilled; Program", "on-chip bytes, block RAM",
+         "compiler's estimate: LUT (of them the DRAM controller's), DSP of the part's",
          "external bytes: image / per inference", "DMA cycles (issue + waits)", "cycles/inference (RTL-top model)",
          "measured in Verilator", "FPS at the board clock (pattern-engine util.)", "layers bound by"], rows,
         command="python bench/bench_sepnet.py " + " ".join(sys.argv[1:]),
