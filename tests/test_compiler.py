@@ -123,6 +123,11 @@ def test_sepnet_compiles_for_board(builds, board):
     assert sum(i["engine_cycles"] for i in sched["instructions"]) == r["engine_model_cycles_per_inference"]
     assert r["cycle_model"] == hw.CYCLE_MODEL and r["cycle_model"].startswith("RTL top as built")
     assert "RTL top as built" in (d / "report.md").read_text()
+    # the image's UART time at the link's default and highest rates (8N1: 10 bits a byte)
+    uart, nbytes = b.host_links["uart"], r["host_link"]["input_bytes"]
+    assert r["host_link"]["input_transfer_s_at_baud"] == {
+        str(bd): nbytes * 10 / bd for bd in sorted({uart["default_baud"], uart["max_baud"]})}
+    assert f"ms at {uart['max_baud']:,} baud, beside" in (d / "report.md").read_text()
     # the top as built is slower than its engines at their measured rates (window gather)
     assert r["cycles_per_inference"] > r["engine_model_cycles_per_inference"]
     assert 0 < r["utilization"]["engines"] <= 1 and 0 < r["utilization"]["pattern_engine"] <= 1
