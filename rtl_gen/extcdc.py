@@ -30,7 +30,7 @@ dropped, never given to the next access. About 5 user plus 4 controller cycles a
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import cdc, data, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -94,7 +94,9 @@ class NativePortCDC(wiring.Component):
                      rf.w_data.eq(mm.rdata.payload), rf.w_en.eq(mm.rdata.valid), mm.rdata.ready.eq(rf.w_rdy)]
         passed = mm.cmd.valid & mm.cmd.ready & head.we
         taken = mm.wdata.valid & mm.wdata.ready
-        m.d[self._md] += [owed.eq(owed + passed - taken), beat_ready.eq(wf.r_level > owed + passed)]
+        # (both comparisons from registers; the controller's ready only picks one)
+        m.d[self._md] += [owed.eq(owed + passed - taken),
+                          beat_ready.eq(Mux(passed, wf.r_level > owed + 1, wf.r_level > owed))]
         return m
 
 
