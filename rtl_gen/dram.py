@@ -302,6 +302,9 @@ def board_constraints(core: LiteDRAMCore, crossing: bool = False) -> str:
 # raw, as above (the core's IFS1P3BX/OFS1P3BX I/O flip-flops and TRELLIS_IO drive them)
 SDR_PINS = {"sdram_a": "a", "sdram_ba": "ba", "sdram_ras_n": "ras", "sdram_cas_n": "cas", "sdram_we_n": "we",
             "sdram_cs_n": "cs", "sdram_dm": "dqm", "sdram_cke": "clk_en", "sdram_dq": "dq"}
+#: the net of the Arty controller's clock behind the crossings (the ``dram`` domain's clock),
+#: which the board build's timing estimate times against the controller's own period
+CONTROLLER_CLOCK_NET = "dram_clk"
 # the phase of the SDRAM's forwarded clock behind the controller's (LiteX's ULX3S target at 1:1)
 SDR_CLOCK_PHASE_DEG = 180
 

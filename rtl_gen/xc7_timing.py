@@ -327,26 +327,51 @@ def _group(name: str) -> str:
     return re.sub(r"\d+", "N", re.sub(r"\[\d+\]", "", name))
 
 
+#: an endpoint cell's clock pin (flip-flops, block RAM port A, LUT RAM)
+CLOCK_PINS = ("C", "CLK", "CLKARDCLK", "WCLK")
+
+
+def _clock_net(nl: "Netlist", cname: str) -> str:
+    conn = nl.pins[cname]
+    for p in CLOCK_PINS:
+        if isinstance(conn.get(p), int):
+            return nl.name(conn[p], public=True)
+    return "?"
+
+
 def estimate(netlist, *, top: str | None = None, period_ns: float = 10.0, corner: str = "typical",
-             paths: int = 10, models: dict | None = None) -> dict:
+             paths: int = 10, models: dict | None = None, clocks: dict | None = None) -> dict:
     """Worst register-to-register paths of a synthesized xc7 netlist (a Yosys JSON file, its
     parsed dict or a :class:`Netlist`). Returns the worst path's delay and Fmax, the number of
     endpoint pins over ``period_ns``, and the worst path to each of the ``paths`` worst
-    endpoint registers (by RTL signal name), stage by stage."""
+    endpoint registers (by RTL signal name), stage by stage; ``clocks``: per clock net of the
+    endpoints (their cells' clock pin), their count and worst arrival, and where ``clocks``
+    names the net (``{net: period_ns}``: another clock than the design's, e.g. a DRAM
+    controller's behind a crossing) its period and endpoints over it. Endpoints on a named
+    clock count against their own period, the others against ``period_ns``."""
     nl = netlist if isinstance(netlist, Netlist) else Netlist(netlist, top, models)
     allowance = ALLOWANCES[corner]
     arr = _arrivals(nl, allowance)
-    ends = []
+    clocks = dict(clocks or {})
+    ends, by_clock = [], {}
     for cname, cm in nl.model_of.items():
         if not cm.setup:
             continue
         conn = nl.pins[cname]
+        clk = _clock_net(nl, cname)
+        per = clocks.get(clk, period_ns) * 1000
         for ipin in _expand(cm.setup, conn):
             b = conn[ipin]
             if not isinstance(b, int) or b not in arr or arr[b][0] == -math.inf:
                 continue
             t = arr[b][0] + nl.route_ps(b, cname, ipin, allowance) + _lookup(cm.setup, ipin)
             ends.append((t, cname, ipin, b))
+            c = by_clock.setdefault(clk, {"endpoints": 0, "worst_ns": 0.0, "over_period": 0})
+            c["endpoints"] += 1
+            c["worst_ns"] = max(c["worst_ns"], round(t / 1000, 3))
+            c["over_period"] += t > per
+    for clk, c in by_clock.items():
+        c["period_ns"] = clocks.get(clk, period_ns)
     ends.sort(key=lambda e: -e[0])
     period_ps = period_ns * 1000
     worst_by_group, out_paths = set(), []
@@ -369,6 +394,7 @@ def estimate(netlist, *, top: str | None = None, period_ns: float = 10.0, corner
         "fmax_mhz": round(1000 / worst["delay_ns"], 1) if worst else None,
         "lut_levels": worst["lut_levels"] if worst else 0,
         "endpoints": len(ends), "endpoints_over_period": sum(1 for e in ends if e[0] > period_ps),
+        "clocks": dict(sorted(by_clock.items(), key=lambda kv: -kv[1]["endpoints"])),
         "unmodelled_cells": dict(nl.unmodelled), "paths": out_paths}
 
 
@@ -416,6 +442,10 @@ def timing_markdown(est: dict, *, title: str = "Artix-7 timing estimate", extra:
               f"- Endpoint pins over {est['period_ns']:g} ns: {est['endpoints_over_period']} of {est['endpoints']}"]
     for k, v in (extra or {}).items():
         lines.append(f"- {k}: {v}")
+    if len(est.get("clocks", {})) > 1:
+        lines.append("- Per clock net of the endpoints: " + "; ".join(
+            f"`{k}` {c['endpoints']} endpoints, worst {c['worst_ns']:.2f} ns ({c['over_period']} over "
+            f"{c['period_ns']:g} ns)" for k, c in est["clocks"].items()))
     if est["unmodelled_cells"]:
         lines.append(f"- Cells without a timing model (their pins are not timed): {est['unmodelled_cells']}")
     lines += ["", "## Worst path to each of the worst endpoints", "",

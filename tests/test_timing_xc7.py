@@ -42,12 +42,12 @@ def test_dsp48e1_arcs_follow_its_registers():
     assert full.setup["PCIN"] == 1025 and full.clk2q["PCOUT"] == 435
 
 
-def _hand_netlist(init: str) -> dict:
-    """FF q1 -> LUT2.I0; FF q2 -> five LUT1 buffers -> LUT2.I1; LUT2 -> FF d."""
+def _hand_netlist(init: str, dst_clock: int = 2) -> dict:
+    """FF q1 -> LUT2.I0; FF q2 -> five LUT1 buffers -> LUT2.I1; LUT2 -> FF d (on net ``clk``,
+    bit 2, or with ``dst_clock`` 3 on net ``ctl_clk``)."""
     cells, bit = {}, iter(range(10, 100))
-    clk = 2
 
-    def ff(name, d, q):
+    def ff(name, d, q, clk=2):
         cells[name] = {"type": "FDRE", "parameters": {}, "port_directions": {"C": "input", "CE": "input", "R": "input",
                                                                              "D": "input", "Q": "output"},
                        "connections": {"C": [clk], "CE": ["1"], "R": ["0"], "D": [d], "Q": [q]}}
@@ -63,9 +63,10 @@ def _hand_netlist(init: str) -> dict:
     cells["lut"] = {"type": "LUT2", "parameters": {"INIT": init},
                     "port_directions": {"I0": "input", "I1": "input", "O": "output"},
                     "connections": {"I0": [q1], "I1": [prev], "O": [out]}}
-    ff("r3", out, next(bit))
+    ff("r3", out, next(bit), dst_clock)
     names = {"q1": {"hide_name": 0, "bits": [q1]}, "q2": {"hide_name": 0, "bits": [q2]},
-             "dst": {"hide_name": 0, "bits": [cells["r3"]["connections"]["Q"][0]]}}
+             "dst": {"hide_name": 0, "bits": [cells["r3"]["connections"]["Q"][0]]},
+             "clk": {"hide_name": 0, "bits": [2]}, "ctl_clk": {"hide_name": 0, "bits": [3]}}
     return {"modules": {"t": {"attributes": {"top": "00000000000000000000000000000001"}, "cells": cells,
                               "netnames": names}}}
 
@@ -77,6 +78,21 @@ def test_a_lut_input_the_init_ignores_carries_no_path():
     assert ignored["paths"][0]["from"] == "q1" and ignored["lut_levels"] == 1
     assert ignored["worst_ns"] < through_chain["worst_ns"]
     assert ignored["paths"][0]["to"] == "dst"
+
+
+def test_endpoints_by_clock_net_against_their_own_periods():
+    """Endpoints are grouped by the net on their clock pin; one named in ``clocks`` counts
+    against its own period (a DRAM controller's domain behind a crossing), the rest against
+    ``period_ns``."""
+    one = xt.estimate(_hand_netlist("1000"), period_ns=100.0)
+    assert list(one["clocks"]) == ["clk"] and one["clocks"]["clk"]["endpoints"] == 3
+    assert one["clocks"]["clk"]["worst_ns"] == pytest.approx(one["worst_ns"], abs=0.001)
+    two = xt.estimate(_hand_netlist("1000", dst_clock=3), period_ns=100.0, clocks={"ctl_clk": 1.0})
+    ctl, own = two["clocks"]["ctl_clk"], two["clocks"]["clk"]
+    assert ctl == {"endpoints": 1, "worst_ns": pytest.approx(two["worst_ns"], abs=0.001), "over_period": 1,
+                   "period_ns": 1.0}
+    assert own["endpoints"] == 2 and own["over_period"] == 0 and own["period_ns"] == 100.0
+    assert own["worst_ns"] < ctl["worst_ns"]
 
 
 class _Chain(wiring.Component):
