@@ -300,3 +300,15 @@ def test_ulx3s_board_top_with_sdram(sepnet_build, tmp_path):
     assert il.count("cell \\ODDRX1F") == 1 and "connect \\sdram_dq \\sdram_0__dq__io [15:0]" in il
     top = BoardTop(d, board)
     assert top.link.info.dram_phy == DramPhy.GENSDRPHY and top.dram.recipe["clock_hz"] == 40_000_000
+
+
+def test_reached_clock_of_a_dram_build_its_controller_clocks():
+    """The clock a build reaches is the timing estimate's; where the DRAM controller clocks the
+    design at the board clock (an Arty DRAM build at 100 MHz that the estimate misses), the
+    basis says how to run it at the clock reached (``--clock-mhz``, behind the crossings)."""
+    from sephw.flows.boardbuild import reached_clock
+    arty = boards.get("arty-a7-35")
+    hz, basis = reached_clock({"timing": {"worst_ns": 13.52, "reached_mhz": 73}, "dram_clock_warning": "..."}, arty)
+    assert hz == 73e6 and basis.endswith("clocks it at 100 MHz: compile with --clock-mhz 73 to run it there")
+    hz, basis = reached_clock({"timing": {"worst_ns": 9.5, "reached_mhz": 100}}, arty)
+    assert hz == 100e6 and "--clock-mhz" not in basis

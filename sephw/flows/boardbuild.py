@@ -182,9 +182,11 @@ def reached_clock(record: dict, board) -> tuple[float, str]:
     nominal = board.clock_hz
     t = record.get("timing")
     if t and t.get("worst_ns"):
+        fixed = (f"; this build's DRAM controller clocks it at {nominal / 1e6:g} MHz: compile with --clock-mhz "
+                 f"{t['reached_mhz']:g} to run it there" if record.get("dram_clock_warning") else "")
         return (t["reached_mhz"] * 1e6,
                 f"Artix-7 timing estimate of the synthesized netlist (typical corner, "
-                f"{t.get('board_clock_worst_ns', t['worst_ns']):.2f} ns)")
+                f"{t.get('board_clock_worst_ns', t['worst_ns']):.2f} ns){fixed}")
     fmax = record.get("fmax") or {}
     # the design's clock (sync; with a PLL its output), else the slowest reported
     for clk, f in sorted(fmax.items(), key=lambda kv: (abs(kv[1]["target_mhz"] * 1e6 - nominal), kv[1]["mhz"])):
