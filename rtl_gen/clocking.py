@@ -116,11 +116,17 @@ def xc7_clock(m: Module, clk_in, fin_hz: float, fout_hz: float, rst=0) -> None:
         p_CLKOUT0_DUTY_CYCLE=0.5, p_STARTUP_WAIT="FALSE",
         i_CLKIN1=clk_in, i_CLKFBIN=fb, o_CLKFBOUT=fb, o_CLKOUT0=out, o_LOCKED=lock, i_RST=0, i_PWRDWN=0)
     m.submodules.mmcm_bufg = Instance("BUFG", i_I=out, o_O=clk)
+    _sync_with_por(m, clk, ~lock | rst)
+
+
+def _sync_with_por(m: Module, clk, hold) -> None:
+    """The ``sync`` domain on ``clk``, held in reset while ``hold`` and for 16 cycles after
+    (a ``por`` counter on the same clock)."""
     m.domains.sync = ClockDomain("sync")
     m.domains.por = ClockDomain("por", reset_less=True)
     por = Signal(range(16), init=15)
     m.d.comb += [ClockSignal("sync").eq(clk), ClockSignal("por").eq(clk), ResetSignal("sync").eq(por != 0)]
-    with m.If(~lock | rst):
+    with m.If(hold):
         m.d.por += por.eq(15)
     with m.Elif(por != 0):
         m.d.por += por.eq(por - 1)
@@ -156,9 +162,6 @@ def board_clock(m: Module, platform, board, shifted_deg: float | None = None) ->
         xc7_clock(m, clk_buf.i, oscillator_hz, clock_hz, rst)
         return
     m.submodules.clk_buf = clk_buf = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
-    m.domains.sync = ClockDomain("sync")
-    m.domains.por = ClockDomain("por", reset_less=True)
-    por = Signal(range(16), init=15)
     if pll:
         cfg = pll_config(oscillator_hz, clock_hz)
         clk_out, lock = Signal(name="pll_clkop"), Signal(name="pll_lock")
@@ -183,13 +186,6 @@ def board_clock(m: Module, platform, board, shifted_deg: float | None = None) ->
             i_RST=0, i_STDBY=0, i_CLKI=clk_buf.i, o_CLKOP=clk_out, i_CLKFB=clk_out,
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=0, i_PHASESTEP=0, i_PHASELOADREG=0,
             i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=lock, **shifted)
-        m.d.comb += [ClockSignal("sync").eq(clk_out), ClockSignal("por").eq(clk_out)]
-        with m.If(~lock):
-            m.d.por += por.eq(15)
-        with m.Elif(por != 0):
-            m.d.por += por.eq(por - 1)
+        _sync_with_por(m, clk_out, ~lock)
     else:
-        m.d.comb += [ClockSignal("sync").eq(clk_buf.i), ClockSignal("por").eq(clk_buf.i)]
-        with m.If(por != 0):
-            m.d.por += por.eq(por - 1)
-    m.d.comb += ResetSignal("sync").eq(por != 0)
+        _sync_with_por(m, clk_buf.i, 0)
