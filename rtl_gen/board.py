@@ -102,6 +102,10 @@ class BoardTop(Elaboratable):
 
     system = property(lambda self: self._system, doc="The :class:`~rtl_gen.system.System`.")
     dram = property(lambda self: self._dram, doc="The board's :class:`~rtl_gen.dram.LiteDRAMCore`, or None.")
+    dram_crossing = property(
+        lambda self: self._dram is not None and self._dram.recipe["clock_hz"] != self._board.clock_hz,
+        doc="Whether the design reaches its DRAM controller through clock-domain crossings (the "
+            "controller on its own clock: an Arty build at another ``--clock-mhz``).")
     link = property(lambda self: self._system.link, doc="The :class:`~rtl_gen.hostlink.HostLink`.")
     baud = property(lambda self: self._baud, doc="UART baud rate.")
 

@@ -108,9 +108,7 @@ def _xilinx(build_dir: Path, board, top, synth: bool, log) -> dict:
             f"({'fits' if e['fits'] else 'DOES NOT FIT'}; {res['synth_seconds']:.0f} s)")
         # a DRAM controller on its own clock (behind the crossings): its domain against its period
         from rtl_gen.dram import CONTROLLER_CLOCK_NET
-        dram = top.dram
-        clocks = ({CONTROLLER_CLOCK_NET: 1e9 / dram.recipe["clock_hz"]}
-                  if dram is not None and dram.recipe["clock_hz"] != board.clock_hz else {})
+        clocks = {CONTROLLER_CLOCK_NET: 1e9 / top.dram.recipe["clock_hz"]} if top.dram_crossing else {}
         out["timing"] = _xc7_timing(build_dir, dest / f"{NAME}_netlist.json", board, log, clocks)
     return out
 
@@ -127,8 +125,8 @@ def _xc7_timing(build_dir: Path, netlist: Path, board, log, clocks: dict | None 
     clocks = clocks or {}
     est = estimate(nl, period_ns=period, clocks=clocks)
     pess = estimate(nl, period_ns=period, corner="pessimistic", paths=1, clocks=clocks)
-    own = [c["worst_ns"] for k, c in est["clocks"].items() if k not in clocks]
-    design_ns = max(own, default=0.0) if clocks else est["worst_ns"]
+    # the board clock's endpoints: all of them unless another clock is named
+    design_ns = max((c["worst_ns"] for k, c in est["clocks"].items() if k not in clocks), default=0.0)
     # from the worst path itself: fmax_mhz is rounded to 0.1 MHz (53.97 -> 54.0)
     reached = min(board.clock_hz / 1e6, math.floor(1000 / design_ns)) if design_ns else board.clock_hz / 1e6
     extra = {"Board clock": f"{board.clock_hz / 1e6:g} MHz ({period:g} ns); "
@@ -296,8 +294,7 @@ def board_build(build_dir, board, *, synth: bool = True, baud: int | None = None
     if top.dram is not None:
         out["dram_controller"] = {k: top.dram.recipe[k] for k in ("phy", "clock_hz")}
     t = out.get("timing") or {}
-    if (top.dram is not None and t and not t.get("meets_board_clock", True)
-            and top.dram.recipe["clock_hz"] == board.clock_hz and board.family == "xc7"):
+    if top.dram is not None and not top.dram_crossing and t and not t.get("meets_board_clock", True):
         # the DRAM controller's PLL clocks the design: a slower build needs --clock-mhz (an MMCM
         # and clock-domain crossings to the controller)
         out["dram_clock_warning"] = (
