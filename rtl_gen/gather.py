@@ -26,18 +26,22 @@ Latency and throughput per tile are the compiler's RTL cycle model (sephw/compil
 for every row after the first), per position ``1`` (POS_NEXT) on top of the operands'.
 ``done`` rises once every position's beats are issued; the tile is over when the writer has
 stored the last position too (the top's ``release``).
+
+This file holds the sequencing (the FSM); the registers a read lands in and the engines read
+from are rtl_gen/gather_regs.py, the running column addresses rtl_gen/gather_cols.py.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2, exact_log2
+from amaranth.utils import exact_log2
 
 from sephw.arch import isa
 from sephw.arch.formats import TENSOR_DESC
 
+from .gather_cols import ColumnAddresses
+from .gather_regs import OperandRegisters
 from .rowaddr import ROW_PORT, drive_row, ring_step, row_bytes_reg
 
 __all__ = ["Gather"]
@@ -132,110 +136,14 @@ class Gather(wiring.Component):
         ca_i, ca_a = Signal(16), Signal(32)
         yb_i, yb_a = Signal(16), Signal(32)
 
-        # gather registers and the one pending read (memory latency 1)
-        # (the window registers are reset-less: every slot is written or cleared at a row's
-        # start before the engine sees it, and the reset net would reach thousands of
-        # flip-flops beside their own clear)
-        win = Signal(KK * PC * AB, reset_less=True)
-        xv = Signal(Q * 8)
-        sk = Signal(L * 8)
-        # identity-skip codes waiting for the PostProcess: a two-entry queue (sk_out at its head),
-        # so the gatherer can post a position's codes while the previous position's beat is
-        # still in the pattern engine (with one entry the two waited on each other: 8.5 cycles
-        # per position where the engine, the PostProcess and the writer each take 8)
-        sk_out, sk_next = Signal(L * 8), Signal(L * 8)
-        skip_n = Signal(range(3))
-        skip_push = Signal()               # the gatherer posts this cycle (ISSUE_B)
-        skip_pop = Signal()                # the PostProcess takes the head this cycle
-        m.d.comb += [self.skip.valid.eq(skip_n != 0), self.skip.payload.as_value().eq(sk_out),
-                     skip_pop.eq(self.skip.valid & self.skip.ready)]
-        pend = Signal()                # a read is in flight
-        pend_dst = Signal(2)           # 0 window, 1 MAC vector, 2 skip
-        pend_idx = Signal(16)
-        # per byte of the vector: inside the image and the operand's channel range (else the
-        # byte lands as zero); decided when the read is issued, so the landing vector's mask is
-        # one gate from a register
-        pend_mask = Signal(NB)
-
-        def masked(n, width, first=0):
-            return Cat(Mux(pend_mask[first + i], self.rvec[first + i], 0)[:width]
-                       for i in range(n))
-
-        # the landing read's vectors, each built once: a window tap (chunk ch, and ch + 1 from
-        # bytes pe_cin.. of a two-chunk read), a MAC beat, the skip codes
-        land_tap, land_tap1 = Signal(PC * AB), Signal(PC * AB)
-        land_q, land_sk = Signal(Q * 8), Signal(L * 8)
-        m.d.comb += [land_tap.eq(masked(PC, AB)), land_q.eq(masked(Q, 8)), land_sk.eq(masked(L, 8))]
-        DUAL = NB >= 2 * PC               # two chunks per tap read (below)
+        # the operand registers and the one pending read (rtl_gen/gather_regs.py)
+        ops = OperandRegisters(m, self, lanes=L, pe_cin=PC, mac_cols=Q, k_max=K, a_bits=AB, banks=NB)
+        read, DUAL, dual, rd_go = ops.read, ops.DUAL, ops.dual, ops.rd_go
+        win_out, win_clr, win_cs, xv, xv_out = ops.win_out, ops.win_clr, ops.win_cs, ops.xv, ops.xv_out
+        pend, pend_dst, pend_dual, land_tap1 = ops.pend, ops.pend_dst, ops.pend_dual, ops.land_tap1
+        skip_n, skip_push, skip_pop = ops.skip_n, ops.skip_push, ops.skip_pop
         if DUAL:
-            m.d.comb += land_tap1.eq(masked(PC, AB, PC))
-
-        # Two chunks per tap read: when a read returns at least 2 * pe_cin bytes, a gather pass
-        # fills the windows of chunks ch (win) and ch + 1 (win1) together. win's beat is issued
-        # as the pass ends and win1 moves into the hold register at the same time, which the
-        # pattern engine takes next, while the gatherer goes on: the engine (a_bits cycles per
-        # beat) rather than the gatherer (k^2 reads per pass) sets the pace.
-        pend_dual = Signal()           # the pending window read also fills win1
-        dual = Signal()                # the current pass covers chunks ch and ch + 1
-        if DUAL:
-            win1 = Signal(KK * PC * AB, reset_less=True)
-            hold = Signal(KK * PC * AB, reset_less=True)
-            h_valid, h_last = Signal(), Signal()
-            h_pat = Signal.like(pat_field)
-        # A read: the state sets up its fields (rd_*, raddr) and raises rd_go; the pend_*
-        # registers take the fields every cycle, pend alone takes rd_go.
-        rd_go, rd_dst, rd_idx = Signal(), Signal(2), Signal(16)
-        rd_mask, rd_dual = Signal(NB), Signal()
-        m.d.sync += [pend.eq(rd_go), pend_dst.eq(rd_dst), pend_idx.eq(rd_idx), pend_mask.eq(rd_mask),
-                     pend_dual.eq(rd_dual)]
-        # the window register's controls in this cycle: the stored window, cleared, a tap
-        # landing (kept as nets; the clear becomes the flip-flops' reset)
-        win_cs, win_clr = Signal(attrs={"keep": 1}), Signal(attrs={"keep": 1})
-        win_land = Signal(attrs={"keep": 1})
-        m.d.comb += win_land.eq(pend & (pend_dst == 0))
-        with m.If(pend):
-            with m.Switch(pend_dst):
-                with m.Case(0):
-                    if DUAL:
-                        with m.If(pend_dual):
-                            m.d.sync += win1.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap1)
-                with m.Case(1):
-                    m.d.sync += xv.eq(land_q)
-                with m.Case(2):
-                    m.d.sync += sk.eq(land_sk)
-        # What the engines see: the gather registers with the read landing this cycle merged
-        # in, so a beat is issued in the cycle its last read lands. The last tap of a window
-        # is always slot 0 (taps are read from (k-1, k-1) down to (0, 0)).
-        win_out = Signal(KK * PC * AB)
-        xv_out = Signal(Q * 8)
-        m.d.comb += [win_out.eq(win), xv_out.eq(Mux(pend & (pend_dst == 1), land_q, xv))]
-        # the last read of a full pass lands in slot 0, that of a column pass (sliding window)
-        # in slot k - 1
-        for slot in sorted({0} | {kk - 1 for kk in (3, 5, 7) if kk <= K}):
-            with m.If(pend & (pend_dst == 0) & (pend_idx == slot)):
-                m.d.comb += win_out.word_select(slot, PC * AB).eq(land_tap)
-
-        def read(addr, inside, dst, idx, cnt, both=0, go=True):
-            """Issue one activation read this cycle (its data lands next cycle). ``addr``: the
-            byte address and the same plus NB, each one adder from registers. ``cnt``:
-            (``left``, ``off``), the channels of the vector inside the operand being
-            ``left - off``. ``go=False`` sets the read up without issuing it: a state does so
-            whether or not it reads (a read nobody waits for is harmless) and raises ``rd_go``
-            where it decides, so the handshake that decides does not select the address and
-            the fields (timing)."""
-            m.d.comb += [self.raddr.eq(addr[0]), self.raddr_nb.eq(addr[1])]
-            left, off = cnt       # the read's channels inside: left - off (off: a constant or
-            #                        a choice of two), byte i inside iff left > i + off
-            if isinstance(off, tuple):
-                sel, o1, o0 = off
-                mask = Cat(Mux(sel, left > i + o1, left > i + o0) for i in range(NB))
-            else:
-                mask = Cat(left > i + off for i in range(NB))
-            m.d.comb += [rd_dst.eq(dst), rd_idx.eq(idx), rd_dual.eq(both),
-                         rd_mask.eq(Cat(inside & mask[i] for i in range(NB)))]
-            if go:
-                m.d.comb += rd_go.eq(1)
-
+            win1, hold, h_valid, h_last, h_pat = ops.win1, ops.hold, ops.h_valid, ops.h_last, ops.h_pat
         # engine streams; the hold register's beat goes first
         ma_issue = Signal()
         pe_issue = Signal()
@@ -271,60 +179,26 @@ class Gather(wiring.Component):
             with m.If(pe_take & dual):
                 m.d.sync += h_valid.eq(1)
 
-        skip_in = Mux(pend, land_sk, sk)
-        with m.If(skip_pop):
-            with m.If(skip_push):
-                with m.If(skip_n == 2):
-                    m.d.sync += [sk_out.eq(sk_next), sk_next.eq(skip_in)]
-                with m.Else():
-                    m.d.sync += sk_out.eq(skip_in)
-            with m.Else():
-                m.d.sync += [sk_out.eq(sk_next), skip_n.eq(skip_n - 1)]
-        with m.Elif(skip_push):
-            with m.If(skip_n == 0):
-                m.d.sync += sk_out.eq(skip_in)
-            with m.Else():
-                m.d.sync += sk_next.eq(skip_in)
-            m.d.sync += skip_n.eq(skip_n + 1)
-
         # ------------------------------------------------------------------ addressing
         # stride is 1 or 2: a shift, not a multiplier
         s_ = Signal(signed(18))
         m.d.comb += s_.eq(Mux(ins.stride == 2, y << 1, y))
         row_r = Signal(signed(18))
         m.d.comb += row_r.eq(s_ - ins.pad + row_i)
-        # The tap column x * stride - pad + gj is inside the image iff lo_g <= gj < hi_g, with
-        # lo_g = pad - x * stride and hi_g = width + pad - x * stride kept in registers beside x
-        # (x_first, x_next): two compares with registers, no adder
-        lo_g, hi_g = Signal(signed(18), name="lo_g"), Signal(signed(18), name="hi_g")
-        col_ok = (gj >= lo_g) & (gj < hi_g)
-        # Running column addresses instead of multipliers (timing: a column times the channel
-        # count was a DSP multiply, behind another for x * stride, in front of the activation
-        # banks' address). Byte offsets within a row, modulo 2^32 like the read address:
-        #   colC  = (xs - pad + gj) * Ca + cin0     operand a's current tap column (pattern)
-        #   acol  = (xs - pad) * Ca + cin0          the same at gj = 0
-        #   mcol  = xs * Ca + cin0                  operand a on the MAC array (1x1)
-        #   bcolm = (2x or x) * Cb + cin0_b, bcoli = x * Cb + cin0_b   operand b
-        # (xs = x * stride) stepped by additions as x and gj move; the products by the instruction's small
-        # constants (stride, pad <= 7, k - 1, k - 2) are shifts and adds, registered per tile.
-        # They are addr_bits wide: the activation memory uses only the read address's low bits.
-        Ca, Cb = da.channels, db.channels
-        AW = self._AW
+        # operand b (1x1 projection) at stride 2: src_b twice the output's width
+        b_s2 = Signal()
+        m.d.comb += b_s2.eq(db.width != dd.width)
+        # running column addresses instead of multipliers (rtl_gen/gather_cols.py)
+        Ca = da.channels
         rb_a, rb_b = row_bytes_reg(m, da, "rb_a"), row_bytes_reg(m, db, "rb_b")
+        cols = ColumnAddresses(m, ins=ins, da=da, db=db, x=x, b_s2=b_s2, k_max=K, addr_bits=self._AW)
+        col_ok = cols.col_ok(gj)
+        colC, acol, mcol, bcolm, bcoli, kC1, kC2 = cols.colC, cols.acol, cols.mcol, cols.bcolm, cols.bcoli, cols.kC1, cols.kC2
+        k_m1, k_m2, slot_last = cols.k_m1, cols.k_m2, cols.slot_last
 
-        def times(c, v):
-            return sum(v << i for i in range(c.bit_length()) if c >> i & 1)
-
-        stepA, padC, kC1, kC2, stepB = (Signal(AW, name=n) for n in ("stepA", "padC", "kC1", "kC2", "stepB"))
-        acol0, colC0, stepK1 = Signal(AW, name="acol0"), Signal(AW, name="colC0"), Signal(AW, name="stepK1")
-        colC, acol, mcol = Signal(AW, name="colC"), Signal(AW, name="acol"), Signal(AW, name="mcol")
-        bcolm, bcoli = Signal(AW, name="bcolm"), Signal(AW, name="bcoli")
-        ks = [kk for kk in (3, 5, 7) if kk <= K]
-
-        # k - 1 and k - 2 registered per tile, and row k - 1's ring address and validity kept
-        # beside the row table: the next pass's first read (tap (k-1, k-1)) takes its row
-        # without an index computed from the instruction and a multiplexer over the table
-        k_m1, k_m2 = Signal(range(K), name="k_m1"), Signal(range(K), name="k_m2")
+        # row k - 1's ring address and validity kept beside the row table: the next pass's
+        # first read (tap (k-1, k-1)) takes its row without an index computed from the
+        # instruction and a multiplexer over the table
         row_last, row_last_ok = Signal(32, name="row_last"), Signal(name="row_last_ok")
         # rowaddr[gi] and rowvalid[gi] registered as gi is set: a pattern pass's reads take
         # their row from a register, not through a multiplexer indexed by gi
@@ -341,36 +215,6 @@ class Gather(wiring.Component):
             m.d.sync += [gi.eq(v), row_cur.eq(row + choff[0]), row_cur_nb.eq(row + choff[1]),
                          row_cur_ok.eq(row_last_ok if v is k_m1 else rowvalid[v])]
 
-        def tile_products():
-            """Once per tile (TILE_INIT): the products by the instruction's constants."""
-            m.d.sync += [k_m1.eq(ins.k - 1), k_m2.eq(ins.k - 2)]
-            m.d.sync += [stepA.eq(Mux(ins.stride == 2, Ca << 1, Ca)),
-                         padC.eq(sum(Mux(ins.pad[i], Ca << i, 0) for i in range(3))),
-                         kC1.eq(sum(Mux(ins.k == kk, times(kk - 1, Ca), 0) for kk in ks)),
-                         kC2.eq(sum(Mux(ins.k == kk, times(kk - 2, Ca), 0) for kk in ks)),
-                         stepB.eq(Mux(b_s2, Cb << 1, Cb))]
-
-        def tile_sums():
-            """The next cycles (TILE_INIT_A): sums of the registered products."""
-            m.d.sync += [acol0.eq(ins.cin0 - padC), colC0.eq(ins.cin0 - padC + kC1), stepK1.eq(stepA + kC1)]
-
-        def x_first():
-            """x <- 0 (and gj <- k - 1)."""
-            m.d.sync += [x.eq(0), lo_g.eq(ins.pad), hi_g.eq(da.width + ins.pad), colC.eq(colC0),
-                         acol.eq(acol0), mcol.eq(ins.cin0), bcolm.eq(ins.cin0_b), bcoli.eq(ins.cin0_b)]
-
-        def x_next():
-            """x <- x + 1 (and gj <- k - 1)."""
-            sx = Mux(ins.stride == 2, 2, 1)
-            m.d.sync += [x.eq(x + 1), lo_g.eq(lo_g - sx), hi_g.eq(hi_g - sx), colC.eq(acol + stepK1),
-                         acol.eq(acol + stepA), mcol.eq(mcol + stepA),
-                         bcolm.eq(bcolm + stepB), bcoli.eq(bcoli + Cb)]
-        # operand a's first window row row0*stride - pad, plus ring_rows*pad (pad <= 7) to stay
-        # non-negative with the same residue (shifts and adds: no multiplier); a register
-        # following the instruction (valid from TILE_INIT on), so no adder feeds the RowAddress
-        r0_biased = Signal(16)
-        m.d.sync += r0_biased.eq(Mux(ins.stride == 2, ins.row0 << 1, ins.row0) - ins.pad
-                                 + sum(Mux(ins.pad[i], da.ring_rows << i, 0) for i in range(3)))
         # Sliding window: a stride-1 pattern operand keeps each chunk's window from one position
         # to the next, shifted left by one column (zeros in at column k_max - 1), and reads only
         # the new column: k reads per chunk and position instead of k^2 (not at a row's first
@@ -385,44 +229,11 @@ class Gather(wiring.Component):
         slide_ok = Signal()
         colmode = Signal()                # this position's passes read only column k - 1
         m.d.comb += slide_ok.eq(use_pe & ((chunks_a == 1) | (CS and not DUAL)) & (ins.stride == 1))
-        TAP = PC * AB
-        if CS:
-            m.submodules.column_store = cstore = Memory(shape=K * (K - 1) * TAP,
-                                                        depth=max(2, self._max_cin // PC), init=[])
-            cs_r, cs_w = cstore.read_port(domain="comb"), cstore.write_port()
-            # written: window slots (i, j + 1) for j < k_max - 1; read back into slots (i, j)
-            m.d.comb += cs_w.data.eq(Cat(*[win_out.word_select(i * K + j + 1, TAP)
-                                           for i in range(K) for j in range(K - 1)]))
-            win_stored = Cat(*[cs_r.data.word_select(i * (K - 1) + j, TAP) if j + 1 < K else Const(0, TAP)
-                               for i in range(K) for j in range(K)])
-        else:
-            win_shifted = Cat(*[win_out.word_select(i * K + j + 1, TAP) if j + 1 < K else Const(0, TAP)
-                                for i in range(K) for j in range(K)])
-        # clear first (at a row's start, never with the stored window: a flip-flop reset from
-        # the state alone), then the stored window (the shifted one without the store), then
-        # a landing tap
-        # (a tap landing in the cycle the stored window loads goes into its slot of it)
-        with m.If(win_clr):
-            m.d.sync += win.eq(0)
-        with m.Else():
-            with m.If(win_cs):
-                m.d.sync += win.eq(win_stored if CS else win_shifted)
-            with m.If(win_land):
-                m.d.sync += win.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap)
-        # win_cs after a beat is taken: one cycle later (cs_next), from a flip-flop, so the
-        # engine's handshake does not reach the window register's thousands of bits
-        cs_next = Signal()
-        m.d.sync += cs_next.eq(0)
-        m.d.comb += win_cs.eq(cs_next)
+        cs_r, cs_w, cs_next = ops.window_update(column_store=CS, max_cin=self._max_cin)
         dual0 = Signal()                  # a position's first pass covers two chunks
         m.d.comb += dual0.eq(DUAL & use_pe & (chunks_a > 1))
-        # window slot of tap (k-1, k-1), a pass's first read (no multiplier: k is 3, 5 or 7)
-        slot_last = Signal(range(KK))
-        m.d.comb += slot_last.eq(sum(Mux(ins.k == kk, (kk - 1) * (K + 1), 0) for kk in (3, 5, 7) if kk <= K))
-        b_s2 = Signal()        # operand b (1x1 projection) at stride 2: src_b twice the output's width
         # both operands on the MAC array: a position gathers b, then a (module docstring)
         b_first = Signal()
-        m.d.comb += b_s2.eq(db.width != dd.width)
         # the output row's last column, following the descriptor (valid from TILE_INIT on: the
         # descriptor is set at least a cycle before start)
         w_m1 = Signal(16, name="w_m1")
@@ -483,12 +294,12 @@ class Gather(wiring.Component):
             # pad, biased by ring*pad to stay non-negative: the same residue) and of operand b's
             # first row (row0, or 2*row0 for a stride-2 projection)
             with m.State("TILE_INIT"):
-                drive_row(m, self.row, r0_biased, da)
-                tile_products()
+                drive_row(m, self.row, cols.r0_biased, da)
+                cols.tile_products()
                 m.d.sync += [ca_m1.eq(chunks_a - 1), ca_m2.eq(chunks_a - 2), cb_m1.eq(chunks_b - 1)]
                 m.next = "TILE_INIT_A"
             with m.State("TILE_INIT_A"):
-                tile_sums()
+                cols.tile_sums()
                 with m.If(~self.row.busy):
                     m.d.sync += [ya_i.eq(self.row.rem), ya_a.eq(self.row.addr),
                                  ca_i.eq(self.row.rem), ca_a.eq(self.row.addr)]
@@ -524,7 +335,7 @@ class Gather(wiring.Component):
                     m.d.comb += win_clr.eq(1)
                     if DUAL:
                         m.d.sync += win1.eq(0)
-                    x_first()
+                    cols.x_first()
                     m.next = "GATHER_A"
                     with m.If(b_first):
                         m.next = "GATHER_B"
@@ -668,14 +479,14 @@ class Gather(wiring.Component):
                 m.d.sync += [gj.eq(k_m1), dual.eq(dual0)]
                 with m.If(x == w_m1):
                     m.d.sync += [y.eq(y + 1), row_i.eq(0)]
-                    x_first()
+                    cols.x_first()
                     with m.If(y == y_last):
                         m.next = "DONE"
                     with m.Else():
                         m.next = "ROWADV"
                 with m.Else():
                     m.d.sync += colmode.eq(slide_ok)
-                    x_next()
+                    cols.x_next()
                     with m.If(slide_ok):
                         # chunk 0's window, stored as its beat was issued (cs_r.addr is 0);
                         # without the store, the single chunk's window shifted in place

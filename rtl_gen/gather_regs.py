@@ -1,0 +1,220 @@
+"""The Gather unit's operand registers: what a read brings and what the engines see.
+
+The window register (a pattern beat's ``k_max^2`` taps of ``pe_cin`` channels), with a second
+window and a hold register when one read returns two chunks; the MAC array's beat; the
+identity skip's two-entry queue; the one pending activation read (memory latency 1) and the
+merge of the landing read into what the engines see, so a beat is issued in the cycle its
+last read lands; the column store of the sliding window. The sequencing (which read, when a
+beat goes) is the Gather unit's FSM (rtl_gen/gather.py), whose latency and throughput these
+registers serve.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Mux, Signal
+from amaranth.lib.memory import Memory
+from amaranth.utils import ceil_log2
+
+__all__ = ["OperandRegisters"]
+
+
+class OperandRegisters:
+    """The operand registers of Gather ``g`` (its ports ``skip``, ``rvec``, ``raddr``,
+    ``raddr_nb``), added to its module ``m``; ``lanes`` .. ``banks`` as Gather's.
+
+    Attributes: the registers and controls the FSM drives or reads (``win``, ``win1``,
+    ``hold`` ..., see the code), and :meth:`read`, which issues an activation read.
+    """
+
+    def __init__(self, m, g, *, lanes: int, pe_cin: int, mac_cols: int, k_max: int, a_bits: int, banks: int):
+        L, PC, Q, K, AB, NB = lanes, pe_cin, mac_cols, k_max, a_bits, banks
+        KK = K * K
+        self._m, self._K, self._PC, self._AB = m, K, PC, AB
+        # gather registers and the one pending read (memory latency 1)
+        # (the window registers are reset-less: every slot is written or cleared at a row's
+        # start before the engine sees it, and the reset net would reach thousands of
+        # flip-flops beside their own clear)
+        win = Signal(KK * PC * AB, reset_less=True)
+        xv = Signal(Q * 8)
+        sk = Signal(L * 8)
+        # identity-skip codes waiting for the PostProcess: a two-entry queue (sk_out at its head),
+        # so the gatherer can post a position's codes while the previous position's beat is
+        # still in the pattern engine (with one entry the two waited on each other: 8.5 cycles
+        # per position where the engine, the PostProcess and the writer each take 8)
+        sk_out, sk_next = Signal(L * 8), Signal(L * 8)
+        skip_n = Signal(range(3))
+        skip_push = Signal()               # the gatherer posts this cycle (ISSUE_B)
+        skip_pop = Signal()                # the PostProcess takes the head this cycle
+        m.d.comb += [g.skip.valid.eq(skip_n != 0), g.skip.payload.as_value().eq(sk_out),
+                     skip_pop.eq(g.skip.valid & g.skip.ready)]
+        pend = Signal()                # a read is in flight
+        pend_dst = Signal(2)           # 0 window, 1 MAC vector, 2 skip
+        pend_idx = Signal(16)
+        # per byte of the vector: inside the image and the operand's channel range (else the
+        # byte lands as zero); decided when the read is issued, so the landing vector's mask is
+        # one gate from a register
+        pend_mask = Signal(NB)
+
+        def masked(n, width, first=0):
+            return Cat(Mux(pend_mask[first + i], g.rvec[first + i], 0)[:width]
+                       for i in range(n))
+
+        # the landing read's vectors, each built once: a window tap (chunk ch, and ch + 1 from
+        # bytes pe_cin.. of a two-chunk read), a MAC beat, the skip codes
+        land_tap, land_tap1 = Signal(PC * AB), Signal(PC * AB)
+        land_q, land_sk = Signal(Q * 8), Signal(L * 8)
+        m.d.comb += [land_tap.eq(masked(PC, AB)), land_q.eq(masked(Q, 8)), land_sk.eq(masked(L, 8))]
+        DUAL = NB >= 2 * PC               # two chunks per tap read (below)
+        if DUAL:
+            m.d.comb += land_tap1.eq(masked(PC, AB, PC))
+
+        # Two chunks per tap read: when a read returns at least 2 * pe_cin bytes, a gather pass
+        # fills the windows of chunks ch (win) and ch + 1 (win1) together. win's beat is issued
+        # as the pass ends and win1 moves into the hold register at the same time, which the
+        # pattern engine takes next, while the gatherer goes on: the engine (a_bits cycles per
+        # beat) rather than the gatherer (k^2 reads per pass) sets the pace.
+        pend_dual = Signal()           # the pending window read also fills win1
+        dual = Signal()                # the current pass covers chunks ch and ch + 1
+        if DUAL:
+            win1 = Signal(KK * PC * AB, reset_less=True)
+            hold = Signal(KK * PC * AB, reset_less=True)
+            h_valid, h_last = Signal(), Signal()
+            h_pat = Signal.like(g.window.payload.pat_addr)
+        # A read: the state sets up its fields (rd_*, raddr) and raises rd_go; the pend_*
+        # registers take the fields every cycle, pend alone takes rd_go.
+        rd_go, rd_dst, rd_idx = Signal(), Signal(2), Signal(16)
+        rd_mask, rd_dual = Signal(NB), Signal()
+        m.d.sync += [pend.eq(rd_go), pend_dst.eq(rd_dst), pend_idx.eq(rd_idx), pend_mask.eq(rd_mask),
+                     pend_dual.eq(rd_dual)]
+        # the window register's controls in this cycle: the stored window, cleared, a tap
+        # landing (kept as nets; the clear becomes the flip-flops' reset)
+        win_cs, win_clr = Signal(attrs={"keep": 1}), Signal(attrs={"keep": 1})
+        win_land = Signal(attrs={"keep": 1})
+        m.d.comb += win_land.eq(pend & (pend_dst == 0))
+        with m.If(pend):
+            with m.Switch(pend_dst):
+                with m.Case(0):
+                    if DUAL:
+                        with m.If(pend_dual):
+                            m.d.sync += win1.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap1)
+                with m.Case(1):
+                    m.d.sync += xv.eq(land_q)
+                with m.Case(2):
+                    m.d.sync += sk.eq(land_sk)
+        # What the engines see: the gather registers with the read landing this cycle merged
+        # in, so a beat is issued in the cycle its last read lands. The last tap of a window
+        # is always slot 0 (taps are read from (k-1, k-1) down to (0, 0)).
+        win_out = Signal(KK * PC * AB)
+        xv_out = Signal(Q * 8)
+        m.d.comb += [win_out.eq(win), xv_out.eq(Mux(pend & (pend_dst == 1), land_q, xv))]
+        # the last read of a full pass lands in slot 0, that of a column pass (sliding window)
+        # in slot k - 1
+        for slot in sorted({0} | {kk - 1 for kk in (3, 5, 7) if kk <= K}):
+            with m.If(pend & (pend_dst == 0) & (pend_idx == slot)):
+                m.d.comb += win_out.word_select(slot, PC * AB).eq(land_tap)
+
+        def read(addr, inside, dst, idx, cnt, both=0, go=True):
+            """Issue one activation read this cycle (its data lands next cycle). ``addr``: the
+            byte address and the same plus NB, each one adder from registers. ``cnt``:
+            (``left``, ``off``), the channels of the vector inside the operand being
+            ``left - off``. ``go=False`` sets the read up without issuing it: a state does so
+            whether or not it reads (a read nobody waits for is harmless) and raises ``rd_go``
+            where it decides, so the handshake that decides does not select the address and
+            the fields (timing)."""
+            m.d.comb += [g.raddr.eq(addr[0]), g.raddr_nb.eq(addr[1])]
+            left, off = cnt       # the read's channels inside: left - off (off: a constant or
+            #                        a choice of two), byte i inside iff left > i + off
+            if isinstance(off, tuple):
+                sel, o1, o0 = off
+                mask = Cat(Mux(sel, left > i + o1, left > i + o0) for i in range(NB))
+            else:
+                mask = Cat(left > i + off for i in range(NB))
+            m.d.comb += [rd_dst.eq(dst), rd_idx.eq(idx), rd_dual.eq(both),
+                         rd_mask.eq(Cat(inside & mask[i] for i in range(NB)))]
+            if go:
+                m.d.comb += rd_go.eq(1)
+
+        skip_in = Mux(pend, land_sk, sk)
+        with m.If(skip_pop):
+            with m.If(skip_push):
+                with m.If(skip_n == 2):
+                    m.d.sync += [sk_out.eq(sk_next), sk_next.eq(skip_in)]
+                with m.Else():
+                    m.d.sync += sk_out.eq(skip_in)
+            with m.Else():
+                m.d.sync += [sk_out.eq(sk_next), skip_n.eq(skip_n - 1)]
+        with m.Elif(skip_push):
+            with m.If(skip_n == 0):
+                m.d.sync += sk_out.eq(skip_in)
+            with m.Else():
+                m.d.sync += sk_next.eq(skip_in)
+            m.d.sync += skip_n.eq(skip_n + 1)
+
+        self.read = read
+        self.win = win
+        self.xv = xv
+        self.sk = sk
+        self.skip_n = skip_n
+        self.skip_push = skip_push
+        self.skip_pop = skip_pop
+        self.pend = pend
+        self.pend_dst = pend_dst
+        self.pend_idx = pend_idx
+        self.land_tap = land_tap
+        self.land_tap1 = land_tap1
+        self.DUAL = DUAL
+        self.pend_dual = pend_dual
+        self.dual = dual
+        self.rd_go = rd_go
+        self.win_cs = win_cs
+        self.win_clr = win_clr
+        self.win_land = win_land
+        self.win_out = win_out
+        self.xv_out = xv_out
+        if DUAL:
+            self.win1 = win1
+            self.hold = hold
+            self.h_valid = h_valid
+            self.h_last = h_last
+            self.h_pat = h_pat
+
+    def window_update(self, *, column_store: bool, max_cin: int):
+        """The window register's next value (cleared, loaded from the column store or shifted,
+        a tap landing) and the column store (``column_store``: one entry per chunk of the
+        widest operand, ``max_cin / pe_cin``). Returns the store's ports ``(cs_r, cs_w)``
+        (None without it) and ``cs_next``, which loads the stored window next cycle."""
+        m, K, PC, AB = self._m, self._K, self._PC, self._AB
+        KK = K * K
+        CS = column_store
+        win, win_out, win_clr, win_cs, win_land = self.win, self.win_out, self.win_clr, self.win_cs, self.win_land
+        pend_idx, land_tap = self.pend_idx, self.land_tap
+        cs_r = cs_w = None
+        TAP = PC * AB
+        if CS:
+            m.submodules.column_store = cstore = Memory(shape=K * (K - 1) * TAP,
+                                                        depth=max(2, max_cin // PC), init=[])
+            cs_r, cs_w = cstore.read_port(domain="comb"), cstore.write_port()
+            # written: window slots (i, j + 1) for j < k_max - 1; read back into slots (i, j)
+            m.d.comb += cs_w.data.eq(Cat(*[win_out.word_select(i * K + j + 1, TAP)
+                                           for i in range(K) for j in range(K - 1)]))
+            win_stored = Cat(*[cs_r.data.word_select(i * (K - 1) + j, TAP) if j + 1 < K else Const(0, TAP)
+                               for i in range(K) for j in range(K)])
+        else:
+            win_shifted = Cat(*[win_out.word_select(i * K + j + 1, TAP) if j + 1 < K else Const(0, TAP)
+                                for i in range(K) for j in range(K)])
+        # clear first (at a row's start, never with the stored window: a flip-flop reset from
+        # the state alone), then the stored window (the shifted one without the store), then
+        # a landing tap
+        # (a tap landing in the cycle the stored window loads goes into its slot of it)
+        with m.If(win_clr):
+            m.d.sync += win.eq(0)
+        with m.Else():
+            with m.If(win_cs):
+                m.d.sync += win.eq(win_stored if CS else win_shifted)
+            with m.If(win_land):
+                m.d.sync += win.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap)
+        # win_cs after a beat is taken: one cycle later (cs_next), from a flip-flop, so the
+        # engine's handshake does not reach the window register's thousands of bits
+        cs_next = Signal()
+        m.d.sync += cs_next.eq(0)
+        m.d.comb += win_cs.eq(cs_next)
+        return cs_r, cs_w, cs_next
