@@ -86,9 +86,10 @@ def register_cli(subparsers) -> None:
     p.add_argument("--baud", type=int, default=None,
                    help="UART baud rate of the host link (default: the board profile's default_baud)")
     p.add_argument("--clock-mhz", type=float, default=None,
-                   help="design clock in MHz (default: the board profile's clock_hz). ECP5 boards make it with "
-                        "a PLL (nearest setting within 0.5%%), and the open flow fails clearly when the routed "
-                        "design does not reach it; Xilinx boards run at their oscillator")
+                   help="design clock in MHz (default: the board profile's clock_hz), made from the board's "
+                        "oscillator by a PLL (ECP5) or an MMCM (Artix-7), nearest setting within 0.5%%. ECP5: the "
+                        "open flow fails clearly when the routed design does not reach it. Artix-7 with DRAM: "
+                        "below the controller's 100 MHz the design runs behind clock-domain crossings")
     p.add_argument("--weights", choices=PLACEMENTS, default="auto",
                    help="where pattern and int8 weight words live: auto (on chip where the model fits, else the "
                         "largest layers in the board's DRAM, loaded by DMA_LOAD before each tile; where even "
