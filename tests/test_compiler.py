@@ -648,6 +648,29 @@ def test_signed_mac_operands_get_an_unpacked_array(tmp_path):
         compile_graph(g, "arty-a7-100", tmp_path / "packed", engine=dict(eng, packed=True))
 
 
+def test_sizer_keeps_depthwise_storage_within_2x(tmp_path):
+    """MixConv's stage-1 branches (6, 5, 5 channels for k = 3, 5, 7) fill a third of a 16-lane
+    overlay's depthwise words (3.85x their bits), the overlay the sizer picked for arty-a7-100
+    by cycles alone; it now keeps to overlays whose depthwise layers stay within 2x
+    (DW_STORAGE_MAX), here 8-channel depthwise tiles, and report.json says so per layer."""
+    from dataclasses import replace
+
+    from sephw.compiler.size_engines import DW_STORAGE_MAX, dw_storage_ratio
+    torch.manual_seed(0)
+    m = models.build("mixconv-resnet20").eval()
+    binarize.binarize_model(m)
+    g = quantize.quantize(m, torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8,
+                                           generator=torch.Generator().manual_seed(1)))
+    ir, rep = compile_graph(g, "arty-a7-100", tmp_path)
+    dw_rows = [r for r in rep["layers"] if r["depthwise"]]
+    assert ir.cfg.depthwise and dw_rows
+    worst = max(r["pattern_storage_ratio"] for r in dw_rows)
+    assert worst <= DW_STORAGE_MAX and worst == pytest.approx(dw_storage_ratio(ir, ir.cfg), abs=1e-3)
+    # the overlay with 16 depthwise lanes would store the 5-channel branches at 3.85x
+    wide = replace(ir.cfg, lanes=16, pe_cin=16)
+    assert wide.dw_lanes == 16 and dw_storage_ratio(ir, wide) == pytest.approx(1632 / 424)
+
+
 @pytest.mark.parametrize("arch", ["dsconv-resnet20", "mixconv-resnet20", "multiception-resnet20"])
 def test_depthwise_patterns_stored_densely(arch, tmp_path):
     """The zoo's depthwise pattern layers on an auto-sized arty-a7-35 overlay run in the

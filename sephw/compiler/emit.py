@@ -25,7 +25,7 @@ from .assign_addresses import spilled_bytes
 from .dump import write_pass_dumps
 from .images import external_words, param_words, pattern_words, tensor_words, weight_words
 from .ir import PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError
-from .operands import block_words, streamed_steps
+from .operands import block_words, pattern_storage, streamed_steps
 
 
 def spill_bytes(ir) -> int:
@@ -101,8 +101,9 @@ def layer_rows(ir) -> list[dict]:
                         continue
                     dw = hw.dw_operand(cfg, op)
                     depthwise |= hw.depthwise_pattern(op)
-                    pbits += op.weight.numel()
-                    stored += w * (cfg.dw_word_bits if dw else cfg.pattern_word_bits)
+                    held, bits_stored = pattern_storage(cfg, op, st.out_channels, st.tc)
+                    pbits += held
+                    stored += bits_stored
                     onchip += (1 if dw else resident) * w * (-(-cfg.dw_word_bits // 8) if dw else cfg.pattern_word_bytes)
             if not isinstance(n, InputNode):
                 onchip += n.out.channels * PARAM_WORD_BYTES

@@ -45,6 +45,15 @@ def block_words(cfg: hw.EngineConfig, op: Operand, tc: int) -> int:
     return chunks(cfg, op, tc)
 
 
+def pattern_storage(cfg: hw.EngineConfig, op: Operand, out_channels: int, tc: int) -> tuple[int, int]:
+    """``(held, stored)``: the pattern bits (±1 weights) of pattern operand ``op`` and the
+    pattern memory bits its ``ceil(out_channels / tc)`` blocks of words take on overlay
+    ``cfg`` (depthwise words in the depthwise mode, else pattern words). ``stored / held`` is
+    report.json's ``pattern_storage_ratio``; issue 16 bounds it at 2 for depthwise layers."""
+    w = math.ceil(out_channels / tc) * block_words(cfg, op, tc)
+    return op.weight.numel(), w * (cfg.dw_word_bits if hw.dw_operand(cfg, op) else cfg.pattern_word_bits)
+
+
 STREAMED = ("patterns", "weights")     # the memories a streamed step's tiles are loaded into
 
 

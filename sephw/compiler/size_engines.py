@@ -11,13 +11,17 @@ from . import hw
 from .bands import band_layout
 from .ir import BRAM_HEADROOM, FIELD_MAX, LUT_HEADROOM, CompileError, CompileIR
 from .memory import memory_blocks, memory_geometry, static_memory, stream_cycles, streamable_steps
-from .operands import fc_chunks, params_streamed, step_operands, tile_cost, tile_stream_words, windowed
+from .operands import (fc_chunks, params_streamed, pattern_storage, step_operands, tile_cost, tile_stream_words,
+                       windowed)
 
 SEARCH_LANES = (4, 8, 16, 32, 64)
 SEARCH_PE_CIN = (4, 8, 16, 32, 64)
 SEARCH_MAC_COLS = (2, 4, 8, 16, 32, 64)
 TOP_CYCLES_CANDIDATES = 8  # configs re-ranked by the RTL top's cycle model (top_cycles each)
 SEARCH_PP_UNITS = (1, 2)     # PostProcess lanes per cycle (rtl_gen/postprocess.py, units)
+# a depthwise layer's pattern memory bits over its pattern bits, at most (issue 16): the
+# search keeps to overlays within it where any fits
+DW_STORAGE_MAX = 2.0
 
 
 def whole_network_cycles(cfg: hw.EngineConfig, ir: CompileIR) -> int:
@@ -49,8 +53,9 @@ class Estimate:
     RAM; ``static_bytes``: weights, patterns, parameters and tables; ``engine_cycles``: the
     engine-level model (:func:`whole_network_cycles`) plus the DMA_LOADs of ``streamed``, the
     fewest largest steps whose words must stay in the board's external memory for whole maps
-    to fit (:func:`fit_streaming`). Where the logic alone exceeds the budgets, the memories and
-    cycles are not worked out (0, ``bram_blocks`` infinite)."""
+    to fit (:func:`fit_streaming`); ``dw_ratio``: the largest pattern storage ratio of a
+    depthwise layer (:func:`dw_storage_ratio`). Where the logic alone exceeds the budgets, the
+    memories and cycles are not worked out (0, ``bram_blocks`` infinite)."""
     cfg: hw.EngineConfig
     resources: dict
     lutram: int
@@ -60,6 +65,7 @@ class Estimate:
     static_bytes: int
     engine_cycles: int
     streamed: frozenset = frozenset()
+    dw_ratio: float = 0.0
 
     @property
     def key(self) -> tuple:
@@ -85,7 +91,27 @@ def estimate(ir: CompileIR, cfg: hw.EngineConfig, act1: int) -> Estimate:
     ctl = hw.dram_controller(b)["lut"] if streamed else 0
     fits_logic = r["lut"] + lutram + ctl <= b.resources["lut"] * LUT_HEADROOM
     return Estimate(cfg, r, lutram, blocks, fits_logic, fits_maps, static.total,
-                    whole_network_cycles(cfg, ir) + stream_cycles(ir, cfg, streamed), streamed)
+                    whole_network_cycles(cfg, ir) + stream_cycles(ir, cfg, streamed), streamed,
+                    dw_storage_ratio(ir, cfg))
+
+
+def dw_storage_ratio(ir: CompileIR, cfg: hw.EngineConfig) -> float:
+    """The largest pattern storage ratio (memory bits over pattern bits, report.json's
+    ``pattern_storage_ratio``) of the network's depthwise layers on overlay ``cfg``; 0 without
+    depthwise layers. A branch narrower than the depthwise mode's ``dw_lanes`` leaves lanes
+    of its words empty (MixConv's 5- and 6-channel branches on 16 lanes: 3.85x); without the
+    mode each channel is a tile of its own."""
+    worst = 0.0
+    for lay in ir.layers:
+        ops = [(st, op) for st in lay.steps for op in step_operands(st) if op.kind == "pattern"]
+        if not any(hw.depthwise_pattern(op) for _, op in ops):
+            continue
+        held = stored = 0
+        for st, op in ops:
+            h, s = pattern_storage(cfg, op, st.out_channels, step_tc(cfg, st))
+            held, stored = held + h, stored + s
+        worst = max(worst, stored / held)
+    return worst
 
 
 def fit_streaming(ir: CompileIR, cfg: hw.EngineConfig, act1: int):
@@ -183,7 +209,7 @@ def step_tc(cfg: hw.EngineConfig, st) -> int:
 class SizeEngines:
     CONTRACT = "choose lanes, pattern-engine input width, MAC columns, packing and post-process units " \
                "that minimize the RTL top's predicted cycles (among the engine model's best) within the " \
-               "board's LUT/FF/DSP budgets and block RAM"
+               "board's LUT/FF/DSP budgets and block RAM, depthwise patterns stored within 2x their bits"
 
     def run(self, ir: CompileIR) -> CompileIR:
         """An outer search over :func:`estimate` (every candidate) and :func:`top_cycles` (the
@@ -236,6 +262,9 @@ class SizeEngines:
         admitted = sorted((e for e in ests if e.fits_logic), key=lambda e: e.key)
         if not admitted:
             raise CompileError(self._no_overlay_message(ir, ests))
+        # depthwise patterns stored densely: only overlays that keep every depthwise layer
+        # within DW_STORAGE_MAX of its bits, where any of those fits
+        admitted = [e for e in admitted if e.dw_ratio <= DW_STORAGE_MAX] or admitted
         best = admitted[0]
         # overlays whose memories fit with nothing in DRAM come first: a model that fits on
         # chip keeps every word there (its board build needs no DRAM controller)
