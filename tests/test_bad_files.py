@@ -101,6 +101,7 @@ BUILD_KINDS = {
                            "not a build's IntGraph"),
     "manifest_not_json": ("manifest.json", lambda p, m: p.write_text("{ not json"), "not readable JSON"),
     "manifest_missing": ("manifest.json", lambda p, m: p.unlink(), "is missing"),
+    "report_not_object": ("report.json", lambda p, m: p.write_text("[1, 2]"), "not a report of `sephw compile`"),
 }
 SIMULATE_ONLY = {
     "report_missing": ("report.json", lambda p, m: p.unlink(), "cannot read it"),

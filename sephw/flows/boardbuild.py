@@ -162,12 +162,20 @@ _CLOCK_MD = "## Clock reached by the board build"
 def clock_of_build(build_dir, nominal_hz: float) -> tuple[float, str]:
     """The clock that speed figures of ``build_dir`` are quoted at (report.json's
     ``clock_reached``, written by the board build) and its basis; the nominal clock, said to be
-    unshown, before any synthesized board build."""
-    try:
-        c = json.loads((Path(build_dir) / "report.json").read_text()).get("clock_reached")
-    except (OSError, ValueError):
-        c = None
-    if c and c.get("hz"):
+    unshown, before any synthesized board build (or without report.json). A report.json that is
+    not a JSON object, or whose ``clock_reached`` is malformed, raises ManifestError."""
+    from ..arch import ManifestError
+    from .simulate import read_build_file
+    p = Path(build_dir) / "report.json"
+    if not p.exists():
+        return float(nominal_hz), "nominal: no synthesized board build has shown this clock"
+    rep = read_build_file(build_dir, "report.json")
+    c = rep.get("clock_reached") if isinstance(rep, dict) else None
+    if not isinstance(rep, dict) or not (c is None or isinstance(c, dict) and isinstance(c.get("hz"), (int, float))
+                                          and isinstance(c.get("basis"), str)):
+        raise ManifestError(f"{p}: not a report of `sephw compile` (a JSON object whose clock_reached, where "
+                            f"present, has hz and basis)")
+    if c and c["hz"] > 0:
         return float(c["hz"]), c["basis"]
     return float(nominal_hz), "nominal: no synthesized board build has shown this clock"
 
