@@ -104,10 +104,16 @@ def fit(model: nn.Module, params, train_x: torch.Tensor, train_y: torch.Tensor, 
     total_steps = cfg.epochs * steps_per_epoch
     start_epoch, history = 0, []
     if resume and resume_path is not None and resume_path.is_file():
-        st = torch.load(resume_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        start_epoch, history = int(st["epoch"]), list(st["history"])
+        st = checkpoint.read_torch_file(resume_path, "training resume state")
+        try:
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+            start_epoch, history = int(st["epoch"]), list(st["history"])
+        except (TypeError, KeyError, ValueError, RuntimeError) as e:
+            msg = " ".join(str(e).split())[:200] or type(e).__name__
+            raise checkpoint.CheckpointError(
+                f"{resume_path}: not the resume state of this training run ({msg}); delete it to start "
+                f"over") from None
         log(f"resuming from {resume_path} after epoch {start_epoch}")
     net = model
     if world > 1:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from sephw import checkpoint, models
@@ -147,3 +148,24 @@ def test_stale_resume_file_is_ignored_without_resume(tmp_path):
     assert len(hist) == 1 and not any("resuming" in m for m in logs)  # trained, not skipped
     for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
         assert torch.equal(pa, pb)
+
+
+def test_bad_resume_file_is_a_clear_error(tmp_path):
+    """`sephw train/refine --resume` with a resume file that is truncated, or the state of
+    another model: a CheckpointError naming the file (one line, exit 2 from the CLI), not a
+    torch traceback."""
+    from sephw.checkpoint import CheckpointError
+    x, y = _data(n=64)
+    cfg = FitConfig(epochs=1, lr=0.05, batch_size=32, seed=3)
+    state = tmp_path / "s.resume"
+    torch.manual_seed(1)
+    a = models.build("sepnet-small", in_channels=1, num_classes=10, stem="small", width=0.25)
+    fit(a, a.parameters(), x, y, cfg, resume_path=state, log=lambda *_: None)
+    other = models.build("resnet20", in_channels=1, num_classes=10)
+    with pytest.raises(CheckpointError, match=r"s\.resume: not the resume state of this training run"):
+        fit(other, other.parameters(), x, y, FitConfig(epochs=2, lr=0.05, batch_size=32, seed=3),
+            resume_path=state, log=lambda *_: None, resume=True)
+    state.write_bytes(state.read_bytes()[:300])
+    with pytest.raises(CheckpointError, match=r"s\.resume: not a training resume state"):
+        fit(a, a.parameters(), x, y, FitConfig(epochs=2, lr=0.05, batch_size=32, seed=3),
+            resume_path=state, log=lambda *_: None, resume=True)
