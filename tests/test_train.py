@@ -133,7 +133,9 @@ def test_torchrun_two_process_ddp_trains(fmnist_dir, tmp_path):
     assert "epoch   3/3" in r.stdout
 
 
-def test_stale_resume_file_is_ignored_without_resume(tmp_path):
+def _one_epoch_state(tmp_path):
+    """A small SEP-Net trained one epoch with its resume state written: ``(model, data, cfg,
+    resume path)``."""
     x, y = _data(n=64)
     cfg = FitConfig(epochs=1, lr=0.05, batch_size=32, seed=3)
     state = tmp_path / "s.resume"
@@ -141,6 +143,11 @@ def test_stale_resume_file_is_ignored_without_resume(tmp_path):
     a = models.build("sepnet-small", in_channels=1, num_classes=10, stem="small", width=0.25)
     fit(a, a.parameters(), x, y, cfg, resume_path=state, log=lambda *_: None)
     assert state.is_file()  # a finished 1-epoch state
+    return a, (x, y), cfg, state
+
+
+def test_stale_resume_file_is_ignored_without_resume(tmp_path):
+    a, (x, y), cfg, state = _one_epoch_state(tmp_path)
     torch.manual_seed(1)
     b = models.build("sepnet-small", in_channels=1, num_classes=10, stem="small", width=0.25)
     logs = []
@@ -155,12 +162,7 @@ def test_bad_resume_file_is_a_clear_error(tmp_path):
     another model: a CheckpointError naming the file (one line, exit 2 from the CLI), not a
     torch traceback."""
     from sephw.checkpoint import CheckpointError
-    x, y = _data(n=64)
-    cfg = FitConfig(epochs=1, lr=0.05, batch_size=32, seed=3)
-    state = tmp_path / "s.resume"
-    torch.manual_seed(1)
-    a = models.build("sepnet-small", in_channels=1, num_classes=10, stem="small", width=0.25)
-    fit(a, a.parameters(), x, y, cfg, resume_path=state, log=lambda *_: None)
+    a, (x, y), _, state = _one_epoch_state(tmp_path)
     other = models.build("resnet20", in_channels=1, num_classes=10)
     with pytest.raises(CheckpointError, match=r"s\.resume: not the resume state of this training run"):
         fit(other, other.parameters(), x, y, FitConfig(epochs=2, lr=0.05, batch_size=32, seed=3),
