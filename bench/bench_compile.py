@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results_io  # noqa: E402
 
 from sephw import binarize, models, quantize  # noqa: E402
+from sephw.arch import Manifest  # noqa: E402
 from sephw.compiler import CompileError, compile_graph  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +60,7 @@ def simulate_build(out: Path, graph, n: int, real_data: bool) -> dict:
         return {**sim, "rc": rc, "wall_seconds_incl_build": round(time.perf_counter() - t1, 1)}
     from sephw import reference
     from sim.top_driver import run_top
-    c, h, w = json.loads((out / "manifest.json").read_text())["input"]["shape"]
+    c, h, w = Manifest.read(out)["input"]["shape"]
     x = torch.randint(0, 256, (n, c, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
     exp = reference.run(graph, x)
     t1 = time.perf_counter()

@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 import boards
+from sephw.arch import Manifest
 from sephw.flows.boardbuild import board_build, parse_nextpnr
 
 
@@ -53,7 +54,6 @@ def test_ulx3s_board_top_at_a_pll_clock(tmp_path):
     ArchConfig, report and UART divisor) and the board top makes 40 MHz from the 25 MHz
     oscillator with an EHXPLLL (5 : 8, VCO in range); the pin keeps its 25 MHz constraint."""
     from rtl_gen.clocking import pll_config
-    from sephw.arch import Manifest
     from sephw.flows.compile import board_at_clock
     board = board_at_clock(boards.get("ulx3s"), 40)
     out = tmp_path / "b40"
@@ -246,7 +246,7 @@ def test_arty_ddr3_board_top_below_the_controllers_clock(sepnet_build, tmp_path,
     cons = (d / "vivado" / "litedram_core.xdc").read_text()
     assert ("set_clock_groups -asynchronous -group [get_clocks -of_objects [get_pins mmcm/CLKOUT0]] "
             "-group [get_clocks -of_objects [get_pins litedram/user_clk]]") in cons
-    man = json.loads((d / "manifest.json").read_text())
+    man = Manifest.read(d)
     assert man["arch"]["clock_hz"] == 70_000_000
     assert BoardTop(d, board, dram_dir=arty_dram_core).dram.recipe["clock_hz"] == 100_000_000
     with pytest.raises(boards.BoardError, match="would wait on it"):

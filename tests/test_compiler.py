@@ -16,6 +16,7 @@ import yaml
 import boards
 from sephw import binarize, checkpoint, models, quantize
 from sephw import intgraph as ig
+from sephw.arch import Manifest
 from sephw.compiler import (CompileError, Instruction, ISAError, Op, compile_graph, decode_program,
                             encode_program)
 from sephw.arch.isa import LAYOUTS, WORD_BYTES
@@ -166,7 +167,7 @@ def test_program_covers_every_output_once_and_tiles_fit(builds, board):
 @pytest.mark.parametrize("board", BOARDS)
 def test_addresses_do_not_overlap(builds, board):
     ir, rep, d = builds[board]
-    man = json.loads((d / "manifest.json").read_text())
+    man = Manifest.read(d)
     ts = man["tensors"]
     desc = (d / "tensors.bin").read_bytes()
     live = {t.id: t.live for t in ir.tensors.values()}
@@ -524,7 +525,7 @@ def test_build_keeps_the_ir_and_time_of_every_pass(builds):
     assert all(s >= 0 for s in secs) and timing["total_seconds"] == pytest.approx(sum(secs), abs=1e-5)
     assert list(rep["pass_seconds"]) == names and list(rep["pass_seconds"].values()) == secs
     assert sum(secs) <= rep["compile_seconds"] + 1e-3
-    man = json.loads((d / "manifest.json").read_text())
+    man = Manifest.read(d)
     legal, sized, tiled, placed, emitted, scheduled = (x["ir"] for x in dumps)
     # each pass's fields appear after it, not before
     assert legal["engine"] is None and len(legal["layers"]) == len(ir.graph.nodes)
@@ -680,7 +681,6 @@ def test_depthwise_patterns_stored_densely(arch, tmp_path):
     ``dw_slices`` words from ``dw_base + wa``), gives every tile's filters."""
     from sephw.arch.config import dw_lane_bits, dw_slices
     from sephw.arch.isa import FLAG_DW_PATTERN
-    from sephw.arch.manifest import Manifest
     torch.manual_seed(0)
     m = models.build(arch).eval()
     binarize.binarize_model(m)

@@ -4,7 +4,6 @@ the external image against the on-chip image of the same words, the report, the 
 SEP-Net-small at full width on the RTL top with its weights in a behavioural DRAM."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ import torch
 
 import boards
 from sephw import binarize, models, quantize, reference
+from sephw.arch import Manifest
 from sephw.arch.config import dma_beats
 from sephw.arch.isa import DEP_SIGNAL_NEXT, DEP_WAIT_PREV, FLAG_FC_MORE, FLAG_FINAL
 from sephw.arch.memmap import SELECT
@@ -56,7 +56,7 @@ def test_external_image_holds_the_words_the_onchip_image_would(tmp_path):
     beats = dma_beats(ext_ir.cfg, b.data_bits)
     eb = b.data_bits // 8
     ext = (tmp_path / "ext" / "external.bin").read_bytes()
-    man = json.loads((tmp_path / "ext" / "manifest.json").read_text())
+    man = Manifest.read(tmp_path / "ext")
     assert man["external"]["bytes"] == len(ext) == ext_ir.external.nbytes
     assert man["arch"]["ext_words"] == b.words and man["arch"]["ext_data_bits"] == b.data_bits
     images = {m: (tmp_path / "on" / f"{m}.bin").read_bytes() for m in ("patterns", "weights", "params")}
@@ -274,7 +274,7 @@ def _patch_instruction(build, i: int, **fields) -> None:
     import hashlib
 
     from sephw.arch.isa import decode_program, encode_program
-    man = json.loads((build / "manifest.json").read_text())
+    man = Manifest.read(build)
     old = (build / "program.bin").read_bytes()
     prog = decode_program(old)
     for k, v in fields.items():
@@ -288,4 +288,4 @@ def _patch_instruction(build, i: int, **fields) -> None:
         ext[:len(blob)] = blob
         (build / "external.bin").write_bytes(bytes(ext))
         man["external"]["sha256"] = hashlib.sha256(ext).hexdigest()
-    (build / "manifest.json").write_text(json.dumps(man))
+    man.write()

@@ -18,6 +18,7 @@ import torch
 
 from host.protocol import MAX_PAYLOAD, PROTOCOL_VERSION, Info
 from sephw import reference
+from sephw.arch import Manifest
 
 CLK_HZ, BAUD = 100_000_000, 12_000_000
 FRAME_TIMEOUT = 3000        # cycles (~36 byte times at 12 Mbaud)
@@ -149,10 +150,9 @@ def test_hostlink_parameters(sepnet_build):
 
     from rtl_gen.hostlink import HostLink
     from rtl_gen.system import System
-    from sephw.arch import Manifest
     _, d, _ = sepnet_build
-    man = json.loads((d / "manifest.json").read_text())
-    arch = Manifest.read(d).arch
+    man = Manifest.read(d)
+    arch = man.arch
     sysm = _system(d)
     hl = sysm.link
     mem = man["memories"]
@@ -223,7 +223,7 @@ def test_whole_network_over_the_link(sepnet_build):
     g, d, rep = sepnet_build
     images = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(7))
     expected = reference.run(g, images)
-    man = json.loads((d / "manifest.json").read_text())
+    man = Manifest.read(d)
     case = {"build_dir": str(d), "classes": man["output"]["shape"][0],
             "images": [img.permute(1, 2, 0).reshape(-1).tolist() for img in images],
             "expected": [[int(v) for v in row] for row in expected],

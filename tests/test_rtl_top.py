@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from sephw import data, reference
+from sephw.arch import Manifest
 from sephw.cli import build_parser
 from sephw.compiler import Op, decode_program
 
@@ -63,7 +64,7 @@ def test_whole_sepnet_bit_exact(sepnet_build, monkeypatch, capsys):
     # On the 4x4 maps (16 positions) each such tile takes fewer cycles than a full gather's
     # reads alone (positions x chunks x k^2), and the 3x3 on 32 channels (8 chunks of 4) runs
     # at the pattern engine's pace: within 15 % of its beats x a_bits (8) cycles.
-    dims = {t["id"]: t["shape"] for t in json.loads((d / "manifest.json").read_text())["tensors"]}
+    dims = {t["id"]: t["shape"] for t in Manifest.read(d)["tensors"]}
     multi = [(i, mc, i.rows * dims[i.dst][2], -(-i.na // 4)) for i, mc in zip(ops, r["instruction_cycles"])
              if i.op in (Op.CONV_PATTERN, Op.PRB) and i.stride == 1 and i.na > 4 and i.rows * dims[i.dst][2] >= 16]
     assert {i.k for i, *_ in multi} == {3, 5}, "no sliding multi-chunk 3x3 and 5x5 on a 4x4 map"
@@ -119,7 +120,7 @@ def test_written_top_verilog_runs(tmp_path):
     assert ir.cfg.k_max == 3
     ops = decode_program((tmp_path / "program.bin").read_bytes())
     assert any(i.op == Op.PRB and i.k == 3 for i in ops)
-    tensors = json.loads((tmp_path / "manifest.json").read_text())["tensors"]
+    tensors = Manifest.read(tmp_path)["tensors"]
     assert {t["dtype"] for t in tensors} == {"uint8", "uint4"}
     assert [9, 9] in [t["shape"][1:] for t in tensors] and [5, 5] in [t["shape"][1:] for t in tensors]
     path = write_top_verilog(tmp_path, bake=True)
@@ -140,7 +141,6 @@ def test_baked_images_boot(sepnet_build):
     from amaranth.sim import Simulator
 
     from rtl_gen.top import Accelerator
-    from sephw.arch import Manifest
     from sephw.arch.memmap import MEM_PARAMS, MEM_PATTERNS, MEM_WEIGHTS
     from sim.top_driver import memory_writes
     _, d, _ = sepnet_build
@@ -189,7 +189,7 @@ def test_resnet20_pattern_network_bit_exact(tmp_path):
                             engine=dict(lanes=8, pe_cin=4, mac_cols=4, packed=False, pp_units=1))
     assert ir.cfg.act_banks >= 2 * ir.cfg.pe_cin
     ops = decode_program((tmp_path / "program.bin").read_bytes())
-    man = json.loads((tmp_path / "manifest.json").read_text())
+    man = Manifest.read(tmp_path)
     shape = {t["id"]: t["shape"] for t in man["tensors"]}
     strided = [i for i in ops if i.op == Op.RESADD and shape[i.src_b][1] == 2 * shape[i.dst][1]]
     assert strided, "no stride-2 projection skip in the Program"
@@ -249,7 +249,7 @@ def test_model_zoo_variants_bit_exact(arch, depthwise, tmp_path):
         assert any(i.c0 % 2 for i in dw_tiles) and all(i.prm % 2 == 0 for i in dw_tiles)
     dw_layers = [r for r in rep["layers"] if r["depthwise"]]
     assert dw_layers and all((r["pattern_storage_ratio"] <= 2) == depthwise for r in dw_layers), dw_layers
-    tens = {t["id"]: t for t in json.loads((tmp_path / "manifest.json").read_text())["tensors"]}
+    tens = {t["id"]: t for t in Manifest.read(tmp_path)["tensors"]}
     shape = {i: t["shape"] for i, t in tens.items()}
     both_mac = [i for i in ops if i.op == Op.RESADD and not i.flags & (FLAG_B_PATTERN | FLAG_SKIP_IDENTITY)]
     assert both_mac and all(shape[i.src_b][1] == 2 * shape[i.dst][1] for i in both_mac), \
@@ -405,14 +405,14 @@ def test_weights_from_external_memory(tmp_path):
     assert sum(slow["instruction_cycles"][0]) > sum(r["instruction_cycles"][0])
     # a DMA_LOAD past the external memory's end: the top stops with its error flag at that
     # instruction (nothing loaded), never a hang or a wrong result
-    man = json.loads((tmp_path / "manifest.json").read_text())
+    man = Manifest.read(tmp_path)
     prog = dec((tmp_path / "program.bin").read_bytes())
     first = ops.index(Op.DMA_LOAD)
     prog[first].ext_addr = man["arch"]["ext_words"] - 1
     pblob = encode_program(prog)
     (tmp_path / "program.bin").write_bytes(pblob)
     man["program"]["sha256"] = hashlib.sha256(pblob).hexdigest()
-    (tmp_path / "manifest.json").write_text(json.dumps(man))
+    man.write()
     with pytest.raises(AssertionError, match="stopped with error at pc") as e:
         run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())
     # the queued load is refused at once: the top stops at the next DISPATCH, before the
