@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 
-from sephw.arch.link import CRC_BYTES, HEADER_BYTES, MAX_PAYLOAD, SYNC, Err
-from sephw.arch.link import LOAD_HEADER_BYTES as LOAD_HEADER
+from sephw.arch.link import CRC_BYTES, FRAME_HEADER, HEADER_BYTES, LOAD_HEADER, LOAD_HEADER_BYTES, MAX_PAYLOAD, SYNC, Err
 
 from .crc import crc8_byte, crc32_byte
 
@@ -72,9 +71,13 @@ def frame_receiver(m: Module, data, crc: SharedCRC, fb_w, timeout: int) -> Frame
     T = timeout
     byte = data.payload
     got = Signal()             # a byte for the receiver (none while the executor is busy)
-    rhead = Signal(32)         # TYPE SEQ LEN of the last header
-    r_type, r_seq, r_len = rhead[0:8], rhead[8:16], rhead[16:32]
-    phead = Signal(8 * LOAD_HEADER)   # first payload bytes (LOAD mem/addr, WRITE_INPUT offset)
+    # TYPE SEQ LEN of the last header: its bytes between SYNC and HCRC, shifted in; their fields
+    # where FRAME_HEADER (sephw.arch.link) puts them
+    rhead = Signal(8 * (HEADER_BYTES - 2))
+    hdr = FRAME_HEADER.layout()(Cat(Const(SYNC, 8), rhead, Const(0, 8)))
+    r_type, r_seq, r_len = hdr.type, hdr.seq, hdr.len
+    # the first payload bytes: a LOAD's header (LOAD_HEADER's fields), a WRITE_INPUT's offset
+    phead = Signal(LOAD_HEADER.layout())
     rcrc = Signal(32)          # received frame CRC
     rcnt = Signal(range(MAX_PAYLOAD + 1))
     rx_err = Signal(range(8))  # 0, Err.BAD_CRC or Err.BAD_LENGTH
@@ -118,8 +121,8 @@ def frame_receiver(m: Module, data, crc: SharedCRC, fb_w, timeout: int) -> Frame
             m.d.comb += [fb_w.addr.eq(rcnt), fb_w.data.eq(byte), fb_w.en.eq(got)]
             with m.If(got):
                 m.d.comb += crc.upd32.eq(1)
-                with m.If(rcnt < LOAD_HEADER):
-                    m.d.sync += phead.word_select(rcnt[:3], 8).eq(byte)
+                with m.If(rcnt < LOAD_HEADER_BYTES):
+                    m.d.sync += phead.as_value().word_select(rcnt[:3], 8).eq(byte)
                 m.d.sync += rcnt.eq(rcnt + 1)
                 with m.If(rcnt == r_len - 1):
                     m.d.sync += rcnt.eq(0)

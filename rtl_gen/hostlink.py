@@ -270,10 +270,10 @@ class HostLink(wiring.Component):
                          w_ready.eq(Mux(to_ext, ~xw_full, acc.host_w.ready))]
         else:
             m.d.comb += [acc.host_w.valid.eq(w_valid), w_ready.eq(acc.host_w.ready)]
-        ld_mem, ld_addr = phead[0:8], phead[16:48]
+        ld_mem, ld_addr = phead.mem, phead.addr
 
         # WRITE_INPUT, RUN
-        wi_off = phead[0:32]
+        wi_off = phead.as_value()[0:32]               # WRITE_INPUT's u32 offset
         ip = Signal(range(max(in_bytes, CSR_MAX_OPS * 4) + 1))   # input / CSR value byte
         lg_idx = Signal(range(lg_bytes + 1))      # logit bytes captured
         feeding = Signal()
