@@ -14,8 +14,12 @@ descriptor table (tensors.bin), so an instruction never carries activation addre
 shapes or ring sizes.
 
 ``deps`` holds the VTA-style dependency-token flags (:data:`DEP_WAIT_PREV` ...) the
-decoupled overlay's units exchange; the in-order top of today runs one instruction at a time
-and needs none, so the compiler writes 0 there.
+decoupled overlay's units exchange. Today one pair is used: the last DMA_LOAD of a streamed
+tile's words carries DEP_SIGNAL_NEXT (the LoadUnit pushes a token when its words have landed),
+and the tile carries DEP_WAIT_PREV (the sequencer pops it before starting the tile): loads
+run ahead of compute (rtl_gen/loadunit.py, the compiler's TileLayers prefetch). The other
+units still run one instruction at a time, so DEP_WAIT_NEXT and DEP_SIGNAL_PREV (compute ->
+load back-pressure, store tokens) are never written.
 """
 from __future__ import annotations
 
