@@ -15,8 +15,8 @@ Throughput: one byte per cycle while the DRAM returns a word per ``data_width / 
 hidden behind the first row's address computation, 19 cycles, when it is below about 15
 cycles). For that the words requested ahead cover :data:`AHEAD_CYCLES` cycles of bytes
 (``buffer_words`` by default, at least 4): the read latency, the port's arbitration and the
-FIFO between them. With 4 words on the 16-bit port a LOAD took 1.77 bytes' time per byte
-(the 32×32 input image of the SEP-Net test: 5,447 cycles where the cycle model has 3,687).
+FIFO between them. With 4 words on the 16-bit port a LOAD took 1.77 cycles per byte (the
+32×32 input image of the SEP-Net test: 5,447 cycles where the cycle model has 3,687).
 """
 from __future__ import annotations
 
