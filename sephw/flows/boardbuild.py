@@ -167,15 +167,15 @@ def clock_of_build(build_dir, nominal_hz: float) -> tuple[float, str]:
     from ..arch import ManifestError
     from .simulate import read_build_file
     p = Path(build_dir) / "report.json"
-    if not p.exists():
-        return float(nominal_hz), "nominal: no synthesized board build has shown this clock"
-    rep = read_build_file(build_dir, "report.json")
-    c = rep.get("clock_reached") if isinstance(rep, dict) else None
-    well_formed = c is None or (isinstance(c, dict) and isinstance(c.get("hz"), (int, float))
-                                and isinstance(c.get("basis"), str))
-    if not isinstance(rep, dict) or not well_formed:
-        raise ManifestError(f"{p}: not a report of `sephw compile` (a JSON object whose clock_reached, where "
-                            f"present, has hz and basis)")
+    c = None
+    if p.exists():
+        rep = read_build_file(build_dir, "report.json")
+        c = rep.get("clock_reached") if isinstance(rep, dict) else None
+        well_formed = c is None or (isinstance(c, dict) and isinstance(c.get("hz"), (int, float))
+                                    and isinstance(c.get("basis"), str))
+        if not isinstance(rep, dict) or not well_formed:
+            raise ManifestError(f"{p}: not a report of `sephw compile` (a JSON object whose clock_reached, "
+                                f"where present, has hz and basis)")
     if c and c["hz"] > 0:
         return float(c["hz"]), c["basis"]
     return float(nominal_hz), "nominal: no synthesized board build has shown this clock"
