@@ -46,7 +46,9 @@ class PatternEngine(wiring.Component):
       leaves, registered before the Horner adder sums them.
     - Horner registers ``U = 2*U + popcount(y_b)`` per lane and ``X = 2*X + popcount(x_b)``
       per group (one ternary adder each), restarted at 0 after a beat's final plane, whose
-      values go to H.
+      values go to H. Signed codes (``act_signed``, two's complement, zero point 0): the top
+      plane weighs ``-2^(act_bits-1)``, so the step after it is ``popcount - 2*U``, where the
+      adder takes ``~(2U)`` and a carry-in (no extra LUT on xc7); ``U`` and ``X`` are signed.
     - H: the beat's ``U``, ``X``; its value ``sum_b 2^b (popcount(x_b AND Bpos) -
       popcount(x_b AND Bneg)) = X - 2U`` is added to the chunk accumulator (0 for a group's
       first beat) on the way into the output register.
@@ -76,7 +78,8 @@ class PatternEngine(wiring.Component):
     groups : int
         Convolution groups covered by one beat; divides ``lanes``.
     a_bits : int
-        Largest activation code width (1..8); windows carry ``a_bits``-bit unsigned codes.
+        Largest activation code width (1..8); windows carry ``a_bits``-bit codes (unsigned,
+        or two's complement with ``act_signed``).
     max_cin : int
         Largest number of input channels per group accumulated over chunked beats (a multiple
         of ``cin``); sizes the accumulator. ``max_cin == cin`` omits the chunk accumulator.
@@ -133,6 +136,9 @@ class PatternEngine(wiring.Component):
         Lane accumulators, one beat per ``last`` window.
     act_bits : In(range(1, a_bits + 1))
         Activation bits of the current layer (bit-planes per beat), sampled per beat.
+    act_signed : In(1)
+        The codes are signed (two's complement in their low ``act_bits`` bits, sampled per
+        beat; ``act_bits >= 2``, as docs/numerics.md gives every signed tensor).
     pattern_flush : In(1)
         With ``pattern_slices > 1`` or in depthwise mode: the next window fetches its word
         even if it is the staged one (the accelerator top pulses it per instruction, so that a
@@ -183,13 +189,15 @@ class PatternEngine(wiring.Component):
             raise ValueError(f"a depthwise pattern word ({self.dw_lanes} lanes x {self.dw_lane_bits} bits) "
                              f"is wider than the pattern memory's write port")
         n = cin * k * k
-        # Proven bounds: one beat |s| <= n*(2^a-1); a whole group |acc| <= max_cin*k*k*(2^a-1).
+        # Proven bounds: one beat |s| <= n*(2^a-1); a whole group |acc| <= max_cin*k*k*(2^a-1)
+        # (signed codes: n*2^(a-1) and max_cin*k*k*2^(a-1), smaller).
         self._beat_width = signed_bits(n * (2 ** a_bits - 1))
         self._acc_width = signed_bits(max_cin * k * k * (2 ** a_bits - 1))
         super().__init__({
             "window": In(stream.Signature(self.window_layout)),
             "acc": Out(stream.Signature(data.ArrayLayout(signed(self._acc_width), lanes))),
             "act_bits": In(range(1, a_bits + 1), init=a_bits),
+            "act_signed": In(1),
             "pattern_flush": In(1),
             "dw": In(1),
             "dw_slices": In(range(1, self.dw_max_slices + 1), init=1),
@@ -336,6 +344,9 @@ class PatternEngine(wiring.Component):
         b_first = Signal()
         b_last = Signal()
         b_dw = Signal()
+        b_signed = Signal()
+        b_top = Signal()      # the beat's first (top) plane is in B
+        b_neg = Signal()      # the plane after a signed beat's top plane: its Horner step negates
 
         # Stage P: the plane's products, registered. y[l][i] = x_b[i] AND (B[l, i] == -1) is a
         # flip-flop whose synchronous reset is the pattern bit (FDRE R on xc7): no LUT; xp[g] is
@@ -344,6 +355,7 @@ class PatternEngine(wiring.Component):
         p_final = Signal()    # plane 0: the beat is complete after this plane
         p_first = Signal()
         p_last = Signal()
+        p_neg, m_neg, q_neg = Signal(), Signal(), Signal()
         y = [Signal(n, name=f"y{l}", reset_less=True) for l in range(lanes)]
         xp = [Signal(n, name=f"xp{g}", reset_less=True) for g in range(groups)]
 
@@ -357,7 +369,9 @@ class PatternEngine(wiring.Component):
         # reduces the n bits to two words whose sum is the count; the Horner adder sums them):
         # popcount(y[l]) per lane, popcount(xp[g]) per group. Word form: the count in one row.
         # Rows are exact modulo 2^hw, the Horner registers' width.
-        hw = width - 1        # U, X <= n*(2^a - 1) < 2^(width-1): unsigned, exact
+        # U, X: two's complement at `width` bits, exact: unsigned codes give 0 <= U, X <=
+        # n*(2^a - 1) < 2^(width-1), signed ones |U|, |X| <= n*2^(a-1)
+        hw = width
         q_valid = Signal()
         q_final = Signal()
         q_first = Signal()
@@ -430,11 +444,15 @@ class PatternEngine(wiring.Component):
                 b_final.eq(self.act_bits == 1),
                 b_first.eq(a_first),
                 b_last.eq(a_last),
+                b_signed.eq(self.act_signed),
+                b_top.eq(1),
+                b_neg.eq(0),
             ]
         with m.Elif(b_done):
             m.d.sync += b_busy.eq(0)
         with m.Elif(b_busy & advance):
-            m.d.sync += [b_plane.eq(b_plane - 1), b_final.eq(b_plane == 1)]
+            m.d.sync += [b_plane.eq(b_plane - 1), b_final.eq(b_plane == 1),
+                         b_top.eq(0), b_neg.eq(b_top & b_signed)]
 
         # Bit-plane b_plane of every code (an a_bits:1 multiplexer per code, shared by lanes).
         # (a $shiftx each; Yosys/ABC makes about 3 LUTs of an 8:1 multiplexer)
@@ -445,6 +463,7 @@ class PatternEngine(wiring.Component):
                 p_valid.eq(b_busy), p_final.eq(b_final), p_first.eq(b_first), p_last.eq(b_last),
                 m_valid.eq(p_valid), m_final.eq(p_final), m_first.eq(p_first), m_last.eq(p_last),
                 q_valid.eq(m_valid), q_final.eq(m_final), q_first.eq(m_first), q_last.eq(m_last),
+                p_neg.eq(b_neg), m_neg.eq(p_neg), q_neg.eq(m_neg),
                 h_valid.eq(q_valid & q_final), h_last.eq(q_last),
             ]
             if DW:
@@ -461,7 +480,7 @@ class PatternEngine(wiring.Component):
             m.d.comb += xg.eq(Cat(*[plane[t_][g * cin + c] for c in range(cin) for t_ in range(taps)]))
             with m.If(advance):
                 m.d.sync += xp[g].eq(xg)
-            count_and_accumulate(xp[g], qx[g], xs[g], bx[g], f"x{g}")
+            count_and_accumulate(xp[g], qx[g], xs[g], bx[g], q_neg, f"x{g}")
             for l in range(g * lanes_per_group, (g + 1) * lanes_per_group):
                 pat = b_pattern[l]
                 if word:
@@ -474,27 +493,32 @@ class PatternEngine(wiring.Component):
                             m.d.sync += y[l][i].eq(0)
                         with m.Elif(advance):
                             m.d.sync += y[l][i].eq(xg[i])
-                count_and_accumulate(y[l], qy[l], u[l], bu[l], f"u{l}")
+                count_and_accumulate(y[l], qy[l], u[l], bu[l], q_neg, f"u{l}")
         if DW:
             # lane l's own channel: bits l*k*k .. of the group-0 plane xp[0]
             for l in range(D):
-                count_and_accumulate(xp[0][l * taps:(l + 1) * taps], qxd[l], xsd[l], bxd[l], f"xd{l}")
+                count_and_accumulate(xp[0][l * taps:(l + 1) * taps], qxd[l], xsd[l], bxd[l], q_neg, f"xd{l}")
 
         # Stage H -> output: total = chunk_acc + X - 2U (xc7: one ternary adder, -2U as
-        # ~(2U) + carry-in). chunk_acc is cleared as a group's first beat enters H (a
-        # flip-flop reset) and takes each beat's total as it leaves.
+        # ~(2U) + carry-in; X and U sign-extended). chunk_acc is cleared as a group's first
+        # beat enters H (a flip-flop reset) and takes each beat's total as it leaves.
+        aw = self._acc_width
+
+        def sext(v: Value) -> Value:   # to aw bits (a total's bits above aw are its sign)
+            v = Value.cast(v)
+            return Cat(v, v[-1].replicate(aw - len(v))) if len(v) < aw else v[:aw]
         totals = []
         for l in range(lanes):
             g = l // lanes_per_group
-            total = Signal(signed(self._acc_width), name=f"total{l}")
-            base = chunk_acc[l] if chunked else Const(0, self._acc_width)
-            xl = Mux(h_dw, bxd[l], bx[g]) if DW and l < D else bx[g]
+            total = Signal(signed(aw), name=f"total{l}")
+            base = chunk_acc[l] if chunked else Const(0, aw)
+            xl = sext(Mux(h_dw, bxd[l], bx[g]) if DW and l < D else bx[g])
             if gpc:
-                m.d.comb += total.eq(xc7.ternary_add(m, base, xl, Cat(Const(0, 1), bu[l]),
-                                                     self._acc_width, invert_c=True, carry_in=1,
+                m.d.comb += total.eq(xc7.ternary_add(m, base, xl, sext(Cat(Const(0, 1), bu[l])),
+                                                     aw, invert_c=True, carry_in=1,
                                                      name=f"beat{l}"))
             else:
-                m.d.comb += total.eq(base + xl - (bu[l] << 1))
+                m.d.comb += total.eq(base.as_signed() + xl.as_signed() - (bu[l].as_signed() << 1))
             totals.append(total)
 
         if chunked:

@@ -13,8 +13,9 @@ __all__ = ["PlaneCounters"]
 class PlaneCounters:
     """Builds, in module ``m``, counter trees with one register inside (stage M) and their
     two registered rows (stage Q), and the Horner registers that sum a beat's planes, MSB
-    first (``acc = 2*acc + popcount``), restarted after the beat's final plane (``restart``),
-    whose value goes to the beat stage H. ``netlist``: ``"lut"`` (LUT6 counter trees),
+    first (``acc = 2*acc + popcount``, or ``popcount - 2*acc`` where ``neg``: the plane after
+    a signed code's top plane, whose weight is ``-2^(bits-1)``), restarted after the beat's
+    final plane (``restart``), whose value goes to the beat stage H. ``netlist``: ``"lut"`` (LUT6 counter trees),
     ``"word"`` (word-level popcounts, one row) or ``"xc7"`` (LUT6_2/CARRY4 counters and
     ternary adders); ``width`` the rows' and registers' width (exact modulo ``2^width``);
     ``n`` the widest count (a lane's products: its tree is cut after three levels above 128
@@ -50,23 +51,25 @@ class PlaneCounters:
         cols = compress(m, regs, rows=2, name=f"{name}r", width=hw)
         return column_rows(cols, 2)
 
-    def horner(self, acc: Signal, rows: list, name: str) -> Value:
-        """2*acc + rows[0] + rows[1] (mod 2^width): one ternary adder."""
+    def horner(self, acc: Signal, rows: list, neg: Value, name: str) -> Value:
+        """rows[0] + rows[1] + 2*acc, or - 2*acc where ``neg`` (mod 2^width): one ternary
+        adder (xc7: ``neg`` inverts the third operand in its LUTs and is the chain's carry-in)."""
         m, hw = self._m, self._hw
         if self._gpc:
-            return xc7.ternary_add(m, rows[0], rows[1], acc << 1, hw, name=name)
+            return xc7.ternary_add(m, rows[0], rows[1], acc << 1, hw, invert_c=neg, carry_in=neg, name=name)
         nxt = Signal(hw, name=name, attrs={"keep": 1})
-        m.d.comb += nxt.eq((acc << 1) + rows[0] + rows[1])
+        m.d.comb += nxt.eq(rows[0] + rows[1] + ((acc << 1) ^ neg.replicate(hw)) + neg)
         return nxt
 
-    def count_and_accumulate(self, bits: Signal, q: list, acc: Signal, beat: Signal, name: str):
+    def count_and_accumulate(self, bits: Signal, q: list, acc: Signal, beat: Signal, neg: Value, name: str):
         """Q: popcount(bits) as two registered rows ``q``; ``acc``: their Horner sum over the
-        planes, restarted after the final plane, whose value goes to ``beat`` (stage H)."""
+        planes (``neg``: the plane in Q follows a signed code's top plane), restarted after the
+        final plane, whose value goes to ``beat`` (stage H)."""
         m = self._m
         rows = self.rows(bits, f"pc{name}_")
         with m.If(self._advance):
             m.d.sync += [q[r].eq(v) for r, v in enumerate(rows)]
-        nxt = self.horner(acc, q, f"{name}next")
+        nxt = self.horner(acc, q, neg, f"{name}next")
         with m.If(self._restart | ResetSignal()):
             m.d.sync += acc.eq(0)
         with m.Elif(self._step):

@@ -7,7 +7,10 @@ words from ``wa``, its ``M``, ``B`` from ``prm``; ``FLAG_FC_MORE``: more such ch
 each after its weights are loaded, and the sums stay for them): one pass per byte plane of the sums (the
 array takes uint8), ``mac_cols`` sums gathered per beat, planes combined
 ``sum_b acc_b << 8b`` in int64 (one lane per cycle), then ``logit = acc * M + B`` (a
-shift-and-add multiply, one bit of M per cycle) into the logit memory.
+shift-and-add multiply, one bit of M per cycle) into the logit memory. A signed source
+(its descriptor's ``signed``: two's complement codes, docs/numerics.md) adds each byte
+sign-extended, so a sum is two's complement in 32 bits, and its top byte plane goes to the
+MAC array as int8 (the beat's ``x_signed``; an unpacked array).
 
 Latency / throughput (the compiler's POOL_FC model, sephw/compiler/hw.py):
 - clear: ``channels`` cycles, once per inference;
@@ -19,7 +22,7 @@ Latency / throughput (the compiler's POOL_FC model, sephw/compiler/hw.py):
 """
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -33,7 +36,7 @@ from .rowaddr import ROW_PORT, drive_row, row_bytes_reg
 
 __all__ = ["PoolFC", "SUM_BITS", "FC_MUL_CYCLES"]
 
-SUM_BITS = 32          # pool sums (unsigned); the FC runs over its 4 byte planes
+SUM_BITS = 32          # pool sums (two's complement); the FC runs over its 4 byte planes
 FC_MUL_CYCLES = 32     # the FC's serial multiply: one bit of the 32-bit M per cycle
 
 
@@ -103,6 +106,7 @@ class PoolFC(wiring.Component):
         # L (the byte lands and is registered; its channel's sum is read) -> W (the sum lands,
         # sum + byte is written). Neither the activation banks' output multiplexer nor the sum
         # memory's output feeds an adder that also sees the other.
+        src_signed = Signal()               # the codes (and so the sums) are two's complement
         rd_issue = Signal()                 # R: a byte read goes out this cycle
         l_valid, w_valid = Signal(), Signal()
         l_cw, w_cw = Signal(16), Signal(16)
@@ -121,7 +125,8 @@ class PoolFC(wiring.Component):
         m.d.sync += pend.eq(0)
         with m.If(pend):
             m.d.sync += xv.word_select(pend_idx[:ceil_log2(Q + 1)], 8).eq(Mux(pend_in, sums_r.data.word_select(plane, 8), 0))
-        m.d.comb += self.pixel.payload.x.eq(xv)
+        m.d.comb += [self.pixel.payload.x.eq(xv),
+                     self.pixel.payload.x_signed.eq(src_signed & (plane == SUM_BITS // 8 - 1))]
 
         acc_fc = Array(Signal(signed(64), name=f"acc_fc{l}") for l in range(L))
         fc_l = Signal(range(L))                     # FC_ACC: the lane being added
@@ -144,7 +149,7 @@ class PoolFC(wiring.Component):
         m.d.sync += [y_end.eq(ins.row0 + ins.rows), c_m1.eq(da.channels - 1), e_last.eq(rb - 1)]
 
         c_is1 = Signal()
-        m.d.sync += c_is1.eq(da.channels == 1)
+        m.d.sync += [c_is1.eq(da.channels == 1), src_signed.eq(da.signed != 0)]
         m.d.sync += [l_valid.eq(rd_issue), l_cw.eq(cc), w_valid.eq(l_valid), w_cw.eq(l_cw),
                      w_byte.eq(self.rbyte), pool_fwd.eq(w_valid & c_is1)]
         with m.If(l_valid):
@@ -152,7 +157,8 @@ class PoolFC(wiring.Component):
         with m.If(w_valid):
             # with one channel the sum read in the cycle of its own write is stale: the
             # written value is forwarded
-            pool_sum = Mux(pool_fwd, pool_last, sums_r.data) + w_byte
+            w_ext = Cat(w_byte, (w_byte[7] & src_signed).replicate(SUM_BITS - 8))
+            pool_sum = (Mux(pool_fwd, pool_last, sums_r.data) + w_ext)[:SUM_BITS]
             m.d.comb += [sums_w.addr.eq(w_cw), sums_w.data.eq(pool_sum), sums_w.en.eq(1)]
             m.d.sync += pool_last.eq(pool_sum)
 

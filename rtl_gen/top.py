@@ -44,13 +44,14 @@ replays the same writes after reset); ``cycles`` counts the clock cycles from ``
 
 Not implemented (``error`` is raised, the run stops): int8 k×k convolutions (MAC operand
 with ``k > 1``). Pattern tiles must cover one group (``groups in the tile == 1``), and signed
-sources (int8 codes, zero point 0) are read only by an unpacked MAC array (its operands are
-sign-extended, not the pattern engine's or the identity skip's): :func:`rtl_gen.checkprog.check_program`
+sources (int8 codes, zero point 0) are read by every unit but a packed MAC array (the
+pattern engine's ``act_signed``, the MAC array's ``x_signed``, the identity skip's codes
+sign-extended, PoolFC's two's complement sums): :func:`rtl_gen.checkprog.check_program`
 checks these before a run.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -302,7 +303,7 @@ class Accelerator(wiring.Component):
         # the engines: operand a's windows from the gatherer; the MAC array's beats from the
         # gatherer or the FC
         wiring.connect(m, ga.window, pe.window)
-        m.d.comb += pe.act_bits.eq(da.bits[:ceil_log2(c.a_bits + 1)])
+        m.d.comb += [pe.act_bits.eq(da.bits[:ceil_log2(c.a_bits + 1)]), pe.act_signed.eq(da.signed != 0)]
         if arch.dw_depth:
             # the depthwise mode and its words per filter (registered: the first window comes
             # a RowAddress after DISPATCH)
@@ -333,6 +334,8 @@ class Accelerator(wiring.Component):
         m.d.sync += [pp_lo.eq(Mux(dd.signed != 0, -half, 0)),
                      pp_hi.eq(Mux(dd.signed != 0, half - 1, full - 1))]
         m.d.comb += [pp.param_base.eq(ins.prm), pp.lo.eq(pp_lo), pp.hi.eq(pp_hi)]
+        skip_signed = Signal()
+        m.d.sync += skip_signed.eq(db.signed != 0)
         m.d.comb += [pf.acc.valid.eq(ma.acc.valid), pf.acc.payload.eq(ma.acc.payload)]
         # both operands on the MAC array (an int8 1x1 beside a 1x1 projection): its results
         # alternate b, a, b, ... (the gatherer issues b's beats first), routed by a toggle
@@ -358,9 +361,12 @@ class Accelerator(wiring.Component):
         with m.Elif(ga.b_mac):
             pass                 # (a's result on the MAC array: b is held in the PostProcess)
         with m.Elif(ga.b_id):
+            # the skip's codes: uint8, or int8 sign-extended (src_b's descriptor, registered
+            # like the clamp bounds)
             m.d.comb += [pp.acc_b.valid.eq(ga.skip.valid), ga.skip.ready.eq(pp.acc_b.ready)]
             for l in range(L):
-                m.d.comb += pp.acc_b.payload[l].eq(ga.skip.payload[l])
+                code = ga.skip.payload[l]
+                m.d.comb += pp.acc_b.payload[l].eq(Cat(code, (code[7] & skip_signed).replicate(9)).as_signed())
         with m.Else():
             m.d.comb += pp.b_enable.eq(0)
         wiring.connect(m, pp.y, wr.y)

@@ -144,17 +144,18 @@ def compress(m, columns: list, *, rows: int = 2, name: str = "gpc", width: int |
     return cols
 
 
-def ternary_add(m, a: Value, b: Value, c: Value, width: int, *, invert_c: bool = False,
-                carry_in: int = 0, name: str = "tadd") -> Signal:
+def ternary_add(m, a: Value, b: Value, c: Value, width: int, *, invert_c: bool | Value = False,
+                carry_in: int | Value = 0, name: str = "tadd") -> Signal:
     """``(a + b + c + carry_in) mod 2^width`` with one LUT6_2 per bit on a CARRY4 chain: bit
     ``i``'s LUT gives ``a_i ^ b_i ^ c_i ^ m_(i-1)`` (chain select) and ``m_i = maj(a_i, b_i,
-    c_i)`` (to the next bit's LUT and chain DI); ``carry_in`` (0 or 1) is the chain's. Operands
-    are zero-extended to ``width``. ``invert_c``: the LUTs take ``~c`` (``c`` zero-extended,
-    then inverted, at ``width`` bits); with ``carry_in=1`` that is ``a + b - c``, at no extra
-    LUT."""
-    if carry_in not in (0, 1):
+    c_i)`` (to the next bit's LUT and chain DI); ``carry_in`` (0, 1 or a 1-bit signal) is the
+    chain's. Operands are zero-extended to ``width``. ``invert_c``: the LUTs take ``~c`` (``c``
+    zero-extended, then inverted, at ``width`` bits); with ``carry_in=1`` that is ``a + b -
+    c``, at no extra LUT. ``invert_c`` may be a 1-bit signal (the LUTs' fifth input): then
+    ``c`` is inverted where it is 1 (``carry_in=invert_c`` gives ``a + b +/- c``)."""
+    if isinstance(carry_in, int) and carry_in not in (0, 1):
         raise ValueError(f"carry_in must be 0 or 1, not {carry_in!r}")
-    ic = int(bool(invert_c))
+    inv = _bit(int(bool(invert_c)) if isinstance(invert_c, (bool, int)) else invert_c)
 
     def bit(v, i):
         v = _bit(v)
@@ -162,9 +163,9 @@ def ternary_add(m, a: Value, b: Value, c: Value, width: int, *, invert_c: bool =
     s_bits, di_bits = [], []
     m_prev = Const(0, 1)
     for i in range(width):
-        s, mj = lut6_2(m, f"{name}_l{i}", [bit(a, i), bit(b, i), bit(c, i), m_prev],
-                       lambda x: x[0] ^ x[1] ^ x[2] ^ ic ^ x[3],
-                       lambda x: int(x[0] + x[1] + (x[2] ^ ic) >= 2))
+        s, mj = lut6_2(m, f"{name}_l{i}", [bit(a, i), bit(b, i), bit(c, i), m_prev, inv],
+                       lambda x: x[0] ^ x[1] ^ x[2] ^ x[4] ^ x[3],
+                       lambda x: int(x[0] + x[1] + (x[2] ^ x[4]) >= 2))
         s_bits.append(s)
         di_bits.append(m_prev)
         m_prev = mj

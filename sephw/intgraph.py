@@ -554,10 +554,7 @@ class IntGraph:
             if n.kxk.k < 2 or n.p1x1.k != 1:
                 raise IntGraphError(f"{n.name}: PRB needs a k×k (k>1) branch and a 1×1 branch")
         if isinstance(n, ResidualAddNode):
-            if isinstance(n.skip, SkipOperand):
-                if specs[n.skip.input].signed:
-                    raise IntGraphError(f"{n.name}: identity skip of a signed tensor is unsupported")
-            elif n.skip.k != 1 or n.skip.kind != "int8":
+            if not isinstance(n.skip, SkipOperand) and (n.skip.k != 1 or n.skip.kind != "int8"):
                 raise IntGraphError(f"{n.name}: a projection skip must be an int8 1×1 conv")
         self._validate_requant(n, n.out.channels, two=len(ops) == 2,
                                skip_b=isinstance(n, ResidualAddNode) and isinstance(n.skip, SkipOperand))

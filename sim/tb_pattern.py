@@ -24,29 +24,36 @@ from sephw.intops import pattern_conv_acc
 from sim.tb import StreamDriver, StreamMonitor, load_case, pack, start_clock_reset, wait_for, write_memory
 
 
+def code_range(act_bits: int, signed: bool) -> tuple[int, int]:
+    """The codes' range: ``[0, 2^bits - 1]``, or ``[-2^(bits-1), 2^(bits-1) - 1]`` signed."""
+    return (-(1 << act_bits - 1), (1 << act_bits - 1) - 1) if signed else (0, (1 << act_bits) - 1)
+
+
 def make_problem(eng: PatternEngine, rng: torch.Generator, *, act_bits: int, chunks: int,
-                 h: int, w: int, worst: bool = False):
-    """Random (or worst-case) image ``(1, groups*cin*chunks, h, w)`` and patterns ``(lanes, cin*chunks, k, k)``."""
+                 h: int, w: int, worst: bool = False, signed: bool = False):
+    """Random (or worst-case) image ``(1, groups*cin*chunks, h, w)`` and patterns ``(lanes,
+    cin*chunks, k, k)``; ``signed``: two's complement codes (worst case: all ``-2^(bits-1)``)."""
     cg = eng.cin * chunks
     k = eng.k
-    top = 2 ** act_bits - 1
+    lo, top = code_range(act_bits, signed)
     if worst:
-        x = torch.full((1, eng.groups * cg, h, w), top, dtype=torch.int64)
+        x = torch.full((1, eng.groups * cg, h, w), lo if signed else top, dtype=torch.int64)
         # alternate all +1 and all -1 filters: the accumulator bound in both directions
         sign = torch.tensor([1 if l % 2 == 0 else -1 for l in range(eng.lanes)], dtype=torch.int64)
         pat = sign.view(-1, 1, 1, 1).expand(eng.lanes, cg, k, k).clone()
     else:
-        x = torch.randint(0, top + 1, (1, eng.groups * cg, h, w), generator=rng)
+        x = torch.randint(lo, top + 1, (1, eng.groups * cg, h, w), generator=rng)
         pat = torch.randint(0, 2, (eng.lanes, cg, k, k), generator=rng) * 2 - 1
     return x, pat
 
 
 def beats_and_words(eng: PatternEngine, x: torch.Tensor, pat: torch.Tensor, chunks: int):
-    """Window beats in output-pixel order (chunks innermost) and the pattern memory words."""
+    """Window beats in output-pixel order (chunks innermost) and the pattern memory words
+    (codes as the window carries them: two's complement in ``a_bits`` bits)."""
     k, cin, groups = eng.k, eng.cin, eng.groups
     cg = cin * chunks
     p = k // 2
-    xp = torch.nn.functional.pad(x[0], (p, p, p, p)).tolist()
+    xp = (torch.nn.functional.pad(x[0], (p, p, p, p)) & ((1 << eng.a_bits) - 1)).tolist()
     h, w = x.shape[2], x.shape[3]
     beats = []
     for y in range(h):
@@ -73,15 +80,16 @@ def beats_and_words(eng: PatternEngine, x: torch.Tensor, pat: torch.Tensor, chun
 
 
 def dw_problem(eng: PatternEngine, rng: torch.Generator, *, act_bits: int, kernel: int, h: int,
-               w: int, addr: int):
+               w: int, addr: int, signed: bool = False):
     """A depthwise sub-case: beats (every one at ``pat_addr = addr``), the depthwise pattern
     memory words, and the expected lane values (``dw_lanes`` of them) in pixel order."""
-    K, D, top = eng.k, eng.dw_lanes, 2 ** act_bits - 1
-    x = torch.randint(0, top + 1, (1, eng.channels, h, w), generator=rng)
+    K, D = eng.k, eng.dw_lanes
+    lo, top = code_range(act_bits, signed)
+    x = torch.randint(lo, top + 1, (1, eng.channels, h, w), generator=rng)
     pat = torch.randint(0, 2, (D, 1, kernel, kernel), generator=rng) * 2 - 1
     expected = pattern_conv_acc(x[:, :D], pat, stride=1, padding=kernel // 2, groups=D)
     p = kernel // 2
-    xp = torch.nn.functional.pad(x[0], (p, p, p, p)).tolist()
+    xp = (torch.nn.functional.pad(x[0], (p, p, p, p)) & ((1 << eng.a_bits) - 1)).tolist()
     beats = []
     for y in range(h):
         for xx in range(w):
@@ -125,19 +133,23 @@ async def pattern_engine_matches_reference(dut):
     mon = StreamMonitor(dut, "acc", eng.acc.payload.shape(), stall=case["stall"], seed=case["seed"] + 1)
     stats = []
     max_chunks = eng.max_cin // eng.cin
-    subcases = [dict(act_bits=eng.a_bits, chunks=max_chunks, h=eng.k, w=eng.k + 1, worst=True)]
+    # worst cases first: the largest unsigned codes, then the most negative signed ones (the
+    # sign plane's negation at the accumulator bound); random cases half signed (>= 2 bits)
+    subcases = [dict(act_bits=eng.a_bits, chunks=max_chunks, h=eng.k, w=eng.k + 1, worst=True, signed=s)
+                for s in ((False, True) if eng.a_bits >= 2 else (False,))]
     for _ in range(case["random_cases"]):
-        subcases.append(dict(act_bits=pyrng.randint(1, eng.a_bits),
+        sgn = eng.a_bits >= 2 and pyrng.random() < 0.5
+        subcases.append(dict(act_bits=pyrng.randint(2 if sgn else 1, eng.a_bits), signed=sgn,
                              chunks=pyrng.randint(1, max_chunks),
                              h=pyrng.randint(1, 4), w=pyrng.randint(1, 5)))
     if case.get("throughput"):
-        subcases = [dict(act_bits=eng.a_bits, chunks=1, h=4, w=8)]
+        subcases = [dict(act_bits=eng.a_bits, chunks=1, h=4, w=8, signed=False)]
     if eng.dw_depth:
         # depthwise sub-cases between the normal ones (the mode switches both ways), each
         # kernel the engine takes, at a different address each (the staged word refetched)
         kernels = [kk for kk in (3, 5, 7) if kk <= eng.k]
-        dw = [dict(dw=True, kernel=kk, act_bits=pyrng.randint(1, eng.a_bits), h=pyrng.randint(1, 4),
-                   w=pyrng.randint(1, 5)) for kk in kernels + kernels[-1:]]
+        dw = [dict(dw=True, kernel=kk, act_bits=pyrng.randint(2, eng.a_bits), signed=i % 2 == 1,
+                   h=pyrng.randint(1, 4), w=pyrng.randint(1, 5)) for i, kk in enumerate(kernels + kernels[-1:])]
         subcases = subcases[:1] + dw + subcases[1:]
     main_words = eng.pattern_depth * eng.pattern_slices
     wbits = len(dut.pattern_w__data.value)
@@ -150,6 +162,7 @@ async def pattern_engine_matches_reference(dut):
             beats, words, exp = dw_problem(eng, rng, addr=addr, **sc)
             await write_memory(dut, "pattern_w", unsigned(wbits), words, base=main_words + addr)
             dut.act_bits.value = sc["act_bits"]
+            dut.act_signed.value = int(sc["signed"])
             dut.dw.value = 1
             dut.dw_slices.value = n
             cycles = await run_beats(dut, drv, mon, beats, exp, eng.dw_lanes, f"depthwise {sc}", eng.a_bits)
@@ -162,7 +175,8 @@ async def pattern_engine_matches_reference(dut):
         expected = pattern_conv_acc(x, pat, stride=1, padding=eng.k // 2, groups=groups)
         exp = expected[0].permute(1, 2, 0).reshape(-1, eng.lanes).tolist()  # pixel order
         if worst:
-            bound = eng.max_cin * eng.k * eng.k * (2 ** eng.a_bits - 1)
+            lo, top = code_range(eng.a_bits, sc["signed"])
+            bound = eng.max_cin * eng.k * eng.k * max(-lo, top)
             centre = [max(abs(v) for v in row) for row in exp]
             assert max(centre) == bound, "worst case must reach the accumulator bound"
             assert min(min(row) for row in exp) == -bound
@@ -170,6 +184,7 @@ async def pattern_engine_matches_reference(dut):
         mem_words = [mw for w in words for mw in eng.memory_words(pack(eng.pattern_layout, w))]
         await write_memory(dut, "pattern_w", unsigned(eng.pattern_memory_bits), mem_words)
         dut.act_bits.value = sc["act_bits"]
+        dut.act_signed.value = int(sc["signed"])
         cycles = await run_beats(dut, drv, mon, beats, exp, eng.lanes, str(sc), eng.a_bits)
         stats.append({**sc, "beats": len(beats), "outputs": len(exp), "cycles": cycles})
     if case.get("lockstep"):     # sim/pattern_harness.py: the three netlists never differed

@@ -125,9 +125,10 @@ def byte_plane(v: int, plane: int) -> int:
     return (v >> (8 * plane)) & 0xFF
 
 
-def expected_fc(sums, C, tc, wa, L, Q, wmem):
+def expected_fc(sums, C, tc, wa, L, Q, wmem, signed: bool = False):
     """Pixel beats and acc vectors the FC of ``sums`` (channel sums, C of them) must produce:
-    per block ``ob`` of L outputs, per byte plane, per chunk ``ch`` of Q channels."""
+    per block ``ob`` of L outputs, per byte plane, per chunk ``ch`` of Q channels (``signed``
+    sums: two's complement in 32 bits, the top plane's bytes int8, ``x_signed``)."""
     n_cb = -(-C // Q)
     n_ob = -(-tc // L)
     beats, accs = [], []
@@ -137,10 +138,12 @@ def expected_fc(sums, C, tc, wa, L, Q, wmem):
             for ch in range(n_cb):
                 x = [byte_plane(sums[ch * Q + q], plane) if ch * Q + q < C else 0 for q in range(Q)]
                 addr = wa + ob * n_cb + ch
-                beats.append({"x": x, "x_signed": 0, "w_addr": addr, "first": int(ch == 0),
+                xs = int(signed and plane == 3)
+                beats.append({"x": x, "x_signed": xs, "w_addr": addr, "first": int(ch == 0),
                               "last": int(ch == n_cb - 1)})
+                xv = [v - 256 if xs and v >= 128 else v for v in x]
                 for p in range(L):
-                    acc[p] += sum(wmem[addr][p][q] * x[q] for q in range(Q))
+                    acc[p] += sum(wmem[addr][p][q] * xv[q] for q in range(Q))
             accs.append(acc)
     return beats, accs
 
@@ -265,16 +268,17 @@ class PoolFCTB:
         return self.dones[-1] - self.starts[-1]
 
 
-def random_inference(rng: random.Random, h: PoolFCHarness, big: bool = False):
-    """One inference: tensor descriptor, ring image, bands, weights, params."""
+def random_inference(rng: random.Random, h: PoolFCHarness, big: bool = False, signed: bool = False):
+    """One inference: tensor descriptor, ring image (bytes; ``signed``: two's complement
+    codes), bands, weights, params."""
     L, Q = h.ma.rows, h.ma.cols
     chans, classes = h.pf._channels, h.pf._classes
     if big:
-        # one channel, 1024 bytes per row, one ring row of 255s: 66 rows take the sums past
-        # 2^24 (byte plane 3 nonzero)
+        # one channel, 1024 bytes per row, one ring row of 255s (signed: -128s): 66 rows take
+        # the sums past 2^24 (-2^23: byte plane 3 nonzero)
         C, W, ring = 1, h.act_bytes, 1
         base = 0
-        image = [255] * W
+        image = [128 if signed else 255] * W
         bands = [(0, 30, 0), (30, 36, FLAG_FINAL)]
     else:
         C = rng.choice([1, 2, 3, Q, Q + 1, rng.randint(1, chans), chans])
@@ -304,7 +308,7 @@ def random_inference(rng: random.Random, h: PoolFCHarness, big: bool = False):
         params.append({"m_a": m_a, "m_b": rng.randint(-(1 << 31), (1 << 31) - 1), "bias": bias,
                        "shift": rng.randint(0, 255)})
     return dict(C=C, W=W, ring=ring, base=base, image=image, bands=bands, tc=tc, wa=wa, prm=prm,
-                wmem=wmem, params=params)
+                wmem=wmem, params=params, signed=signed)
 
 
 @cocotb.test()
@@ -318,9 +322,11 @@ async def pool_fc_matches_reference(dut):
     records, fc_checks = [], []
     # (acc_stall, pix_stall) per inference: idle cycles on acc x back-pressure on pixel, crossed
     flows = [tuple(f) for f in case["flows"]]
-    infs = [dict(random_inference(rng, h), flow=flows[i % len(flows)]) for i in range(case["inferences"])]
+    # every other inference signed (the flows cycle through both)
+    infs = [dict(random_inference(rng, h, signed=i % 2 == 1), flow=flows[i // 2 % len(flows)])
+            for i in range(case["inferences"])]
     if case.get("big"):
-        infs.insert(1, dict(random_inference(rng, h, big=True), flow=(0.0, 0.0)))
+        infs[1:1] = [dict(random_inference(rng, h, big=True, signed=s), flow=(0.0, 0.0)) for s in (False, True)]
     clear = True                      # the first POOL_FC after reset clears the sums
     for n, inf in enumerate(infs):
         C, W, ring, base, tc = inf["C"], inf["W"], inf["ring"], inf["base"], inf["tc"]
@@ -328,8 +334,10 @@ async def pool_fc_matches_reference(dut):
         await tb.write_act(base, inf["image"])
         await tb.write_port("weight_w", h.ma.weight_layout, list(enumerate(inf["wmem"])))
         await tb.write_port("prm_w", PARAM_WORD.bits, [(a, PARAM_WORD.encode(p)) for a, p in enumerate(inf["params"])])
+        sgn = inf["signed"]
         desc = TENSOR_DESC.encode({"base": base, "ring_rows": ring, "height": rng.randint(1, 100), "width": W,
-                                   "channels": C, "bits": 8, "signed": 0})
+                                   "channels": C, "bits": 8, "signed": int(sgn)})
+        codes = [b - 256 if sgn and b >= 128 else b for b in inf["image"]]
         rows_read = []                # HWC rows pooled, in order
         sums = [0] * C
         for (row0, rows, flags) in inf["bands"]:
@@ -343,11 +351,11 @@ async def pool_fc_matches_reference(dut):
             assert len(tb.errors) == c0, "\n".join(tb.errors)
             for r in range(row0, row0 + rows):
                 off = (r % ring) * W * C
-                rows_read.append(inf["image"][off:off + W * C])
+                rows_read.append(codes[off:off + W * C])
                 for i in range(W * C):
                     sums[i % C] += rows_read[-1][i]
-            assert max(sums, default=0) < 1 << 32
-            records.append({"inference": n, "C": C, "W": W, "row0": row0, "rows": rows, "flags": flags,
+            assert all(-(1 << 31) <= v < 1 << 31 for v in sums)
+            records.append({"inference": n, "signed": sgn, "C": C, "W": W, "row0": row0, "rows": rows, "flags": flags,
                             "tc": tc, "clear": clear, "cycles": cycles,
                             "acc_stall": tb.acc_stall, "pix_stall": tb.pix_stall})
             clear = False
@@ -359,8 +367,9 @@ async def pool_fc_matches_reference(dut):
             got_logits = tb.logits[before[0]:]
             got_beats = tb.pix_beats[before[1]:]
             got_accs = tb.acc_vecs[before[2]:]
-            beats, accs = expected_fc(sums, C, tc, inf["wa"], L, Q, inf["wmem"])
-            where = f"inference {n} (C={C} W={W} ring={ring} bands={inf['bands']} tc={tc} flow={inf['flow']})"
+            beats, accs = expected_fc([v & 0xFFFFFFFF for v in sums], C, tc, inf["wa"], L, Q, inf["wmem"], sgn)
+            where = (f"inference {n} (C={C} W={W} ring={ring} bands={inf['bands']} tc={tc} flow={inf['flow']}"
+                     f"{' signed' if sgn else ''})")
             assert len(got_beats) == len(beats), f"{where}: {len(got_beats)} pixel beats, expected {len(beats)}"
             for i, (g, e) in enumerate(zip(got_beats, beats)):
                 assert g == e, f"{where}: pixel beat {i}: got {g}, expected {e} (sums {sums})"
@@ -377,7 +386,7 @@ async def pool_fc_matches_reference(dut):
             fc_checks.append({"rows": rows_read, "C": C, "W": W, "w": wt, "m": [p["m_a"] for p in prm],
                               "b": [p["bias"] for p in prm], "logits": [v for _, v in got]})
             assert got == list(enumerate(exp)), f"{where}: logits {got}, expected {list(enumerate(exp))}"
-            dut._log.info(f"{where}: {tc} logits, {len(beats)} beats bit-exact; sums max {max(sums)}; "
+            dut._log.info(f"{where}: {tc} logits, {len(beats)} beats bit-exact; sums {min(sums)}..{max(sums)}; "
                           f"cycles {[r['cycles'] for r in records if r['inference'] == n]}")
         for _ in range(rng.choice([0, 1, 3])):
             await RisingEdge(dut.clk)

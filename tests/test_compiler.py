@@ -647,6 +647,18 @@ def test_signed_mac_operands_get_an_unpacked_array(tmp_path):
     with pytest.raises(CompileError, match=r"engine packed=True: the MAC array's packed multipliers take "
                                            r"unsigned activations, and blocks\.0\.conv1\.bn_dw .* is signed"):
         compile_graph(g, "arty-a7-100", tmp_path / "packed", engine=dict(eng, packed=True))
+    # a signed FC input: PoolFC's sums are two's complement and their top byte plane goes to
+    # the array as int8, so the same holds for it (a ReLU layer's output marked signed)
+    from sephw.models import ConvRow, SEPNet
+    m = SEPNet((ConvRow("conv1", 8, 3, 1, 1),), in_channels=1, num_classes=10, stem="small").eval()
+    binarize.binarize_model(m)
+    g = quantize.quantize(m, torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8,
+                                           generator=torch.Generator().manual_seed(1)))
+    assert g.output.input == "features.conv1"
+    g.node("features.conv1").out.signed = True
+    assert not compile_graph(g, "arty-a7-100", tmp_path / "fc")[0].cfg.packed
+    with pytest.raises(CompileError, match=r"features\.conv1 \(an int8 convolution's or the FC's input\) is signed"):
+        compile_graph(g, "arty-a7-100", tmp_path / "fc_packed", engine=dict(eng, packed=True))
 
 
 def test_sizer_keeps_depthwise_storage_within_2x(tmp_path):

@@ -35,8 +35,9 @@ def model_cycles(params: dict, rec: dict) -> int:
 
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_pool_fc(config):
-    """Random inferences (1-3 bands each) in every stream-flow combination; lanes=4 with
-    mac_cols=4 adds one band set whose sums pass 2^24 (all four byte planes)."""
+    """Random inferences (1-3 bands each) in every stream-flow combination, unsigned and signed
+    codes (two's complement sums, the top byte plane int8 into the MAC array); lanes=4 with
+    mac_cols=4 adds two band sets whose sums pass 2^24 and -2^23 (all four byte planes)."""
     params = CONFIGS[config]
     case = {"params": params, "seed": 4000 + list(CONFIGS).index(config), "flows": FLOWS,
             "inferences": 12 if config == "l4_q4" else 8, "big": config == "l4_q4"}
@@ -50,7 +51,7 @@ def test_pool_fc(config):
         t = lambda v: torch.tensor(v, dtype=torch.int64)
         assert pool_fc_logits(x, t(fc["w"]), t(fc["m"]), t(fc["b"]))[0].tolist() == fc["logits"]
     assert any(r["flags"] & FLAG_FINAL for r in recs) and any(not r["flags"] & FLAG_FINAL for r in recs)
-    assert {(r["acc_stall"], r["pix_stall"]) for r in recs} == set(FLOWS)
+    assert {(r["acc_stall"], r["pix_stall"], r["signed"]) for r in recs} == {(*f, s) for f in FLOWS for s in (0, 1)}
     bad = []
     for r in recs:
         model = model_cycles(params, r)

@@ -19,6 +19,7 @@ from sephw import data, reference
 from sephw.arch import Manifest
 from sephw.cli import build_parser
 from sephw.compiler import Op, decode_program
+from sephw.arch.isa import FLAG_DW_PATTERN
 
 
 
@@ -353,6 +354,41 @@ def test_one_channel_tiles_with_two_postprocess_units(tmp_path):
     assert [[param_blocks(ir.cfg, lay).word(c) for c in range(lay.node.out.channels)]
             for lay in ir.layers if lay.steps] == [list(range(16)), list(range(0, 32, 2))]
     x = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(13))
+    r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())   # asserts every logit
+    sched = yaml.safe_load((tmp_path / "schedule.yaml").read_text())["instructions"]
+    assert [s["cycles"] for s in sched] == r["instruction_cycles"][0] == r["instruction_cycles"][1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("graph", ["module", "depthwise"])
+def test_signed_activations_on_the_pattern_engine_bit_exact(graph, tmp_path):
+    """Signed tensors (two's complement codes, no ReLU: outputs made signed in the IntGraph,
+    so they saturate at -128 and 127) through every unit that reads activations. ``module``
+    (``_module_graph``): conv1 signed, read by a dense 3×3 stride 2 on the pattern engine;
+    conv2 signed, read by svd1 on the MAC array and by the module's residual add as its
+    identity skip (codes sign-extended into the PostProcess). ``depthwise``: conv1 signed,
+    read by a depthwise 3×3 in the engine's depthwise mode, whose output is signed too
+    (PoolFC's sums two's complement, their top byte into the MAC array as int8). Every logit
+    equal to the reference's and every instruction's cycles as predicted (signed codes take
+    the same planes and bytes)."""
+    from sephw.compiler import compile_graph
+    from sim.top_driver import run_top
+    g = _module_graph(k=3, size=8, a_bits=8) if graph == "module" else _depthwise_graph()
+    g.node("features.conv1").out.signed = True
+    g.node("features.conv2").out.signed = True
+    if graph == "module":
+        assert g.node("features.module1").skip.input == "features.conv2"
+    ir, rep = compile_graph(g, "arty-a7-35", tmp_path, engine=dict(lanes=4, pe_cin=4, mac_cols=4, packed=False))
+    x = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(13))
+    inter = reference.run(g, x, return_intermediates=["features.conv1", "features.conv2"])[1]
+    codes = inter["features.conv1"]
+    assert codes.min() == -128 and codes.max() == 127 and (codes < 0).float().mean() > 0.3
+    assert (inter["features.conv2"] < 0).float().mean() > 0.2
+    if graph == "depthwise":      # negative pool sums
+        assert (inter["features.conv2"].sum((2, 3)) < 0).float().mean() > 0.2
+    ops = decode_program((tmp_path / "program.bin").read_bytes())
+    conv2 = [i for i in ops if i.op == Op.CONV_PATTERN and Manifest.read(tmp_path).tensors[i.src_a]["dtype"] == "int8"]
+    assert conv2 and all(bool(i.flags & FLAG_DW_PATTERN) == (graph == "depthwise") for i in conv2)
     r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())   # asserts every logit
     sched = yaml.safe_load((tmp_path / "schedule.yaml").read_text())["instructions"]
     assert [s["cycles"] for s in sched] == r["instruction_cycles"][0] == r["instruction_cycles"][1]

@@ -223,9 +223,11 @@ class SizeEngines:
         max_width = max(widths) if widths else 1
         packs = (True, False) if b.dsp_macs_per_slice == 2 else (False,)
         # a packed multiplier takes unsigned activations only (rtl_gen/macarray.py): signed MAC
-        # operands (Multiception's concat) need an unpacked array
+        # operands (Multiception's concat; signed pool sums, whose top byte plane the FC takes
+        # as int8) need an unpacked array
         signed_mac = sorted({op.input for lay in ir.layers for st in lay.steps for op in step_operands(st)
-                             if op.kind == "int8" and g.spec(op.input).signed})
+                             if op.kind == "int8" and g.spec(op.input).signed}
+                            | ({g.output.input} if g.spec(g.output.input).signed else set()))
         if signed_mac:
             packs = (False,)
         # the pattern engine's depthwise mode where the network has depthwise pattern layers
@@ -249,7 +251,7 @@ class SizeEngines:
             cands = [(e["lanes"], e["pe_cin"], e["mac_cols"], bool(e.get("packed", False)), e.get("pp_units", 1))]
             if cands[0][3] and signed_mac:
                 raise CompileError(f"engine packed=True: the MAC array's packed multipliers take unsigned "
-                                   f"activations, and {signed_mac[0]} (an int8 convolution's input) is signed; "
+                                   f"activations, and {signed_mac[0]} (an int8 convolution's or the FC's input) is signed; "
                                    f"use packed=False")
             cs = bool(e.get("column_store", True))
             dw = dw and bool(e.get("depthwise", True))
