@@ -17,8 +17,8 @@ from amaranth.lib import data
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-__all__ = ["load_case", "pack", "unpack", "StreamDriver", "StreamMonitor", "start_clock_reset",
-           "write_memory", "wait_for"]
+__all__ = ["load_case", "pack", "unpack", "StreamDriver", "StreamMonitor", "crossed_flows",
+           "start_clock_reset", "write_memory", "wait_for"]
 
 
 def load_case() -> dict:
@@ -154,6 +154,14 @@ class StreamMonitor:
 
     def stop(self):
         self._task.cancel()
+
+
+def crossed_flows(idle: float, stall: float) -> list[tuple[float, float]]:
+    """The ``(idle, stall)`` settings a unit's testbench cycles through, one per sub-case (a
+    driver's ``idle`` and a monitor's ``stall`` are read every cycle): with both set, both
+    together, idle insertion alone and back-pressure alone, so one simulator build crosses
+    them instead of pairing them; otherwise the one setting given."""
+    return [(idle, stall), (idle, 0.0), (0.0, stall)] if idle and stall else [(idle, stall)]
 
 
 async def wait_for(dut, cond, timeout: int, what: str = "outputs") -> int:

@@ -15,7 +15,7 @@ from cocotb.triggers import RisingEdge
 
 from rtl_gen.macarray import MacArray
 from sephw.intops import int_conv_acc
-from sim.tb import StreamDriver, StreamMonitor, load_case, start_clock_reset, wait_for, write_memory
+from sim.tb import StreamDriver, StreamMonitor, crossed_flows, load_case, start_clock_reset, wait_for, write_memory
 
 
 def make_problem(mac: MacArray, rng: torch.Generator, *, chunks: int, h: int, w: int,
@@ -54,7 +54,9 @@ async def mac_array_matches_reference(dut):
     if case.get("throughput"):
         subcases = [dict(chunks=min(4, mac.weight_depth), h=4, w=8)]
     stats = []
-    for sc in subcases:
+    flows = crossed_flows(case["idle"], case["stall"])
+    for i, sc in enumerate(subcases):
+        drv.idle, mon.stall = flow = flows[i % len(flows)]
         worst, x127 = sc.pop("worst", False), sc.pop("x127", False)
         x, wt = make_problem(mac, rng, worst=worst, **sc)
         if x127:
@@ -84,7 +86,7 @@ async def mac_array_matches_reference(dut):
         for n, (g, e) in enumerate(zip(got, exp)):
             assert g == e, f"{sc} output pixel {n}: got {g}, expected {e}"
         cycles = mon.cycles[-1] - first_cycle
-        stats.append({**sc, "beats": nbeats, "outputs": len(exp), "cycles": cycles})
+        stats.append({**sc, "flow": flow, "beats": nbeats, "outputs": len(exp), "cycles": cycles})
         dut._log.info(f"{sc}: {len(exp)} outputs bit-exact, {cycles} cycles for {nbeats} beats")
         for _ in range(5):
             await RisingEdge(dut.clk)

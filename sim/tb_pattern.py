@@ -21,7 +21,8 @@ from cocotb.triggers import RisingEdge
 from rtl_gen.pattern import PatternEngine
 from sephw.arch.config import dw_slices
 from sephw.intops import pattern_conv_acc
-from sim.tb import StreamDriver, StreamMonitor, load_case, pack, start_clock_reset, wait_for, write_memory
+from sim.tb import (StreamDriver, StreamMonitor, crossed_flows, load_case, pack, start_clock_reset, wait_for,
+                    write_memory)
 
 
 def code_range(act_bits: int, signed: bool) -> tuple[int, int]:
@@ -154,7 +155,9 @@ async def pattern_engine_matches_reference(dut):
     main_words = eng.pattern_depth * eng.pattern_slices
     wbits = len(dut.pattern_w__data.value)
     dw_next = 0
-    for sc in subcases:
+    flows = crossed_flows(case["idle"], case["stall"])
+    for i, sc in enumerate(subcases):
+        drv.idle, mon.stall = flow = flows[i % len(flows)]
         if sc.pop("dw", False):
             n = dw_slices(eng.k, sc["kernel"])
             addr = dw_next if dw_next + n <= eng.dw_depth else 0
@@ -166,7 +169,7 @@ async def pattern_engine_matches_reference(dut):
             dut.dw.value = 1
             dut.dw_slices.value = n
             cycles = await run_beats(dut, drv, mon, beats, exp, eng.dw_lanes, f"depthwise {sc}", eng.a_bits)
-            stats.append({**sc, "dw": True, "beats": len(beats), "outputs": len(exp), "cycles": cycles})
+            stats.append({**sc, "dw": True, "flow": flow, "beats": len(beats), "outputs": len(exp), "cycles": cycles})
             dut.dw.value = 0
             continue
         worst = sc.pop("worst", False)
@@ -186,7 +189,7 @@ async def pattern_engine_matches_reference(dut):
         dut.act_bits.value = sc["act_bits"]
         dut.act_signed.value = int(sc["signed"])
         cycles = await run_beats(dut, drv, mon, beats, exp, eng.lanes, str(sc), eng.a_bits)
-        stats.append({**sc, "beats": len(beats), "outputs": len(exp), "cycles": cycles})
+        stats.append({**sc, "flow": flow, "beats": len(beats), "outputs": len(exp), "cycles": cycles})
     if case.get("lockstep"):     # sim/pattern_harness.py: the three netlists never differed
         assert int(dut.mismatch.value) == 0, "the lut, word and xc7 netlists' outputs differed"
     with open("result.json", "w") as f:

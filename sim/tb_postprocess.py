@@ -16,7 +16,7 @@ from cocotb.triggers import RisingEdge
 
 from rtl_gen.postprocess import PostProcess
 from sephw.intops import requant
-from sim.tb import StreamDriver, StreamMonitor, load_case, start_clock_reset, wait_for, write_memory
+from sim.tb import StreamDriver, StreamMonitor, crossed_flows, load_case, start_clock_reset, wait_for, write_memory
 
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
 
@@ -60,7 +60,12 @@ async def post_process_matches_reference(dut):
     mon = StreamMonitor(dut, "y", pp.y.payload.shape(), stall=case["stall"], seed=case["seed"] + 1)
     stats = []
     inside = total = 0
+    flows = crossed_flows(case["idle"], case["stall"])
     for sub in range(case["random_cases"]):
+        flow = flows[sub % len(flows)]
+        drv_a.idle, mon.stall = flow
+        if drv_b:
+            drv_b.idle = flow[0]
         params = random_params(pp, rng)
         words = [{"m_a": ma, "m_b": mb, "bias": b, "shift": s} if two else
                  {"m_a": ma, "bias": b, "shift": s} for (ma, mb, b, s) in params]
@@ -99,7 +104,7 @@ async def post_process_matches_reference(dut):
             assert g == e, (f"vector {i}: got {g}, expected {e}; acc_a {acc_a[i]} acc_b {acc_b[i]} "
                             f"params {ch} lo {lo} hi {hi}")
         cycles = mon.cycles[-1] - first_cycle
-        stats.append({"vectors": n, "lanes": pp.lanes, "cycles": cycles})
+        stats.append({"vectors": n, "lanes": pp.lanes, "cycles": cycles, "flow": flow})
         dut._log.info(f"sub-case {sub}: {n} vectors bit-exact in {cycles} cycles")
         for _ in range(5):
             await RisingEdge(dut.clk)

@@ -1,10 +1,13 @@
 # amaranth: UnusedElaboratable=no
 """MacArray in cocotb, bit-exact against sephw.intops.int_conv_acc (1×1 convolution); the
 unpacked array also on int8 activations (x_signed: all -128, all 127, random)."""
+import json
+
 import pytest
 
 from rtl_gen.macarray import MacArray
 from sim.runner import run_testbench
+from sim.tb import crossed_flows
 
 CONFIGS = {
     "4x4_packed": dict(rows=4, cols=4, packed=True, weight_depth=4),
@@ -15,10 +18,13 @@ CONFIGS = {
 @pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize("idle,stall", [(0.0, 0.0), (0.3, 0.4)], ids=["flow", "backpressure"])
 def test_mac_array(config, idle, stall):
+    """Bit-exact; with back-pressure the sub-cases cross idle insertion and back-pressure
+    (both, each alone: sim.tb.crossed_flows)."""
     params = CONFIGS[config]
     case = {"params": params, "seed": 2000 + list(CONFIGS).index(config) * 10 + int(idle > 0),
             "idle": idle, "stall": stall, "random_cases": 4, "signed": not params["packed"]}
-    run_testbench(MacArray(**params), f"macarray_{config}", "sim.tb_macarray", case)
+    d = run_testbench(MacArray(**params), f"macarray_{config}", "sim.tb_macarray", case)
+    assert {tuple(st["flow"]) for st in json.loads((d / "result.json").read_text())} == set(crossed_flows(idle, stall))
 
 
 @pytest.mark.parametrize("kwargs,exc,msg", [

@@ -1,10 +1,13 @@
 # amaranth: UnusedElaboratable=no
 """PatternEngine in cocotb, bit-exact against sephw.intops.pattern_conv_acc."""
+import json
+
 import pytest
 
 from rtl_gen.pattern import PatternEngine
 from sim.pattern_harness import PatternLockstep
 from sim.runner import run_testbench
+from sim.tb import crossed_flows
 
 # One simulator build per configuration; shapes, act_bits and chunking vary at run time.
 CONFIGS = {
@@ -33,7 +36,9 @@ def test_pattern_engine(config, idle, stall):
     params = CONFIGS[config]
     case = {"params": params, "seed": 1000 + list(CONFIGS).index(config) * 10 + int(idle > 0),
             "idle": idle, "stall": stall, "random_cases": 3, "lockstep": True}
-    run_testbench(PatternLockstep(**params), f"pattern_{config}_lockstep", "sim.tb_pattern", case)
+    d = run_testbench(PatternLockstep(**params), f"pattern_{config}_lockstep", "sim.tb_pattern", case)
+    # with back-pressure the sub-cases cross it with idle insertion (sim.tb.crossed_flows)
+    assert {tuple(st["flow"]) for st in json.loads((d / "result.json").read_text())} == set(crossed_flows(idle, stall))
 
 
 @pytest.mark.parametrize("config,slices,netlist", [("k3_groups2_chunked", 4, "lut"),
@@ -55,7 +60,6 @@ def test_pattern_engine_sliced_pattern_memory(config, slices, netlist):
 def test_pattern_engine_sliced_memory_keeps_the_beat_rate():
     """With ``pattern_slices <= act_bits`` the slice fetch overlaps the previous beat: a stream
     of single-chunk beats still takes ``act_bits`` cycles per beat (4 x 8 outputs at 8 bits)."""
-    import json
     params = dict(lanes=4, k=3, cin=2, a_bits=8, pattern_depth=4, pattern_slices=4, netlist="word")
     case = {"params": params, "seed": 4100, "idle": 0.0, "stall": 0.0, "random_cases": 0,
             "throughput": True}

@@ -1,9 +1,12 @@
 # amaranth: UnusedElaboratable=no
 """PostProcess in cocotb, bit-exact against sephw.intops.requant."""
+import json
+
 import pytest
 
 from rtl_gen.postprocess import PostProcess
 from sim.runner import run_testbench
+from sim.tb import crossed_flows
 
 CONFIGS = {
     "two_inputs": dict(lanes=4, inputs=2, param_depth=8),
@@ -19,10 +22,12 @@ def test_post_process(config, idle, stall):
     case = {"params": params, "seed": 3000 + list(CONFIGS).index(config) * 10 + int(idle > 0),
             "idle": idle, "stall": stall, "random_cases": 4, "vectors": 24}
     d = run_testbench(PostProcess(**params), f"postprocess_{config}", "sim.tb_postprocess", case)
+    stats = json.loads((d / "result.json").read_text())
+    # with back-pressure the sub-cases cross it with idle insertion (sim.tb.crossed_flows)
+    assert {tuple(st["flow"]) for st in stats} == set(crossed_flows(idle, stall))
     if idle == 0 and stall == 0:
         # vectors stream back to back: lanes / units cycles each
-        import json
-        for st in json.loads((d / "result.json").read_text()):
+        for st in stats:
             assert st["cycles"] <= st["vectors"] * st["lanes"] // params.get("units", 1) + 8, st
 
 
