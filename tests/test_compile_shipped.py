@@ -39,6 +39,6 @@ def test_full_size_sepnet_small_on_arty_a7():
     ir = pipeline.compile_ir(graph, boards.get("arty-a7"), until=TileLayers, record=False)
     assert ir.streamed and ir.spills and ir.program_page and ir.bands > 1
     assert sum(ir.onchip.values()) <= ir.budget == 204800
-    assert ir.memory_blocks["block_ram"] <= 0.9 * 50
+    assert ir.memory_blocks.block_ram <= 0.9 * 50
     # (on chip alone it does not fit: the not-fit error's test is test_compiler.py's, on a
     # smaller model that needs the same DRAM to fit arty-a7-35)

@@ -204,12 +204,12 @@ def test_prb_runs_both_engines_on_the_same_tile(builds):
     # branch is the longer one leaves its cycles unchanged; serial engines would lose mac cycles
     checked = 0
     for ins, s in zip(ir.instructions, ir.schedule):
-        if s["op"] != "PRB" or s["busy"]["mac"] >= s["busy"]["pattern"]:
+        if s.op != Op.PRB or s.busy["mac"] >= s.busy["pattern"]:
             continue
         n = ir.graph.nodes[ins.layer]
         alone = Step([n.kxk], Op.CONV_PATTERN, 0, n.out.channels)
         cyc = tile_cost(ir.cfg, alone, ir.graph, ins.rows, ins.tc)[0]
-        assert cyc == s["engine_cycles"], (s, cyc)
+        assert cyc == s.engine_cycles, (s, cyc)
         checked += 1
     assert checked
 
@@ -328,7 +328,7 @@ def test_sizing_keeps_the_column_store_only_where_it_pays():
                packed=small.cfg.packed, pp_units=small.cfg.pp_units)
     without = pipeline.compile_ir(g, boards.get("arty-a7-35"), engine=dict(eng, column_store=False))
     assert without.cycles > 1.1 * small.cycles
-    assert without.resources["lut"] < small.resources["lut"]
+    assert without.resources.lut < small.resources.lut
     big = pipeline.compile_ir(g, boards.get("arty-a7-100"))
     assert not big.cfg.column_store
     eng = dict(lanes=big.cfg.lanes, pe_cin=big.cfg.pe_cin, mac_cols=big.cfg.mac_cols,
@@ -379,8 +379,8 @@ def test_sizing_is_an_outer_search_over_pure_estimates(monkeypatch):
                                 engine=dict(lanes=8, pe_cin=8, mac_cols=8, packed=False, pp_units=1))
     assert fixed.bands == 1 and size_engines.top_cycles(ir, other) == fixed.cycles
     est = size_engines.estimate(ir, other, size_engines.band_layout(ir, 1).act_bytes)
-    assert est.fits_logic and est.fits_maps and est.resources["dsp"] == fixed.resources["dsp"]
-    assert est.resources["lut"] + est.lutram == fixed.resources["lut"]    # logic + distributed RAM
+    assert est.fits_logic and est.fits_maps and est.resources.dsp == fixed.resources.dsp
+    assert est.resources.lut + est.lutram == fixed.resources.lut    # logic + distributed RAM
     assert (ir.tiles, ir.cfg, [st.tc for lay in ir.layers for st in lay.steps]) == before
 
 
@@ -433,7 +433,7 @@ def test_row_bands_with_halos_when_maps_do_not_fit(sepnet112):
     full = pipeline.compile_ir(sepnet112, a100, engine=eng)
     assert full.bands == 1
     ir = None
-    for blocks in range(math.ceil(full.memory_blocks["block_ram"]) - 1, 40, -3):
+    for blocks in range(math.ceil(full.memory_blocks.block_ram) - 1, 40, -3):
         b = dataclasses.replace(a100, resources=dict(a100.resources, bram_blocks=blocks))
         try:
             ir = pipeline.compile_ir(sepnet112, b, engine=eng)
@@ -443,7 +443,7 @@ def test_row_bands_with_halos_when_maps_do_not_fit(sepnet112):
         if ir.bands > 1:
             break
     assert ir is not None and ir.bands > 1, "never banded before failing"
-    assert ir.memory_blocks["block_ram"] <= blocks and sum(ir.onchip.values()) <= ir.budget
+    assert ir.memory_blocks.block_ram <= blocks and sum(ir.onchip.values()) <= ir.budget
     # the layers up to the anchor run in row bands: rings smaller than their maps, but each
     # holds one band of the consumer's input rows including the halo (k=3: s*(rows-1)+3)
     anchor = ir.tensors[ir.anchor]
@@ -494,8 +494,8 @@ def test_costs_read_from_engine_benchmark(tmp_path):
     assert c.pattern_lut_per_op == 5.0 and c.pattern_ff_per_op == 1.0
     assert c.pattern_lut_per_op_xc7 == 2.0    # logic LUTs of the xc7 netlist; "word" is ignored
     cfg = hw.EngineConfig(4, 4, 2, 3, 8, True, 1, 8)
-    assert hw.resources(cfg, c, "xilinx")["detail"]["pattern_engine_lut"] == 288
-    assert hw.resources(cfg, c, "lattice")["detail"]["pattern_engine_lut"] == 720
+    assert hw.resources(cfg, c, "xilinx").detail["pattern_engine_lut"] == 288
+    assert hw.resources(cfg, c, "lattice").detail["pattern_engine_lut"] == 720
     assert c.mac_lut_packed == 25.0 and c.mac_dsp_packed == 0.5
     assert c.pp_lut == hw.UnitCosts().pp_lut         # not measured: the estimate stays
     assert hw.load_costs(tmp_path / "missing.json") == hw.UnitCosts()
@@ -579,7 +579,8 @@ def test_ir_objects_carry_only_declared_attributes(builds):
     for ins in ir.instructions:
         assert not [k for k in vars(ins) if k.startswith("_")], ins.text()
     objs = [ir, *ir.layers, *(st for lay in ir.layers for st in lay.steps), *ir.tensors.values(), *ir.tiles,
-            *ir.memory.values(), *ir.program, *(e.instruction for e in ir.program), ir.static, *ir.passes]
+            *ir.memory.values(), *ir.program, *(e.instruction for e in ir.program), ir.static, *ir.passes,
+            ir.resources, ir.memory_blocks, *ir.schedule]
     for o in objs:
         assert set(vars(o)) <= {f.name for f in dataclasses.fields(o)}, (type(o).__name__, vars(o).keys())
 

@@ -143,8 +143,8 @@ def test_auto_placement_streams_what_does_not_fit(sepnet_full, tmp_path):
     rows = rep["layers"]
     assert ext["bytes_per_inference"] == sum(r["external_bytes"] for r in rows) >= ext["bytes"]
     # (the input image's LOADs read the DRAM too)
-    assert ext["dma_cycles_per_inference"] == sum(s["cycles"] if s["op"] in ("DMA_LOAD", "LOAD", "SPILL")
-                                                  else s.get("load_wait") or 0 for s in ir.schedule)
+    assert ext["dma_cycles_per_inference"] == sum(s.cycles if s.op in (Op.DMA_LOAD, Op.LOAD, Op.SPILL)
+                                                  else s.load_wait or 0 for s in ir.schedule)
     assert {r["bound"] for r in rows if r["cycles"]} <= {"compute", "gather", "memory"}
     assert "external bytes" in (tmp_path / "report.md").read_text()
 
@@ -217,7 +217,7 @@ def test_sepnet_small_from_external_memory(tmp_path):
           f"{rep['external']['dma_cycles_per_inference']} in DMA_LOADs, "
           f"{rep['external']['bytes_per_inference']} external bytes per inference")
     assert abs(sum(meas) - ir.cycles) <= 0.02 * ir.cycles
-    diff = [(i, s["op"], m, s["cycles"], s.get("load_wait")) for i, (m, s) in enumerate(zip(meas, ir.schedule)) if m != s["cycles"]]
+    diff = [(i, s.op.name, m, s.cycles, s.load_wait) for i, (m, s) in enumerate(zip(meas, ir.schedule)) if m != s.cycles]
     assert not diff, diff[:12]
     assert np.isfinite(rep["fps"])
 
@@ -253,7 +253,7 @@ def test_spilled_tensors_through_external_memory(tmp_path):
     meas = r["instruction_cycles"][0]
     print(f"SEP-Net-small (width 0.25) 16x16, {len(ir.spills)} tensors spilled: measured {sum(meas)} cycles, "
           f"predicted {ir.cycles}; {ops.count(Op.SPILL)} SPILLs, {len(loads)} LOADs")
-    diff = [(i, s["op"], m, s["cycles"], s.get("load_wait")) for i, (m, s) in enumerate(zip(meas, ir.schedule)) if m != s["cycles"]]
+    diff = [(i, s.op.name, m, s.cycles, s.load_wait) for i, (m, s) in enumerate(zip(meas, ir.schedule)) if m != s.cycles]
     assert not diff, diff[:12]
     slow = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy(), ext_stall_permille=300)
     assert sum(slow["instruction_cycles"][0]) > sum(meas)

@@ -8,13 +8,12 @@ import json
 import shutil
 import struct
 
-import numpy as np
 import pytest
 import torch
 import yaml
 from conftest import SMALL_ENGINE
 
-from sephw.compiler import compile_graph, plots
+from sephw.compiler import Op, compile_graph, plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # (name, file, width px, height px or None where it grows with the layers)
@@ -80,27 +79,27 @@ def test_cycles_by_layer_height_grows_with_layers(sepnet_build):
 # --------------------------------------------------------------------------- timeline
 def test_timeline_draws_pattern_and_mac_busy_over_the_same_prb_cycles(small_ir, tmp_path):
     sched = small_ir.schedule
-    fig = plots.unit_timeline(sched, tmp_path / "t.png", clock_hz=small_ir.board.clock_hz)
+    fig = plots.unit_timeline([s.as_dict() for s in sched], tmp_path / "t.png", clock_hz=small_ir.board.clock_hz)
     ax = fig.axes[0]
     lanes = {c.get_gid(): c for c in ax.collections if (c.get_gid() or "").startswith("unit:")}
     # one collection per lane however many instructions (what keeps big programs fast)
-    assert sorted(lanes) == sorted(f"unit:{u}" for u in {k for s in sched for k in s["busy"]})
+    assert sorted(lanes) == sorted(f"unit:{u}" for u in {k for s in sched for k in s.busy})
     assert len([c for c in ax.collections if c.get_gid() == "unit:pattern"]) == 1
     ticks = {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks())}
     pat, mac = _bars(lanes["unit:pattern"]), _bars(lanes["unit:mac"])
     # every bar sits on its unit's labelled lane
     assert {round(y, 6) for *_, y in pat} == {ticks["pattern engine"]}
     assert {round(y, 6) for *_, y in mac} == {ticks["MAC array"]}
-    assert len(pat) == sum(1 for s in sched if s["busy"].get("pattern", 0) > 0)
-    prbs = [s for s in sched if s["op"] == "PRB"]
+    assert len(pat) == sum(1 for s in sched if s.busy.get("pattern", 0) > 0)
+    prbs = [s for s in sched if s.op == Op.PRB]
     assert prbs
     for s in prbs:
-        t0 = s["start"]
+        t0 = s.start
         p = [b for b in pat if b[0] == t0]
         m = [b for b in mac if b[0] == t0]
         assert len(p) == 1 and len(m) == 1, s
-        assert p[0][1] - t0 == min(s["busy"]["pattern"], s["cycles"])
-        assert m[0][1] - t0 == min(s["busy"]["mac"], s["cycles"])
+        assert p[0][1] - t0 == min(s.busy["pattern"], s.cycles)
+        assert m[0][1] - t0 == min(s.busy["mac"], s.cycles)
         # the two engines overlap on the tile: their bars share cycles
         assert min(p[0][1], m[0][1]) > t0
     # the zoom panel shows a PRB window with both engines' bars
@@ -112,7 +111,7 @@ def test_timeline_draws_pattern_and_mac_busy_over_the_same_prb_cycles(small_ir, 
 
 
 def test_timeline_issue_lane_covers_the_whole_program(small_ir, tmp_path):
-    fig = plots.unit_timeline(small_ir.schedule, tmp_path / "t.png")
+    fig = plots.unit_timeline([s.as_dict() for s in small_ir.schedule], tmp_path / "t.png")
     bars = sorted(b for c in fig.axes[0].collections if c.get_gid() == "issue" for b in _bars(c))
     assert len(bars) == len(small_ir.instructions)
     assert bars[0][0] == 0 and bars[-1][1] == small_ir.cycles
@@ -123,7 +122,7 @@ def test_timeline_issue_lane_covers_the_whole_program(small_ir, tmp_path):
 def test_cycles_by_layer_bars_match_report_rows(small_ir, sepnet_build, tmp_path):
     _, _, rep = sepnet_build
     rows = {r["name"]: r for r in rep["layers"] if r["tiles"]}
-    fig = plots.cycles_by_layer(small_ir.schedule, tmp_path / "c.png")
+    fig = plots.cycles_by_layer([s.as_dict() for s in small_ir.schedule], tmp_path / "c.png")
     ax = fig.axes[0]
     names = [t.get_text() for t in ax.get_yticklabels()]
     assert sorted(names) == sorted(rows)

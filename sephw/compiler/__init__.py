@@ -14,23 +14,24 @@ from pathlib import Path
 
 from .hw import EngineConfig, UnitCosts, load_costs
 from ..arch.isa import Instruction, ISAError, Op, decode_program, encode_program
-from .ir import CompileError, CompileIR
+from .ir import CompileError, CompileIR, FixedEngine
 from .pipeline import PIPELINE, compile_ir
 
-__all__ = ["compile_graph", "CompileError", "CompileIR", "EngineConfig", "Instruction", "ISAError", "Op",
-           "PIPELINE", "UnitCosts", "decode_program", "encode_program", "load_costs"]
+__all__ = ["compile_graph", "CompileError", "CompileIR", "EngineConfig", "FixedEngine", "Instruction", "ISAError",
+           "Op", "PIPELINE", "UnitCosts", "decode_program", "encode_program", "load_costs"]
 
 
 def compile_graph(graph, board, out_dir: str | Path | None = None, progress: bool = False,
-                  costs: UnitCosts | None = None, engine: dict | None = None,
+                  costs: UnitCosts | None = None, engine: FixedEngine | dict | None = None,
                   placement: str = "auto") -> tuple[CompileIR, dict | None]:
     """Compile ``graph`` (an IntGraph) for ``board`` (a :class:`boards.Board` or its name).
 
     Returns ``(ir, report)``; with ``out_dir`` the build directory is written and ``report`` is
     report.json's content, else ``report`` is None. Raises :class:`CompileError` when the
     model does not fit (the message names the layer, the bytes needed and available and the
-    listed boards that would fit). ``engine`` fixes the overlay's sizes (``lanes``, ``pe_cin``,
-    ``mac_cols``, ``packed``, ``pp_units``) instead of searching them (small simulation builds).
+    listed boards that would fit). ``engine`` fixes the overlay's sizes instead of searching them
+    (small simulation builds): a :class:`FixedEngine` or a dict of its fields (``lanes``,
+    ``pe_cin``, ``mac_cols``, optional ``packed``, ``pp_units``, ``column_store``, ``depthwise``).
     ``placement`` (``auto``, ``onchip``, ``external``): where pattern and int8 weight words
     live (:data:`~sephw.compiler.ir.PLACEMENTS`; docs/isa.md "Weights in external memory")."""
     import boards

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 from .ir import CompileIR, PassRecord
@@ -40,12 +41,14 @@ def summary(ir: CompileIR) -> dict:
     return {
         "board": ir.board.name,
         "engine": ir.cfg.to_dict() if ir.cfg is not None else None,
-        "resources": {k: v for k, v in ir.resources.items() if k != "detail"},
+        "resources": {k: v for k, v in asdict(ir.resources).items() if k != "detail"}
+        if ir.resources is not None else None,
         "budget_bytes": ir.budget,
         "bands": ir.bands, "anchor": ir.anchor,
         "static_memory_bytes": dict(ir.static.memory_bytes) if ir.static is not None else None,
         "onchip_bytes": dict(ir.onchip),
-        "block_ram": {k: ir.memory_blocks[k] for k in ("block_ram", "lutram_luts") if k in ir.memory_blocks},
+        "block_ram": {"block_ram": ir.memory_blocks.block_ram, "lutram_luts": ir.memory_blocks.lutram_luts}
+        if ir.memory_blocks is not None else None,
         "memory": {r.name: {"word_bytes": r.word_bytes, "words": r.words, "bytes": r.nbytes}
                    for r in ir.memory.values()},
         "tiles": len(ir.tiles),

@@ -54,20 +54,20 @@ def layer_rows(ir) -> list[dict]:
         if t is None:
             continue
         p = per[t.layer]
-        p["cycles"] += s["cycles"]
+        p["cycles"] += s.cycles
         if t.opcode == Op.DMA_LOAD:
-            p["dma_cycles"] += s["cycles"]
+            p["dma_cycles"] += s.cycles
             p["dma_loads"] += 1
             p["external_bytes"] += t.length * ext_word_bytes
             continue
         if t.opcode == Op.SPILL or (t.opcode == Op.LOAD and ir.streamed):
             # rows to or from external memory (spilled tensors, the input image)
-            p["dma_cycles"] += s["cycles"]
+            p["dma_cycles"] += s.cycles
             p["external_bytes"] += t.length
             continue
-        p["dma_cycles"] += s.get("load_wait") or 0      # waiting for its words to land
-        p["pattern_busy"] += s["busy"].get("pattern", 0)
-        p["mac_busy"] += s["busy"].get("mac", 0)
+        p["dma_cycles"] += s.load_wait or 0      # waiting for its words to land
+        p["pattern_busy"] += s.busy.get("pattern", 0)
+        p["mac_busy"] += s.busy.get("mac", 0)
         p["tiles"] += 1
     rows = []
     for lay in ir.layers:
@@ -139,17 +139,17 @@ def report_dict(ir, compile_seconds: float | None = None) -> dict:
     # pattern peak at the graph's activation width (the bit-serial engine's rate)
     pe_peak = cfg.pattern_peak(ir.graph.a_bits)
     onchip = int(sum(ir.onchip.values()))
-    res = ir.resources
-    bram_blocks = ir.memory_blocks["block_ram"]
+    res, mem = ir.resources, ir.memory_blocks
+    bram_blocks = mem.block_ram
     uart_baud = b.host_links["uart"].get("default_baud", 0)
     in_bytes = ir.graph.input.out.channels * ir.graph.input.out.height * ir.graph.input.out.width
     util = {
         "pattern_engine": round(pat / (cyc * pe_peak), 4) if cyc else 0.0,
         "mac_array": round(i8 / (cyc * cfg.mac_peak), 4) if cyc else 0.0,
         "engines": round((pat / pe_peak + i8 / cfg.mac_peak) / cyc, 4) if cyc else 0.0,
-        "lut": round(res["lut"] / b.resources["lut"], 4),
-        "ff": round(res["ff"] / b.resources["ff"], 4),
-        "dsp": round(res["dsp"] / b.resources["dsp"], 4),
+        "lut": round(res.lut / b.resources["lut"], 4),
+        "ff": round(res.ff / b.resources["ff"], 4),
+        "dsp": round(res.dsp / b.resources["dsp"], 4),
         "bram_bytes": round(onchip / ir.budget, 4),
         "bram_blocks": round(bram_blocks / b.resources["bram_blocks"], 4),
     }
@@ -167,10 +167,12 @@ def report_dict(ir, compile_seconds: float | None = None) -> dict:
         "macs_per_inference": pat + i8, "pattern_macs": pat, "int8_macs": i8,
         "onchip_bytes": onchip, "onchip_budget_bytes": ir.budget,
         "onchip_breakdown": {k: int(v) for k, v in ir.onchip.items()},
-        "resources": {"lut": res["lut"], "ff": res["ff"], "dsp": res["dsp"], "bram_blocks": bram_blocks,
+        "resources": {"lut": res.lut, "ff": res.ff, "dsp": res.dsp, "bram_blocks": bram_blocks,
                       "budget": {k: b.resources[k] for k in ("lut", "ff", "dsp", "bram_blocks")},
-                      "detail": res["detail"], "memories": ir.memory_blocks["per_memory"],
-                      "lutram_luts": ir.memory_blocks["lutram_luts"], "estimate": True},
+                      "detail": dict(res.detail),
+                      "memories": {k: {"blocks": blocks, "lutram_luts": luts}
+                                   for k, (blocks, luts) in mem.per_memory.items()},
+                      "lutram_luts": mem.lutram_luts, "estimate": True},
         "utilization": util,
         "host_link": {"uart_baud": uart_baud, "input_bytes": in_bytes,
                       "input_transfer_s": in_bytes * 10 / uart_baud if uart_baud else None,
@@ -187,7 +189,7 @@ def report_dict(ir, compile_seconds: float | None = None) -> dict:
             # (the layers', and what belongs to no layer: the Program pages' DMA_LOADs, the
             # SYNCs' waits for the LoadUnit)
             "dma_cycles_per_inference": sum(r["dma_cycles"] for r in rows) + sum(
-                s["cycles"] if s["op"] == "DMA_LOAD" else s.get("load_wait") or 0
+                s.cycles if s.op == Op.DMA_LOAD else s.load_wait or 0
                 for s, e in zip(ir.schedule, ir.program) if e.tile is None),
             "note": "pattern and int8 weight words of the streamed steps, loaded by DMA_LOADs into one buffer half "
                     "while the tile before computes on the other; spilled tensors written by SPILL and loaded back "
@@ -288,7 +290,7 @@ def write_build(ir, out_dir: Path, compile_seconds: float | None = None, progres
     txt = [f"; sephw program for {ir.board.name}, arch {ir.arch.hash()}, {len(ir.instructions)} "
            f"instructions of {WORD_BITS} bits; start/cycles predicted by the cycle model of the {hw.CYCLE_MODEL}"]
     for s, ins in zip(ir.schedule, ir.instructions):
-        txt.append(f"{s['index']:5d} @{s['start']:>9d} +{s['cycles']:<7d} {ins.text()}")
+        txt.append(f"{s.index:5d} @{s.start:>9d} +{s.cycles:<7d} {ins.text()}")
     (out / "program.txt").write_text("\n".join(txt) + "\n")
     sched = {"board": ir.board.name, "clock_hz": ir.board.clock_hz, "engine_config": ir.cfg.to_dict(),
              "bands": ir.bands,
@@ -299,7 +301,7 @@ def write_build(ir, out_dir: Path, compile_seconds: float | None = None, progres
              "cycle_model": hw.CYCLE_MODEL,
              "cycles_per_inference": int(ir.cycles),
              "engine_model_cycles_per_inference": int(ir.engine_cycles),
-             "instructions": [{k: v for k, v in s.items() if v not in (None, "", [], {})} for s in ir.schedule]}
+             "instructions": [s.as_dict() for s in ir.schedule]}
     (out / "schedule.yaml").write_text(yaml.safe_dump(sched, sort_keys=False, width=120))
     g = ir.graph
     pool = g.output

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..arch.config import EngineConfig, pattern_slices  # noqa: F401  (re-exported)
@@ -139,7 +139,22 @@ def load_costs(path: Path = ENGINES_JSON) -> UnitCosts:
 # EngineConfig and pattern_slices are part of the hardware contract (sephw/arch/config.py)
 
 
-def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) -> dict:
+@dataclass(frozen=True)
+class Resources:
+    """The overlay's estimated resources: its logic from :func:`resources` (SizeEngines), to
+    which TileLayers adds the memories (distributed-RAM LUTs, block RAMs) and the DRAM
+    controller."""
+    lut: int                     # LUTs: logic (SizeEngines); + distributed-RAM memories and the DRAM
+                                 # controller (TileLayers)
+    ff: int                      # flip-flops: logic (SizeEngines); + the DRAM controller (TileLayers)
+    dsp: int                     # DSP slices
+    bram_blocks: float = 0       # block RAMs, in RAMB36 where Xilinx maps RAMB18 halves (TileLayers)
+    detail: dict[str, int] = field(default_factory=dict)   # LUTs and DSPs by part: pattern_engine_lut,
+                                 # mac_array_lut, mac_array_dsp, postprocess_lut, control_lut (SizeEngines),
+                                 # dram_controller_lut (TileLayers)
+
+
+def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) -> Resources:
     """Estimated LUT / FF / DSP of the overlay's logic (memories are counted by the tiler);
     on ``vendor == "xilinx"`` the pattern engine is the xc7 netlist the board build uses."""
     ops = cfg.lanes * cfg.pe_cin * cfg.k_max ** 2
@@ -160,11 +175,11 @@ def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) ->
         + window_bits * costs.window_ff_per_bit + costs.control_ff \
         + dw_lanes * (costs.dw_ff_per_lane + cfg.k_max ** 2 * costs.dw_ff_per_lane_tap)
     dsp = math.ceil(cells * m_dsp) + cfg.pp_units * costs.pp_dsp + costs.control_dsp
-    return {"lut": int(math.ceil(lut)), "ff": int(math.ceil(ff)), "dsp": int(math.ceil(dsp)),
-            "detail": {"pattern_engine_lut": round(ops * p_lut + dw_lut),
-                       "mac_array_lut": round(cells * m_lut), "mac_array_dsp": math.ceil(cells * m_dsp),
-                       "postprocess_lut": round(cfg.pp_units * costs.pp_lut),
-                       "control_lut": round(control_lut)}}
+    return Resources(lut=int(math.ceil(lut)), ff=int(math.ceil(ff)), dsp=int(math.ceil(dsp)),
+                     detail={"pattern_engine_lut": round(ops * p_lut + dw_lut),
+                             "mac_array_lut": round(cells * m_lut), "mac_array_dsp": math.ceil(cells * m_dsp),
+                             "postprocess_lut": round(cfg.pp_units * costs.pp_lut),
+                             "control_lut": round(control_lut)})
 
 
 def bram_blocks(vendor: str, width_bits: int, depth: int) -> float:

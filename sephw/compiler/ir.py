@@ -6,7 +6,7 @@ attached to an object that its class does not declare.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from ..arch.config import ArchConfig
@@ -161,6 +161,72 @@ class StaticMemory:
 
 
 @dataclass(frozen=True)
+class FixedEngine:
+    """Overlay sizes a caller fixes instead of the sizer's search (e.g. a small overlay for
+    simulation); SizeEngines still checks that it fits the board. :meth:`from_dict` takes the
+    plain ``dict`` that ``compile_graph(..., engine=...)`` accepts."""
+    lanes: int                   # output channels per beat (pattern engine lanes, MAC array rows)
+    pe_cin: int                  # input channels per pattern-engine beat
+    mac_cols: int                # input terms per MAC beat
+    packed: bool = False         # two multiplies per DSP slice (unsigned activations only)
+    pp_units: int = 1            # PostProcess lanes per cycle
+    column_store: bool = True    # the column store for multi-chunk stride-1 pattern operands
+    depthwise: bool = True       # the pattern engine's depthwise mode, where the network has depthwise layers
+
+    def __post_init__(self):
+        for name in ("lanes", "pe_cin", "mac_cols", "pp_units"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise CompileError(f"engine {name}={v!r}: expected a positive integer")
+        for name in ("packed", "column_store", "depthwise"):
+            if not isinstance(getattr(self, name), bool):
+                raise CompileError(f"engine {name}={getattr(self, name)!r}: expected True or False")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FixedEngine:
+        """``d``'s keys are the fields' names; ``lanes``, ``pe_cin`` and ``mac_cols`` are required."""
+        names = [f.name for f in fields(cls)]
+        unknown = [k for k in d if k not in names]
+        if unknown:
+            raise CompileError(f"engine: unknown key {unknown[0]!r}; the keys are {', '.join(names)}")
+        missing = [n for n in ("lanes", "pe_cin", "mac_cols") if n not in d]
+        if missing:
+            raise CompileError(f"engine: missing {', '.join(missing)} (lanes, pe_cin and mac_cols are required)")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class MemoryBlocks:
+    """The on-chip memories as the part maps them (:func:`~sephw.compiler.memory.memory_blocks`)."""
+    block_ram: float             # block RAMs in all, in RAMB36 where Xilinx maps RAMB18 halves
+    lutram_luts: int             # LUTs of the memories shallow enough for distributed RAM
+    per_memory: dict[str, tuple[float, int]]   # memory -> (block RAMs, distributed-RAM LUTs)
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """One instruction as ScheduleProgram predicts it; :meth:`as_dict` is its schedule.yaml row."""
+    index: int                   # position in the Program
+    op: Op
+    layer: str                   # the tile's layer ("" for SYNC / END)
+    band: int | None             # the tile's row band (None for SYNC / END)
+    start: int                   # first cycle, RTL top as built (hw.top_instruction_cycles)
+    cycles: int                  # RTL top as built, load_wait included
+    engine_cycles: int           # engine-level model (hw.tile_cycles; a LOAD's bytes; 1 for SYNC / END)
+    units: tuple[str, ...]       # the units busy at all, sorted
+    load_wait: int | None        # cycles waiting for a load: a DMA_LOAD's words, a paged Program's
+                                 # first pages (None: no wait)
+    busy: dict[str, int]         # unit -> busy cycles (engine-level model), units busy at all only
+
+    def as_dict(self) -> dict:
+        """schedule.yaml's row (what the plots read): the fields in order, ``op`` by name, the
+        empty ones (None, "", no units, no busy unit) left out."""
+        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        row.update(op=self.op.name, units=list(self.units), busy=dict(self.busy))
+        return {k: v for k, v in row.items() if v not in (None, "", [], {})}
+
+
+@dataclass(frozen=True)
 class ProgramEntry:
     """One instruction of the Program and the tile it computes (None for SYNC / END)."""
     instruction: Instruction
@@ -185,15 +251,15 @@ class CompileIR:
     costs: hw.UnitCosts          # measured unit resources (input)
     progress: bool = False       # show progress bars
     probe: bool = False          # fit check for another board: no message, no recursion
-    engine: dict | None = None   # fixed engine sizes (lanes, pe_cin, mac_cols, packed, pp_units): no search
+    engine: FixedEngine | None = None   # fixed overlay sizes: no search (input)
     placement: str = "auto"      # where pattern and int8 weight words live (input, PLACEMENTS)
     budget: int = 0              # usable on-chip bytes (TileLayers)
     layers: list[Layer] = field(default_factory=list)           # one per node (CheckLegalize)
     tensors: dict[str, Tensor] = field(default_factory=dict)    # stored tensors by name (CheckLegalize)
     cfg: hw.EngineConfig | None = None    # the sized engines (SizeEngines)
     arch: ArchConfig | None = None        # the whole hardware contract (EmitInstructions)
-    resources: dict = field(default_factory=dict)   # lut/ff/dsp estimate and "detail" (SizeEngines; TileLayers
-                                                    # adds distributed-RAM LUTs and bram_blocks)
+    resources: hw.Resources | None = None # the logic (SizeEngines); with the memories and the DRAM
+                                          # controller (TileLayers)
     bands: int = 0                        # row bands (TileLayers)
     band_rows: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)  # tensor -> (hi rows
                                           # after each band, lowest row read in each band) (TileLayers)
@@ -211,7 +277,7 @@ class CompileIR:
     static: StaticMemory | None = None    # memories besides activations and program (TileLayers)
     tiles: list[Tile] = field(default_factory=list)             # in issue order (TileLayers)
     onchip: dict[str, int] = field(default_factory=dict)        # on-chip memory -> bytes (TileLayers)
-    memory_blocks: dict = field(default_factory=dict)   # block_ram, lutram_luts, per_memory (TileLayers)
+    memory_blocks: MemoryBlocks | None = None   # the memories' block RAMs and LUTs (TileLayers)
     memory: dict[str, Region] = field(default_factory=dict)     # region name -> Region (AssignAddresses)
     words: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (layer, step, operand) -> first
                                           # pattern or weight word (AssignAddresses)
@@ -221,8 +287,8 @@ class CompileIR:
     prm_base: dict[int, int] = field(default_factory=dict)      # layer -> first param word (AssignAddresses)
     pool_weight_word: int = 0             # first weight word of the FC (AssignAddresses)
     program: list[ProgramEntry] = field(default_factory=list)   # the Program (EmitInstructions)
-    schedule: list[dict] = field(default_factory=list)  # per instruction: start, cycles, busy units
-                                                        # (ScheduleProgram; written to schedule.yaml)
+    schedule: list[ScheduleEntry] = field(default_factory=list)  # one per instruction (ScheduleProgram;
+                                          # written to schedule.yaml)
     cycles: int = 0              # per inference, RTL top as built (hw.top_instruction_cycles)
     engine_cycles: int = 0       # per inference, engine-level model (hw.tile_cycles)
     passes: list[PassRecord] = field(default_factory=list)      # time and summary per pass run (compile_ir)

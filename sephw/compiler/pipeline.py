@@ -16,7 +16,7 @@ from .assign_addresses import AssignAddresses
 from .check_legalize import CheckLegalize, check_config
 from .dump import summary
 from .emit_instructions import EmitInstructions
-from .ir import PLACEMENTS, CompileError, CompileIR, PassRecord
+from .ir import PLACEMENTS, CompileError, CompileIR, FixedEngine, PassRecord
 from .schedule_program import ScheduleProgram
 from .size_engines import SizeEngines
 from .tile_layers import TileLayers
@@ -25,18 +25,22 @@ PIPELINE = (CheckLegalize, SizeEngines, TileLayers, AssignAddresses, EmitInstruc
 
 
 def compile_ir(graph: IntGraph, board, costs: hw.UnitCosts | None = None, progress: bool = False,
-               until=None, probe: bool = False, engine: dict | None = None, record: bool = True,
+               until=None, probe: bool = False, engine: FixedEngine | dict | None = None, record: bool = True,
                placement: str = "auto") -> CompileIR:
     """Run :data:`PIPELINE` (up to and including ``until``) on ``graph`` for ``board``.
 
     With ``record`` each pass's wall time (run and invariant check, seconds) and
     :func:`~sephw.compiler.dump.summary` of the IR after it go into ``ir.passes``; the sizer's
     and the not-fit message's inner compiles run without. ``placement``: where pattern and
-    int8 weight words live (:data:`~sephw.compiler.ir.PLACEMENTS`)."""
+    int8 weight words live (:data:`~sephw.compiler.ir.PLACEMENTS`). ``engine``: fixed overlay
+    sizes, a :class:`~sephw.compiler.ir.FixedEngine` or a dict of its fields (an unknown key is a
+    :class:`CompileError`)."""
     if placement not in PLACEMENTS:
         raise CompileError(f"placement {placement!r}: expected one of {', '.join(PLACEMENTS)}")
     if placement in ("external", "spill") and board.external is None:
         raise CompileError(f"placement {placement!r}: {board.name} has no external memory in its profile")
+    if isinstance(engine, dict):
+        engine = FixedEngine.from_dict(engine)
     costs = costs or hw.load_costs()
     check_config(graph, board, costs)
     ir = CompileIR(graph, board, costs, progress, probe, engine=engine, placement=placement)

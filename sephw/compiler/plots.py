@@ -1,11 +1,12 @@
 """Plots of a compiled Program: unit timeline, cycles per layer, on-chip memory map, and the
 measured-vs-predicted cycles of `sephw simulate`.
 
-Every function takes plain data (the schedule's instruction dicts as in ``CompileIR.schedule``
-or schedule.yaml, memory regions and tensors), draws on a matplotlib ``Figure`` with the Agg
-canvas (no pyplot: no global backend or figure registry), writes a PNG of a fixed pixel size
-and returns the Figure so callers and tests can read what was drawn. matplotlib is imported
-inside the functions, so importing this module costs nothing.
+Every function takes plain data (the schedule's instruction dicts as in schedule.yaml, which
+:meth:`~sephw.compiler.ir.ScheduleEntry.as_dict` gives for ``CompileIR.schedule``, memory
+regions and tensors), draws on a matplotlib ``Figure`` with the Agg canvas (no pyplot: no
+global backend or figure registry), writes a PNG of a fixed pixel size and returns the Figure
+so callers and tests can read what was drawn. matplotlib is imported inside the functions, so
+importing this module costs nothing.
 
 The schedule's ``cycles`` are the RTL top's (hw.top_instruction_cycles); its ``busy`` cycles
 per unit are the engine-level model's (hw.tile_cycles). The cycle model does not say which
@@ -378,8 +379,9 @@ def compile_plots(ir, out_dir) -> dict:
     clock = ir.board.clock_hz
     files = {"timeline": "plots/timeline.png", "cycles_by_layer": "plots/cycles_by_layer.png",
              "memory_map": "plots/memory_map.png"}
-    unit_timeline(ir.schedule, out / files["timeline"], clock_hz=clock)
-    cycles_by_layer(ir.schedule, out / files["cycles_by_layer"], clock_hz=clock)
+    schedule = [s.as_dict() for s in ir.schedule]
+    unit_timeline(schedule, out / files["timeline"], clock_hz=clock)
+    cycles_by_layer(schedule, out / files["cycles_by_layer"], clock_hz=clock)
     tensors = [{"name": t.name, "base": t.base, "bytes": t.nbytes, "live": tuple(t.live)} for t in ir.tensors.values()]
     memory_map(dict(ir.onchip), ir.budget, tensors, out / files["memory_map"],
                layer_names=[lay.name for lay in ir.layers])

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..arch.config import dma_beats, spill_chunk
 from ..arch.isa import DEP_SIGNAL_NEXT, DEP_WAIT_PREV, FLAG_FC_MORE, FLAG_FINAL, LOAD_QUEUE_DEPTH, Instruction, Op
 from . import hw
-from .ir import CompileIR
+from .ir import CompileIR, ScheduleEntry
 
 
 def tensor_descs(ir: CompileIR) -> dict[int, hw.TensorDesc]:
@@ -112,26 +112,26 @@ class ScheduleProgram:
             if ins.op == Op.LOAD:
                 eng, busy = tile.length, {"host_link": tile.length}   # 1 byte/cycle from the RX FIFO
             elif tile is not None:
-                eng, busy = tile.cycles, dict(tile.busy)
+                eng, busy = tile.cycles, tile.busy
             else:
                 eng, busy = 1, {}
-            units = sorted(k for k, v in busy.items() if v > 0)
-            sched.append({"index": i, "op": ins.op.name, "layer": ir.layers[ins.layer].name if tile is not None else "",
-                          "band": tile.band if tile is not None else None, "start": t, "cycles": int(cyc),
-                          "engine_cycles": int(eng), "units": units, "load_wait": int(wait) or None,
-                          "busy": {k: int(v) for k, v in busy.items() if v > 0}})
+            sched.append(ScheduleEntry(
+                index=i, op=ins.op, layer=ir.layers[ins.layer].name if tile is not None else "",
+                band=tile.band if tile is not None else None, start=t, cycles=int(cyc), engine_cycles=int(eng),
+                units=tuple(sorted(k for k, v in busy.items() if v > 0)), load_wait=int(wait) or None,
+                busy={k: int(v) for k, v in busy.items() if v > 0}))
             t += int(cyc)
         ir.schedule, ir.cycles = sched, t
-        ir.engine_cycles = sum(s["engine_cycles"] for s in sched)
+        ir.engine_cycles = sum(s.engine_cycles for s in sched)
         return ir
 
     def check(self, ir: CompileIR) -> None:
         assert len(ir.schedule) == len(ir.program)
         prev_end = 0
         for s in ir.schedule:
-            assert s["start"] == prev_end and s["cycles"] >= 1
-            prev_end = s["start"] + s["cycles"]
-            if s["op"] == "PRB":
-                assert {"pattern", "mac"} <= set(s["units"]), s
-                assert max(s["busy"]["pattern"], s["busy"]["mac"]) <= s["engine_cycles"]
+            assert s.start == prev_end and s.cycles >= 1
+            prev_end = s.start + s.cycles
+            if s.op == Op.PRB:
+                assert {"pattern", "mac"} <= set(s.units), s
+                assert max(s.busy["pattern"], s.busy["mac"]) <= s.engine_cycles
         assert prev_end == ir.cycles

@@ -57,7 +57,7 @@ class Estimate:
     depthwise layer (:func:`dw_storage_ratio`). Where the logic alone exceeds the budgets, the
     memories and cycles are not worked out (0, ``bram_blocks`` infinite)."""
     cfg: hw.EngineConfig
-    resources: dict
+    resources: hw.Resources
     lutram: int
     bram_blocks: float
     fits_logic: bool
@@ -72,7 +72,7 @@ class Estimate:
         """The engine-level ranking: configs whose memories fit whole maps by cycles (then
         LUTs, DSPs); the others by the smallest memories (banding then has the most room)."""
         if self.fits_maps:
-            return (0, self.engine_cycles, self.resources["lut"], self.resources["dsp"])
+            return (0, self.engine_cycles, self.resources.lut, self.resources.dsp)
         return (1, self.bram_blocks, self.static_bytes, self.engine_cycles)
 
 
@@ -89,7 +89,7 @@ def estimate(ir: CompileIR, cfg: hw.EngineConfig, act1: int) -> Estimate:
     # 23,220 LUTs against 22,633 estimated, so the headroom matters), and the DRAM
     # controller's where anything lives in DRAM
     ctl = hw.dram_controller(b)["lut"] if streamed else 0
-    fits_logic = r["lut"] + lutram + ctl <= b.resources["lut"] * LUT_HEADROOM
+    fits_logic = r.lut + lutram + ctl <= b.resources["lut"] * LUT_HEADROOM
     return Estimate(cfg, r, lutram, blocks, fits_logic, fits_maps, static.total,
                     whole_network_cycles(cfg, ir) + stream_cycles(ir, cfg, streamed), streamed,
                     dw_storage_ratio(ir, cfg))
@@ -171,9 +171,9 @@ def program_instructions(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozense
     return n
 
 
-def _logic_fits(r: dict, board) -> bool:
-    return r["lut"] <= board.resources["lut"] * LUT_HEADROOM and \
-        r["ff"] <= board.resources["ff"] * LUT_HEADROOM and r["dsp"] <= board.resources["dsp"]
+def _logic_fits(r: hw.Resources, board) -> bool:
+    return r.lut <= board.resources["lut"] * LUT_HEADROOM and \
+        r.ff <= board.resources["ff"] * LUT_HEADROOM and r.dsp <= board.resources["dsp"]
 
 
 def top_cycles(ir: CompileIR, cfg: hw.EngineConfig, plan: dict | None = None,
@@ -248,13 +248,13 @@ class SizeEngines:
         if ir.engine is not None:
             # a fixed overlay (e.g. a small one for simulation): it must still fit the board
             e = ir.engine
-            cands = [(e["lanes"], e["pe_cin"], e["mac_cols"], bool(e.get("packed", False)), e.get("pp_units", 1))]
+            cands = [(e.lanes, e.pe_cin, e.mac_cols, e.packed, e.pp_units)]
             if cands[0][3] and signed_mac:
                 raise CompileError(f"engine packed=True: the MAC array's packed multipliers take unsigned "
                                    f"activations, and {signed_mac[0]} (an int8 convolution's or the FC's input) is signed; "
                                    f"use packed=False")
-            cs = bool(e.get("column_store", True))
-            dw = dw and bool(e.get("depthwise", True))
+            cs = e.column_store
+            dw = dw and e.depthwise
 
         def config(l, c, q, p, u):
             cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs, dw)
@@ -303,7 +303,7 @@ class SizeEngines:
         saved = ir.cfg, [st.tc for lay in ir.layers for st in lay.steps], ir.resources
         banded = []
         try:
-            for e in sorted(admitted, key=lambda e: (e.engine_cycles, e.resources["lut"]))[:TOP_CYCLES_CANDIDATES]:
+            for e in sorted(admitted, key=lambda e: (e.engine_cycles, e.resources.lut))[:TOP_CYCLES_CANDIDATES]:
                 # (TileLayers weighs the overlay's LUTs with its LUT-RAM memories)
                 ir.cfg, ir.resources = e.cfg, e.resources
                 for lay in ir.layers:
@@ -311,7 +311,7 @@ class SizeEngines:
                         st.tc = step_tc(e.cfg, st)
                 got = TileLayers().place(ir)
                 if got[0] is not None:
-                    banded.append(((top_cycles(ir, e.cfg, streamed=got[1], tiles=got[0][1]), e.resources["lut"]), e))
+                    banded.append(((top_cycles(ir, e.cfg, streamed=got[1], tiles=got[0][1]), e.resources.lut), e))
                     if len(banded) == keep:
                         break
             if not banded:
@@ -339,7 +339,7 @@ class SizeEngines:
             if e.cfg.column_store:
                 variants.append(estimate(ir, replace(e.cfg, column_store=False), whole.act_bytes))
         for e in tqdm(variants, desc="rank by RTL-top cycles", disable=not ir.progress, leave=False):
-            key = (top_cycles(ir, e.cfg, whole.plan, e.streamed), e.resources["lut"])
+            key = (top_cycles(ir, e.cfg, whole.plan, e.streamed), e.resources.lut)
             if best is None or key < best[0]:
                 best = (key, e)
         return best[1]
@@ -347,21 +347,21 @@ class SizeEngines:
     @staticmethod
     def _no_overlay_message(ir: CompileIR, ests: list[Estimate]) -> str:
         b = ir.board
-        e = min(ests, key=lambda e: e.resources["lut"])
+        e = min(ests, key=lambda e: e.resources.lut)
         cfg, r = e.cfg, e.resources
         what = "even the smallest overlay" if len(ests) > 1 else "the overlay"
         # a logic that fits alone: its distributed-RAM memories are what does not fit beside it
-        need = f"{r['lut']} LUT of logic + {e.lutram} LUT of distributed-RAM memories = " \
-            f"{r['lut'] + e.lutram} LUT" if _logic_fits(r, b) else f"{r['lut']} LUT"
+        need = f"{r.lut} LUT of logic + {e.lutram} LUT of distributed-RAM memories = " \
+            f"{r.lut + e.lutram} LUT" if _logic_fits(r, b) else f"{r.lut} LUT"
         return (f"board {b.name}: {what} ({cfg.lanes} lanes, "
                 f"{cfg.pe_cin}-channel pattern beats, {cfg.mac_cols} MAC columns) needs "
-                f"{need} / {r['ff']} FF / {r['dsp']} DSP; the budget is "
+                f"{need} / {r.ff} FF / {r.dsp} DSP; the budget is "
                 f"{int(b.resources['lut'] * LUT_HEADROOM)} LUT / {int(b.resources['ff'] * LUT_HEADROOM)} FF / "
                 f"{b.resources['dsp']} DSP")
 
     def check(self, ir: CompileIR) -> None:
         r, b = ir.resources, ir.board
-        assert r["lut"] <= b.resources["lut"] and r["ff"] <= b.resources["ff"] and r["dsp"] <= b.resources["dsp"]
+        assert r.lut <= b.resources["lut"] and r.ff <= b.resources["ff"] and r.dsp <= b.resources["dsp"]
         for lay in ir.layers:
             for st in lay.steps:
                 assert 1 <= st.tc <= min(ir.cfg.lanes, FIELD_MAX["tc"]), (lay.name, st.tc)

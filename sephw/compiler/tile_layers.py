@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from tqdm import tqdm
 
@@ -11,7 +12,7 @@ from ..arch.isa import (DEP_SIGNAL_NEXT, DEP_WAIT_PREV, FLAG_B_PATTERN, FLAG_DEP
 from ..intgraph import DepthwiseConcatNode, InputNode, PoolFCNode, ResidualAddNode, SkipOperand
 from . import hw
 from .bands import band_layout, ring_rows
-from .ir import BRAM_HEADROOM, PARAM_WORD_BYTES, CompileError, CompileIR, StaticMemory, Tensor, Tile
+from .ir import BRAM_HEADROOM, PARAM_WORD_BYTES, CompileError, CompileIR, MemoryBlocks, StaticMemory, Tensor, Tile
 from .memory import first_fit, memory_blocks, memory_geometry, static_memory, streamable_steps
 from .paging import PAGE
 from .operands import fc_chunk_words, fc_chunks, params_streamed, rows_needed, tile_cost, tile_stream_words, windowed
@@ -259,7 +260,7 @@ class TileLayers:
             # (the DRAM controller's logic too, where anything lives in DRAM)
             ctl = hw.dram_controller(ir.board)["lut"] if streamed or layout.cuts else 0
             fits = total <= ir.budget and blocks <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM \
-                and ir.resources["lut"] + lutram + ctl <= ir.board.resources["lut"]
+                and ir.resources.lut + lutram + ctl <= ir.board.resources["lut"]
             if fits:
                 break
         return fits, total, (n_bands, tiles, None, layout, program, blocks, lutram, per, static, page)
@@ -401,12 +402,11 @@ class TileLayers:
             ir.program_page = page
             ir.spills = layout.cuts
             ir.anchor = anchor or ir.graph.output.input
-            ir.memory_blocks = {"block_ram": blocks, "lutram_luts": lutram,
-                                "per_memory": {k: {"blocks": b, "lutram_luts": l} for k, (b, l) in per.items()}}
+            ir.memory_blocks = MemoryBlocks(blocks, lutram, per)
             ctl = hw.dram_controller(ir.board) if streamed or layout.cuts else {"lut": 0, "ff": 0}
-            ir.resources = dict(ir.resources, lut=ir.resources["lut"] + lutram + ctl["lut"],
-                                ff=ir.resources["ff"] + ctl["ff"], bram_blocks=blocks,
-                                detail=dict(ir.resources.get("detail", {}), dram_controller_lut=ctl["lut"]))
+            res = ir.resources
+            ir.resources = replace(res, lut=res.lut + lutram + ctl["lut"], ff=res.ff + ctl["ff"], bram_blocks=blocks,
+                                   detail={**res.detail, "dram_controller_lut": ctl["lut"]})
             ir.bands, ir.band_rows = n_bands, layout.plan
             for name, (r, live) in layout.rows.items():
                 ir.tensors[name].ring_rows = r
@@ -442,7 +442,7 @@ class TileLayers:
         if total <= ir.budget and blocks <= nb:
             ctl = hw.dram_controller(ir.board)["lut"] if streamed else 0
             why = (f"the memories fit ({total} bytes, {blocks} block RAMs) but the overlay's "
-                   f"{ir.resources['lut']} LUT of logic + {lutram} LUT of distributed-RAM memories"
+                   f"{ir.resources.lut} LUT of logic + {lutram} LUT of distributed-RAM memories"
                    + (f" + {ctl} LUT of the DRAM controller" if ctl else "") +
                    f" exceed the part's {ir.board.resources['lut']} LUT")
         else:
@@ -463,8 +463,8 @@ class TileLayers:
     def check(self, ir: CompileIR) -> None:
         total = sum(ir.onchip.values())
         assert total <= ir.budget <= hw.MAX_ONCHIP_BYTES, (total, ir.budget)
-        assert ir.memory_blocks["block_ram"] <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM
-        assert ir.resources["lut"] <= ir.board.resources["lut"]
+        assert ir.memory_blocks.block_ram <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM
+        assert ir.resources.lut <= ir.board.resources["lut"]
         assert ir.static is not None and ir.tiles
         for t in ir.tiles:
             assert t.working_set <= ir.budget
