@@ -119,42 +119,50 @@ def test_timeline_issue_lane_covers_the_whole_program(small_ir, tmp_path):
 
 
 # --------------------------------------------------------------------------- cycles per layer
-def test_cycles_by_layer_bars_match_report_rows(small_ir, sepnet_build, tmp_path):
+def test_cycles_by_layer_bars_match_report_rows(sepnet_build, tmp_path):
+    """The bars are report.json's layer rows: compute (the busier engine's busy cycles),
+    memory (DMA) and the rest add up to the layer's cycles, and each label gives the row's
+    ``bound``; PRB layers show the MAC array's concurrent busy cycles as a thin bar inside."""
     _, _, rep = sepnet_build
-    rows = {r["name"]: r for r in rep["layers"] if r["tiles"]}
-    fig = plots.cycles_by_layer([s.as_dict() for s in small_ir.schedule], tmp_path / "c.png")
+    rows = {r["name"]: r for r in rep["layers"] if r["cycles"]}
+    fig = plots.cycles_by_layer(rep["layers"], tmp_path / "c.png", per_inference=rep["cycles_per_inference"])
     ax = fig.axes[0]
     names = [t.get_text() for t in ax.get_yticklabels()]
     assert sorted(names) == sorted(rows)
-    busiest = {round(p.get_y() + p.get_height() / 2): p.get_width() for p in _patches(ax, "busiest_unit")}
-    rest = {round(p.get_y() + p.get_height() / 2): p.get_width() for p in _patches(ax, "rest")}
+    width = {gid: {round(p.get_y() + p.get_height() / 2): p.get_width() for p in _patches(ax, gid)}
+             for gid in ("compute", "memory", "rest")}
     labels = {round(t.get_position()[1]): t.get_text() for t in ax.texts}
     for y, name in enumerate(names):
         r = rows[name]
-        assert busiest[y] + rest[y] == r["cycles"], name
-        assert busiest[y] >= min(r["cycles"], max(r["pattern_busy"], r["mac_busy"])), name
-        assert ("engine-bound" in labels[y]) == (busiest[y] >= plots.ENGINE_BOUND * r["cycles"]), (name, labels[y])
-    # PRB layers show the MAC array's concurrent busy cycles as a thin bar inside
+        assert width["compute"][y] + width["memory"][y] + width["rest"][y] == r["cycles"], name
+        assert width["compute"][y] == min(r["cycles"], max(r["pattern_busy"], r["mac_busy"])), name
+        assert f": {r['bound']}-bound;" in labels[y], (name, labels[y])
+    assert {r["bound"] for r in rows.values()} >= {"compute", "gather"}
     thin = {round(p.get_y() + p.get_height() / 2 - 0.22): p.get_width() for p in _patches(ax, "other:mac")}
     prb = [y for y, n in enumerate(names) if ".prb" in n]
     assert prb and all(thin[y] == rows[names[y]]["mac_busy"] for y in prb)
 
 
-def test_layer_bounds_classifies_by_busy_fraction():
-    sched = [{"index": 0, "op": "CONV_PATTERN", "layer": "a", "start": 0, "cycles": 100,
-              "busy": {"pattern": 95, "pp": 20}},
-             {"index": 1, "op": "PRB", "layer": "b", "start": 100, "cycles": 60,
-              "busy": {"pattern": 30, "mac": 28}},
-             {"index": 2, "op": "PRB", "layer": "b", "start": 160, "cycles": 40,
-              "busy": {"pattern": 20, "mac": 5}},
-             {"index": 3, "op": "POOL_FC", "layer": "fc", "start": 200, "cycles": 50, "busy": {}},
-             {"index": 4, "op": "SYNC", "start": 250, "cycles": 7}]
-    b = {r["name"]: r for r in plots.layer_bounds(sched)}
-    assert list(b) == ["a", "b", "fc"]
-    assert b["a"]["bound"] == "pattern" and b["a"]["busy_fraction"] == pytest.approx(0.95)
-    assert b["b"]["cycles"] == 100 and b["b"]["busy"] == {"pattern": 50, "mac": 33}
-    assert b["b"]["unit"] == "pattern" and b["b"]["bound"] == "gather/control"
-    assert b["fc"]["unit"] is None and b["fc"]["bound"] == "gather/control"
+def test_cycles_by_layer_draws_each_bound(tmp_path):
+    """A compute-, a memory- and a gather-bound layer (rows as report.json gives them): each
+    bar's three parts and its label, the memory part in its own colour; layers without cycles
+    are left out."""
+    from matplotlib.colors import to_rgb
+    rows = [{"name": "a", "cycles": 100, "pattern_busy": 95, "mac_busy": 0, "dma_cycles": 0, "bound": "compute"},
+            {"name": "b", "cycles": 100, "pattern_busy": 20, "mac_busy": 30, "dma_cycles": 60, "bound": "memory"},
+            {"name": "c", "cycles": 50, "pattern_busy": 0, "mac_busy": 10, "dma_cycles": 0, "bound": "gather"},
+            {"name": "input", "cycles": 0, "pattern_busy": 0, "mac_busy": 0, "dma_cycles": 0, "bound": ""}]
+    fig = plots.cycles_by_layer(rows, tmp_path / "c.png")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+    w = {gid: [p.get_width() for p in _patches(ax, gid)] for gid in ("compute", "memory", "rest")}
+    assert w == {"compute": [95, 30, 10], "memory": [0, 60, 0], "rest": [5, 10, 40]}
+    assert [p.get_facecolor()[:3] for p in _patches(ax, "compute")][1] == pytest.approx(
+        to_rgb(plots.UNIT_COLORS["mac"]))
+    labels = sorted((t.get_position()[1], t.get_text(), t.get_fontweight()) for t in ax.texts)
+    assert [(l.split(": ")[1].split(";")[0], wt) for _, l, wt in labels] == [
+        ("compute-bound", "bold"), ("memory-bound", "normal"), ("gather-bound", "normal")]
+    assert [p.get_width() for p in _patches(ax, "other:pattern")] == [20]
 
 
 # --------------------------------------------------------------------------- memory map

@@ -244,8 +244,8 @@ def report_md(rep: dict) -> str:
     lines += ["", "On-chip memory (bytes): " + ", ".join(f"{k} {v:,}" for k, v in rep["onchip_breakdown"].items()), ""]
     captions = {"timeline": "Unit timeline: each instruction's busy cycles on the pattern engine, the MAC array, the "
                             "post-process and the host link, so the two engines' overlap inside PRB tiles shows (zoom below).",
-                "cycles_by_layer": "Cycles per layer, split into the busiest unit's busy cycles and the rest "
-                                   "(gather / control), with each layer classified engine-bound or gather/control.",
+                "cycles_by_layer": "Cycles per layer, split into compute (the busier engine's busy cycles), memory "
+                                   "(DMA) and the rest (gather / control), labelled with the layer's bound (the table's).",
                 "memory_map": "On-chip memory by region against the board's budget, and the activation tensors at "
                               "their addresses over their lifetimes."}
     for name, path in rep.get("plots", {}).items():
@@ -342,7 +342,7 @@ def write_build(ir, out_dir: Path, compile_seconds: float | None = None, progres
     write_pass_dumps(ir.passes, out)
     rep = report_dict(ir, compile_seconds)
     from .plots import compile_plots      # matplotlib loads only when a build is written
-    rep["plots"] = compile_plots(ir, out)
+    rep["plots"] = compile_plots(ir, out, rep["layers"])
     (out / "report.json").write_text(json.dumps(rep, indent=1))
     (out / "report.md").write_text(report_md(rep))
     return rep

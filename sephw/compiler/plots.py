@@ -11,21 +11,17 @@ importing this module costs nothing.
 The schedule's ``cycles`` are the RTL top's (hw.top_instruction_cycles); its ``busy`` cycles
 per unit are the engine-level model's (hw.tile_cycles). The cycle model does not say which
 of the gatherer, the pattern engine, the PostProcess or the writer bounds an instruction
-(hw.top_instruction_cycles only returns the maximum), so :func:`cycles_by_layer` classifies
-per layer from the busy cycles against the layer's cycles (:data:`ENGINE_BOUND`).
+(hw.top_instruction_cycles only returns the maximum), so layers are classified as a whole
+(report.json's per-layer ``bound``, which :func:`cycles_by_layer` draws).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DPI", "ENGINE_BOUND", "MAX_LAYERS", "UNIT_NAMES", "compile_plots", "cycles_by_layer", "layer_bounds",
-           "measured_vs_predicted", "memory_map", "unit_timeline"]
+__all__ = ["DPI", "MAX_LAYERS", "UNIT_NAMES", "compile_plots", "cycles_by_layer", "measured_vs_predicted",
+           "memory_map", "unit_timeline"]
 
 DPI = 100
-# A layer is engine-bound when its busiest unit's busy cycles (engine-level model) reach this
-# fraction of its cycles on the RTL top; below, the gatherer / sequencer sets the pace.
-ENGINE_BOUND = 0.9
-
 # schedule busy keys -> lane labels, top to bottom; unknown keys get a lane after these
 UNIT_NAMES = {"gather": "gather", "pattern": "pattern engine", "mac": "MAC array", "pp": "post-process",
               "writer": "writer", "host_link": "host link (RX)"}
@@ -33,6 +29,7 @@ UNIT_COLORS = {"gather": "#8c564b", "pattern": "#1f77b4", "mac": "#ff7f0e", "pp"
                "writer": "#9467bd", "host_link": "#7f7f7f"}
 SERIAL_OPS = {"LOAD": "#17becf", "STORE": "#bcbd22", "POOL_FC": "#e377c2"}
 GATHER_COLOR = "#d9d9d9"
+DMA_COLOR = "#17a589"
 # Per-layer bar charts show at most this many layers (those with the most cycles, in Program
 # order): more are neither readable nor quick to draw (each label is a text to render).
 MAX_LAYERS = 60
@@ -162,33 +159,6 @@ def unit_timeline(schedule: list, path, clock_hz: float | None = None, title: st
     return fig
 
 
-def _per_layer(schedule: list) -> list[dict]:
-    """Per layer (in Program order): cycles and busy cycles per unit, summed over its instructions."""
-    per: dict = {}
-    for s in schedule:
-        name = s.get("layer") or ""
-        if not name:
-            continue       # SYNC / END / NOP: a few cycles each, no layer
-        p = per.setdefault(name, {"name": name, "cycles": 0, "busy": {}})
-        p["cycles"] += s["cycles"]
-        for k, v in (s.get("busy") or {}).items():
-            p["busy"][k] = p["busy"].get(k, 0) + v
-    return list(per.values())
-
-
-def layer_bounds(schedule: list) -> list[dict]:
-    """Per layer: ``name``, ``cycles``, ``busy``, the busiest unit ``unit`` and its ``busy_fraction``
-    of the layer's cycles, and ``bound``: that unit's key when the fraction is at least
-    :data:`ENGINE_BOUND`, else ``"gather/control"``."""
-    out = []
-    for p in _per_layer(schedule):
-        unit, b = max(p["busy"].items(), key=lambda kv: kv[1], default=(None, 0))
-        frac = b / p["cycles"] if p["cycles"] else 0.0
-        out.append({**p, "unit": unit, "busy_fraction": frac,
-                    "bound": unit if unit and frac >= ENGINE_BOUND else "gather/control"})
-    return out
-
-
 def _largest(rows: list, key, n: int = MAX_LAYERS) -> tuple[list, list]:
     """``(shown, hidden)``: the ``n`` rows with the largest ``key``, in their original order."""
     if len(rows) <= n:
@@ -201,15 +171,18 @@ def _hidden_note(hidden: list, key=lambda r: r["cycles"]) -> str:
     return f"; {len(hidden)} smaller layers ({sum(key(r) for r in hidden):,} cycles) not shown" if hidden else ""
 
 
-def cycles_by_layer(schedule: list, path, clock_hz: float | None = None):
-    """Predicted cycles per layer (RTL top), one horizontal bar per layer split into the busiest
-    unit's busy cycles (engine-level model, coloured by unit) and the rest (gather, control,
-    pipeline fill; grey, hatched), labelled with the layer's bound (:func:`layer_bounds`; bold:
-    engine-bound). The other engines' busy cycles (the MAC array under a PRB's pattern engine)
-    are thin bars inside. Writes a 1400 px wide PNG (0.32 in per layer high) to ``path``;
-    returns the Figure."""
-    every = sum(s["cycles"] for s in schedule)
-    all_rows = layer_bounds(schedule)
+def cycles_by_layer(layers: list, path, clock_hz: float | None = None, per_inference: int | None = None):
+    """Predicted cycles per layer (RTL top), one horizontal bar per layer: ``layers`` are
+    report.json's layer rows (``name``, ``cycles``, ``pattern_busy``, ``mac_busy``,
+    ``dma_cycles``, ``bound``; rows without cycles are left out). Each bar is split as the
+    report classifies the layer (emit.layer_rows): compute (the busier engine's busy cycles,
+    engine-level model, coloured by engine), memory (DMA: loads, spills, waits for words;
+    teal) and the rest, gather / control / pipeline fill (grey, hatched); the label gives the
+    layer's ``bound`` (bold: compute-bound). The other engine's busy cycles (the MAC array under
+    a PRB's pattern engine) are a thin bar inside. ``per_inference``: the Program's cycles
+    (with SYNC / END) for the title. Writes a 1400 px wide PNG (0.32 in per layer high) to
+    ``path``; returns the Figure."""
+    all_rows = [r for r in layers if r["cycles"] > 0]
     in_layers = sum(r["cycles"] for r in all_rows) or 1
     rows, hidden = _largest(all_rows, lambda r: r["cycles"])
     n = max(1, len(rows))
@@ -217,24 +190,25 @@ def cycles_by_layer(schedule: list, path, clock_hz: float | None = None):
     ax = fig.subplots()
     fig.subplots_adjust(left=0.17, right=0.97, top=1 - 1.6 / fig.get_figheight(), bottom=0.75 / fig.get_figheight())
     y = list(range(len(rows)))
-    eng = [min(r["busy"].get(r["unit"], 0), r["cycles"]) if r["unit"] else 0 for r in rows]
-    rest = [r["cycles"] - e for r, e in zip(rows, eng)]
-    ax.barh(y, eng, color=[UNIT_COLORS.get(r["unit"], "#555555") for r in rows], height=0.7, gid="busiest_unit")
-    ax.barh(y, rest, left=eng, color=GATHER_COLOR, height=0.7, hatch="//", edgecolor="#a0a0a0",
-            linewidth=0, gid="rest")
+    engine = ["mac" if r["mac_busy"] > r["pattern_busy"] else "pattern" for r in rows]
+    comp = [min(r[f"{e}_busy"], r["cycles"]) for r, e in zip(rows, engine)]
+    mem = [min(r["dma_cycles"], r["cycles"] - c) for r, c in zip(rows, comp)]
+    rest = [r["cycles"] - c - m for r, c, m in zip(rows, comp, mem)]
+    ax.barh(y, comp, color=[UNIT_COLORS[e] for e in engine], height=0.7, gid="compute")
+    ax.barh(y, mem, left=comp, color=DMA_COLOR, height=0.7, gid="memory")
+    ax.barh(y, rest, left=[c + m for c, m in zip(comp, mem)], color=GATHER_COLOR, height=0.7, hatch="//",
+            edgecolor="#a0a0a0", linewidth=0, gid="rest")
     for k in ("pattern", "mac"):      # the engines that overlap on one tile
-        yk = [yi for yi, r in zip(y, rows) if r["unit"] != k and r["busy"].get(k, 0) > 0]
-        wk = [min(rows[yi]["busy"][k], rows[yi]["cycles"]) for yi in yk]
+        yk = [yi for yi, r, e in zip(y, rows, engine) if e != k and r[f"{k}_busy"] > 0]
+        wk = [min(rows[yi][f"{k}_busy"], rows[yi]["cycles"]) for yi in yk]
         if yk:
             ax.barh([yi + 0.22 for yi in yk], wk, height=0.18, color=UNIT_COLORS[k], edgecolor="black",
                     linewidth=0.4, gid=f"other:{k}")
-    for yi, r in zip(y, rows):
-        who = UNIT_NAMES.get(r["unit"], r["unit"] or "no engine")
-        engine_bound = r["bound"] != "gather/control"
-        tag = "engine-bound" if engine_bound else "gather/control"
-        ax.text(r["cycles"], yi,
-                f"  {r['cycles']:,} ({r['cycles'] / in_layers:.0%}): {tag}, {who} {r['busy_fraction']:.0%}",
-                va="center", fontsize=8, fontweight="bold" if engine_bound else "normal")
+    for yi, r, c, m in zip(y, rows, comp, mem):
+        cyc = r["cycles"]
+        ax.text(cyc, yi, f"  {cyc:,} ({cyc / in_layers:.0%}): {r['bound']}-bound; compute {c / cyc:.0%}"
+                         + (f", memory {m / cyc:.0%}" if m else ""), va="center", fontsize=8,
+                fontweight="bold" if r["bound"] == "compute" else "normal")
     ax.set_xlim(0, max((r["cycles"] for r in rows), default=1) * 1.45)    # room for the labels
     ax.set_yticks(y, [r["name"] for r in rows], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)
@@ -243,17 +217,18 @@ def cycles_by_layer(schedule: list, path, clock_hz: float | None = None):
     _thousands(ax)
     _time_axis(ax, clock_hz)
     from matplotlib.patches import Patch
-    handles = [Patch(color=UNIT_COLORS[k], label=f"{UNIT_NAMES[k]} busy") for k in UNIT_NAMES
-               if any(r["unit"] == k for r in rows) or any(r["busy"].get(k, 0) > 0 for r in rows)]
+    handles = [Patch(color=UNIT_COLORS[k], label=f"compute: {UNIT_NAMES[k]} busy") for k in ("pattern", "mac")
+               if k in engine or any(r[f"{k}_busy"] > 0 for r in rows)]
+    if any(mem):
+        handles.append(Patch(color=DMA_COLOR, label="memory: DMA loads, spills, waits for words"))
     handles.append(Patch(facecolor=GATHER_COLOR, edgecolor="#a0a0a0", hatch="//",
                          label="rest: gather / control / pipeline"))
     ax.legend(handles=handles, loc="lower right", fontsize=8,
-              title="wide bar: busiest unit; thin bar: other engine\nbusy on the same tiles", title_fontsize=8)
-    ax.set_title(f"Cycles per layer: {in_layers:,} in layers ({every:,} per inference with SYNC / END)"
-                 f"{_hidden_note(hidden)}\n"
-                 f"Bound per layer: engine-bound when its busiest unit is busy >= {ENGINE_BOUND:.0%} of the layer's "
-                 f"cycles (engine-level busy vs RTL-top cycles), else gather/control\n"
-                 f"(classified per layer: the cycle model does not say per instruction what bounds it)",
+              title="wide bar: the busier engine; thin bar: the other\nengine busy on the same tiles", title_fontsize=8)
+    total = f" ({per_inference:,} per inference with SYNC / END)" if per_inference else ""
+    ax.set_title(f"Cycles per layer: {in_layers:,} in layers{total}{_hidden_note(hidden)}\n"
+                 f"Bound per layer (report.json's `bound`): the largest of compute (the busier engine's busy "
+                 f"cycles, engine-level model), memory (DMA) and the rest (gather / control)",
                  fontsize=10, pad=10 if clock_hz else 6)
     _save(fig, path)
     return fig
@@ -372,16 +347,17 @@ def measured_vs_predicted(schedule: list, path, measured: list | None = None, im
     return fig
 
 
-def compile_plots(ir, out_dir) -> dict:
+def compile_plots(ir, out_dir, layers: list) -> dict:
     """Write plots/timeline.png, plots/cycles_by_layer.png and plots/memory_map.png for a finished
-    CompileIR into ``out_dir``; returns ``{name: path relative to out_dir}``."""
+    CompileIR into ``out_dir`` (``layers``: report.json's layer rows); returns ``{name: path
+    relative to out_dir}``."""
     out = Path(out_dir)
     clock = ir.board.clock_hz
     files = {"timeline": "plots/timeline.png", "cycles_by_layer": "plots/cycles_by_layer.png",
              "memory_map": "plots/memory_map.png"}
     schedule = [s.as_dict() for s in ir.schedule]
     unit_timeline(schedule, out / files["timeline"], clock_hz=clock)
-    cycles_by_layer(schedule, out / files["cycles_by_layer"], clock_hz=clock)
+    cycles_by_layer(layers, out / files["cycles_by_layer"], clock_hz=clock, per_inference=ir.cycles)
     tensors = [{"name": t.name, "base": t.base, "bytes": t.nbytes, "live": tuple(t.live)} for t in ir.tensors.values()]
     memory_map(dict(ir.onchip), ir.budget, tensors, out / files["memory_map"],
                layer_names=[lay.name for lay in ir.layers])
