@@ -546,6 +546,17 @@ def test_build_keeps_the_ir_and_time_of_every_pass(builds):
     assert emitted["instructions_by_op"] == dict(Counter(i.op.name for i in prog))
     assert scheduled["cycles"] == rep["cycles_per_inference"]
     assert scheduled["engine_cycles"] == rep["engine_model_cycles_per_inference"]
+    # the tiles, the Program and its schedule themselves, from the pass that makes them on
+    cols = tiled["tile_table"]["columns"]
+    assert sized["tile_table"]["rows"] == [] and len(tiled["tile_table"]["rows"]) == tiled["tiles"]
+    assert [dict(zip(cols, r)) for r in placed["tile_table"]["rows"]] == [
+        {c: (t.opcode.name if c == "opcode" else getattr(t, c)) for c in cols} for t in ir.tiles]
+    txt = (d / "program.txt").read_text().splitlines()[1:]       # "  i @start +cycles <the line>"
+    assert placed["program"] == [] and len(emitted["program"]) == len(prog) == len(txt)
+    assert all(t.endswith(" " + line) for t, line in zip(txt, emitted["program"]))
+    assert emitted["schedule"]["rows"] == []
+    sched = yaml.safe_load((d / "schedule.yaml").read_text())["instructions"]
+    assert [r[:2] for r in scheduled["schedule"]["rows"]] == [[s["start"], s["cycles"]] for s in sched]
 
 
 def test_program_entries_pair_each_instruction_with_its_tile(builds):

@@ -1,8 +1,8 @@
 """BUILD/passes/: what each pass left in the IR, and how long it took.
 
 :func:`summary` is taken after every pass (:func:`sephw.compiler.pipeline.compile_ir`); it
-names shapes, counts and addresses, never weights, so the shipped model's dumps stay a few
-kilobytes. :func:`write_pass_dumps` writes them as ``passes/NN_<pass>.json`` and
+names shapes, counts, addresses, tiles and instructions, never weights, so the shipped model's
+dumps stay tens of kilobytes. :func:`write_pass_dumps` writes them as ``passes/NN_<pass>.json`` and
 ``passes/timing.json``.
 """
 from __future__ import annotations
@@ -21,9 +21,19 @@ def pass_file_stem(index: int, name: str) -> str:
     return f"{index:02d}_" + re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+#: a tile's fields in ``tile_table`` (every field of :class:`~sephw.compiler.ir.Tile` but the
+#: per-operand cost records, whose cycles and busy units are ``cycles`` and ``busy``)
+TILE_COLUMNS = ("layer", "step", "band", "opcode", "row0", "rows", "c0", "tc", "in_row0", "in_rows",
+                "working_set", "cycles", "busy", "flags", "length", "mem", "half", "deps")
+#: an instruction's prediction in ``schedule`` (ScheduleProgram)
+SCHEDULE_COLUMNS = ("start", "cycles", "engine_cycles", "load_wait")
+
+
 def summary(ir: CompileIR) -> dict:
     """A JSON-ready summary of ``ir``: engine config and resources, layers (steps, tile count,
-    words), tensors (shape, ring rows, base, lifetime), memories, Program size and cycles.
+    words), tensors (shape, ring rows, base, lifetime), memories, every tile (``tile_table``:
+    :data:`TILE_COLUMNS` and one row per tile), the Program (one line per instruction, as
+    program.txt writes it) and its schedule (:data:`SCHEDULE_COLUMNS` per instruction).
     Fields a later pass sets show their defaults (None, 0, -1, empty)."""
     tiles_per_layer = Counter(t.layer for t in ir.tiles)
     layers = []
@@ -57,7 +67,33 @@ def summary(ir: CompileIR) -> dict:
         "cycles": ir.cycles, "engine_cycles": ir.engine_cycles,
         "layers": layers,
         "tensors": tensors,
+        "tile_table": {"columns": list(TILE_COLUMNS),
+                       "rows": [[t.opcode.name if c == "opcode" else getattr(t, c) for c in TILE_COLUMNS]
+                                for t in ir.tiles]},
+        "program": [e.instruction.text() for e in ir.program],
+        "schedule": {"columns": list(SCHEDULE_COLUMNS),
+                     "rows": [[getattr(s, c) for c in SCHEDULE_COLUMNS] for s in ir.schedule]},
     }
+
+
+def _flat(x) -> bool:
+    """A scalar, or a dict of scalars (a tile's ``busy``)."""
+    return not isinstance(x, (dict, list)) or (isinstance(x, dict) and all(_flat(y) and not isinstance(y, dict)
+                                                                            for y in x.values()))
+
+
+def _json(v, indent: str = "") -> str:
+    """``v`` as JSON, nested containers indented one space per level, every list of flat
+    values on one line (a tile's row) and a long list of strings one per line (the Program):
+    json.dumps(indent=1) gave the 224x224 SEP-Net's dumps 20 MB, one line per number."""
+    inner = indent + " "
+    if isinstance(v, dict) and v:
+        return "{\n" + ",\n".join(f"{inner}{json.dumps(k)}: {_json(x, inner)}" for k, x in v.items()) + f"\n{indent}}}"
+    if isinstance(v, list) and all(isinstance(x, str) for x in v) and sum(map(len, v)) > 200:
+        return "[\n" + ",\n".join(inner + json.dumps(x) for x in v) + f"\n{indent}]"
+    if isinstance(v, list) and not all(map(_flat, v)):
+        return "[\n" + ",\n".join(inner + _json(x, inner) for x in v) + f"\n{indent}]"
+    return json.dumps(v)
 
 
 def write_pass_dumps(passes: list[PassRecord], out_dir: Path) -> dict[str, float]:
@@ -70,8 +106,8 @@ def write_pass_dumps(passes: list[PassRecord], out_dir: Path) -> dict[str, float
     timing = []
     for i, rec in enumerate(passes, 1):
         stem = pass_file_stem(i, rec.name)
-        (d / f"{stem}.json").write_text(json.dumps({"index": i, "pass": rec.name, "contract": rec.contract,
-                                                   "seconds": round(rec.seconds, 6), "ir": rec.summary}, indent=1))
+        (d / f"{stem}.json").write_text(_json({"index": i, "pass": rec.name, "contract": rec.contract,
+                                               "seconds": round(rec.seconds, 6), "ir": rec.summary}) + "\n")
         timing.append({"index": i, "pass": rec.name, "file": f"{stem}.json", "seconds": round(rec.seconds, 6)})
     total = sum(r.seconds for r in passes)
     (d / "timing.json").write_text(json.dumps({"passes": timing, "total_seconds": round(total, 6)}, indent=1))
