@@ -120,9 +120,10 @@ def test_timeline_issue_lane_covers_the_whole_program(small_ir, tmp_path):
 
 # --------------------------------------------------------------------------- cycles per layer
 def test_cycles_by_layer_bars_match_report_rows(sepnet_build, tmp_path):
-    """The bars are report.json's layer rows: compute (the busier engine's busy cycles),
-    memory (DMA) and the rest add up to the layer's cycles, and each label gives the row's
-    ``bound``; PRB layers show the MAC array's concurrent busy cycles as a thin bar inside."""
+    """The bars are report.json's layer rows: the busiest unit's busy cycles (pattern engine,
+    MAC array or post-process), memory (DMA) and the rest add up to the layer's cycles, and
+    each label gives the row's ``bound``; PRB layers show the MAC array's concurrent busy
+    cycles as a thin bar inside."""
     _, _, rep = sepnet_build
     rows = {r["name"]: r for r in rep["layers"] if r["cycles"]}
     fig = plots.cycles_by_layer(rep["layers"], tmp_path / "c.png", per_inference=rep["cycles_per_inference"])
@@ -130,13 +131,13 @@ def test_cycles_by_layer_bars_match_report_rows(sepnet_build, tmp_path):
     names = [t.get_text() for t in ax.get_yticklabels()]
     assert sorted(names) == sorted(rows)
     width = {gid: {round(p.get_y() + p.get_height() / 2): p.get_width() for p in _patches(ax, gid)}
-             for gid in ("compute", "memory", "rest")}
+             for gid in ("busiest", "memory", "rest")}
     labels = {round(t.get_position()[1]): t.get_text() for t in ax.texts}
     for y, name in enumerate(names):
         r = rows[name]
-        assert width["compute"][y] + width["memory"][y] + width["rest"][y] == r["cycles"], name
-        assert width["compute"][y] == min(r["cycles"], max(r["pattern_busy"], r["mac_busy"])), name
-        assert f": {r['bound']}-bound;" in labels[y], (name, labels[y])
+        assert width["busiest"][y] + width["memory"][y] + width["rest"][y] == r["cycles"], name
+        assert width["busiest"][y] == min(r["cycles"], max(r["pattern_busy"], r["mac_busy"], r["pp_busy"])), name
+        assert labels[y].split(": ", 1)[1].split(";")[0] == f"{r['bound']}-bound", (name, labels[y])
     assert {r["bound"] for r in rows.values()} >= {"compute", "gather"}
     thin = {round(p.get_y() + p.get_height() / 2 - 0.22): p.get_width() for p in _patches(ax, "other:mac")}
     prb = [y for y, n in enumerate(names) if ".prb" in n]
@@ -144,25 +145,30 @@ def test_cycles_by_layer_bars_match_report_rows(sepnet_build, tmp_path):
 
 
 def test_cycles_by_layer_draws_each_bound(tmp_path):
-    """A compute-, a memory- and a gather-bound layer (rows as report.json gives them): each
-    bar's three parts and its label, the memory part in its own colour; layers without cycles
-    are left out."""
+    """A compute-, a memory-, a post-process- and a gather-bound layer (rows as report.json
+    gives them): each bar's three parts and its label, the busiest unit in its colour, the
+    others as thin bars; layers without cycles are left out."""
     from matplotlib.colors import to_rgb
-    rows = [{"name": "a", "cycles": 100, "pattern_busy": 95, "mac_busy": 0, "dma_cycles": 0, "bound": "compute"},
-            {"name": "b", "cycles": 100, "pattern_busy": 20, "mac_busy": 30, "dma_cycles": 60, "bound": "memory"},
-            {"name": "c", "cycles": 50, "pattern_busy": 0, "mac_busy": 10, "dma_cycles": 0, "bound": "gather"},
-            {"name": "input", "cycles": 0, "pattern_busy": 0, "mac_busy": 0, "dma_cycles": 0, "bound": ""}]
+    row = lambda name, cyc, pat, mac, pp, dma, bound: dict(name=name, cycles=cyc, pattern_busy=pat, mac_busy=mac,
+                                                           pp_busy=pp, dma_cycles=dma, bound=bound)
+    rows = [row("a", 100, 95, 0, 40, 0, "compute"), row("b", 100, 20, 30, 10, 60, "memory"),
+            row("c", 80, 0, 30, 70, 0, "post-process"), row("d", 50, 0, 10, 5, 0, "gather"),
+            row("input", 0, 0, 0, 0, 0, "")]
     fig = plots.cycles_by_layer(rows, tmp_path / "c.png")
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
-    w = {gid: [p.get_width() for p in _patches(ax, gid)] for gid in ("compute", "memory", "rest")}
-    assert w == {"compute": [95, 30, 10], "memory": [0, 60, 0], "rest": [5, 10, 40]}
-    assert [p.get_facecolor()[:3] for p in _patches(ax, "compute")][1] == pytest.approx(
-        to_rgb(plots.UNIT_COLORS["mac"]))
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c", "d"]
+    w = {gid: [p.get_width() for p in _patches(ax, gid)] for gid in ("busiest", "memory", "rest")}
+    assert w == {"busiest": [95, 30, 70, 10], "memory": [0, 60, 0, 0], "rest": [5, 10, 10, 40]}
+    colors = [p.get_facecolor()[:3] for p in _patches(ax, "busiest")]
+    assert colors[1] == pytest.approx(to_rgb(plots.UNIT_COLORS["mac"]))
+    assert colors[2] == pytest.approx(to_rgb(plots.UNIT_COLORS["pp"]))
     labels = sorted((t.get_position()[1], t.get_text(), t.get_fontweight()) for t in ax.texts)
     assert [(l.split(": ")[1].split(";")[0], wt) for _, l, wt in labels] == [
-        ("compute-bound", "bold"), ("memory-bound", "normal"), ("gather-bound", "normal")]
+        ("compute-bound", "bold"), ("memory-bound", "normal"), ("post-process-bound", "normal"),
+        ("gather-bound", "normal")]
     assert [p.get_width() for p in _patches(ax, "other:pattern")] == [20]
+    assert [p.get_width() for p in _patches(ax, "other:mac")] == [30]     # c: the MAC array beside its post-process
+    assert [p.get_width() for p in _patches(ax, "other:pp")] == [40, 10, 5]
 
 
 # --------------------------------------------------------------------------- memory map

@@ -45,7 +45,7 @@ def layer_rows(ir) -> list[dict]:
     stored / held, 0 without patterns); ``depthwise``: the layer has depthwise pattern
     convolutions (:func:`~sephw.compiler.hw.depthwise_pattern`), in the depthwise mode or not."""
     cfg = ir.cfg
-    per = {lay.index: {"cycles": 0, "pattern_busy": 0, "mac_busy": 0, "tiles": 0, "dma_cycles": 0,
+    per = {lay.index: {"cycles": 0, "pattern_busy": 0, "mac_busy": 0, "pp_busy": 0, "tiles": 0, "dma_cycles": 0,
                        "dma_loads": 0, "external_bytes": 0} for lay in ir.layers}
     ext_word_bytes = dma_beats(cfg, ir.board.external.data_bits) * ir.board.external.data_bits // 8 \
         if ir.streamed else 0
@@ -68,6 +68,7 @@ def layer_rows(ir) -> list[dict]:
         p["dma_cycles"] += s.load_wait or 0      # waiting for its words to land
         p["pattern_busy"] += s.busy.get("pattern", 0)
         p["mac_busy"] += s.busy.get("mac", 0)
+        p["pp_busy"] += s.busy.get("pp", 0)
         p["tiles"] += 1
     rows = []
     for lay in ir.layers:
@@ -112,14 +113,17 @@ def layer_rows(ir) -> list[dict]:
         pe_peak = cfg.pattern_peak(bits)
         util = {"pattern_engine": lay.pattern_macs / (cyc * pe_peak) if cyc and lay.pattern_macs else 0.0,
                 "mac_array": lay.int8_macs / (cyc * cfg.mac_peak) if cyc and lay.int8_macs else 0.0}
-        # what bounds the layer: the busiest engine, the DMA_LOADs before its tiles, or the rest
-        # (window gather, control) -- the top runs them one after another
-        parts = {"compute": max(p["pattern_busy"], p["mac_busy"]), "memory": p["dma_cycles"]}
-        parts["gather"] = cyc - parts["compute"] - parts["memory"]
+        # what bounds the layer: the busiest engine, the PostProcess (pp_units channels per
+        # cycle, the writer storing as many bytes), the DMA_LOADs before its tiles, or the
+        # rest (window gather, control) -- the top runs the loads and the tiles one after another
+        parts = {"compute": max(p["pattern_busy"], p["mac_busy"]), "post-process": p["pp_busy"],
+                 "memory": p["dma_cycles"]}
+        parts["gather"] = cyc - max(parts["compute"], parts["post-process"]) - parts["memory"]
         rows.append({"index": lay.index, "name": n.name, "type": kind, "shape": shape,
                      "macs": lay.macs, "pattern_macs": lay.pattern_macs, "int8_macs": lay.int8_macs,
                      "onchip_bytes": int(onchip), "tiles": p["tiles"], "cycles": int(cyc),
                      "pattern_busy": int(p["pattern_busy"]), "mac_busy": int(p["mac_busy"]),
+                     "pp_busy": int(p["pp_busy"]),
                      "utilization": {k: round(v, 4) for k, v in util.items()},
                      "pattern_bits": int(pbits), "pattern_bits_stored": int(stored), "depthwise": depthwise,
                      "pattern_storage_ratio": round(stored / pbits, 3) if pbits else 0.0,
@@ -233,19 +237,20 @@ def report_md(rep: dict) -> str:
                      + (f"; spilled to external memory ({ext['spill_bytes']:,} bytes): {', '.join(ext['spilled'])}"
                         if ext.get("spilled") else ""))
     lines += ["", "| # | layer | type | output | MACs | on-chip bytes | external bytes | pattern stored / bits | tiles "
-              "| cycles | DMA cycles | bound | pattern busy | MAC busy | util PE | util MAC |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| cycles | DMA cycles | bound | pattern busy | MAC busy | PP busy | util PE | util MAC |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rep["layers"]:
         ratio = f"{r['pattern_storage_ratio']:.2f}x" if r.get("pattern_bits") else ""
         lines.append(f"| {r['index']} | {r['name']} | {r['type']} | {r['shape']} | {r['macs']:,} | {r['onchip_bytes']:,} "
                      f"| {r['external_bytes']:,} | {ratio} | {r['tiles']} | {r['cycles']:,} | {r['dma_cycles']:,} "
-                     f"| {r['bound']} | {r['pattern_busy']:,} | {r['mac_busy']:,} "
+                     f"| {r['bound']} | {r['pattern_busy']:,} | {r['mac_busy']:,} | {r['pp_busy']:,} "
                      f"| {r['utilization']['pattern_engine']:.1%} | {r['utilization']['mac_array']:.1%} |")
     lines += ["", "On-chip memory (bytes): " + ", ".join(f"{k} {v:,}" for k, v in rep["onchip_breakdown"].items()), ""]
     captions = {"timeline": "Unit timeline: each instruction's busy cycles on the pattern engine, the MAC array, the "
                             "post-process and the host link, so the two engines' overlap inside PRB tiles shows (zoom below).",
-                "cycles_by_layer": "Cycles per layer, split into compute (the busier engine's busy cycles), memory "
-                                   "(DMA) and the rest (gather / control), labelled with the layer's bound (the table's).",
+                "cycles_by_layer": "Cycles per layer, split into the busiest unit's busy cycles (pattern engine, MAC "
+                                   "array or post-process), memory (DMA) and the rest (gather / control), labelled "
+                                   "with the layer's bound (the table's).",
                 "memory_map": "On-chip memory by region against the board's budget, and the activation tensors at "
                               "their addresses over their lifetimes."}
     for name, path in rep.get("plots", {}).items():

@@ -174,14 +174,15 @@ def _hidden_note(hidden: list, key=lambda r: r["cycles"]) -> str:
 def cycles_by_layer(layers: list, path, clock_hz: float | None = None, per_inference: int | None = None):
     """Predicted cycles per layer (RTL top), one horizontal bar per layer: ``layers`` are
     report.json's layer rows (``name``, ``cycles``, ``pattern_busy``, ``mac_busy``,
-    ``dma_cycles``, ``bound``; rows without cycles are left out). Each bar is split as the
-    report classifies the layer (emit.layer_rows): compute (the busier engine's busy cycles,
-    engine-level model, coloured by engine), memory (DMA: loads, spills, waits for words;
-    teal) and the rest, gather / control / pipeline fill (grey, hatched); the label gives the
-    layer's ``bound`` (bold: compute-bound). The other engine's busy cycles (the MAC array under
-    a PRB's pattern engine) are a thin bar inside. ``per_inference``: the Program's cycles
-    (with SYNC / END) for the title. Writes a 1400 px wide PNG (0.32 in per layer high) to
-    ``path``; returns the Figure."""
+    ``pp_busy``, ``dma_cycles``, ``bound``; rows without cycles are left out). Each bar is split
+    as the report classifies the layer (emit.layer_rows): the busiest unit's busy cycles
+    (pattern engine, MAC array or post-process, engine-level model, coloured by unit), memory
+    (DMA: loads, spills, waits for words; teal) and the rest, gather / control / pipeline fill
+    (grey, hatched); the label gives the layer's ``bound`` (bold: compute-bound). The other
+    units' busy cycles are thin bars inside (the MAC array under a PRB's pattern engine above
+    the middle, the post-process below it). ``per_inference``: the Program's cycles (with SYNC /
+    END) for the title. Writes a 1400 px wide PNG (0.32 in per layer high) to ``path``; returns
+    the Figure."""
     all_rows = [r for r in layers if r["cycles"] > 0]
     in_layers = sum(r["cycles"] for r in all_rows) or 1
     rows, hidden = _largest(all_rows, lambda r: r["cycles"])
@@ -190,24 +191,26 @@ def cycles_by_layer(layers: list, path, clock_hz: float | None = None, per_infer
     ax = fig.subplots()
     fig.subplots_adjust(left=0.17, right=0.97, top=1 - 1.6 / fig.get_figheight(), bottom=0.75 / fig.get_figheight())
     y = list(range(len(rows)))
-    engine = ["mac" if r["mac_busy"] > r["pattern_busy"] else "pattern" for r in rows]
-    comp = [min(r[f"{e}_busy"], r["cycles"]) for r, e in zip(rows, engine)]
+    busy = [{"pattern": r["pattern_busy"], "mac": r["mac_busy"], "pp": r["pp_busy"]} for r in rows]
+    engine = [max(b, key=b.get) for b in busy]           # ties: the pattern engine, then the MAC array
+    comp = [min(b[e], r["cycles"]) for r, b, e in zip(rows, busy, engine)]
     mem = [min(r["dma_cycles"], r["cycles"] - c) for r, c in zip(rows, comp)]
     rest = [r["cycles"] - c - m for r, c, m in zip(rows, comp, mem)]
-    ax.barh(y, comp, color=[UNIT_COLORS[e] for e in engine], height=0.7, gid="compute")
+    ax.barh(y, comp, color=[UNIT_COLORS[e] for e in engine], height=0.7, gid="busiest")
     ax.barh(y, mem, left=comp, color=DMA_COLOR, height=0.7, gid="memory")
     ax.barh(y, rest, left=[c + m for c, m in zip(comp, mem)], color=GATHER_COLOR, height=0.7, hatch="//",
             edgecolor="#a0a0a0", linewidth=0, gid="rest")
-    for k in ("pattern", "mac"):      # the engines that overlap on one tile
-        yk = [yi for yi, r, e in zip(y, rows, engine) if e != k and r[f"{k}_busy"] > 0]
-        wk = [min(rows[yi][f"{k}_busy"], rows[yi]["cycles"]) for yi in yk]
+    for k, off in (("pattern", 0.22), ("mac", 0.22), ("pp", -0.22)):      # the units busy beside it
+        yk = [yi for yi, b, e in zip(y, busy, engine) if e != k and b[k] > 0]
+        wk = [min(busy[yi][k], rows[yi]["cycles"]) for yi in yk]
         if yk:
-            ax.barh([yi + 0.22 for yi in yk], wk, height=0.18, color=UNIT_COLORS[k], edgecolor="black",
+            ax.barh([yi + off for yi in yk], wk, height=0.18, color=UNIT_COLORS[k], edgecolor="black",
                     linewidth=0.4, gid=f"other:{k}")
-    for yi, r, c, m in zip(y, rows, comp, mem):
+    for yi, r, e, c, m in zip(y, rows, engine, comp, mem):
         cyc = r["cycles"]
-        ax.text(cyc, yi, f"  {cyc:,} ({cyc / in_layers:.0%}): {r['bound']}-bound; compute {c / cyc:.0%}"
-                         + (f", memory {m / cyc:.0%}" if m else ""), va="center", fontsize=8,
+        parts = ([f"{UNIT_NAMES[e]} {c / cyc:.0%}"] if c else []) + ([f"memory {m / cyc:.0%}"] if m else [])
+        label = f"  {cyc:,} ({cyc / in_layers:.0%}): {r['bound']}-bound" + ("; " + ", ".join(parts) if parts else "")
+        ax.text(cyc, yi, label, va="center", fontsize=8,
                 fontweight="bold" if r["bound"] == "compute" else "normal")
     ax.set_xlim(0, max((r["cycles"] for r in rows), default=1) * 1.45)    # room for the labels
     ax.set_yticks(y, [r["name"] for r in rows], fontsize=8)
@@ -217,18 +220,18 @@ def cycles_by_layer(layers: list, path, clock_hz: float | None = None, per_infer
     _thousands(ax)
     _time_axis(ax, clock_hz)
     from matplotlib.patches import Patch
-    handles = [Patch(color=UNIT_COLORS[k], label=f"compute: {UNIT_NAMES[k]} busy") for k in ("pattern", "mac")
-               if k in engine or any(r[f"{k}_busy"] > 0 for r in rows)]
+    handles = [Patch(color=UNIT_COLORS[k], label=f"{UNIT_NAMES[k]} busy") for k in ("pattern", "mac", "pp")
+               if any(b[k] > 0 for b in busy)]
     if any(mem):
         handles.append(Patch(color=DMA_COLOR, label="memory: DMA loads, spills, waits for words"))
     handles.append(Patch(facecolor=GATHER_COLOR, edgecolor="#a0a0a0", hatch="//",
                          label="rest: gather / control / pipeline"))
     ax.legend(handles=handles, loc="lower right", fontsize=8,
-              title="wide bar: the busier engine; thin bar: the other\nengine busy on the same tiles", title_fontsize=8)
+              title="wide bar: the busiest unit; thin bars: the others\nbusy on the same tiles", title_fontsize=8)
     total = f" ({per_inference:,} per inference with SYNC / END)" if per_inference else ""
     ax.set_title(f"Cycles per layer: {in_layers:,} in layers{total}{_hidden_note(hidden)}\n"
-                 f"Bound per layer (report.json's `bound`): the largest of compute (the busier engine's busy "
-                 f"cycles, engine-level model), memory (DMA) and the rest (gather / control)",
+                 f"Bound per layer (report.json's `bound`): the largest of compute (the busier engine), "
+                 f"post-process, memory (DMA) and the rest (gather / control)",
                  fontsize=10, pad=10 if clock_hz else 6)
     _save(fig, path)
     return fig
