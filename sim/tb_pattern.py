@@ -151,13 +151,16 @@ async def pattern_engine_matches_reference(dut):
         kernels = [kk for kk in (3, 5, 7) if kk <= eng.k]
         dw = [dict(dw=True, kernel=kk, act_bits=pyrng.randint(2, eng.a_bits), signed=i % 2 == 1,
                    h=pyrng.randint(1, 4), w=pyrng.randint(1, 5)) for i, kk in enumerate(kernels + kernels[-1:])]
-        subcases = subcases[:1] + dw + subcases[1:]
+        n_worst = sum(1 for sc in subcases if sc.get("worst"))
+        subcases = subcases[:n_worst] + dw + subcases[n_worst:]
     main_words = eng.pattern_depth * eng.pattern_slices
     wbits = len(dut.pattern_w__data.value)
     dw_next = 0
+    # the flows change every two sub-cases: the unsigned and the signed worst case both run
+    # with idle insertion and back-pressure together
     flows = crossed_flows(case["idle"], case["stall"])
     for i, sc in enumerate(subcases):
-        drv.idle, mon.stall = flow = flows[i % len(flows)]
+        drv.idle, mon.stall = flow = flows[i // 2 % len(flows)]
         if sc.pop("dw", False):
             n = dw_slices(eng.k, sc["kernel"])
             addr = dw_next if dw_next + n <= eng.dw_depth else 0

@@ -135,6 +135,11 @@ def test_cycles_by_layer_bars_match_report_rows(sepnet_build, tmp_path):
     labels = {round(t.get_position()[1]): t.get_text() for t in ax.texts}
     for y, name in enumerate(names):
         r = rows[name]
+        # the report's bound is the largest part (emit.layer_rows), which the label repeats
+        parts = {"compute": max(r["pattern_busy"], r["mac_busy"]), "post-process": r["pp_busy"],
+                 "memory": r["dma_cycles"]}
+        parts["gather"] = r["cycles"] - max(parts["compute"], parts["post-process"]) - r["dma_cycles"]
+        assert r["bound"] == max(parts, key=parts.get), (name, parts)
         assert width["busiest"][y] + width["memory"][y] + width["rest"][y] == r["cycles"], name
         assert width["busiest"][y] == min(r["cycles"], max(r["pattern_busy"], r["mac_busy"], r["pp_busy"])), name
         assert labels[y].split(": ", 1)[1].split(";")[0] == f"{r['bound']}-bound", (name, labels[y])

@@ -19,7 +19,7 @@ from sephw import data, reference
 from sephw.arch import Manifest
 from sephw.cli import build_parser
 from sephw.compiler import Op, decode_program
-from sephw.arch.isa import FLAG_DW_PATTERN
+from sephw.arch.isa import FLAG_SKIP_IDENTITY
 
 
 
@@ -238,9 +238,9 @@ def test_model_zoo_variants_bit_exact(arch, depthwise, tmp_path):
     g = quantize.quantize(m, calib)
     # (MixConv with two PostProcess units: its branches of 6, 5 and 5 channels give depthwise
     # tiles at odd first channels, whose parameter blocks start on even words)
-    ir, rep = compile_graph(g, "arty-a7-35", tmp_path, engine=dict(
-        lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=2 if arch == "mixconv-resnet20" else 1,
-        depthwise=depthwise))
+    eng = dict(lanes=4, pe_cin=4, mac_cols=4, packed=False, pp_units=2 if arch == "mixconv-resnet20" else 1,
+               depthwise=depthwise)
+    ir, rep = compile_graph(g, "arty-a7-35", tmp_path, engine=eng)
     assert ir.cfg.depthwise == depthwise
     ops = decode_program((tmp_path / "program.bin").read_bytes())
     dw_tiles = [i for i in ops if i.flags & FLAG_DW_PATTERN]
@@ -265,6 +265,23 @@ def test_model_zoo_variants_bit_exact(arch, depthwise, tmp_path):
     sched = yaml.safe_load((tmp_path / "schedule.yaml").read_text())["instructions"]
     assert r["cycles"][0] == rep["cycles_per_inference"]
     assert r["instruction_cycles"][0] == [s["cycles"] for s in sched]
+    if arch == "dsconv-resnet20" and depthwise:
+        # signed windows in the depthwise mode, and a signed identity skip: the stem's and
+        # blocks.0.conv1's outputs made signed (no ReLU), on the same hardware (the Verilator
+        # model above: signedness is in the tensor descriptors)
+        import copy
+        gs = copy.deepcopy(g)
+        for name in ("stem", "blocks.0.conv1"):
+            gs.node(name).out.signed = True
+        irs, reps = compile_graph(gs, "arty-a7-35", tmp_path / "signed", engine=eng)
+        assert irs.arch.hash() == ir.arch.hash()
+        codes = reference.run(gs, x, return_intermediates=["stem", "blocks.0.conv1"])[1]
+        assert all((c < 0).float().mean() > 0.2 for c in codes.values())
+        ops = decode_program((tmp_path / "signed" / "program.bin").read_bytes())
+        tens = Manifest.read(tmp_path / "signed").tensors
+        assert any(i.flags & FLAG_DW_PATTERN and tens[i.src_a]["dtype"] == "int8" for i in ops)
+        rs = run_top(tmp_path / "signed", x.numpy(), reference.run(gs, x).numpy())   # every logit
+        assert rs["cycles"][0] == reps["cycles_per_inference"]
 
 
 @pytest.mark.slow
@@ -360,38 +377,48 @@ def test_one_channel_tiles_with_two_postprocess_units(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("graph", ["module", "depthwise"])
-def test_signed_activations_on_the_pattern_engine_bit_exact(graph, tmp_path):
+def test_signed_activations_bit_exact(sepnet_build, tmp_path):
     """Signed tensors (two's complement codes, no ReLU: outputs made signed in the IntGraph,
-    so they saturate at -128 and 127) through every unit that reads activations. ``module``
-    (``_module_graph``): conv1 signed, read by a dense 3×3 stride 2 on the pattern engine;
-    conv2 signed, read by svd1 on the MAC array and by the module's residual add as its
-    identity skip (codes sign-extended into the PostProcess). ``depthwise``: conv1 signed,
-    read by a depthwise 3×3 in the engine's depthwise mode, whose output is signed too
-    (PoolFC's sums two's complement, their top byte into the MAC array as int8). Every logit
+    so they saturate at -128 and 127) through every unit that reads activations, on the small
+    SEP-Net's overlay (its Verilator model is test_whole_sepnet_bit_exact's: signedness is in
+    the tensor descriptors, not the ArchConfig): conv1 and conv2 signed, read by conv2 (a dense
+    3×3 stride 2) and conv3 (3×3 stride 1 over 32 channels: the sliding window's column store)
+    on the pattern engine; conv3 signed, read by module1's svd1 on the MAC array and by its
+    residual add as the identity skip (codes sign-extended into the PostProcess); conv5
+    signed, PoolFC's sums two's complement (their top byte into the MAC array as int8). The
+    depthwise mode's signed windows: test_model_zoo_variants_bit_exact[dsconv]. Every logit
     equal to the reference's and every instruction's cycles as predicted (signed codes take
     the same planes and bytes)."""
+    import copy
+
+    from conftest import SMALL_ENGINE
     from sephw.compiler import compile_graph
     from sim.top_driver import run_top
-    g = _module_graph(k=3, size=8, a_bits=8) if graph == "module" else _depthwise_graph()
-    g.node("features.conv1").out.signed = True
-    g.node("features.conv2").out.signed = True
-    if graph == "module":
-        assert g.node("features.module1").skip.input == "features.conv2"
-    ir, rep = compile_graph(g, "arty-a7-35", tmp_path, engine=dict(lanes=4, pe_cin=4, mac_cols=4, packed=False))
+    g0, d0, _ = sepnet_build
+    g = copy.deepcopy(g0)
+    signed = ("features.conv1", "features.conv2", "features.conv3", "features.conv5")
+    for name in signed:
+        g.node(name).out.signed = True
+    assert g.node("features.module1").skip.input == "features.conv3" and g.output.input == "features.conv5"
+    ir, rep = compile_graph(g, "arty-a7-35", tmp_path, engine=SMALL_ENGINE)
+    assert ir.arch.hash() == Manifest.read(d0).arch.hash()        # the same hardware
     x = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(13))
-    inter = reference.run(g, x, return_intermediates=["features.conv1", "features.conv2"])[1]
-    codes = inter["features.conv1"]
-    assert codes.min() == -128 and codes.max() == 127 and (codes < 0).float().mean() > 0.3
-    assert (inter["features.conv2"] < 0).float().mean() > 0.2
-    if graph == "depthwise":      # negative pool sums
-        assert (inter["features.conv2"].sum((2, 3)) < 0).float().mean() > 0.2
+    inter = reference.run(g, x, return_intermediates=list(signed))[1]
+    for name in signed[:3]:
+        codes = inter[name]
+        assert codes.min() == -128 and codes.max() == 127 and (codes < 0).float().mean() > 0.2, name
+    assert (inter["features.conv5"].sum((2, 3)) < 0).any()          # negative pool sums
     ops = decode_program((tmp_path / "program.bin").read_bytes())
-    conv2 = [i for i in ops if i.op == Op.CONV_PATTERN and Manifest.read(tmp_path).tensors[i.src_a]["dtype"] == "int8"]
-    assert conv2 and all(bool(i.flags & FLAG_DW_PATTERN) == (graph == "depthwise") for i in conv2)
+    tens = Manifest.read(tmp_path).tensors
+    reads = {(i.op, tens[i.src_a]["name"]) for i in ops if tens[i.src_a]["dtype"] == "int8"}
+    assert {(Op.CONV_PATTERN, "features.conv1"), (Op.CONV_PATTERN, "features.conv2"),
+            (Op.CONV_INT, "features.conv3"), (Op.POOL_FC, "features.conv5")} <= reads, reads
+    assert any(i.op == Op.RESADD and i.flags & FLAG_SKIP_IDENTITY and tens[i.src_b]["name"] == "features.conv3"
+               for i in ops)
     r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())   # asserts every logit
     sched = yaml.safe_load((tmp_path / "schedule.yaml").read_text())["instructions"]
     assert [s["cycles"] for s in sched] == r["instruction_cycles"][0] == r["instruction_cycles"][1]
+    assert r["cycles"][0] == rep["cycles_per_inference"]
 
 
 @pytest.mark.slow

@@ -88,7 +88,8 @@ def _json(v, indent: str = "") -> str:
     json.dumps(indent=1) gave the 224x224 SEP-Net's dumps 20 MB, one line per number."""
     inner = indent + " "
     if isinstance(v, dict) and v:
-        return "{\n" + ",\n".join(f"{inner}{json.dumps(k)}: {_json(x, inner)}" for k, x in v.items()) + f"\n{indent}}}"
+        return "{\n" + ",\n".join(f"{inner}{json.dumps(str(k))}: {_json(x, inner)}" for k, x in v.items()) \
+            + f"\n{indent}}}"
     if isinstance(v, list) and all(isinstance(x, str) for x in v) and sum(map(len, v)) > 200:
         return "[\n" + ",\n".join(inner + json.dumps(x) for x in v) + f"\n{indent}]"
     if isinstance(v, list) and not all(map(_flat, v)):
