@@ -504,7 +504,7 @@ class PatternEngine(wiring.Component):
         # beat enters H (a flip-flop reset) and takes each beat's total as it leaves.
         aw = self._acc_width
 
-        def sext(v: Value) -> Value:   # to aw bits (a total's bits above aw are its sign)
+        def sext(v: Value) -> Value:   # sign-extended to aw bits (cut to aw: every total fits them)
             v = Value.cast(v)
             return Cat(v, v[-1].replicate(aw - len(v))) if len(v) < aw else v[:aw]
         totals = []
