@@ -617,7 +617,14 @@ def test_cli_compile(sepnet, tmp_path, monkeypatch, capsys):
                         lambda d, b, synth=True, baud=None: boards_.append((d, b.name, b.clock_hz, synth, baud)) or {})
     a = p.parse_args(["compile", str(ck), "--board", "arty-a7", "-o", str(out), "--no-board"])
     assert a.func(a) == 0
-    assert json.loads((out / "report.json").read_text())["board"] == "arty-a7-35"
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["board"] == "arty-a7-35"
+    # where the time goes, from the report's per-layer bound
+    rows = [r for r in rep["layers"] if r["cycles"]]
+    top = max(rows, key=lambda r: r["cycles"])
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("layers by bound: "))
+    assert sum(int(part.split()[0]) for part in line.split(";")[0][len("layers by bound: "):].split(", ")) == len(rows)
+    assert f"the longest, {top['name']}: {top['cycles']:,} cycles" in line and f"{top['bound']}-bound" in line
     assert tops == [(str(out), False)] and boards_ == []
     a = p.parse_args(["compile", str(ck), "--board", "arty-a7", "-o", str(out), "--no-synth", "--baud", "1000000"])
     assert a.func(a) == 0

@@ -4,6 +4,7 @@ ECP5 open flow)."""
 from __future__ import annotations
 
 import sys
+from collections import Counter
 
 from ..compiler import compile_graph
 from ..compiler.ir import PLACEMENTS
@@ -22,6 +23,18 @@ def board_at_clock(board, mhz: float):
         elif board.family == "xc7":
             hz = mmcm_config(board.oscillator_hz, hz)["out_hz"]
     return board.at_clock(round(hz))
+
+
+def bound_summary(rep: dict) -> str:
+    """One line: how many layers each bound has (report.json's per-layer ``bound``) and the
+    layer with the most cycles, so a user sees where the time goes without opening report.md."""
+    rows = [r for r in rep["layers"] if r["cycles"]]
+    counts = Counter(r["bound"] for r in rows)
+    top = max(rows, key=lambda r: r["cycles"])
+    return ("layers by bound: " + ", ".join(f"{n} {b}" for b, n in counts.most_common())
+            + f"; the longest, {top['name']}: {top['cycles']:,} cycles "
+              f"({top['cycles'] / rep['cycles_per_inference']:.0%}), {top['bound']}-bound "
+              f"(report.md, plots/cycles_by_layer.png)")
 
 
 def cmd_compile(a) -> int:
@@ -46,6 +59,7 @@ def cmd_compile(a) -> int:
           f"{rep['fps']:.1f} FPS at {rep['clock_hz'] / 1e6:g} MHz; on-chip {rep['onchip_bytes']} / "
           f"{rep['onchip_budget_bytes']} bytes; est. LUT {rep['resources']['lut']}, DSP {rep['resources']['dsp']}; "
           f"engine utilization {rep['utilization']['engines']:.1%}")
+    print(bound_summary(rep))
     from .simulate import write_top_verilog
     print("writing the accelerator top's Verilog for this engine configuration ...", flush=True)
     path = write_top_verilog(a.output, bake=a.bake_images)
