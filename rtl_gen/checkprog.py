@@ -17,9 +17,7 @@ def check_program(build_dir) -> list[str]:
     for i, ins in enumerate(decode_program(man.path("program.bin").read_bytes())):
         if ins.op in (Op.DMA_LOAD, Op.SPILL) and not man.arch.ext_words:
             problems.append(f"instruction {i}: {ins.op.name} on an overlay without external memory")
-        if ins.op == Op.POOL_FC and tens[ins.src_a]["dtype"].startswith("int") and man.engine.packed:
-            problems.append(f"instruction {i}: signed input tensor {tens[ins.src_a]['name']} of the FC "
-                            f"on a packed MAC array")
+        mac_reads = [ins.src_a] if ins.op == Op.POOL_FC else []     # the tensors the MAC array reads
         if ins.op in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
             on_pe = ins.op in (Op.CONV_PATTERN, Op.PRB) or (ins.op == Op.RESADD and ins.flags & FLAG_B_PATTERN)
             dw = bool(ins.flags & FLAG_DW_PATTERN)
@@ -38,9 +36,10 @@ def check_program(build_dir) -> list[str]:
                     problems.append(f"instruction {i}: identity skip between maps of different sizes")
             if ins.flags & FLAG_DEPTHWISE and ins.na > 1 and on_pe and not dw:
                 problems.append(f"instruction {i}: depthwise pattern tile over several channels")
-            # signed sources: every unit reads them but a packed MAC array
             b_mac = ins.op == Op.PRB or (ins.op == Op.RESADD and not ins.flags & FLAG_SKIP_IDENTITY)
-            for t, mac in ((ins.src_a, not on_pe), (ins.src_b, b_mac)):
-                if mac and man.engine.packed and tens[t]["dtype"].startswith("int"):
-                    problems.append(f"instruction {i}: signed input tensor {tens[t]['name']} on a packed MAC array")
+            mac_reads += [t for t, mac in ((ins.src_a, not on_pe), (ins.src_b, b_mac)) if mac]
+        # signed sources: every unit reads them but a packed MAC array
+        for t in mac_reads:
+            if man.engine.packed and tens[t]["dtype"].startswith("int"):
+                problems.append(f"instruction {i}: signed input tensor {tens[t]['name']} on a packed MAC array")
     return sorted(set(problems), key=problems.index)

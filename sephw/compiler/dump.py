@@ -78,8 +78,8 @@ def summary(ir: CompileIR) -> dict:
 
 def _flat(x) -> bool:
     """A scalar, or a dict of scalars (a tile's ``busy``)."""
-    return not isinstance(x, (dict, list)) or (isinstance(x, dict) and all(_flat(y) and not isinstance(y, dict)
-                                                                            for y in x.values()))
+    scalar = lambda y: not isinstance(y, (dict, list))      # noqa: E731
+    return scalar(x) or (isinstance(x, dict) and all(map(scalar, x.values())))
 
 
 def _json(v, indent: str = "") -> str:
