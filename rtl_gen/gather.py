@@ -150,7 +150,8 @@ class Gather(wiring.Component):
         pe_take = Signal()             # the gatherer's beat (win) is accepted this cycle
         m.d.comb += [
             win_field.eq(win_out),
-            pat_field.eq(ins.wa + ch),
+            # a chunk's pattern word: 2^pshift memory words (slices) after the chunk before's
+            pat_field.eq(ins.wa + (ch << ins.pshift)),
             self.window.payload.first.eq(ch == 0),
             self.window.payload.last.eq(ch == ca_m1),
             self.window.valid.eq(pe_issue),
@@ -175,7 +176,7 @@ class Gather(wiring.Component):
             # window (no sliding), so it rewrites every slot the engine counts; the slots
             # outside it stay zero from the row's start (ROWSETUP).
             with m.If(~h_valid):
-                m.d.sync += [hold.eq(win1_out), h_pat.eq(ins.wa + ch + 1), h_last.eq(ch + 2 == chunks_a)]
+                m.d.sync += [hold.eq(win1_out), h_pat.eq(ins.wa + ((ch + 1) << ins.pshift)), h_last.eq(ch + 2 == chunks_a)]
             with m.If(pe_take & dual):
                 m.d.sync += h_valid.eq(1)
 

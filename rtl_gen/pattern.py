@@ -7,7 +7,7 @@ from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from sephw.arch.config import dw_lane_bits, dw_pattern_words, dw_slices
+from sephw.arch.config import dw_lane_bits, dw_pattern_words, dw_slices, pattern_bit, pattern_kernels
 
 from . import xc7
 from .arith import check_int, output_stall, signed_bits
@@ -30,8 +30,17 @@ class PatternEngine(wiring.Component):
     consecutive convolution groups, ``cin`` each). ``lanes`` output channels are computed in
     parallel; lane ``l`` belongs to group ``l // (lanes // groups)`` and sees only that group's
     ``cin`` channels (``groups == lanes, cin == 1`` is depthwise). Each lane holds the pattern
-    bits of its filter (bit ``c*k*k + i*k + j`` is 1 where ``B == +1``) from the pattern memory
-    word addressed by the beat.
+    bits of its filter (its grid: bit ``c*k*k + i*k + j`` is 1 where ``B == +1``) from the
+    pattern memory word addressed by the beat. The word is tap-major for the beat's kernel
+    ``kk`` (the ``kernel`` port, one of :func:`~sephw.arch.config.pattern_kernels`): lane
+    ``l``'s tap ``(c, i, j)`` is bit ``((c*kk + i)*kk + j)*lanes + l``
+    (:func:`~sephw.arch.config.pattern_bit`), so a beat of fewer channels or a smaller kernel
+    uses only the word's first ``lanes * channels * kk^2`` bits and its word can start at any
+    memory slice (the rest is whatever follows: it meets zero codes). The word spreads onto
+    the grids as it loads into B: the grid bits in the corner of a kernel smaller than ``k``
+    take a multiplexer each (2:1, 3:1 in the 3x3 corner at ``k = 7``): about one LUT per
+    lane, channel and bit of that corner, ``(k-2)^2`` (+559 LUT for the ``xc7`` 8 x 8 engine
+    at ``k = 5``; none at ``k = 3``).
 
     Bit-serial: the window is processed one activation bit-plane per cycle, most significant
     plane first, for ``act_bits`` cycles per beat, in a pipeline of registered stages:
@@ -84,13 +93,15 @@ class PatternEngine(wiring.Component):
         Largest number of input channels per group accumulated over chunked beats (a multiple
         of ``cin``); sizes the accumulator. ``max_cin == cin`` omits the chunk accumulator.
     pattern_depth : int
-        Words in the pattern memory (one word = the patterns of all lanes for one beat).
+        Pattern words in the pattern memory (one word = the patterns of all lanes for one
+        beat at the engine's ``k``; ``pattern_depth * pattern_slices`` memory words).
     pattern_slices : int
         1 (default): the pattern memory is one word wide, read in the cycle a window is
         accepted. ``S > 1`` (a power of two, at most ``a_bits``): the memory is ``S`` times
-        narrower and deeper (word ``w`` is memory words ``w*S .. w*S + S-1``, slice ``s``
-        holding bits ``s*ceil(W/S) ..`` of the ``W``-bit word, zero-padded), and an accepted
-        window's word is fetched one slice per cycle into a staging register while the
+        narrower and deeper (the word at memory word ``a`` is memory words ``a .. a + S-1``,
+        slice ``s`` holding bits ``s*ceil(W/S) ..`` of the ``W``-bit word, zero-padded; a beat
+        whose kernel and channels fill fewer slices leaves the rest to the next word), and an
+        accepted window's word is fetched one slice per cycle into a staging register while the
         previous beat runs: block RAMs are then counted by depth rather than width (the
         accelerator top's 2,304-bit word of 16 lanes x 16 channels x 9 taps took 32 RAMB36
         side by side for 117 words, with ``S = 4`` 8). A beat can start ``S`` cycles after
@@ -148,10 +159,12 @@ class PatternEngine(wiring.Component):
         Depthwise mode for the windows accepted while it is 1 (with ``dw_depth > 0``).
     dw_slices : In(range(1, dw_max_slices + 1))
         Depthwise pattern words per window (held while a window is fetched).
+    kernel : In(range(k + 1))
+        The beat's kernel size (3, 5 or 7, at most ``k``; sampled with each window): how the
+        pattern word spreads onto the grids (``k`` by default).
     pattern_w : Out(WritePort.Signature)
-        Write port of the pattern memory (word: ``ArrayLayout(unsigned(cin*k*k), lanes)``;
-        with ``pattern_slices > 1`` one slice, ``unsigned(ceil(W/S))``, at address
-        ``word*S + slice``: :meth:`memory_words`).
+        Write port of the pattern memory (``unsigned(ceil(W/S))``, ``W = lanes*cin*k*k``: a
+        whole word, or one slice at memory word ``a + slice``: :meth:`memory_words`).
     """
 
     def __init__(self, *, lanes: int, k: int, cin: int, groups: int = 1, a_bits: int = 8,
@@ -201,6 +214,7 @@ class PatternEngine(wiring.Component):
             "pattern_flush": In(1),
             "dw": In(1),
             "dw_slices": In(range(1, self.dw_max_slices + 1), init=1),
+            "kernel": In(range(k + 1), init=k),
             "pattern_w": Out(WritePort.Signature(addr_width=ceil_log2(pattern_depth * pattern_slices + dw_depth),
                                                  shape=self.pattern_memory_shape)),
         })
@@ -249,21 +263,19 @@ class PatternEngine(wiring.Component):
         return data.StructLayout({
             "window": data.ArrayLayout(data.ArrayLayout(unsigned(self._a_bits), self.channels),
                                        self._k * self._k),
-            "pat_addr": unsigned(ceil_log2(max(self._pattern_depth, self._dw_depth))),
+            "pat_addr": unsigned(ceil_log2(max(self._pattern_depth * self._slices, self._dw_depth))),
             "first": unsigned(1),
             "last": unsigned(1),
         })
 
     @property
     def pattern_layout(self) -> data.ArrayLayout:
-        """One pattern memory word: ``cin*k*k`` pattern bits (1 = +1) per lane."""
+        """The lanes' grids a beat runs with: ``cin*k*k`` pattern bits (1 = +1) per lane."""
         return data.ArrayLayout(unsigned(self._cin * self._k * self._k), self._lanes)
 
     @property
     def pattern_memory_shape(self):
-        """One word of the pattern memory: :attr:`pattern_layout`, or one slice of it."""
-        if self._slices == 1:
-            return self.pattern_layout
+        """One word of the pattern memory: a pattern word, or one slice of it."""
         return unsigned(self.pattern_memory_bits)
 
     @property
@@ -271,28 +283,61 @@ class PatternEngine(wiring.Component):
         """Width of the pattern memory (bits)."""
         return -(-self.pattern_layout.size // self._slices)
 
-    def memory_words(self, word: int) -> list[int]:
-        """The pattern memory words (``pattern_slices`` of them) holding pattern word ``word``
-        (its bits as an integer: bit ``l*cin*k*k + c*k*k + i*k + j``)."""
-        return split_word(word, self.pattern_layout.size, self._slices)
+    def pattern_word(self, filters, kernel: int | None = None) -> int:
+        """The pattern word of one beat: ``filters[l][c][i][j]`` (truthy where ``B == +1``) of
+        a ``kernel x kernel`` filter (default ``k``) over up to ``cin`` channels per lane,
+        tap-major (:func:`~sephw.arch.config.pattern_bit`)."""
+        kk = self._k if kernel is None else kernel
+        return sum(1 << pattern_bit(self._lanes, l, c, i, j, kk)
+                   for l, f in enumerate(filters) for c, fc in enumerate(f)
+                   for i in range(kk) for j in range(kk) if fc[i][j])
+
+    def memory_slices(self, kernel: int, channels: int) -> int:
+        """Memory words one beat's word of ``channels`` channels and a ``kernel x kernel``
+        filter fills (the rest of its ``pattern_slices`` may be the next word's)."""
+        return -(-self._lanes * channels * kernel * kernel // self.pattern_memory_bits)
+
+    def memory_words(self, word: int, slices: int | None = None) -> list[int]:
+        """The first ``slices`` (default ``pattern_slices``) pattern memory words holding
+        pattern word ``word`` (:meth:`pattern_word`)."""
+        return split_word(word, self.pattern_layout.size, self._slices)[:slices]
 
     @property
     def peak_macs_per_cycle(self) -> float:
         """Binary-weight × ``act_bits`` MACs per cycle at full throughput (for ``act_bits = a_bits``)."""
         return self._lanes * self._cin * self._k * self._k / self._a_bits
 
-    def _load_pattern(self, a_word, a_dw: Signal, dw_word: Value | None) -> Value:
-        """The word B loads: ``a_word``, or in depthwise mode (``a_dw``) each lane's own
-        channel's taps from the staged depthwise words and +1 (bit 1) everywhere else."""
+    def _spread(self, aw: Value, ksel: dict) -> list[Value]:
+        """Each lane's grid (:attr:`pattern_layout`) from the tap-major word ``aw`` of the
+        beat's kernel: ``ksel[kk]`` is 1 for a kernel ``kk`` smaller than ``k``."""
+        K, L = self._k, self._lanes
+        lanes = []
+        for l in range(L):
+            bits = []
+            for c in range(self._cin):
+                for i in range(K):
+                    for j in range(K):
+                        v = aw[pattern_bit(L, l, c, i, j, K)]
+                        for kk, sel in ksel.items():
+                            if i < kk and j < kk:
+                                v = Mux(sel, aw[pattern_bit(L, l, c, i, j, kk)], v)
+                        bits.append(v)
+            lanes.append(Cat(*bits))
+        return lanes
+
+    def _load_pattern(self, a_word, ksel: dict, a_dw: Signal, dw_word: Value | None) -> Value:
+        """The grids B loads: the word spread for the beat's kernel (:meth:`_spread`), or in
+        depthwise mode (``a_dw``) each lane's own channel's taps from the staged depthwise
+        words and +1 (bit 1) everywhere else."""
+        spread = self._spread(Value.cast(a_word), ksel)
         if dw_word is None:
-            return a_word
-        aw = Value.cast(a_word)
+            return Cat(*spread)
         k2, cin = self._k * self._k, self._cin
         n = cin * k2
         D, WL = self.dw_lanes, self.dw_lane_bits
         lanes = []
         for l in range(self._lanes):
-            normal = aw[l * n:(l + 1) * n]
+            normal = spread[l]
             if l < D:
                 grid = [dw_word[t // WL * D * WL + l * WL + t % WL] for t in range(k2)]
                 dw = Cat(Const((1 << l * k2) - 1, l * k2), *grid,
@@ -334,6 +379,8 @@ class PatternEngine(wiring.Component):
         a_first = Signal()
         a_last = Signal()
         a_dw = Signal()
+        # the beat's kernel, one flag per kernel smaller than k (the spread's selects)
+        a_ksel = {kk: Signal(name=f"a_k{kk}") for kk in pattern_kernels(k)[:-1]}
 
         # Stage B: the window being sliced into bit-planes, one plane per cycle.
         b_busy = Signal()
@@ -428,6 +475,7 @@ class PatternEngine(wiring.Component):
                 a_first.eq(self.window.payload.first),
                 a_last.eq(self.window.payload.last),
                 a_dw.eq(self.dw if DW else 0),
+                *(sel.eq(self.kernel == kk) for kk, sel in a_ksel.items()),
             ]
         with m.If(accept):
             m.d.sync += a_valid.eq(1)
@@ -438,7 +486,7 @@ class PatternEngine(wiring.Component):
             m.d.sync += [
                 b_busy.eq(1),
                 b_window.eq(a_window),
-                b_pattern.eq(self._load_pattern(a_word, a_dw, pm.dw_word if DW else None)),
+                b_pattern.eq(self._load_pattern(a_word, a_ksel, a_dw, pm.dw_word if DW else None)),
                 b_dw.eq(a_dw),
                 b_plane.eq(self.act_bits - 1),
                 b_final.eq(self.act_bits == 1),

@@ -12,17 +12,20 @@ __all__ = ["PatternMemory"]
 
 
 class PatternMemory(wiring.Component):
-    """The main pattern memory (``depth`` words of ``word_bits`` bits, stored as ``slices``
-    memory words each) and, with ``dw_depth > 0``, the depthwise pattern memory (``dw_depth``
+    """The main pattern memory (``depth * slices`` memory words, each one slice of a
+    ``word_bits`` word) and, with ``dw_depth > 0``, the depthwise pattern memory (``dw_depth``
     words of ``dw_word_bits``), both written through ``pattern_w`` (the depthwise one at the
-    addresses from ``depth * slices`` on, from the low data bits).
+    addresses from ``depth * slices`` on, from the low data bits). ``addr`` counts memory words
+    (slices) in both.
 
     A window accepted (``accept``, its address on ``addr``) starts the fetch of its word:
 
-    - main memory, one slice per cycle from the accept cycle on; slices ``0 .. S-2`` land in a
-      staging register, the last stays on the read port, and ``fetched`` rises ``S`` cycles
-      after the accept (one with one slice). A window with the address of the staged word
-      (no write or ``flush`` since) is not fetched again.
+    - main memory, the ``S`` memory words from ``addr`` on, one per cycle from the accept cycle
+      on (a word may start at any memory word and its last slices may be the next word's:
+      rtl_gen/pattern.py reads only the bits of the window's kernel and channels); slices
+      ``0 .. S-2`` land in a staging register, the last stays on the read port, and
+      ``fetched`` rises ``S`` cycles after the accept (one with one slice). A window with the
+      address of the staged word (no write or ``flush`` since) is not fetched again.
     - depthwise mode (``dw`` with the accept): ``dw_slices`` words from ``addr`` on, one per
       cycle, each landing in its staging register the cycle after its read: ``fetched`` rises
       ``dw_slices + 1`` cycles after the accept, not again for the staged address.
@@ -71,12 +74,12 @@ class PatternMemory(wiring.Component):
         main_fetched = f_cnt == S
         if S > 1:
             sw = len(Value.cast(rd.data))
-            a_addr = Signal(ceil_log2(self._depth))
+            a_addr = Signal(len(pa))
             a_staged = Signal()
             a_slices = Signal(sw * (S - 1), reset_less=True)
             m.d.comb += self.word.eq(Cat(a_slices, rd.data)[:self._word_bits])
             # (the address does not wait on the accept decision, only the enable does)
-            m.d.comb += [rd.addr.eq(Mux(main_fetched, pa * S, a_addr * S + f_cnt)),
+            m.d.comb += [rd.addr.eq(Mux(main_fetched, pa, a_addr + f_cnt)),
                          rd.en.eq(0)]     # (a read port's enable defaults to 1)
             main_accept = self.accept & ~self.dw if DW else self.accept
             with m.If(main_accept & ~(a_staged & (pa == a_addr))):

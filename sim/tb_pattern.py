@@ -1,8 +1,10 @@
 """cocotb testbench: PatternEngine against ``sephw.intops.pattern_conv_acc``.
 
-Each sub-case is a whole grouped pattern convolution (stride 1, ``pad = k//2``) on a random
-image: the driver cuts it into windows (one beat per output pixel and channel chunk), the
-reference is the integer executor's accumulator, compared in order for every output pixel.
+Each sub-case is a whole grouped pattern convolution (stride 1, ``pad = kernel//2``, any
+kernel the engine takes and any channel count up to ``max_cin``) on a random image: the
+driver cuts it into windows (one beat per output pixel and channel chunk), its tap-major
+pattern words written from a random memory word on, the reference is the integer executor's
+accumulator, compared in order for every output pixel.
 With ``dw_depth > 0`` some sub-cases run the engine's depthwise mode: a depthwise convolution
 of ``dw_lanes`` channels with a ``kernel x kernel`` filter (3, 5 or 7, at most ``k``; its
 window in the top-left corner of the engine's, as the gatherer places it), the beat's other
@@ -19,9 +21,9 @@ from amaranth.hdl import unsigned
 from cocotb.triggers import RisingEdge
 
 from rtl_gen.pattern import PatternEngine
-from sephw.arch.config import dw_slices
+from sephw.arch.config import dw_slices, pattern_kernels
 from sephw.intops import pattern_conv_acc
-from sim.tb import (StreamDriver, StreamMonitor, crossed_flows, load_case, pack, start_clock_reset, wait_for,
+from sim.tb import (StreamDriver, StreamMonitor, crossed_flows, load_case, start_clock_reset, wait_for,
                     write_memory)
 
 
@@ -30,12 +32,12 @@ def code_range(act_bits: int, signed: bool) -> tuple[int, int]:
     return (-(1 << act_bits - 1), (1 << act_bits - 1) - 1) if signed else (0, (1 << act_bits) - 1)
 
 
-def make_problem(eng: PatternEngine, rng: torch.Generator, *, act_bits: int, chunks: int,
-                 h: int, w: int, worst: bool = False, signed: bool = False):
-    """Random (or worst-case) image ``(1, groups*cin*chunks, h, w)`` and patterns ``(lanes,
-    cin*chunks, k, k)``; ``signed``: two's complement codes (worst case: all ``-2^(bits-1)``)."""
-    cg = eng.cin * chunks
-    k = eng.k
+def make_problem(eng: PatternEngine, rng: torch.Generator, *, act_bits: int, channels: int, kernel: int,
+                 h: int, w: int, worst: bool = False, signed: bool = False, base: int = 0):
+    """Random (or worst-case) image ``(1, groups*channels, h, w)`` and patterns ``(lanes,
+    channels, kernel, kernel)``; ``signed``: two's complement codes (worst case: all
+    ``-2^(bits-1)``)."""
+    cg, k = channels, kernel
     lo, top = code_range(act_bits, signed)
     if worst:
         x = torch.full((1, eng.groups * cg, h, w), lo if signed else top, dtype=torch.int64)
@@ -48,12 +50,18 @@ def make_problem(eng: PatternEngine, rng: torch.Generator, *, act_bits: int, chu
     return x, pat
 
 
-def beats_and_words(eng: PatternEngine, x: torch.Tensor, pat: torch.Tensor, chunks: int):
-    """Window beats in output-pixel order (chunks innermost) and the pattern memory words
-    (codes as the window carries them: two's complement in ``a_bits`` bits)."""
-    k, cin, groups = eng.k, eng.cin, eng.groups
-    cg = cin * chunks
-    p = k // 2
+def beats_and_words(eng: PatternEngine, x: torch.Tensor, pat: torch.Tensor, base: int):
+    """Window beats in output-pixel order (chunks innermost; codes as the window carries them:
+    two's complement in ``a_bits`` bits, a smaller kernel in the window's top-left corner,
+    zeros for the channels past the group's, as the gatherer sends them) and the pattern
+    memory words from memory word ``base`` on: chunk ``j``'s word at ``base + j*n``, ``n`` the
+    slices its kernel and channels fill (the rest of its fetch reads the next chunk's words,
+    or whatever the memory holds after the last)."""
+    K, cin, groups = eng.k, eng.cin, eng.groups
+    lanes, cg, kernel = pat.shape[0], pat.shape[1], pat.shape[2]
+    chunks = -(-cg // cin)
+    n = eng.memory_slices(kernel, min(cg, cin))
+    p = kernel // 2
     xp = (torch.nn.functional.pad(x[0], (p, p, p, p)) & ((1 << eng.a_bits) - 1)).tolist()
     h, w = x.shape[2], x.shape[3]
     beats = []
@@ -61,22 +69,16 @@ def beats_and_words(eng: PatternEngine, x: torch.Tensor, pat: torch.Tensor, chun
         for xx in range(w):
             for j in range(chunks):
                 window = [[xp[g * cg + j * cin + c][y + i][xx + jj]
+                           if i < kernel and jj < kernel and j * cin + c < cg else 0
                            for g in range(groups) for c in range(cin)]
-                          for i in range(k) for jj in range(k)]
-                beats.append({"window": window, "pat_addr": j,
+                          for i in range(K) for jj in range(K)]
+                beats.append({"window": window, "pat_addr": base + j * n,
                               "first": int(j == 0), "last": int(j == chunks - 1)})
     words = []
     for j in range(chunks):
-        word = []
-        for l in range(eng.lanes):
-            bits = 0
-            for c in range(cin):
-                for i in range(k):
-                    for jj in range(k):
-                        if pat[l, j * cin + c, i, jj] > 0:
-                            bits |= 1 << (c * k * k + i * k + jj)
-            word.append(bits)
-        words.append(word)
+        filters = [[pat[l, c].tolist() for c in range(j * cin, min(cg, (j + 1) * cin))] for l in range(lanes)]
+        words += eng.memory_words(eng.pattern_word([[[[v > 0 for v in r] for r in f] for f in fl]
+                                                    for fl in filters], kernel), n)
     return beats, words
 
 
@@ -133,18 +135,19 @@ async def pattern_engine_matches_reference(dut):
     drv = StreamDriver(dut, "window", eng.window_layout, idle=case["idle"], seed=case["seed"])
     mon = StreamMonitor(dut, "acc", eng.acc.payload.shape(), stall=case["stall"], seed=case["seed"] + 1)
     stats = []
-    max_chunks = eng.max_cin // eng.cin
     # worst cases first: the largest unsigned codes, then the most negative signed ones (the
     # sign plane's negation at the accumulator bound); random cases half signed (>= 2 bits)
-    subcases = [dict(act_bits=eng.a_bits, chunks=max_chunks, h=eng.k, w=eng.k + 1, worst=True, signed=s)
-                for s in ((False, True) if eng.a_bits >= 2 else (False,))]
+    # random cases: any kernel the engine takes, any channel count up to max_cin (a last
+    # chunk with fewer channels), the words from a random memory word on
+    subcases = [dict(act_bits=eng.a_bits, channels=eng.max_cin, kernel=eng.k, h=eng.k, w=eng.k + 1,
+                     worst=True, signed=s) for s in ((False, True) if eng.a_bits >= 2 else (False,))]
     for _ in range(case["random_cases"]):
         sgn = eng.a_bits >= 2 and pyrng.random() < 0.5
         subcases.append(dict(act_bits=pyrng.randint(2 if sgn else 1, eng.a_bits), signed=sgn,
-                             chunks=pyrng.randint(1, max_chunks),
+                             channels=pyrng.randint(1, eng.max_cin), kernel=pyrng.choice(pattern_kernels(eng.k)),
                              h=pyrng.randint(1, 4), w=pyrng.randint(1, 5)))
     if case.get("throughput"):
-        subcases = [dict(act_bits=eng.a_bits, chunks=1, h=4, w=8, signed=False)]
+        subcases = [dict(act_bits=eng.a_bits, channels=eng.cin, kernel=eng.k, h=4, w=8, signed=False)]
     if eng.dw_depth:
         # depthwise sub-cases between the normal ones (the mode switches both ways), each
         # kernel the engine takes, at a different address each (the staged word refetched)
@@ -154,6 +157,7 @@ async def pattern_engine_matches_reference(dut):
         n_worst = sum(1 for sc in subcases if sc.get("worst"))
         subcases = subcases[:n_worst] + dw + subcases[n_worst:]
     main_words = eng.pattern_depth * eng.pattern_slices
+    S = eng.pattern_slices
     wbits = len(dut.pattern_w__data.value)
     dw_next = 0
     # the flows change every two sub-cases: the unsigned and the signed worst case both run
@@ -178,7 +182,7 @@ async def pattern_engine_matches_reference(dut):
         worst = sc.pop("worst", False)
         x, pat = make_problem(eng, rng, worst=worst, **sc)
         groups = eng.groups
-        expected = pattern_conv_acc(x, pat, stride=1, padding=eng.k // 2, groups=groups)
+        expected = pattern_conv_acc(x, pat, stride=1, padding=sc["kernel"] // 2, groups=groups)
         exp = expected[0].permute(1, 2, 0).reshape(-1, eng.lanes).tolist()  # pixel order
         if worst:
             lo, top = code_range(eng.a_bits, sc["signed"])
@@ -186,10 +190,13 @@ async def pattern_engine_matches_reference(dut):
             centre = [max(abs(v) for v in row) for row in exp]
             assert max(centre) == bound, "worst case must reach the accumulator bound"
             assert min(min(row) for row in exp) == -bound
-        beats, words = beats_and_words(eng, x, pat, sc["chunks"])
-        mem_words = [mw for w in words for mw in eng.memory_words(pack(eng.pattern_layout, w))]
-        await write_memory(dut, "pattern_w", unsigned(eng.pattern_memory_bits), mem_words)
+        n_words = -(-sc["channels"] // eng.cin) * eng.memory_slices(sc["kernel"], min(sc["channels"], eng.cin))
+        # (a fetch reads S words from a beat's first: the last one's S - 1 past the words)
+        sc["base"] = 0 if worst else pyrng.randint(0, main_words - n_words - (S - 1))
+        beats, mem_words = beats_and_words(eng, x, pat, sc["base"])
+        await write_memory(dut, "pattern_w", unsigned(eng.pattern_memory_bits), mem_words, base=sc["base"])
         dut.act_bits.value = sc["act_bits"]
+        dut.kernel.value = sc["kernel"]
         dut.act_signed.value = int(sc["signed"])
         cycles = await run_beats(dut, drv, mon, beats, exp, eng.lanes, str(sc), eng.a_bits)
         stats.append({**sc, "flow": flow, "beats": len(beats), "outputs": len(exp), "cycles": cycles})

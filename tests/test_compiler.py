@@ -262,28 +262,31 @@ def test_memory_images_hold_the_graph_weights(builds):
     pat = (d / "patterns.bin").read_bytes()
     wgt = np.frombuffer((d / "weights.bin").read_bytes(), dtype=np.int8)
     prm = (d / "params.bin").read_bytes()
-    # a pattern word is pattern_slices memory words of pattern_mem_bits (each padded to bytes)
-    S, sbytes = cfg.pattern_slices, cfg.pattern_mem_bytes
-    assert len(pat) == ir.memory["patterns"].words * sbytes and ir.memory["patterns"].words % S == 0
+    # a chunk's pattern word is 2^pshift memory words of pattern_mem_bits (each padded to
+    # bytes) from memory word wa on, tap-major: lane l's tap (c, i, j) at bit
+    # ((c*k + i)*k + j)*lanes + l
+    sbytes = cfg.pattern_mem_bytes
+    assert len(pat) == ir.memory["patterns"].words * sbytes
 
-    def word_bits(wa):
-        return np.concatenate([np.unpackbits(np.frombuffer(pat[(wa * S + s) * sbytes:(wa * S + s + 1) * sbytes],
+    def word_bits(wa, n):
+        return np.concatenate([np.unpackbits(np.frombuffer(pat[(wa + s) * sbytes:(wa + s + 1) * sbytes],
                                                            dtype=np.uint8), bitorder="little")[:cfg.pattern_mem_bits]
-                               for s in range(S)])
-    lane_bits = cfg.pe_cin * cfg.k_max ** 2
+                               for s in range(n)])
     checked = 0
     for ins in prog:
         n = ir.graph.nodes[ins.layer] if ins.op != Op.END else None
         if ins.op == Op.PRB and ins.row0 == 0:
             # first chunk word of the pattern operand: lane l = output channel c0 + l
             w = n.kxk.weight
-            og = w.shape[0] // n.kxk.groups
-            bits = word_bits(ins.wa)
+            og, k = w.shape[0] // n.kxk.groups, w.shape[-1]
             gt = max(1, math.ceil(ins.tc / og)) if og < ins.tc else 1
             cin = min(w.shape[1], cfg.pe_cin // gt)
+            bits = word_bits(ins.wa, 1 << ins.pshift)
+            assert bits.size >= cfg.lanes * cin * k * k
             for l in range(ins.tc):
-                want = (w[ins.c0 + l, :cin] > 0).numpy().reshape(-1).astype(np.uint8)
-                assert (bits[l * lane_bits:l * lane_bits + want.size] == want).all()
+                want = (w[ins.c0 + l, :cin] > 0).numpy().astype(np.uint8)
+                got = [bits[((c * k + i) * k + j) * cfg.lanes + l] for c in range(cin) for i in range(k) for j in range(k)]
+                assert got == want.reshape(-1).tolist()
             # 1x1 weights: row p of the first word = output channel c0 + p, block-diagonal
             b = n.p1x1.weight[:, :, 0, 0]
             ogb = b.shape[0] // n.p1x1.groups

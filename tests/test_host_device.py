@@ -35,9 +35,10 @@ ARCH = ArchConfig(EngineConfig(lanes=8, pe_cin=16, mac_cols=8, k_max=5, a_bits=8
 HASH = ARCH.hash()
 OTHER_HASH = "fedcba9876543210"
 # ARCH's memories (program, tensors, params, patterns, weights): a pattern word of 8 lanes x 16
-# channels x 5x5 taps is 3200 bits in 4 slices of 100 bytes; a weight word is 8 x 8 bytes
+# channels x 5x5 taps is 3200 bits in 4 slices of 100 bytes (64 of them, and the 3 a fetch
+# may read past the last, in whole words of 4: 68); a weight word is 8 x 8 bytes
 WORD_BYTES = (32, 16, 16, 100, 64)
-DEPTHS = (8, 4, 512, 64, 8)
+DEPTHS = (8, 4, 512, 68, 8)
 # words of each image of the fake build: params and patterns take two LOADs each
 IMAGE_WORDS = {"program": 8, "tensors": 3, "params": 400, "patterns": 50, "weights": 5}
 IN_SHAPE = (1, 4, 5)
@@ -396,9 +397,9 @@ def test_depthwise_pattern_memory_in_the_contract():
     from dataclasses import replace
     from sephw.arch import ConfigError
     dw = replace(ARCH, engine=replace(ARCH.engine, depthwise=True), dw_words=10)
-    assert dw.dw_base == ARCH.depths["patterns"] == 64
-    assert dw.depths["patterns"] == 64 + 10 and dw.hash() != HASH
-    assert MemoryMap(dw)["patterns"].depth == 74
+    assert dw.dw_base == ARCH.depths["patterns"] == 68
+    assert dw.depths["patterns"] == 68 + 10 and dw.hash() != HASH
+    assert MemoryMap(dw)["patterns"].depth == 78
     with pytest.raises(ConfigError, match="dw_words without the engine's depthwise mode"):
         replace(ARCH, dw_words=10)
 

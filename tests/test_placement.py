@@ -61,7 +61,6 @@ def test_external_image_holds_the_words_the_onchip_image_would(tmp_path):
     assert man["arch"]["ext_words"] == b.words and man["arch"]["ext_data_bits"] == b.data_bits
     images = {m: (tmp_path / "on" / f"{m}.bin").read_bytes() for m in ("patterns", "weights", "params")}
     wbytes = {"patterns": ext_ir.cfg.pattern_mem_bytes, "weights": ext_ir.cfg.weight_word_bytes}
-    S = ext_ir.cfg.pattern_slices
     on_compute = [i for i in on_ir.instructions if i.op in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD)]
     ext_prog = ext_ir.instructions
     # the loads in groups, each ending with the one that signals its token; the tiles that
@@ -104,11 +103,10 @@ def test_external_image_holds_the_words_the_onchip_image_would(tmp_path):
             mem = "patterns" if op.kind == "pattern" else "weights"
             mems.append(mem)
             d = loads[SELECT[mem]]
-            scale = S if mem == "patterns" else 1
-            n = block_words(ext_ir.cfg, op, st.tc) * scale
-            off = wa_ext * scale - d.waddr               # the operand's place in the buffer
+            n = block_words(ext_ir.cfg, op, st.tc)
+            off = wa_ext - d.waddr               # the operand's place in the buffer
             got = _words(ext[(d.ext_addr + off * beats) * eb:(d.ext_addr + (off + n) * beats) * eb], beats * eb)
-            want = _words(images[mem][wa_on * scale * wbytes[mem]:(wa_on * scale + n) * wbytes[mem]], wbytes[mem])
+            want = _words(images[mem][wa_on * wbytes[mem]:(wa_on + n) * wbytes[mem]], wbytes[mem])
             assert [w[:wbytes[mem]] for w in got] == want and all(not any(w[wbytes[mem]:]) for w in got)
             checked += 1
         # a layer whose every step streams brings its parameters too: the tile's channels'

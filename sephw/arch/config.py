@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, fields
 from .formats import PARAM_WORD, TENSOR_DESC
 from .isa import WORD_BITS
 
-__all__ = ["EngineConfig", "ArchConfig", "pattern_slices", "dw_lane_bits", "dw_slices", "dw_pattern_words",
-           "pattern_depth", "ConfigError", "memory_word_bits", "dma_beats"]
+__all__ = ["EngineConfig", "ArchConfig", "pattern_slices", "pattern_bit", "pattern_kernels", "dw_lane_bits",
+           "dw_slices", "dw_pattern_words", "pattern_depth", "ConfigError", "memory_word_bits", "dma_beats"]
 
 
 class ConfigError(ValueError):
@@ -32,6 +32,20 @@ def pattern_slices(a_bits: int) -> int:
     while s * 2 <= max(1, a_bits // 2):
         s *= 2
     return s
+
+
+def pattern_bit(lanes: int, lane: int, c: int, i: int, j: int, k: int) -> int:
+    """The bit of pattern filter tap ``(c, i, j)`` of lane ``lane`` (of ``lanes``) in a pattern
+    word of a ``k x k`` kernel: the word is tap-major, ``((c*k + i)*k + j)*lanes + lane``, so
+    one chunk of ``cc`` channels fills its first ``lanes * cc * k^2`` bits whatever the engine's
+    ``k_max`` and ``cin`` (rtl_gen/pattern.py spreads them onto its ``k_max x k_max`` grid):
+    a chunk with fewer channels or a smaller kernel takes fewer memory slices."""
+    return ((c * k + i) * k + j) * lanes + lane
+
+
+def pattern_kernels(k_max: int) -> tuple[int, ...]:
+    """The kernel sizes a pattern engine of window ``k_max`` runs (its ``kernel`` port)."""
+    return tuple(k for k in (3, 5, 7) if k <= k_max)
 
 
 def dw_lane_bits(k_max: int) -> int:
@@ -63,10 +77,12 @@ def dw_pattern_words(lane_grids: list[int], k_max: int, kernel: int) -> list[int
 
 
 def pattern_depth(pattern_words: int, slices: int) -> int:
-    """Pattern words the pattern engine holds for ``pattern_words`` memory words of
-    ``slices`` each: at least 2 (the first depthwise word follows them, ``ArchConfig.dw_base``
-    = this times ``slices``)."""
-    return max(2, -(-pattern_words // slices))
+    """Pattern words of ``slices`` memory words each the pattern engine holds for
+    ``pattern_words`` memory words: at least 2, and room for the ``slices - 1`` words a fetch
+    reads past the last chunk (a fetch reads ``slices`` words from a chunk's first, whatever
+    the chunk's own: rtl_gen/pattern_memory.py). The first depthwise word follows them
+    (``ArchConfig.dw_base`` = this times ``slices``)."""
+    return max(2, -(-(pattern_words + slices - 1) // slices))
 
 
 def _hash(d: dict) -> str:
@@ -145,15 +161,21 @@ class EngineConfig:
         """Width of the pattern memory: one slice of a pattern word."""
         return -(-self.pattern_word_bits // self.pattern_slices)
 
+    def pattern_chunk_slices(self, channels: int, k: int) -> int:
+        """Pattern memory words (slices) one chunk of ``channels`` input channels of a
+        ``k x k`` pattern operand takes: its ``lanes * channels * k^2`` bits (:func:`pattern_bit`)
+        in whole slices, rounded up to a power of two (the gatherer steps a tile's pattern
+        address by a shift, ISA field ``pshift``), at most :attr:`pattern_slices`."""
+        need = -(-self.lanes * min(channels, self.pe_cin) * k * k // self.pattern_mem_bits)
+        n = 1
+        while n < need:
+            n *= 2
+        return min(n, self.pattern_slices)
+
     @property
     def pattern_mem_bytes(self) -> int:
         """Bytes per pattern memory word in the image (a slice, zero-padded to bytes)."""
         return -(-self.pattern_mem_bits // 8)
-
-    @property
-    def pattern_word_bytes(self) -> int:
-        """Bytes one pattern word takes in the image and the memory (its slices)."""
-        return self.pattern_slices * self.pattern_mem_bytes
 
     @property
     def column_store_bits(self) -> int:
@@ -223,8 +245,8 @@ class ArchConfig:
     """Every size the bitstream depends on: the engines, the memory depths, the widest tensor
     and the logits, the host link's buffers and the clock.
 
-    ``act_bytes`` activation memory bytes; ``pattern_words`` pattern memory words (a
-    pattern word is ``pattern_slices`` of them); ``weight_words``, ``param_words``, ``tensors``,
+    ``act_bytes`` activation memory bytes; ``pattern_words`` pattern memory words (slices:
+    a chunk of a pattern operand takes 1 .. ``pattern_slices`` of them); ``weight_words``, ``param_words``, ``tensors``,
     ``program_words`` words of those memories; ``max_channels`` the widest tensor (pattern
     chunk accumulation, pool sums); ``max_classes`` logits; ``input_bytes`` / ``logit_bytes``
     the host link's input and logit buffers; ``frame_bytes`` its frame buffer (the largest

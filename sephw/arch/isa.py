@@ -102,6 +102,7 @@ _TILE = (
     ("cin0_b", 12),    # first input channel operand b (1x1 conv or identity skip) reads
     ("na", 12),        # input channels operand a reads per position (groups in the tile x Cg)
     ("nb", 12),        # input channels operand b reads per position (identity skip: tc)
+    ("pshift", 2),     # operand a (pattern): log2 of the pattern memory words one chunk takes
 )
 
 HEADER = Record("instruction header", WORD_BITS, _HEADER)
@@ -188,6 +189,7 @@ class Instruction:
     cin0_b: int = 0
     na: int = 0
     nb: int = 0
+    pshift: int = 0
     ext_addr: int = 0
     length: int = 0
     mem: int = 0

@@ -79,7 +79,7 @@ class AssignAddresses:
                     for mem, words in tile_stream_words(cfg, st, st.tc).items():
                         if words:
                             ir.ext_addr[(lay.index, si, mem)] = ext
-                            ext += blocks * words * (cfg.pattern_slices if mem == "patterns" else 1) * beats
+                            ext += blocks * words * beats
                     off = dict(buf_base)
                 for oi, op in enumerate(st.operands):
                     if isinstance(op, SkipOperand):
@@ -124,7 +124,7 @@ class AssignAddresses:
         # the patterns image: the main memory's words, then (from the main memory's depth on,
         # ArchConfig.dw_base) the depthwise pattern memory's
         S = cfg.pattern_slices
-        pat_words = pattern_depth(pat * S, S) * S + dw if dw else pat * S
+        pat_words = pattern_depth(pat, S) * S + dw if dw else pat
         ir.memory = {"activations": Region("activations", 1, top),
                      "patterns": Region("patterns", cfg.pattern_mem_bytes, pat_words),
                      "weights": Region("weights", cfg.weight_word_bytes, wgt),
@@ -147,8 +147,8 @@ class AssignAddresses:
         assert ir.memory["weights"].words == ir.static.weight_words
         assert ir.memory["params"].words == ir.static.param_words
         s, st = ir.cfg.pattern_slices, ir.static
-        assert ir.memory["patterns"].words == (pattern_depth(st.pattern_words * s, s) * s + st.dw_words
-                                               if st.dw_words else st.pattern_words * s)
+        assert ir.memory["patterns"].words == (pattern_depth(st.pattern_words, s) * s + st.dw_words
+                                               if st.dw_words else st.pattern_words)
         for key, w in ir.words.items():
             assert w <= FIELD_MAX["wa"]
         # streamed operands address the buffers, one tile's words after the resident ones

@@ -105,7 +105,7 @@ def layer_rows(ir) -> list[dict]:
                     held, bits_stored = pattern_storage(cfg, op, st.out_channels, st.tc)
                     pbits += held
                     stored += bits_stored
-                    onchip += (1 if dw else resident) * w * (-(-cfg.dw_word_bits // 8) if dw else cfg.pattern_word_bytes)
+                    onchip += (1 if dw else resident) * w * (-(-cfg.dw_word_bits // 8) if dw else cfg.pattern_mem_bytes)
             if not isinstance(n, InputNode):
                 onchip += n.out.channels * PARAM_WORD_BYTES
             src = ir.graph.spec(lay.src_a) if lay.src_a else n.out

@@ -13,7 +13,7 @@ from ..intgraph import PoolFCNode, SkipOperand
 from .hw import EngineConfig, dw_operand
 from .ir import CompileError, CompileIR, ProgramEntry, Tile
 from .paging import paginate
-from .operands import block_words, fc_blocks, operand_reads, param_blocks, param_word, params_streamed, stream_memory
+from .operands import block_words, chunk_slices, fc_blocks, operand_reads, param_blocks, param_word, params_streamed, stream_memory
 
 
 def arch_config(ir: CompileIR) -> ArchConfig:
@@ -22,7 +22,7 @@ def arch_config(ir: CompileIR) -> ArchConfig:
     g = ir.graph
     classes = int(g.output.weight.shape[0])
     return ArchConfig(engine=ir.cfg, act_bytes=ir.memory["activations"].nbytes,
-                      pattern_words=ir.static.pattern_words * ir.cfg.pattern_slices,
+                      pattern_words=ir.static.pattern_words,
                       dw_words=ir.static.dw_words, weight_words=ir.memory["weights"].words,
                       param_words=ir.memory["params"].words, tensors=ir.memory["tensors"].words,
                       program_words=2 * ir.program_page if ir.program_page else len(ir.program),
@@ -123,7 +123,7 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
                 st = lay.steps[t.step]
                 first = (t.c0 - st.out_c0) // st.tc * t.length
             ext_addr = ir.ext_addr[(t.layer, t.step, t.mem)] + first * beats
-            waddr = ir.static.buffer_base(t.mem, t.half) * (cfg.pattern_slices if t.mem == "patterns" else 1)
+            waddr = ir.static.buffer_base(t.mem, t.half)
         return Instruction(Op.DMA_LOAD, layer=t.layer, deps=t.deps, mem=SELECT[t.mem], waddr=waddr, ext_addr=ext_addr,
                            length=t.length,
                            comment=f"band {t.band}: {n.name} {t.mem} of {'classes' if isinstance(n, PoolFCNode) else 'channels'} "
@@ -180,4 +180,6 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
                        stride=op_a.stride, pad=op_a.padding, groups_a=op_a.groups,
                        groups_b=getattr(op_b, "groups", 0) if op_b is not None else 0,
                        flags=t.flags | (FLAG_DW_PATTERN if dw_operand(cfg, op_a) else 0),
+                       pshift=chunk_slices(cfg, op_a, st.tc).bit_length() - 1
+                       if op_a.kind == "pattern" and not dw_operand(cfg, op_a) else 0,
                        comment=f"band {t.band}: {n.name}")

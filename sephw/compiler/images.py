@@ -13,18 +13,19 @@ from ..arch.isa import WORD_BYTES
 from ..intgraph import InputNode, PoolFCNode, SkipOperand
 from . import hw
 from .ir import PARAM_WORD_BYTES, CompileError
-from .operands import STREAMED, chunks as _chunks, param_blocks, param_word, params_streamed, stream_memory
+from .operands import STREAMED, chunk_slices, chunks as _chunks, param_blocks, param_word, params_streamed, stream_memory
 
 B48 = PARAM_WORD.field("bias").hi
 
 
 def pattern_words(ir) -> bytes:
-    """The pattern memory: per pattern operand, per channel block, per input chunk, one word of
-    ``lanes`` lane fields of ``pe_cin * k_max^2`` bits; bit ``c*k_max^2 + i*k_max + j`` of a lane
-    is 1 where ``B[o, c, i, j] = +1`` (``c`` relative to the chunk of the lane's group; a kernel
-    smaller than ``k_max`` fills the top-left ``k x k`` taps, the others are 0). Each word is
-    stored as ``pattern_slices`` memory words of ``pattern_mem_bits`` (low bits first, each
-    zero-padded to whole bytes): word ``w`` is memory words ``w*S .. w*S + S-1``.
+    """The pattern memory: per pattern operand, per channel block, per input chunk of ``cc``
+    channels, ``chunk_slices`` memory words of ``pattern_mem_bits`` (each zero-padded to whole
+    bytes) holding the chunk's ``lanes * cc * k^2`` pattern bits tap-major, low bits first: bit
+    ``((c*k + i)*k + j)*lanes + l`` (:func:`sephw.arch.config.pattern_bit`) is 1 where
+    ``B[o, c, i, j] = +1`` for lane ``l``'s output channel ``o`` (``c`` relative to the chunk of
+    the lane's group), the rest 0. ``chunk_slices`` (:func:`~sephw.compiler.operands.chunk_slices`,
+    a power of two up to ``pattern_slices``) is the instruction's ``pshift``.
 
     Operands in the pattern engine's depthwise mode (:func:`~sephw.compiler.hw.dw_operand`)
     are in the depthwise pattern memory instead, after the main memory's depth
@@ -50,9 +51,9 @@ def pattern_words(ir) -> bytes:
                     continue
                 if (lay.index, si) in ir.streamed:
                     continue
-                assert len(words) == ir.words[(lay.index, si, oi)] * S
+                assert len(words) == ir.words[(lay.index, si, oi)]
                 words += [w for blk in _pattern_blocks(cfg, op, st) for w in blk]
-    words += [bytes(cfg.pattern_mem_bytes)] * (ir.static.pattern_buffer * S)
+    words += [bytes(cfg.pattern_mem_bytes)] * ir.static.pattern_buffer
     if dw_words:
         zero = bytes(cfg.pattern_mem_bytes)
         words += [zero] * (pattern_depth(len(words), S) * S - len(words))      # up to dw_base
@@ -62,31 +63,23 @@ def pattern_words(ir) -> bytes:
 
 def _pattern_blocks(cfg, op, st) -> list[list[bytes]]:
     """A pattern operand's memory words (:func:`pattern_words`), per channel block of ``st.tc``."""
-    lane_bits = cfg.pe_cin * cfg.k_max ** 2
-    S, sbits = cfg.pattern_slices, cfg.pattern_mem_bits
-    wbytes = math.ceil(S * sbits / 8)
+    n_sl, sbits, L = chunk_slices(cfg, op, st.tc), cfg.pattern_mem_bits, cfg.lanes
     w = (op.weight > 0).numpy()                       # (O, Cg, k, k) bool
     o_tot, cg, k, _ = w.shape
-    og = o_tot // op.groups
+    cin_eff = max(1, cfg.pe_cin // hw.operand_groups_in_tile(op, st.tc))
     out = []
     for b0 in range(0, st.out_channels, st.tc):
-        tc = st.tc
-        gt = max(1, math.ceil(tc / og)) if og < tc else 1
-        cin_eff = max(1, cfg.pe_cin // gt)
+        n = min(st.tc, o_tot - b0)
         blk = []
         for ch in range(_chunks(cfg, op, st.tc)):
-            bits = np.zeros(wbytes * 8, dtype=np.uint8)
             c_lo, c_hi = ch * cin_eff, min(cg, (ch + 1) * cin_eff)
-            for l in range(min(tc, o_tot - b0)):
-                # the k x k kernel in the top-left corner of the k_max x k_max tap grid: bit
-                # c*k_max^2 + i*k_max + j (one window tap = one slot of the engine, whatever
-                # the layer's k)
-                grid = np.zeros((cfg.pe_cin, cfg.k_max, cfg.k_max), dtype=np.uint8)
-                grid[:c_hi - c_lo, :k, :k] = w[b0 + l, c_lo:c_hi]
-                base = l * lane_bits
-                bits[base:base + lane_bits] = grid.reshape(-1)
-            for sl in range(S):
-                blk.append(np.packbits(bits[sl * sbits:(sl + 1) * sbits], bitorder="little").tobytes())
+            # tap-major: (c, i, j, lane), lane fastest (sephw.arch.config.pattern_bit)
+            grid = np.zeros((c_hi - c_lo, k, k, L), dtype=np.uint8)
+            grid[..., :n] = w[b0:b0 + n, c_lo:c_hi].transpose(1, 2, 3, 0)
+            bits = np.zeros(n_sl * sbits, dtype=np.uint8)
+            bits[:grid.size] = grid.reshape(-1)
+            blk += [np.packbits(bits[sl * sbits:(sl + 1) * sbits], bitorder="little").tobytes()
+                    for sl in range(n_sl)]
         out.append(blk)
     return out
 

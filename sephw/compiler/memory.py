@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from ..arch.config import pattern_depth
 from ..arch.isa import WORD_BYTES
 from ..arch.link import MAX_PAYLOAD  # the host link's frame buffer (docs/protocol.md)
 from ..intgraph import InputNode, PoolFCNode
@@ -77,7 +78,7 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset = fro
     input_bytes = 0 if streamed else math.prod(g.input.out.shape)
     return StaticMemory(
         # (the depthwise pattern memory: dw_word_bits per word, counted by its bits)
-        memory_bytes={"patterns": pat_words * cfg.pattern_word_bytes + -(-dw_words * cfg.dw_word_bits // 8),
+        memory_bytes={"patterns": pat_words * cfg.pattern_mem_bytes + -(-dw_words * cfg.dw_word_bits // 8),
                       "weights": wgt_words * cfg.weight_word_bytes,
                       "params": params * PARAM_WORD_BYTES,
                       "column_store": -(-cfg.column_store_bits // 8) * store_chunks,
@@ -102,7 +103,7 @@ def streamable_steps(ir: CompileIR, cfg: hw.EngineConfig) -> list[tuple[int, int
             tc = min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
             words = tile_stream_words(cfg, st, tc)
             nbytes = math.ceil(st.out_channels / tc) * (
-                words["patterns"] * cfg.pattern_word_bytes + words["weights"] * cfg.weight_word_bytes)
+                words["patterns"] * cfg.pattern_mem_bytes + words["weights"] * cfg.weight_word_bytes)
             if nbytes:
                 out.append((nbytes, lay.index, si))
     steps = [(l, s) for _, l, s in sorted(out, key=lambda x: (-x[0], x[1], x[2]))]
@@ -140,8 +141,7 @@ def stream_cycles(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset) -> i
         st = ir.layers[l].steps[si]
         tc = min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
         compute = tile_cost(cfg, st, ir.graph, n.out.height, tc)[0]
-        words = [w * (cfg.pattern_slices if mem == "patterns" else 1)
-                 for mem, w in tile_stream_words(cfg, st, tc).items() if w]
+        words = [w for w in tile_stream_words(cfg, st, tc).values() if w]
         if params_streamed(ir.layers[l], streamed):
             words.append(tc)
         per_tile = len(words) * hw.TOP_FETCH_NEXT + max(0, sum(load + w * beats for w in words) - compute)
@@ -159,7 +159,8 @@ def memory_geometry(cfg: hw.EngineConfig, static: StaticMemory, act_bytes: int, 
             "host_frame": (8, MAX_PAYLOAD),
             "host_input": (8, static.input_bytes),
             "host_logits": (8, static.logit_bytes),
-            "patterns": (cfg.pattern_mem_bits, static.pattern_words * cfg.pattern_slices),
+            "patterns": (cfg.pattern_mem_bits, pattern_depth(static.pattern_words, cfg.pattern_slices)
+                         * cfg.pattern_slices),
             "dw_patterns": (cfg.dw_word_bits, static.dw_words),
             "weights": (8 * cfg.weight_word_bytes, static.weight_words),
             "params": (8 * PARAM_WORD_BYTES, static.param_words),

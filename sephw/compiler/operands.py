@@ -28,7 +28,7 @@ def windowed(op: Operand) -> bool:
 
 
 def chunks(cfg: hw.EngineConfig, op: Operand, tc: int) -> int:
-    """Pattern or weight words one block of ``tc`` output channels of ``op`` takes."""
+    """Pattern or weight beats one block of ``tc`` output channels of ``op`` takes per position."""
     gt = hw.operand_groups_in_tile(op, tc)
     cg = int(op.weight.shape[1])
     if op.kind == "pattern":
@@ -36,22 +36,34 @@ def chunks(cfg: hw.EngineConfig, op: Operand, tc: int) -> int:
     return math.ceil(gt * cg * op.k ** 2 / cfg.mac_cols)
 
 
+def chunk_slices(cfg: hw.EngineConfig, op: Operand, tc: int) -> int:
+    """Pattern memory words (slices) one chunk of a (not depthwise-mode) pattern operand
+    takes (:meth:`~sephw.arch.config.EngineConfig.pattern_chunk_slices`: its bits tap-major,
+    so fewer channels or a smaller kernel than ``pe_cin``, ``k_max`` take fewer slices)."""
+    gt = hw.operand_groups_in_tile(op, tc)
+    return cfg.pattern_chunk_slices(min(int(op.weight.shape[1]), max(1, cfg.pe_cin // gt)), op.k)
+
+
 def block_words(cfg: hw.EngineConfig, op: Operand, tc: int) -> int:
     """Memory words one block of ``tc`` output channels of ``op`` takes: in the pattern
     engine's depthwise mode the depthwise pattern memory's words of its kernel
-    (:func:`sephw.arch.config.dw_slices`), else :func:`chunks` pattern or weight words."""
+    (:func:`sephw.arch.config.dw_slices`), else per chunk (:func:`chunks`) a weight word or
+    :func:`chunk_slices` pattern memory words."""
     if hw.dw_operand(cfg, op):
         return dw_slices(cfg.k_max, op.k)
+    if op.kind == "pattern":
+        return chunks(cfg, op, tc) * chunk_slices(cfg, op, tc)
     return chunks(cfg, op, tc)
 
 
 def pattern_storage(cfg: hw.EngineConfig, op: Operand, out_channels: int, tc: int) -> tuple[int, int]:
     """``(held, stored)``: the pattern bits (±1 weights) of pattern operand ``op`` and the
     pattern memory bits its ``ceil(out_channels / tc)`` blocks of words take on overlay
-    ``cfg`` (depthwise words in the depthwise mode, else pattern words). ``stored / held`` is
-    report.json's ``pattern_storage_ratio``; issue 16 bounds it at 2 for depthwise layers."""
+    ``cfg`` (depthwise words in the depthwise mode, else pattern memory slices). ``stored /
+    held`` is report.json's ``pattern_storage_ratio``; issue 16 bounds it at 2 for depthwise
+    and grouped layers."""
     w = math.ceil(out_channels / tc) * block_words(cfg, op, tc)
-    return op.weight.numel(), w * (cfg.dw_word_bits if hw.dw_operand(cfg, op) else cfg.pattern_word_bits)
+    return op.weight.numel(), w * (cfg.dw_word_bits if hw.dw_operand(cfg, op) else cfg.pattern_mem_bits)
 
 
 STREAMED = ("patterns", "weights")     # the memories a streamed step's tiles are loaded into
@@ -68,7 +80,7 @@ def stream_memory(cfg: hw.EngineConfig, op: Operand) -> str | None:
 
 def tile_stream_words(cfg: hw.EngineConfig, step: Step, tc: int) -> dict[str, int]:
     """``{memory: words}`` one tile of ``tc``-channel blocks of a streamed ``step`` loads into
-    each of :data:`STREAMED` (pattern words, not memory slices): its operands' blocks, in
+    each of :data:`STREAMED` (memory words: pattern slices, weight words): its operands' blocks, in
     operand order."""
     out = dict.fromkeys(STREAMED, 0)
     for op in step.operands:

@@ -15,7 +15,7 @@ from .bands import band_layout, ring_rows
 from .ir import BRAM_HEADROOM, PARAM_WORD_BYTES, CompileError, CompileIR, MemoryBlocks, StaticMemory, Tensor, Tile
 from .memory import first_fit, memory_blocks, memory_geometry, static_memory, streamable_steps
 from .paging import PAGE
-from .operands import fc_chunk_words, fc_chunks, params_streamed, rows_needed, tile_cost, tile_stream_words, windowed
+from .operands import block_words, fc_chunk_words, fc_chunks, params_streamed, rows_needed, tile_cost, tile_stream_words, windowed
 
 
 def prefetch(tiles: list[Tile]) -> list[Tile]:
@@ -168,8 +168,7 @@ class TileLayers:
                         if (lay.index, si) in streamed:
                             if (id(st), step_tc) not in cost_of:
                                 cost_of[id(st), step_tc] = tile_stream_words(cfg, st, step_tc)
-                            loads = {mem: words * (cfg.pattern_slices if mem == "patterns" else 1)
-                                     for mem, words in cost_of[id(st), step_tc].items()}
+                            loads = dict(cost_of[id(st), step_tc])
                             if params_streamed(lay, streamed):
                                 loads["params"] = tc_      # the tile's channels' parameter words
                             for mem, n_w in loads.items():
@@ -206,7 +205,7 @@ class TileLayers:
                             if isinstance(op, SkipOperand):
                                 wset += (r1 - r0) * n.out.width * tc_
                             elif op.kind == "pattern":
-                                wset += c.chunks * cfg.pattern_word_bytes
+                                wset += block_words(cfg, op, tc_) * cfg.pattern_mem_bytes
                             else:
                                 wset += c.chunks * cfg.weight_word_bytes
                         wset += tc_ * PARAM_WORD_BYTES
