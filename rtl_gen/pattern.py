@@ -36,11 +36,11 @@ class PatternEngine(wiring.Component):
     ``l``'s tap ``(c, i, j)`` is bit ``((c*kk + i)*kk + j)*lanes + l``
     (:func:`~sephw.arch.config.pattern_bit`), so a beat of fewer channels or a smaller kernel
     uses only the word's first ``lanes * channels * kk^2`` bits and its word can start at any
-    memory slice (the rest is whatever follows: it meets zero codes). The word spreads onto
-    the grids as it loads into B: the grid bits in the corner of a kernel smaller than ``k``
-    take a multiplexer each (2:1, 3:1 in the 3x3 corner at ``k = 7``): about one LUT per
-    lane, channel and bit of that corner, ``(k-2)^2`` (+559 LUT for the ``xc7`` 8 x 8 engine
-    at ``k = 5``; none at ``k = 3``).
+    memory slice (the rest is whatever follows: it meets zero plane bits). The word loads
+    into B as the lanes' grids as if it were a ``k x k`` kernel's (wiring); for a smaller
+    kernel the bit-plane moves instead: each grid bit's product takes the plane bit of the code
+    whose pattern bit landed there (a multiplexer per grid bit of a group, shared by its
+    lanes: ``groups * cin * k^2`` of them, none at ``k = 3``).
 
     Bit-serial: the window is processed one activation bit-plane per cycle, most significant
     plane first, for ``act_bits`` cycles per beat, in a pipeline of registered stages:
@@ -161,7 +161,7 @@ class PatternEngine(wiring.Component):
         Depthwise pattern words per window (held while a window is fetched).
     kernel : In(range(k + 1))
         The beat's kernel size (3, 5 or 7, at most ``k``; sampled with each window): how the
-        pattern word spreads onto the grids (``k`` by default).
+        bit-plane meets the pattern word's grids (``k`` by default).
     pattern_w : Out(WritePort.Signature)
         Write port of the pattern memory (``unsigned(ceil(W/S))``, ``W = lanes*cin*k*k``: a
         whole word, or one slice at memory word ``a + slice``: :meth:`memory_words`).
@@ -307,37 +307,38 @@ class PatternEngine(wiring.Component):
         """Binary-weight × ``act_bits`` MACs per cycle at full throughput (for ``act_bits = a_bits``)."""
         return self._lanes * self._cin * self._k * self._k / self._a_bits
 
-    def _spread(self, aw: Value, ksel: dict) -> list[Value]:
-        """Each lane's grid (:attr:`pattern_layout`) from the tap-major word ``aw`` of the
-        beat's kernel: ``ksel[kk]`` is 1 for a kernel ``kk`` smaller than ``k``."""
-        K, L = self._k, self._lanes
-        lanes = []
-        for l in range(L):
-            bits = []
-            for c in range(self._cin):
-                for i in range(K):
-                    for j in range(K):
-                        v = aw[pattern_bit(L, l, c, i, j, K)]
-                        for kk, sel in ksel.items():
-                            if i < kk and j < kk:
-                                v = Mux(sel, aw[pattern_bit(L, l, c, i, j, kk)], v)
-                        bits.append(v)
-            lanes.append(Cat(*bits))
-        return lanes
+    def _grids(self, aw: Value) -> list[Value]:
+        """Each lane's grid (:attr:`pattern_layout`) from the tap-major word ``aw``, read as a
+        ``k x k`` kernel's (grid bit ``q`` of lane ``l`` is word bit ``q*lanes + l``: wiring).
+        A smaller kernel's taps land where :meth:`_plane_slots` puts its codes."""
+        n, L = self._cin * self._k * self._k, self._lanes
+        return [Cat(*[aw[q * L + l] for q in range(n)]) for l in range(L)]
 
-    def _load_pattern(self, a_word, ksel: dict, a_dw: Signal, dw_word: Value | None) -> Value:
-        """The grids B loads: the word spread for the beat's kernel (:meth:`_spread`), or in
+    def _plane_slots(self, kk: int) -> list:
+        """For a ``kk x kk`` kernel, per grid bit ``q = c*k*k + t`` of a group: the ``(tap, channel)``
+        of the code whose plane bit meets the pattern bit there (the tap-major word's bit
+        ``q*lanes + l`` is lane ``l``'s tap ``(c, i, j)`` with ``q = (c*kk + i)*kk + j``), or
+        None past the group's ``cin`` channels (a zero plane bit)."""
+        K = self._k
+        out = []
+        for q in range(self._cin * K * K):
+            c, ti = divmod(q, kk * kk)
+            out.append((ti // kk * K + ti % kk, c) if c < self._cin else None)
+        return out
+
+    def _load_pattern(self, a_word, a_dw: Signal, dw_word: Value | None) -> Value:
+        """The grids B loads: the tap-major word as its lanes' grids (:meth:`_grids`), or in
         depthwise mode (``a_dw``) each lane's own channel's taps from the staged depthwise
         words and +1 (bit 1) everywhere else."""
-        spread = self._spread(Value.cast(a_word), ksel)
+        grids = self._grids(Value.cast(a_word))
         if dw_word is None:
-            return Cat(*spread)
+            return Cat(*grids)
         k2, cin = self._k * self._k, self._cin
         n = cin * k2
         D, WL = self.dw_lanes, self.dw_lane_bits
         lanes = []
         for l in range(self._lanes):
-            normal = spread[l]
+            normal = grids[l]
             if l < D:
                 grid = [dw_word[t // WL * D * WL + l * WL + t % WL] for t in range(k2)]
                 dw = Cat(Const((1 << l * k2) - 1, l * k2), *grid,
@@ -379,8 +380,9 @@ class PatternEngine(wiring.Component):
         a_first = Signal()
         a_last = Signal()
         a_dw = Signal()
-        # the beat's kernel, one flag per kernel smaller than k (the spread's selects)
+        # the beat's kernel, one flag per kernel smaller than k (the plane remap's selects)
         a_ksel = {kk: Signal(name=f"a_k{kk}") for kk in pattern_kernels(k)[:-1]}
+        b_ksel = {kk: Signal(name=f"b_k{kk}") for kk in a_ksel}
 
         # Stage B: the window being sliced into bit-planes, one plane per cycle.
         b_busy = Signal()
@@ -486,7 +488,8 @@ class PatternEngine(wiring.Component):
             m.d.sync += [
                 b_busy.eq(1),
                 b_window.eq(a_window),
-                b_pattern.eq(self._load_pattern(a_word, a_ksel, a_dw, pm.dw_word if DW else None)),
+                b_pattern.eq(self._load_pattern(a_word, a_dw, pm.dw_word if DW else None)),
+                *(b_ksel[kk].eq(sel & ~a_dw) for kk, sel in a_ksel.items()),
                 b_dw.eq(a_dw),
                 b_plane.eq(self.act_bits - 1),
                 b_final.eq(self.act_bits == 1),
@@ -523,9 +526,20 @@ class PatternEngine(wiring.Component):
         counters = PlaneCounters(m, self._netlist, hw, n, advance, restart, step=q_valid & advance)
         count_and_accumulate = counters.count_and_accumulate
 
+        slots = {kk: self._plane_slots(kk) for kk in b_ksel}
         for g in range(groups):
             xg = Signal(n, name=f"xg{g}")   # the plane of group g, bit c*k*k + t
             m.d.comb += xg.eq(Cat(*[plane[t_][g * cin + c] for c in range(cin) for t_ in range(taps)]))
+            # the plane as the products see it: for a kernel smaller than k, its codes at the
+            # grid bits where the tap-major word has their pattern bits (_plane_slots; one
+            # multiplexer per grid bit, shared by the group's lanes); X counts xg, the same bits
+            xr = Signal(n, name=f"xr{g}")
+            for q in range(n):
+                v = xg[q]
+                for kk, sel in b_ksel.items():
+                    src = slots[kk][q]
+                    v = Mux(sel, plane[src[0]][g * cin + src[1]] if src else 0, v)
+                m.d.comb += xr[q].eq(v)
             with m.If(advance):
                 m.d.sync += xp[g].eq(xg)
             count_and_accumulate(xp[g], qx[g], xs[g], bx[g], q_neg, f"x{g}")
@@ -533,14 +547,14 @@ class PatternEngine(wiring.Component):
                 pat = b_pattern[l]
                 if word:
                     # reset (pattern bit) wins over enable, as in the flip-flop form
-                    m.d.sync += y[l].eq(~pat & Mux(advance, xg, y[l]))
+                    m.d.sync += y[l].eq(~pat & Mux(advance, xr, y[l]))
                 else:
                     for i in range(n):
                         # written as "reset wins over enable": maps onto FDRE (R = pattern bit)
                         with m.If(pat[i]):
                             m.d.sync += y[l][i].eq(0)
                         with m.Elif(advance):
-                            m.d.sync += y[l][i].eq(xg[i])
+                            m.d.sync += y[l][i].eq(xr[i])
                 count_and_accumulate(y[l], qy[l], u[l], bu[l], q_neg, f"u{l}")
         if DW:
             # lane l's own channel: bits l*k*k .. of the group-0 plane xp[0]

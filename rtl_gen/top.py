@@ -304,7 +304,7 @@ class Accelerator(wiring.Component):
         # gatherer or the FC
         wiring.connect(m, ga.window, pe.window)
         m.d.comb += [pe.act_bits.eq(da.bits[:ceil_log2(c.a_bits + 1)]), pe.act_signed.eq(da.signed != 0),
-                     pe.kernel.eq(ins.k)]     # how the beat's pattern word spreads (its kernel)
+                     pe.kernel.eq(ins.k)]     # where the beat's kernel puts its taps in the pattern word
         if arch.dw_depth:
             # the depthwise mode and its words per filter (registered: the first window comes
             # a RowAddress after DISPATCH)

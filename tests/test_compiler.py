@@ -399,6 +399,23 @@ def test_fixed_overlay_that_does_not_fit_names_its_needs(sepnet):
     assert need > 17680 and msg.endswith("; the budget is 17680 LUT / 35360 FF / 90 DSP")
 
 
+def test_no_overlay_message_counts_the_dram_controller():
+    """Where the overlay would stream words from DRAM, the LUTs it needs include the DRAM
+    controller's, and the message says so (it read 51,377 'needed' against a 53,890 budget for
+    the 224x224 SEP-Net's 16 x 32 overlay on arty-a7-100, which the controller's 3,141 tip)."""
+    from types import SimpleNamespace
+
+    from sephw.compiler import size_engines
+    b = boards.get("arty-a7-100")
+    cfg = hw.EngineConfig(16, 32, 4, 5, 8, False, 2, 224, True)
+    e = size_engines.Estimate(cfg, hw.Resources(lut=45737, ff=101193, dsp=89), 5640, 100.0, False, True, 0, 0,
+                              frozenset({(3, 0)}))
+    msg = size_engines.SizeEngines._no_overlay_message(SimpleNamespace(board=b), [e])
+    ctl = hw.dram_controller(b)["lut"]
+    assert f"needs 45737 LUT of logic + 5640 LUT of distributed-RAM memories + {ctl} LUT of the DRAM " \
+           f"controller = {45737 + 5640 + ctl} LUT / 101193 FF / 89 DSP" in msg
+
+
 # --------------------------------------------------------------------------- bands and errors
 @pytest.fixture(scope="module")
 def sepnet112() -> ig.IntGraph:

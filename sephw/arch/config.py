@@ -38,7 +38,7 @@ def pattern_bit(lanes: int, lane: int, c: int, i: int, j: int, k: int) -> int:
     """The bit of pattern filter tap ``(c, i, j)`` of lane ``lane`` (of ``lanes``) in a pattern
     word of a ``k x k`` kernel: the word is tap-major, ``((c*k + i)*k + j)*lanes + lane``, so
     one chunk of ``cc`` channels fills its first ``lanes * cc * k^2`` bits whatever the engine's
-    ``k_max`` and ``cin`` (rtl_gen/pattern.py spreads them onto its ``k_max x k_max`` grid):
+    ``k_max`` and ``cin`` (rtl_gen/pattern.py moves the bit-plane to match, not the bits):
     a chunk with fewer channels or a smaller kernel takes fewer memory slices."""
     return ((c * k + i) * k + j) * lanes + lane
 

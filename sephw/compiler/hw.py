@@ -95,12 +95,12 @@ class UnitCosts:
     dw_lut_per_lane_tap: float = 1.11
     dw_ff_per_lane: float = 43.5
     dw_ff_per_lane_tap: float = 1.5
-    # The spread of a tap-major pattern word onto the lanes' grids (rtl_gen/pattern.py,
-    # ``kernel``): one multiplexer per grid bit in the corner of the largest kernel smaller
-    # than k_max, per lane and channel ((k_max - 2)^2 bits; none at k_max 3). Measured: Yosys
-    # synth_xilinx of the xc7 engine, 8-bit activations, 4 slices, before and after the
-    # spread: 8 lanes x 8 channels at k_max 5 +559 LUT (576 bits), 4 x 4 at k_max 7 +384 (400).
-    spread_lut_per_bit: float = 0.97
+    # A kernel smaller than k_max (rtl_gen/pattern.py, ``kernel``): the bit-plane moves to
+    # where the tap-major pattern word put its taps, one multiplexer per plane bit (pe_cin x
+    # k_max^2, shared by the lanes; none at k_max 3). Measured: Yosys synth_xilinx of the xc7
+    # engine, 8-bit activations, 4 slices, before and after: 8 lanes x 8 channels at k_max 5
+    # +203 LUT (200 plane bits), 4 x 4 at k_max 7 +199 (196).
+    plane_remap_lut_per_bit: float = 1.02
     # DSPs of the top outside the MAC array and the PostProcess: address arithmetic (ring rows,
     # window taps, row bytes). Measured: Yosys synth_xilinx of the board tops above gave 57
     # DSP48E1 for 32 MAC cells + two PostProcess units (8) and 51 with one.
@@ -176,14 +176,14 @@ def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) ->
         + window_bits * copies * costs.window_lut_per_bit + cfg.column_store_bits * costs.column_store_lut_per_bit
     dw_lanes = cfg.dw_lanes if cfg.depthwise else 0
     dw_lut = dw_lanes * (costs.dw_lut_per_lane + cfg.k_max ** 2 * costs.dw_lut_per_lane_tap)
-    spread_lut = cfg.lanes * cfg.pe_cin * (cfg.k_max - 2) ** 2 * costs.spread_lut_per_bit if cfg.k_max > 3 else 0
-    lut = ops * p_lut + dw_lut + spread_lut + cells * m_lut + cfg.pp_units * costs.pp_lut + control_lut
+    remap_lut = cfg.pe_cin * cfg.k_max ** 2 * costs.plane_remap_lut_per_bit if cfg.k_max > 3 else 0
+    lut = ops * p_lut + dw_lut + remap_lut + cells * m_lut + cfg.pp_units * costs.pp_lut + control_lut
     ff = ops * costs.pattern_ff_per_op + cells * m_ff + cfg.pp_units * costs.pp_ff \
         + window_bits * costs.window_ff_per_bit + costs.control_ff \
         + dw_lanes * (costs.dw_ff_per_lane + cfg.k_max ** 2 * costs.dw_ff_per_lane_tap)
     dsp = math.ceil(cells * m_dsp) + cfg.pp_units * costs.pp_dsp + costs.control_dsp
     return Resources(lut=int(math.ceil(lut)), ff=int(math.ceil(ff)), dsp=int(math.ceil(dsp)),
-                     detail={"pattern_engine_lut": round(ops * p_lut + dw_lut + spread_lut),
+                     detail={"pattern_engine_lut": round(ops * p_lut + dw_lut + remap_lut),
                              "mac_array_lut": round(cells * m_lut), "mac_array_dsp": math.ceil(cells * m_dsp),
                              "postprocess_lut": round(cfg.pp_units * costs.pp_lut),
                              "control_lut": round(control_lut)})

@@ -351,8 +351,10 @@ class SizeEngines:
         cfg, r = e.cfg, e.resources
         what = "even the smallest overlay" if len(ests) > 1 else "the overlay"
         # a logic that fits alone: its distributed-RAM memories are what does not fit beside it
-        need = f"{r.lut} LUT of logic + {e.lutram} LUT of distributed-RAM memories = " \
-            f"{r.lut + e.lutram} LUT" if _logic_fits(r, b) else f"{r.lut} LUT"
+        ctl = hw.dram_controller(b)["lut"] if e.streamed else 0
+        need = f"{r.lut} LUT of logic + {e.lutram} LUT of distributed-RAM memories" + \
+            (f" + {ctl} LUT of the DRAM controller" if ctl else "") + \
+            f" = {r.lut + e.lutram + ctl} LUT" if _logic_fits(r, b) else f"{r.lut} LUT"
         return (f"board {b.name}: {what} ({cfg.lanes} lanes, "
                 f"{cfg.pe_cin}-channel pattern beats, {cfg.mac_cols} MAC columns) needs "
                 f"{need} / {r.ff} FF / {r.dsp} DSP; the budget is "
