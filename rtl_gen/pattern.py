@@ -107,6 +107,11 @@ class PatternEngine(wiring.Component):
         side by side for 117 words, with ``S = 4`` 8). A beat can start ``S`` cycles after
         its window was accepted (one cycle with ``S = 1``); with ``S <= act_bits`` a window
         accepted when the previous beat starts costs no throughput.
+    dense_kernels : bool
+        True (default): the words of a kernel smaller than ``k`` hold its ``kk^2`` taps and
+        the bit-plane moves to them (the ``kernel`` port). False: every word is laid out as a
+        ``k x k`` kernel's (a smaller kernel's taps at their grid positions, the others 0), no
+        multiplexers, the ``kernel`` port unused.
     dw_depth : int
         0 (default): no depthwise mode. ``D > 0``: a second, narrow pattern memory of ``D``
         words for depthwise layers and the engine's depthwise mode (``groups == 1`` only).
@@ -169,7 +174,7 @@ class PatternEngine(wiring.Component):
 
     def __init__(self, *, lanes: int, k: int, cin: int, groups: int = 1, a_bits: int = 8,
                  max_cin: int | None = None, pattern_depth: int = 16, netlist: str = "lut",
-                 pattern_slices: int = 1, dw_depth: int = 0):
+                 pattern_slices: int = 1, dw_depth: int = 0, dense_kernels: bool = True):
         check_int("lanes", lanes, 1)
         if netlist not in ("lut", "word", "xc7"):
             raise ValueError(f"netlist must be 'lut', 'word' or 'xc7', not {netlist!r}")
@@ -196,6 +201,7 @@ class PatternEngine(wiring.Component):
         self._netlist = netlist
         check_int("dw_depth", dw_depth, 0)
         self._dw_depth = dw_depth
+        self._dense = bool(dense_kernels)
         if dw_depth and groups != 1:
             raise ValueError(f"the depthwise mode needs groups == 1, not {groups}")
         if dw_depth and self.dw_lanes * self.dw_lane_bits > -(-lanes * cin * k * k // pattern_slices):
@@ -288,14 +294,16 @@ class PatternEngine(wiring.Component):
         a ``kernel x kernel`` filter (default ``k``) over up to ``cin`` channels per lane,
         tap-major (:func:`~sephw.arch.config.pattern_bit`)."""
         kk = self._k if kernel is None else kernel
-        return sum(1 << pattern_bit(self._lanes, l, c, i, j, kk)
+        lay = kk if self._dense else self._k
+        return sum(1 << pattern_bit(self._lanes, l, c, i, j, lay)
                    for l, f in enumerate(filters) for c, fc in enumerate(f)
                    for i in range(kk) for j in range(kk) if fc[i][j])
 
     def memory_slices(self, kernel: int, channels: int) -> int:
         """Memory words one beat's word of ``channels`` channels and a ``kernel x kernel``
         filter fills (the rest of its ``pattern_slices`` may be the next word's)."""
-        return -(-self._lanes * channels * kernel * kernel // self.pattern_memory_bits)
+        lay = kernel if self._dense else self._k
+        return -(-self._lanes * channels * lay * lay // self.pattern_memory_bits)
 
     def memory_words(self, word: int, slices: int | None = None) -> list[int]:
         """The first ``slices`` (default ``pattern_slices``) pattern memory words holding
@@ -381,7 +389,7 @@ class PatternEngine(wiring.Component):
         a_last = Signal()
         a_dw = Signal()
         # the beat's kernel, one flag per kernel smaller than k (the plane remap's selects)
-        a_ksel = {kk: Signal(name=f"a_k{kk}") for kk in pattern_kernels(k)[:-1]}
+        a_ksel = {kk: Signal(name=f"a_k{kk}") for kk in pattern_kernels(k)[:-1]} if self._dense else {}
         b_ksel = {kk: Signal(name=f"b_k{kk}") for kk in a_ksel}
 
         # Stage B: the window being sliced into bit-planes, one plane per cycle.

@@ -41,20 +41,26 @@ def test_pattern_engine(config, idle, stall):
     assert {tuple(st["flow"]) for st in json.loads((d / "result.json").read_text())} == set(crossed_flows(idle, stall))
 
 
-@pytest.mark.parametrize("config,slices,netlist", [("k3_groups2_chunked", 4, "lut"),
-                                                    ("k7_dense_4bit", 4, "word"),
-                                                    ("k5_depthwise_mode_narrow", 4, "word")])
-def test_pattern_engine_sliced_pattern_memory(config, slices, netlist):
+@pytest.mark.parametrize("config,slices,netlist,dense", [("k3_groups2_chunked", 4, "lut", True),
+                                                          ("k7_dense_4bit", 4, "word", True),
+                                                          ("k7_dense_4bit", 4, "lut", False),
+                                                          ("k5_depthwise_mode_narrow", 4, "word", True)])
+def test_pattern_engine_sliced_pattern_memory(config, slices, netlist, dense):
     """A pattern memory ``slices`` times narrower and deeper (the accelerator top's): each beat's
     word is fetched one slice per cycle. Bit-exact with idle and back-pressure insertion, also at
     ``act_bits`` below ``slices`` (the 4-bit engine's random cases go down to 1 bit, where the
-    fetch, not the planes, sets the pace)."""
-    params = dict(CONFIGS.get(config) or SLICED_ONLY[config], netlist=netlist, pattern_slices=slices)
+    fetch, not the planes, sets the pace). ``dense = False``: the words of 3x3 and 5x5 kernels
+    on the 7x7 grid (``dense_kernels``), no bit-plane remap."""
+    params = dict(CONFIGS.get(config) or SLICED_ONLY[config], netlist=netlist, pattern_slices=slices,
+                  dense_kernels=dense)
     eng = PatternEngine(**params)
     assert eng.pattern_memory_bits == -(-eng.pattern_layout.size // slices)
     case = {"params": params, "seed": 4000 + len(config), "idle": 0.3,
             "stall": 0.4, "random_cases": 4}
-    run_testbench(eng, f"pattern_{config}_s{slices}_{netlist}", "sim.tb_pattern", case)
+    d = run_testbench(eng, f"pattern_{config}_s{slices}_{netlist}" + ("" if dense else "_grid"),
+                      "sim.tb_pattern", case)
+    kernels = {st.get("kernel") for st in json.loads((d / "result.json").read_text()) if not st.get("dw")}
+    assert eng.k == 3 or kernels - {eng.k}, "no smaller kernel ran"
 
 
 def test_pattern_engine_sliced_memory_keeps_the_beat_rate():

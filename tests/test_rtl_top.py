@@ -292,17 +292,21 @@ def test_sliding_window_bit_exact(sepnet_build, tmp_path):
     4-channel overlay they are two chunks, each with its own column-store entry,
     test_whole_sepnet_bit_exact). Built without the column store (``column_store = False``):
     the window register shifts in place and the multi-chunk 3x3s read whole windows, more
-    cycles by the model than with the store. Every logit equal to the reference's, every
+    cycles by the model than with the store; and without ``dense_kernels``: the 3x3 layers'
+    pattern words on the 5x5 grid, no bit-plane remap (more pattern words, same cycles). Every logit equal to the reference's, every
     instruction's cycles equal to the RTL-top model's; a second image under host-side stalls
     (idle input bytes, back-pressured logits) still bit-exact."""
     from sephw.compiler import compile_graph
     from sim.top_driver import run_top
     g = sepnet_build[0]
     eng = dict(lanes=4, pe_cin=8, mac_cols=4, packed=False, pp_units=1)
-    ir, rep = compile_graph(g, "arty-a7-35", tmp_path, engine=dict(eng, column_store=False))
-    assert not ir.cfg.column_store
-    with_store = compile_graph(g, "arty-a7-35", tmp_path / "store", engine=eng)[1]
-    assert with_store["cycles_per_inference"] < rep["cycles_per_inference"]
+    ir, rep = compile_graph(g, "arty-a7-35", tmp_path, engine=dict(eng, column_store=False, dense_kernels=False))
+    assert not ir.cfg.column_store and not ir.cfg.dense_kernels
+    with_store, dense = (compile_graph(g, "arty-a7-35", tmp_path / n, engine=e)[1]
+                         for n, e in (("store", eng), ("dense", dict(eng, column_store=False))))
+    assert with_store["cycles_per_inference"] < rep["cycles_per_inference"] == dense["cycles_per_inference"]
+    k3 = [(r, d) for r, d in zip(rep["layers"], dense["layers"]) if r["name"] in ("features.conv2", "features.conv3")]
+    assert k3 and all(r["pattern_bits_stored"] > d["pattern_bits_stored"] for r, d in k3), k3
     sliding = [i for i in decode_program((tmp_path / "program.bin").read_bytes())
                if i.op == Op.PRB and i.k == 5 and i.stride == 1 and i.na <= ir.cfg.pe_cin]
     assert sliding, "no single-chunk 5x5 PRB in the Program"

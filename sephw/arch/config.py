@@ -101,7 +101,9 @@ class EngineConfig:
     stride-1 operands slide; rtl_gen/gather.py), else only single-chunk operands slide;
     ``depthwise``: the pattern engine's depthwise mode and memory (rtl_gen/pattern.py,
     ``dw_depth``): a depthwise pattern layer runs ``dw_lanes`` channels per tile from densely
-    stored filters, else one channel per tile from whole pattern words."""
+    stored filters, else one channel per tile from whole pattern words; ``dense_kernels``: a
+    pattern word of a kernel smaller than ``k_max`` holds its ``k^2`` taps (the engine moves
+    the bit-plane to them: ``pe_cin * k_max^2`` multiplexers), else its ``k_max^2`` grid."""
     lanes: int
     pe_cin: int
     mac_cols: int
@@ -112,6 +114,14 @@ class EngineConfig:
     max_width: int
     column_store: bool = True
     depthwise: bool = False
+    dense_kernels: bool = True
+
+    def kernel_layout(self, k: int) -> int:
+        """The kernel a ``k x k`` pattern operand's words are laid out for
+        (:func:`pattern_bit`): ``k`` with :attr:`dense_kernels` (the engine moves a smaller
+        kernel's bit-plane to match), else ``k_max`` (its taps at their ``k_max x k_max`` grid
+        positions, the others 0)."""
+        return k if self.dense_kernels else self.k_max
 
     @property
     def mac_rows(self) -> int:
@@ -163,10 +173,12 @@ class EngineConfig:
 
     def pattern_chunk_slices(self, channels: int, k: int) -> int:
         """Pattern memory words (slices) one chunk of ``channels`` input channels of a
-        ``k x k`` pattern operand takes: its ``lanes * channels * k^2`` bits (:func:`pattern_bit`)
+        ``k x k`` pattern operand takes: its ``lanes * channels * kk^2`` bits (:func:`pattern_bit`,
+        ``kk`` = :meth:`kernel_layout`)
         in whole slices, rounded up to a power of two (the gatherer steps a tile's pattern
         address by a shift, ISA field ``pshift``), at most :attr:`pattern_slices`."""
-        need = -(-self.lanes * min(channels, self.pe_cin) * k * k // self.pattern_mem_bits)
+        kk = self.kernel_layout(k)
+        need = -(-self.lanes * min(channels, self.pe_cin) * kk * kk // self.pattern_mem_bits)
         n = 1
         while n < need:
             n *= 2

@@ -21,10 +21,11 @@ B48 = PARAM_WORD.field("bias").hi
 def pattern_words(ir) -> bytes:
     """The pattern memory: per pattern operand, per channel block, per input chunk of ``cc``
     channels, ``chunk_slices`` memory words of ``pattern_mem_bits`` (each zero-padded to whole
-    bytes) holding the chunk's ``lanes * cc * k^2`` pattern bits tap-major, low bits first: bit
-    ``((c*k + i)*k + j)*lanes + l`` (:func:`sephw.arch.config.pattern_bit`) is 1 where
+    bytes) holding the chunk's ``lanes * cc * kk^2`` pattern bits tap-major, low bits first: bit
+    ``((c*kk + i)*kk + j)*lanes + l`` (:func:`sephw.arch.config.pattern_bit`) is 1 where
     ``B[o, c, i, j] = +1`` for lane ``l``'s output channel ``o`` (``c`` relative to the chunk of
-    the lane's group), the rest 0. ``chunk_slices`` (:func:`~sephw.compiler.operands.chunk_slices`,
+    the lane's group), the rest 0; ``kk`` is the kernel ``k``, or ``k_max`` on an overlay
+    without ``dense_kernels`` (``EngineConfig.kernel_layout``). ``chunk_slices`` (:func:`~sephw.compiler.operands.chunk_slices`,
     a power of two up to ``pattern_slices``) is the instruction's ``pshift``.
 
     Operands in the pattern engine's depthwise mode (:func:`~sephw.compiler.hw.dw_operand`)
@@ -66,6 +67,7 @@ def _pattern_blocks(cfg, op, st) -> list[list[bytes]]:
     n_sl, sbits, L = chunk_slices(cfg, op, st.tc), cfg.pattern_mem_bits, cfg.lanes
     w = (op.weight > 0).numpy()                       # (O, Cg, k, k) bool
     o_tot, cg, k, _ = w.shape
+    kk = cfg.kernel_layout(k)                         # the taps' grid: k, or k_max (zeros around)
     cin_eff = max(1, cfg.pe_cin // hw.operand_groups_in_tile(op, st.tc))
     out = []
     for b0 in range(0, st.out_channels, st.tc):
@@ -74,8 +76,8 @@ def _pattern_blocks(cfg, op, st) -> list[list[bytes]]:
         for ch in range(_chunks(cfg, op, st.tc)):
             c_lo, c_hi = ch * cin_eff, min(cg, (ch + 1) * cin_eff)
             # tap-major: (c, i, j, lane), lane fastest (sephw.arch.config.pattern_bit)
-            grid = np.zeros((c_hi - c_lo, k, k, L), dtype=np.uint8)
-            grid[..., :n] = w[b0:b0 + n, c_lo:c_hi].transpose(1, 2, 3, 0)
+            grid = np.zeros((c_hi - c_lo, kk, kk, L), dtype=np.uint8)
+            grid[:, :k, :k, :n] = w[b0:b0 + n, c_lo:c_hi].transpose(1, 2, 3, 0)
             bits = np.zeros(n_sl * sbits, dtype=np.uint8)
             bits[:grid.size] = grid.reshape(-1)
             blk += [np.packbits(bits[sl * sbits:(sl + 1) * sbits], bitorder="little").tobytes()
