@@ -357,7 +357,7 @@ class Gather(wiring.Component):
                     m.next = "ROWSETUP"
 
             # pattern operand: taps (k-1, k-1) down to (0, 0), one read of pe_cin channels per
-            # cycle into window slot i*k_max + j (the pattern words hold bit c*k_max^2 + i*k_max + j);
+            # cycle into window slot i*k_max + j (the engine's grid bit c*k_max^2 + i*k_max + j);
             # the beat is issued as the last tap lands, and the next chunk's first read goes out
             # in the same cycle: k^2 cycles per chunk
             with m.State("GATHER_A"):

@@ -231,7 +231,8 @@ class PatternEngine(wiring.Component):
     groups = property(lambda self: self._groups, doc="Groups covered by one beat.")
     a_bits = property(lambda self: self._a_bits, doc="Largest activation code width.")
     max_cin = property(lambda self: self._max_cin, doc="Largest input channels per group.")
-    pattern_depth = property(lambda self: self._pattern_depth, doc="Pattern memory words.")
+    pattern_depth = property(lambda self: self._pattern_depth,
+                             doc="Pattern words (of pattern_slices memory words) in the pattern memory.")
     acc_width = property(lambda self: self._acc_width, doc="Accumulator width (bits, signed).")
     netlist = property(lambda self: self._netlist, doc='``"lut"``, ``"word"`` or ``"xc7"`` (see above).')
     pattern_slices = property(lambda self: self._slices, doc="Memory words per pattern word.")
@@ -301,7 +302,9 @@ class PatternEngine(wiring.Component):
 
     def memory_slices(self, kernel: int, channels: int) -> int:
         """Memory words one beat's word of ``channels`` channels and a ``kernel x kernel``
-        filter fills (the rest of its ``pattern_slices`` may be the next word's)."""
+        filter fills (the rest of its ``pattern_slices`` may be the next word's; the engine
+        takes a word at any memory word: the compiler's power of two, ``pshift``, is the
+        gatherer's)."""
         lay = kernel if self._dense else self._k
         return -(-self._lanes * channels * lay * lay // self.pattern_memory_bits)
 
@@ -315,12 +318,17 @@ class PatternEngine(wiring.Component):
         """Binary-weight × ``act_bits`` MACs per cycle at full throughput (for ``act_bits = a_bits``)."""
         return self._lanes * self._cin * self._k * self._k / self._a_bits
 
-    def _grids(self, aw: Value) -> list[Value]:
+    def _grids(self, m: Module, aw: Value) -> list[Value]:
         """Each lane's grid (:attr:`pattern_layout`) from the tap-major word ``aw``, read as a
         ``k x k`` kernel's (grid bit ``q`` of lane ``l`` is word bit ``q*lanes + l``: wiring).
-        A smaller kernel's taps land where :meth:`_plane_slots` puts its codes."""
+        A smaller kernel's taps land where :meth:`_plane_slots` puts its codes. (One signal
+        per lane: one concatenation of every lane's bits is a Verilog line Verilator refuses,
+        over 40,000 tokens, at 16 lanes x 64 channels x 9 taps.)"""
         n, L = self._cin * self._k * self._k, self._lanes
-        return [Cat(*[aw[q * L + l] for q in range(n)]) for l in range(L)]
+        grids = [Signal(n, name=f"grid{l}") for l in range(L)]
+        for l, g in enumerate(grids):
+            m.d.comb += g.eq(Cat(*[aw[q * L + l] for q in range(n)]))
+        return grids
 
     def _plane_slots(self, kk: int) -> list:
         """For a ``kk x kk`` kernel, per grid bit ``q = c*k*k + t`` of a group: the ``(tap, channel)``
@@ -334,11 +342,11 @@ class PatternEngine(wiring.Component):
             out.append((ti // kk * K + ti % kk, c) if c < self._cin else None)
         return out
 
-    def _load_pattern(self, a_word, a_dw: Signal, dw_word: Value | None) -> Value:
+    def _load_pattern(self, m: Module, a_word, a_dw: Signal, dw_word: Value | None) -> Value:
         """The grids B loads: the tap-major word as its lanes' grids (:meth:`_grids`), or in
         depthwise mode (``a_dw``) each lane's own channel's taps from the staged depthwise
         words and +1 (bit 1) everywhere else."""
-        grids = self._grids(Value.cast(a_word))
+        grids = self._grids(m, Value.cast(a_word))
         if dw_word is None:
             return Cat(*grids)
         k2, cin = self._k * self._k, self._cin
@@ -496,7 +504,7 @@ class PatternEngine(wiring.Component):
             m.d.sync += [
                 b_busy.eq(1),
                 b_window.eq(a_window),
-                b_pattern.eq(self._load_pattern(a_word, a_dw, pm.dw_word if DW else None)),
+                b_pattern.eq(self._load_pattern(m, a_word, a_dw, pm.dw_word if DW else None)),
                 *(b_ksel[kk].eq(sel & ~a_dw) for kk, sel in a_ksel.items()),
                 b_dw.eq(a_dw),
                 b_plane.eq(self.act_bits - 1),

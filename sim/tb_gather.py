@@ -10,7 +10,7 @@ idle insertion), then compares every beat in order with the golden model:
 - pattern operand (``use_pe``): per output position (y, x) and chunk ``ch`` of ``pe_cin``
   channels, window slot ``i*k_max + j`` = input pixel ``(y*stride - pad + i, x*stride - pad + j)``,
   channels ``cin0 + ch*pe_cin ..`` (zero outside the image or beyond ``na``, slots with
-  ``i, j >= k`` zero), low ``a_bits`` of each code; ``pat_addr = wa + ch``;
+  ``i, j >= k`` zero), low ``a_bits`` of each code; ``pat_addr = wa + (ch << pshift)``;
 - 1x1 MAC operand: ``mac_cols`` channels of pixel ``(y*stride, x*stride)`` per beat, ``w_addr = wa + ch``;
 - operand b after operand a: a 1x1 on the MAC array (``pixel``, ``w_addr = wb + ch``, src_b at
   ``(2y, 2x)`` when src_b is twice dst's width) or the identity skip (``skip``: ``lanes`` codes
@@ -92,7 +92,7 @@ def golden(t: dict, A: np.ndarray, B, p: dict, h: GatherHarness):
                             r, c = y * s - pad + i, x * s - pad + j
                             if 0 <= r < ha and 0 <= c < wa_:
                                 w[i * K + j, :n] = A[r, c, cin0 + ch * PC:cin0 + ch * PC + n] & mask
-                    win.append(({"window": w.tolist(), "pat_addr": (t["wa"] + ch) % pat_mod,
+                    win.append(({"window": w.tolist(), "pat_addr": (t["wa"] + (ch << t.get("pshift", 0))) % pat_mod,
                                  "first": int(ch == 0), "last": int(ch == ca - 1)}, (y, x, "a", ch)))
             else:
                 for ch in range(ca):
@@ -296,7 +296,8 @@ class GatherTB:
         return isa.WORD.encode(dict(
             op=int(op), src_a=1, src_b=2, dst=3, wa=t["wa"], wb=t.get("wb", 0), tc=self.p["lanes"],
             cin0=t.get("cin0", 0), row0=row0, rows=rows, k=t["k"], stride=t["stride"], pad=t["pad"],
-            groups_a=1, groups_b=1, flags=flags, cin0_b=t.get("cin0_b", 0), na=t["na"], nb=t.get("nb", 0)))
+            groups_a=1, groups_b=1, flags=flags, cin0_b=t.get("cin0_b", 0), na=t["na"], nb=t.get("nb", 0),
+            pshift=t.get("pshift", 0)))
 
     # -- one tile ---------------------------------------------------------------------------
     async def run_tile(self, t: dict, sel: int, idle: float, stall: float, timing: bool,

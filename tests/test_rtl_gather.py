@@ -41,8 +41,9 @@ TILES = {
         # pattern operand: single chunk slides (column store or the in-place shift)
         _t("k3_s1_p1_1chunk", k=3, stride=1, pad=1, a=_img(5, 7, 6), cin0=1, na=4, wa=5),
         # three chunks (the last partial): slides only with the column store
-        _t("k5_s1_p2_3chunks", k=5, stride=1, pad=2, a=_img(4, 6, 12, base=1), cin0=1, na=10, wa=62),
-        _t("k3_s2_p1_2chunks", k=3, stride=2, pad=1, a=_img(7, 7, 8), na=8, wa=9),
+        # (pshift: a chunk's pattern word takes 2^pshift memory words, wa + (ch << pshift))
+        _t("k5_s1_p2_3chunks", k=5, stride=1, pad=2, a=_img(4, 6, 12, base=1), cin0=1, na=10, wa=62, pshift=2),
+        _t("k3_s2_p1_2chunks", k=3, stride=2, pad=1, a=_img(7, 7, 8), na=8, wa=9, pshift=1),
         _t("k5_s2_p2_partial", k=5, stride=2, pad=2, a=_img(6, 9, 3, base=0), na=3, wa=0),
         _t("k3_s1_p0_band", k=3, stride=1, pad=0, a=_img(7, 6, 5), na=5, row0=2, rows=3),
         # ring wrap: input rows 4..9 in a 7-row ring (slots 4, 5, 6, 0, 1, 2)
@@ -66,9 +67,9 @@ TILES = {
     "banks8": [
         _t("k3_s1_p1_1chunk", k=3, stride=1, pad=1, a=_img(5, 6, 5), cin0=1, na=4),
         # two chunks per read: 2 (the last beat in the hold register), 3 (dual + single), 4
-        _t("k5_s1_p2_2chunks", k=5, stride=1, pad=2, a=_img(4, 5, 9, base=6), cin0=1, na=8, wa=20),
-        _t("k3_s2_p1_3chunks", k=3, stride=2, pad=1, a=_img(7, 7, 12), na=12),
-        _t("k3_s1_p1_4chunks", k=3, stride=1, pad=1, a=_img(3, 4, 16), na=16, wa=61),
+        _t("k5_s1_p2_2chunks", k=5, stride=1, pad=2, a=_img(4, 5, 9, base=6), cin0=1, na=8, wa=20, pshift=1),
+        _t("k3_s2_p1_3chunks", k=3, stride=2, pad=1, a=_img(7, 7, 12), na=12, pshift=2),
+        _t("k3_s1_p1_4chunks", k=3, stride=1, pad=1, a=_img(3, 4, 16), na=16, wa=61, pshift=1),
         _t("k5_ring_2chunks_partial", k=5, stride=1, pad=2, a=_img(10, 5, 7, ring=6), na=6, row0=3, rows=2),
         _t("prb_s2_projection_dual", k=3, stride=2, pad=1, a=_img(6, 6, 8), na=8, b_mac=1,
            b=_img(6, 6, 8), nb=8, wb=1),

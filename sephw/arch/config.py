@@ -179,10 +179,7 @@ class EngineConfig:
         address by a shift, ISA field ``pshift``), at most :attr:`pattern_slices`."""
         kk = self.kernel_layout(k)
         need = -(-self.lanes * min(channels, self.pe_cin) * kk * kk // self.pattern_mem_bits)
-        n = 1
-        while n < need:
-            n *= 2
-        return min(n, self.pattern_slices)
+        return min(1 << (need - 1).bit_length(), self.pattern_slices)
 
     @property
     def pattern_mem_bytes(self) -> int:

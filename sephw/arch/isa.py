@@ -85,7 +85,7 @@ _TILE = (
     ("src_a", 8),      # tensor id read by operand a
     ("src_b", 8),      # tensor id read by operand b / the identity skip
     ("dst", 8),        # tensor id written
-    ("wa", 24),        # operand a: first pattern word (pattern) or weight word (int8)
+    ("wa", 24),        # operand a: first pattern memory word (pattern) or weight word (int8)
     ("wb", 24),        # operand b: first weight word
     ("prm", 16),       # first PostProcess parameter word of the tile (channel c0)
     ("c0", 12),        # first output channel of the tile

@@ -13,7 +13,7 @@ from ..arch.isa import WORD_BYTES
 from ..intgraph import InputNode, PoolFCNode, SkipOperand
 from . import hw
 from .ir import PARAM_WORD_BYTES, CompileError
-from .operands import STREAMED, chunk_slices, chunks as _chunks, param_blocks, param_word, params_streamed, stream_memory
+from .operands import STREAMED, chunk_channels, chunk_slices, chunks as _chunks, param_blocks, param_word, params_streamed, stream_memory
 
 B48 = PARAM_WORD.field("bias").hi
 
@@ -68,7 +68,7 @@ def _pattern_blocks(cfg, op, st) -> list[list[bytes]]:
     w = (op.weight > 0).numpy()                       # (O, Cg, k, k) bool
     o_tot, cg, k, _ = w.shape
     kk = cfg.kernel_layout(k)                         # the taps' grid: k, or k_max (zeros around)
-    cin_eff = max(1, cfg.pe_cin // hw.operand_groups_in_tile(op, st.tc))
+    cin_eff = chunk_channels(cfg, op, st.tc)
     out = []
     for b0 in range(0, st.out_channels, st.tc):
         n = min(st.tc, o_tot - b0)

@@ -143,7 +143,7 @@ class StaticMemory:
     input_bytes: int             # the host link's on-chip input buffer (0: the image is in DRAM)
     logit_bytes: int             # the host link's logit buffer
     dw_words: int = 0            # depthwise pattern memory words (the engine's depthwise mode)
-    pattern_buffer: int = 0      # the last pattern words: the buffer streamed tiles are loaded into
+    pattern_buffer: int = 0      # the last pattern memory words: the buffer streamed tiles are loaded into
     weight_buffer: int = 0       # the last weight words: the same for int8 weights
     param_buffer: int = 0        # the last parameter words: the same for streamed layers' parameters
 
@@ -152,7 +152,7 @@ class StaticMemory:
         return sum(self.memory_bytes.values())
 
     def buffer_base(self, mem: str, half: int = 0) -> int:
-        """The first word (pattern words for ``patterns``) of half ``half`` of ``mem``'s
+        """The first memory word (a slice for ``patterns``) of half ``half`` of ``mem``'s
         buffer for streamed tiles, which follows the memory's resident words."""
         words, buf = {"patterns": (self.pattern_words, self.pattern_buffer),
                       "weights": (self.weight_words, self.weight_buffer),

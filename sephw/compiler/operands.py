@@ -27,21 +27,26 @@ def windowed(op: Operand) -> bool:
     return not isinstance(op, SkipOperand) and op.k > 1
 
 
+def chunk_channels(cfg: hw.EngineConfig, op: Operand, tc: int) -> int:
+    """Input channels per group in one pattern beat of a block of ``tc`` output channels of
+    pattern operand ``op`` (the beat's ``pe_cin`` shared by the tile's groups)."""
+    return max(1, cfg.pe_cin // hw.operand_groups_in_tile(op, tc))
+
+
 def chunks(cfg: hw.EngineConfig, op: Operand, tc: int) -> int:
     """Pattern or weight beats one block of ``tc`` output channels of ``op`` takes per position."""
-    gt = hw.operand_groups_in_tile(op, tc)
     cg = int(op.weight.shape[1])
     if op.kind == "pattern":
-        return math.ceil(cg / max(1, cfg.pe_cin // gt))
-    return math.ceil(gt * cg * op.k ** 2 / cfg.mac_cols)
+        return math.ceil(cg / chunk_channels(cfg, op, tc))
+    return math.ceil(hw.operand_groups_in_tile(op, tc) * cg * op.k ** 2 / cfg.mac_cols)
 
 
 def chunk_slices(cfg: hw.EngineConfig, op: Operand, tc: int) -> int:
     """Pattern memory words (slices) one chunk of a (not depthwise-mode) pattern operand
     takes (:meth:`~sephw.arch.config.EngineConfig.pattern_chunk_slices`: its bits tap-major,
-    so fewer channels or a smaller kernel than ``pe_cin``, ``k_max`` take fewer slices)."""
-    gt = hw.operand_groups_in_tile(op, tc)
-    return cfg.pattern_chunk_slices(min(int(op.weight.shape[1]), max(1, cfg.pe_cin // gt)), op.k)
+    so fewer channels or a smaller kernel than ``pe_cin``, ``k_max`` take fewer slices);
+    ``2^pshift`` in its instructions."""
+    return cfg.pattern_chunk_slices(min(int(op.weight.shape[1]), chunk_channels(cfg, op, tc)), op.k)
 
 
 def block_words(cfg: hw.EngineConfig, op: Operand, tc: int) -> int:

@@ -256,16 +256,22 @@ class SizeEngines:
             cs = e.column_store
             dw = dw and e.depthwise
 
+        # a pattern kernel smaller than k_max outside the depthwise mode: its words hold its
+        # k^2 taps where the overlay keeps the bit-plane remap (dense_kernels), which is built
+        # only for such a network
+        small_k = k_max > 3 and any(op.k < k_max for lay in ir.layers for st in lay.steps
+                                    for op in step_operands(st)
+                                    if op.kind == "pattern" and not hw.depthwise_pattern(op))
+        dense = small_k and (ir.engine.dense_kernels if ir.engine is not None else True)
+
         def config(l, c, q, p, u):
-            cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs, dw,
-                                  ir.engine.dense_kernels if ir.engine is not None else True)
+            cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs, dw, dense)
             return cfg if cfg.depthwise_fits else replace(cfg, depthwise=False)
         ests = [estimate(ir, config(l, c, q, p, u), act1)
                 for l, c, q, p, u in tqdm(cands, desc="size engines", disable=not ir.progress, leave=False)]
-        # kernels smaller than k_max are stored as their k^2 taps (dense_kernels: the bit-plane
-        # remap's LUTs); an overlay whose logic does not fit with the remap is tried without
-        # it (those layers' words on the k_max grid), and competes by cycles like any other
-        if ir.engine is None and k_max > 3 and min(pat_k) < k_max:
+        # an overlay whose logic does not fit with the remap is tried without it (those
+        # layers' words on the k_max grid), and competes by cycles like any other
+        if dense and ir.engine is None:
             ests += [estimate(ir, replace(e.cfg, dense_kernels=False), act1) for e in ests if not e.fits_logic]
         admitted = sorted((e for e in ests if e.fits_logic), key=lambda e: e.key)
         if not admitted:
