@@ -173,10 +173,10 @@ class EngineConfig:
 
     def pattern_chunk_slices(self, channels: int, k: int) -> int:
         """Pattern memory words (slices) one chunk of ``channels`` input channels of a
-        ``k x k`` pattern operand takes: its ``lanes * channels * kk^2`` bits (:func:`pattern_bit`,
-        ``kk`` = :meth:`kernel_layout`)
-        in whole slices, rounded up to a power of two (the gatherer steps a tile's pattern
-        address by a shift, ISA field ``pshift``), at most :attr:`pattern_slices`."""
+        ``k x k`` pattern operand takes: its ``lanes * channels * kk^2`` bits
+        (:func:`pattern_bit`, ``kk`` = :meth:`kernel_layout`) in whole slices, rounded up to a
+        power of two (the gatherer steps a tile's pattern address by a shift, ISA field
+        ``pshift``), at most :attr:`pattern_slices`."""
         kk = self.kernel_layout(k)
         need = -(-self.lanes * min(channels, self.pe_cin) * kk * kk // self.pattern_mem_bits)
         return min(1 << (need - 1).bit_length(), self.pattern_slices)
@@ -255,8 +255,8 @@ class ArchConfig:
     and the logits, the host link's buffers and the clock.
 
     ``act_bytes`` activation memory bytes; ``pattern_words`` pattern memory words (slices:
-    a chunk of a pattern operand takes 1 .. ``pattern_slices`` of them); ``weight_words``, ``param_words``, ``tensors``,
-    ``program_words`` words of those memories; ``max_channels`` the widest tensor (pattern
+    a chunk of a pattern operand takes 1 .. ``pattern_slices`` of them); ``weight_words``,
+    ``param_words``, ``tensors``, ``program_words`` words of those memories; ``max_channels`` the widest tensor (pattern
     chunk accumulation, pool sums); ``max_classes`` logits; ``input_bytes`` / ``logit_bytes``
     the host link's input and logit buffers; ``frame_bytes`` its frame buffer (the largest
     payload); ``clock_hz`` the clock the bitstream is built for; ``dw_words`` the depthwise
