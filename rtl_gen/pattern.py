@@ -290,12 +290,17 @@ class PatternEngine(wiring.Component):
         """Width of the pattern memory (bits)."""
         return -(-self.pattern_layout.size // self._slices)
 
+    def _layout(self, kernel: int) -> int:
+        """The kernel a ``kernel x kernel`` filter's word is laid out for: its own with
+        ``dense_kernels``, else ``k`` (as ``EngineConfig.kernel_layout``)."""
+        return kernel if self._dense else self._k
+
     def pattern_word(self, filters, kernel: int | None = None) -> int:
         """The pattern word of one beat: ``filters[l][c][i][j]`` (truthy where ``B == +1``) of
         a ``kernel x kernel`` filter (default ``k``) over up to ``cin`` channels per lane,
         tap-major (:func:`~sephw.arch.config.pattern_bit`)."""
         kk = self._k if kernel is None else kernel
-        lay = kk if self._dense else self._k
+        lay = self._layout(kk)
         return sum(1 << pattern_bit(self._lanes, l, c, i, j, lay)
                    for l, f in enumerate(filters) for c, fc in enumerate(f)
                    for i in range(kk) for j in range(kk) if fc[i][j])
@@ -305,7 +310,7 @@ class PatternEngine(wiring.Component):
         filter fills (the rest of its ``pattern_slices`` may be the next word's; the engine
         takes a word at any memory word: the compiler's power of two, ``pshift``, is the
         gatherer's)."""
-        lay = kernel if self._dense else self._k
+        lay = self._layout(kernel)
         return -(-self._lanes * channels * lay * lay // self.pattern_memory_bits)
 
     def memory_words(self, word: int, slices: int | None = None) -> list[int]:

@@ -33,7 +33,7 @@ def code_range(act_bits: int, signed: bool) -> tuple[int, int]:
 
 
 def make_problem(eng: PatternEngine, rng: torch.Generator, *, act_bits: int, channels: int, kernel: int,
-                 h: int, w: int, worst: bool = False, signed: bool = False, base: int = 0):
+                 h: int, w: int, worst: bool = False, signed: bool = False):
     """Random (or worst-case) image ``(1, groups*channels, h, w)`` and patterns ``(lanes,
     channels, kernel, kernel)``; ``signed``: two's complement codes (worst case: all
     ``-2^(bits-1)``)."""
@@ -50,13 +50,13 @@ def make_problem(eng: PatternEngine, rng: torch.Generator, *, act_bits: int, cha
     return x, pat
 
 
-def beats_and_words(eng: PatternEngine, x: torch.Tensor, pat: torch.Tensor, base: int):
+def beats_and_words(eng: PatternEngine, x: torch.Tensor, pat: torch.Tensor):
     """Window beats in output-pixel order (chunks innermost; codes as the window carries them:
     two's complement in ``a_bits`` bits, a smaller kernel in the window's top-left corner,
     zeros for the channels past the group's, as the gatherer sends them) and the pattern
-    memory words from memory word ``base`` on: chunk ``j``'s word at ``base + j*n``, ``n`` the
-    slices its kernel and channels fill (the rest of its fetch reads the next chunk's words,
-    or whatever the memory holds after the last)."""
+    memory words: chunk ``j``'s word at ``pat_addr = j*n`` of them, ``n`` the slices its kernel
+    and channels fill (the rest of its fetch reads the next chunk's words, or whatever the
+    memory holds after the last); the caller moves both to its first memory word."""
     K, cin, groups = eng.k, eng.cin, eng.groups
     lanes, cg, kernel = pat.shape[0], pat.shape[1], pat.shape[2]
     chunks = -(-cg // cin)
@@ -72,13 +72,12 @@ def beats_and_words(eng: PatternEngine, x: torch.Tensor, pat: torch.Tensor, base
                            if i < kernel and jj < kernel and j * cin + c < cg else 0
                            for g in range(groups) for c in range(cin)]
                           for i in range(K) for jj in range(K)]
-                beats.append({"window": window, "pat_addr": base + j * n,
+                beats.append({"window": window, "pat_addr": j * n,
                               "first": int(j == 0), "last": int(j == chunks - 1)})
     words = []
     for j in range(chunks):
-        filters = [[pat[l, c].tolist() for c in range(j * cin, min(cg, (j + 1) * cin))] for l in range(lanes)]
-        words += eng.memory_words(eng.pattern_word([[[[v > 0 for v in r] for r in f] for f in fl]
-                                                    for fl in filters], kernel), n)
+        filters = [(pat[l, j * cin:(j + 1) * cin] > 0).tolist() for l in range(lanes)]
+        words += eng.memory_words(eng.pattern_word(filters, kernel), n)
     return beats, words
 
 
@@ -190,10 +189,12 @@ async def pattern_engine_matches_reference(dut):
             centre = [max(abs(v) for v in row) for row in exp]
             assert max(centre) == bound, "worst case must reach the accumulator bound"
             assert min(min(row) for row in exp) == -bound
-        n_words = -(-sc["channels"] // eng.cin) * eng.memory_slices(sc["kernel"], min(sc["channels"], eng.cin))
-        # (a fetch reads S words from a beat's first: the last one's S - 1 past the words)
-        sc["base"] = 0 if worst else pyrng.randint(0, main_words - n_words - (S - 1))
-        beats, mem_words = beats_and_words(eng, x, pat, sc["base"])
+        beats, mem_words = beats_and_words(eng, x, pat)
+        # from a random first memory word (a fetch reads S words from a beat's first: the
+        # last one's S - 1 past the words)
+        sc["base"] = 0 if worst else pyrng.randint(0, main_words - len(mem_words) - (S - 1))
+        for b in beats:
+            b["pat_addr"] += sc["base"]
         await write_memory(dut, "pattern_w", unsigned(eng.pattern_memory_bits), mem_words, base=sc["base"])
         dut.act_bits.value = sc["act_bits"]
         dut.kernel.value = sc["kernel"]
