@@ -100,6 +100,9 @@ class Board:
     oscillator_hz: int = 0
     #: the DRAM the compiler may keep weights in (None: everything on chip)
     external: ExternalMemory | None = None
+    #: the fraction of the part's LUTs the compiler's overlay may fill (None: the compiler's
+    #: own headroom); a profile sets less where the board's place-and-route stalls above it
+    lut_fill: float | None = None
 
     def __post_init__(self):
         if not self.oscillator_hz:
@@ -185,11 +188,14 @@ def parse(path: Path) -> Board:
     ext = doc.get("external_memory")
     if ext is not None:
         ext = _external(ext, path)
+    fill = doc.get("lut_fill")
+    if fill is not None and (isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 < fill <= 1):
+        raise BoardError(f"{path}: lut_fill must be a fraction in (0, 1], got {fill!r}")
     return Board(name=name, description=str(doc.get("description", name)), vendor=vendor,
                  part=_require(doc, "part", str, path), family=_require(doc, "family", str, path),
                  clock_hz=clock, resources=dict(res), dsp_macs_per_slice=macs, host_links=dict(links),
                  toolchain=toolchain, platform=platform, aliases=tuple(doc.get("aliases") or ()), path=Path(path),
-                 oscillator_hz=osc, external=ext)
+                 oscillator_hz=osc, external=ext, lut_fill=None if fill is None else float(fill))
 
 
 def _external(doc, path: Path) -> ExternalMemory:

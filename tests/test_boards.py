@@ -16,6 +16,31 @@ def test_shipped_profiles_load_and_resolve_aliases():
     assert a35.resources["dsp"] == 90 and a35.onchip_bytes == 1800 * 1024 // 8
     assert a35.platform_class().__name__ == "ArtyA7_35Platform"
     assert bs["ulx3s-85f"].platform_class().__name__ == "ULX3S_85F_Platform"
+    assert a35.lut_fill is None and bs["ulx3s-85f"].lut_fill == 0.4
+
+
+def test_lut_fill_bounds_the_overlay():
+    """The sizer fills no more of the part than the profile's ``lut_fill``: the shipped
+    model's overlay on the ULX3S within 40 % of its logic cells, and a larger one without."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from sephw import quantize
+    from sephw.compiler import ir as cir
+    from sephw.compiler.pipeline import compile_ir
+    from sephw.compiler.size_engines import SizeEngines, lut_budget
+    g = quantize.load_graph(Path(__file__).resolve().parents[1] / "models" / "sepnet_fmnist_q.pt")
+    ulx = boards.get("ulx3s-85f")
+    assert lut_budget(ulx) == int(83640 * 0.4)
+    assert lut_budget(replace(ulx, lut_fill=None)) == int(83640 * cir.LUT_HEADROOM)
+
+    def sized(board):
+        ir = compile_ir(g, board, until=SizeEngines, record=False)
+        return ir.cfg, ir.resources.lut
+    cfg, lut = sized(ulx)
+    wide, wide_lut = sized(replace(ulx, lut_fill=None))
+    assert lut <= lut_budget(ulx) < wide_lut
+    assert cfg.lanes * cfg.pe_cin < wide.lanes * wide.pe_cin
 
 
 @pytest.mark.parametrize("edit,message", [
@@ -34,6 +59,8 @@ def test_shipped_profiles_load_and_resolve_aliases():
      "oscillator_hz must be an integer"),
     (lambda t: t.replace("crossing: {lut: 114, ff: 208}", "crossing: {lut: -1, ff: 208}"),
      "external_memory.crossing must be a mapping of non-negative"),
+    (lambda t: t + "\nlut_fill: 1.5\n", "lut_fill must be a fraction"),
+    (lambda t: t + "\nlut_fill: half\n", "lut_fill must be a fraction"),
 ])
 def test_profile_validation_errors_name_file_and_field(tmp_path, edit, message):
     src = boards.HERE / "arty-a7-35.yaml"

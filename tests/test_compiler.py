@@ -515,7 +515,11 @@ def test_costs_read_from_engine_benchmark(tmp_path):
     assert c.pattern_lut_per_op_xc7 == 2.0    # logic LUTs of the xc7 netlist; "word" is ignored
     cfg = hw.EngineConfig(4, 4, 2, 3, 8, True, 1, 8)
     assert hw.resources(cfg, c, "xilinx").detail["pattern_engine_lut"] == 288
-    assert hw.resources(cfg, c, "lattice").detail["pattern_engine_lut"] == 720
+    # the generic netlist on the ECP5, in its logic cells
+    assert hw.resources(cfg, c, "lattice").detail["pattern_engine_lut"] == round(720 * c.ecp5_comb_per_lut)
+    x, e = hw.resources(cfg, c, "xilinx"), hw.resources(cfg, c, "lattice")
+    assert abs(e.lut - ((x.lut - 288 + 720) * c.ecp5_comb_per_lut + c.ecp5_comb_fixed)) < 2
+    assert (e.ff, e.dsp) == (x.ff, x.dsp)
     assert c.mac_lut_packed == 25.0 and c.mac_dsp_packed == 0.5
     assert c.pp_lut == hw.UnitCosts().pp_lut         # not measured: the estimate stays
     assert hw.load_costs(tmp_path / "missing.json") == hw.UnitCosts()

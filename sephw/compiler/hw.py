@@ -105,6 +105,15 @@ class UnitCosts:
     # window taps, row bytes). Measured: Yosys synth_xilinx of the board tops above gave 57
     # DSP48E1 for 32 MAC cells + two PostProcess units (8) and 51 with one.
     control_dsp: float = 17.0
+    # The ECP5's logic cells (TRELLIS_COMB: LUT4s, carry halves, distributed-RAM slices) for
+    # the overlay whose logic the costs above (Yosys synth_xilinx LUTs) put at ``lut``:
+    # ``ecp5_comb_per_lut * lut + ecp5_comb_fixed`` (the fixed part: the host link and the
+    # board top, which the Xilinx fit folds into ``control_lut``). Least-squares fit to three
+    # ULX3S board tops routed by nextpnr-ecp5 (docs/timing.md): the small 4 x 4 overlay (9,957
+    # LUT estimated, 18,572 TRELLIS_COMB), the shipped model's 8 x 8 (18,674 + 1,280 of
+    # distributed RAM, 31,132) and 16 x 16 (39,573 + 2,560, ~57,600); residuals within 1.3 %.
+    ecp5_comb_per_lut: float = 1.227
+    ecp5_comb_fixed: float = 6602.0
     source: str = "built-in estimates (docs/isa.md)"
 
 
@@ -162,7 +171,8 @@ class Resources:
 
 def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) -> Resources:
     """Estimated LUT / FF / DSP of the overlay's logic (memories are counted by the tiler);
-    on ``vendor == "xilinx"`` the pattern engine is the xc7 netlist the board build uses."""
+    on ``vendor == "xilinx"`` the pattern engine is the xc7 netlist the board build uses; on
+    ``vendor == "lattice"`` the LUTs are the ECP5's logic cells (``UnitCosts.ecp5_comb_per_lut``)."""
     ops = cfg.lanes * cfg.pe_cin * cfg.k_max ** 2
     p_lut = costs.pattern_lut_per_op_xc7 if vendor == "xilinx" else costs.pattern_lut_per_op
     cells = cfg.lanes * cfg.mac_cols
@@ -183,11 +193,14 @@ def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) ->
         + window_bits * costs.window_ff_per_bit + costs.control_ff \
         + dw_lanes * (costs.dw_ff_per_lane + cfg.k_max ** 2 * costs.dw_ff_per_lane_tap)
     dsp = math.ceil(cells * m_dsp) + cfg.pp_units * costs.pp_dsp + costs.control_dsp
-    return Resources(lut=int(math.ceil(lut)), ff=int(math.ceil(ff)), dsp=int(math.ceil(dsp)),
-                     detail={"pattern_engine_lut": round(ops * p_lut + dw_lut + remap_lut),
-                             "mac_array_lut": round(cells * m_lut), "mac_array_dsp": math.ceil(cells * m_dsp),
-                             "postprocess_lut": round(cfg.pp_units * costs.pp_lut),
-                             "control_lut": round(control_lut)})
+    # on the ECP5 in its logic cells (LUT4s: ``ecp5_comb_per_lut``), the board top's fixed part
+    # with the control
+    scale, fixed = (costs.ecp5_comb_per_lut, costs.ecp5_comb_fixed) if vendor == "lattice" else (1.0, 0.0)
+    return Resources(lut=int(math.ceil(lut * scale + fixed)), ff=int(math.ceil(ff)), dsp=int(math.ceil(dsp)),
+                     detail={"pattern_engine_lut": round((ops * p_lut + dw_lut + remap_lut) * scale),
+                             "mac_array_lut": round(cells * m_lut * scale), "mac_array_dsp": math.ceil(cells * m_dsp),
+                             "postprocess_lut": round(cfg.pp_units * costs.pp_lut * scale),
+                             "control_lut": round(control_lut * scale + fixed)})
 
 
 def bram_blocks(vendor: str, width_bits: int, depth: int) -> float:
