@@ -5,12 +5,13 @@ ECP5 open flow for the ULX3S to a real bitstream with nextpnr's Fmax."""
 import json
 import math
 import shutil
+import time
 
 import pytest
 
 import boards
 from sephw.arch import Manifest
-from sephw.flows.boardbuild import board_build, parse_nextpnr
+from sephw.flows.boardbuild import board_build, flow_progress, parse_nextpnr
 
 
 @pytest.fixture
@@ -134,6 +135,68 @@ def test_ulx3s_open_flow_project(build_copy):
     assert "por" in (proj / "sephw.il").read_text()
     # and the generic LUT netlist of the pattern engine, no Xilinx cells
     assert "CARRY4" not in (proj / "sephw.il").read_text()
+
+
+def test_flow_progress_follows_the_open_flow():
+    """The phase the ECP5 flow reports while it runs, from its logs as yosys and nextpnr write
+    them (lines in the formats of a real build's sephw.rpt and sephw.tim)."""
+    rpt = "2.30.4. Executing OPT_CLEAN pass (remove unused cells and wires).\n" \
+          "2.31. Executing ABC9 pass.\n"
+    assert flow_progress("", "") == "synthesis (yosys)"
+    assert flow_progress(rpt, "") == "synthesis (yosys): ABC9"
+    tim = "Info: Packing IOs..\n"
+    assert flow_progress(rpt, tim) == "nextpnr: packing and placement set-up"
+    tim += ("Info:     at iteration #1, type ALL: wirelen solved = 10149, spread = 805891, legal = 923727; "
+            "time = 30.14s\n"
+            "Info:     at iteration #12, type ALL: wirelen solved = 175013, spread = 297710, legal = 458107; "
+            "time = 44.13s\n")
+    assert flow_progress(rpt, tim) == "placement (HeAP): iteration 12"
+    # nextpnr's timing estimate after placement is not the end of the flow
+    tim += ("Info: Running simulated annealing placer for refinement.\n"
+            "Info: Max frequency for clock '$glbnet$clk': 53.94 MHz (FAIL at 75.00 MHz)\n")
+    assert flow_progress(rpt, tim) == "placement: refinement"
+    r1 = tim + ("Info: Routing 157820 arcs.\n"
+                "Info:            |   (re-)routed arcs  |   delta    | remaining|       time spent     |\n"
+                "Info:    IterCnt |  w/ripup   wo/ripup |  w/r  wo/r |      arcs| batch(sec) total(sec)|\n"
+                "Info:       1000 |       50        949 |   50   949 |    156891|       4.37       4.37|\n"
+                "Info:     730000 |   225844     499107 |  437   563 |      9726|       3.67    3789.41|\n")
+    assert flow_progress(rpt, r1) == "routing: 9,726 of 157,820 arcs left"
+    r2 = tim + "Info:     iter=8 wires=735426 overused=15431 overuse=15767 archfail=NA\n"
+    assert flow_progress(rpt, r2) == "routing (router2): iteration 8, 15,431 overused wires"
+    done = r1 + "Info: Routing complete.\nInfo: Router1 time 4493.84s\n"
+    assert flow_progress(rpt, done) == "timing analysis and bitstream (ecppack)"
+
+
+def test_interrupted_open_flow_stops_its_tools(tmp_path):
+    """Ctrl-C during the open flow (here: raised by the progress log) kills the flow's tools,
+    not only its shell, and removes a previous build's logs first."""
+    import os
+
+    from sephw.flows.boardbuild import NAME, _run_with_progress
+    (tmp_path / f"{NAME}.tim").write_text("Info: Routing complete.\n")     # a previous build's
+    pidfile = tmp_path / "child.pid"
+    seen = []
+
+    def log(line):
+        seen.append(line)
+        for _ in range(100):              # the tool has started
+            if pidfile.exists() and pidfile.read_text().strip():
+                break
+            time.sleep(0.05)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run_with_progress(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], tmp_path, None, None, log)
+    assert seen == ["[board]   synthesis (yosys) (0 min)"]          # not the stale log's phase
+    pid = int(pidfile.read_text())
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the flow's tool (pid {pid}) survived the interrupt")
 
 
 def test_parse_nextpnr_reads_the_last_report():

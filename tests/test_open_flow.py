@@ -72,6 +72,8 @@ def test_ulx3s_open_flow_to_bitstream(tmp_path):
     assert data[end + 2:end + 6] == PREAMBLE, data[end:end + 16].hex()
     assert VERIFY_ID_85F in data[end + 6:end + 64], data[end:end + 64].hex()
     assert (proj / f"{NAME}.svf").stat().st_size > 0
+    # the flow said where it was while it ran (flow_progress)
+    assert any(s.startswith("[board]   synthesis (yosys)") for s in logs), logs
 
     # nextpnr's timing report: the Fmax of the 25 MHz clock after routing, parsed from its
     # log here and by the flow (parse_nextpnr)

@@ -26,12 +26,13 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-__all__ = ["TimingNotMet", "board_build", "clock_of_build", "parse_nextpnr", "reached_clock"]
+__all__ = ["TimingNotMet", "board_build", "clock_of_build", "flow_progress", "parse_nextpnr", "reached_clock"]
 
 NAME = "sephw"
 
@@ -232,6 +233,72 @@ def parse_nextpnr(text: str) -> dict:
     return {"fmax": fmax, "utilisation": util}
 
 
+def flow_progress(rpt: str, tim: str) -> str:
+    """Where the open flow is, in words, from the tails of Yosys's log (``rpt``) and nextpnr's
+    (``tim``): the Yosys pass, the HeAP placer's iteration, the router's arcs left (router1)
+    or overused wires (router2), then the bitstream."""
+    if tim:
+        if re.search(r"Routing complete|Router\d? time", tim):
+            return "timing analysis and bitstream (ecppack)"
+        r1 = re.findall(r"Info:\s+\d+ \|\s+\d+\s+\d+ \|\s+\d+\s+\d+ \|\s+(\d+)\|", tim)
+        total = re.findall(r"Routing (\d+) arcs\.", tim)
+        if r1:
+            of = f" of {int(total[-1]):,}" if total else ""
+            return f"routing: {int(r1[-1]):,}{of} arcs left"
+        r2 = re.findall(r"iter=(\d+) wires=\d+ overused=(\d+)", tim)
+        if r2:
+            return f"routing (router2): iteration {r2[-1][0]}, {int(r2[-1][1]):,} overused wires"
+        if "Routing" in tim:
+            return "routing"
+        if "simulated annealing placer for refinement" in tim:
+            return "placement: refinement"
+        heap = re.findall(r"at iteration #(\d+), type ALL", tim)
+        if heap:
+            return f"placement (HeAP): iteration {heap[-1]}"
+        return "nextpnr: packing and placement set-up"
+    steps = re.findall(r"^[\d.]+ Executing (\w+) pass", rpt, re.M)
+    return f"synthesis (yosys): {steps[-1]}" if steps else "synthesis (yosys)"
+
+
+def _tail(path: Path, n: int = 200_000) -> str:
+    """The last ``n`` bytes of a growing log ('' while it does not exist)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - n))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _run_with_progress(cmd, cwd: Path, env, out, log, every: float = 60.0, poll: float = 2.0) -> int:
+    """Run the open flow, logging :func:`flow_progress` when its phase changes and every
+    ``every`` seconds within one (a large overlay takes tens of minutes)."""
+    for stale in (f"{NAME}.rpt", f"{NAME}.tim"):     # a previous build's, until the tools rewrite them
+        (cwd / stale).unlink(missing_ok=True)
+    t0 = time.time()
+    # in a session of its own, so an interrupted flow takes yosys and nextpnr with it
+    p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    last, said = None, t0
+    try:
+        while True:
+            now = flow_progress(_tail(cwd / f"{NAME}.rpt", 20_000), _tail(cwd / f"{NAME}.tim"))
+            phase = now.split(":")[0]
+            if phase != last or time.time() - said >= every:
+                log(f"[board]   {now} ({(time.time() - t0) / 60:.0f} min)")
+                last, said = phase, time.time()
+            try:
+                return p.wait(timeout=poll)
+            except subprocess.TimeoutExpired:
+                pass
+    except BaseException:          # interrupted (Ctrl-C): the tools go with the flow
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+        raise
+
+
 def _ecp5(build_dir: Path, board, top, synth: bool, log) -> dict:
     from rtl_gen.synth import yowasp
     # nextpnr reports a failed clock instead of stopping, so the flow can say by how much
@@ -243,15 +310,15 @@ def _ecp5(build_dir: Path, board, top, synth: bool, log) -> dict:
     env = dict(os.environ, YOSYS=yowasp("yosys"), NEXTPNR_ECP5=yowasp("nextpnr-ecp5"),
                ECPPACK=yowasp("ecppack"))
     log(f"[board] yosys synth_ecp5 -> nextpnr-ecp5 -> ecppack in {dest} (tens of minutes for a large "
-        f"overlay; progress in {dest}/{NAME}.rpt and {NAME}.tim) ...")
+        f"overlay; the logs: {dest}/{NAME}.rpt and {NAME}.tim) ...")
     t0 = time.time()
     with open(dest / "flow.log", "w") as f:
-        r = subprocess.run(["sh", f"build_{NAME}.sh"], cwd=dest, env=env, stdout=f, stderr=subprocess.STDOUT)
+        rc = _run_with_progress(["sh", f"build_{NAME}.sh"], dest, env, f, log)
     secs = time.time() - t0
     tim = (dest / f"{NAME}.tim").read_text(errors="replace") if (dest / f"{NAME}.tim").exists() else ""
-    if r.returncode:
+    if rc:
         tail = (dest / "flow.log").read_text(errors="replace")[-2000:] + tim[-2000:]
-        raise RuntimeError(f"the ECP5 open flow failed ({r.returncode}) in {dest}:\n{tail}")
+        raise RuntimeError(f"the ECP5 open flow failed ({rc}) in {dest}:\n{tail}")
     parsed = parse_nextpnr(tim)
     bit = dest / f"{NAME}.bit"
     out.update(bitstream=str(bit) if bit.exists() else None,
