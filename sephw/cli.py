@@ -123,7 +123,7 @@ def cmd_boards(a) -> int:
     if a.json:
         print(json.dumps({n: {"part": b.part, "clock_hz": b.clock_hz, "resources": b.resources,
                               "onchip_bytes": b.onchip_bytes, "toolchain": b.toolchain, "aliases": list(b.aliases),
-                              "host_links": b.host_links, "platform": b.platform,
+                              "host_links": b.host_links, "platform": b.platform, "lut_fill": b.lut_fill,
                               "external_memory": None if b.external is None else {
                                   "kind": b.external.kind, "bytes": b.external.bytes,
                                   "data_bits": b.external.data_bits, "read_latency": b.external.read_latency}}

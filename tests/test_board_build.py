@@ -167,10 +167,16 @@ def test_flow_progress_follows_the_open_flow():
     assert flow_progress(rpt, done) == "timing analysis and bitstream (ecppack)"
 
 
-def test_interrupted_open_flow_stops_its_tools(tmp_path):
-    """Ctrl-C during the open flow (here: raised by the progress log) kills the flow's tools,
-    not only its shell, and removes a previous build's logs first."""
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_interrupted_open_flow_stops_its_tools(tmp_path, how):
+    """Ctrl-C during the open flow (here: raised by the progress log) or a SIGTERM to the
+    process kills the flow's tools, not only its shell; a previous build's logs are removed
+    first."""
     import os
+    import signal
+    import threading
+    if how == "sigterm" and threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers are the main thread's")     # (SIGTERM would end this worker)
 
     from sephw.flows.boardbuild import NAME, _run_with_progress
     (tmp_path / f"{NAME}.tim").write_text("Info: Routing complete.\n")     # a previous build's
@@ -183,16 +189,24 @@ def test_interrupted_open_flow_stops_its_tools(tmp_path):
             if pidfile.exists() and pidfile.read_text().strip():
                 break
             time.sleep(0.05)
+        if how == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)                     # the handler raises within this
+            pytest.fail("SIGTERM did not interrupt the flow")
         raise KeyboardInterrupt
 
+    before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):
         _run_with_progress(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], tmp_path, None, None, log)
     assert seen == ["[board]   synthesis (yosys) (0 min)"]          # not the stale log's phase
+    assert signal.getsignal(signal.SIGTERM) is before                      # the handler is restored
     pid = int(pidfile.read_text())
     for _ in range(100):
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        if state in ("Z", "X"):           # killed, not yet reaped by whoever adopted it
             break
         time.sleep(0.05)
     else:

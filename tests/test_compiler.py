@@ -416,6 +416,26 @@ def test_no_overlay_message_counts_the_dram_controller():
            f"controller = {45737 + 5640 + ctl} LUT / 101193 FF / 89 DSP" in msg
 
 
+def test_memories_over_a_boards_lut_fill_are_named(sepnet):
+    """Where the overlay's logic and distributed-RAM memories fit the part but not the share a
+    profile's ``lut_fill`` allows (the ULX3S: what nextpnr places), the not-fit message says
+    which limit; the banding's fit test and the pass's invariant use the same limit."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from sephw.compiler.ir import lut_limit
+    from sephw.compiler.tile_layers import TileLayers
+    ulx = replace(boards.get("ulx3s-85f"), lut_fill=0.1)
+    assert lut_limit(ulx) == 8364 and lut_limit(boards.get("arty-a7-35")) == 20800
+    ir = SimpleNamespace(board=ulx, graph=sepnet, costs=hw.load_costs(), budget=10 ** 6,
+                         resources=hw.Resources(lut=5000, ff=0, dsp=0))
+    big = SimpleNamespace(name="t", spec=SimpleNamespace(describe=lambda: "1x8x8"), row_bytes=8)
+    msg = TileLayers()._not_fit_message(ir, 1000, 1, big, 2, SimpleNamespace(memory_bytes={"weights": 100}),
+                                        16, 1, lutram=4000)
+    assert "5000 LUT of logic + 4000 LUT of distributed-RAM memories exceed the 8364 LUT the board's " \
+           "lut_fill allows (0.1 of 83640)" in msg
+
+
 # --------------------------------------------------------------------------- bands and errors
 @pytest.fixture(scope="module")
 def sepnet112() -> ig.IntGraph:

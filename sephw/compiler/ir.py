@@ -39,6 +39,12 @@ ACT_ALIGN = 64            # activation ring buffers start on 64-byte boundaries
 PARAM_WORD_BYTES = PARAM_WORD.nbytes
 TENSOR_DESC_BYTES = TENSOR_DESC.nbytes
 LUT_HEADROOM = 0.85       # leave 15 % of LUT/FF for routing and the host link's growth
+
+
+def lut_limit(board) -> int:
+    """The most LUTs a build may take on ``board`` with its memories and DRAM controller: the
+    part's, or the profile's ``lut_fill`` of it (what the board's place-and-route manages)."""
+    return int(board.resources["lut"] * (1.0 if board.lut_fill is None else board.lut_fill))
 BRAM_HEADROOM = 0.9       # Yosys's block RAM mapping of the board top came out 3.5 blocks above the
                           # memory model on the shipped overlay (51 vs 47.5 RAMB36): keep 10 % free
 

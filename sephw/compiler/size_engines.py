@@ -9,7 +9,7 @@ from tqdm import tqdm
 from ..intgraph import PoolFCNode
 from . import hw
 from .bands import band_layout
-from .ir import BRAM_HEADROOM, FIELD_MAX, LUT_HEADROOM, CompileError, CompileIR
+from .ir import BRAM_HEADROOM, FIELD_MAX, LUT_HEADROOM, CompileError, CompileIR, lut_limit
 from .memory import memory_blocks, memory_geometry, static_memory, stream_cycles, streamable_steps
 from .operands import (fc_chunks, params_streamed, pattern_storage, step_operands, tile_cost, tile_stream_words,
                        windowed)
@@ -382,7 +382,7 @@ class SizeEngines:
 
     def check(self, ir: CompileIR) -> None:
         r, b = ir.resources, ir.board
-        assert r.lut <= b.resources["lut"] and r.ff <= b.resources["ff"] and r.dsp <= b.resources["dsp"]
+        assert r.lut <= lut_limit(b) and r.ff <= b.resources["ff"] and r.dsp <= b.resources["dsp"]
         for lay in ir.layers:
             for st in lay.steps:
                 assert 1 <= st.tc <= min(ir.cfg.lanes, FIELD_MAX["tc"]), (lay.name, st.tc)

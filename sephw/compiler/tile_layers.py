@@ -12,7 +12,8 @@ from ..arch.isa import (DEP_SIGNAL_NEXT, DEP_WAIT_PREV, FLAG_B_PATTERN, FLAG_DEP
 from ..intgraph import DepthwiseConcatNode, InputNode, PoolFCNode, ResidualAddNode, SkipOperand
 from . import hw
 from .bands import band_layout, ring_rows
-from .ir import BRAM_HEADROOM, PARAM_WORD_BYTES, CompileError, CompileIR, MemoryBlocks, StaticMemory, Tensor, Tile
+from .ir import (BRAM_HEADROOM, PARAM_WORD_BYTES, CompileError, CompileIR, MemoryBlocks, StaticMemory, Tensor, Tile,
+                 lut_limit)
 from .memory import first_fit, memory_blocks, memory_geometry, static_memory, streamable_steps
 from .paging import PAGE
 from .operands import block_words, fc_chunk_words, fc_chunks, params_streamed, rows_needed, tile_cost, tile_stream_words, windowed
@@ -259,7 +260,7 @@ class TileLayers:
             # (the DRAM controller's logic too, where anything lives in DRAM)
             ctl = hw.dram_controller(ir.board)["lut"] if streamed or layout.cuts else 0
             fits = total <= ir.budget and blocks <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM \
-                and ir.resources.lut + lutram + ctl <= ir.board.resources["lut"]
+                and ir.resources.lut + lutram + ctl <= lut_limit(ir.board)
             if fits:
                 break
         return fits, total, (n_bands, tiles, None, layout, program, blocks, lutram, per, static, page)
@@ -442,8 +443,10 @@ class TileLayers:
             ctl = hw.dram_controller(ir.board)["lut"] if streamed else 0
             why = (f"the memories fit ({total} bytes, {blocks} block RAMs) but the overlay's "
                    f"{ir.resources.lut} LUT of logic + {lutram} LUT of distributed-RAM memories"
-                   + (f" + {ctl} LUT of the DRAM controller" if ctl else "") +
-                   f" exceed the part's {ir.board.resources['lut']} LUT")
+                   + (f" + {ctl} LUT of the DRAM controller" if ctl else "")
+                   + (f" exceed the part's {ir.board.resources['lut']} LUT" if ir.board.lut_fill is None else
+                      f" exceed the {lut_limit(ir.board)} LUT the board's lut_fill allows "
+                      f"({ir.board.lut_fill:g} of {ir.board.resources['lut']})"))
         else:
             why = (f"{total} bytes fit the byte budget but the memories need {blocks} block RAMs, usable {nb:g} "
                    f"(90 % of {ir.board.resources['bram_blocks']})"
@@ -463,7 +466,7 @@ class TileLayers:
         total = sum(ir.onchip.values())
         assert total <= ir.budget <= hw.MAX_ONCHIP_BYTES, (total, ir.budget)
         assert ir.memory_blocks.block_ram <= ir.board.resources["bram_blocks"] * BRAM_HEADROOM
-        assert ir.resources.lut <= ir.board.resources["lut"]
+        assert ir.resources.lut <= lut_limit(ir.board)
         assert ir.static is not None and ir.tiles
         for t in ir.tiles:
             assert t.working_set <= ir.budget

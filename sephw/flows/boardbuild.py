@@ -29,6 +29,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -276,9 +277,16 @@ def _run_with_progress(cmd, cwd: Path, env, out, log, every: float = 60.0, poll:
     for stale in (f"{NAME}.rpt", f"{NAME}.tim"):     # a previous build's, until the tools rewrite them
         (cwd / stale).unlink(missing_ok=True)
     t0 = time.time()
-    # in a session of its own, so an interrupted flow takes yosys and nextpnr with it
+    # in a session of its own, so an interrupted flow takes yosys and nextpnr with it; that
+    # session no longer hears the terminal, so SIGTERM and SIGHUP to this process stop the
+    # tools too (as KeyboardInterrupt, here in the main thread)
     p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     last, said = None, t0
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        def stop(signum, frame):
+            raise KeyboardInterrupt(f"signal {signum}")
+        old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         while True:
             now = flow_progress(_tail(cwd / f"{NAME}.rpt", 20_000), _tail(cwd / f"{NAME}.tim"))
@@ -297,6 +305,9 @@ def _run_with_progress(cmd, cwd: Path, env, out, log, every: float = 60.0, poll:
             pass
         p.wait()
         raise
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def _ecp5(build_dir: Path, board, top, synth: bool, log) -> dict:
