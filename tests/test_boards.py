@@ -27,19 +27,20 @@ def test_lut_fill_bounds_the_overlay():
 
     from sephw import quantize
     from sephw.compiler import ir as cir
+    from sephw.compiler.ir import lut_limit
     from sephw.compiler.pipeline import compile_ir
-    from sephw.compiler.size_engines import SizeEngines, lut_budget
+    from sephw.compiler.size_engines import SizeEngines
     g = quantize.load_graph(Path(__file__).resolve().parents[1] / "models" / "sepnet_fmnist_q.pt")
     ulx = boards.get("ulx3s-85f")
-    assert lut_budget(ulx) == int(83640 * 0.4)
-    assert lut_budget(replace(ulx, lut_fill=None)) == int(83640 * cir.LUT_HEADROOM)
+    assert lut_limit(ulx, cir.LUT_HEADROOM) == int(83640 * 0.4)
+    assert lut_limit(replace(ulx, lut_fill=None), cir.LUT_HEADROOM) == int(83640 * cir.LUT_HEADROOM)
 
     def sized(board):
         ir = compile_ir(g, board, until=SizeEngines, record=False)
         return ir.cfg, ir.resources.lut
     cfg, lut = sized(ulx)
     wide, wide_lut = sized(replace(ulx, lut_fill=None))
-    assert lut <= lut_budget(ulx) < wide_lut
+    assert lut <= lut_limit(ulx, cir.LUT_HEADROOM) < wide_lut
     assert cfg.lanes * cfg.pe_cin < wide.lanes * wide.pe_cin
 
 

@@ -39,14 +39,16 @@ ACT_ALIGN = 64            # activation ring buffers start on 64-byte boundaries
 PARAM_WORD_BYTES = PARAM_WORD.nbytes
 TENSOR_DESC_BYTES = TENSOR_DESC.nbytes
 LUT_HEADROOM = 0.85       # leave 15 % of LUT/FF for routing and the host link's growth
-
-
-def lut_limit(board) -> int:
-    """The most LUTs a build may take on ``board`` with its memories and DRAM controller: the
-    part's, or the profile's ``lut_fill`` of it (what the board's place-and-route manages)."""
-    return int(board.resources["lut"] * (1.0 if board.lut_fill is None else board.lut_fill))
 BRAM_HEADROOM = 0.9       # Yosys's block RAM mapping of the board top came out 3.5 blocks above the
                           # memory model on the shipped overlay (51 vs 47.5 RAMB36): keep 10 % free
+
+
+def lut_limit(board, headroom: float = 1.0) -> int:
+    """The LUTs a build may take on ``board``: the profile's ``lut_fill`` of the part where
+    it sets one (what the board's place-and-route manages: the ULX3S, docs/timing.md), else
+    ``headroom`` of it (1.0: the hard limit of a build with its memories and DRAM controller;
+    ``LUT_HEADROOM``: what the sizer lets an overlay fill)."""
+    return int(board.resources["lut"] * (headroom if board.lut_fill is None else board.lut_fill))
 
 
 @dataclass

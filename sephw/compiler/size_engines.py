@@ -89,7 +89,7 @@ def estimate(ir: CompileIR, cfg: hw.EngineConfig, act1: int) -> Estimate:
     # 23,220 LUTs against 22,633 estimated, so the headroom matters), and the DRAM
     # controller's where anything lives in DRAM
     ctl = hw.dram_controller(b)["lut"] if streamed else 0
-    fits_logic = r.lut + lutram + ctl <= lut_budget(b)
+    fits_logic = r.lut + lutram + ctl <= lut_limit(b, LUT_HEADROOM)
     return Estimate(cfg, r, lutram, blocks, fits_logic, fits_maps, static.total,
                     whole_network_cycles(cfg, ir) + stream_cycles(ir, cfg, streamed), streamed,
                     dw_storage_ratio(ir, cfg))
@@ -171,15 +171,8 @@ def program_instructions(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozense
     return n
 
 
-def lut_budget(board) -> int:
-    """The LUTs an overlay may fill on ``board``: ``LUT_HEADROOM`` of the part, or the
-    profile's ``lut_fill`` where its place-and-route needs more room (the ULX3S: nextpnr's
-    placer stalls on the ECP5 well below a full part, docs/timing.md)."""
-    return int(board.resources["lut"] * (LUT_HEADROOM if board.lut_fill is None else board.lut_fill))
-
-
 def _logic_fits(r: hw.Resources, board) -> bool:
-    return r.lut <= lut_budget(board) and \
+    return r.lut <= lut_limit(board, LUT_HEADROOM) and \
         r.ff <= board.resources["ff"] * LUT_HEADROOM and r.dsp <= board.resources["dsp"]
 
 
@@ -377,7 +370,7 @@ class SizeEngines:
         return (f"board {b.name}: {what} ({cfg.lanes} lanes, "
                 f"{cfg.pe_cin}-channel pattern beats, {cfg.mac_cols} MAC columns) needs "
                 f"{need} / {r.ff} FF / {r.dsp} DSP; the budget is "
-                f"{lut_budget(b)} LUT / {int(b.resources['ff'] * LUT_HEADROOM)} FF / "
+                f"{lut_limit(b, LUT_HEADROOM)} LUT / {int(b.resources['ff'] * LUT_HEADROOM)} FF / "
                 f"{b.resources['dsp']} DSP")
 
     def check(self, ir: CompileIR) -> None:
