@@ -18,7 +18,7 @@ def check_int(name: str, value, lo: int | None = None, hi: int | None = None) ->
         raise ValueError(f"{name} must be in {lo}..{hi}, not {value}")
 
 
-def output_stall(m, out, held_last, next_last) -> Signal:
+def output_stall(m, out, held_last, next_last, with_next: bool = False):
     """An engine pipeline's stall as a flip-flop: high while its last stage holds a ``last``
     beat (``held_last``) and the output register ``out`` (a stream, set when that beat moves
     out) is occupied, whatever the consumer does in that cycle (``out.ready`` only clears
@@ -26,10 +26,12 @@ def output_stall(m, out, held_last, next_last) -> Signal:
     it stays while the output is not taken; else it is set when a ``last`` beat moves into
     the last stage (``next_last``, the stage before it) while the last stage's beat moves
     out or the output stays occupied. So the pipeline's enables, and the producer's ready
-    behind them, start at a flip-flop."""
-    stall = Signal()
-    m.d.sync += stall.eq(Mux(stall, ~out.ready, next_last & (held_last | (out.valid & ~out.ready))))
-    return stall
+    behind them, start at a flip-flop. With ``with_next``: ``(stall, its next value)`` (for a
+    ready registered from next values: rtl_gen/pattern.py)."""
+    stall, stall_n = Signal(name="stall"), Signal(name="stall_next")
+    m.d.comb += stall_n.eq(Mux(stall, ~out.ready, next_last & (held_last | (out.valid & ~out.ready))))
+    m.d.sync += stall.eq(stall_n)
+    return (stall, stall_n) if with_next else stall
 
 
 def unsigned_bits(bound: int) -> int:

@@ -359,7 +359,7 @@ class PatternEngine(PatternWords, wiring.Component):
         # further than the output register, so nothing in the engine (nor window.ready, nor
         # the gatherer behind it) waits on the consumer's handshake logic.
         # (a flip-flop, arith.output_stall: Q's `last` final plane is the beat that moves into H)
-        stall = output_stall(m, self.acc, h_valid & h_last, q_valid & q_final & q_last)
+        stall, stall_n = output_stall(m, self.acc, h_valid & h_last, q_valid & q_final & q_last, with_next=True)
         advance = ~stall
         # The product flip-flops reset from b_pattern even while stalled, so b_pattern must not
         # change (a new beat must not load) on an edge after which the pipeline may stall with
@@ -370,8 +370,30 @@ class PatternEngine(PatternWords, wiring.Component):
         hazard = q_valid & q_final & q_last & out_busy_next
         b_done = b_busy & b_final & advance
         b_load = a_valid & a_fetched & advance & (~b_busy | (b_done & ~hazard))
-        a_free = ~a_valid | b_load
+        # Stage A is free (its window may be replaced) where it is empty or its beat loads
+        # into B: ~a_valid | b_load. The ready the gatherer sees, and the enable of A's
+        # registers, are that value as a flip-flop (timing: the gatherer, across the die, and
+        # A's wide enable start at a register, not at the fetch counter and the stall logic):
+        # it is registered from the next values of the registers it is made of, so it equals
+        # ~a_valid | b_load in every cycle (tests/test_rtl_pattern.py checks that in
+        # simulation) and no beat moves a cycle.
+        a_free = Signal(init=1)
         accept = self.window.valid & a_free
+        a_valid_n = Mux(accept, 1, Mux(b_load, 0, a_valid))
+        b_busy_n = Mux(b_load, 1, Mux(b_done, 0, b_busy))
+        b_final_n = Mux(b_load, self.act_bits == 1,
+                        Mux(~b_done & b_busy & advance, b_plane == 1, b_final))
+        q_valid_n, q_final_n, q_last_n = (Mux(advance, mv, qv) for mv, qv in
+                                          ((m_valid, q_valid), (m_final, q_final), (m_last, q_last)))
+        h_valid_n = Mux(advance, q_valid & q_final, h_valid)
+        h_last_n = Mux(advance, q_last, h_last)
+        acc_valid_n = Mux(h_valid & h_last & advance, 1, Mux(self.acc.ready, 0, self.acc.valid))
+        hazard_n = q_valid_n & q_final_n & q_last_n & (acc_valid_n | (h_valid_n & h_last_n))
+        m.d.sync += a_free.eq(~a_valid_n | (pm.fetched_next & ~stall_n &
+                                            (~b_busy_n | (b_final_n & ~hazard_n))))
+        # (the value it equals, for the simulation check; nothing reads it in the design)
+        self._a_free_check = Signal(name="a_free_check")
+        m.d.comb += self._a_free_check.eq(~a_valid | b_load)
 
         m.d.comb += [self.window.ready.eq(a_free), pm.accept.eq(accept)]
         # Stage A's payload registers load whenever A is free, a window offered or not (then

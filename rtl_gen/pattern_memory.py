@@ -32,7 +32,8 @@ class PatternMemory(wiring.Component):
 
     ``word`` (the main word) and ``dw_word`` (the staged depthwise words, word ``s`` at bit
     ``s * dw_word_bits``) hold until the next fetch. No window may be accepted while
-    ``fetched`` is low (the engine's stage A is full then)."""
+    ``fetched`` is low (the engine's stage A is full then). ``fetched`` is a flip-flop;
+    ``fetched_next`` is its value in the next cycle (the engine registers its ready from it)."""
 
     def __init__(self, *, word_bits: int, slices: int, depth: int, write_shape, dw_depth: int = 0,
                  dw_word_bits: int = 0, dw_max_slices: int = 1, addr_bits: int = 1):
@@ -45,7 +46,7 @@ class PatternMemory(wiring.Component):
             "addr": In(addr_bits), "accept": In(1), "flush": In(1),
             "dw": In(1), "dw_slices": In(range(1, dw_max_slices + 1), init=1),
             "word": Out(word_bits), "dw_word": Out(max(1, dw_max_slices * dw_word_bits)),
-            "fetched": Out(1),
+            "fetched": Out(1), "fetched_next": Out(1),
         })
 
     def elaborate(self, platform):
@@ -71,7 +72,11 @@ class PatternMemory(wiring.Component):
             wiring.connect(m, wiring.flipped(pw), wr)
 
         f_cnt = Signal(range(S + 1), init=S)      # slices read of the staged word
-        main_fetched = f_cnt == S
+        # f_cnt == S as a flip-flop (its next value from the fetch's start and step)
+        main_fetched = Signal(init=1)
+        main_fetched_n = Signal()
+        m.d.comb += main_fetched_n.eq(main_fetched)
+        m.d.sync += main_fetched.eq(main_fetched_n)
         if S > 1:
             sw = len(Value.cast(rd.data))
             a_addr = Signal(len(pa))
@@ -83,13 +88,13 @@ class PatternMemory(wiring.Component):
                          rd.en.eq(0)]     # (a read port's enable defaults to 1)
             main_accept = self.accept & ~self.dw if DW else self.accept
             with m.If(main_accept & ~(a_staged & (pa == a_addr))):
-                m.d.comb += rd.en.eq(1)
+                m.d.comb += [rd.en.eq(1), main_fetched_n.eq(0)]
                 m.d.sync += [a_addr.eq(pa), f_cnt.eq(1), a_staged.eq(1)]
-            with m.Elif(f_cnt != S):
-                m.d.comb += rd.en.eq(1)
+            with m.Elif(~main_fetched):
+                m.d.comb += [rd.en.eq(1), main_fetched_n.eq(f_cnt == S - 1)]
                 m.d.sync += f_cnt.eq(f_cnt + 1)
             # the slice read last cycle (f_cnt - 1) lands; all but the last are staged
-            with m.If((f_cnt != 0) & (f_cnt != S)):
+            with m.If((f_cnt != 0) & ~main_fetched):
                 m.d.sync += a_slices.word_select((f_cnt - 1)[:ceil_log2(S)], sw).eq(rd.data)
             with m.If(pw.en | self.flush):
                 m.d.sync += a_staged.eq(0)
@@ -97,7 +102,7 @@ class PatternMemory(wiring.Component):
             m.d.comb += [self.word.eq(rd.data), rd.addr.eq(pa), rd.en.eq(self.accept)]
 
         if not DW:
-            m.d.comb += self.fetched.eq(main_fetched)
+            m.d.comb += [self.fetched.eq(main_fetched), self.fetched_next.eq(main_fetched_n)]
             return m
         d_cnt = Signal(range(NS + 1))        # words read of the staged depthwise word
         d_n = Signal(range(NS + 1))          # words it has
@@ -106,16 +111,23 @@ class PatternMemory(wiring.Component):
         d_addr = Signal(len(pa))
         d_staged = Signal()
         d_stage = [Signal(WB, name=f"dw_stage{s}", reset_less=True) for s in range(NS)]
-        m.d.comb += [self.fetched.eq(main_fetched & (d_cnt == d_n) & ~d_land),
+        # (d_cnt == d_n) & ~d_land as a flip-flop: it falls as a fetch starts and rises the
+        # cycle after its last word is read (then lands)
+        dw_fetched = Signal(init=1)
+        dw_fetched_n = Signal()
+        m.d.comb += [dw_fetched_n.eq(d_cnt == d_n),
+                     self.fetched.eq(main_fetched & dw_fetched),
+                     self.fetched_next.eq(main_fetched_n & dw_fetched_n),
                      self.dw_word.eq(Cat(*d_stage))]
+        m.d.sync += dw_fetched.eq(dw_fetched_n)
         m.d.comb += [drd.addr.eq(Mux(d_cnt == d_n, pa, d_addr + d_cnt)), drd.en.eq(0)]
         m.d.sync += d_land.eq(0)
         with m.If(self.accept & self.dw & ~(d_staged & (pa == d_addr) & (d_n == self.dw_slices))):
-            m.d.comb += drd.en.eq(1)
+            m.d.comb += [drd.en.eq(1), dw_fetched_n.eq(0)]
             m.d.sync += [d_addr.eq(pa), d_cnt.eq(1), d_n.eq(self.dw_slices), d_staged.eq(1),
                          d_land.eq(1), d_li.eq(0)]
         with m.Elif(d_cnt != d_n):
-            m.d.comb += drd.en.eq(1)
+            m.d.comb += [drd.en.eq(1), dw_fetched_n.eq(0)]
             m.d.sync += [d_cnt.eq(d_cnt + 1), d_land.eq(1), d_li.eq(d_cnt)]
         with m.If(d_land):
             with m.Switch(d_li):
