@@ -214,9 +214,9 @@ class Accelerator(wiring.Component):
         m.submodules.tensor_table = ttab = Memory(shape=TENSOR_DESC.bits, depth=self._depths[MEM_TENSORS], init=[])
         m.submodules.params = prm = Memory(shape=PARAM_WORD.bits, depth=self._depths[MEM_PARAMS], init=[])
         m.submodules.logits = lg = Memory(shape=signed(64), depth=max(2, arch.max_classes), init=[])
-        prog_r, ttab_r, prm_r, lg_r = prog.read_port(), ttab.read_port(), prm.read_port(), lg.read_port()
+        prm_r, lg_r = prm.read_port(), lg.read_port()
         prog_w, ttab_w, prm_w, lg_w = prog.write_port(), ttab.write_port(), prm.write_port(), lg.write_port()
-        for p in (prog_r, ttab_r, prm_r, lg_r):
+        for p in (prm_r, lg_r):
             m.d.comb += p.en.eq(1)
         m.submodules.act = act = ActivationMemory(NB, -(-arch.act_bytes // NB), U)
 
@@ -246,9 +246,8 @@ class Accelerator(wiring.Component):
         ]
 
         # ------------------------------------------------------------------ units
-        m.submodules.fetch = fd = FetchDecode(len(prog_r.addr), len(ttab_r.addr))
-        m.d.comb += [prog_r.addr.eq(fd.prog_addr), fd.prog_data.eq(prog_r.data),
-                     ttab_r.addr.eq(fd.ttab_addr), fd.ttab_data.eq(ttab_r.data)]
+        m.submodules.fetch = fd = FetchDecode(len(prog_w.addr), len(ttab_w.addr))
+        fd.connect_memories(m, prog, ttab)
         # the instruction being executed (taken from the fetcher's queue, which meanwhile
         # fetches the next one)
         cur = Signal(command_layout())

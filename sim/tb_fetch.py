@@ -68,13 +68,10 @@ class FetchActHarness(wiring.Component):
         m.submodules.fetch = fd
         m.submodules.program = prog = Memory(shape=isa.WORD_BITS, depth=self.program_depth, init=[])
         m.submodules.tensor_table = ttab = Memory(shape=TENSOR_DESC.bits, depth=self.tensor_depth, init=[])
-        prog_r, ttab_r = prog.read_port(), ttab.read_port()
+        fd.connect_memories(m, prog, ttab)
         wiring.connect(m, wiring.flipped(self.prog_w), prog.write_port())
         wiring.connect(m, wiring.flipped(self.ttab_w), ttab.write_port())
         m.d.comb += [
-            prog_r.en.eq(1), ttab_r.en.eq(1),
-            prog_r.addr.eq(fd.prog_addr), fd.prog_data.eq(prog_r.data),
-            ttab_r.addr.eq(fd.ttab_addr), fd.ttab_data.eq(ttab_r.data),
             fd.go.eq(self.go),
         ]
         wiring.connect(m, fd.cmd, wiring.flipped(self.cmd))
