@@ -230,7 +230,7 @@ class Gather(wiring.Component):
         slide_ok = Signal()
         colmode = Signal()                # this position's passes read only column k - 1
         m.d.comb += slide_ok.eq(use_pe & ((chunks_a == 1) | (CS and not DUAL)) & (ins.stride == 1))
-        cs_r, cs_w, cs_next = ops.window_update(column_store=CS, max_cin=self._max_cin)
+        cs_r, (cs_req, cs_req_addr), cs_next = ops.window_update(column_store=CS, max_cin=self._max_cin)
         dual0 = Signal()                  # a position's first pass covers two chunks
         m.d.comb += dual0.eq(DUAL & use_pe & (chunks_a > 1))
         # both operands on the MAC array: a position gathers b, then a (module docstring)
@@ -398,12 +398,13 @@ class Gather(wiring.Component):
                     read((ma_next, ma_next_nb), rowvalid[0], 1, 0, (left_a, Q), go=False)
                 done_a = Signal()
                 if CS:
-                    # the shifted window goes to the column store in every cycle of ISSUE_A,
-                    # the beat taken or not (the same data each cycle: the write enable does
-                    # not wait on the engine's handshake; the entry is read back no earlier
-                    # than the next pass)
+                    # the shifted window goes to the column store for every cycle of ISSUE_A,
+                    # the beat taken or not (the same data each time: the write does not wait
+                    # on the engine's handshake), each a cycle later from the window register
+                    # (OperandRegisters.window_update); the entry is read back no earlier
+                    # than the next pass
                     with m.If(slide_ok):
-                        m.d.comb += [cs_w.addr.eq(ch), cs_w.en.eq(1)]
+                        m.d.comb += [cs_req.eq(1), cs_req_addr.eq(ch)]
                 with m.If(use_pe):
                     m.d.comb += [pe_issue.eq(1), done_a.eq(pe_take)]
                 with m.Else():
@@ -490,8 +491,18 @@ class Gather(wiring.Component):
                     cols.x_next()
                     with m.If(slide_ok):
                         # chunk 0's window, stored as its beat was issued (cs_r.addr is 0);
-                        # without the store, the single chunk's window shifted in place
-                        m.d.comb += win_cs.eq(1)
+                        # without the store, the single chunk's window shifted in place. A
+                        # single chunk's entry may be written in this very cycle (the store
+                        # is written a cycle after ISSUE_A), so it loads next cycle, from
+                        # cs_ra (then 0), as the position's first read goes out: that read
+                        # lands a cycle later, into the loaded window, as before
+                        if CS:
+                            with m.If(ca_m1 == 0):
+                                m.d.sync += cs_next.eq(1)
+                            with m.Else():
+                                m.d.comb += win_cs.eq(1)
+                        else:
+                            m.d.comb += win_cs.eq(1)
                     m.next = "GATHER_A"
                     with m.If(b_first):
                         m.next = "GATHER_B"

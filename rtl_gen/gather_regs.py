@@ -180,22 +180,37 @@ class OperandRegisters:
     def window_update(self, *, column_store: bool, max_cin: int):
         """The window register's next value (cleared, loaded from the column store or shifted,
         a tap landing) and the column store (``column_store``: one entry per chunk of the
-        widest operand, ``max_cin / pe_cin``). Returns the store's ports ``(cs_r, cs_w)``
-        (None without it) and ``cs_next``, which loads the stored window next cycle."""
+        widest operand, ``max_cin / pe_cin``). Returns the store's read port ``cs_r`` (None
+        without it), its write request ``(cs_req, cs_req_addr)`` and ``cs_next``, which loads
+        the stored window next cycle.
+
+        A write requested in a cycle (the gatherer's ISSUE_A, while a chunk's beat is offered)
+        is made in the next one, from the window register: by then the beat's last tap, which
+        lands in the request's first cycle, is in it, and the register still holds the beat
+        (the next pass changes it at the end of that cycle at the earliest). So the store's
+        write data start at a register, not at the activation memory's read data through the
+        landing merge (the ECP5's block RAM is slow to its output: that path was the small
+        overlay's critical one). The entry written is read back no earlier than the cycle
+        after (a single-chunk operand's next position loads it a cycle later: rtl_gen/gather.py,
+        POS_NEXT)."""
         m, K, PC, AB = self._m, self._K, self._PC, self._AB
         KK = K * K
         CS = column_store
         win, win_out, win_clr, win_cs, win_land = self.win, self.win_out, self.win_clr, self.win_cs, self.win_land
         pend_idx, land_tap = self.pend_idx, self.land_tap
-        cs_r = cs_w = None
+        cs_r = None
+        cs_req, cs_req_addr = Signal(), Signal(range(max(2, max_cin // PC)))
         TAP = PC * AB
         if CS:
             m.submodules.column_store = cstore = Memory(shape=K * (K - 1) * TAP,
                                                         depth=max(2, max_cin // PC), init=[])
             cs_r, cs_w = cstore.read_port(domain="comb"), cstore.write_port()
             # written: window slots (i, j + 1) for j < k_max - 1; read back into slots (i, j)
-            m.d.comb += cs_w.data.eq(Cat(*[win_out.word_select(i * K + j + 1, TAP)
-                                           for i in range(K) for j in range(K - 1)]))
+            cs_we, cs_wa = Signal(), Signal.like(cs_w.addr)
+            m.d.sync += [cs_we.eq(cs_req), cs_wa.eq(cs_req_addr)]
+            m.d.comb += [cs_w.en.eq(cs_we), cs_w.addr.eq(cs_wa),
+                         cs_w.data.eq(Cat(*[win.word_select(i * K + j + 1, TAP)
+                                            for i in range(K) for j in range(K - 1)]))]
             win_stored = Cat(*[cs_r.data.word_select(i * (K - 1) + j, TAP) if j + 1 < K else Const(0, TAP)
                                for i in range(K) for j in range(K)])
         else:
@@ -217,4 +232,4 @@ class OperandRegisters:
         cs_next = Signal()
         m.d.sync += cs_next.eq(0)
         m.d.comb += win_cs.eq(cs_next)
-        return cs_r, cs_w, cs_next
+        return cs_r, (cs_req, cs_req_addr), cs_next
