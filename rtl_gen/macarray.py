@@ -41,6 +41,9 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         Two int8 MACs per multiplier (per DSP48E1).
     weight_depth : int
         Words in the weight memory.
+    weights_bram : bool
+        The weight memory in block RAM however shallow (Yosys's ``ram_style = "block"``; else
+        a shallow one becomes distributed RAM).
     acc_width : int
         Accumulator width in bits (signed), default 32.
 
@@ -59,6 +62,7 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
     """
 
     def __init__(self, *, rows: int, cols: int, packed: bool = False, weight_depth: int = 16,
+                 weights_bram: bool = False,
                  acc_width: int = 32):
         check_int("rows", rows, 1)
         check_int("cols", cols, 1)
@@ -70,6 +74,7 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         check_int("acc_width", acc_width, 17, 64)
         self._rows, self._cols, self._packed = rows, cols, packed
         self._weight_depth, self._acc_width = weight_depth, acc_width
+        self._bram = bool(weights_bram)
         super().__init__({
             "pixel": In(stream.Signature(self.pixel_layout)),
             "acc": Out(stream.Signature(data.ArrayLayout(signed(acc_width), rows))),
@@ -113,8 +118,9 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         m = Module()
         rows, cols = self._rows, self._cols
 
+        # (``weights_bram``: block RAM however shallow; Yosys maps a shallow memory to LUTs)
         m.submodules.weights = mem = Memory(shape=self.weight_layout, depth=self._weight_depth,
-                                            init=[])
+                                            init=[], attrs={"ram_style": "block"} if self._bram else None)
         rd = mem.read_port()
         wr = mem.write_port()
         wiring.connect(m, wiring.flipped(self.weight_w), wr)

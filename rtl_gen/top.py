@@ -157,7 +157,7 @@ class Accelerator(wiring.Component):
                                  dense_kernels=c.dense_kernels,
                                  pattern_depth=arch.pattern_depth, dw_depth=arch.dw_depth)
         self._ma = MacArray(rows=c.lanes, cols=c.mac_cols, packed=c.packed,
-                            weight_depth=mm["weights"].depth)
+                            weight_depth=mm["weights"].depth, weights_bram=c.weights_bram)
         self._pp = PostProcess(lanes=c.lanes, inputs=2, acc_width=32, out_width=9,
                                param_depth=mm["params"].depth, m_b_width=M_B_WIDTH,
                                units=c.pp_units)

@@ -357,6 +357,31 @@ def test_sizing_picks_fewest_rtl_top_cycles_among_fitting_configs():
     assert alts >= 2
 
 
+def test_sizer_puts_a_shallow_weight_memory_in_block_ram_where_luts_run_out():
+    """ResNet-20 on arty-a7-35: with four MAC columns the 16 x 16 overlay's weight memory is
+    512 bits x 56 words, shallow enough for distributed RAM, whose LUTs take the overlay past
+    the LUT limit; in block RAM (free there) it fits, and it is faster than the overlay the
+    sizer picks without the option (two MAC columns: the projection shortcuts' 1x1 beats take
+    twice the cycles)."""
+    g = _graph("resnet20", 32, in_channels=3, num_classes=10)
+    board = boards.get("arty-a7-35")
+    ir = pipeline.compile_ir(g, board)
+    assert ir.cfg.weights_bram and ir.cfg.mac_cols == 4
+    blocks, luts = ir.memory_blocks.per_memory["weights"]
+    assert blocks > 0 and luts == 0
+    assert ir.resources.lut <= board.resources["lut"]
+    assert ir.resources.bram_blocks <= board.resources["bram_blocks"]
+    eng = dict(lanes=ir.cfg.lanes, pe_cin=ir.cfg.pe_cin, mac_cols=ir.cfg.mac_cols, packed=ir.cfg.packed,
+               pp_units=ir.cfg.pp_units, column_store=ir.cfg.column_store)
+    with pytest.raises(CompileError, match="distributed-RAM memories"):
+        pipeline.compile_ir(g, board, engine=dict(eng, weights_bram=False))
+    two = pipeline.compile_ir(g, board, engine=dict(eng, mac_cols=2))
+    assert not two.cfg.weights_bram and ir.cycles < two.cycles
+    # the estimate's memory costs follow the flag: block RAM however shallow, else LUTs
+    assert hw.memory_cost("xilinx", 512, 56, block=True) == (hw.bram_blocks("xilinx", 512, 56), 0)
+    assert hw.memory_cost("xilinx", 512, 56)[0] == 0 and hw.memory_cost("xilinx", 512, 56)[1] > 600
+
+
 def test_sizing_is_an_outer_search_over_pure_estimates(monkeypatch):
     """The sizer runs no pass per candidate: one compile runs each pass once. Its RTL-top
     estimate of an overlay (size_engines.top_cycles: the tiles and instructions the passes

@@ -20,7 +20,7 @@ def test_dict_and_fixed_engine_give_the_same_overlay(sepnet_build):
 
 @pytest.mark.parametrize("engine, message", [
     (dict(SMALL_ENGINE, lane=4), r"engine: unknown key 'lane'; the keys are lanes, pe_cin, mac_cols, packed, "
-                                 r"pp_units, column_store, depthwise, dense_kernels"),
+                                 r"pp_units, column_store, depthwise, dense_kernels, weights_bram"),
     (dict(lanes=4, pe_cin=4), r"engine: missing mac_cols \(lanes, pe_cin and mac_cols are required\)"),
     (dict(SMALL_ENGINE, pp_units=0), r"engine pp_units=0: expected a positive integer"),
     (dict(SMALL_ENGINE, packed="no"), r"engine packed='no': expected True or False"),

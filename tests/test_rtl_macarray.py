@@ -42,3 +42,20 @@ def test_mac_array_checks_arguments(kwargs, exc, msg):
 def test_packed_halves_the_multipliers():
     assert MacArray(rows=8, cols=4, packed=True).multipliers == 16
     assert MacArray(rows=8, cols=4, packed=False).multipliers == 32
+
+
+@pytest.mark.parametrize("bram", [False, True])
+def test_weights_bram_maps_a_shallow_weight_memory_to_block_ram(tmp_path, bram):
+    """``weights_bram`` (EngineConfig.weights_bram, the sizer's choice where LUTs run out):
+    Yosys synth_xilinx puts a 16-word weight memory into a RAMB18E1 with it and into
+    distributed RAM (RAM32M) without it."""
+    from amaranth.back import verilog
+
+    from rtl_gen.synth import synth_xilinx
+    (tmp_path / "m.v").write_text(verilog.convert(MacArray(rows=4, cols=4, weight_depth=16, weights_bram=bram),
+                                                  name="m"))
+    got = synth_xilinx(tmp_path / "m.v", "m", tmp_path)
+    if bram:
+        assert got["BRAM36"] > 0 and got["LUTRAM_LUTs"] == 0, got["cells"]
+    else:
+        assert got["BRAM36"] == 0 and got["LUTRAM_LUTs"] > 0, got["cells"]

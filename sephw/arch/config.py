@@ -103,7 +103,11 @@ class EngineConfig:
     ``dw_depth``): a depthwise pattern layer runs ``dw_lanes`` channels per tile from densely
     stored filters, else one channel per tile from whole pattern words; ``dense_kernels``: a
     pattern word of a kernel smaller than ``k_max`` holds its ``k^2`` taps (the engine moves
-    the bit-plane to them: ``pe_cin * k_max^2`` multiplexers), else its ``k_max^2`` grid."""
+    the bit-plane to them: ``pe_cin * k_max^2`` multiplexers), else its ``k_max^2`` grid;
+    ``weights_bram``: the MAC array's weight memory in block RAM even where it is shallow
+    enough for distributed RAM (Yosys's choice there: a wide, shallow weight memory then costs
+    LUTs, e.g. 684 for 56 words of 512 bits on the xc7), which the sizer picks where the LUTs
+    would not fit and the block RAM is free."""
     lanes: int
     pe_cin: int
     mac_cols: int
@@ -115,6 +119,7 @@ class EngineConfig:
     column_store: bool = True
     depthwise: bool = False
     dense_kernels: bool = True
+    weights_bram: bool = False
 
     def kernel_layout(self, k: int) -> int:
         """The kernel a ``k x k`` pattern operand's words are laid out for

@@ -219,11 +219,13 @@ def bram_blocks(vendor: str, width_bits: int, depth: int) -> float:
 LUTRAM_MAX_DEPTH = 64     # shallower memories map to distributed RAM (LUTs), not block RAM
 
 
-def memory_cost(vendor: str, width_bits: int, depth: int) -> tuple[int, int]:
+def memory_cost(vendor: str, width_bits: int, depth: int, block: bool = False) -> tuple[int, int]:
     """``(block RAMs, LUTs)`` of one memory: distributed RAM up to :data:`LUTRAM_MAX_DEPTH`
-    words, block RAM above."""
+    words, block RAM above; ``block``: block RAM however shallow (the RTL's ``ram_style``)."""
     if depth <= 0 or width_bits <= 0:
         return 0, 0
+    if block:
+        return bram_blocks(vendor, width_bits, depth), 0
     if vendor == "lattice" and depth > 16:
         # ECP5 distributed RAM is TRELLIS_DPR16X4 (16 words); deeper memories go to DP16KD
         # (18 Kbit, at most 36 bits wide): the shipped model's 6400-bit x 58 pattern memory took

@@ -181,13 +181,14 @@ class FixedEngine:
     column_store: bool = True    # the column store for multi-chunk stride-1 pattern operands
     depthwise: bool = True       # the pattern engine's depthwise mode, where the network has depthwise layers
     dense_kernels: bool = True   # kernels smaller than k_max stored as their k^2 taps (EngineConfig)
+    weights_bram: bool = False   # the MAC array's weight memory in block RAM however shallow (EngineConfig)
 
     def __post_init__(self):
         for name in ("lanes", "pe_cin", "mac_cols", "pp_units"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise CompileError(f"engine {name}={v!r}: expected a positive integer")
-        for name in ("packed", "column_store", "depthwise", "dense_kernels"):
+        for name in ("packed", "column_store", "depthwise", "dense_kernels", "weights_bram"):
             if not isinstance(getattr(self, name), bool):
                 raise CompileError(f"engine {name}={getattr(self, name)!r}: expected True or False")
 

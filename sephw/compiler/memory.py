@@ -162,7 +162,7 @@ def memory_geometry(cfg: hw.EngineConfig, static: StaticMemory, act_bytes: int, 
             "patterns": (cfg.pattern_mem_bits, pattern_depth(static.pattern_words, cfg.pattern_slices)
                          * cfg.pattern_slices),
             "dw_patterns": (cfg.dw_word_bits, static.dw_words),
-            "weights": (8 * cfg.weight_word_bytes, static.weight_words),
+            "weights": (8 * cfg.weight_word_bytes, static.weight_words, 1, cfg.weights_bram),
             "params": (8 * PARAM_WORD_BYTES, static.param_words),
             "tensor_table": (8 * TENSOR_DESC_BYTES, static.tensors),
             "program": (WORD_BYTES * 8, instructions),
@@ -171,11 +171,13 @@ def memory_geometry(cfg: hw.EngineConfig, static: StaticMemory, act_bytes: int, 
 
 
 def memory_blocks(vendor: str, geometry: dict) -> tuple[int, int, dict]:
-    """Total block RAMs, LUTRAM LUTs and the per-memory ``(blocks, luts)``."""
+    """Total block RAMs, LUTRAM LUTs and the per-memory ``(blocks, luts)``; a geometry entry
+    is ``(width, depth[, copies[, block RAM however shallow]])``."""
     per = {}
     for k, (w, d, *n) in geometry.items():
-        b, lut = hw.memory_cost(vendor, w, d)
-        per[k] = (b * (n[0] if n else 1), lut * (n[0] if n else 1))
+        copies, block = (n + [1, False])[:2]
+        b, lut = hw.memory_cost(vendor, w, d, block=block)
+        per[k] = (b * copies, lut * copies)
     return sum(b for b, _ in per.values()), sum(l for _, l in per.values()), per
 
 

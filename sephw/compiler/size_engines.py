@@ -264,8 +264,10 @@ class SizeEngines:
                                     if op.kind == "pattern" and not hw.depthwise_pattern(op))
         dense = small_k and (ir.engine.dense_kernels if ir.engine is not None else True)
 
+        wb = ir.engine.weights_bram if ir.engine is not None else False
+
         def config(l, c, q, p, u):
-            cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs, dw, dense)
+            cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs, dw, dense, wb)
             return cfg if cfg.depthwise_fits else replace(cfg, depthwise=False)
         ests = [estimate(ir, config(l, c, q, p, u), act1)
                 for l, c, q, p, u in tqdm(cands, desc="size engines", disable=not ir.progress, leave=False)]
@@ -273,6 +275,11 @@ class SizeEngines:
         # layers' words on the k_max grid), and competes by cycles like any other
         if dense and ir.engine is None:
             ests += [estimate(ir, replace(e.cfg, dense_kernels=False), act1) for e in ests if not e.fits_logic]
+        # and one whose logic fits but not beside its LUT-RAM memories, with the MAC array's
+        # weight memory in block RAM (a wide, shallow weight memory is mostly LUTs there)
+        if ir.engine is None:
+            ests += [estimate(ir, replace(e.cfg, weights_bram=True), act1) for e in ests
+                     if not e.fits_logic and e.lutram and _logic_fits(e.resources, b)]
         admitted = sorted((e for e in ests if e.fits_logic), key=lambda e: e.key)
         if not admitted:
             raise CompileError(self._no_overlay_message(ir, ests))
