@@ -111,7 +111,6 @@ class Gather(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         L, PC, Q, K, AB, NB = self._L, self._PC, self._Q, self._K, self._AB, self._NB
-        KK = K * K
         ins, da, db, dd = self.ins, self.src_a, self.src_b, self.dst
         use_pe, b_mac, b_id = self.use_pe, self.b_mac, self.b_id
         win_field = self.window.payload.window.as_value()
@@ -140,10 +139,8 @@ class Gather(wiring.Component):
         ops = OperandRegisters(m, self, lanes=L, pe_cin=PC, mac_cols=Q, k_max=K, a_bits=AB, banks=NB)
         read, DUAL, dual, rd_go = ops.read, ops.DUAL, ops.dual, ops.rd_go
         win_out, win_clr, win_cs, xv, xv_out = ops.win_out, ops.win_clr, ops.win_cs, ops.xv, ops.xv_out
-        pend, pend_dst, pend_dual, land_tap1 = ops.pend, ops.pend_dst, ops.pend_dual, ops.land_tap1
         skip_n, skip_push, skip_pop = ops.skip_n, ops.skip_push, ops.skip_pop
-        if DUAL:
-            win1, hold, h_valid, h_last, h_pat = ops.win1, ops.hold, ops.h_valid, ops.h_last, ops.h_pat
+        win1 = ops.win1 if DUAL else None
         # engine streams; the hold register's beat goes first
         ma_issue = Signal()
         pe_issue = Signal()
@@ -160,25 +157,9 @@ class Gather(wiring.Component):
             self.pixel.valid.eq(ma_issue),
         ]
         if DUAL:
-            win1_out = Signal(KK * PC * AB)
-            m.d.comb += win1_out.eq(win1)
-            with m.If(pend & (pend_dst == 0) & pend_dual):
-                m.d.comb += win1_out[:PC * AB].eq(land_tap1)
-            with m.If(h_valid):
-                m.d.comb += [win_field.eq(hold), pat_field.eq(h_pat),
-                             self.window.payload.first.eq(0), self.window.payload.last.eq(h_last),
-                             self.window.valid.eq(1), pe_take.eq(0)]
-                with m.If(self.window.ready):
-                    m.d.sync += h_valid.eq(0)
-            # the hold register follows win1 (and its beat's fields) while it is free, and is
-            # taken when win's beat goes: its enable is h_valid, not the engine's handshake.
-            # win1 is not cleared per pass: a two-chunk pass reads every tap of the k x k
-            # window (no sliding), so it rewrites every slot the engine counts; the slots
-            # outside it stay zero from the row's start (ROWSETUP).
-            with m.If(~h_valid):
-                m.d.sync += [hold.eq(win1_out), h_pat.eq(ins.wa + ((ch + 1) << ins.pshift)), h_last.eq(ch + 2 == chunks_a)]
-            with m.If(pe_take & dual):
-                m.d.sync += h_valid.eq(1)
+            # the hold register's beat (chunk ch + 1 of a two-chunk pass) goes first
+            ops.hold_stage(self.window, pe_take, win_field, pat_field,
+                           ins.wa + ((ch + 1) << ins.pshift), ch + 2 == chunks_a)
 
         # ------------------------------------------------------------------ addressing
         # stride is 1 or 2: a shift, not a multiplier

@@ -177,6 +177,31 @@ class OperandRegisters:
             self.h_last = h_last
             self.h_pat = h_pat
 
+    def hold_stage(self, window, pe_take, win_field, pat_field, next_pat, next_last) -> None:
+        """Two chunks per read: the hold register's beat goes to the pattern engine (stream
+        ``window``, whose ``win_field`` and ``pat_field`` it drives) before the gatherer's own
+        (``pe_take`` low meanwhile). The hold register follows win1 (with the landing tap of
+        chunk ch + 1) and its beat's fields (``next_pat``, ``next_last``) while it is free, and
+        is taken when win's beat goes: its enable is h_valid, not the engine's handshake. win1
+        is not cleared per pass: a two-chunk pass reads every tap of the k x k window (no
+        sliding), so it rewrites every slot the engine counts; the slots outside it stay zero
+        from the row's start (ROWSETUP)."""
+        m, PC, AB = self._m, self._PC, self._AB
+        win1_out = Signal(len(self.win1))
+        m.d.comb += win1_out.eq(self.win1)
+        with m.If(self.pend & (self.pend_dst == 0) & self.pend_dual):
+            m.d.comb += win1_out[:PC * AB].eq(self.land_tap1)
+        with m.If(self.h_valid):
+            m.d.comb += [win_field.eq(self.hold), pat_field.eq(self.h_pat),
+                         window.payload.first.eq(0), window.payload.last.eq(self.h_last),
+                         window.valid.eq(1), pe_take.eq(0)]
+            with m.If(window.ready):
+                m.d.sync += self.h_valid.eq(0)
+        with m.If(~self.h_valid):
+            m.d.sync += [self.hold.eq(win1_out), self.h_pat.eq(next_pat), self.h_last.eq(next_last)]
+        with m.If(pe_take & self.dual):
+            m.d.sync += self.h_valid.eq(1)
+
     def window_update(self, *, column_store: bool, max_cin: int):
         """The window register's next value (cleared, loaded from the column store or shifted,
         a tap landing) and the column store (``column_store``: one entry per chunk of the

@@ -1,7 +1,7 @@
 """PatternEngine: binarized k×k convolution on LUT logic, bit-serial over activation bit-planes."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
@@ -9,7 +9,6 @@ from amaranth.utils import ceil_log2
 
 from sephw.arch.config import pattern_kernels
 
-from . import xc7
 from .arith import check_int, output_stall, signed_bits
 from .pattern_count import PlaneCounters
 from .pattern_memory import PatternMemory
@@ -370,13 +369,9 @@ class PatternEngine(PatternWords, wiring.Component):
         hazard = q_valid & q_final & q_last & out_busy_next
         b_done = b_busy & b_final & advance
         b_load = a_valid & a_fetched & advance & (~b_busy | (b_done & ~hazard))
-        # Stage A is free (its window may be replaced) where it is empty or its beat loads
-        # into B: ~a_valid | b_load. The ready the gatherer sees, and the enable of A's
-        # registers, are that value as a flip-flop (timing: the gatherer, across the die, and
-        # A's wide enable start at a register, not at the fetch counter and the stall logic):
-        # it is registered from the next values of the registers it is made of, so it equals
-        # ~a_valid | b_load in every cycle (tests/test_rtl_pattern.py checks that in
-        # simulation) and no beat moves a cycle.
+        # A is free (~a_valid | b_load) as a flip-flop, registered from the next values of the
+        # registers that make it, so equal in every cycle (tests/test_rtl_pattern.py): the
+        # gatherer's state and A's wide enable start at a register (timing); no cycle moves.
         a_free = Signal(init=1)
         accept = self.window.valid & a_free
         a_valid_n = Mux(accept, 1, Mux(b_load, 0, a_valid))
@@ -448,7 +443,6 @@ class PatternEngine(PatternWords, wiring.Component):
             if DW:
                 m.d.sync += [p_dw.eq(b_dw), m_dw.eq(p_dw), q_dw.eq(m_dw), h_dw.eq(q_dw)]
         word = self._netlist == "word"
-        gpc = self._netlist == "xc7"
         restart = Signal()
         m.d.comb += restart.eq(q_valid & q_final & advance)
         counters = PlaneCounters(m, self._netlist, hw, n, advance, restart, step=q_valid & advance)
@@ -493,23 +487,11 @@ class PatternEngine(PatternWords, wiring.Component):
         # ~(2U) + carry-in; X and U sign-extended). chunk_acc is cleared as a group's first
         # beat enters H (a flip-flop reset) and takes each beat's total as it leaves.
         aw = self._acc_width
-
-        def sext(v: Value) -> Value:   # sign-extended to aw bits (cut to aw: every total fits them)
-            v = Value.cast(v)
-            return Cat(v, v[-1].replicate(aw - len(v))) if len(v) < aw else v[:aw]
         totals = []
         for l in range(lanes):
-            g = l // lanes_per_group
-            total = Signal(signed(aw), name=f"total{l}")
             base = chunk_acc[l] if chunked else Const(0, aw)
-            xl = sext(Mux(h_dw, bxd[l], bx[g]) if DW and l < D else bx[g])
-            if gpc:
-                m.d.comb += total.eq(xc7.ternary_add(m, base, xl, sext(Cat(Const(0, 1), bu[l])),
-                                                     aw, invert_c=True, carry_in=1,
-                                                     name=f"beat{l}"))
-            else:
-                m.d.comb += total.eq(base.as_signed() + xl.as_signed() - (bu[l].as_signed() << 1))
-            totals.append(total)
+            xl = Mux(h_dw, bxd[l], bx[l // lanes_per_group]) if DW and l < D else bx[l // lanes_per_group]
+            totals.append(counters.beat_total(base, xl, bu[l], aw, l))
 
         if chunked:
             with m.If(q_valid & q_final & q_first & advance):

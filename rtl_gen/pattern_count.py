@@ -2,7 +2,7 @@
 M, Q and the Horner registers; rtl_gen/pattern.py)."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, ResetSignal, Signal, Value
+from amaranth.hdl import Cat, Const, ResetSignal, Signal, Value, signed
 
 from . import xc7
 from .arith import column_rows, compress_columns, popcount_word
@@ -25,6 +25,24 @@ class PlaneCounters:
         self._m, self._word, self._gpc = m, netlist == "word", netlist == "xc7"
         self._hw, self._n = width, n
         self._advance, self._restart, self._step = advance, restart, step
+
+    def beat_total(self, base: Value, x: Value, u: Value, aw: int, lane: int) -> Signal:
+        """Stage H's total of lane ``lane``: ``base + X - 2U`` as ``signed(aw)``, ``X`` and ``U``
+        sign-extended (cut to ``aw`` bits: every total fits them); xc7: one ternary adder with
+        ``-2U`` as ``~(2U)`` plus the chain's carry-in."""
+        m = self._m
+
+        def sext(v: Value) -> Value:
+            v = Value.cast(v)
+            return Cat(v, v[-1].replicate(aw - len(v))) if len(v) < aw else v[:aw]
+        total = Signal(signed(aw), name=f"total{lane}")
+        xl = sext(x)
+        if self._gpc:
+            m.d.comb += total.eq(xc7.ternary_add(m, base, xl, sext(Cat(Const(0, 1), u)), aw,
+                                                 invert_c=True, carry_in=1, name=f"beat{lane}"))
+        else:
+            m.d.comb += total.eq(base.as_signed() + xl.as_signed() - (u.as_signed() << 1))
+        return total
 
     def rows(self, bits: Value, name: str) -> list:
         """popcount(bits) as two rows whose sum is the count (exact modulo 2^width), one
