@@ -208,7 +208,10 @@ class EngineConfig:
         return self.lanes * self.mac_cols
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not d["weights_bram"]:
+            del d["weights_bram"]       # (an overlay without it keeps its earlier hash)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "EngineConfig":
