@@ -380,6 +380,11 @@ def test_sizer_puts_a_shallow_weight_memory_in_block_ram_where_luts_run_out():
     # the estimate's memory costs follow the flag: block RAM however shallow, else LUTs
     assert hw.memory_cost("xilinx", 512, 56, block=True) == (hw.bram_blocks("xilinx", 512, 56), 0)
     assert hw.memory_cost("xilinx", 512, 56)[0] == 0 and hw.memory_cost("xilinx", 512, 56)[1] > 600
+    # and through memory_blocks: copies alone do not make a memory block RAM
+    from sephw.compiler.memory import memory_blocks
+    blocks, luts, per = memory_blocks("xilinx", {"banks": (8, 32, 4), "w": (512, 56, 1, True), "x": (512, 56)})
+    assert per["banks"] == (0, 4 * hw.memory_cost("xilinx", 8, 32)[1]) and per["w"] == (7.5, 0)
+    assert per["x"] == (0, 684) and (blocks, luts) == (7.5, per["banks"][1] + 684)
 
 
 def test_sizing_is_an_outer_search_over_pure_estimates(monkeypatch):

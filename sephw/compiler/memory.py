@@ -175,7 +175,7 @@ def memory_blocks(vendor: str, geometry: dict) -> tuple[int, int, dict]:
     is ``(width, depth[, copies[, block RAM however shallow]])``."""
     per = {}
     for k, (w, d, *n) in geometry.items():
-        copies, block = (n + [1, False])[:2]
+        copies, block = n[0] if n else 1, len(n) > 1 and n[1]
         b, lut = hw.memory_cost(vendor, w, d, block=block)
         per[k] = (b * copies, lut * copies)
     return sum(b for b, _ in per.values()), sum(l for _, l in per.values()), per
