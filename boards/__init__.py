@@ -103,6 +103,9 @@ class Board:
     #: the fraction of the part's LUTs the compiler's overlay may fill (None: the compiler's
     #: own headroom); a profile sets less where the board's place-and-route stalls above it
     lut_fill: float | None = None
+    #: window taps from the activation memory land in a register before the gatherer's window
+    #: (``EngineConfig.landing_reg``): where the block RAM is slow to its output (ECP5)
+    landing_reg: bool = False
 
     def __post_init__(self):
         if not self.oscillator_hz:
@@ -191,11 +194,15 @@ def parse(path: Path) -> Board:
     fill = doc.get("lut_fill")
     if fill is not None and (isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 < fill <= 1):
         raise BoardError(f"{path}: lut_fill must be a fraction in (0, 1], got {fill!r}")
+    landing = doc.get("landing_reg", False)
+    if not isinstance(landing, bool):
+        raise BoardError(f"{path}: landing_reg must be true or false, got {landing!r}")
     return Board(name=name, description=str(doc.get("description", name)), vendor=vendor,
                  part=_require(doc, "part", str, path), family=_require(doc, "family", str, path),
                  clock_hz=clock, resources=dict(res), dsp_macs_per_slice=macs, host_links=dict(links),
                  toolchain=toolchain, platform=platform, aliases=tuple(doc.get("aliases") or ()), path=Path(path),
-                 oscillator_hz=osc, external=ext, lut_fill=None if fill is None else float(fill))
+                 oscillator_hz=osc, external=ext, lut_fill=None if fill is None else float(fill),
+                 landing_reg=landing)
 
 
 def _external(doc, path: Path) -> ExternalMemory:

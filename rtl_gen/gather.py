@@ -21,6 +21,11 @@ one ring step per row; zero outside the image = padding, zero beyond the operand
   the MAC array too (an int8 1×1 beside a 1×1 projection), b's beats go first: the MAC array
   returns its results in order, and the PostProcess holds acc_b before it joins acc_a.
 
+With ``landing_reg`` (the ULX3S profile's: the ECP5's block RAM is slow to its output) a
+window tap lands from a register, two cycles after its read; a pass's first read then goes
+out a cycle early where the engine is sure to take the beat (LAND_A, rtl_gen/gather_pass.py),
+and every position takes one cycle more. The MAC beats and the skip codes keep latency 1.
+
 Latency and throughput per tile are the compiler's RTL cycle model (sephw/compiler/hw.py,
 ``unit_cycles`` and ``_pattern_beats``): per row ``k`` row-table cycles + 1 (+2
 for every row after the first), per position ``1`` (POS_NEXT) on top of the operands'.
@@ -28,7 +33,8 @@ for every row after the first), per position ``1`` (POS_NEXT) on top of the oper
 stored the last position too (the top's ``release``).
 
 This file holds the sequencing (the FSM); the registers a read lands in and the engines read
-from are rtl_gen/gather_regs.py, the running column addresses rtl_gen/gather_cols.py.
+from are rtl_gen/gather_regs.py, the running column addresses rtl_gen/gather_cols.py, the
+next pattern pass's reads rtl_gen/gather_pass.py.
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ from sephw.arch import isa
 from sephw.arch.formats import TENSOR_DESC
 
 from .gather_cols import ColumnAddresses
+from .gather_pass import NextPass
 from .gather_regs import OperandRegisters
 from .rowaddr import ROW_PORT, drive_row, ring_step, row_bytes_reg
 
@@ -63,6 +70,9 @@ class Gather(wiring.Component):
         The widest operand (column-store depth: ``max_cin / pe_cin`` chunks).
     window_layout, pixel_layout : Layout
         The pattern engine's ``window`` and the MAC array's ``pixel`` payloads.
+    landing_reg : bool
+        Window taps land in a register first (above); ``window.ready`` must then stay high
+        until a beat is taken, as the pattern engine's does.
 
     Attributes
     ----------
@@ -87,7 +97,8 @@ class Gather(wiring.Component):
     """
 
     def __init__(self, *, lanes: int, pe_cin: int, mac_cols: int, k_max: int, a_bits: int, banks: int,
-                 column_store: bool, max_cin: int, window_layout, pixel_layout, addr_bits: int = 32):
+                 column_store: bool, max_cin: int, window_layout, pixel_layout, addr_bits: int = 32,
+                 landing_reg: bool = False):
         for v in (lanes, pe_cin, mac_cols, banks):
             exact_log2(v)
         if not 1 <= addr_bits <= 32:
@@ -95,6 +106,7 @@ class Gather(wiring.Component):
         self._AW = addr_bits
         self._L, self._PC, self._Q, self._K, self._AB = lanes, pe_cin, mac_cols, k_max, a_bits
         self._NB, self._CS, self._max_cin = banks, bool(column_store), max_cin
+        self._LR = bool(landing_reg)
         super().__init__({
             "start": In(1), "release": In(1), "done": Out(1),
             "use_pe_in": In(1), "b_mac_in": In(1), "b_id_in": In(1),
@@ -136,7 +148,9 @@ class Gather(wiring.Component):
         yb_i, yb_a = Signal(16), Signal(32)
 
         # the operand registers and the one pending read (rtl_gen/gather_regs.py)
-        ops = OperandRegisters(m, self, lanes=L, pe_cin=PC, mac_cols=Q, k_max=K, a_bits=AB, banks=NB)
+        LR = self._LR
+        ops = OperandRegisters(m, self, lanes=L, pe_cin=PC, mac_cols=Q, k_max=K, a_bits=AB, banks=NB,
+                               landing_reg=LR)
         read, DUAL, dual, rd_go = ops.read, ops.DUAL, ops.dual, ops.rd_go
         win_out, win_clr, win_cs, xv, xv_out = ops.win_out, ops.win_clr, ops.win_cs, ops.xv, ops.xv_out
         skip_n, skip_push, skip_pop = ops.skip_n, ops.skip_push, ops.skip_pop
@@ -175,8 +189,8 @@ class Gather(wiring.Component):
         rb_a, rb_b = row_bytes_reg(m, da, "rb_a"), row_bytes_reg(m, db, "rb_b")
         cols = ColumnAddresses(m, ins=ins, da=da, db=db, x=x, b_s2=b_s2, k_max=K, addr_bits=self._AW)
         col_ok = cols.col_ok(gj)
-        colC, acol, mcol, bcolm, bcoli, kC1, kC2 = cols.colC, cols.acol, cols.mcol, cols.bcolm, cols.bcoli, cols.kC1, cols.kC2
-        k_m1, k_m2, slot_last = cols.k_m1, cols.k_m2, cols.slot_last
+        colC, acol, mcol, bcolm, bcoli, kC1 = cols.colC, cols.acol, cols.mcol, cols.bcolm, cols.bcoli, cols.kC1
+        k_m1 = cols.k_m1
 
         # row k - 1's ring address and validity kept beside the row table: the next pass's
         # first read (tap (k-1, k-1)) takes its row without an index computed from the
@@ -248,16 +262,16 @@ class Gather(wiring.Component):
         if CS:
             cs_ra = Signal.like(cs_r.addr)
             m.d.sync += cs_ra.eq(Mux(ch_next < chunks_a, ch_next, 0))
-        # the same for the next pass's channel offset ch_next * pe_cin (its first read's address
-        # and channel count then take no adder from ch)
-        ch_next_c, ch_next_c_nb = Signal(self._AW, name="ch_next_c"), Signal(self._AW, name="ch_next_c_nb")
-        m.d.sync += [ch_next_c.eq(ch_next * PC), ch_next_c_nb.eq(ch_next * PC + NB)]
-        # and row k - 1's address plus it, one cycle later (the next pass's first read: ch,
-        # dual and row_last hold for the k >= 3 cycles of a pass before ISSUE_A reads it)
-        rl_next, rl_next_nb = Signal(32, name="rl_next"), Signal(32, name="rl_next_nb")
-        m.d.sync += [rl_next.eq(row_last + ch_next_c), rl_next_nb.eq(row_last + ch_next_c_nb)]
         # operand a's first row (1x1 on the MAC array) and operand b's row + NB
         rowaddr0_nb, rowb_nb = Signal(32, name="rowaddr0_nb"), Signal(32, name="rowb_nb")
+        nxt_dual = Signal()            # the next pass covers two chunks
+        m.d.comb += nxt_dual.eq(DUAL & (ch_next + 1 < chunks_a))
+        # the next pattern pass's reads (rtl_gen/gather_pass.py)
+        nxt = NextPass(m, read=read, set_gi=set_gi, cols=cols, pe_cin=PC, banks=NB, addr_bits=self._AW,
+                       k_max=K, dual_reads=DUAL, landing_reg=LR, ch_next=ch_next, dual=dual, nxt_dual=nxt_dual,
+                       left_a=left_a, row_last=row_last, row_last_ok=row_last_ok, rowaddr=rowaddr,
+                       rowvalid=rowvalid, gj=gj, col_ok=col_ok, colmode=colmode, ca=Ca)
+        ch_next_c_nb = nxt.ch_next_c_nb
 
         with m.FSM(name="gather") as fsm:
             with m.State("IDLE"):
@@ -348,13 +362,13 @@ class Gather(wiring.Component):
                     with m.If(colmode):
                         # sliding window: only the new column j = k-1, rows k-1 .. 0
                         with m.If(gi == 0):
-                            m.next = "ISSUE_A"
+                            m.next = nxt.end
                         with m.Else():
                             set_gi(gi - 1, (ch * PC, ch_c_nb))
                     with m.Elif(gj == 0):
                         m.d.sync += [gj.eq(k_m1), colC.eq(acol + kC1)]
                         with m.If(gi == 0):
-                            m.next = "ISSUE_A"
+                            m.next = nxt.end
                         with m.Else():
                             set_gi(gi - 1, (ch * PC, ch_c_nb))
                     with m.Else():
@@ -366,15 +380,19 @@ class Gather(wiring.Component):
                     read((rowaddr[0] + mcol, rowaddr0_nb + mcol), rowvalid[0], 1, 0, (left_a, 0))
                     m.d.sync += [ma_next.eq(rowaddr[0] + mcol + Q), ma_next_nb.eq(rowaddr0_nb + mcol + Q)]
                     m.next = "ISSUE_A"
+            if LR:
+                with m.State("LAND_A"):
+                    # (rtl_gen/gather_pass.py; a 1x1 pattern pass has no second read)
+                    early_ok = Signal()
+                    m.d.comb += early_ok.eq(self.window.ready & ~last_pass & (k_m1 != 0) &
+                                            (~ops.h_valid if DUAL else 1))
+                    nxt.land(early_ok)
+                    m.next = "ISSUE_A"
             with m.State("ISSUE_A"):
-                # the next pass's first read, set up (issued below if the beat goes). gj is
-                # k - 1 here (set with the pass's last read), so col_ok and colC are tap
-                # (k-1, k-1)'s column
-                nxt_dual = Signal()
-                m.d.comb += nxt_dual.eq(DUAL & (ch_next + 1 < chunks_a))
+                # the next pass's first read (or its second after LAND_A's early one), set up
+                # (issued below if the beat goes)
                 with m.If(use_pe):
-                    read((rl_next + colC, rl_next_nb + colC), row_last_ok & col_ok, 0, slot_last,
-                         (left_a, (dual, 2 * PC, PC)), nxt_dual, go=False)
+                    nxt.issue_reads()
                 with m.Else():
                     read((ma_next, ma_next_nb), rowvalid[0], 1, 0, (left_a, Q), go=False)
                 done_a = Signal()
@@ -412,20 +430,7 @@ class Gather(wiring.Component):
                         m.d.sync += [ma_next.eq(ma_next + Q), ma_next_nb.eq(ma_next_nb + Q)]
                         with m.If(use_pe):
                             m.d.sync += dual.eq(nxt_dual)
-                            if CS:
-                                with m.If(colmode):
-                                    # the next chunk's window from the store, loaded next
-                                    # cycle (cs_r.addr is then still cs_ra = this ch_next;
-                                    # the pass's first read lands into it), its new column
-                                    # next
-                                    set_gi(k_m2, (ch_next_c, ch_next_c_nb))
-                                    m.d.sync += cs_next.eq(1)
-                                with m.Else():
-                                    set_gi(k_m1, (ch_next_c, ch_next_c_nb))
-                                    m.d.sync += [gj.eq(k_m2), colC.eq(acol + kC2)]
-                            else:
-                                set_gi(k_m1, (ch_next_c, ch_next_c_nb))
-                                m.d.sync += [gj.eq(k_m2), colC.eq(acol + kC2)]
+                            nxt.taken(CS, cs_next)
                             m.next = "GATHER_A"
             with m.State("GATHER_B"):
                 with m.If(b_mac):

@@ -25,7 +25,8 @@ class OperandRegisters:
     ``hold`` ..., see the code), and :meth:`read`, which issues an activation read.
     """
 
-    def __init__(self, m, g, *, lanes: int, pe_cin: int, mac_cols: int, k_max: int, a_bits: int, banks: int):
+    def __init__(self, m, g, *, lanes: int, pe_cin: int, mac_cols: int, k_max: int, a_bits: int, banks: int,
+                 landing_reg: bool = False):
         L, PC, Q, K, AB, NB = lanes, pe_cin, mac_cols, k_max, a_bits, banks
         KK = K * K
         self._m, self._K, self._PC, self._AB = m, K, PC, AB
@@ -62,11 +63,8 @@ class OperandRegisters:
         # bytes pe_cin.. of a two-chunk read), a MAC beat, the skip codes
         land_tap, land_tap1 = Signal(PC * AB), Signal(PC * AB)
         land_q, land_sk = Signal(Q * 8), Signal(L * 8)
-        m.d.comb += [land_tap.eq(masked(PC, AB)), land_q.eq(masked(Q, 8)), land_sk.eq(masked(L, 8))]
+        m.d.comb += [land_q.eq(masked(Q, 8)), land_sk.eq(masked(L, 8))]
         DUAL = NB >= 2 * PC               # two chunks per tap read (below)
-        if DUAL:
-            m.d.comb += land_tap1.eq(masked(PC, AB, PC))
-
         # Two chunks per tap read: when a read returns at least 2 * pe_cin bytes, a gather pass
         # fills the windows of chunks ch (win) and ch + 1 (win1) together. win's beat is issued
         # as the pass ends and win1 moves into the hold register at the same time, which the
@@ -79,6 +77,30 @@ class OperandRegisters:
             hold = Signal(KK * PC * AB, reset_less=True)
             h_valid, h_last = Signal(), Signal()
             h_pat = Signal.like(g.window.payload.pat_addr)
+        # A window tap's landing: ``tland`` (a tap lands this cycle), into slot ``tidx``, and
+        # into win1 too where ``tdual``. With ``landing_reg`` the masked tap bytes go through a
+        # register first (the landing register, placed by the activation memory): a tap lands
+        # a cycle later (read latency 2), so the window register, its slot multiplexers and
+        # the engine's window start at a flip-flop, not at the block RAM's read data through
+        # the banks' rotation (the ECP5's DP16KD takes 5.83 ns to its output: docs/timing.md);
+        # the gatherer issues a pass's first read a cycle early to keep its k or k^2 cycles
+        # (rtl_gen/gather.py, LAND_A). The MAC beat and the skip codes keep latency 1.
+        tland, tidx, tdual = Signal(), Signal(16), Signal()
+        if landing_reg:
+            tap_q = Signal(PC * AB, reset_less=True)
+            m.d.sync += [tap_q.eq(masked(PC, AB)), tland.eq(pend & (pend_dst == 0)), tidx.eq(pend_idx),
+                         tdual.eq(pend_dual)]
+            m.d.comb += land_tap.eq(tap_q)
+            if DUAL:
+                tap1_q = Signal(PC * AB, reset_less=True)
+                m.d.sync += tap1_q.eq(masked(PC, AB, PC))
+                m.d.comb += land_tap1.eq(tap1_q)
+        else:
+            m.d.comb += [land_tap.eq(masked(PC, AB)), tland.eq(pend & (pend_dst == 0)), tidx.eq(pend_idx),
+                         tdual.eq(pend_dual)]
+            if DUAL:
+                m.d.comb += land_tap1.eq(masked(PC, AB, PC))
+
         # A read: the state sets up its fields (rd_*, raddr) and raises rd_go; the pend_*
         # registers take the fields every cycle, pend alone takes rd_go.
         rd_go, rd_dst, rd_idx = Signal(), Signal(2), Signal(16)
@@ -89,13 +111,12 @@ class OperandRegisters:
         # landing (kept as nets; the clear becomes the flip-flops' reset)
         win_cs, win_clr = Signal(attrs={"keep": 1}), Signal(attrs={"keep": 1})
         win_land = Signal(attrs={"keep": 1})
-        m.d.comb += win_land.eq(pend & (pend_dst == 0))
+        m.d.comb += win_land.eq(tland)
+        if DUAL:
+            with m.If(tland & tdual):
+                m.d.sync += win1.word_select(tidx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap1)
         with m.If(pend):
             with m.Switch(pend_dst):
-                with m.Case(0):
-                    if DUAL:
-                        with m.If(pend_dual):
-                            m.d.sync += win1.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap1)
                 with m.Case(1):
                     m.d.sync += xv.eq(land_q)
                 with m.Case(2):
@@ -109,7 +130,7 @@ class OperandRegisters:
         # the last read of a full pass lands in slot 0, that of a column pass (sliding window)
         # in slot k - 1
         for slot in sorted({0} | {kk - 1 for kk in (3, 5, 7) if kk <= K}):
-            with m.If(pend & (pend_dst == 0) & (pend_idx == slot)):
+            with m.If(tland & (tidx == slot)):
                 m.d.comb += win_out.word_select(slot, PC * AB).eq(land_tap)
 
         def read(addr, inside, dst, idx, cnt, both=0, go=True):
@@ -159,6 +180,7 @@ class OperandRegisters:
         self.pend = pend
         self.pend_dst = pend_dst
         self.pend_idx = pend_idx
+        self.tland, self.tidx, self.tdual = tland, tidx, tdual
         self.land_tap = land_tap
         self.land_tap1 = land_tap1
         self.DUAL = DUAL
@@ -189,7 +211,7 @@ class OperandRegisters:
         m, PC, AB = self._m, self._PC, self._AB
         win1_out = Signal(len(self.win1))
         m.d.comb += win1_out.eq(self.win1)
-        with m.If(self.pend & (self.pend_dst == 0) & self.pend_dual):
+        with m.If(self.tland & self.tdual):
             m.d.comb += win1_out[:PC * AB].eq(self.land_tap1)
         with m.If(self.h_valid):
             m.d.comb += [win_field.eq(self.hold), pat_field.eq(self.h_pat),
@@ -222,7 +244,7 @@ class OperandRegisters:
         KK = K * K
         CS = column_store
         win, win_out, win_clr, win_cs, win_land = self.win, self.win_out, self.win_clr, self.win_cs, self.win_land
-        pend_idx, land_tap = self.pend_idx, self.land_tap
+        tidx, land_tap = self.tidx, self.land_tap
         cs_r = None
         cs_req, cs_req_addr = Signal(), Signal(range(max(2, max_cin // PC)))
         TAP = PC * AB
@@ -251,7 +273,7 @@ class OperandRegisters:
             with m.If(win_cs):
                 m.d.sync += win.eq(win_stored if CS else win_shifted)
             with m.If(win_land):
-                m.d.sync += win.word_select(pend_idx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap)
+                m.d.sync += win.word_select(tidx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap)
         # win_cs after a beat is taken: one cycle later (cs_next), from a flip-flop, so the
         # engine's handshake does not reach the window register's thousands of bits
         cs_next = Signal()

@@ -257,7 +257,7 @@ class Accelerator(wiring.Component):
         m.submodules.gather = ga = Gather(lanes=L, pe_cin=PC, mac_cols=Q, k_max=c.k_max, a_bits=c.a_bits,
                                           banks=NB, column_store=c.column_store, max_cin=arch.max_cin,
                                           window_layout=pe.window_layout, pixel_layout=ma.pixel_layout,
-                                          addr_bits=max(1, ceil_log2(arch.act_bytes)))
+                                          addr_bits=max(1, ceil_log2(arch.act_bytes)), landing_reg=c.landing_reg)
         m.submodules.writer = wr = Writer(L, U)
         m.submodules.pool_fc = pf = PoolFC(L, Q, ma.pixel_layout, arch.max_channels, arch.max_classes,
                                            len(prm_r.addr))

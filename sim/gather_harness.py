@@ -38,6 +38,10 @@ class GatherHarness(wiring.Component):
         Activation memory size; written ``banks`` bytes per cycle (``units = banks``).
     pattern_depth, weight_depth : int
         Set the widths of ``pat_addr`` and ``w_addr``.
+    landing_reg : bool
+        The gatherers' landing register (``EngineConfig.landing_reg``: window taps land a cycle
+        later; ``window.ready`` must then stay high until a beat is taken, as the pattern
+        engine's does).
 
     Attributes
     ----------
@@ -54,12 +58,13 @@ class GatherHarness(wiring.Component):
 
     def __init__(self, *, lanes: int, pe_cin: int, mac_cols: int, k_max: int, a_bits: int,
                  max_cin: int, column_stores=(True, False), act_bytes: int = 4096,
-                 pattern_depth: int = 64, weight_depth: int = 64):
+                 pattern_depth: int = 64, weight_depth: int = 64, landing_reg: bool = False):
         self.banks = max(pe_cin, mac_cols, lanes)
         self.params = dict(lanes=lanes, pe_cin=pe_cin, mac_cols=mac_cols, k_max=k_max, a_bits=a_bits,
                            max_cin=max_cin)
         self.column_stores = tuple(bool(c) for c in column_stores)
         self.act_bytes = act_bytes
+        self.landing_reg = bool(landing_reg)
         pe = PatternEngine(lanes=lanes, k=k_max, cin=pe_cin, groups=1, a_bits=a_bits, max_cin=max_cin,
                            pattern_depth=pattern_depth)
         ma = MacArray(rows=lanes, cols=mac_cols, weight_depth=weight_depth)
@@ -93,7 +98,8 @@ class GatherHarness(wiring.Component):
         for i, cs in enumerate(self.column_stores):
             ga = Gather(lanes=p["lanes"], pe_cin=p["pe_cin"], mac_cols=p["mac_cols"], k_max=p["k_max"],
                         a_bits=p["a_bits"], banks=nb, column_store=cs, max_cin=p["max_cin"],
-                        window_layout=self.window_layout, pixel_layout=self.pixel_layout)
+                        window_layout=self.window_layout, pixel_layout=self.pixel_layout,
+                        landing_reg=self.landing_reg)
             m.submodules[f"gather{i}"] = ga
             gathers.append(ga)
             on = self.sel == i

@@ -156,8 +156,11 @@ class StreamSinks:
       ``expect`` beats of every stream arrived.
     """
 
-    def __init__(self, dut, layouts: dict, seed: int):
+    def __init__(self, dut, layouts: dict, seed: int, sticky=()):
         self.dut = dut
+        # streams whose ready, once high, stays high until a beat is taken (the pattern
+        # engine's window.ready: a gatherer with the landing register relies on it)
+        self.sticky = set(sticky)
         self.streams = {n: (getattr(dut, f"{n}__valid"), getattr(dut, f"{n}__ready"),
                             getattr(dut, f"{n}__payload"), lay) for n, lay in layouts.items()}
         self.stall = {n: 0.0 for n in layouts}
@@ -170,6 +173,7 @@ class StreamSinks:
         self.expect = None
         self.event = Event()
         self._held = {n: None for n in layouts}
+        self._up = {}
         self._rng = random.Random(seed)
         for valid, ready, payload, lay in self.streams.values():
             ready.value = 0
@@ -183,7 +187,11 @@ class StreamSinks:
             self.cycle += 1
             for n, (valid, ready, payload, lay) in self.streams.items():
                 st = self.stall[n]
-                ready.value = int(not (st and rng.random() < st))
+                if n in self.sticky and self._up.get(n):
+                    continue
+                r = int(not (st and rng.random() < st))
+                ready.value = r
+                self._up[n] = bool(r)
             await ReadOnly()
             for n, (valid, ready, payload, lay) in self.streams.items():
                 v = int(valid.value)
@@ -196,6 +204,7 @@ class StreamSinks:
                         self.errors.append(f"cycle {self.cycle}: {n} payload changed while waiting for ready")
                 if v:
                     if int(ready.value):
+                        self._up[n] = False
                         self.received[n].append(unpack(lay, bits))
                         self.cycles[n].append(self.cycle)
                         self._held[n] = None
@@ -225,7 +234,8 @@ class GatherTB:
         self.nprng = np.random.default_rng(seed)
         self.mem = ActMemSource(dut, h.banks)
         self.sinks = StreamSinks(dut, {"window": h.window_layout, "pixel": h.pixel_layout,
-                                       "skip": h.skip_layout}, seed + 1)
+                                       "skip": h.skip_layout}, seed + 1,
+                                  sticky=("window",) if h.landing_reg else ())
         for name in ("start", "tile_release", "use_pe_in", "b_mac_in", "b_id_in", "sel"):
             getattr(dut, name).value = 0
         self.stats = []

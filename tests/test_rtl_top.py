@@ -487,3 +487,29 @@ def test_weights_from_external_memory(tmp_path):
     pc = int(re.search(r"stopped with error at pc (\d+)", str(e.value)).group(1))
     need = next(i for i in range(first, len(ops)) if prog[i].deps & DEP_WAIT_PREV)
     assert first < pc <= need, (first, pc, need)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", [dict(lanes=4, pe_cin=4, mac_cols=4), dict(lanes=8, pe_cin=4, mac_cols=4)],
+                         ids=["one_chunk_reads", "two_chunk_reads"])
+def test_landing_register_bit_exact(sepnet_build, engine, tmp_path):
+    """The small SEP-Net compiled for the ULX3S, whose profile puts a landing register on the
+    window taps' read data (EngineConfig.landing_reg: read latency 2, each pass's first tap
+    read a cycle early where the pattern engine's ready says its beat will be taken), on the
+    SEP-Net test's overlay (one chunk per tap read: multi-chunk operands slide through the
+    column store) and on 8 lanes (two chunks per read: the hold register's beat in LAND_A's
+    way). Every logit equal to the reference's, every instruction's cycles equal to the
+    model's, and more cycles than without the register, by about one per position."""
+    from sephw.compiler import compile_graph
+    from sim.top_driver import run_top
+    g = sepnet_build[0]
+    eng = dict(engine, packed=False, pp_units=1)
+    ir, rep = compile_graph(g, "ulx3s-85f", tmp_path, engine=eng)
+    assert ir.cfg.landing_reg and ir.cfg.two_chunk_reads == (engine["lanes"] == 8)
+    plain = compile_graph(g, "arty-a7-35", tmp_path / "arty", engine=eng)[1]
+    assert plain["cycles_per_inference"] < rep["cycles_per_inference"] < 1.1 * plain["cycles_per_inference"]
+    x = torch.randint(0, 256, (1, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())     # every logit
+    sched = yaml.safe_load((tmp_path / "schedule.yaml").read_text())["instructions"]
+    assert [s["cycles"] for s in sched] == r["instruction_cycles"][0]
+    assert r["cycles"][0] == rep["cycles_per_inference"]

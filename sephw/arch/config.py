@@ -107,7 +107,11 @@ class EngineConfig:
     ``weights_bram``: the MAC array's weight memory in block RAM even where it is shallow
     enough for distributed RAM (Yosys's choice there: a wide, shallow weight memory then costs
     LUTs, e.g. 684 for 56 words of 512 bits on the xc7), which the sizer picks where the LUTs
-    would not fit and the block RAM is free."""
+    would not fit and the block RAM is free; ``landing_reg``: a window tap read from the
+    activation memory lands in a register before the gatherer's window (read latency 2; the
+    board profile's choice where the block RAM is slow to its output: the ECP5's DP16KD), the
+    gatherer reading a pass's first tap a cycle early where the engine is sure to take the
+    beat before it (rtl_gen/gather.py, LAND_A)."""
     lanes: int
     pe_cin: int
     mac_cols: int
@@ -120,6 +124,7 @@ class EngineConfig:
     depthwise: bool = False
     dense_kernels: bool = True
     weights_bram: bool = False
+    landing_reg: bool = False
 
     def kernel_layout(self, k: int) -> int:
         """The kernel a ``k x k`` pattern operand's words are laid out for
@@ -209,8 +214,9 @@ class EngineConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if not d["weights_bram"]:
-            del d["weights_bram"]       # (an overlay without it keeps its earlier hash)
+        for flag in ("weights_bram", "landing_reg"):
+            if not d[flag]:
+                del d[flag]             # (an overlay without it keeps its earlier hash)
         return d
 
     @classmethod

@@ -60,21 +60,29 @@ def _pattern_beats(cfg: EngineConfig, ins, bits: int, w: int, chunks: int, b_pos
     table). It loads at ``l_b = max(a_b + f_b, l_{b-1} + bits)``: ``f_b = pattern_slices``
     when its word is fetched (every beat of a multi-chunk operand, a tile's first beat), else
     1 (``dw_slices + 1`` in the depthwise mode: :func:`first_fetch`). Every row after the third
-    takes as long as the third, so at most three are stepped."""
+    takes as long as the third, so at most three are stepped.
+
+    With the landing register (``cfg.landing_reg``) a pass's last tap lands a cycle later
+    (LAND_A): one cycle more per position; the next chunk's pass keeps its ``n`` cycles where
+    its first read went out early, i.e. where the engine was ready in LAND_A (``g - 1 >=
+    l_{b-1}``), else it takes one more."""
     k, kk, fetch = ins.k, ins.k * ins.k, first_fetch(cfg, ins)
-    a = g = ins.k + 1 + kk + 1
+    land = int(getattr(cfg, "landing_reg", False))
+    a = g = ins.k + 1 + kk + 1 + land
     lo = -(1 << 30)
     row_ends = []
     for y in range(min(ins.rows, 3)):
         if y:
-            g = a + b_pos + 2 + TOP_ROW_ADV + k + 1 + kk
+            g = a + b_pos + 2 + TOP_ROW_ADV + k + 1 + kk + land
         for x in range(w):
             n = k if slide and x else kk
             if x:
-                g = a + b_pos + 2 + n
+                g = a + b_pos + 2 + n + land
+            late = 0
             for c in range(chunks):
                 if c:
-                    g = a + n
+                    g = a + n + late
+                late = land and not (k > 1 and g - 1 >= lo)
                 a = max(g, lo)
                 f = fetch if chunks > 1 or (x == 0 and y == 0) else 1
                 lo = max(a + f, lo + bits)
@@ -204,6 +212,7 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
     wr = -(-ins.tc // units) if dst.channels % units == 0 and ins.c0 % units == 0 else ins.tc
     kk = ins.k * ins.k
     slide = dual = False
+    land = 0
     if on_pe:
         chunks_a = math.ceil(ins.na / cfg.pe_cin)
         # two chunks per gather pass when a read returns 2 x pe_cin bytes (rtl_gen/gather.py, DUAL)
@@ -212,7 +221,10 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
         # column (rtl_gen/gather.py, slide_ok; several chunks only with the column store and not
         # with two-chunk reads)
         slide = ins.stride == 1 and (chunks_a == 1 or (cfg.column_store and not dual))
-        per_a = (math.ceil(chunks_a / 2) if dual else chunks_a) * kk + 1
+        # (+ 1 with the landing register: the position's last tap lands a cycle later, LAND_A;
+        # its later passes read their first tap early, _pattern_beats)
+        land = int(cfg.landing_reg)
+        per_a = (math.ceil(chunks_a / 2) if dual else chunks_a) * kk + 1 + land
         # + the pattern word's slice fetch: a beat whose word is not the staged one starts
         # pattern_slices cycles after its window is accepted (one cycle with one slice), so
         # every beat of a multi-chunk operand, only the tile's first beat of a single-chunk one
@@ -233,7 +245,7 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
     lat_b = lat_pp + TOP_MAC_STAGES + 1 if b_mac else (lat_pp - 1 if b_id else 0)
     w = dst.width
     per_pos = per_a + b_pos + 1
-    next_pos = chunks_a * ins.k + 1 + b_pos + 1 if slide else per_pos
+    next_pos = chunks_a * ins.k + 1 + land + b_pos + 1 if slide else per_pos
     out_row = w * max(cfg.lanes // units, wr)
     init = TOP_ROW_ADDR * (2 if (b_mac or b_id) else 1)
     cyc = init
@@ -253,8 +265,8 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
             # gatherer running ahead by the three beats the engine and the hold register keep;
             # a row change costs the gatherer's full pass, which shows when it is longer than
             # that backlog
-            first = init + ins.k + 1 + kk + 2 + fetch
-            turn = b_pos + 1 + TOP_ROW_ADV + ins.k + 1 + kk + 1 + fetch_each
+            first = init + ins.k + 1 + kk + 2 + fetch + land
+            turn = b_pos + 1 + TOP_ROW_ADV + ins.k + 1 + kk + 1 + fetch_each + land
             gap = max(0, turn - 3 * period + 1)
             last = first + (ins.rows * w * chunks_a - 1) * period + (ins.rows - 1) * gap
         else:
