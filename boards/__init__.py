@@ -106,6 +106,9 @@ class Board:
     #: window taps from the activation memory land in a register before the gatherer's window
     #: (``EngineConfig.landing_reg``): where the block RAM is slow to its output (ECP5)
     landing_reg: bool = False
+    #: the part's multipliers are 18 x 18 (``EngineConfig.mul18``: the PostProcess registers
+    #: partial products of that size before their sum)
+    mul18: bool = False
 
     def __post_init__(self):
         if not self.oscillator_hz:
@@ -194,15 +197,16 @@ def parse(path: Path) -> Board:
     fill = doc.get("lut_fill")
     if fill is not None and (isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 < fill <= 1):
         raise BoardError(f"{path}: lut_fill must be a fraction in (0, 1], got {fill!r}")
-    landing = doc.get("landing_reg", False)
-    if not isinstance(landing, bool):
-        raise BoardError(f"{path}: landing_reg must be true or false, got {landing!r}")
+    flags = {k: doc.get(k, False) for k in ("landing_reg", "mul18")}
+    for k, v in flags.items():
+        if not isinstance(v, bool):
+            raise BoardError(f"{path}: {k} must be true or false, got {v!r}")
     return Board(name=name, description=str(doc.get("description", name)), vendor=vendor,
                  part=_require(doc, "part", str, path), family=_require(doc, "family", str, path),
                  clock_hz=clock, resources=dict(res), dsp_macs_per_slice=macs, host_links=dict(links),
                  toolchain=toolchain, platform=platform, aliases=tuple(doc.get("aliases") or ()), path=Path(path),
                  oscillator_hz=osc, external=ext, lut_fill=None if fill is None else float(fill),
-                 landing_reg=landing)
+                 **flags)
 
 
 def _external(doc, path: Path) -> ExternalMemory:

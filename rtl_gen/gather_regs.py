@@ -63,7 +63,10 @@ class OperandRegisters:
         # bytes pe_cin.. of a two-chunk read), a MAC beat, the skip codes
         land_tap, land_tap1 = Signal(PC * AB), Signal(PC * AB)
         land_q, land_sk = Signal(Q * 8), Signal(L * 8)
-        m.d.comb += [land_q.eq(masked(Q, 8)), land_sk.eq(masked(L, 8))]
+        # (a MAC beat's mask is its own register, zero unless a MAC read lands: its bytes then
+        # merge into xv_out with an OR, one gate with the mask)
+        q_mask = Signal(Q)
+        m.d.comb += [land_q.eq(Cat(Mux(q_mask[i], g.rvec[i], 0) for i in range(Q))), land_sk.eq(masked(L, 8))]
         DUAL = NB >= 2 * PC               # two chunks per tap read (below)
         # Two chunks per tap read: when a read returns at least 2 * pe_cin bytes, a gather pass
         # fills the windows of chunks ch (win) and ch + 1 (win1) together. win's beat is issued
@@ -106,6 +109,7 @@ class OperandRegisters:
         rd_go, rd_dst, rd_idx = Signal(), Signal(2), Signal(16)
         rd_mask, rd_dual = Signal(NB), Signal()
         m.d.sync += [pend.eq(rd_go), pend_dst.eq(rd_dst), pend_idx.eq(rd_idx), pend_mask.eq(rd_mask),
+                     q_mask.eq(Mux(rd_go & (rd_dst == 1), rd_mask[:Q], 0)),
                      pend_dual.eq(rd_dual)]
         # the window register's controls in this cycle: the stored window, cleared, a tap
         # landing (kept as nets; the clear becomes the flip-flops' reset)
@@ -126,7 +130,9 @@ class OperandRegisters:
         # is always slot 0 (taps are read from (k-1, k-1) down to (0, 0)).
         win_out = Signal(KK * PC * AB)
         xv_out = Signal(Q * 8)
-        m.d.comb += [win_out.eq(win), xv_out.eq(Mux(pend & (pend_dst == 1), land_q, xv))]
+        # (xv holds a MAC beat only while it waits, and no MAC read lands then: the next one
+        # is issued as the beat is taken, which clears xv)
+        m.d.comb += [win_out.eq(win), xv_out.eq(land_q | xv)]
         # the last read of a full pass lands in slot 0, that of a column pass (sliding window)
         # in slot k - 1
         for slot in sorted({0} | {kk - 1 for kk in (3, 5, 7) if kk <= K}):

@@ -1,7 +1,7 @@
 """PostProcess: the fused requantization rule of docs/numerics.md."""
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
@@ -24,7 +24,7 @@ class PostProcess(wiring.Component):
     ``inputs == 2`` a beat of ``acc_a`` and a beat of ``acc_b`` are joined (PRB: pattern +
     1×1 accumulators; residual add). Channel ``c``'s ``M_a, M_b, B, S`` are word ``c`` of the
     parameter memory. The lanes of a vector are processed ``units`` per cycle (default one)
-    through a 6-stage pipeline (one multiplier per input and unit instead of one per lane), so
+    through a 6-stage pipeline (7 with ``mul18``; one multiplier per input and unit instead of one per lane), so
     a vector takes ``lanes / units`` cycles and vectors stream back to back.
 
     Parameters
@@ -42,6 +42,11 @@ class PostProcess(wiring.Component):
     m_b_width : int
         Width of ``M_b`` (signed, default 16). An identity skip's ``M_b`` takes the DSP's
         25-bit port (docs/numerics.md section 4), so the accelerator top uses 25.
+    mul18 : bool
+        The board's multipliers are 18 x 18 (the ECP5's MULT18X18D): each product is split
+        into partial products of at most 18 x 18 bits, registered, and summed a stage later
+        (one pipeline stage more), so no multiplier's output runs on through the adder that
+        joins the pieces in the same cycle (``EngineConfig.mul18``).
     units : int
         Lanes processed per cycle (a power of two dividing ``lanes``; default 1): ``units``
         copies of the pipeline, so a vector takes ``lanes / units`` cycles. The parameter
@@ -69,7 +74,7 @@ class PostProcess(wiring.Component):
     """
 
     def __init__(self, *, lanes: int, inputs: int = 1, acc_width: int = 32, out_width: int = 9,
-                 param_depth: int = 64, m_b_width: int = M_WIDTH, units: int = 1):
+                 param_depth: int = 64, m_b_width: int = M_WIDTH, units: int = 1, mul18: bool = False):
         check_int("lanes", lanes, 1)
         check_int("inputs", inputs)
         if inputs not in (1, 2):
@@ -82,6 +87,7 @@ class PostProcess(wiring.Component):
         if units & (units - 1) or lanes % units:
             raise ValueError(f"units must be a power of two dividing lanes ({lanes}), not {units}")
         self._units = units
+        self._mul18 = bool(mul18)
         self._m_b_width = m_b_width
         self._lanes, self._inputs, self._acc_width = lanes, inputs, acc_width
         self._out_width, self._param_depth = out_width, param_depth
@@ -117,6 +123,26 @@ class PostProcess(wiring.Component):
         fields["bias"] = signed(BIAS_WIDTH)
         fields["shift"] = range(SHIFT_MAX + 1)
         return data.StructLayout(fields)
+
+    @staticmethod
+    def _pieces(v):
+        """The signed value ``v`` as pieces of at most 18 signed bits: ``[(piece, shift)]``
+        (its low 17 bits zero-extended, then the rest with the sign)."""
+        if len(v) <= 18:
+            return [(v, 0)]
+        assert len(v) - 17 <= 18, len(v)
+        return [(Cat(v[:17], Const(0, 1)).as_signed(), 0), (v[17:].as_signed(), 17)]
+
+    def _partials(self, m, a, b, name):
+        """``a * b`` as 18 x 18 partial products assigned to registers in ``m``'s sync domain
+        (under the caller's condition); returns their shifted sum, for the next stage."""
+        terms = []
+        for i, (pa, sa) in enumerate(self._pieces(a)):
+            for j, (pb, sb) in enumerate(self._pieces(b)):
+                p = Signal(signed(len(pa) + len(pb)), name=f"s2p_{name}_{i}{j}")
+                m.d.sync += p.eq(pa * pb)
+                terms.append(p << (sa + sb) if sa + sb else p)
+        return sum(terms[1:], terms[0])
 
     def elaborate(self, platform):
         m = Module()
@@ -212,8 +238,12 @@ class PostProcess(wiring.Component):
         sum_width = max(prod_width + 1, BIAS_WIDTH) + 2
         s2_valid, s3_valid, s4_valid = Signal(), Signal(), Signal()
         s2_lane, s3_lane, s4_lane = Signal(range(lanes)), Signal(range(lanes)), Signal(range(lanes))
+        # (mul18: S2p, the partial products, before S2)
+        s2p_valid, s2p_lane = Signal(), Signal(range(lanes))
+        s2_in_valid, s2_in_lane = (s2p_valid, s2p_lane) if self._mul18 else (s1r_valid, s1r_lane)
         with m.If(advance):
-            m.d.sync += [s2_valid.eq(s1r_valid), s2_lane.eq(s1r_lane),
+            m.d.sync += [s2p_valid.eq(s1r_valid), s2p_lane.eq(s1r_lane),
+                         s2_valid.eq(s2_in_valid), s2_lane.eq(s2_in_lane),
                          s3_valid.eq(s2_valid), s3_lane.eq(s2_lane),
                          s4_valid.eq(s3_valid), s4_lane.eq(s3_lane)]
         ys = []
@@ -223,10 +253,21 @@ class PostProcess(wiring.Component):
             s2_pb = Signal(signed(prod_width), name=f"s2_pb{u}")
             s2_bias = Signal(signed(BIAS_WIDTH), name=f"s2_bias{u}")
             s2_shift = Signal(range(SHIFT_MAX + 1), name=f"s2_shift{u}")
-            with m.If(advance):
-                m.d.sync += [s2_pa.eq(s1r_a[u] * par.m_a), s2_bias.eq(par.bias), s2_shift.eq(par.shift)]
-                if two:
-                    m.d.sync += s2_pb.eq(s1r_b[u] * par.m_b)
+            if self._mul18:
+                # S2p: the partial products registered (the bias and the shift beside them)
+                bias_p = Signal(signed(BIAS_WIDTH), name=f"s2p_bias{u}")
+                shift_p = Signal(range(SHIFT_MAX + 1), name=f"s2p_shift{u}")
+                with m.If(advance):
+                    m.d.sync += [bias_p.eq(par.bias), shift_p.eq(par.shift)]
+                    m.d.sync += s2_pa.eq(self._partials(m, s1r_a[u], par.m_a, f"pa{u}"))
+                    if two:
+                        m.d.sync += s2_pb.eq(self._partials(m, s1r_b[u], par.m_b, f"pb{u}"))
+                    m.d.sync += [s2_bias.eq(bias_p), s2_shift.eq(shift_p)]
+            else:
+                with m.If(advance):
+                    m.d.sync += [s2_pa.eq(s1r_a[u] * par.m_a), s2_bias.eq(par.bias), s2_shift.eq(par.shift)]
+                    if two:
+                        m.d.sync += s2_pb.eq(s1r_b[u] * par.m_b)
 
             # S3: the sum with the rounding constant 2^(S-1) (= (1 << S) >> 1, 0 for S = 0).
             s3_sum = Signal(signed(sum_width), name=f"s3_sum{u}")

@@ -160,7 +160,7 @@ class Accelerator(wiring.Component):
                             weight_depth=mm["weights"].depth, weights_bram=c.weights_bram)
         self._pp = PostProcess(lanes=c.lanes, inputs=2, acc_width=32, out_width=9,
                                param_depth=mm["params"].depth, m_b_width=M_B_WIDTH,
-                               units=c.pp_units)
+                               units=c.pp_units, mul18=c.mul18)
         # the engines' write ports and the contract's memory map must agree word for word
         for name, port in (("patterns", self._pe.pattern_w), ("weights", self._ma.weight_w)):
             got = len(Value.cast(port.data))

@@ -27,7 +27,8 @@ def random_params(pp: PostProcess, rng: random.Random):
     for c in range(pp.param_depth):
         s = rng.choice([0, 47, rng.randint(0, 47), rng.randint(10, 40)])
         m_a = rng.choice([-32768, 32767, rng.randint(-32768, 32767)])
-        m_b = rng.choice([-32768, 32767, rng.randint(-32768, 32767)])
+        half = 2 ** (pp.m_b_width - 1)          # (M_b takes the DSP's 25-bit port in the top)
+        m_b = rng.choice([-half, half - 1, rng.randint(-half, half - 1)])
         if rng.random() < 0.2:
             bias = rng.choice([-(2 ** 47), 2 ** 47 - 1, rng.randint(-(2 ** 47), 2 ** 47 - 1)])
         else:

@@ -12,6 +12,9 @@ CONFIGS = {
     "two_inputs": dict(lanes=4, inputs=2, param_depth=8),
     "one_input": dict(lanes=3, inputs=1, param_depth=8),
     "two_inputs_2units": dict(lanes=8, inputs=2, param_depth=20, units=2),
+    # the products as 18 x 18 partial products (the ULX3S's), M_b 25-bit as in the top
+    "two_inputs_mul18": dict(lanes=4, inputs=2, param_depth=8, m_b_width=25, mul18=True),
+    "one_input_2units_mul18": dict(lanes=4, inputs=1, param_depth=8, units=2, mul18=True),
 }
 
 
@@ -26,9 +29,11 @@ def test_post_process(config, idle, stall):
     # with back-pressure the sub-cases cross it with idle insertion (sim.tb.crossed_flows)
     assert {tuple(st["flow"]) for st in stats} == set(crossed_flows(idle, stall))
     if idle == 0 and stall == 0:
-        # vectors stream back to back: lanes / units cycles each
+        # vectors stream back to back: lanes / units cycles each (the pipeline: one stage more
+        # with mul18's partial products)
+        fill = 8 + params.get("mul18", False)
         for st in stats:
-            assert st["cycles"] <= st["vectors"] * st["lanes"] // params.get("units", 1) + 8, st
+            assert st["cycles"] <= st["vectors"] * st["lanes"] // params.get("units", 1) + fill, st
 
 
 @pytest.mark.parametrize("kwargs,exc,msg", [

@@ -111,7 +111,9 @@ class EngineConfig:
     activation memory lands in a register before the gatherer's window (read latency 2; the
     board profile's choice where the block RAM is slow to its output: the ECP5's DP16KD), the
     gatherer reading a pass's first tap a cycle early where the engine is sure to take the
-    beat before it (rtl_gen/gather.py, LAND_A)."""
+    beat before it (rtl_gen/gather.py, LAND_A); ``mul18``: the board's multipliers are
+    18 x 18 (the ECP5's): the PostProcess registers its products as 18 x 18 partial products
+    and sums them a stage later (rtl_gen/postprocess.py; one cycle more of its latency)."""
     lanes: int
     pe_cin: int
     mac_cols: int
@@ -125,6 +127,7 @@ class EngineConfig:
     dense_kernels: bool = True
     weights_bram: bool = False
     landing_reg: bool = False
+    mul18: bool = False
 
     def kernel_layout(self, k: int) -> int:
         """The kernel a ``k x k`` pattern operand's words are laid out for
@@ -214,7 +217,7 @@ class EngineConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for flag in ("weights_bram", "landing_reg"):
+        for flag in ("weights_bram", "landing_reg", "mul18"):
             if not d[flag]:
                 del d[flag]             # (an overlay without it keeps its earlier hash)
         return d

@@ -208,7 +208,7 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
     # bytes per cycle when the destination's channels and the tile's first channel are
     # multiples of pp_units, else one
     units = cfg.pp_units
-    lat_pp = TOP_LAT_PP + cfg.lanes // units
+    lat_pp = TOP_LAT_PP + cfg.lanes // units + int(cfg.mul18)      # (mul18: its partial products' stage)
     wr = -(-ins.tc // units) if dst.channels % units == 0 and ins.c0 % units == 0 else ins.tc
     kk = ins.k * ins.k
     slide = dual = False
