@@ -46,6 +46,13 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         a shallow one becomes distributed RAM).
     acc_width : int
         Accumulator width in bits (signed), default 32.
+    x_late : bool
+        ``pixel.payload.x`` is read the cycle after the beat is taken, and held by the
+        producer until its next beat is taken (a register the producer loads as the beat goes:
+        the accelerator top's ``ma_x``): the S1 stage takes ``x`` from that register instead
+        of one of its own, so the activation memory's read data reach a register beside the
+        memory, not the DSPs' input across the die (the ECP5's critical path after a6f961d).
+        Same latency and throughput.
 
     Attributes
     ----------
@@ -63,7 +70,7 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
 
     def __init__(self, *, rows: int, cols: int, packed: bool = False, weight_depth: int = 16,
                  weights_bram: bool = False,
-                 acc_width: int = 32):
+                 acc_width: int = 32, x_late: bool = False):
         check_int("rows", rows, 1)
         check_int("cols", cols, 1)
         if not isinstance(packed, bool):
@@ -75,6 +82,7 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         self._rows, self._cols, self._packed = rows, cols, packed
         self._weight_depth, self._acc_width = weight_depth, acc_width
         self._bram = bool(weights_bram)
+        self._x_late = bool(x_late)
         super().__init__({
             "pixel": In(stream.Signature(self.pixel_layout)),
             "acc": Out(stream.Signature(data.ArrayLayout(signed(acc_width), rows))),
@@ -146,10 +154,13 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         s1_valid = Signal()
         s1_x = Signal(data.ArrayLayout(unsigned(8), cols))
         s1_first, s1_last, s1_sx = Signal(), Signal(), Signal()
+        if self._x_late:
+            m.d.comb += s1_x.eq(self.pixel.payload.x)        # (the producer's register)
         with m.If(advance):
+            if not self._x_late:
+                m.d.sync += s1_x.eq(self.pixel.payload.x)
             m.d.sync += [
                 s1_valid.eq(self.pixel.valid),
-                s1_x.eq(self.pixel.payload.x),
                 s1_sx.eq(self.pixel.payload.x_signed),
                 s1_first.eq(self.pixel.payload.first),
                 s1_last.eq(self.pixel.payload.last),

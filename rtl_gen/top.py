@@ -157,7 +157,7 @@ class Accelerator(wiring.Component):
                                  dense_kernels=c.dense_kernels,
                                  pattern_depth=arch.pattern_depth, dw_depth=arch.dw_depth)
         self._ma = MacArray(rows=c.lanes, cols=c.mac_cols, packed=c.packed,
-                            weight_depth=mm["weights"].depth, weights_bram=c.weights_bram)
+                            weight_depth=mm["weights"].depth, weights_bram=c.weights_bram, x_late=True)
         self._pp = PostProcess(lanes=c.lanes, inputs=2, acc_width=32, out_width=9,
                                param_depth=mm["params"].depth, m_b_width=M_B_WIDTH,
                                units=c.pp_units, mul18=c.mul18)
@@ -321,6 +321,11 @@ class Accelerator(wiring.Component):
         with m.Else():
             m.d.comb += [ma.pixel.payload.eq(ga.pixel.payload), ma.pixel.valid.eq(ga.pixel.valid),
                          ga.pixel.ready.eq(ma.pixel.ready)]
+        # the MAC array reads a beat's x a cycle after taking it (x_late), from this register
+        ma_x = Signal.like(ma.pixel.payload.x)
+        with m.If(ma.pixel.valid & ma.pixel.ready):
+            m.d.sync += ma_x.eq(Mux(pf.fc_active, pf.pixel.payload.x, ga.pixel.payload.x))
+        m.d.comb += ma.pixel.payload.x.eq(ma_x)
 
         # PostProcess inputs: acc_a from the pattern engine or the MAC array; acc_b from the
         # MAC array, the identity skip codes, or zero (one accumulator); the MAC array's

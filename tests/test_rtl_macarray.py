@@ -6,12 +6,16 @@ import json
 import pytest
 
 from rtl_gen.macarray import MacArray
+from sim.macarray_harness import LateXMacArray
 from sim.runner import run_testbench
 from sim.tb import crossed_flows
 
 CONFIGS = {
     "4x4_packed": dict(rows=4, cols=4, packed=True, weight_depth=4),
     "3x5_unpacked": dict(rows=3, cols=5, packed=False, weight_depth=4),
+    # x read a cycle after the beat is taken, from the register the top loads (x_late)
+    "4x4_packed_late_x": dict(rows=4, cols=4, packed=True, weight_depth=4, x_late=True),
+    "3x5_unpacked_late_x": dict(rows=3, cols=5, packed=False, weight_depth=4, x_late=True),
 }
 
 
@@ -23,7 +27,9 @@ def test_mac_array(config, idle, stall):
     params = CONFIGS[config]
     case = {"params": params, "seed": 2000 + list(CONFIGS).index(config) * 10 + int(idle > 0),
             "idle": idle, "stall": stall, "random_cases": 4, "signed": not params["packed"]}
-    d = run_testbench(MacArray(**params), f"macarray_{config}", "sim.tb_macarray", case)
+    late = dict(params)
+    dut = LateXMacArray(**late) if late.pop("x_late", False) else MacArray(**params)
+    d = run_testbench(dut, f"macarray_{config}", "sim.tb_macarray", case)
     assert {tuple(st["flow"]) for st in json.loads((d / "result.json").read_text())} == set(crossed_flows(idle, stall))
 
 
