@@ -187,7 +187,7 @@ class Gather(wiring.Component):
         # running column addresses instead of multipliers (rtl_gen/gather_cols.py)
         Ca = da.channels
         rb_a, rb_b = row_bytes_reg(m, da, "rb_a"), row_bytes_reg(m, db, "rb_b")
-        cols = ColumnAddresses(m, ins=ins, da=da, db=db, x=x, b_s2=b_s2, k_max=K, addr_bits=self._AW)
+        cols = ColumnAddresses(m, ins=ins, da=da, db=db, dd=dd, x=x, b_s2=b_s2, k_max=K, addr_bits=self._AW)
         col_ok = cols.col_ok(gj)
         colC, acol, mcol, bcolm, bcoli, kC1 = cols.colC, cols.acol, cols.mcol, cols.bcolm, cols.bcoli, cols.kC1
         k_m1 = cols.k_m1
@@ -230,11 +230,9 @@ class Gather(wiring.Component):
         m.d.comb += dual0.eq(DUAL & use_pe & (chunks_a > 1))
         # both operands on the MAC array: a position gathers b, then a (module docstring)
         b_first = Signal()
-        # the output row's last column, following the descriptor (valid from TILE_INIT on: the
-        # descriptor is set at least a cycle before start)
-        w_m1 = Signal(16, name="w_m1")
-        y_last = Signal(16, name="y_last")       # the tile's last output row, the same way
-        m.d.sync += [w_m1.eq(dd.width - 1), y_last.eq(ins.row0 + ins.rows - 1)]
+        # the tile's last output row, following the instruction (as cols.w_m1 the descriptor)
+        y_last = Signal(16, name="y_last")
+        m.d.sync += y_last.eq(ins.row0 + ins.rows - 1)
 
         # The column store's read address, registered one cycle behind its inputs (which hold
         # for at least the k >= 3 cycles of a pattern pass before ISSUE_A needs it), so
@@ -465,7 +463,7 @@ class Gather(wiring.Component):
                 set_gi(k_m1)
                 ch_zero()
                 m.d.sync += [gj.eq(k_m1), dual.eq(dual0)]
-                with m.If(x == w_m1):
+                with m.If(cols.x_end):
                     m.d.sync += [y.eq(y + 1), row_i.eq(0)]
                     cols.x_first()
                     with m.If(y == y_last):

@@ -37,11 +37,18 @@ class ColumnAddresses:
     Attributes: ``colC``, ``acol``, ``mcol``, ``bcolm``, ``bcoli`` (above), ``kC1``, ``kC2``
     (``(k-1) * Ca`` and ``(k-2) * Ca``), ``k_m1``, ``k_m2`` (k - 1 and k - 2, per tile),
     ``r0_biased`` (operand a's first window row, see below), ``slot_last`` (a pass's first
-    window slot).
+    window slot), ``w_m1`` (the output row's last column, ``dd.width - 1``) and ``x_end``
+    (``x == w_m1``, registered as x moves).
     """
 
-    def __init__(self, m, *, ins, da, db, x, b_s2, k_max: int, addr_bits: int):
+    def __init__(self, m, *, ins, da, db, dd, x, b_s2, k_max: int, addr_bits: int):
         self._m, self._ins, self._da, self._db, self._x, self._b_s2 = m, ins, da, db, x, b_s2
+        # the output row's last column, following the descriptor (valid from TILE_INIT on: the
+        # descriptor is set at least a cycle before start), and x == w_m1 as a register set as
+        # x moves: the row-end decision and the window register's controls behind it take no
+        # 16-bit compare (the small overlay's critical path on the ECP5 at a6f961d, 12.86 ns)
+        self.w_m1, self.x_end = Signal(16, name="w_m1"), Signal(name="x_end")
+        m.d.sync += self.w_m1.eq(dd.width - 1)
         K, AW = k_max, addr_bits
         self._ks = [kk for kk in (3, 5, 7) if kk <= K]
         # The tap column x * stride - pad + gj is inside the image iff lo_g <= gj < hi_g, with
@@ -89,14 +96,16 @@ class ColumnAddresses:
     def x_first(self):
         """x <- 0 (and gj <- k - 1)."""
         ins = self._ins
-        self._m.d.sync += [self._x.eq(0), self.lo_g.eq(ins.pad), self.hi_g.eq(self._da.width + ins.pad),
+        self._m.d.sync += [self._x.eq(0), self.x_end.eq(self.w_m1 == 0),
+                           self.lo_g.eq(ins.pad), self.hi_g.eq(self._da.width + ins.pad),
                            self.colC.eq(self.colC0), self.acol.eq(self.acol0), self.mcol.eq(ins.cin0),
                            self.bcolm.eq(ins.cin0_b), self.bcoli.eq(ins.cin0_b)]
 
     def x_next(self):
         """x <- x + 1 (and gj <- k - 1)."""
         sx = Mux(self._ins.stride == 2, 2, 1)
-        self._m.d.sync += [self._x.eq(self._x + 1), self.lo_g.eq(self.lo_g - sx), self.hi_g.eq(self.hi_g - sx),
+        self._m.d.sync += [self._x.eq(self._x + 1), self.x_end.eq(self._x + 1 == self.w_m1),
+                           self.lo_g.eq(self.lo_g - sx), self.hi_g.eq(self.hi_g - sx),
                            self.colC.eq(self.acol + self.stepK1), self.acol.eq(self.acol + self.stepA),
                            self.mcol.eq(self.mcol + self.stepA), self.bcolm.eq(self.bcolm + self.stepB),
                            self.bcoli.eq(self.bcoli + self._db.channels)]
