@@ -63,12 +63,10 @@ class OperandRegisters:
         # bytes pe_cin.. of a two-chunk read), a MAC beat, the skip codes
         land_tap, land_tap1 = Signal(PC * AB), Signal(PC * AB)
         land_q, land_sk = Signal(Q * 8), Signal(L * 8)
-        # (a MAC beat's and the skip codes' masks are registers of their own, zero unless such
-        # a read lands: their bytes then merge into xv_out and skip_in with an OR, one gate
-        # with the mask)
-        q_mask, s_mask = Signal(Q), Signal(L)
-        m.d.comb += [land_q.eq(Cat(Mux(q_mask[i], g.rvec[i], 0) for i in range(Q))),
-                     land_sk.eq(Cat(Mux(s_mask[i], g.rvec[i], 0) for i in range(L)))]
+        # (a MAC beat's mask is its own register, zero unless a MAC read lands: its bytes then
+        # merge into xv_out with an OR, one gate with the mask)
+        q_mask = Signal(Q)
+        m.d.comb += [land_q.eq(Cat(Mux(q_mask[i], g.rvec[i], 0) for i in range(Q))), land_sk.eq(masked(L, 8))]
         DUAL = NB >= 2 * PC               # two chunks per tap read (below)
         # Two chunks per tap read: when a read returns at least 2 * pe_cin bytes, a gather pass
         # fills the windows of chunks ch (win) and ch + 1 (win1) together. win's beat is issued
@@ -112,7 +110,6 @@ class OperandRegisters:
         rd_mask, rd_dual = Signal(NB), Signal()
         m.d.sync += [pend.eq(rd_go), pend_dst.eq(rd_dst), pend_idx.eq(rd_idx), pend_mask.eq(rd_mask),
                      q_mask.eq(Mux(rd_go & (rd_dst == 1), rd_mask[:Q], 0)),
-                     s_mask.eq(Mux(rd_go & (rd_dst == 2), rd_mask[:L], 0)),
                      pend_dual.eq(rd_dual)]
         # the window register's controls in this cycle: the stored window, cleared, a tap
         # landing (kept as nets; the clear becomes the flip-flops' reset)
@@ -163,11 +160,7 @@ class OperandRegisters:
             if go:
                 m.d.comb += rd_go.eq(1)
 
-        # (sk holds codes only until they are posted, and the next skip read is issued after
-        # that: it is zero whenever one lands)
-        skip_in = land_sk | sk
-        with m.If(skip_push):
-            m.d.sync += sk.eq(0)
+        skip_in = Mux(pend, land_sk, sk)
         with m.If(skip_pop):
             with m.If(skip_push):
                 with m.If(skip_n == 2):
