@@ -9,7 +9,17 @@ from amaranth.utils import ceil_log2
 
 from .arith import adder_tree, check_int, output_stall
 
-__all__ = ["MacArray"]
+__all__ = ["MacArray", "feed_late_x"]
+
+
+def feed_late_x(m, mac: "MacArray", x) -> None:
+    """The register an ``x_late`` MacArray ``mac`` reads a beat's activations from: loaded
+    with ``x`` (the producer's, in the cycle its beat is offered) as the beat is taken, held
+    until the next one is, driving ``mac.pixel.payload.x``."""
+    r = Signal.like(mac.pixel.payload.x, name="ma_x")
+    with m.If(mac.pixel.valid & mac.pixel.ready):
+        m.d.sync += r.eq(x)
+    m.d.comb += mac.pixel.payload.x.eq(r)
 
 
 class MacArray(wiring.Component):
@@ -49,7 +59,7 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
     x_late : bool
         ``pixel.payload.x`` is read the cycle after the beat is taken, and held by the
         producer until its next beat is taken (a register the producer loads as the beat goes:
-        the accelerator top's ``ma_x``): the S1 stage takes ``x`` from that register instead
+        :func:`feed_late_x`, as the accelerator top does): the S1 stage takes ``x`` from that register instead
         of one of its own, so the activation memory's read data reach a register beside the
         memory, not the DSPs' input across the die (the ECP5's critical path after a6f961d).
         Same latency and throughput.

@@ -73,7 +73,7 @@ from .gather import Gather
 from .hostio import Load, Store, host_writes
 from .inputfeed import InputFeeder
 from .loadunit import LoadUnit
-from .macarray import MacArray
+from .macarray import MacArray, feed_late_x
 from .pattern import PatternEngine
 from .poolfc import PoolFC
 from .postprocess import PostProcess
@@ -321,11 +321,8 @@ class Accelerator(wiring.Component):
         with m.Else():
             m.d.comb += [ma.pixel.payload.eq(ga.pixel.payload), ma.pixel.valid.eq(ga.pixel.valid),
                          ga.pixel.ready.eq(ma.pixel.ready)]
-        # the MAC array reads a beat's x a cycle after taking it (x_late), from this register
-        ma_x = Signal.like(ma.pixel.payload.x)
-        with m.If(ma.pixel.valid & ma.pixel.ready):
-            m.d.sync += ma_x.eq(Mux(pf.fc_active, pf.pixel.payload.x, ga.pixel.payload.x))
-        m.d.comb += ma.pixel.payload.x.eq(ma_x)
+        # the MAC array reads a beat's x a cycle after taking it (x_late), from a register
+        feed_late_x(m, ma, Mux(pf.fc_active, pf.pixel.payload.x, ga.pixel.payload.x))
 
         # PostProcess inputs: acc_a from the pattern engine or the MAC array; acc_b from the
         # MAC array, the identity skip codes, or zero (one accumulator); the MAC array's

@@ -3,10 +3,10 @@ as the beat is taken (rtl_gen/top.py, ``ma_x``): the ports and the behaviour of 
 MacArray, for its cocotb testbench (sim/tb_macarray.py)."""
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 
-from rtl_gen.macarray import MacArray
+from rtl_gen.macarray import MacArray, feed_late_x
 
 __all__ = ["LateXMacArray"]
 
@@ -23,9 +23,7 @@ class LateXMacArray(wiring.Component):
         m.submodules.mac = mac = self._mac
         wiring.connect(m, wiring.flipped(self.acc), mac.acc)
         wiring.connect(m, mac.weight_w, wiring.flipped(self.weight_w))
-        x = Signal.like(mac.pixel.payload.x)
-        with m.If(self.pixel.valid & self.pixel.ready):
-            m.d.sync += x.eq(self.pixel.payload.x)
         m.d.comb += [mac.pixel.valid.eq(self.pixel.valid), self.pixel.ready.eq(mac.pixel.ready),
-                     mac.pixel.payload.eq(self.pixel.payload), mac.pixel.payload.x.eq(x)]
+                     mac.pixel.payload.eq(self.pixel.payload)]
+        feed_late_x(m, mac, self.pixel.payload.x)
         return m
