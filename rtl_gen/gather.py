@@ -265,8 +265,8 @@ class Gather(wiring.Component):
         nxt_dual = Signal()            # the next pass covers two chunks
         m.d.comb += nxt_dual.eq(DUAL & (ch_next + 1 < chunks_a))
         # the next pattern pass's reads (rtl_gen/gather_pass.py)
-        nxt = NextPass(m, read=read, set_gi=set_gi, cols=cols, pe_cin=PC, banks=NB, addr_bits=self._AW,
-                       k_max=K, dual_reads=DUAL, landing_reg=LR, ch_next=ch_next, dual=dual, nxt_dual=nxt_dual,
+        nxt = NextPass(m, read=read, rd_go=rd_go, set_gi=set_gi, cols=cols, pe_cin=PC, banks=NB,
+                       addr_bits=self._AW, k_max=K, landing_reg=LR, ch_next=ch_next, dual=dual, nxt_dual=nxt_dual,
                        left_a=left_a, row_last=row_last, row_last_ok=row_last_ok, rowaddr=rowaddr,
                        rowvalid=rowvalid, gj=gj, col_ok=col_ok, colmode=colmode, ca=Ca)
         ch_next_c_nb = nxt.ch_next_c_nb

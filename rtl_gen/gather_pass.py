@@ -24,18 +24,18 @@ __all__ = ["NextPass"]
 class NextPass:
     """The next pattern pass's read set-up in Gather's module ``m`` (see the module docstring).
 
-    ``read`` is OperandRegisters.read; ``set_gi(v, choff)`` points the pass's row registers
+    ``read`` is OperandRegisters.read (``rd_go`` issues what it set up); ``set_gi(v, choff)`` points the pass's row registers
     at row ``v`` plus a chunk offset; the other arguments are Gather's registers of the same
     names (``cols``: its ColumnAddresses). Attributes: ``ch_next_c`` (``ch_next * pe_cin``,
     and ``ch_next_c_nb`` the same + banks), ``end`` (the state after a pass's last read).
     """
 
-    def __init__(self, m, *, read, set_gi, cols, pe_cin: int, banks: int, addr_bits: int, k_max: int,
-                 dual_reads: bool, landing_reg: bool, ch_next, dual, nxt_dual, left_a, row_last, row_last_ok,
+    def __init__(self, m, *, read, rd_go, set_gi, cols, pe_cin: int, banks: int, addr_bits: int, k_max: int,
+                 landing_reg: bool, ch_next, dual, nxt_dual, left_a, row_last, row_last_ok,
                  rowaddr, rowvalid, gj, col_ok, colmode, ca):
         PC, NB, K = pe_cin, banks, k_max
-        self._m, self._read, self._set_gi, self._cols = m, read, set_gi, cols
-        self._PC, self._K, self._DUAL, self._LR = PC, K, dual_reads, landing_reg
+        self._m, self._read, self._rd_go, self._set_gi, self._cols = m, read, rd_go, set_gi, cols
+        self._PC, self._K, self._LR = PC, K, landing_reg
         self._gj, self._col_ok, self._colmode, self._ca, self._nxt_dual = gj, col_ok, colmode, ca, nxt_dual
         self.end = "LAND_A" if landing_reg else "ISSUE_A"
         # the next pass's channel offset ch_next * pe_cin (its first read's address and
@@ -58,15 +58,15 @@ class NextPass:
                          self.rl2_next_nb.eq(rowaddr[k_m2] + self.ch_next_c_nb),
                          self.rl2_ok.eq(rowvalid[k_m2]), self.k_m3.eq(k_m2 - 1)]
 
-    def _tap(self, rl, ok, slot, go=False):
+    def _tap(self, rl, ok, slot):
         cols = self._cols
         self._read((rl[0] + cols.colC, rl[1] + cols.colC), ok & self._col_ok, 0, slot,
-                   self._cnt, self._nxt_dual, go=go)
+                   self._cnt, self._nxt_dual, go=False)
 
-    def first_read(self, go=False):
-        """Sets up (``go``: issues) the next pass's first read, tap (k-1, k-1): gj is k - 1
-        then (set with the pass's last read), so col_ok and colC are its column."""
-        self._tap((self.rl_next, self.rl_next_nb), self._row_last_ok, self._cols.slot_last, go)
+    def first_read(self):
+        """Sets up the next pass's first read, tap (k-1, k-1): gj is k - 1 then (set with the
+        pass's last read), so col_ok and colC are its column."""
+        self._tap((self.rl_next, self.rl_next_nb), self._row_last_ok, self._cols.slot_last)
 
     def issue_reads(self):
         """ISSUE_A's read (issued where the beat goes): the next pass's first, or after an
@@ -89,7 +89,7 @@ class NextPass:
         self.first_read()
         m.d.sync += self.early.eq(early_ok)
         with m.If(early_ok):
-            self.first_read(go=True)
+            m.d.comb += self._rd_go.eq(1)
             with m.If(~self._colmode):
                 m.d.sync += [self._gj.eq(cols.k_m2), cols.colC.eq(cols.colC - self._ca)]   # tap (k-1, k-2)'s
 

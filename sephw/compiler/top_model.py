@@ -67,7 +67,7 @@ def _pattern_beats(cfg: EngineConfig, ins, bits: int, w: int, chunks: int, b_pos
     its first read went out early, i.e. where the engine was ready in LAND_A (``g - 1 >=
     l_{b-1}``), else it takes one more."""
     k, kk, fetch = ins.k, ins.k * ins.k, first_fetch(cfg, ins)
-    land = int(getattr(cfg, "landing_reg", False))
+    land = int(cfg.landing_reg)
     a = g = ins.k + 1 + kk + 1 + land
     lo = -(1 << 30)
     row_ends = []
