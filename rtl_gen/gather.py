@@ -17,14 +17,19 @@ one ring step per row; zero outside the image = padding, zero beyond the operand
 - 1×1 operand on the MAC array: one beat of ``mac_cols`` channels per cycle, reads pipelined
   (``1 + chunks`` cycles per position).
 - operand b: a 1×1 on the MAC array (``1 + chunks_b`` cycles) or the identity skip's codes
-  into a two-entry queue towards the PostProcess (``skip``, 2 cycles). When operand a is on
-  the MAC array too (an int8 1×1 beside a 1×1 projection), b's beats go first: the MAC array
-  returns its results in order, and the PostProcess holds acc_b before it joins acc_a.
+  into a two-entry queue towards the PostProcess (``skip``, 2 cycles; ``landing_reg``:
+  below). When operand a is on the MAC array too (an int8 1×1 beside a 1×1 projection), b's
+  beats go first: the MAC array returns its results in order, and the PostProcess holds acc_b
+  before it joins acc_a.
 
 With ``landing_reg`` (the ULX3S profile's: the ECP5's block RAM is slow to its output) a
 window tap lands from a register, two cycles after its read; a pass's first read then goes
 out a cycle early where the engine is sure to take the beat (LAND_A, rtl_gen/gather_pass.py),
-and every position takes one cycle more. The MAC beats and the skip codes keep latency 1.
+and every position takes one cycle more. The identity skip's codes are read in the last pass's
+LAND_A, a cycle in which the read port is otherwise idle, and wait in a register: ISSUE_B
+pushes them from there, so a skip position takes 1 cycle instead of 2. After a MAC operand
+they are read with its last beat (ISSUE_A) and ISSUE_B waits a cycle for them: 2 cycles, as
+without the register. The MAC beats keep latency 1.
 
 Latency and throughput per tile are the compiler's RTL cycle model (sephw/compiler/hw.py,
 ``unit_cycles`` and ``_pattern_beats``): per row ``k`` row-table cycles + 1 (+2
@@ -385,6 +390,10 @@ class Gather(wiring.Component):
                     m.d.comb += early_ok.eq(self.window.ready & ~last_pass & (k_m1 != 0) &
                                             (~ops.h_valid if DUAL else 1))
                     nxt.land(early_ok)
+                    with m.If(last_pass & b_id):
+                        # the port is free (no early read after the last pass): the skip codes,
+                        # in sk before ISSUE_B (gather_regs: skip_in)
+                        read((rowb + bcoli, rowb_nb + bcoli), 1, 2, 0, (left_b, 0))
                     m.next = "ISSUE_A"
             with m.State("ISSUE_A"):
                 # the next pass's first read (or its second after LAND_A's early one), set up
@@ -393,6 +402,11 @@ class Gather(wiring.Component):
                     nxt.issue_reads()
                 with m.Else():
                     read((ma_next, ma_next_nb), rowvalid[0], 1, 0, (left_a, Q), go=False)
+                    if LR:
+                        with m.If(last_pass & b_id):
+                            # the port is free with the last chunk's beat: the skip codes (again
+                            # in each cycle the beat waits), in sk for ISSUE_B
+                            read((rowb + bcoli, rowb_nb + bcoli), 1, 2, 0, (left_b, 0))
                 done_a = Signal()
                 if CS:
                     # the shifted window goes to the column store for every cycle of ISSUE_A,
@@ -419,6 +433,9 @@ class Gather(wiring.Component):
                         ch_zero()
                         with m.If((b_mac | b_id) & ~b_first):
                             m.next = "GATHER_B"
+                            if LR:
+                                with m.If(b_id):
+                                    m.next = "ISSUE_B"        # (read in LAND_A or above)
                         with m.Else():
                             m.next = "POS_NEXT"
                     with m.Else():
@@ -456,7 +473,10 @@ class Gather(wiring.Component):
                                          mb_next_nb.eq(mb_next_nb + Q)]
                             m.d.comb += rd_go.eq(1)
                 with m.Else():
-                    with m.If((skip_n != 2) | skip_pop):
+                    # (with the landing register the codes enter the queue from sk: after a
+                    # MAC operand's last beat, a cycle later)
+                    room = (skip_n != 2) | skip_pop
+                    with m.If(room & ~ops.pend if LR else room):
                         m.d.comb += skip_push.eq(1)
                         m.next = "POS_NEXT"
             with m.State("POS_NEXT"):

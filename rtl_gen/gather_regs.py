@@ -87,7 +87,7 @@ class OperandRegisters:
         # the engine's window start at a flip-flop, not at the block RAM's read data through
         # the banks' rotation (the ECP5's DP16KD takes 5.83 ns to its output: docs/timing.md);
         # the gatherer issues a pass's first read a cycle early to keep its k or k^2 cycles
-        # (rtl_gen/gather.py, LAND_A). The MAC beat and the skip codes keep latency 1.
+        # (rtl_gen/gather.py, LAND_A). The MAC beat keeps latency 1; the skip codes below.
         tland, tidx, tdual = Signal(), Signal(16), Signal()
         if landing_reg:
             tap_q = Signal(PC * AB, reset_less=True)
@@ -160,7 +160,11 @@ class OperandRegisters:
             if go:
                 m.d.comb += rd_go.eq(1)
 
-        skip_in = Mux(pend, land_sk, sk)
+        # The skip codes enter the queue from the landing read (latency 1), or with
+        # ``landing_reg`` from ``sk`` alone: their read then goes out two cycles before the push
+        # (rtl_gen/gather.py, LAND_A), so the queue's input multiplexer starts at a flip-flop
+        # and not at the block RAM's read data
+        skip_in = sk if landing_reg else Mux(pend, land_sk, sk)
         with m.If(skip_pop):
             with m.If(skip_push):
                 with m.If(skip_n == 2):

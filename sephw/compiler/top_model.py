@@ -92,6 +92,14 @@ def _pattern_beats(cfg: EngineConfig, ins, bits: int, w: int, chunks: int, b_pos
     return lo
 
 
+def skip_cycles(landing_reg: bool, on_pe: bool) -> int:
+    """The gatherer's cycles per position for the identity skip's codes (rtl_gen/gather.py):
+    GATHER_B's read and ISSUE_B's push, 2; with the landing register (``landing_reg``) after
+    a pattern operand (``on_pe``) ISSUE_B alone, 1 (the codes were read in the last pass's
+    LAND_A), after a MAC operand 2 (read with its last beat, ISSUE_B waits a cycle for them)."""
+    return 1 if landing_reg and on_pe else 2
+
+
 def first_fetch(cfg: EngineConfig, ins) -> int:
     """Cycles from a pattern window's accept to its load into the plane stage when its word
     is fetched (rtl_gen/pattern.py): ``pattern_slices``, or in the depthwise mode
@@ -240,7 +248,7 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
     else:
         per_a = 1 + math.ceil(ins.na / cfg.mac_cols)
         lat_a = lat_pp + TOP_MAC_STAGES
-    b_pos = 1 + math.ceil(ins.nb / cfg.mac_cols) if b_mac else (2 if b_id else 0)
+    b_pos = 1 + math.ceil(ins.nb / cfg.mac_cols) if b_mac else (skip_cycles(cfg.landing_reg, on_pe) if b_id else 0)
     # (the PostProcess takes acc_b into its holding register first: one cycle more)
     lat_b = lat_pp + TOP_MAC_STAGES + 1 if b_mac else (lat_pp - 1 if b_id else 0)
     w = dst.width
