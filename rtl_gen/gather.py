@@ -257,6 +257,10 @@ class Gather(wiring.Component):
         # it before the next ch_zero)
         ch_c_nb = Signal(self._AW, name="ch_c_nb")
 
+        def read_skip():
+            """Reads the identity skip's codes (operand b's row at its column) into sk."""
+            read((rowb + bcoli, rowb_nb + bcoli), 1, 2, 0, (left_b, 0))
+
         def ch_zero():
             m.d.sync += [ch.eq(0), ch_c_nb.eq(NB), left_a.eq(ins.na), left_b.eq(ins.nb)]
 
@@ -393,7 +397,7 @@ class Gather(wiring.Component):
                     with m.If(last_pass & b_id):
                         # the port is free (no early read after the last pass): the skip codes,
                         # in sk before ISSUE_B (gather_regs: skip_in)
-                        read((rowb + bcoli, rowb_nb + bcoli), 1, 2, 0, (left_b, 0))
+                        read_skip()
                     m.next = "ISSUE_A"
             with m.State("ISSUE_A"):
                 # the next pass's first read (or its second after LAND_A's early one), set up
@@ -406,7 +410,7 @@ class Gather(wiring.Component):
                         with m.If(last_pass & b_id):
                             # the port is free with the last chunk's beat: the skip codes (again
                             # in each cycle the beat waits), in sk for ISSUE_B
-                            read((rowb + bcoli, rowb_nb + bcoli), 1, 2, 0, (left_b, 0))
+                            read_skip()
                 done_a = Signal()
                 if CS:
                     # the shifted window goes to the column store for every cycle of ISSUE_A,
@@ -452,7 +456,7 @@ class Gather(wiring.Component):
                     read((rowb + bcolm, rowb_nb + bcolm), 1, 1, 0, (left_b, 0))     # (ch is 0 here)
                     m.d.sync += [mb_next.eq(rowb + bcolm + Q), mb_next_nb.eq(rowb_nb + bcolm + Q)]
                 with m.Else():
-                    read((rowb + bcoli, rowb_nb + bcoli), 1, 2, 0, (left_b, 0))
+                    read_skip()
                 m.next = "ISSUE_B"
             with m.State("ISSUE_B"):
                 with m.If(b_mac):
