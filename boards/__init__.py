@@ -106,6 +106,9 @@ class Board:
     #: window taps from the activation memory land in a register before the gatherer's window
     #: (``EngineConfig.landing_reg``): where the block RAM is slow to its output (ECP5)
     landing_reg: bool = False
+    #: the pattern engine's bit-plane is a register per code (``EngineConfig.plane_reg``):
+    #: where routing the plane select sets the clock and the engine's region has wires to spare
+    plane_reg: bool = False
     #: the part's multipliers are 18 x 18 (``EngineConfig.mul18``: the PostProcess registers
     #: partial products of that size before their sum)
     mul18: bool = False
@@ -197,7 +200,7 @@ def parse(path: Path) -> Board:
     fill = doc.get("lut_fill")
     if fill is not None and (isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 < fill <= 1):
         raise BoardError(f"{path}: lut_fill must be a fraction in (0, 1], got {fill!r}")
-    flags = {k: doc.get(k, False) for k in ("landing_reg", "mul18")}
+    flags = {k: doc.get(k, False) for k in ("landing_reg", "plane_reg", "mul18")}
     for k, v in flags.items():
         if not isinstance(v, bool):
             raise BoardError(f"{path}: {k} must be true or false, got {v!r}")

@@ -239,12 +239,6 @@ class Gather(wiring.Component):
         y_last = Signal(16, name="y_last")
         m.d.sync += y_last.eq(ins.row0 + ins.rows - 1)
 
-        # The column store's read address, registered one cycle behind its inputs (which hold
-        # for at least the k >= 3 cycles of a pattern pass before ISSUE_A needs it), so
-        # ISSUE_A's decisions do not feed it (timing): the chunk whose stored window the next
-        # pass starts from (ch_next; still this chunk's the cycle after ch moves, when the
-        # window loads it).
-
         # the operands' channels from chunk ch on, na - ch * (pe_cin or mac_cols) and
         # nb - ch * mac_cols, kept beside ch (ch_zero, and a step with each step of ch): a
         # read's byte mask is a compare of a register with constants
@@ -267,6 +261,11 @@ class Gather(wiring.Component):
         ch_next = Signal(16)           # the next pass's first chunk
         m.d.comb += [ch_next.eq(ch + 1 + dual), last_pass.eq(ch == Mux(dual, ca_m2, ca_m1))]
         if CS:
+            # the column store's read address, registered one cycle behind its inputs (which
+            # hold for at least the k >= 3 cycles of a pattern pass before ISSUE_A needs it), so
+            # ISSUE_A's decisions do not feed it (timing): the chunk whose stored window the
+            # next pass starts from (ch_next; still this chunk's the cycle after ch moves, when
+            # the window loads it)
             cs_ra = Signal.like(cs_r.addr)
             m.d.sync += cs_ra.eq(Mux(ch_next < chunks_a, ch_next, 0))
         # operand a's first row (1x1 on the MAC array) and operand b's row + NB

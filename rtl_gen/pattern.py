@@ -12,6 +12,7 @@ from sephw.arch.config import pattern_kernels
 from .arith import check_int, output_stall, signed_bits
 from .pattern_count import PlaneCounters
 from .pattern_memory import PatternMemory
+from .pattern_planes import bit_planes, group_plane
 from .pattern_words import PatternWords, split_word
 
 __all__ = ["PatternEngine", "split_word"]
@@ -125,6 +126,10 @@ class PatternEngine(PatternWords, wiring.Component):
         over (and ``(k/kernel)^2`` times for a smaller kernel). The memory is written through
         :attr:`pattern_w` at addresses from ``pattern_depth * pattern_slices`` on, from the
         low ``dw_lanes * dw_lane_bits`` data bits.
+    plane_reg : bool
+        The plane is a register per code, loaded with the plane B holds next
+        (``EngineConfig.plane_reg``, from the board profile;
+        :func:`~rtl_gen.pattern_planes.bit_planes`): no cycle moves; one more multiplexer per code.
     netlist : str
         ``"lut"`` (default; what synthesis gets): product flip-flops with the pattern bit on
         their reset, popcounts as LUT6 counter trees. ``"word"``: the same registers, cycle
@@ -168,7 +173,8 @@ class PatternEngine(PatternWords, wiring.Component):
 
     def __init__(self, *, lanes: int, k: int, cin: int, groups: int = 1, a_bits: int = 8,
                  max_cin: int | None = None, pattern_depth: int = 16, netlist: str = "lut",
-                 pattern_slices: int = 1, dw_depth: int = 0, dense_kernels: bool = True):
+                 pattern_slices: int = 1, dw_depth: int = 0, dense_kernels: bool = True,
+                 plane_reg: bool = False):
         check_int("lanes", lanes, 1)
         if netlist not in ("lut", "word", "xc7"):
             raise ValueError(f"netlist must be 'lut', 'word' or 'xc7', not {netlist!r}")
@@ -195,7 +201,7 @@ class PatternEngine(PatternWords, wiring.Component):
         self._netlist = netlist
         check_int("dw_depth", dw_depth, 0)
         self._dw_depth = dw_depth
-        self._dense = bool(dense_kernels)
+        self._dense, self._plane_reg = bool(dense_kernels), bool(plane_reg)
         if dw_depth and groups != 1:
             raise ValueError(f"the depthwise mode needs groups == 1, not {groups}")
         if dw_depth and self.dw_lanes * self.dw_lane_bits > -(-lanes * cin * k * k // pattern_slices):
@@ -428,10 +434,9 @@ class PatternEngine(PatternWords, wiring.Component):
             m.d.sync += [b_plane.eq(b_plane - 1), b_final.eq(b_plane == 1),
                          b_top.eq(0), b_neg.eq(b_top & b_signed)]
 
-        # Bit-plane b_plane of every code (an a_bits:1 multiplexer per code, shared by lanes).
-        # (a $shiftx each; Yosys/ABC makes about 3 LUTs of an 8:1 multiplexer)
-        plane = [[b_window[t_][c].bit_select(b_plane, 1) for c in range(self.channels)]
-                 for t_ in range(taps)]
+        # Bit-plane b_plane of every code, shared by the lanes (rtl_gen/pattern_planes.py)
+        plane = bit_planes(m, b_window, b_plane, registered=self._plane_reg, a_window=a_window,
+                           act_bits=self.act_bits, load=b_load, step=b_busy & advance & ~b_final)
         with m.If(advance):
             m.d.sync += [
                 p_valid.eq(b_busy), p_final.eq(b_final), p_first.eq(b_first), p_last.eq(b_last),
@@ -450,18 +455,8 @@ class PatternEngine(PatternWords, wiring.Component):
 
         slots = {kk: self._plane_slots(kk) for kk in b_ksel}
         for g in range(groups):
-            xg = Signal(n, name=f"xg{g}")   # the plane of group g, bit c*k*k + t
-            m.d.comb += xg.eq(Cat(*[plane[t_][g * cin + c] for c in range(cin) for t_ in range(taps)]))
-            # the plane as the products see it: for a kernel smaller than k, its codes at the
-            # grid bits where the tap-major word has their pattern bits (_plane_slots; one
-            # multiplexer per grid bit, shared by the group's lanes); X counts xg, the same bits
-            xr = Signal(n, name=f"xr{g}")
-            for q in range(n):
-                v = xg[q]
-                for kk, sel in b_ksel.items():
-                    src = slots[kk][q]
-                    v = Mux(sel, plane[src[0]][g * cin + src[1]] if src else 0, v)
-                m.d.comb += xr[q].eq(v)
+            # the group's plane (X counts it) and the plane as its products see it
+            xg, xr = group_plane(m, plane, g, cin, {kk: (sel, slots[kk]) for kk, sel in b_ksel.items()})
             with m.If(advance):
                 m.d.sync += xp[g].eq(xg)
             count_and_accumulate(xp[g], qx[g], xs[g], bx[g], q_neg, f"x{g}")

@@ -154,7 +154,7 @@ class Accelerator(wiring.Component):
         mm = self._memory_map = MemoryMap(arch)
         self._pe = PatternEngine(lanes=c.lanes, k=c.k_max, cin=c.pe_cin, groups=1, a_bits=c.a_bits,
                                  max_cin=arch.max_cin, netlist=netlist, pattern_slices=c.pattern_slices,
-                                 dense_kernels=c.dense_kernels,
+                                 dense_kernels=c.dense_kernels, plane_reg=c.plane_reg,
                                  pattern_depth=arch.pattern_depth, dw_depth=arch.dw_depth)
         self._ma = MacArray(rows=c.lanes, cols=c.mac_cols, packed=c.packed,
                             weight_depth=mm["weights"].depth, weights_bram=c.weights_bram, x_late=True)

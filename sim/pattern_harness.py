@@ -9,6 +9,8 @@ high, in the first cycle any engine's outputs differ from the first's (``window.
 ``acc.valid`` every cycle, ``acc.payload`` where ``acc.valid``): the testbench checks the
 outputs against the reference and ``mismatch`` low at the end, so one simulator build and one
 run prove all three forms bit- and cycle-equal. (Three builds and three runs before.)
+With ``plane_reg`` in the parameters, the ``"word"`` engine keeps the indexed plane select:
+the same run proves the registered plane (rtl_gen/pattern_planes.py) cycle-equal to it.
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ class PatternLockstep(wiring.Component):
     the ports are the engine's plus ``mismatch``."""
 
     def __init__(self, **params):
-        self.engines = [PatternEngine(**params, netlist=n) for n in NETLISTS]
+        self.engines = [PatternEngine(**{**params, "plane_reg": params.get("plane_reg", False) and n != "word"},
+                                      netlist=n) for n in NETLISTS]
         members = dict(self.engines[0].signature.members.items())
         members["mismatch"] = Out(1)
         super().__init__(wiring.Signature(members))

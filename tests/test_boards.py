@@ -19,6 +19,7 @@ def test_shipped_profiles_load_and_resolve_aliases():
     assert a35.lut_fill is None and bs["ulx3s-85f"].lut_fill == 0.4
     assert not a35.landing_reg and bs["ulx3s-85f"].landing_reg
     assert not a35.mul18 and bs["ulx3s-85f"].mul18
+    assert not a35.plane_reg and not bs["ulx3s-85f"].plane_reg
 
 
 def test_lut_fill_bounds_the_overlay():
@@ -66,6 +67,7 @@ def test_lut_fill_bounds_the_overlay():
     (lambda t: t + "\nlut_fill: half\n", "lut_fill must be a fraction"),
     (lambda t: t + "\nlanding_reg: 1\n", "landing_reg must be true or false"),
     (lambda t: t + "\nmul18: yes please\n", "mul18 must be true or false"),
+    (lambda t: t + "\nplane_reg: 2\n", "plane_reg must be true or false"),
 ])
 def test_profile_validation_errors_name_file_and_field(tmp_path, edit, message):
     src = boards.HERE / "arty-a7-35.yaml"

@@ -31,9 +31,9 @@ def test_bad_engine_is_a_compile_error(sepnet_build, engine, message):
         compile_graph(g, "arty-a7-35", engine=engine)
 
 
-@pytest.mark.parametrize("flag", ["weights_bram", "landing_reg", "mul18"])
+@pytest.mark.parametrize("flag", ["weights_bram", "landing_reg", "mul18", "plane_reg"])
 def test_later_flags_are_hashed_only_where_set(flag):
-    """An overlay without ``weights_bram``, ``landing_reg`` or ``mul18`` keeps the hash it had before the
+    """An overlay without ``weights_bram``, ``landing_reg``, ``mul18`` or ``plane_reg`` keeps the hash it had before the
     flag existed (its dict has no such key, so builds and bitstreams made before still load);
     with it the hash differs, and both round-trip through their dicts."""
     from dataclasses import asdict, replace
@@ -41,7 +41,7 @@ def test_later_flags_are_hashed_only_where_set(flag):
     from sephw.arch.config import EngineConfig, _hash
     plain = EngineConfig(16, 16, 4, 3, 8, False, 2, 32, True, False, False)
     flagged = replace(plain, **{flag: True})
-    before = {k: v for k, v in asdict(plain).items() if k not in ("weights_bram", "landing_reg", "mul18")}
+    before = {k: v for k, v in asdict(plain).items() if k not in ("weights_bram", "landing_reg", "mul18", "plane_reg")}
     assert plain.to_dict() == before and plain.hash() == _hash(before)
     assert flagged.to_dict()[flag] is True and flagged.hash() != plain.hash()
     assert EngineConfig.from_dict(plain.to_dict()) == plain and EngineConfig.from_dict(flagged.to_dict()) == flagged

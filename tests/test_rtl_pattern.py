@@ -16,6 +16,11 @@ CONFIGS = {
     "k7_dense_4bit": dict(lanes=2, k=7, cin=2, groups=1, a_bits=4, pattern_depth=2),
     # the depthwise mode (3x3, 5x5 and 7x7 filters on the 7x7 engine) between normal beats
     "k7_depthwise_mode": dict(lanes=4, k=7, cin=4, groups=1, a_bits=4, pattern_depth=2, dw_depth=8),
+    # the registered bit-plane (EngineConfig.plane_reg, the ULX3S's): the harness's "word"
+    # engine keeps the indexed select, so the run proves the two cycle-equal; dense 3x3 and
+    # 5x5 kernels on the 7x7 grid go through the plane remap after the register
+    "k7_plane_reg": dict(lanes=2, k=7, cin=2, groups=1, a_bits=8, max_cin=4, pattern_depth=4,
+                         plane_reg=True),
 }
 
 

@@ -496,17 +496,22 @@ def test_landing_register_bit_exact(sepnet_build, engine, tmp_path):
     """The small SEP-Net compiled for the ULX3S, whose profile puts a landing register on the
     window taps' read data (EngineConfig.landing_reg: read latency 2, each pass's first tap
     read a cycle early where the pattern engine's ready says its beat will be taken) and
-    splits the PostProcess's products into registered 18 x 18 pieces (mul18), on the
+    splits the PostProcess's products into registered 18 x 18 pieces (mul18), here with the
+    pattern engine's bit-plane registered too (plane_reg, which a profile may set: no cycle
+    moves), on the
     SEP-Net test's overlay (one chunk per tap read: multi-chunk operands slide through the
     column store) and on 8 lanes (two chunks per read: the hold register's beat in LAND_A's
     way). Every logit equal to the reference's, every instruction's cycles equal to the
     model's, and more cycles than without the register, by about one per position."""
+    from dataclasses import replace
+
+    import boards
     from sephw.compiler import compile_graph
     from sim.top_driver import run_top
     g = sepnet_build[0]
     eng = dict(engine, packed=False, pp_units=1)
-    ir, rep = compile_graph(g, "ulx3s-85f", tmp_path, engine=eng)
-    assert ir.cfg.landing_reg and ir.cfg.mul18 and ir.cfg.two_chunk_reads == (engine["lanes"] == 8)
+    ir, rep = compile_graph(g, replace(boards.get("ulx3s-85f"), plane_reg=True), tmp_path, engine=eng)
+    assert ir.cfg.landing_reg and ir.cfg.mul18 and ir.cfg.plane_reg and ir.cfg.two_chunk_reads == (engine["lanes"] == 8)
     plain = compile_graph(g, "arty-a7-35", tmp_path / "arty", engine=eng)[1]
     assert plain["cycles_per_inference"] < rep["cycles_per_inference"] < 1.1 * plain["cycles_per_inference"]
     x = torch.randint(0, 256, (1, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))

@@ -113,7 +113,10 @@ class EngineConfig:
     gatherer reading a pass's first tap a cycle early where the engine is sure to take the
     beat before it (rtl_gen/gather.py, LAND_A); ``mul18``: the board's multipliers are
     18 x 18 (the ECP5's): the PostProcess registers its products as 18 x 18 partial products
-    and sums them a stage later (rtl_gen/postprocess.py; one cycle more of its latency)."""
+    and sums them a stage later (rtl_gen/postprocess.py; one cycle more of its latency);
+    ``plane_reg``: the pattern engine's bit-plane is a register per code, loaded with the plane
+    its stage B holds next (rtl_gen/pattern_planes.py; no cycle moves, one more multiplexer per
+    code; a board profile's choice, set by none shipped: docs/timing.md)."""
     lanes: int
     pe_cin: int
     mac_cols: int
@@ -128,6 +131,7 @@ class EngineConfig:
     weights_bram: bool = False
     landing_reg: bool = False
     mul18: bool = False
+    plane_reg: bool = False
 
     def kernel_layout(self, k: int) -> int:
         """The kernel a ``k x k`` pattern operand's words are laid out for
@@ -217,7 +221,7 @@ class EngineConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for flag in ("weights_bram", "landing_reg", "mul18"):
+        for flag in ("weights_bram", "landing_reg", "mul18", "plane_reg"):
             if not d[flag]:
                 del d[flag]             # (an overlay without it keeps its earlier hash)
         return d

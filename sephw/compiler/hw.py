@@ -101,6 +101,14 @@ class UnitCosts:
     # engine, 8-bit activations, 4 slices, before and after: 8 lanes x 8 channels at k_max 5
     # +203 LUT (200 plane bits), 4 x 4 at k_max 7 +199 (196).
     plane_remap_lut_per_bit: float = 1.02
+    # The registered bit-plane (``EngineConfig.plane_reg``, rtl_gen/pattern_planes.py), per
+    # code (pe_cin x k_max^2): a second 8:1 multiplexer, the load's 2:1 and the flip-flop (the
+    # top bit of each code in B, no longer read, goes: no FF more). Measured on the ECP5 (the
+    # only profile that sets it), nextpnr's TRELLIS_COMB of the shipped model's ULX3S top
+    # (8 x 8, k_max 5: 200 codes) with and without it: 33,480 against 32,061, +7.1 cells per
+    # code, here in the LUTs the ECP5 scale turns into that (7.1 / ecp5_comb_per_lut). (The
+    # small overlay, 4 x 4, k_max 5: 100 codes, +914 against a build two commits older.)
+    plane_reg_lut_per_code: float = 5.8
     # DSPs of the top outside the MAC array and the PostProcess: address arithmetic (ring rows,
     # window taps, row bytes). Measured: Yosys synth_xilinx of the board tops above gave 57
     # DSP48E1 for 32 MAC cells + two PostProcess units (8) and 51 with one.
@@ -188,6 +196,8 @@ def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) ->
     dw_lut = dw_lanes * (costs.dw_lut_per_lane + cfg.k_max ** 2 * costs.dw_lut_per_lane_tap)
     remap_lut = cfg.pe_cin * cfg.k_max ** 2 * costs.plane_remap_lut_per_bit \
         if cfg.k_max > 3 and cfg.dense_kernels else 0
+    if cfg.plane_reg:
+        remap_lut += cfg.pe_cin * cfg.k_max ** 2 * costs.plane_reg_lut_per_code
     lut = ops * p_lut + dw_lut + remap_lut + cells * m_lut + cfg.pp_units * costs.pp_lut + control_lut
     ff = ops * costs.pattern_ff_per_op + cells * m_ff + cfg.pp_units * costs.pp_ff \
         + window_bits * costs.window_ff_per_bit + costs.control_ff \

@@ -265,10 +265,11 @@ class SizeEngines:
         dense = small_k and (ir.engine.dense_kernels if ir.engine is not None else True)
 
         wb = ir.engine.weights_bram if ir.engine is not None else False
-        lr, m18 = ir.board.landing_reg, ir.board.mul18      # the board's block RAM and DSPs (boards/*.yaml)
+        # the board's block RAM, DSPs and routing (boards/*.yaml)
+        lr, m18, pr = ir.board.landing_reg, ir.board.mul18, ir.board.plane_reg
 
         def config(l, c, q, p, u):
-            cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs, dw, dense, wb, lr, m18)
+            cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs, dw, dense, wb, lr, m18, pr)
             return cfg if cfg.depthwise_fits else replace(cfg, depthwise=False)
         ests = [estimate(ir, config(l, c, q, p, u), act1)
                 for l, c, q, p, u in tqdm(cands, desc="size engines", disable=not ir.progress, leave=False)]
