@@ -14,6 +14,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 VENDORS = {"xilinx": "vivado", "lattice": "trellis"}
 RESOURCE_KEYS = ("lut", "ff", "dsp", "bram_kbits", "bram_blocks")
+PLACERS = ("heap", "sa", "static")          # nextpnr-ecp5's --placer
 #: families whose board top makes other clocks than the oscillator's (rtl_gen/clocking.py)
 CLOCK_GENERATORS = {"ecp5": "EHXPLLL", "xc7": "MMCME2"}
 
@@ -109,6 +110,9 @@ class Board:
     #: the pattern engine's bit-plane is a register per code (``EngineConfig.plane_reg``):
     #: where routing the plane select sets the clock and the engine's region has wires to spare
     plane_reg: bool = False
+    #: nextpnr's placer for the open flow (``heap``, ``sa`` or ``static``; None: nextpnr's
+    #: default, HeAP)
+    placer: str | None = None
     #: the part's multipliers are 18 x 18 (``EngineConfig.mul18``: the PostProcess registers
     #: partial products of that size before their sum)
     mul18: bool = False
@@ -200,6 +204,9 @@ def parse(path: Path) -> Board:
     fill = doc.get("lut_fill")
     if fill is not None and (isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 < fill <= 1):
         raise BoardError(f"{path}: lut_fill must be a fraction in (0, 1], got {fill!r}")
+    placer = doc.get("placer")
+    if placer is not None and placer not in PLACERS:
+        raise BoardError(f"{path}: placer must be one of {', '.join(PLACERS)}, got {placer!r}")
     flags = {k: doc.get(k, False) for k in ("landing_reg", "plane_reg", "mul18")}
     for k, v in flags.items():
         if not isinstance(v, bool):
@@ -209,7 +216,7 @@ def parse(path: Path) -> Board:
                  clock_hz=clock, resources=dict(res), dsp_macs_per_slice=macs, host_links=dict(links),
                  toolchain=toolchain, platform=platform, aliases=tuple(doc.get("aliases") or ()), path=Path(path),
                  oscillator_hz=osc, external=ext, lut_fill=None if fill is None else float(fill),
-                 **flags)
+                 placer=placer, **flags)
 
 
 def _external(doc, path: Path) -> ExternalMemory:

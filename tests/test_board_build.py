@@ -131,6 +131,8 @@ def test_ulx3s_open_flow_project(build_copy):
     assert "synth_ecp5" in (proj / "sephw.ys").read_text()
     script = (proj / "build_sephw.sh").read_text()
     assert "NEXTPNR_ECP5" in script and "ECPPACK" in script and "--85k" in script
+    # the profile's placer (boards/ulx3s-85f.yaml: static)
+    assert "--placer static" in script
     # the power-on reset (ULX3S has no reset pin) is in the design
     assert "por" in (proj / "sephw.il").read_text()
     # and the generic LUT netlist of the pattern engine, no Xilinx cells
@@ -151,6 +153,10 @@ def test_flow_progress_follows_the_open_flow():
             "Info:     at iteration #12, type ALL: wirelen solved = 175013, spread = 297710, legal = 458107; "
             "time = 44.13s\n")
     assert flow_progress(rpt, tim) == "placement (HeAP): iteration 12"
+    # the static placer (a profile's ``placer: static``)
+    st = "Info: Packing IOs..\nInfo: Running Static placer...\n" \
+         "Info: iter=39 steplen=0.389854 a=21.260744 penalty=[0.00, 0.00, 0.00, 0.00]\n"
+    assert flow_progress(rpt, st) == "placement (static): iteration 39"
     # nextpnr's timing estimate after placement is not the end of the flow
     tim += ("Info: Running simulated annealing placer for refinement.\n"
             "Info: Max frequency for clock '$glbnet$clk': 53.94 MHz (FAIL at 75.00 MHz)\n")

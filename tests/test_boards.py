@@ -68,6 +68,7 @@ def test_lut_fill_bounds_the_overlay():
     (lambda t: t + "\nlanding_reg: 1\n", "landing_reg must be true or false"),
     (lambda t: t + "\nmul18: yes please\n", "mul18 must be true or false"),
     (lambda t: t + "\nplane_reg: 2\n", "plane_reg must be true or false"),
+    (lambda t: t + "\nplacer: fast\n", "placer must be one of heap, sa, static"),
 ])
 def test_profile_validation_errors_name_file_and_field(tmp_path, edit, message):
     src = boards.HERE / "arty-a7-35.yaml"

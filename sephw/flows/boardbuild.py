@@ -236,7 +236,7 @@ def parse_nextpnr(text: str) -> dict:
 
 def flow_progress(rpt: str, tim: str) -> str:
     """Where the open flow is, in words, from the tails of Yosys's log (``rpt``) and nextpnr's
-    (``tim``): the Yosys pass, the HeAP placer's iteration, the router's arcs left (router1)
+    (``tim``): the Yosys pass, the HeAP or static placer's iteration, the router's arcs left (router1)
     or overused wires (router2), then the bitstream."""
     if tim:
         if re.search(r"Routing complete|Router\d? time", tim):
@@ -256,6 +256,9 @@ def flow_progress(rpt: str, tim: str) -> str:
         heap = re.findall(r"at iteration #(\d+), type ALL", tim)
         if heap:
             return f"placement (HeAP): iteration {heap[-1]}"
+        static = re.findall(r"iter=(\d+) steplen=", tim)
+        if static:
+            return f"placement (static): iteration {static[-1]}"
         return "nextpnr: packing and placement set-up"
     steps = re.findall(r"^[\d.]+ Executing (\w+) pass", rpt, re.M)
     return f"synthesis (yosys): {steps[-1]}" if steps else "synthesis (yosys)"
@@ -312,8 +315,10 @@ def _run_with_progress(cmd, cwd: Path, env, out, log, every: float = 60.0, poll:
 
 def _ecp5(build_dir: Path, board, top, synth: bool, log) -> dict:
     from rtl_gen.synth import yowasp
-    # nextpnr reports a failed clock instead of stopping, so the flow can say by how much
-    dest, plan, out = _project(build_dir / "ecp5", board, top, log, nextpnr_opts="--timing-allow-fail")
+    # nextpnr reports a failed clock instead of stopping, so the flow can say by how much;
+    # the profile may name its placer (boards/*.yaml ``placer``)
+    opts = "--timing-allow-fail" + (f" --placer {board.placer}" if board.placer else "")
+    dest, plan, out = _project(build_dir / "ecp5", board, top, log, nextpnr_opts=opts)
     out["clock_hz"], out["oscillator_hz"] = board.clock_hz, board.oscillator_hz
     if not synth:
         log(f"[board] open-flow project in {dest} (synthesis skipped: --no-synth)")
