@@ -194,10 +194,10 @@ def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) ->
         + window_bits * copies * costs.window_lut_per_bit + cfg.column_store_bits * costs.column_store_lut_per_bit
     dw_lanes = cfg.dw_lanes if cfg.depthwise else 0
     dw_lut = dw_lanes * (costs.dw_lut_per_lane + cfg.k_max ** 2 * costs.dw_lut_per_lane_tap)
-    remap_lut = cfg.pe_cin * cfg.k_max ** 2 * costs.plane_remap_lut_per_bit \
-        if cfg.k_max > 3 and cfg.dense_kernels else 0
-    if cfg.plane_reg:
-        remap_lut += cfg.pe_cin * cfg.k_max ** 2 * costs.plane_reg_lut_per_code
+    # the plane's own logic per code: the kernel remap, the registered plane
+    codes = cfg.pe_cin * cfg.k_max ** 2
+    remap_lut = codes * costs.plane_remap_lut_per_bit if cfg.k_max > 3 and cfg.dense_kernels else 0
+    remap_lut += codes * costs.plane_reg_lut_per_code if cfg.plane_reg else 0
     lut = ops * p_lut + dw_lut + remap_lut + cells * m_lut + cfg.pp_units * costs.pp_lut + control_lut
     ff = ops * costs.pattern_ff_per_op + cells * m_ff + cfg.pp_units * costs.pp_ff \
         + window_bits * costs.window_ff_per_bit + costs.control_ff \
