@@ -50,23 +50,28 @@ class OperandRegisters:
         pend = Signal()                # a read is in flight
         pend_dst = Signal(2)           # 0 window, 1 MAC vector, 2 skip
         pend_idx = Signal(16)
-        # per byte of the vector: inside the image and the operand's channel range (else the
-        # byte lands as zero); decided when the read is issued, so the landing vector's mask is
-        # one gate from a register
-        pend_mask = Signal(NB)
+        # per byte of the vector: inside the operand's channel range (pend_mask), and the whole
+        # read inside the image (pend_in), else the byte lands as zero; decided when the read is
+        # issued, so the landing vector's mask is one gate from registers. The two are apart so
+        # that the image test, a multiplexer over the state's row and column flags, ends at one
+        # flip-flop and not at a register per byte (on the ECP5 that fan-out crossed the die:
+        # the shipped overlay's critical path, docs/timing.md)
+        pend_mask, pend_in = Signal(NB), Signal()
 
         def masked(n, width, first=0):
-            return Cat(Mux(pend_mask[first + i], g.rvec[first + i], 0)[:width]
+            return Cat(Mux(pend_in & pend_mask[first + i], g.rvec[first + i], 0)[:width]
                        for i in range(n))
 
         # the landing read's vectors, each built once: a window tap (chunk ch, and ch + 1 from
         # bytes pe_cin.. of a two-chunk read), a MAC beat, the skip codes
         land_tap, land_tap1 = Signal(PC * AB), Signal(PC * AB)
         land_q, land_sk = Signal(Q * 8), Signal(L * 8)
-        # (a MAC beat's mask is its own register, zero unless a MAC read lands: its bytes then
-        # merge into xv_out with an OR, one gate with the mask)
-        q_mask = Signal(Q)
-        m.d.comb += [land_q.eq(Cat(Mux(q_mask[i], g.rvec[i], 0) for i in range(Q))), land_sk.eq(masked(L, 8))]
+        # (a MAC beat's mask is its own register and q_ok its landing, low unless a MAC read
+        # lands inside the image: its bytes then merge into xv_out with an OR, one gate with
+        # the mask)
+        q_mask, q_ok = Signal(Q), Signal()
+        m.d.comb += [land_q.eq(Cat(Mux(q_ok & q_mask[i], g.rvec[i], 0) for i in range(Q))),
+                     land_sk.eq(masked(L, 8))]
         DUAL = NB >= 2 * PC               # two chunks per tap read (below)
         # Two chunks per tap read: when a read returns at least 2 * pe_cin bytes, a gather pass
         # fills the windows of chunks ch (win) and ch + 1 (win1) together. win's beat is issued
@@ -107,9 +112,9 @@ class OperandRegisters:
         # A read: the state sets up its fields (rd_*, raddr) and raises rd_go; the pend_*
         # registers take the fields every cycle, pend alone takes rd_go.
         rd_go, rd_dst, rd_idx = Signal(), Signal(2), Signal(16)
-        rd_mask, rd_dual = Signal(NB), Signal()
+        rd_mask, rd_in, rd_dual = Signal(NB), Signal(), Signal()
         m.d.sync += [pend.eq(rd_go), pend_dst.eq(rd_dst), pend_idx.eq(rd_idx), pend_mask.eq(rd_mask),
-                     q_mask.eq(Mux(rd_go & (rd_dst == 1), rd_mask[:Q], 0)),
+                     pend_in.eq(rd_in), q_mask.eq(rd_mask[:Q]), q_ok.eq(rd_go & (rd_dst == 1) & rd_in),
                      pend_dual.eq(rd_dual)]
         # the window register's controls in this cycle: the stored window, cleared, a tap
         # landing (kept as nets; the clear becomes the flip-flops' reset)
@@ -155,8 +160,7 @@ class OperandRegisters:
                 mask = Cat(Mux(sel, left > i + o1, left > i + o0) for i in range(NB))
             else:
                 mask = Cat(left > i + off for i in range(NB))
-            m.d.comb += [rd_dst.eq(dst), rd_idx.eq(idx), rd_dual.eq(both),
-                         rd_mask.eq(Cat(inside & mask[i] for i in range(NB)))]
+            m.d.comb += [rd_dst.eq(dst), rd_idx.eq(idx), rd_dual.eq(both), rd_in.eq(inside), rd_mask.eq(mask)]
             if go:
                 m.d.comb += rd_go.eq(1)
 
