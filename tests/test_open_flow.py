@@ -6,18 +6,21 @@ yowasp-ecppack, the tools found next to this Python by ``rtl_gen.synth.yowasp``)
 
 About 7 s with a warm YoWASP cache; the first run on a machine also compiles nextpnr-ecp5's
 WebAssembly (about a minute, cached in the user's cache directory afterwards)."""
+import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io
+from amaranth.lib.memory import Memory
 
 import boards
 from rtl_gen.clocking import board_clock, pll_config
 from rtl_gen.synth import yowasp
-from sephw.flows.boardbuild import NAME, _ecp5
+from sephw.flows.boardbuild import ECP5_AFTER_READ, NAME, _ecp5
 
 # ECP5 bitstream (Project Trellis' "Bitstream format"; TN1260): a comment section of
 # null-terminated strings opened by FF 00 and closed by 00 FF, then the preamble FF FF BD B3
@@ -116,3 +119,57 @@ def test_ulx3s_pll_clock_and_a_clock_the_design_misses(tmp_path):
     assert not miss["pass"] and miss["mhz"] < 350
     assert f"is {miss['mhz']:.1f} MHz, below the {miss['target_mhz']:g} MHz it is built for" in r["timing_message"]
     assert f"--clock-mhz {int(miss['mhz'])} or lower" in r["timing_message"]
+
+
+class RamLoop(Elaboratable):
+    """A 2048 x 8 memory as the accelerator's memories use one (a write port and a
+    non-transparent synchronous read port): written from one counter, read at another, the
+    read data's parity on LED 0."""
+    baud = None
+
+    def __init__(self, board):
+        self.board = board
+
+    def elaborate(self, platform):
+        m = Module()
+        board_clock(m, platform, self.board)
+        m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
+        m.submodules.ram = ram = Memory(shape=8, depth=2048, init=[])
+        wp, rp = ram.write_port(), ram.read_port()
+        wa, ra = Signal(11), Signal(11)
+        m.d.sync += [wa.eq(wa + 1), ra.eq(ra + 3)]
+        m.d.comb += [wp.addr.eq(wa), wp.data.eq(wa[3:]), wp.en.eq(1), rp.addr.eq(ra), rp.en.eq(1),
+                     led.o.eq(rp.data.xor())]
+        return m
+
+
+def test_ecp5_block_ram_read_collisions_are_not_emulated(tmp_path):
+    """The project's Yosys script marks the design's read-write collisions as don't-care
+    (boardbuild.ECP5_AFTER_READ), so a block RAM maps to a bare DP16KD: the two counters'
+    flip-flops (and the power-on reset's) and nothing around the RAM. Without the line,
+    synth_ecp5 emulates "old data" on a collision with a delayed write and a forwarding
+    multiplexer (registers and LUTs)."""
+    board = boards.get("ulx3s-85f")
+    _ecp5(tmp_path, board, RamLoop(board), False, lambda s: None)
+    proj = tmp_path / "ecp5"
+    ys = (proj / f"{NAME}.ys").read_text()
+    assert ECP5_AFTER_READ in ys
+
+    def cells(script):
+        (proj / "t.ys").write_text(script)
+        subprocess.run([yowasp("yosys"), "-q", "t.ys"], cwd=proj, check=True, capture_output=True)
+        top = json.loads((proj / f"{NAME}.json").read_text())["modules"][NAME]["cells"]
+        kinds = {}
+        for c in top.values():
+            kinds[c["type"]] = kinds.get(c["type"], 0) + 1
+        return kinds
+
+    with_line = cells(ys)
+    without = cells(ys.replace(ECP5_AFTER_READ, ""))
+    assert with_line.get("DP16KD") == 1 == without.get("DP16KD"), (with_line, without)
+    # (the power-on reset's few flip-flops beside the counters)
+    assert 22 <= with_line["TRELLIS_FF"] <= 22 + 6, with_line
+    # the emulation: the write's 8 data and 11 address bits and its enable delayed, the read
+    # data's 8 bits registered, the address compare and the multiplexer in LUTs
+    assert without["TRELLIS_FF"] >= with_line["TRELLIS_FF"] + 8 + 11, (with_line, without)
+    assert without.get("LUT4", 0) > with_line.get("LUT4", 0) + 8, (with_line, without)

@@ -37,6 +37,24 @@ __all__ = ["TimingNotMet", "board_build", "clock_of_build", "flow_progress", "pa
 
 NAME = "sephw"
 
+# Yosys, after reading the design for the ECP5 (the platform's ``script_after_read``): the
+# synchronous read ports of the design's own memories (modules ``sephw*``, not LiteDRAM's
+# Verilog) may return anything when the write port writes the address they read in the same
+# cycle (RTLIL ``COLLISION_X_MASK``). Amaranth marks such a read "old data", which the DP16KD
+# does not give across its two ports, so synth_ecp5 emulated it around every block RAM: the
+# write delayed a cycle through registers and a compare-and-forward multiplexer on the read
+# data (on the small overlay 945 LUT4, 267 PFUMX, 80 L6MUX21 and 926 flip-flops, on the block
+# RAMs' address paths). No read of these memories uses data written in the same cycle: an
+# instruction's input and output tensors never share activation bytes (the allocator's
+# lifetimes are inclusive: sephw.compiler.memory.first_fit), the pool sums forward the sum
+# written last cycle themselves (rtl_gen/poolfc.py, pool_fwd), and the Program, tensor
+# table, weight, pattern and parameter memories are written by a LOAD while the accelerator
+# is idle or by a DMA into the buffer half not being read, and the host link's buffers are
+# written by one command and read by another (a frame before its command runs, WRITE_INPUT
+# before RUN, the logits during RUN before they are sent): docs/timing.md.
+ECP5_AFTER_READ = (f"setparam -set COLLISION_X_MASK 1'1 "
+                   f"{NAME}*/t:$memrd_v2 r:CLK_ENABLE=1 %i r:COLLISION_X_MASK=1'0 %i")
+
 
 class TimingNotMet(RuntimeError):
     """The routed design does not reach the clock it is built for (ECP5 open flow); the
@@ -318,7 +336,8 @@ def _ecp5(build_dir: Path, board, top, synth: bool, log) -> dict:
     # nextpnr reports a failed clock instead of stopping, so the flow can say by how much;
     # the profile may name its placer (boards/*.yaml ``placer``)
     opts = "--timing-allow-fail" + (f" --placer {board.placer}" if board.placer else "")
-    dest, plan, out = _project(build_dir / "ecp5", board, top, log, nextpnr_opts=opts)
+    dest, plan, out = _project(build_dir / "ecp5", board, top, log, nextpnr_opts=opts,
+                               script_after_read=ECP5_AFTER_READ)
     out["clock_hz"], out["oscillator_hz"] = board.clock_hz, board.oscillator_hz
     if not synth:
         log(f"[board] open-flow project in {dest} (synthesis skipped: --no-synth)")
