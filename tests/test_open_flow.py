@@ -121,14 +121,10 @@ def test_ulx3s_pll_clock_and_a_clock_the_design_misses(tmp_path):
     assert f"--clock-mhz {int(miss['mhz'])} or lower" in r["timing_message"]
 
 
-class RamLoop(Elaboratable):
+class RamLoop(Blinky):
     """A 2048 x 8 memory as the accelerator's memories use one (a write port and a
     non-transparent synchronous read port): written from one counter, read at another, the
-    read data's parity on LED 0."""
-    baud = None
-
-    def __init__(self, board):
-        self.board = board
+    read data's parity on LED 0 (Blinky's clock and LED)."""
 
     def elaborate(self, platform):
         m = Module()
