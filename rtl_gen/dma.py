@@ -80,7 +80,7 @@ class LoadDMA(_DMA):
     def elaborate(self, platform):
         m = Module()
         B, DW = self._beats, self._dw
-        ext, issue_left, land_left = Signal(32), Signal(40), Signal(40)
+        ext, issue_left, land_left = Signal(32, name="ext"), Signal(40, name="issue_left"), Signal(40, name="land_left")
         waddr = Signal(self._oab)
         self._start(m, ext, issue_left, waddr)
         with m.If(self.cmd.valid & ~self.busy):

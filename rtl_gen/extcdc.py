@@ -124,12 +124,12 @@ class CsrCDC(wiring.Component):
         u, mm = self.user, self.mem
         ud, md = m.d[self._ud], m.d[self._md]
         # user side: the access in flight, held until its reply
-        req, done_seen = Signal(), Signal()
-        busy, wanted = Signal(), Signal()
-        adr, dat_w, we = Signal.like(u.adr), Signal.like(u.dat_w), Signal()
+        req, done_seen = Signal(name="req"), Signal(name="done_seen")
+        busy, wanted = Signal(name="busy"), Signal(name="wanted")
+        adr, dat_w, we = Signal.like(u.adr), Signal.like(u.dat_w), Signal(name="we")
         # controller side: the reply (read by the user's side after the done toggle crossed)
-        req_seen, done, dat_r = Signal(), Signal(), Signal(32)
-        req_s, done_s = Signal(), Signal()
+        req_seen, done, dat_r = Signal(name="req_seen"), Signal(name="done"), Signal(32, name="dat_r")
+        req_s, done_s = Signal(name="req_s"), Signal(name="done_s")
         m.submodules.req_sync = cdc.FFSynchronizer(req, req_s, o_domain=self._md)
         m.submodules.done_sync = cdc.FFSynchronizer(done, done_s, o_domain=self._ud)
         m.submodules.init_sync = cdc.FFSynchronizer(mm.init_done, u.init_done, o_domain=self._ud)

@@ -75,7 +75,7 @@ class ExtMemoryModel(wiring.Component):
         m.submodules.ret = ret = fifo.SyncFIFOBuffered(width=DW, depth=L + 4)
         inflight = Signal(range(L + 6))
 
-        stall_cmd, stall_out = Signal(), Signal()
+        stall_cmd, stall_out = Signal(name="stall_cmd"), Signal(name="stall_out")
         lfsr = Signal(16, init=self._seed & 0xFFFF or 1)
         m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[2] ^ lfsr[3] ^ lfsr[5]))
         m.d.comb += [stall_cmd.eq(lfsr[:10] < self.stall), stall_out.eq(lfsr[6:16] < self.stall)]
@@ -127,7 +127,7 @@ class DramCtrlModel(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         b = self.bus
-        done, ack = Signal(), Signal()
+        done, ack = Signal(name="done"), Signal(name="ack")
         m.d.sync += ack.eq(b.stb & ~ack & (b.adr < self.UNMAPPED))
         with m.If(b.stb & ~ack & b.we & (b.adr == 0)):
             m.d.sync += done.eq(b.dat_w[0])

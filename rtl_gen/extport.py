@@ -102,7 +102,8 @@ class ExtPort(wiring.Component):
         # flight, else the first user offering a command (a read while the tag FIFO has room,
         # a write, with its data word, while no read is in flight)
         host_go = Signal()
-        cmd_taken, data_taken = Signal(), Signal()     # this write's command / word already taken
+        # this write's command / word already taken
+        cmd_taken, data_taken = Signal(name="cmd_taken"), Signal(name="data_taken")
         m.d.comb += host_go.eq(host.valid & (tags.level == 0) & (stale == 0))
         with m.If(host_go):
             cmd_now = mem.cmd.valid & mem.cmd.ready

@@ -133,14 +133,14 @@ class Gather(wiring.Component):
         win_field = self.window.payload.window.as_value()
         pat_field = self.window.payload.pat_addr
 
-        chunks_a, chunks_b = Signal(16), Signal(16)
+        chunks_a, chunks_b = Signal(16, name="chunks_a"), Signal(16, name="chunks_b")
         # chunks - 1 (and - 2), registered per tile: "last chunk" is an equality with a
         # register, not an adder and a compare (timing)
-        ca_m1, ca_m2, cb_m1 = Signal(16), Signal(16), Signal(16)
+        ca_m1, ca_m2, cb_m1 = Signal(16, name="ca_m1"), Signal(16, name="ca_m2"), Signal(16, name="cb_m1")
         last_pass = Signal()         # ISSUE_A: ch_next == chunks_a (this pass has the last chunk)
-        y, x = Signal(16), Signal(16)
+        y, x = Signal(16, name="y"), Signal(16, name="x")
         ch = Signal(16)
-        gi, gj = Signal(range(K + 1)), Signal(range(K + 1))
+        gi, gj = Signal(range(K + 1), name="gi"), Signal(range(K + 1), name="gj")
         row_i = Signal(range(K + 2))
         adv = Signal()
         rowaddr = Array(Signal(32, name=f"rowaddr{i}") for i in range(K))
@@ -148,9 +148,9 @@ class Gather(wiring.Component):
         rowb = Signal(32)
         # ring positions (row index in the ring, byte address) of operand a's top window row
         # y*stride - pad (ya), of the row table cursor (ca), of operand b's row (yb)
-        ya_i, ya_a = Signal(16), Signal(32)
-        ca_i, ca_a = Signal(16), Signal(32)
-        yb_i, yb_a = Signal(16), Signal(32)
+        ya_i, ya_a = Signal(16, name="ya_i"), Signal(32, name="ya_a")
+        ca_i, ca_a = Signal(16, name="ca_i"), Signal(32, name="ca_a")
+        yb_i, yb_a = Signal(16, name="yb_i"), Signal(32, name="yb_a")
 
         # the operand registers and the one pending read (rtl_gen/gather_regs.py)
         LR = self._LR

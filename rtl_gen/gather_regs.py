@@ -41,7 +41,7 @@ class OperandRegisters:
         # so the gatherer can post a position's codes while the previous position's beat is
         # still in the pattern engine (with one entry the two waited on each other: 8.5 cycles
         # per position where the engine, the PostProcess and the writer each take 8)
-        sk_out, sk_next = Signal(L * 8), Signal(L * 8)
+        sk_out, sk_next = Signal(L * 8, name="sk_out"), Signal(L * 8, name="sk_next")
         skip_n = Signal(range(3))
         skip_push = Signal()               # the gatherer posts this cycle (ISSUE_B)
         skip_pop = Signal()                # the PostProcess takes the head this cycle
@@ -56,7 +56,7 @@ class OperandRegisters:
         # that the image test, a multiplexer over the state's row and column flags, ends at one
         # flip-flop and not at a register per byte (on the ECP5 that fan-out crossed the die:
         # the shipped overlay's critical path, docs/timing.md)
-        pend_mask, pend_in = Signal(NB), Signal()
+        pend_mask, pend_in = Signal(NB, name="pend_mask"), Signal(name="pend_in")
 
         def masked(n, width, first=0):
             return Cat(Mux(pend_in & pend_mask[first + i], g.rvec[first + i], 0)[:width]
@@ -64,12 +64,12 @@ class OperandRegisters:
 
         # the landing read's vectors, each built once: a window tap (chunk ch, and ch + 1 from
         # bytes pe_cin.. of a two-chunk read), a MAC beat, the skip codes
-        land_tap, land_tap1 = Signal(PC * AB), Signal(PC * AB)
-        land_q, land_sk = Signal(Q * 8), Signal(L * 8)
+        land_tap, land_tap1 = Signal(PC * AB, name="land_tap"), Signal(PC * AB, name="land_tap1")
+        land_q, land_sk = Signal(Q * 8, name="land_q"), Signal(L * 8, name="land_sk")
         # (a MAC beat's mask is its own register and q_ok its landing, low unless a MAC read
         # lands inside the image: its bytes then merge into xv_out with an OR, one gate with
         # the mask)
-        q_mask, q_ok = Signal(Q), Signal()
+        q_mask, q_ok = Signal(Q, name="q_mask"), Signal(name="q_ok")
         m.d.comb += [land_q.eq(Cat(Mux(q_ok & q_mask[i], g.rvec[i], 0) for i in range(Q))),
                      land_sk.eq(masked(L, 8))]
         DUAL = NB >= 2 * PC               # two chunks per tap read (below)
@@ -83,7 +83,7 @@ class OperandRegisters:
         if DUAL:
             win1 = Signal(KK * PC * AB, reset_less=True)
             hold = Signal(KK * PC * AB, reset_less=True)
-            h_valid, h_last = Signal(), Signal()
+            h_valid, h_last = Signal(name="h_valid"), Signal(name="h_last")
             h_pat = Signal.like(g.window.payload.pat_addr)
         # A window tap's landing: ``tland`` (a tap lands this cycle), into slot ``tidx``, and
         # into win1 too where ``tdual``. With ``landing_reg`` the masked tap bytes go through a
@@ -93,7 +93,7 @@ class OperandRegisters:
         # the banks' rotation (the ECP5's DP16KD takes 5.83 ns to its output: docs/timing.md);
         # the gatherer issues a pass's first read a cycle early to keep its k or k^2 cycles
         # (rtl_gen/gather.py, LAND_A). The MAC beat keeps latency 1; the skip codes below.
-        tland, tidx, tdual = Signal(), Signal(16), Signal()
+        tland, tidx, tdual = Signal(name="tland"), Signal(16, name="tidx"), Signal(name="tdual")
         if landing_reg:
             tap_q = Signal(PC * AB, reset_less=True)
             m.d.sync += [tap_q.eq(masked(PC, AB)), tland.eq(pend & (pend_dst == 0)), tidx.eq(pend_idx),
@@ -111,14 +111,14 @@ class OperandRegisters:
 
         # A read: the state sets up its fields (rd_*, raddr) and raises rd_go; the pend_*
         # registers take the fields every cycle, pend alone takes rd_go.
-        rd_go, rd_dst, rd_idx = Signal(), Signal(2), Signal(16)
-        rd_mask, rd_in, rd_dual = Signal(NB), Signal(), Signal()
+        rd_go, rd_dst, rd_idx = Signal(name="rd_go"), Signal(2, name="rd_dst"), Signal(16, name="rd_idx")
+        rd_mask, rd_in, rd_dual = Signal(NB, name="rd_mask"), Signal(name="rd_in"), Signal(name="rd_dual")
         m.d.sync += [pend.eq(rd_go), pend_dst.eq(rd_dst), pend_idx.eq(rd_idx), pend_mask.eq(rd_mask),
                      pend_in.eq(rd_in), q_mask.eq(rd_mask[:Q]), q_ok.eq(rd_go & (rd_dst == 1) & rd_in),
                      pend_dual.eq(rd_dual)]
         # the window register's controls in this cycle: the stored window, cleared, a tap
         # landing (kept as nets; the clear becomes the flip-flops' reset)
-        win_cs, win_clr = Signal(attrs={"keep": 1}), Signal(attrs={"keep": 1})
+        win_cs, win_clr = Signal(attrs={"keep": 1}, name="win_cs"), Signal(attrs={"keep": 1}, name="win_clr")
         win_land = Signal(attrs={"keep": 1})
         m.d.comb += win_land.eq(tland)
         if DUAL:
@@ -260,14 +260,14 @@ class OperandRegisters:
         win, win_out, win_clr, win_cs, win_land = self.win, self.win_out, self.win_clr, self.win_cs, self.win_land
         tidx, land_tap = self.tidx, self.land_tap
         cs_r = None
-        cs_req, cs_req_addr = Signal(), Signal(range(max(2, max_cin // PC)))
+        cs_req, cs_req_addr = Signal(name="cs_req"), Signal(range(max(2, max_cin // PC)), name="cs_req_addr")
         TAP = PC * AB
         if CS:
             m.submodules.column_store = cstore = Memory(shape=K * (K - 1) * TAP,
                                                         depth=max(2, max_cin // PC), init=[])
             cs_r, cs_w = cstore.read_port(domain="comb"), cstore.write_port()
             # written: window slots (i, j + 1) for j < k_max - 1; read back into slots (i, j)
-            cs_we, cs_wa = Signal(), Signal.like(cs_w.addr)
+            cs_we, cs_wa = Signal(name="cs_we"), Signal.like(cs_w.addr)
             m.d.sync += [cs_we.eq(cs_req), cs_wa.eq(cs_req_addr)]
             m.d.comb += [cs_w.en.eq(cs_we), cs_w.addr.eq(cs_wa),
                          cs_w.data.eq(Cat(*[win.word_select(i * K + j + 1, TAP)

@@ -32,7 +32,7 @@ def host_writes(m: Module, boot, host_w, booting_out):
     reset first (``booting_out`` high meanwhile; ``host_w`` is not taken). Returns the write
     and its valid, both Signals the caller may override (the LoadUnit's DMA words)."""
     lay = host_w.payload.shape()
-    hw_, hv = Signal(lay), Signal()
+    hw_, hv = Signal(lay, name="hw_"), Signal(name="hv")
     if not boot:
         m.d.comb += [hw_.eq(host_w.payload), hv.eq(host_w.valid)]
         return hw_, hv
@@ -88,7 +88,7 @@ class Load(wiring.Component):
         # the end row and a row's last byte offset, following the instruction and descriptor
         # (which are set by the cycle of start; used from the cycle after): no adder or
         # multiplier in front of the compares
-        y_end, e_last = Signal(16), Signal(32)
+        y_end, e_last = Signal(16, name="y_end"), Signal(32, name="e_last")
         row_end = Signal()          # y == y_end, registered as y moves (ROW's decision)
         rb = row_bytes_reg(m, dd, "rb")
         m.d.sync += [y_end.eq(ins.row0 + ins.rows), e_last.eq(rb - 1)]

@@ -250,7 +250,7 @@ class HostLink(wiring.Component):
         m.d.comb += [acc.host_w.payload.mem.eq(wsel), acc.host_w.payload.addr.eq(waddr),
                      acc.host_w.payload.data.eq(wreg)]
         to_ext = Signal()          # this LOAD writes the board's DRAM (ext_w), not host_w
-        w_valid, w_ready = Signal(), Signal()
+        w_valid, w_ready = Signal(name="w_valid"), Signal(name="w_ready")
         if ext is not None:
             # the executor's DRAM writes (LOAD into memory 5, WRITE_INPUT) go through a register
             # to ext_w: the link waits only for it to be empty, so no path runs from the
@@ -258,7 +258,7 @@ class HostLink(wiring.Component):
             # in the DRAM port a few cycles after it was acknowledged, long before the reply
             # has left the UART and the host can send the next command.
             xw = Signal(ext_w_layout(self._memory_map))
-            xw_valid, xw_full = Signal(), Signal()
+            xw_valid, xw_full = Signal(name="xw_valid"), Signal(name="xw_full")
             xw_held = Signal.like(xw)
             m.d.comb += [acc.ext_w.valid.eq(xw_full), acc.ext_w.payload.eq(xw_held)]
             with m.If(acc.ext_w.ready):

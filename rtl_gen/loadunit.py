@@ -96,7 +96,7 @@ class LoadUnit(wiring.Component):
         c = dma.cmd.payload
         m.d.comb += [c.ext_addr.eq(head.ext_addr), c.words.eq(head.words), c.onchip.eq(head.onchip),
                      dma.cmd.valid.eq(q.r_rdy), q.r_en.eq(dma.cmd.ready)]
-        mem, signal = Signal(3), Signal()
+        mem, signal = Signal(3, name="mem"), Signal(name="signal")
         with m.If(dma.cmd.valid & dma.cmd.ready):
             m.d.sync += [mem.eq(head.mem), signal.eq(head.signal)]
         w = dma.onchip

@@ -148,9 +148,9 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         # acc.ready reaches no further than the output register, so neither the pipeline nor
         # pixel.ready, nor the gatherer behind it, waits on the consumer's handshake logic).
         s2_valid = Signal()
-        s2_first, s2_last = Signal(), Signal()
+        s2_first, s2_last = Signal(name="s2_first"), Signal(name="s2_last")
         s3_valid = Signal()
-        s3_first, s3_last = Signal(), Signal()
+        s3_first, s3_last = Signal(name="s3_first"), Signal(name="s3_last")
         # (a flip-flop, arith.output_stall: S3 is the last stage, S2 the one before)
         stall = output_stall(m, self.acc, s3_valid & s3_last, s2_valid & s2_last)
         advance = ~stall
@@ -163,7 +163,7 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         # S1: activations registered (DSP B register), weights on rd.data.
         s1_valid = Signal()
         s1_x = Signal(data.ArrayLayout(unsigned(8), cols))
-        s1_first, s1_last, s1_sx = Signal(), Signal(), Signal()
+        s1_first, s1_last, s1_sx = Signal(name="s1_first"), Signal(name="s1_last"), Signal(name="s1_sx")
         if self._x_late:
             m.d.comb += s1_x.eq(self.pixel.payload.x)        # (the producer's register)
         with m.If(advance):
@@ -181,7 +181,7 @@ in parallel with the multiplies and enters the low row's adder tree as a single 
         # ECP5 fabric flip-flops), the activations beside it.
         s1r_valid = Signal()
         s1r_x = Signal(data.ArrayLayout(unsigned(8), cols))
-        s1r_first, s1r_last, s1r_sx = Signal(), Signal(), Signal()
+        s1r_first, s1r_last, s1r_sx = Signal(name="s1r_first"), Signal(name="s1r_last"), Signal(name="s1r_sx")
         w = Signal(rd.data.shape())
         with m.If(advance):
             m.d.sync += [s1r_valid.eq(s1_valid), s1r_x.eq(s1_x), s1r_sx.eq(s1_sx), s1r_first.eq(s1_first),

@@ -315,7 +315,7 @@ class PatternEngine(PatternWords, wiring.Component):
         p_final = Signal()    # plane 0: the beat is complete after this plane
         p_first = Signal()
         p_last = Signal()
-        p_neg, m_neg, q_neg = Signal(), Signal(), Signal()
+        p_neg, m_neg, q_neg = Signal(name="p_neg"), Signal(name="m_neg"), Signal(name="q_neg")
         y = [Signal(n, name=f"y{l}", reset_less=True) for l in range(lanes)]
         xp = [Signal(n, name=f"xp{g}", reset_less=True) for g in range(groups)]
 

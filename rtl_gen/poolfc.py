@@ -108,18 +108,18 @@ class PoolFC(wiring.Component):
         # memory's output feeds an adder that also sees the other.
         src_signed = Signal()               # the codes (and so the sums) are two's complement
         rd_issue = Signal()                 # R: a byte read goes out this cycle
-        l_valid, w_valid = Signal(), Signal()
-        l_cw, w_cw = Signal(16), Signal(16)
+        l_valid, w_valid = Signal(name="l_valid"), Signal(name="w_valid")
+        l_cw, w_cw = Signal(16, name="l_cw"), Signal(16, name="w_cw")
         w_byte = Signal(8)
         pool_last = Signal(SUM_BITS)        # the sum written last cycle
         pool_fwd = Signal()                 # ... is the one read: use it
 
         # FC: the gathered sums of one beat (one byte plane), its pending read
         xv = Signal(Q * 8)
-        pend, pend_in = Signal(), Signal()
+        pend, pend_in = Signal(name="pend"), Signal(name="pend_in")
         pend_idx = Signal(16)
         plane = Signal(2)
-        ch, q = Signal(16), Signal(16)
+        ch, q = Signal(16, name="ch"), Signal(16, name="q")
         ta = Signal(16)                     # channel of the MAC term
         m.d.comb += ta.eq(ch * Q + q)
         m.d.sync += pend.eq(0)
@@ -131,10 +131,11 @@ class PoolFC(wiring.Component):
         acc_fc = Array(Signal(signed(64), name=f"acc_fc{l}") for l in range(L))
         fc_l = Signal(range(L))                     # FC_ACC: the lane being added
         fc_pay = Array(self.acc.payload[l] for l in range(L))
-        fc_mc, fc_prod = Signal(64), Signal(64)     # FC_MUL: multiplicand (shifted), product
+        # FC_MUL: multiplicand (shifted), product
+        fc_mc, fc_prod = Signal(64, name="fc_mc"), Signal(64, name="fc_prod")
         fc_mp = Signal(32)                          # multiplier M (shifted)
         fc_i = Signal(range(FC_MUL_CYCLES))
-        ob, p_out = Signal(16), Signal(16)
+        ob, p_out = Signal(16, name="ob"), Signal(16, name="p_out")
         n_cb = Signal(16)
         w_ob = Signal(24)                           # block ob's first weight word, wa + ob * n_cb
         fc_end = Signal()                           # ob * L >= tc, registered as ob moves
@@ -143,7 +144,7 @@ class PoolFC(wiring.Component):
 
         # the end row, a row's bytes and the last channel, following the instruction and
         # descriptor (set by the cycle of start): no multiplier or adder in front of the compares
-        y_end, c_m1, e_last = Signal(16), Signal(16), Signal(32)
+        y_end, c_m1, e_last = Signal(16, name="y_end"), Signal(16, name="c_m1"), Signal(32, name="e_last")
         row_end = Signal()          # y == y_end, registered as y moves (ROW's decision)
         rb = row_bytes_reg(m, da, "rb")
         m.d.sync += [y_end.eq(ins.row0 + ins.rows), c_m1.eq(da.channels - 1), e_last.eq(rb - 1)]

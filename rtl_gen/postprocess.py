@@ -236,10 +236,10 @@ class PostProcess(wiring.Component):
         # S2: products.
         prod_width = self._acc_width + max(M_WIDTH, self._m_b_width if two else 0)
         sum_width = max(prod_width + 1, BIAS_WIDTH) + 2
-        s2_valid, s3_valid, s4_valid = Signal(), Signal(), Signal()
-        s2_lane, s3_lane, s4_lane = Signal(range(lanes)), Signal(range(lanes)), Signal(range(lanes))
+        s2_valid, s3_valid, s4_valid = Signal(name="s2_valid"), Signal(name="s3_valid"), Signal(name="s4_valid")
+        s2_lane, s3_lane, s4_lane = (Signal(range(lanes), name=f"s{i}_lane") for i in (2, 3, 4))
         # (mul18: S2p, the partial products, before S2)
-        s2p_valid, s2p_lane = Signal(), Signal(range(lanes))
+        s2p_valid, s2p_lane = Signal(name="s2p_valid"), Signal(range(lanes), name="s2p_lane")
         s2_in_valid, s2_in_lane = (s2p_valid, s2p_lane) if self._mul18 else (s1r_valid, s1r_lane)
         with m.If(advance):
             m.d.sync += [s2p_valid.eq(s1r_valid), s2p_lane.eq(s1r_lane),

@@ -79,7 +79,7 @@ class RowAddress(wiring.Component):
         rem = Signal(17)
         num = Signal(16)
         step = Signal(range(18))
-        ring, base, row_bytes = Signal(16), Signal(32), Signal(32)
+        ring, base, row_bytes = Signal(16, name="ring"), Signal(32, name="base"), Signal(32, name="row_bytes")
         with m.If(self.start):
             m.d.sync += [self.busy.eq(1), rem.eq(0), num.eq(self.r), step.eq(0), ring.eq(self.ring),
                          base.eq(self.base), row_bytes.eq(self.row_bytes)]

@@ -106,14 +106,14 @@ class Spill(wiring.Component):
 
         rb = row_bytes_reg(m, sd, "rb")
         y_left = Signal(16)             # rows still to start
-        idx, rowb = Signal(16), Signal(32)    # the row's ring index and byte address
+        idx, rowb = Signal(16, name="idx"), Signal(32, name="rowb")    # the row's ring index and byte address
         dram = Signal(32)               # DRAM byte address of the row's first byte
         a = Signal(32)                  # activation byte address of the piece being read
         e = Signal(signed(33))          # its first byte's offset in the row (negative: before it)
         d = Signal(32)                  # its DRAM byte address (a multiple of S)
         last = Signal()                 # this piece is the row's last
         pend = Signal()                 # a read was issued last cycle: its vector is on rvec
-        pe, pd = Signal(signed(33)), Signal(32)   # that read's e and d
+        pe, pd = Signal(signed(33), name="pe"), Signal(32, name="pd")   # that read's e and d
 
         # the vector read last cycle -> its DRAM word into the FIFO
         lanes = Cat(*[self.rvec[i] for i in range(S)])

@@ -83,14 +83,14 @@ class Writer(wiring.Component):
         m.submodules.row_addr = rw = RowAddress()
         active = Signal()
         positions = Signal(32)
-        wx, wl = Signal(16), Signal(16)
+        wx, wl = Signal(16, name="wx"), Signal(16, name="wl")
         wcount = Signal(32)
         # the current row: its index in the ring and its address + c0 (the position base at
         # x = 0); the ring's base + c0 and last index following the descriptor and the
         # instruction: the next row's base is one adder (or the registered base) chosen by an
         # equality with a register, not a ring step followed by the + c0 adder (timing)
-        wt_i, wt_ac0 = Signal(16), Signal(32)
-        base_c0, ring_m1 = Signal(32), Signal(16)
+        wt_i, wt_ac0 = Signal(16, name="wt_i"), Signal(32, name="wt_ac0")
+        base_c0, ring_m1 = Signal(32, name="base_c0"), Signal(16, name="ring_m1")
         rb_d = row_bytes_reg(m, dd, "rb_d")
         m.d.sync += [base_c0.eq(dd.base + ins.c0), ring_m1.eq(dd.ring_rows - 1)]
         # the current position's first byte, row + wx * channels + c0, kept in a register
@@ -102,7 +102,7 @@ class Writer(wiring.Component):
         yv = Signal(self.y.payload.shape())
         w_en = Signal()
         wide = Signal()          # U bytes per cycle (dst channels and c0 multiples of U)
-        w_last, w_final = Signal(), Signal()
+        w_last, w_final = Signal(name="w_last"), Signal(name="w_final")
         w_step = Signal(range(U + 1))
         m.d.comb += [w_step.eq(Mux(wide, U, 1)), self.done.eq(wcount == positions)]
         with m.If(self.start):
