@@ -52,7 +52,7 @@ NAME = "sephw"
 # is idle or by a DMA into the buffer half not being read, and the host link's buffers are
 # written by one command and read by another (a frame before its command runs, WRITE_INPUT
 # before RUN, the logits during RUN before they are sent): docs/timing.md.
-ECP5_AFTER_READ = (f"setparam -set COLLISION_X_MASK 1'1 "
+ECP5_AFTER_READ = ("setparam -set COLLISION_X_MASK 1'1 "
                    f"{NAME}*/t:$memrd_v2 r:CLK_ENABLE=1 %i r:COLLISION_X_MASK=1'0 %i")
 
 
