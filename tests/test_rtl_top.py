@@ -498,9 +498,8 @@ def test_landing_register_bit_exact(sepnet_build, engine, tmp_path):
     read a cycle early where the pattern engine's ready says its beat will be taken) and
     splits the PostProcess's products into registered 18 x 18 pieces (mul18), here with the
     pattern engine's bit-plane registered too (plane_reg, which a profile may set: no cycle
-    moves), on the
-    SEP-Net test's overlay (one chunk per tap read: multi-chunk operands slide through the
-    column store) and on 8 lanes (two chunks per read: the hold register's beat in LAND_A's
+    moves), on the SEP-Net test's overlay (one chunk per tap read: multi-chunk operands slide
+    through the column store) and on 8 lanes (two chunks per read: the hold register's beat in LAND_A's
     way). Every logit equal to the reference's, every instruction's cycles equal to the
     model's, and more cycles than without the register, by about one per position."""
     from dataclasses import replace
