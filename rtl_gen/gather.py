@@ -279,6 +279,15 @@ class Gather(wiring.Component):
                        rowvalid=rowvalid, gj=gj, col_ok=col_ok, colmode=colmode, ca=Ca)
         ch_next_c_nb = nxt.ch_next_c_nb
 
+        # the window clear, in ROWSETUP's last cycle (row_i == k; every entry to ROWSETUP has
+        # reset row_i, so the cycle before it is ROWSETUP at row_i == k - 1): a flip-flop set
+        # that cycle before, so the clear's fan-out over the window register starts at a
+        # register and not at the state decode and the row compare (the A7-35's ResNet-20
+        # estimate had its worst path through that net)
+        clr_q = Signal(name="clr_q")
+        m.d.sync += clr_q.eq(0)
+        m.d.comb += win_clr.eq(clr_q)
+
         with m.FSM(name="gather") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -328,13 +337,12 @@ class Gather(wiring.Component):
                     with m.If(row_i == 0):
                         m.d.sync += rowaddr0_nb.eq(ca_a + NB)
                     with m.If(row_i == k_m1):
-                        m.d.sync += [row_last.eq(ca_a), row_last_ok.eq(ok)]
+                        m.d.sync += [row_last.eq(ca_a), row_last_ok.eq(ok), clr_q.eq(1)]
                 with m.Else():
                     set_gi(k_m1)
                     ch_zero()
                     m.d.sync += [rowb.eq(yb_a), rowb_nb.eq(yb_a + NB), gj.eq(k_m1),
                                  dual.eq(dual0), colmode.eq(0)]
-                    m.d.comb += win_clr.eq(1)
                     if DUAL:
                         m.d.sync += win1.eq(0)
                     cols.x_first()
