@@ -19,6 +19,18 @@ torch.set_num_threads(1)
 os.environ.setdefault("SEPHW_VERILATOR_SPEED_OPT", "-O1")
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Every test starts and ends on one torch thread. Code under test may set more (the
+    reference bench's ``--threads 2`` did, in the worker's own process): every later torch
+    test in that worker then ran its two spinning OpenMP threads against the other worker on
+    two cores, 40 to 600 times slower (this file's whole-suite run: the CLI training test
+    291 s against 6 s alone)."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``slow`` (a whole accelerator built in Verilator or synthesized, a minute
     or more each on a fresh clone) start first, spread over the workers. ``make test`` runs

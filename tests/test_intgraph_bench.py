@@ -27,7 +27,8 @@ def test_bench_reference_runs(tmp_path):
     q = tmp_path / "q.pt"
     checkpoint.save(q, model, "sepnet-small", kw, {"dataset": "fashion-mnist"}, "kxk", graph.to_dict())
     out = tmp_path / "res"
-    assert bench_reference.main([str(q), "--limit", "20", "--out-dir", str(out), "--name", "r"]) == 0
+    assert bench_reference.main([str(q), "--limit", "20", "--out-dir", str(out), "--name", "r",
+                                 "--threads", "1"]) == 0
     res = json.loads((out / "r.json").read_text())
     assert res["images"] == 20 and res["intgraph_nodes"] == len(graph.nodes)
     acc = res["accuracy"]
