@@ -54,8 +54,14 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "build" / "bench_boards"), help="build directories")
     ap.add_argument("--name", default="boards",
                     help="results file in bench/results (default boards; boards_dram: the builds with DRAM)")
+    ap.add_argument("--merge", nargs="*", default=[], metavar="RESULTS_JSON",
+                    help="earlier results of this bench (bench/results/NAME.json, its .md beside it): their "
+                         "cases that this run does not build are kept, each with the git commit, date and "
+                         "command it was measured with (an hour-long ECP5 case need not be rebuilt with the "
+                         "quick ones)")
     a = ap.parse_args()
     results, rows = {}, []
+    kept, kept_rows = _kept_cases(a.merge, a.cases)
     for case in a.cases:
         model, board = case.split(":")
         board, _, mhz = board.partition("@")
@@ -117,24 +123,57 @@ def main() -> None:
                          fm, f"{bb.get('bitstream_bytes'):,} bytes" if bb.get("bitstream_bytes") else "none",
                          _speed(rep, out), f"{secs:.0f}"])
         print(f"   {rows[-1]}", flush=True)
-        results_io.write(
-            a.name, {"results": results},
-            ["model:board", "overlay", "tool", "resources", "fit", "Fmax", "bitstream", "cycles, FPS at the clock reached",
-             "seconds"], rows,
-            command="python bench/bench_boards.py " + " ".join(sys.argv[1:]),
-            notes="The board top is rtl_gen/board.py: the accelerator behind its UART host link "
-                  "(docs/protocol.md) on the board's clock, UART pins and two LEDs; a build keeping words in "
-                  "DRAM (spill, sepnet224) also holds LiteDRAM's controller (docs/dram.md: the Arty's A7DDRPHY at "
-                  "100 MHz, behind clock-domain crossings when the case names another clock; the ULX3S's "
-                  "GENSDRPHY on the design's clock). Xilinx: the "
-                  "Vivado project is emitted by amaranth-boards; without Vivado the utilization is "
-                  "Yosys synth_xilinx with ABC LUT mapping (LUTRAM counted in LUTs). ECP5: the full "
-                  "open flow; Fmax is nextpnr's after routing, constrained to the clock the case names "
-                  "(MODEL:BOARD@MHZ: the ECP5 PLL's output; without it the board's 25 MHz oscillator); "
-                  "a FAIL is recorded, not fatal. "
-                  "Artix-7 Fmax: the timing estimate of the synthesized netlist (typical corner; "
-                  "docs/timing.md), no placement or routing. FPS: the predicted cycles at the clock the "
-                  "build reaches (report.json clock_reached).")
+        _write(a, results, rows, kept, kept_rows)
+    if not a.cases:
+        _write(a, results, rows, kept, kept_rows)
+
+
+def _kept_cases(paths: list[str], building: list[str]) -> tuple[dict, list[list]]:
+    """The cases of earlier results files (``--merge``) this run does not build: their JSON
+    entries (with the run's ``git``, ``date`` and ``command`` added) and their Markdown rows
+    as that run wrote them."""
+    kept, rows = {}, []
+    for p in map(Path, paths):
+        try:
+            old = json.loads(p.read_text())
+            md = p.with_suffix(".md").read_text().splitlines()
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"--merge {p}: {e}")
+        for case, r in old.get("results", {}).items():
+            if case in building or case in kept:
+                continue
+            row = next((l for l in md if l.startswith(f"| {case} |")), None)
+            if row is None:
+                raise SystemExit(f"--merge {p}: no row for {case} in {p.with_suffix('.md')}")
+            kept[case] = {**r, "measured": {k: old.get(k) for k in ("git", "date", "command", "machine")}}
+            rows.append([c.strip() for c in row.strip().strip("|").split("|")])
+    return kept, rows
+
+
+def _write(a, results: dict, rows: list[list], kept: dict, kept_rows: list[list]) -> None:
+    notes = ""
+    if kept:
+        notes = "Kept from earlier runs (`--merge`; not rebuilt by the command above): " + "; ".join(
+            f"{case} measured at git {r['measured']['git']} on {r['measured']['date']} "
+            f"(`{r['measured']['command']}`)" for case, r in kept.items()) + ".\n\n"
+    results_io.write(
+        a.name, {"results": {**results, **kept}},
+        ["model:board", "overlay", "tool", "resources", "fit", "Fmax", "bitstream", "cycles, FPS at the clock reached",
+         "seconds"], rows + kept_rows,
+        command="python bench/bench_boards.py " + " ".join(sys.argv[1:]),
+        notes=notes + "The board top is rtl_gen/board.py: the accelerator behind its UART host link "
+              "(docs/protocol.md) on the board's clock, UART pins and two LEDs; a build keeping words in "
+              "DRAM (spill, sepnet224) also holds LiteDRAM's controller (docs/dram.md: the Arty's A7DDRPHY at "
+              "100 MHz, behind clock-domain crossings when the case names another clock; the ULX3S's "
+              "GENSDRPHY on the design's clock). Xilinx: the "
+              "Vivado project is emitted by amaranth-boards; without Vivado the utilization is "
+              "Yosys synth_xilinx with ABC LUT mapping (LUTRAM counted in LUTs). ECP5: the full "
+              "open flow; Fmax is nextpnr's after routing, constrained to the clock the case names "
+              "(MODEL:BOARD@MHZ: the ECP5 PLL's output; without it the board's 25 MHz oscillator); "
+              "a FAIL is recorded, not fatal. "
+              "Artix-7 Fmax: the timing estimate of the synthesized netlist (typical corner; "
+              "docs/timing.md), no placement or routing. FPS: the predicted cycles at the clock the "
+              "build reaches (report.json clock_reached).")
 
 
 def rep_clock(build_dir: Path) -> dict:
