@@ -395,3 +395,27 @@ def test_reached_clock_of_a_dram_build_its_controller_clocks():
     assert hz == 73e6 and basis.endswith("clocks it at 100 MHz: compile with --clock-mhz 73 to run it there")
     hz, basis = reached_clock({"timing": {"worst_ns": 9.5, "reached_mhz": 100}}, arty)
     assert hz == 100e6 and "--clock-mhz" not in basis
+
+
+def test_bench_boards_merge_keeps_earlier_cases(tmp_path):
+    """bench/bench_boards.py ``--merge``: an earlier run's cases that this run does not build
+    are kept with that run's commit, date and command, and their table rows as written; a
+    results file without a case's row is an error naming the file."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import bench_boards
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"git": "abc1234", "date": "2026-12-07 15:43 UTC", "machine": "m",
+                               "command": "python bench/bench_boards.py --cases a:b c:d",
+                               "results": {"a:b": {"cycles_per_inference": 7}, "c:d": {"cycles_per_inference": 9}}}))
+    old.with_suffix(".md").write_text("# old\n\n| model:board | x |\n|---|---|\n| a:b | 68.8 MHz |\n| c:d | 80 MHz |\n")
+    kept, rows = bench_boards._kept_cases([str(old)], ["c:d"])
+    assert list(kept) == ["a:b"] and rows == [["a:b", "68.8 MHz"]]
+    assert kept["a:b"]["cycles_per_inference"] == 7
+    assert kept["a:b"]["measured"] == {"git": "abc1234", "date": "2026-12-07 15:43 UTC",
+                                       "command": "python bench/bench_boards.py --cases a:b c:d", "machine": "m"}
+    assert bench_boards._kept_cases([str(old)], ["a:b", "c:d"]) == ({}, [])
+    old.with_suffix(".md").write_text("# old\n\n| model:board | x |\n|---|---|\n| c:d | 80 MHz |\n")
+    with pytest.raises(SystemExit, match=r"no row for a:b"):
+        bench_boards._kept_cases([str(old)], ["c:d"])
