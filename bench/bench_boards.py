@@ -14,11 +14,13 @@ SDR SDRAM on the ULX3S), and ``sepnet224``: SEP-Net-small at 224x224 (bench/benc
 
 Run: .venv/bin/python bench/bench_boards.py [--cases shipped:arty-a7-35 small:ulx3s-85f@75 ...]
      .venv/bin/python bench/bench_boards.py --name boards_dram --cases spill:arty-a7-35 spill:ulx3s-85f@50 ...
+     .venv/bin/python bench/bench_boards.py --name boards_seeds --cases small:ulx3s-85f@75#1 small:ulx3s-85f@75#2 ...
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -49,7 +51,8 @@ def small_graph():
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", nargs="*", default=DEFAULT_CASES,
-                    help="MODEL:BOARD or MODEL:BOARD@MHZ, built for that clock (ECP5: from the PLL); "
+                    help="MODEL:BOARD or MODEL:BOARD@MHZ, built for that clock (ECP5: from the PLL), "
+                         "each with an optional #SEED: nextpnr's seed (the spread over seeds is summarised); "
                          "model: shipped, resnet20, small, spill or sepnet224")
     ap.add_argument("--out", default=str(ROOT / "build" / "bench_boards"), help="build directories")
     ap.add_argument("--name", default="boards",
@@ -64,11 +67,17 @@ def main() -> None:
     kept, kept_rows = _kept_cases(a.merge, a.cases)
     for case in a.cases:
         model, board = case.split(":")
+        board, _, seed = board.partition("#")
         board, _, mhz = board.partition("@")
         if mhz:                     # MODEL:BOARD@MHZ: built for that clock (ECP5: the PLL's)
             import boards
             from sephw.flows.compile import board_at_clock
             board = board_at_clock(boards.get(board), float(mhz))
+        if seed:                    # ...#SEED: nextpnr's seed (another placement of the netlist)
+            import dataclasses
+
+            import boards
+            board = dataclasses.replace(boards.get(board) if isinstance(board, str) else board, seed=int(seed))
         if model == "shipped":
             graph = quantize.load_graph(ROOT / "models" / "sepnet_fmnist_q.pt")
         elif model == "resnet20":
@@ -79,7 +88,7 @@ def main() -> None:
             graph = sepnet_graph(224)
         else:
             graph = small_graph()
-        out = Path(a.out) / case.replace(":", "_").replace("@", "_")
+        out = Path(a.out) / case.replace(":", "_").replace("@", "_").replace("#", "_seed")
         t0 = time.perf_counter()
         _, rep = compile_graph(graph, board, out, engine=SMALL_ENGINE if model in ("small", "spill") else None,
                                placement="spill" if model == "spill" else "auto")
@@ -150,10 +159,34 @@ def _kept_cases(paths: list[str], building: list[str]) -> tuple[dict, list[list]
     return kept, rows
 
 
+def seed_spread(results: dict) -> list[str]:
+    """Per ECP5 case built with several nextpnr seeds (``MODEL:BOARD@MHZ#SEED``; no ``#``:
+    nextpnr's default seed): the routed Fmax's minimum, median and maximum over the seeds
+    and the flow's seconds, one sentence each."""
+    runs: dict[str, list] = {}
+    for case, r in results.items():
+        fm = r.get("board_build", {}).get("fmax") or {}
+        if not fm:
+            continue
+        base, _, seed = case.partition("#")
+        runs.setdefault(base, []).append((seed or "default", min(v["mhz"] for v in fm.values()),
+                                          r["board_build"].get("flow_seconds")))
+    out = []
+    for base, rs in runs.items():
+        if len(rs) < 2:
+            continue
+        mhz = sorted(m for _, m, _ in rs)
+        secs = [t for _, _, t in rs if t]
+        out.append(f"{base} over {len(rs)} seeds ({', '.join(s for s, _, _ in rs)}): routed Fmax "
+                   f"{mhz[0]:.1f} / {statistics.median(mhz):.1f} / {mhz[-1]:.1f} MHz (min / median / max)"
+                   + (f", flow {min(secs):,.0f} to {max(secs):,.0f} s" if secs else ""))
+    return out
+
+
 def _write(a, results: dict, rows: list[list], kept: dict, kept_rows: list[list]) -> None:
-    notes = ""
+    notes = "".join(f"{line}.\n\n" for line in seed_spread({**results, **kept}))
     if kept:
-        notes = "Kept from earlier runs (`--merge`; not rebuilt by the command above): " + "; ".join(
+        notes += "Kept from earlier runs (`--merge`; not rebuilt by the command above): " + "; ".join(
             f"{case} measured at git {r['measured']['git']} on {r['measured']['date']} "
             f"(`{r['measured']['command']}`)" for case, r in kept.items()) + ".\n\n"
     results_io.write(

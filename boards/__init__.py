@@ -113,6 +113,9 @@ class Board:
     #: nextpnr's placer for the open flow (``heap``, ``sa`` or ``static``; None: nextpnr's
     #: default, HeAP)
     placer: str | None = None
+    #: nextpnr's seed for its placer's and router's random choices (None: nextpnr's default);
+    #: another seed is another placement of the same netlist (``sephw compile --seed``)
+    seed: int | None = None
     #: the part's multipliers are 18 x 18 (``EngineConfig.mul18``: the PostProcess registers
     #: partial products of that size before their sum)
     mul18: bool = False
@@ -207,6 +210,9 @@ def parse(path: Path) -> Board:
     placer = doc.get("placer")
     if placer is not None and placer not in PLACERS:
         raise BoardError(f"{path}: placer must be one of {', '.join(PLACERS)}, got {placer!r}")
+    seed = doc.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 1):
+        raise BoardError(f"{path}: seed must be a positive integer, got {seed!r}")
     flags = {k: doc.get(k, False) for k in ("landing_reg", "plane_reg", "mul18")}
     for k, v in flags.items():
         if not isinstance(v, bool):
@@ -216,7 +222,7 @@ def parse(path: Path) -> Board:
                  clock_hz=clock, resources=dict(res), dsp_macs_per_slice=macs, host_links=dict(links),
                  toolchain=toolchain, platform=platform, aliases=tuple(doc.get("aliases") or ()), path=Path(path),
                  oscillator_hz=osc, external=ext, lut_fill=None if fill is None else float(fill),
-                 placer=placer, **flags)
+                 placer=placer, seed=seed, **flags)
 
 
 def _external(doc, path: Path) -> ExternalMemory:

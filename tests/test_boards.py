@@ -69,6 +69,8 @@ def test_lut_fill_bounds_the_overlay():
     (lambda t: t + "\nmul18: yes please\n", "mul18 must be true or false"),
     (lambda t: t + "\nplane_reg: 2\n", "plane_reg must be true or false"),
     (lambda t: t + "\nplacer: fast\n", "placer must be one of heap, sa, static"),
+    (lambda t: t + "\nseed: 0\n", "seed must be a positive integer"),
+    (lambda t: t + "\nseed: true\n", "seed must be a positive integer"),
 ])
 def test_profile_validation_errors_name_file_and_field(tmp_path, edit, message):
     src = boards.HERE / "arty-a7-35.yaml"

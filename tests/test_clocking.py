@@ -76,3 +76,20 @@ def test_compile_clock_mhz_errors_in_one_line(tmp_path, capsys):
     assert main(["compile", "missing_q.pt", "--board", "ulx3s", "--clock-mhz", "12", "-o", str(out)]) == 2
     assert "nearest 12.5000 MHz" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_compile_seed_reaches_nextpnr_and_is_refused_where_nothing_places(tmp_path, capsys):
+    """``sephw compile --seed N``: nextpnr's seed in the ECP5 flow's options (the profile's
+    placer kept); a one-line error where the board's vendor tool places (the Arty) or the seed
+    is not positive."""
+    from sephw.flows.boardbuild import nextpnr_options
+    ulx = boards.get("ulx3s")
+    assert nextpnr_options(ulx) == "--timing-allow-fail --placer static"
+    assert nextpnr_options(replace(ulx, seed=7)) == "--timing-allow-fail --placer static --seed 7"
+    out = tmp_path / "b"
+    assert main(["compile", "missing_q.pt", "--board", "arty-a7", "--seed", "3", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sephw compile: error: --seed 3: only the ECP5 open flow") and "\n" not in err
+    assert main(["compile", "missing_q.pt", "--board", "ulx3s", "--seed", "0", "-o", str(out)]) == 2
+    assert "positive integer" in capsys.readouterr().err
+    assert not out.exists()

@@ -331,12 +331,18 @@ def _run_with_progress(cmd, cwd: Path, env, out, log, every: float = 60.0, poll:
             signal.signal(s, h)
 
 
+def nextpnr_options(board) -> str:
+    """nextpnr-ecp5's options for ``board``'s open flow: it reports a failed clock instead of
+    stopping (so the flow can say by how much), with the profile's placer and seed
+    (boards/*.yaml ``placer``, ``seed``; ``sephw compile --seed``) where it names them."""
+    return ("--timing-allow-fail" + (f" --placer {board.placer}" if board.placer else "")
+            + (f" --seed {board.seed}" if board.seed is not None else ""))
+
+
 def _ecp5(build_dir: Path, board, top, synth: bool, log) -> dict:
     from rtl_gen.synth import yowasp
     # nextpnr reports a failed clock instead of stopping, so the flow can say by how much;
-    # the profile may name its placer (boards/*.yaml ``placer``)
-    opts = "--timing-allow-fail" + (f" --placer {board.placer}" if board.placer else "")
-    dest, plan, out = _project(build_dir / "ecp5", board, top, log, nextpnr_opts=opts,
+    dest, plan, out = _project(build_dir / "ecp5", board, top, log, nextpnr_opts=nextpnr_options(board),
                                script_after_read=ECP5_AFTER_READ)
     out["clock_hz"], out["oscillator_hz"] = board.clock_hz, board.oscillator_hz
     if not synth:

@@ -52,6 +52,15 @@ def cmd_compile(a) -> int:
         print(f"design clock {board.clock_hz / 1e6:.6g} MHz"
               + (f" (ECP5 PLL from the {board.oscillator_hz / 1e6:g} MHz oscillator)"
                  if board.clock_hz != board.oscillator_hz else ""))
+    if a.seed is not None:
+        if a.seed < 1 or board.toolchain != "trellis":
+            print(f"sephw compile: error: --seed {a.seed}: " + (
+                "the seed must be a positive integer" if a.seed < 1 else
+                f"only the ECP5 open flow places and routes here (nextpnr); {board.name}'s "
+                "project is placed by its vendor's tool"), file=sys.stderr)
+            return 2
+        import dataclasses
+        board = dataclasses.replace(board, seed=a.seed)
     graph = load_graph(a.model)
     ir, rep = compile_graph(graph, board, a.output, progress=True, placement=a.weights)
     print(f"wrote {a.output}: {rep['instructions']} instructions, {rep['bands']} band(s), "
@@ -104,6 +113,10 @@ def register_cli(subparsers) -> None:
                         "oscillator by a PLL (ECP5) or an MMCM (Artix-7), nearest setting within 0.5%%. ECP5: the "
                         "open flow fails clearly when the routed design does not reach it. Artix-7 with DRAM: "
                         "below the controller's 100 MHz the design runs behind clock-domain crossings")
+    p.add_argument("--seed", type=int, default=None,
+                   help="ECP5: nextpnr's seed (default: the board profile's, else nextpnr's own): another "
+                        "placement of the same netlist, whose Fmax and routing time differ from run to run "
+                        "(bench/results/boards_seeds.md measures the spread)")
     p.add_argument("--weights", choices=PLACEMENTS, default="auto",
                    help="where pattern and int8 weight words live: auto (on chip where the model fits, else the "
                         "largest layers in the board's DRAM, loaded by DMA_LOAD before each tile; where even "
