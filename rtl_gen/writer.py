@@ -104,9 +104,16 @@ class Writer(wiring.Component):
         wide = Signal()          # U bytes per cycle (dst channels and c0 multiples of U)
         w_last, w_final = Signal(name="w_last"), Signal(name="w_final")
         w_step = Signal(range(U + 1))
-        m.d.comb += [w_step.eq(Mux(wide, U, 1)), self.done.eq(wcount == positions)]
+        # done (wcount == positions) as a flip-flop kept equal to that compare: both registers
+        # change only at start (wcount 0, positions rows * width: equal where that is 0) and at
+        # a position's last byte (wcount + 1, equal to positions where w_final said so), so
+        # the 32-bit compare is not in front of the sequencer's handshakes (it was the small
+        # ULX3S overlay's critical path under another nextpnr seed: docs/timing.md)
+        fin = Signal(init=1, name="fin")
+        m.d.comb += [w_step.eq(Mux(wide, U, 1)), self.done.eq(fin)]
         with m.If(self.start):
             m.d.sync += [active.eq(1), wx.eq(0), wcount.eq(0), positions.eq(ins.rows * dd.width),
+                         fin.eq((ins.rows == 0) | (dd.width == 0)),
                          wide.eq((dd.channels[:LU] == 0) & (ins.c0[:LU] == 0) if U > 1 else 0)]
         with m.If(self.stop):
             m.d.sync += active.eq(0)
@@ -127,7 +134,7 @@ class Writer(wiring.Component):
 
         with m.FSM(name="writer"):
             with m.State("IDLE"):
-                with m.If(active & (wcount != positions)):
+                with m.If(active & ~fin):
                     drive_row(m, rw, ins.row0, dd)
                     m.next = "ROW"
             with m.State("ROW"):
@@ -145,7 +152,7 @@ class Writer(wiring.Component):
                 m.d.sync += [wl.eq(wl + w_step), w_last.eq(wl + (w_step << 1) >= ins.tc)]
                 m.d.sync += [wl_in[u].eq(wl + w_step + u < ins.tc) for u in range(1, U)]
                 with m.If(w_last):
-                    m.d.sync += [wcount.eq(wcount + 1), w_final.eq(wcount + 2 == positions)]
+                    m.d.sync += [wcount.eq(wcount + 1), w_final.eq(wcount + 2 == positions), fin.eq(w_final)]
                     with m.If(wx == w_m1):
                         wrap = wt_i == ring_m1            # (ring_step's row after wt_i, + c0)
                         nxt = Mux(wrap, base_c0, wt_ac0 + rb_d)

@@ -341,7 +341,6 @@ def nextpnr_options(board) -> str:
 
 def _ecp5(build_dir: Path, board, top, synth: bool, log) -> dict:
     from rtl_gen.synth import yowasp
-    # nextpnr reports a failed clock instead of stopping, so the flow can say by how much;
     dest, plan, out = _project(build_dir / "ecp5", board, top, log, nextpnr_opts=nextpnr_options(board),
                                script_after_read=ECP5_AFTER_READ)
     out["clock_hz"], out["oscillator_hz"] = board.clock_hz, board.oscillator_hz
