@@ -19,6 +19,7 @@ Run: .venv/bin/python bench/bench_boards.py [--cases shipped:arty-a7-35 small:ul
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -30,7 +31,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results_io  # noqa: E402
 
+import boards  # noqa: E402
 from sephw import binarize, models, quantize  # noqa: E402
+from sephw.flows.compile import board_at_clock  # noqa: E402
 from sephw.flows.boardbuild import TimingNotMet, board_build  # noqa: E402
 from sephw.compiler import compile_graph  # noqa: E402
 
@@ -69,15 +72,11 @@ def main() -> None:
         model, board = case.split(":")
         board, _, seed = board.partition("#")
         board, _, mhz = board.partition("@")
+        board = boards.get(board)
         if mhz:                     # MODEL:BOARD@MHZ: built for that clock (ECP5: the PLL's)
-            import boards
-            from sephw.flows.compile import board_at_clock
-            board = board_at_clock(boards.get(board), float(mhz))
+            board = board_at_clock(board, float(mhz))
         if seed:                    # ...#SEED: nextpnr's seed (another placement of the netlist)
-            import dataclasses
-
-            import boards
-            board = dataclasses.replace(boards.get(board) if isinstance(board, str) else board, seed=int(seed))
+            board = dataclasses.replace(board, seed=int(seed))
         if model == "shipped":
             graph = quantize.load_graph(ROOT / "models" / "sepnet_fmnist_q.pt")
         elif model == "resnet20":
