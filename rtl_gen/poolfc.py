@@ -139,8 +139,11 @@ class PoolFC(wiring.Component):
         n_cb = Signal(16)
         w_ob = Signal(24)                           # block ob's first weight word, wa + ob * n_cb
         fc_end = Signal()                           # ob * L >= tc, registered as ob moves
-        o_idx = Signal(16)
-        m.d.comb += o_idx.eq(ob * L + p_out)
+        # the logit's index ob * L + p_out and FC_OUT's end test, registers stepped with ob and
+        # p_out: no multiply-add in front of the compare, the parameter and logit addresses
+        ob_l = Signal(16, name="ob_l")              # ob * L
+        o_idx = Signal(16, name="o_idx")            # ob * L + p_out
+        out_end = Signal(name="out_end")            # (p_out == L) | (o_idx >= tc)
 
         # the end row, a row's bytes and the last channel, following the instruction and
         # descriptor (set by the cycle of start): no multiplier or adder in front of the compares
@@ -188,7 +191,8 @@ class PoolFC(wiring.Component):
             with m.State("ROW"):
                 with m.If(row_end):
                     with m.If(ins.flags[FLAG_FINAL.bit_length() - 1]):
-                        m.d.sync += [ob.eq(0), self.fc_active.eq(1), w_ob.eq(ins.wa), fc_end.eq(ins.tc == 0),
+                        m.d.sync += [ob.eq(0), ob_l.eq(0), self.fc_active.eq(1), w_ob.eq(ins.wa),
+                                     fc_end.eq(ins.tc == 0),
                                      n_cb.eq((da.channels + Q - 1) >> exact_log2(Q))]
                         m.next = "FC_OB"
                     with m.Else():
@@ -249,7 +253,9 @@ class PoolFC(wiring.Component):
                         m.d.comb += self.acc.ready.eq(1)
                         m.d.sync += [fc_l.eq(0), plane.eq(plane + 1)]
                         with m.If(plane == SUM_BITS // 8 - 1):
-                            m.d.sync += p_out.eq(0)
+                            # FC_OB let this block in only with ob * L < tc, so its first
+                            # logit is never past the end
+                            m.d.sync += [p_out.eq(0), o_idx.eq(ob_l), out_end.eq(0)]
                             m.next = "FC_OUT"
                         with m.Else():
                             m.next = "FC_GATHER"
@@ -257,8 +263,9 @@ class PoolFC(wiring.Component):
                         m.d.sync += fc_l.eq(fc_l + 1)
             with m.State("FC_OUT"):
                 m.d.comb += self.prm_addr.eq(ins.prm + o_idx)
-                with m.If((p_out == L) | (o_idx >= ins.tc)):
-                    m.d.sync += [ob.eq(ob + 1), w_ob.eq(w_ob + n_cb), fc_end.eq((ob + 1) * L >= ins.tc)]
+                with m.If(out_end):
+                    m.d.sync += [ob.eq(ob + 1), ob_l.eq(ob_l + L), w_ob.eq(w_ob + n_cb),
+                                 fc_end.eq(ob_l + L >= ins.tc)]
                     m.next = "FC_OB"
                 with m.Else():
                     m.next = "FC_OUT2"
@@ -272,9 +279,12 @@ class PoolFC(wiring.Component):
                 # bit 31 of M (two's complement) weighs -2^31
                 fc_next = (fc_prod + Mux(fc_mp[0], Mux(fc_i == FC_MUL_CYCLES - 1, -fc_mc, fc_mc), 0))[:64]
                 m.d.sync += [fc_prod.eq(fc_next), fc_mc.eq(fc_mc << 1), fc_mp.eq(fc_mp >> 1), fc_i.eq(fc_i + 1)]
+                # p_out and o_idx hold until the last cycle, which steps them: the end test of
+                # the next logit, ready when FC_OUT looks at it
+                m.d.sync += out_end.eq((p_out + 1 == L) | (o_idx + 1 >= ins.tc))
                 with m.If(fc_i == FC_MUL_CYCLES - 1):
                     m.d.comb += [self.logit_w_addr.eq(ins.c0 + o_idx), self.logit_w_en.eq(1),
                                  self.logit_w_data.eq(fc_next)]
-                    m.d.sync += p_out.eq(p_out + 1)
+                    m.d.sync += [p_out.eq(p_out + 1), o_idx.eq(o_idx + 1)]
                     m.next = "FC_OUT"
         return m
