@@ -15,16 +15,37 @@ at ``waddr + u``: the writer's ``pp_units`` bytes per cycle without per-bank add
 Several units read (Gather, PoolFC) and write (Load, Writer) the memory, one at a time in
 the in-order overlay; each drives its address lines with zero when it is not accessing, and
 the top ORs them.
+
+The banks' read data also leave unrotated (``rraw``, bank ``b`` in byte ``b``) with the
+rotation ``rlo`` (``A mod banks``, registered): a reader that lands a read in a register of its
+own can take the raw bytes, so that register follows the block RAM with no logic between,
+and rotate after it (:func:`rotated`). On the ECP5 the DP16KD's clock-to-output is 5.8 ns
+before any logic, and the rotation and a byte mask after it, routed to registers across the
+die, were the shipped overlay's critical path (docs/timing.md); the readers of a
+``landing_reg`` build (EngineConfig) land raw.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-__all__ = ["ActivationMemory"]
+__all__ = ["ActivationMemory", "rotated"]
+
+
+def rotated(raw, lo, n: int, ok=None):
+    """Bytes ``[0, n)`` of a read from the banks' unrotated data ``raw`` (an
+    ``ArrayLayout(8, banks)`` value; ``rraw``): byte ``o`` is bank ``(lo + o) mod banks``,
+    ``lo`` being the read address's low bits (``rlo``); with ``ok`` (``n`` bits), byte ``o``
+    reads zero where ``ok[o]`` is low. One ``banks``:1 multiplexer per bit selected by ``lo``
+    itself (and one gate with ``ok``)."""
+    flat = Value.cast(raw)
+    nb = len(flat) // 8
+    rot = Cat(flat, flat).bit_select(lo * 8, nb * 8) if nb > 1 else flat
+    return Cat(*(rot[8 * o:8 * (o + 1)] if ok is None else Mux(ok[o], rot[8 * o:8 * (o + 1)], 0)
+                 for o in range(n)))
 
 
 class ActivationMemory(wiring.Component):
@@ -38,6 +59,9 @@ class ActivationMemory(wiring.Component):
         ``raddr + banks`` (only bytes 1.. of the vector use it).
     rvec : Out(ArrayLayout(8, banks))
         Bytes ``[A, A + banks)`` of last cycle's ``raddr`` ``A``.
+    rraw : Out(ArrayLayout(8, banks)), rlo : Out(max(1, log2 banks))
+        The same read unrotated (byte ``b`` from bank ``b``) and ``A mod banks``: ``rvec`` is
+        ``rotated(rraw, rlo, banks)``.
     waddr : In(32), wdata : In(ArrayLayout(8, units)), wen : In(units)
         One write per cycle: byte 0 at ``waddr`` (``wen[0]``), bytes ``u >= 1`` at
         ``waddr + u`` (``wen[u]``, ``waddr`` a multiple of ``units``).
@@ -52,6 +76,7 @@ class ActivationMemory(wiring.Component):
         super().__init__({
             "raddr": In(32), "raddr_nb": In(32),
             "rvec": Out(data.ArrayLayout(8, banks)),
+            "rraw": Out(data.ArrayLayout(8, banks)), "rlo": Out(max(1, exact_log2(banks))),
             "waddr": In(32),
             "wdata": In(data.ArrayLayout(8, units)),
             "wen": In(units),
@@ -81,7 +106,7 @@ class ActivationMemory(wiring.Component):
             bank_data.append(rp.data)
         # byte o of the vector is bank (a_lo + o) mod NB: the banks rotated by a_lo, one
         # NB:1 multiplexer per bit selected by a_lo itself (no adder per byte before it)
-        rot = Cat(*bank_data, *bank_data).bit_select(a_lo_d * 8, NB * 8) if NB > 1 else bank_data[0]
-        for o in range(NB):
-            m.d.comb += self.rvec[o].eq(rot[8 * o:8 * (o + 1)])
+        for b in range(NB):
+            m.d.comb += self.rraw[b].eq(bank_data[b])
+        m.d.comb += [self.rlo.eq(a_lo_d), self.rvec.eq(rotated(self.rraw, a_lo_d, NB))]
         return m

@@ -29,7 +29,10 @@ and every position takes one cycle more. The identity skip's codes are read in t
 LAND_A, a cycle in which the read port is otherwise idle, and wait in a register: ISSUE_B
 pushes them from there, so a skip position takes 1 cycle instead of 2. After a MAC operand
 they are read with its last beat (ISSUE_A) and ISSUE_B waits a cycle for them: 2 cycles, as
-without the register. The MAC beats keep latency 1.
+without the register. The MAC beats keep latency 1. Each of these registers (the tap's, the
+skip codes', the waiting MAC beat's, and the top's in front of the MAC array) takes the
+activation banks' raw bytes, the rotation and the bytes' mask beside them, and rotates after
+it (rtl_gen/gather_regs.py): the block RAM's read data reach a flip-flop through no logic.
 
 Latency and throughput per tile are the compiler's RTL cycle model (sephw/compiler/hw.py,
 ``unit_cycles`` and ``_pattern_beats``): per row ``k`` row-table cycles + 1 (+2
@@ -96,6 +99,12 @@ class Gather(wiring.Component):
         The activation memory's vector read (zero when not reading): its byte address, the
         same plus ``banks`` (each read's second address comes from registers of its own, kept
         beside the first's: ActivationMemory), the bytes.
+    rraw : In(ArrayLayout(8, banks)), rlo : In(max(1, log2 banks))
+        The same read unrotated and its rotation (ActivationMemory), which the landing
+        registers take with ``landing_reg``.
+    x_raw, x_lo, x_ok : Out (only with ``landing_reg``)
+        ``pixel``'s beat unrotated: bytes ``rotated(x_raw, x_lo, mac_cols, x_ok)`` are its ``x``
+        (the top registers these as the beat is taken and rotates after the register).
     window : Out(stream.Signature(window_layout)), pixel : Out(stream.Signature(pixel_layout))
     skip : Out(stream.Signature(ArrayLayout(8, lanes)))
         Identity-skip codes for the PostProcess's ``acc_b``.
@@ -112,7 +121,12 @@ class Gather(wiring.Component):
         self._L, self._PC, self._Q, self._K, self._AB = lanes, pe_cin, mac_cols, k_max, a_bits
         self._NB, self._CS, self._max_cin = banks, bool(column_store), max_cin
         self._LR = bool(landing_reg)
+        lo_bits = max(1, exact_log2(banks))
+        # with the landing register the MAC beat also leaves raw, for the top's register in
+        # front of the MAC array (OperandRegisters)
+        raw_mac = {"x_raw": Out(data.ArrayLayout(8, banks)), "x_lo": Out(lo_bits), "x_ok": Out(mac_cols)} if self._LR else {}
         super().__init__({
+            **raw_mac,
             "start": In(1), "release": In(1), "done": Out(1),
             "use_pe_in": In(1), "b_mac_in": In(1), "b_id_in": In(1),
             "use_pe": Out(1), "b_mac": Out(1), "b_id": Out(1),
@@ -120,6 +134,7 @@ class Gather(wiring.Component):
             "src_a": In(TENSOR_DESC.layout()), "src_b": In(TENSOR_DESC.layout()), "dst": In(TENSOR_DESC.layout()),
             "row": Out(ROW_PORT),
             "raddr": Out(32), "raddr_nb": Out(32), "rvec": In(data.ArrayLayout(8, banks)),
+            "rraw": In(data.ArrayLayout(8, banks)), "rlo": In(lo_bits),
             "window": Out(stream.Signature(window_layout)),
             "pixel": Out(stream.Signature(pixel_layout)),
             "skip": Out(stream.Signature(data.ArrayLayout(8, lanes))),
@@ -160,6 +175,8 @@ class Gather(wiring.Component):
         win_out, win_clr, win_cs, xv, xv_out = ops.win_out, ops.win_clr, ops.win_cs, ops.xv, ops.xv_out
         skip_n, skip_push, skip_pop = ops.skip_n, ops.skip_push, ops.skip_pop
         win1 = ops.win1 if DUAL else None
+        if LR:
+            m.d.comb += [self.x_raw.eq(ops.x_raw_out), self.x_lo.eq(ops.x_lo_out), self.x_ok.eq(ops.x_ok_out)]
         # engine streams; the hold register's beat goes first
         ma_issue = Signal()
         pe_issue = Signal()

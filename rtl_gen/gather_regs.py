@@ -14,6 +14,8 @@ from amaranth.hdl import Cat, Const, Mux, Signal
 from amaranth.lib.memory import Memory
 from amaranth.utils import ceil_log2
 
+from .actmem import rotated
+
 __all__ = ["OperandRegisters"]
 
 
@@ -72,6 +74,15 @@ class OperandRegisters:
         q_mask, q_ok = Signal(Q, name="q_mask"), Signal(name="q_ok")
         m.d.comb += [land_q.eq(Cat(Mux(q_ok & q_mask[i], g.rvec[i], 0) for i in range(Q))),
                      land_sk.eq(masked(L, 8))]
+        # With ``landing_reg`` every register a read lands in (the window tap's, the waiting MAC
+        # beat's, the skip codes') takes the banks' raw bytes (ActivationMemory.rraw) with the
+        # rotation and the bytes' mask beside them, and rotates after it (actmem.rotated): no
+        # logic between the block RAM and the register (the ECP5's DP16KD: docs/timing.md)
+        land_ok = Cat(pend_in & pend_mask[i] for i in range(NB))     # the landing bytes inside
+
+        def raw_reg(name, n):
+            return (Signal(NB * 8, name=f"{name}_raw", reset_less=True), Signal(len(g.rlo), name=f"{name}_lo"),
+                    Signal(n, name=f"{name}_ok"))
         DUAL = NB >= 2 * PC               # two chunks per tap read (below)
         # Two chunks per tap read: when a read returns at least 2 * pe_cin bytes, a gather pass
         # fills the windows of chunks ch (win) and ch + 1 (win1) together. win's beat is issued
@@ -95,14 +106,14 @@ class OperandRegisters:
         # (rtl_gen/gather.py, LAND_A). The MAC beat keeps latency 1; the skip codes below.
         tland, tidx, tdual = Signal(name="tland"), Signal(16, name="tidx"), Signal(name="tdual")
         if landing_reg:
-            tap_q = Signal(PC * AB, reset_less=True)
-            m.d.sync += [tap_q.eq(masked(PC, AB)), tland.eq(pend & (pend_dst == 0)), tidx.eq(pend_idx),
-                         tdual.eq(pend_dual)]
-            m.d.comb += land_tap.eq(tap_q)
+            nt = 2 * PC if DUAL else PC
+            t_raw, t_lo, t_ok = raw_reg("tap", nt)
+            m.d.sync += [t_raw.eq(g.rraw), t_lo.eq(g.rlo), t_ok.eq(land_ok[:nt]),
+                         tland.eq(pend & (pend_dst == 0)), tidx.eq(pend_idx), tdual.eq(pend_dual)]
+            t_vec = rotated(t_raw, t_lo, nt, t_ok)
+            m.d.comb += land_tap.eq(Cat(t_vec[8 * i:8 * i + AB] for i in range(PC)))
             if DUAL:
-                tap1_q = Signal(PC * AB, reset_less=True)
-                m.d.sync += tap1_q.eq(masked(PC, AB, PC))
-                m.d.comb += land_tap1.eq(tap1_q)
+                m.d.comb += land_tap1.eq(Cat(t_vec[8 * i:8 * i + AB] for i in range(PC, 2 * PC)))
         else:
             m.d.comb += [land_tap.eq(masked(PC, AB)), tland.eq(pend & (pend_dst == 0)), tidx.eq(pend_idx),
                          tdual.eq(pend_dual)]
@@ -124,12 +135,31 @@ class OperandRegisters:
         if DUAL:
             with m.If(tland & tdual):
                 m.d.sync += win1.word_select(tidx[:ceil_log2(KK + 1)], PC * AB).eq(land_tap1)
-        with m.If(pend):
-            with m.Switch(pend_dst):
-                with m.Case(1):
-                    m.d.sync += xv.eq(land_q)
-                with m.Case(2):
-                    m.d.sync += sk.eq(land_sk)
+        if landing_reg:
+            # the waiting MAC beat (xv: its bytes' mask, cleared as the beat goes) and the skip
+            # codes (sk), raw; what leaves for the MAC array is raw too (x_raw_out, x_lo_out,
+            # x_ok_out: the top's register before the MAC array rotates after it), and rotated
+            # in xv_out for a reader without that register
+            x_raw, x_lo, xv = raw_reg("xv", Q)
+            s_raw, s_lo, s_ok = raw_reg("sk", L)
+            with m.If(pend):
+                with m.Switch(pend_dst):
+                    with m.Case(1):
+                        m.d.sync += [x_raw.eq(g.rraw), x_lo.eq(g.rlo), xv.eq(Mux(q_ok, q_mask, 0))]
+                    with m.Case(2):
+                        m.d.sync += [s_raw.eq(g.rraw), s_lo.eq(g.rlo), s_ok.eq(land_ok[:L])]
+            sk = rotated(s_raw, s_lo, L, s_ok)
+            # (xv is zero whenever a MAC read lands: below)
+            self.x_raw_out = Mux(q_ok, g.rraw.as_value(), x_raw)
+            self.x_lo_out = Mux(q_ok, g.rlo, x_lo)
+            self.x_ok_out = Mux(q_ok, q_mask, xv)
+        else:
+            with m.If(pend):
+                with m.Switch(pend_dst):
+                    with m.Case(1):
+                        m.d.sync += xv.eq(land_q)
+                    with m.Case(2):
+                        m.d.sync += sk.eq(land_sk)
         # What the engines see: the gather registers with the read landing this cycle merged
         # in, so a beat is issued in the cycle its last read lands. The last tap of a window
         # is always slot 0 (taps are read from (k-1, k-1) down to (0, 0)).
@@ -137,7 +167,11 @@ class OperandRegisters:
         xv_out = Signal(Q * 8)
         # (xv holds a MAC beat only while it waits, and no MAC read lands then: the next one
         # is issued as the beat is taken, which clears xv)
-        m.d.comb += [win_out.eq(win), xv_out.eq(land_q | xv)]
+        m.d.comb += win_out.eq(win)
+        if landing_reg:
+            m.d.comb += xv_out.eq(rotated(self.x_raw_out, self.x_lo_out, Q, self.x_ok_out))
+        else:
+            m.d.comb += xv_out.eq(land_q | xv)
         # the last read of a full pass lands in slot 0, that of a column pass (sliding window)
         # in slot k - 1
         for slot in sorted({0} | {kk - 1 for kk in (3, 5, 7) if kk <= K}):

@@ -7,9 +7,10 @@ from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .actmem import rotated
 from .arith import adder_tree, check_int, output_stall
 
-__all__ = ["MacArray", "feed_late_x"]
+__all__ = ["MacArray", "feed_late_raw", "feed_late_x"]
 
 
 def feed_late_x(m, mac: "MacArray", x) -> None:
@@ -20,6 +21,24 @@ def feed_late_x(m, mac: "MacArray", x) -> None:
     with m.If(mac.pixel.valid & mac.pixel.ready):
         m.d.sync += r.eq(x)
     m.d.comb += mac.pixel.payload.x.eq(r)
+
+
+def feed_late_raw(m, mac: "MacArray", use_x, x, raw) -> None:
+    """:func:`feed_late_x` for a producer whose beat is the activation banks' raw bytes
+    ``raw = (bytes, lo, ok)`` (ActivationMemory.rraw, its rotation and the bytes' mask: the
+    Gather unit's ``x_raw``, ``x_lo``, ``x_ok``), or ``x`` itself where ``use_x`` (the FC's
+    sums): the register holds them as they are, and the bytes are rotated after it
+    (actmem.rotated), so the block RAM's read data reach it through no rotation."""
+    data_, lo, ok = raw
+    cols = len(mac.pixel.payload.x.as_value()) // 8
+    r_raw = Signal(len(data_.as_value()), name="ma_x_raw", reset_less=True)
+    r_lo, r_ok = Signal(len(lo), name="ma_x_lo"), Signal(cols, name="ma_x_ok")
+    with m.If(mac.pixel.valid & mac.pixel.ready):
+        with m.If(use_x):
+            m.d.sync += [r_raw.eq(x), r_lo.eq(0), r_ok.eq((1 << cols) - 1)]
+        with m.Else():
+            m.d.sync += [r_raw.eq(data_), r_lo.eq(lo), r_ok.eq(ok)]
+    m.d.comb += mac.pixel.payload.x.eq(rotated(r_raw, r_lo, cols, r_ok))
 
 
 class MacArray(wiring.Component):

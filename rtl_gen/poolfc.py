@@ -32,6 +32,7 @@ from sephw.arch import isa
 from sephw.arch.formats import PARAM_WORD, TENSOR_DESC
 from sephw.arch.isa import FLAG_FC_MORE, FLAG_FINAL
 
+from .actmem import rotated
 from .rowaddr import ROW_PORT, drive_row, row_bytes_reg
 
 __all__ = ["PoolFC", "SUM_BITS", "FC_MUL_CYCLES"]
@@ -63,6 +64,9 @@ class PoolFC(wiring.Component):
     row : Out(ROW_PORT)
     raddr : Out(32), rbyte : In(8)
         The activation memory's read (zero when not reading) and byte 0 of its vector.
+    rraw : In(ArrayLayout(8, raw_banks)), rlo : In(max(1, log2 raw_banks)) (with ``raw_banks``)
+        The same read unrotated and its rotation (ActivationMemory), in place of ``rbyte``:
+        the byte's landing register takes the banks' raw bytes, and the bank is chosen after it.
     fc_active : Out(1)
         The FC owns the MAC array (``pixel`` and ``acc``).
     pixel : Out(stream.Signature(pixel_layout)), acc : In(stream.Signature(ArrayLayout(signed(32), lanes)))
@@ -72,15 +76,18 @@ class PoolFC(wiring.Component):
     """
 
     def __init__(self, lanes: int, mac_cols: int, pixel_layout, channels: int, classes: int,
-                 param_addr_bits: int):
+                 param_addr_bits: int, raw_banks: int = 0):
         exact_log2(mac_cols)
         self._lanes, self._cols = lanes, mac_cols
         self._channels, self._classes = max(2, channels), max(2, classes)
+        self._raw = raw_banks
+        read = ({"rraw": In(data.ArrayLayout(8, raw_banks)), "rlo": In(max(1, exact_log2(raw_banks)))}
+                if raw_banks else {"rbyte": In(8)})
         super().__init__({
             "start": In(1), "done": Out(1),
             "ins": In(isa.WORD.layout()), "src": In(TENSOR_DESC.layout()),
             "row": Out(ROW_PORT),
-            "raddr": Out(32), "rbyte": In(8),
+            "raddr": Out(32), **read,
             "fc_active": Out(1),
             "pixel": Out(stream.Signature(pixel_layout)),
             "acc": In(stream.Signature(data.ArrayLayout(signed(32), lanes))),
@@ -155,7 +162,16 @@ class PoolFC(wiring.Component):
         c_is1 = Signal()
         m.d.sync += [c_is1.eq(da.channels == 1), src_signed.eq(da.signed != 0)]
         m.d.sync += [l_valid.eq(rd_issue), l_cw.eq(cc), w_valid.eq(l_valid), w_cw.eq(l_cw),
-                     w_byte.eq(self.rbyte), pool_fwd.eq(w_valid & c_is1)]
+                     pool_fwd.eq(w_valid & c_is1)]
+        if self._raw:
+            # (raw_banks) the landing register takes every bank's byte; the one read is chosen
+            # after it, at W
+            w_raw = Signal(8 * self._raw, name="w_raw", reset_less=True)
+            w_lo = Signal(len(self.rlo), name="w_lo")
+            m.d.sync += [w_raw.eq(self.rraw), w_lo.eq(self.rlo)]
+            m.d.comb += w_byte.eq(rotated(w_raw, w_lo, 1))
+        else:
+            m.d.sync += w_byte.eq(self.rbyte)
         with m.If(l_valid):
             m.d.comb += sums_r.addr.eq(l_cw)
         with m.If(w_valid):

@@ -73,7 +73,7 @@ from .gather import Gather
 from .hostio import Load, Store, host_writes
 from .inputfeed import InputFeeder
 from .loadunit import LoadUnit
-from .macarray import MacArray, feed_late_x
+from .macarray import MacArray, feed_late_raw, feed_late_x
 from .pattern import PatternEngine
 from .poolfc import PoolFC
 from .postprocess import PostProcess
@@ -259,8 +259,11 @@ class Accelerator(wiring.Component):
                                           window_layout=pe.window_layout, pixel_layout=ma.pixel_layout,
                                           addr_bits=max(1, ceil_log2(arch.act_bytes)), landing_reg=c.landing_reg)
         m.submodules.writer = wr = Writer(L, U)
+        # (landing_reg: the landing registers take the activation banks' raw bytes: Gather,
+        # PoolFC and the MAC array's x register below)
+        LR = c.landing_reg
         m.submodules.pool_fc = pf = PoolFC(L, Q, ma.pixel_layout, arch.max_channels, arch.max_classes,
-                                           len(prm_r.addr))
+                                           len(prm_r.addr), raw_banks=NB if LR else 0)
         for u in (ld, st, ga, wr, pf):
             m.d.comb += u.ins.eq(ins)
         m.d.comb += [ld.dst.eq(dd), ga.src_a.eq(da), ga.src_b.eq(db), ga.dst.eq(dd), wr.dst.eq(dd),
@@ -295,8 +298,12 @@ class Accelerator(wiring.Component):
         share_rows(m, ra, [ld.row] + [u.row for u in readers])
         m.d.comb += [act.raddr.eq(or_all(u.raddr for u in readers)),
                      act.raddr_nb.eq(ga.raddr_nb if sp is None else ga.raddr_nb | sp.raddr_nb),
-                     ga.rvec.eq(act.rvec), pf.rbyte.eq(act.rvec[0]),
+                     ga.rvec.eq(act.rvec), ga.rraw.eq(act.rraw), ga.rlo.eq(act.rlo),
                      act.waddr.eq(ld.waddr | wr.waddr), act.wdata.eq(wr.wdata), act.wen.eq(wr.wen)]
+        if LR:
+            m.d.comb += [pf.rraw.eq(act.rraw), pf.rlo.eq(act.rlo)]
+        else:
+            m.d.comb += pf.rbyte.eq(act.rvec[0])
         with m.If(ld.wen):
             m.d.comb += [act.wdata[0].eq(ld.wdata), act.wen[0].eq(1)]
 
@@ -322,7 +329,12 @@ class Accelerator(wiring.Component):
             m.d.comb += [ma.pixel.payload.eq(ga.pixel.payload), ma.pixel.valid.eq(ga.pixel.valid),
                          ga.pixel.ready.eq(ma.pixel.ready)]
         # the MAC array reads a beat's x a cycle after taking it (x_late), from a register
-        feed_late_x(m, ma, Mux(pf.fc_active, pf.pixel.payload.x, ga.pixel.payload.x))
+        if LR:
+            # ... which holds the activation banks' raw bytes (the gatherer's beat), rotated
+            # after it
+            feed_late_raw(m, ma, pf.fc_active, pf.pixel.payload.x, (ga.x_raw, ga.x_lo, ga.x_ok))
+        else:
+            feed_late_x(m, ma, Mux(pf.fc_active, pf.pixel.payload.x, ga.pixel.payload.x))
 
         # PostProcess inputs: acc_a from the pattern engine or the MAC array; acc_b from the
         # MAC array, the identity skip codes, or zero (one accumulator); the MAC array's

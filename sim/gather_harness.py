@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """Test harness for :class:`rtl_gen.gather.Gather`: the gatherer with the activation memory
 and the shared RowAddress, wired as in :mod:`rtl_gen.top` (``act.raddr <- ga.raddr``,
-``ga.rvec <- act.rvec``, ``ga.row <-> RowAddress`` with the requests ORed).
+``ga.rvec <- act.rvec`` (and rraw, rlo), ``ga.row <-> RowAddress`` with the requests ORed).
 
 One harness can hold several gatherers that differ only in ``column_store`` (one Verilator
 build covers both forms): ``sel`` picks the one that gets ``start``/``release`` and whose
@@ -107,7 +107,7 @@ class GatherHarness(wiring.Component):
                 ga.start.eq(self.start & on), ga.release.eq(self.tile_release & on),
                 ga.use_pe_in.eq(self.use_pe_in), ga.b_mac_in.eq(self.b_mac_in), ga.b_id_in.eq(self.b_id_in),
                 ga.ins.eq(self.ins), ga.src_a.eq(self.src_a), ga.src_b.eq(self.src_b), ga.dst.eq(self.dst),
-                ga.rvec.eq(act.rvec),
+                ga.rvec.eq(act.rvec), ga.rraw.eq(act.rraw), ga.rlo.eq(act.rlo),
                 ga.window.ready.eq(self.window.ready & on),
                 ga.pixel.ready.eq(self.pixel.ready & on),
                 ga.skip.ready.eq(self.skip.ready & on),

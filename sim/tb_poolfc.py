@@ -53,12 +53,15 @@ class PoolFCHarness(wiring.Component):
     docstring). ``act_bytes`` is rounded up to whole banks of ``max(lanes, mac_cols)``."""
 
     def __init__(self, lanes: int, mac_cols: int, channels: int = 12, classes: int = 12,
-                 weight_depth: int = 32, param_depth: int = 32, act_bytes: int = 1024):
+                 weight_depth: int = 32, param_depth: int = 32, act_bytes: int = 1024,
+                 landing_reg: bool = False):
         self.ma = MacArray(rows=lanes, cols=mac_cols, packed=False, weight_depth=weight_depth)
         self.param_depth = param_depth
         pab = ceil_log2(param_depth)
-        self.pf = PoolFC(lanes, mac_cols, self.ma.pixel_layout, channels, classes, pab)
         banks = max(lanes, mac_cols)
+        # (landing_reg: PoolFC's landing register takes the banks' raw bytes, as in a ULX3S build)
+        self.pf = PoolFC(lanes, mac_cols, self.ma.pixel_layout, channels, classes, pab,
+                         raw_banks=banks if landing_reg else 0)
         self.act = ActivationMemory(banks, -(-act_bytes // banks), 1)
         self.act_bytes = banks * (-(-act_bytes // banks))
         super().__init__({
@@ -90,10 +93,14 @@ class PoolFCHarness(wiring.Component):
         wiring.connect(m, wiring.flipped(self.weight_w), ma.weight_w)
         wiring.connect(m, wiring.flipped(self.prm_w), prm_w)
         wiring.connect(m, pf.row, ra)
+        if "rraw" in pf.signature.members:
+            m.d.comb += [pf.rraw.eq(act.rraw), pf.rlo.eq(act.rlo)]
+        else:
+            m.d.comb += pf.rbyte.eq(act.rvec[0])
         m.d.comb += [
             pf.start.eq(self.start), self.done.eq(pf.done), pf.ins.eq(self.ins), pf.src.eq(self.src),
             prm_r.en.eq(1), prm_r.addr.eq(pf.prm_addr), pf.prm.eq(prm_r.data),
-            act.raddr.eq(pf.raddr), pf.rbyte.eq(act.rvec[0]),
+            act.raddr.eq(pf.raddr),
             act.waddr.eq(self.act_waddr), act.wdata[0].eq(self.act_wdata), act.wen.eq(self.act_wen),
             self.logit_w_addr.eq(pf.logit_w_addr), self.logit_w_data.eq(pf.logit_w_data),
             self.logit_w_en.eq(pf.logit_w_en), self.fc_active.eq(pf.fc_active),

@@ -18,6 +18,9 @@ CONFIGS = {
                   act_bytes=1024),
     "l4_q2": dict(lanes=4, mac_cols=2, channels=12, classes=12, weight_depth=32, param_depth=32,
                   act_bytes=1024),
+    # the landing register on the banks' raw bytes (landing_reg, the ULX3S's): same cycles
+    "l4_q2_land": dict(lanes=4, mac_cols=2, channels=12, classes=12, weight_depth=32, param_depth=32,
+                       act_bytes=1024, landing_reg=True),
 }
 # (acc_stall, pix_stall) per inference, in turn: idle cycles on PoolFC's acc input (the
 # MacArray's output back-pressured) x back-pressure on PoolFC's pixel output

@@ -111,7 +111,10 @@ class EngineConfig:
     activation memory lands in a register before the gatherer's window (read latency 2; the
     board profile's choice where the block RAM is slow to its output: the ECP5's DP16KD), the
     gatherer reading a pass's first tap a cycle early where the engine is sure to take the
-    beat before it (rtl_gen/gather.py, LAND_A); ``mul18``: the board's multipliers are
+    beat before it (rtl_gen/gather.py, LAND_A); every register a read lands in (the window
+    tap's, the waiting MAC beat's, the skip codes', PoolFC's byte, the MAC array's x) then takes
+    the banks' raw bytes and rotates after it (rtl_gen/actmem.py, ``rotated``: same cycles);
+    ``mul18``: the board's multipliers are
     18 x 18 (the ECP5's): the PostProcess registers its products as 18 x 18 partial products
     and sums them a stage later (rtl_gen/postprocess.py; one cycle more of its latency);
     ``plane_reg``: the pattern engine's bit-plane is a register per code, loaded with the plane
