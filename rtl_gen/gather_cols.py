@@ -17,7 +17,7 @@ read address's low bits. Latency and throughput are the Gather unit's (rtl_gen/g
 """
 from __future__ import annotations
 
-from amaranth.hdl import Mux, Signal, signed
+from amaranth.hdl import Cat, Mux, Signal, signed
 
 __all__ = ["ColumnAddresses"]
 
@@ -53,8 +53,13 @@ class ColumnAddresses:
         self._ks = [kk for kk in (3, 5, 7) if kk <= K]
         # The tap column x * stride - pad + gj is inside the image iff lo_g <= gj < hi_g, with
         # lo_g = pad - x * stride and hi_g = width + pad - x * stride kept in registers beside x
-        # (x_first, x_next): two compares with registers, no adder
+        # (x_first, x_next); the k_max answers for gj = 0 .. k_max - 1 are a register set as
+        # x moves (cmask, from the compares of lo_g and hi_g with constants), so a read's
+        # inside-image test is a multiplexer over flip-flops, not two 18-bit compares with gj
+        # (the small overlay's critical path on the ECP5 ran from gj through them into the
+        # read's landing flags, 12.80 ns)
         self.lo_g, self.hi_g = Signal(signed(18), name="lo_g"), Signal(signed(18), name="hi_g")
+        self.cmask = Signal(K, name="cmask")
         self.stepA, self.padC, self.kC1, self.kC2, self.stepB = (
             Signal(AW, name=n) for n in ("stepA", "padC", "kC1", "kC2", "stepB"))
         self.acol0, self.colC0 = Signal(AW, name="acol0"), Signal(AW, name="colC0")
@@ -74,8 +79,8 @@ class ColumnAddresses:
         m.d.comb += self.slot_last.eq(sum(Mux(ins.k == kk, (kk - 1) * (K + 1), 0) for kk in (3, 5, 7) if kk <= K))
 
     def col_ok(self, gj):
-        """Tap column ``gj`` of the current position is inside the image."""
-        return (gj >= self.lo_g) & (gj < self.hi_g)
+        """Tap column ``gj`` (< k_max) of the current position is inside the image."""
+        return self.cmask.bit_select(gj, 1)
 
     def tile_products(self):
         """Once per tile (TILE_INIT): the products by the instruction's constants."""
@@ -96,14 +101,21 @@ class ColumnAddresses:
     def x_first(self):
         """x <- 0 (and gj <- k - 1)."""
         ins = self._ins
+        hi = self._da.width + ins.pad
         self._m.d.sync += [self._x.eq(0), self.x_end.eq(self.w_m1 == 0),
-                           self.lo_g.eq(ins.pad), self.hi_g.eq(self._da.width + ins.pad),
+                           self.lo_g.eq(ins.pad), self.hi_g.eq(hi),
+                           self.cmask.eq(Cat((j >= ins.pad) & (j < hi) for j in range(len(self.cmask)))),
                            self.colC.eq(self.colC0), self.acol.eq(self.acol0), self.mcol.eq(ins.cin0),
                            self.bcolm.eq(ins.cin0_b), self.bcoli.eq(ins.cin0_b)]
 
     def x_next(self):
         """x <- x + 1 (and gj <- k - 1)."""
         sx = Mux(self._ins.stride == 2, 2, 1)
+
+        def ok(c):      # column c of the next position: c + sx of this one's
+            return (c >= self.lo_g) & (c < self.hi_g)
+        self._m.d.sync += self.cmask.eq(Cat(Mux(self._ins.stride == 2, ok(j + 2), ok(j + 1))
+                                            for j in range(len(self.cmask))))
         self._m.d.sync += [self._x.eq(self._x + 1), self.x_end.eq(self._x + 1 == self.w_m1),
                            self.lo_g.eq(self.lo_g - sx), self.hi_g.eq(self.hi_g - sx),
                            self.colC.eq(self.acol + self.stepK1), self.acol.eq(self.acol + self.stepA),
