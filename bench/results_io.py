@@ -20,12 +20,18 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def git_rev() -> str:
+def git_rev(root: Path | None = None) -> str:
+    """The checkout's commit (short hash), with ``+changes`` where tracked files outside
+    bench/results differ from it: a measurement of a tree no commit holds says so."""
+    root = root or RESULTS.parent.parent
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=RESULTS.parent.parent).stdout.strip() or "unknown"
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=root).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                  ":(exclude)bench/results"], capture_output=True, text=True, cwd=root).stdout.strip()
     except OSError:
         return "unknown"
+    return (rev + ("+changes" if changed else "")) if rev else "unknown"
 
 
 def write(name: str, payload: dict, table_header: list[str], rows: list[list], notes: str = "",
