@@ -153,7 +153,9 @@ def _kept_cases(paths: list[str], building: list[str]) -> tuple[dict, list[list]
             row = next((l for l in md if l.startswith(f"| {case} |")), None)
             if row is None:
                 raise SystemExit(f"--merge {p}: no row for {case} in {p.with_suffix('.md')}")
-            kept[case] = {**r, "measured": {k: old.get(k) for k in ("git", "date", "command", "machine")}}
+            # (a case the earlier run had itself kept from another keeps where it was measured)
+            kept[case] = {**r, "measured": r.get("measured") or {k: old.get(k) for k in ("git", "date", "command",
+                                                                                         "machine")}}
             rows.append([c.strip() for c in row.strip().strip("|").split("|")])
     return kept, rows
 

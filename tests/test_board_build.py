@@ -416,6 +416,15 @@ def test_bench_boards_merge_keeps_earlier_cases(tmp_path):
     assert kept["a:b"]["measured"] == {"git": "abc1234", "date": "2026-12-07 15:43 UTC",
                                        "command": "python bench/bench_boards.py --cases a:b c:d", "machine": "m"}
     assert bench_boards._kept_cases([str(old)], ["a:b", "c:d"]) == ({}, [])
+    # merged again: the kept case keeps its own run's provenance, not the merging run's
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps({"git": "def5678", "date": "2026-12-08 10:00 UTC", "machine": "m2",
+                                 "command": "python bench/bench_boards.py --cases c:d --merge old.json",
+                                 "results": {**kept, "c:d": {"cycles_per_inference": 9}}}))
+    again.with_suffix(".md").write_text("# again\n\n| model:board | x |\n|---|---|\n| c:d | 81 MHz |\n"
+                                        "| a:b | 68.8 MHz |\n")
+    kept2, _ = bench_boards._kept_cases([str(again)], [])
+    assert kept2["a:b"]["measured"]["git"] == "abc1234" and kept2["c:d"]["measured"]["git"] == "def5678"
     old.with_suffix(".md").write_text("# old\n\n| model:board | x |\n|---|---|\n| c:d | 80 MHz |\n")
     with pytest.raises(SystemExit, match=r"no row for a:b"):
         bench_boards._kept_cases([str(old)], ["c:d"])
