@@ -97,8 +97,8 @@ class OperandRegisters:
             h_valid, h_last = Signal(name="h_valid"), Signal(name="h_last")
             h_pat = Signal.like(g.window.payload.pat_addr)
         # A window tap's landing: ``tland`` (a tap lands this cycle), into slot ``tidx``, and
-        # into win1 too where ``tdual``. With ``landing_reg`` the masked tap bytes go through a
-        # register first (the landing register, placed by the activation memory): a tap lands
+        # into win1 too where ``tdual``. With ``landing_reg`` the tap's bytes go through a
+        # register first (the landing register, raw: rotated and masked after it): a tap lands
         # a cycle later (read latency 2), so the window register, its slot multiplexers and
         # the engine's window start at a flip-flop, not at the block RAM's read data through
         # the banks' rotation (the ECP5's DP16KD takes 5.83 ns to its output: docs/timing.md);
