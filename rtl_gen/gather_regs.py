@@ -37,8 +37,7 @@ class OperandRegisters:
         # start before the engine sees it, and the reset net would reach thousands of
         # flip-flops beside their own clear)
         win = Signal(KK * PC * AB, reset_less=True)
-        xv = Signal(Q * 8)
-        sk = Signal(L * 8)
+        # (the MAC beat's register xv and the skip codes' sk: below, per landing_reg)
         # identity-skip codes waiting for the PostProcess: a two-entry queue (sk_out at its head),
         # so the gatherer can post a position's codes while the previous position's beat is
         # still in the pattern engine (with one entry the two waited on each other: 8.5 cycles
@@ -67,13 +66,10 @@ class OperandRegisters:
         # the landing read's vectors, each built once: a window tap (chunk ch, and ch + 1 from
         # bytes pe_cin.. of a two-chunk read), a MAC beat, the skip codes
         land_tap, land_tap1 = Signal(PC * AB, name="land_tap"), Signal(PC * AB, name="land_tap1")
-        land_q, land_sk = Signal(Q * 8, name="land_q"), Signal(L * 8, name="land_sk")
         # (a MAC beat's mask is its own register and q_ok its landing, low unless a MAC read
         # lands inside the image: its bytes then merge into xv_out with an OR, one gate with
         # the mask)
         q_mask, q_ok = Signal(Q, name="q_mask"), Signal(name="q_ok")
-        m.d.comb += [land_q.eq(Cat(Mux(q_ok & q_mask[i], g.rvec[i], 0) for i in range(Q))),
-                     land_sk.eq(masked(L, 8))]
         # With ``landing_reg`` every register a read lands in (the window tap's, the waiting MAC
         # beat's, the skip codes') takes the banks' raw bytes (ActivationMemory.rraw) with the
         # rotation and the bytes' mask beside them, and rotates after it (actmem.rotated): no
@@ -154,6 +150,11 @@ class OperandRegisters:
             self.x_lo_out = Mux(q_ok, g.rlo, x_lo)
             self.x_ok_out = Mux(q_ok, q_mask, xv)
         else:
+            # the landing read's MAC beat and skip codes (rotated by the activation memory)
+            xv, sk = Signal(Q * 8, name="xv"), Signal(L * 8, name="sk")
+            land_q, land_sk = Signal(Q * 8, name="land_q"), Signal(L * 8, name="land_sk")
+            m.d.comb += [land_q.eq(Cat(Mux(q_ok & q_mask[i], g.rvec[i], 0) for i in range(Q))),
+                         land_sk.eq(masked(L, 8))]
             with m.If(pend):
                 with m.Switch(pend_dst):
                     with m.Case(1):
