@@ -126,6 +126,10 @@ class PatternEngine(PatternWords, wiring.Component):
         over (and ``(k/kernel)^2`` times for a smaller kernel). The memory is written through
         :attr:`pattern_w` at addresses from ``pattern_depth * pattern_slices`` on, from the
         low ``dw_lanes * dw_lane_bits`` data bits.
+    lane_pairs : bool
+        The ``lane_rot`` port (``lanes`` even): two tiles of at most ``lanes / 2`` channels
+        share a pattern word (``EngineConfig.lane_pairs``), the second's filters in lanes
+        ``lanes/2 ..``, which leave in lanes ``0 ..`` (a 2:1 multiplexer per accumulator bit).
     plane_reg : bool
         The plane is a register per code, loaded with the plane B holds next
         (``EngineConfig.plane_reg``, from the board profile;
@@ -163,6 +167,8 @@ class PatternEngine(PatternWords, wiring.Component):
         Depthwise mode for the windows accepted while it is 1 (with ``dw_depth > 0``).
     dw_slices : In(range(1, dw_max_slices + 1))
         Depthwise pattern words per window (held while a window is fetched).
+    lane_rot : In(1)
+        With ``lane_pairs``: output lane ``l`` takes the beat's lane ``(l + lanes/2) mod lanes``.
     kernel : In(range(k + 1))
         The beat's kernel size (3, 5 or 7, at most ``k``; sampled with each window): how the
         bit-plane meets the pattern word's grids (``k`` by default).
@@ -174,7 +180,7 @@ class PatternEngine(PatternWords, wiring.Component):
     def __init__(self, *, lanes: int, k: int, cin: int, groups: int = 1, a_bits: int = 8,
                  max_cin: int | None = None, pattern_depth: int = 16, netlist: str = "lut",
                  pattern_slices: int = 1, dw_depth: int = 0, dense_kernels: bool = True,
-                 plane_reg: bool = False):
+                 plane_reg: bool = False, lane_pairs: bool = False):
         check_int("lanes", lanes, 1)
         if netlist not in ("lut", "word", "xc7"):
             raise ValueError(f"netlist must be 'lut', 'word' or 'xc7', not {netlist!r}")
@@ -202,6 +208,9 @@ class PatternEngine(PatternWords, wiring.Component):
         check_int("dw_depth", dw_depth, 0)
         self._dw_depth = dw_depth
         self._dense, self._plane_reg = bool(dense_kernels), bool(plane_reg)
+        self._lane_pairs = bool(lane_pairs)
+        if lane_pairs and lanes % 2:
+            raise ValueError(f"lane_pairs needs an even number of lanes, not {lanes}")
         if dw_depth and groups != 1:
             raise ValueError(f"the depthwise mode needs groups == 1, not {groups}")
         if dw_depth and self.dw_lanes * self.dw_lane_bits > -(-lanes * cin * k * k // pattern_slices):
@@ -221,6 +230,7 @@ class PatternEngine(PatternWords, wiring.Component):
             "dw": In(1),
             "dw_slices": In(range(1, self.dw_max_slices + 1), init=1),
             "kernel": In(range(k + 1), init=k),
+            "lane_rot": In(1),
             "pattern_w": Out(WritePort.Signature(addr_width=ceil_log2(pattern_depth * pattern_slices + dw_depth),
                                                  shape=self.pattern_memory_shape)),
         })
@@ -237,6 +247,7 @@ class PatternEngine(PatternWords, wiring.Component):
     netlist = property(lambda self: self._netlist, doc='``"lut"``, ``"word"`` or ``"xc7"`` (see above).')
     pattern_slices = property(lambda self: self._slices, doc="Memory words per pattern word.")
     dw_depth = property(lambda self: self._dw_depth, doc="Depthwise pattern memory words (0: no depthwise mode).")
+    lane_pairs = property(lambda self: self._lane_pairs, doc="The ``lane_rot`` port turns a beat's lanes.")
 
     @property
     def channels(self) -> int:
@@ -291,6 +302,7 @@ class PatternEngine(PatternWords, wiring.Component):
         a_first = Signal()
         a_last = Signal()
         a_dw = Signal()
+        a_rot = Signal()
         # the beat's kernel, one flag per kernel smaller than k (the plane remap's selects)
         a_ksel = {kk: Signal(name=f"a_k{kk}") for kk in pattern_kernels(k)[:-1]} if self._dense else {}
         b_ksel = {kk: Signal(name=f"b_k{kk}") for kk in a_ksel}
@@ -304,6 +316,7 @@ class PatternEngine(PatternWords, wiring.Component):
         b_first = Signal()
         b_last = Signal()
         b_dw = Signal()
+        b_rot = Signal()
         b_signed = Signal()
         b_top = Signal()      # the beat's first (top) plane is in B
         b_neg = Signal()      # the plane after a signed beat's top plane: its Horner step negates
@@ -354,6 +367,8 @@ class PatternEngine(PatternWords, wiring.Component):
         # depthwise mode: the beat's flag through P, M, Q, H, and per lane its own channel's
         # plane count (Q), Horner register and beat value
         p_dw, m_dw, q_dw, h_dw = (Signal(name=f"{s_}_dw") for s_ in "pmqh")
+        # lane pairs: the beat's lane turn through P, M, Q, H
+        p_rot, m_rot, q_rot, h_rot = (Signal(name=f"{s_}_rot") for s_ in "pmqh")
         if DW:
             qxd = [[Signal(hw, name=f"qxd{l}_{r}", reset_less=True) for r in range(2)] for l in range(D)]
             xsd = [Signal(hw, name=f"xsd{l}", reset_less=True) for l in range(D)]
@@ -406,6 +421,7 @@ class PatternEngine(PatternWords, wiring.Component):
                 a_first.eq(self.window.payload.first),
                 a_last.eq(self.window.payload.last),
                 a_dw.eq(self.dw if DW else 0),
+                a_rot.eq(self.lane_rot if self._lane_pairs else 0),
                 *(sel.eq(self.kernel == kk) for kk, sel in a_ksel.items()),
             ]
         with m.If(accept):
@@ -420,6 +436,7 @@ class PatternEngine(PatternWords, wiring.Component):
                 b_pattern.eq(self._load_pattern(m, a_word, a_dw, pm.dw_word if DW else None)),
                 *(b_ksel[kk].eq(sel & ~a_dw) for kk, sel in a_ksel.items()),
                 b_dw.eq(a_dw),
+                b_rot.eq(a_rot),
                 b_plane.eq(self.act_bits - 1),
                 b_final.eq(self.act_bits == 1),
                 b_first.eq(a_first),
@@ -447,6 +464,8 @@ class PatternEngine(PatternWords, wiring.Component):
             ]
             if DW:
                 m.d.sync += [p_dw.eq(b_dw), m_dw.eq(p_dw), q_dw.eq(m_dw), h_dw.eq(q_dw)]
+            if self._lane_pairs:
+                m.d.sync += [p_rot.eq(b_rot), m_rot.eq(p_rot), q_rot.eq(m_rot), h_rot.eq(q_rot)]
         word = self._netlist == "word"
         restart = Signal()
         m.d.comb += restart.eq(q_valid & q_final & advance)
@@ -498,5 +517,10 @@ class PatternEngine(PatternWords, wiring.Component):
             m.d.sync += self.acc.valid.eq(0)
         with m.If(h_valid & h_last & advance):
             m.d.sync += self.acc.valid.eq(1)
-            m.d.sync += [self.acc.payload[l].eq(totals[l]) for l in range(lanes)]
+            if self._lane_pairs:
+                # a turned beat (the second tile of a lane pair) leaves in lanes 0 ..
+                m.d.sync += [self.acc.payload[l].eq(Mux(h_rot, totals[(l + lanes // 2) % lanes], totals[l]))
+                             for l in range(lanes)]
+            else:
+                m.d.sync += [self.acc.payload[l].eq(totals[l]) for l in range(lanes)]
         return m

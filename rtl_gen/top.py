@@ -155,7 +155,8 @@ class Accelerator(wiring.Component):
         self._pe = PatternEngine(lanes=c.lanes, k=c.k_max, cin=c.pe_cin, groups=1, a_bits=c.a_bits,
                                  max_cin=arch.max_cin, netlist=netlist, pattern_slices=c.pattern_slices,
                                  dense_kernels=c.dense_kernels, plane_reg=c.plane_reg,
-                                 pattern_depth=arch.pattern_depth, dw_depth=arch.dw_depth)
+                                 pattern_depth=arch.pattern_depth, dw_depth=arch.dw_depth,
+                                 lane_pairs=c.lane_pairs)
         self._ma = MacArray(rows=c.lanes, cols=c.mac_cols, packed=c.packed,
                             weight_depth=mm["weights"].depth, weights_bram=c.weights_bram, x_late=True)
         self._pp = PostProcess(lanes=c.lanes, inputs=2, acc_width=32, out_width=9,
@@ -311,7 +312,8 @@ class Accelerator(wiring.Component):
         # gatherer or the FC
         wiring.connect(m, ga.window, pe.window)
         m.d.comb += [pe.act_bits.eq(da.bits[:ceil_log2(c.a_bits + 1)]), pe.act_signed.eq(da.signed != 0),
-                     pe.kernel.eq(ins.k)]     # where the beat's kernel puts its taps in the pattern word
+                     pe.kernel.eq(ins.k),     # where the beat's kernel puts its taps in the pattern word
+                     pe.lane_rot.eq(ins.lane_rot)]    # lane pairs: the tile's lanes are the word's upper half
         if arch.dw_depth:
             # the depthwise mode and its words per filter (registered: the first window comes
             # a RowAddress after DISPATCH)

@@ -183,6 +183,12 @@ async def pattern_engine_matches_reference(dut):
         groups = eng.groups
         expected = pattern_conv_acc(x, pat, stride=1, padding=sc["kernel"] // 2, groups=groups)
         exp = expected[0].permute(1, 2, 0).reshape(-1, eng.lanes).tolist()  # pixel order
+        # lane pairs: every other sub-case turned (its lanes lanes/2 .. leave first)
+        rot = int(eng.lane_pairs and i % 2 == 1)
+        if rot:
+            h = eng.lanes // 2
+            exp = [row[h:] + row[:h] for row in exp]
+        sc["lane_rot"] = rot
         if worst:
             lo, top = code_range(eng.a_bits, sc["signed"])
             bound = eng.max_cin * eng.k * eng.k * max(-lo, top)
@@ -198,6 +204,7 @@ async def pattern_engine_matches_reference(dut):
         await write_memory(dut, "pattern_w", unsigned(eng.pattern_memory_bits), mem_words, base=sc["base"])
         dut.act_bits.value = sc["act_bits"]
         dut.kernel.value = sc["kernel"]
+        dut.lane_rot.value = rot
         dut.act_signed.value = int(sc["signed"])
         cycles = await run_beats(dut, drv, mon, beats, exp, eng.lanes, str(sc), eng.a_bits)
         stats.append({**sc, "flow": flow, "beats": len(beats), "outputs": len(exp), "cycles": cycles})

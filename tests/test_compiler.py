@@ -182,12 +182,16 @@ def test_addresses_do_not_overlap(builds, board):
                 continue
             assert a["base"] + a["bytes"] <= b["base"] or b["base"] + b["bytes"] <= a["base"], (a["name"], b["name"])
     # pattern words of different tiles do not overlap: a word belongs to one (layer, channel
-    # block); row bands of the same tile read the same words again
-    owner = {}
+    # block), or with lane pairs to two blocks of a layer, the second (lane_rot) the block
+    # after the first; row bands of the same tile read the same words again
+    owner, paired = {}, 0
     for ins in decode_program((d / "program.bin").read_bytes()):
         if ins.op in (Op.CONV_PATTERN, Op.PRB) or (ins.op == Op.RESADD and ins.flags & 32):
-            assert owner.setdefault(ins.wa, (ins.layer, ins.c0)) == (ins.layer, ins.c0), ins
+            c0 = ins.c0 - ins.tc if ins.lane_rot else ins.c0
+            assert owner.setdefault(ins.wa, (ins.layer, c0)) == (ins.layer, c0), ins
+            paired += ins.lane_rot
     assert owner
+    assert paired == 0 or ir.cfg.lane_pairs
 
 
 def test_prb_runs_both_engines_on_the_same_tile(builds):
@@ -758,10 +762,10 @@ def test_sizer_keeps_depthwise_storage_within_2x(tmp_path):
     """MixConv's stage-1 branches (6, 5, 5 channels for k = 3, 5, 7) fill a third of a 16-lane
     overlay's depthwise words (3.85x their bits), the overlay the sizer picked for arty-a7-100
     by cycles alone; it now keeps to overlays whose depthwise layers stay within 2x
-    (DW_STORAGE_MAX), here 8-channel depthwise tiles, and report.json says so per layer."""
+    (STORAGE_MAX), here 8-channel depthwise tiles, and report.json says so per layer."""
     from dataclasses import replace
 
-    from sephw.compiler.size_engines import DW_STORAGE_MAX, dw_storage_ratio
+    from sephw.compiler.size_engines import STORAGE_MAX, grouped_storage_ratio
     torch.manual_seed(0)
     m = models.build("mixconv-resnet20").eval()
     binarize.binarize_model(m)
@@ -771,10 +775,10 @@ def test_sizer_keeps_depthwise_storage_within_2x(tmp_path):
     dw_rows = [r for r in rep["layers"] if r["depthwise"]]
     assert ir.cfg.depthwise and dw_rows
     worst = max(r["pattern_storage_ratio"] for r in dw_rows)
-    assert worst <= DW_STORAGE_MAX and worst == pytest.approx(dw_storage_ratio(ir, ir.cfg), abs=1e-3)
+    assert worst <= STORAGE_MAX and worst == pytest.approx(grouped_storage_ratio(ir, ir.cfg), abs=1e-3)
     # the overlay with 16 depthwise lanes would store the 5-channel branches at 3.85x
     wide = replace(ir.cfg, lanes=16, pe_cin=16)
-    assert wide.dw_lanes == 16 and dw_storage_ratio(ir, wide) == pytest.approx(1632 / 424)
+    assert wide.dw_lanes == 16 and grouped_storage_ratio(ir, wide) == pytest.approx(1632 / 424)
 
 
 @pytest.mark.parametrize("arch", ["dsconv-resnet20", "mixconv-resnet20", "multiception-resnet20"])

@@ -20,7 +20,7 @@ def test_dict_and_fixed_engine_give_the_same_overlay(sepnet_build):
 
 @pytest.mark.parametrize("engine, message", [
     (dict(SMALL_ENGINE, lane=4), r"engine: unknown key 'lane'; the keys are lanes, pe_cin, mac_cols, packed, "
-                                 r"pp_units, column_store, depthwise, dense_kernels, weights_bram"),
+                                 r"pp_units, column_store, depthwise, dense_kernels, weights_bram, lane_pairs"),
     (dict(lanes=4, pe_cin=4), r"engine: missing mac_cols \(lanes, pe_cin and mac_cols are required\)"),
     (dict(SMALL_ENGINE, pp_units=0), r"engine pp_units=0: expected a positive integer"),
     (dict(SMALL_ENGINE, packed="no"), r"engine packed='no': expected True or False"),
@@ -31,9 +31,10 @@ def test_bad_engine_is_a_compile_error(sepnet_build, engine, message):
         compile_graph(g, "arty-a7-35", engine=engine)
 
 
-@pytest.mark.parametrize("flag", ["weights_bram", "landing_reg", "mul18", "plane_reg"])
+@pytest.mark.parametrize("flag", ["weights_bram", "landing_reg", "mul18", "plane_reg", "lane_pairs"])
 def test_later_flags_are_hashed_only_where_set(flag):
-    """An overlay without ``weights_bram``, ``landing_reg``, ``mul18`` or ``plane_reg`` keeps the hash it had before the
+    """An overlay without ``weights_bram``, ``landing_reg``, ``mul18``, ``plane_reg`` or
+    ``lane_pairs`` keeps the hash it had before the
     flag existed (its dict has no such key, so builds and bitstreams made before still load);
     with it the hash differs, and both round-trip through their dicts."""
     from dataclasses import asdict, replace
@@ -41,7 +42,8 @@ def test_later_flags_are_hashed_only_where_set(flag):
     from sephw.arch.config import EngineConfig, _hash
     plain = EngineConfig(16, 16, 4, 3, 8, False, 2, 32, True, False, False)
     flagged = replace(plain, **{flag: True})
-    before = {k: v for k, v in asdict(plain).items() if k not in ("weights_bram", "landing_reg", "mul18", "plane_reg")}
+    before = {k: v for k, v in asdict(plain).items()
+              if k not in ("weights_bram", "landing_reg", "mul18", "plane_reg", "lane_pairs")}
     assert plain.to_dict() == before and plain.hash() == _hash(before)
     assert flagged.to_dict()[flag] is True and flagged.hash() != plain.hash()
     assert EngineConfig.from_dict(plain.to_dict()) == plain and EngineConfig.from_dict(flagged.to_dict()) == flagged

@@ -21,6 +21,10 @@ CONFIGS = {
     # 5x5 kernels on the 7x7 grid go through the plane remap after the register
     "k7_plane_reg": dict(lanes=2, k=7, cin=2, groups=1, a_bits=8, max_cin=4, pattern_depth=4,
                          plane_reg=True),
+    # lane pairs (EngineConfig.lane_pairs): every other sub-case's beats leave with their
+    # lanes turned by lanes / 2 (the lane_rot port), chunked and not
+    "k5_lane_pairs": dict(lanes=4, k=5, cin=2, groups=1, a_bits=8, max_cin=4, pattern_depth=4,
+                          lane_pairs=True),
 }
 
 

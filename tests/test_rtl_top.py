@@ -381,6 +381,61 @@ def test_one_channel_tiles_with_two_postprocess_units(tmp_path):
 
 
 @pytest.mark.slow
+def test_lane_pairs_bit_exact(tmp_path):
+    """Lane pairs (EngineConfig.lane_pairs): a grouped 3×3 of 4 groups of 4 channels on an
+    8-lane overlay runs one group per tile in half the lanes; two tiles share their pattern
+    words (the second's filters in lanes 4..7, its instruction's ``lane_rot``: the engine turns
+    them to lanes 0..3 at its output), so the layer's patterns take half the memory bits they
+    take without pairs, in a pattern memory twice as narrow (8 slices at 8-bit activations).
+    The module's PRBs (3×3 in 4 groups beside a grouped 1×1 on the MAC array) pair the same
+    way, their turned pattern sums meeting the MAC array's in the PostProcess. Every logit
+    equal to the reference's, every instruction's cycles equal to the model's."""
+    from sephw import binarize, quantize
+    from sephw.arch.memmap import SELECT
+    from sephw.compiler import compile_graph
+    from sephw.models import ConvRow, ModuleRow, SEPNet
+    from sim.top_driver import run_top
+    torch.manual_seed(0)
+    m = SEPNet((ConvRow("conv1", 16, 3, 1, 1), ConvRow("conv2", 16, 3, 1, 4), ModuleRow("module1", 16, 3, 1, 4, 4, 1)),
+               in_channels=1, num_classes=10, stem="small").eval()
+    binarize.binarize_model(m)
+    g = quantize.quantize(m, torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8,
+                                           generator=torch.Generator().manual_seed(1)))
+    eng = dict(lanes=8, pe_cin=4, mac_cols=4, packed=False)
+    ir0, rep0 = compile_graph(g, "arty-a7-35", tmp_path / "unpaired", engine=dict(eng, lane_pairs=False))
+    ir, rep = compile_graph(g, "arty-a7-35", tmp_path, engine=eng)
+    assert ir.cfg.lane_pairs and not ir0.cfg.lane_pairs
+    assert ir.cfg.pattern_slices == 2 * ir0.cfg.pattern_slices == 8
+    tens = Manifest.read(tmp_path).tensors
+    ops = decode_program((tmp_path / "program.bin").read_bytes())
+    conv2 = [i for i in ops if i.op == Op.CONV_PATTERN and tens[i.dst]["name"] == "features.conv2"]
+    assert [(i.c0, i.tc, i.lane_rot) for i in conv2] == [(0, 4, 0), (4, 4, 1), (8, 4, 0), (12, 4, 1)]
+    assert conv2[0].wa == conv2[1].wa != conv2[2].wa == conv2[3].wa
+    prb = [i for i in ops if i.op == Op.PRB]
+    assert len(prb) == 8 and [i.lane_rot for i in prb] == [0, 1] * 4
+    ratio = [{r["name"]: r.get("pattern_storage_ratio") for r in p["layers"]}["features.conv2"] for p in (rep0, rep)]
+    assert ratio == [2.0, 1.0]
+    x = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(17))
+    r = run_top(tmp_path, x.numpy(), reference.run(g, x).numpy())   # asserts every logit
+    sched = yaml.safe_load((tmp_path / "schedule.yaml").read_text())["instructions"]
+    assert [s["cycles"] for s in sched] == r["instruction_cycles"][0] == r["instruction_cycles"][1]
+    assert r["cycles"][0] == rep["cycles_per_inference"]
+    # every word in the board's DRAM (placement="external"): a pair's two tiles each load the
+    # pair's words (one copy in the external image) into the buffer, the second with lane_rot
+    ext = tmp_path / "external"
+    ir_x, rep_x = compile_graph(g, "arty-a7-35", ext, placement="external", engine=eng)
+    ops_x = decode_program((ext / "program.bin").read_bytes())
+    conv2_x = [i for i in ops_x if i.op == Op.CONV_PATTERN and tens[i.dst]["name"] == "features.conv2"]
+    assert [i.lane_rot for i in conv2_x] == [0, 1, 0, 1]
+    # the tiles' DMA_LOADs of their pattern words, in tile order
+    loads = [i for i in ops_x if i.op == Op.DMA_LOAD and i.layer == conv2_x[0].layer and i.mem == SELECT["patterns"]]
+    assert len(loads) == 4 and loads[0].ext_addr == loads[1].ext_addr != loads[2].ext_addr == loads[3].ext_addr
+    r = run_top(ext, x.numpy(), reference.run(g, x).numpy())   # asserts every logit
+    sched = yaml.safe_load((ext / "schedule.yaml").read_text())["instructions"]
+    assert [s["cycles"] for s in sched] == r["instruction_cycles"][0] == r["instruction_cycles"][1]
+
+
+@pytest.mark.slow
 def test_signed_activations_bit_exact(sepnet_build, tmp_path):
     """Signed tensors (two's complement codes, no ReLU: outputs made signed in the IntGraph,
     so they saturate at -128 and 127) through every unit that reads activations, on the small

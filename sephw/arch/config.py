@@ -119,7 +119,15 @@ class EngineConfig:
     and sums them a stage later (rtl_gen/postprocess.py; one cycle more of its latency);
     ``plane_reg``: the pattern engine's bit-plane is a register per code, loaded with the plane
     its stage B holds next (rtl_gen/pattern_planes.py; no cycle moves, one more multiplexer per
-    code; a board profile's choice, set by none shipped: docs/timing.md)."""
+    code; a board profile's choice, set by none shipped: docs/timing.md); ``lane_pairs``: two
+    tiles of at most ``lanes / 2`` output channels (a grouped pattern layer's, one group each)
+    share one pattern word, the first tile's filters in lanes ``0 ..``, the second's in lanes
+    ``lanes/2 ..``, and the pattern engine turns the second tile's lanes to the front at its
+    output (rtl_gen/pattern.py, ``lane_rot``; ISA field ``lane_rot``); the pattern memory is
+    then twice as narrow (:attr:`pattern_slices` doubled, up to ``a_bits``) so that a pair's
+    word fills at least half a slice. The sizer sets it where the network has such a layer
+    (the shipped model's conv5, 16 groups of 8 channels, on a 16-lane overlay: 7.41x its
+    pattern bits without, 1.85x with)."""
     lanes: int
     pe_cin: int
     mac_cols: int
@@ -135,6 +143,7 @@ class EngineConfig:
     landing_reg: bool = False
     mul18: bool = False
     plane_reg: bool = False
+    lane_pairs: bool = False
 
     def kernel_layout(self, k: int) -> int:
         """The kernel a ``k x k`` pattern operand's words are laid out for
@@ -183,8 +192,10 @@ class EngineConfig:
 
     @property
     def pattern_slices(self) -> int:
-        """Pattern memory words per pattern word (:func:`pattern_slices`)."""
-        return pattern_slices(self.a_bits)
+        """Pattern memory words per pattern word (:func:`pattern_slices`; twice that, up to
+        ``a_bits``, with :attr:`lane_pairs`)."""
+        s = pattern_slices(self.a_bits)
+        return min(2 * s, self.a_bits) if self.lane_pairs else s
 
     @property
     def pattern_mem_bits(self) -> int:
@@ -224,7 +235,7 @@ class EngineConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for flag in ("weights_bram", "landing_reg", "mul18", "plane_reg"):
+        for flag in ("weights_bram", "landing_reg", "mul18", "plane_reg", "lane_pairs"):
             if not d[flag]:
                 del d[flag]             # (an overlay without it keeps its earlier hash)
         return d

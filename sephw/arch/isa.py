@@ -103,6 +103,8 @@ _TILE = (
     ("na", 12),        # input channels operand a reads per position (groups in the tile x Cg)
     ("nb", 12),        # input channels operand b reads per position (identity skip: tc)
     ("pshift", 2),     # operand a (pattern): log2 of the pattern memory words one chunk takes
+    ("lane_rot", 1),   # operand a (pattern, lane pairs): the tile's filters are the pattern
+                       # words' lanes lanes/2 .., turned to the front at the engine's output
 )
 
 HEADER = Record("instruction header", WORD_BITS, _HEADER)
@@ -190,6 +192,7 @@ class Instruction:
     na: int = 0
     nb: int = 0
     pshift: int = 0
+    lane_rot: int = 0
     ext_addr: int = 0
     length: int = 0
     mem: int = 0

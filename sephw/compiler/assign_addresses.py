@@ -9,8 +9,8 @@ from .memory import first_fit
 from ..arch.config import dma_beats, pattern_depth
 from . import hw
 from .paging import paged_length
-from .operands import (STREAMED, block_words, fc_blocks, param_words_of, params_streamed, stream_memory,
-                       tile_stream_words)
+from .operands import (STREAMED, block_words, fc_blocks, operand_words, param_words_of, params_streamed, step_words,
+                       stream_memory)
 
 
 def spilled_bytes(ir: CompileIR, name: str) -> int:
@@ -73,18 +73,17 @@ class AssignAddresses:
                 prm += param_words_of(cfg, lay, n.out.channels)
                 n_prm = 0
             for si, st in enumerate(lay.steps):
-                blocks = math.ceil(st.out_channels / st.tc)
                 streamed = (lay.index, si) in ir.streamed
                 if streamed:
-                    for mem, words in tile_stream_words(cfg, st, st.tc).items():
+                    for mem, words in step_words(cfg, st, st.tc).items():
                         if words:
                             ir.ext_addr[(lay.index, si, mem)] = ext
-                            ext += blocks * words * beats
+                            ext += words * beats
                     off = dict(buf_base)
                 for oi, op in enumerate(st.operands):
                     if isinstance(op, SkipOperand):
                         continue
-                    w = blocks * block_words(cfg, op, st.tc)
+                    w = operand_words(cfg, op, st.out_channels, st.tc)
                     mem = stream_memory(cfg, op)
                     if streamed and mem:
                         ir.words[(lay.index, si, oi)] = off[mem]

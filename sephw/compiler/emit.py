@@ -25,7 +25,7 @@ from .assign_addresses import spilled_bytes
 from .dump import write_pass_dumps
 from .images import external_words, param_words, pattern_words, tensor_words, weight_words
 from .ir import PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileError
-from .operands import block_words, pattern_storage, streamed_steps
+from .operands import operand_words, pattern_storage, streamed_steps
 
 
 def spill_bytes(ir) -> int:
@@ -95,8 +95,7 @@ def layer_rows(ir) -> list[dict]:
                 for op in st.operands:
                     if isinstance(op, SkipOperand):
                         continue
-                    blocks = math.ceil(st.out_channels / st.tc)
-                    w = blocks * block_words(cfg, op, st.tc)
+                    w = operand_words(cfg, op, st.out_channels, st.tc)
                     if op.kind != "pattern":
                         onchip += resident * w * cfg.weight_word_bytes
                         continue

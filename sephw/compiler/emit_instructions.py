@@ -13,7 +13,7 @@ from ..intgraph import PoolFCNode, SkipOperand
 from .hw import EngineConfig, dw_operand
 from .ir import CompileError, CompileIR, ProgramEntry, Tile
 from .paging import paginate
-from .operands import block_words, chunk_slices, fc_blocks, operand_reads, param_blocks, param_word, params_streamed, stream_memory
+from .operands import block_place, block_words, chunk_slices, fc_blocks, operand_reads, param_blocks, param_word, params_streamed, stream_memory
 
 
 def arch_config(ir: CompileIR) -> ArchConfig:
@@ -119,9 +119,11 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
                 first = (t.c0 // cfg.lanes) * fc_blocks(cfg, n)[1]
             elif t.mem == "params":            # the tile's channels' words of the layer's
                 first = param_word(param_blocks(cfg, lay), t.c0)
-            else:
+            else:                              # the tile's block (a lane pair's: the pair's)
                 st = lay.steps[t.step]
-                first = (t.c0 - st.out_c0) // st.tc * t.length
+                blk = (t.c0 - st.out_c0) // st.tc
+                op = next(op for op in st.operands if stream_memory(cfg, op) == t.mem)
+                first = (block_place(cfg, op, st.tc, blk)[0] // block_words(cfg, op, st.tc)) * t.length
             ext_addr = ir.ext_addr[(t.layer, t.step, t.mem)] + first * beats
             waddr = ir.static.buffer_base(t.mem, t.half)
         return Instruction(Op.DMA_LOAD, layer=t.layer, deps=t.deps, mem=SELECT[t.mem], waddr=waddr, ext_addr=ext_addr,
@@ -141,19 +143,21 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
     st = lay.steps[t.step]
     op_a = st.operands[0]
     op_b = st.operands[1] if len(st.operands) > 1 else None
-    wa = wb = prm = 0
+    wa = wb = prm = lane_rot = 0
     if addresses:
         # a streamed step's operands sit in the buffers, the tile's block alone (DMA_LOAD)
         streamed = (t.layer, t.step) in ir.streamed
-        blk = 0 if streamed else (t.c0 - st.out_c0) // st.tc
+        blk = (t.c0 - st.out_c0) // st.tc
 
         def word(oi, op):
             """The operand's first word: its block, or its place in the tile's buffer half."""
             if streamed and stream_memory(cfg, op):
                 mem = stream_memory(cfg, op)
                 return ir.words[(t.layer, t.step, oi)] + ir.static.buffer_base(mem, t.half) - ir.static.buffer_base(mem)
-            return ir.words[(t.layer, t.step, oi)] + blk * block_words(cfg, op, st.tc)
+            return ir.words[(t.layer, t.step, oi)] + block_place(cfg, op, st.tc, blk)[0]
         wa = word(0, op_a)
+        # lane pairs: the second block of a pair reads its filters from the words' upper lanes
+        lane_rot = block_place(cfg, op_a, st.tc, blk)[1]
         if op_b is not None and not isinstance(op_b, SkipOperand):
             wb = word(1, op_b)
     # input channels each operand reads (precomputed here so the sequencer needs no
@@ -182,4 +186,4 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
                        flags=t.flags | (FLAG_DW_PATTERN if dw_operand(cfg, op_a) else 0),
                        pshift=chunk_slices(cfg, op_a, st.tc).bit_length() - 1
                        if op_a.kind == "pattern" and not dw_operand(cfg, op_a) else 0,
-                       comment=f"band {t.band}: {n.name}")
+                       lane_rot=lane_rot, comment=f"band {t.band}: {n.name}")

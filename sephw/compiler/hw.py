@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..arch.config import EngineConfig, pattern_slices  # noqa: F401  (re-exported)
+from ..arch.config import EngineConfig, pattern_slices
 
 ENGINES_JSON = Path(__file__).resolve().parents[2] / "bench" / "results" / "engines.json"
 MAX_ONCHIP_BYTES = 10 * 1024 * 1024      # the paper's FPGA bound: never above 10 MB on chip
@@ -109,6 +109,13 @@ class UnitCosts:
     # code, here in the LUTs the ECP5 scale turns into that (7.1 / ecp5_comb_per_lut). (The
     # small overlay, 4 x 4, k_max 5: 100 codes, +914 against a build two commits older.)
     plane_reg_lut_per_code: float = 5.8
+    # Lane pairs (``EngineConfig.lane_pairs``, rtl_gen/pattern.py ``lane_rot``): a 2:1
+    # multiplexer per accumulator bit of every lane into the output register, per lane; the
+    # staging registers of the twice as narrow pattern memory are counted from the slices.
+    # Measured: Yosys synth_xilinx of the xc7 engine, 8 lanes x 8 channels at k_max 5, 8-bit
+    # activations, a 21-bit accumulator: +168 LUT +6 FF with the port at 4 slices; at 8 slices
+    # +176 LUT and +208 FF (the staging registers: +200 by the slices).
+    lane_pair_lut_per_lane: float = 21.0
     # DSPs of the top outside the MAC array and the PostProcess: address arithmetic (ring rows,
     # window taps, row bytes). Measured: Yosys synth_xilinx of the board tops above gave 57
     # DSP48E1 for 32 MAC cells + two PostProcess units (8) and 51 with one.
@@ -198,10 +205,14 @@ def resources(cfg: EngineConfig, costs: UnitCosts, vendor: str | None = None) ->
     codes = cfg.pe_cin * cfg.k_max ** 2
     remap_lut = codes * costs.plane_remap_lut_per_bit if cfg.k_max > 3 and cfg.dense_kernels else 0
     remap_lut += codes * costs.plane_reg_lut_per_code if cfg.plane_reg else 0
+    remap_lut += cfg.lanes * costs.lane_pair_lut_per_lane if cfg.lane_pairs else 0
+    # the pattern word's staging registers beyond the one-slice-per-a_bits/2 memory's (the
+    # per-op cost's): a narrower memory stages more of the word (lane pairs)
+    staging_ff = cfg.pattern_word_bits * (1 / pattern_slices(cfg.a_bits) - 1 / cfg.pattern_slices)
     lut = ops * p_lut + dw_lut + remap_lut + cells * m_lut + cfg.pp_units * costs.pp_lut + control_lut
     ff = ops * costs.pattern_ff_per_op + cells * m_ff + cfg.pp_units * costs.pp_ff \
         + window_bits * costs.window_ff_per_bit + costs.control_ff \
-        + dw_lanes * (costs.dw_ff_per_lane + cfg.k_max ** 2 * costs.dw_ff_per_lane_tap)
+        + dw_lanes * (costs.dw_ff_per_lane + cfg.k_max ** 2 * costs.dw_ff_per_lane_tap) + staging_ff
     dsp = math.ceil(cells * m_dsp) + cfg.pp_units * costs.pp_dsp + costs.control_dsp
     # on the ECP5 in its logic cells (LUT4s: ``ecp5_comb_per_lut``), the board top's fixed part
     # with the control

@@ -13,7 +13,8 @@ from ..arch.isa import WORD_BYTES
 from ..intgraph import InputNode, PoolFCNode, SkipOperand
 from . import hw
 from .ir import PARAM_WORD_BYTES, CompileError
-from .operands import STREAMED, chunk_channels, chunk_slices, chunks as _chunks, param_blocks, param_word, params_streamed, stream_memory
+from .operands import (STREAMED, chunk_channels, chunk_slices, chunks as _chunks, lane_paired, param_blocks, param_word,
+                       params_streamed, stream_memory)
 
 B48 = PARAM_WORD.field("bias").hi
 
@@ -63,27 +64,34 @@ def pattern_words(ir) -> bytes:
 
 
 def _pattern_blocks(cfg, op, st) -> list[list[bytes]]:
-    """A pattern operand's memory words (:func:`pattern_words`), per channel block of ``st.tc``."""
+    """A pattern operand's memory words (:func:`pattern_words`), per channel block of ``st.tc``;
+    with :func:`~sephw.compiler.operands.lane_paired`, per pair of blocks (the second's filters
+    in lanes ``lanes/2 ..`` of the first's words)."""
     n_sl, sbits, L = chunk_slices(cfg, op, st.tc), cfg.pattern_mem_bits, cfg.lanes
+    pairs = lane_paired(cfg, op, st.tc)
     w = (op.weight > 0).numpy()                       # (O, Cg, k, k) bool
     o_tot, cg, k, _ = w.shape
     kk = cfg.kernel_layout(k)                         # the taps' grid: k, or k_max (zeros around)
     cin_eff = chunk_channels(cfg, op, st.tc)
     out = []
-    for b0 in range(0, st.out_channels, st.tc):
+    for bi, b0 in enumerate(range(0, st.out_channels, st.tc)):
         n = min(st.tc, o_tot - b0)
+        lane0 = L // 2 if pairs and bi % 2 else 0       # a pair's second block: the upper lanes
         blk = []
         for ch in range(_chunks(cfg, op, st.tc)):
             c_lo, c_hi = ch * cin_eff, min(cg, (ch + 1) * cin_eff)
             # tap-major: (c, i, j, lane), lane fastest (sephw.arch.config.pattern_bit)
             grid = np.zeros((c_hi - c_lo, kk, kk, L), dtype=np.uint8)
-            grid[:, :k, :k, :n] = w[b0:b0 + n, c_lo:c_hi].transpose(1, 2, 3, 0)
+            grid[:, :k, :k, lane0:lane0 + n] = w[b0:b0 + n, c_lo:c_hi].transpose(1, 2, 3, 0)
             bits = np.zeros(n_sl * sbits, dtype=np.uint8)
             bits[:grid.size] = grid.reshape(-1)
-            blk += [np.packbits(bits[sl * sbits:(sl + 1) * sbits], bitorder="little").tobytes()
-                    for sl in range(n_sl)]
-        out.append(blk)
-    return out
+            blk.append(bits)
+        if lane0:       # into the pair's words (the lanes are disjoint)
+            out[-1] = [a | b for a, b in zip(out[-1], blk)]
+        else:
+            out.append(blk)
+    return [[np.packbits(bits[sl * sbits:(sl + 1) * sbits], bitorder="little").tobytes()
+             for bits in blk for sl in range(n_sl)] for blk in out]
 
 
 def _dw_pattern_words(cfg, op, st) -> list[bytes]:

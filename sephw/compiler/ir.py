@@ -182,13 +182,14 @@ class FixedEngine:
     depthwise: bool = True       # the pattern engine's depthwise mode, where the network has depthwise layers
     dense_kernels: bool = True   # kernels smaller than k_max stored as their k^2 taps (EngineConfig)
     weights_bram: bool = False   # the MAC array's weight memory in block RAM however shallow (EngineConfig)
+    lane_pairs: bool = True      # two half-lane tiles share pattern words, where the network has them (EngineConfig)
 
     def __post_init__(self):
         for name in ("lanes", "pe_cin", "mac_cols", "pp_units"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise CompileError(f"engine {name}={v!r}: expected a positive integer")
-        for name in ("packed", "column_store", "depthwise", "dense_kernels", "weights_bram"):
+        for name in ("packed", "column_store", "depthwise", "dense_kernels", "weights_bram", "lane_pairs"):
             if not isinstance(getattr(self, name), bool):
                 raise CompileError(f"engine {name}={getattr(self, name)!r}: expected True or False")
 

@@ -11,8 +11,8 @@ from ..arch.link import MAX_PAYLOAD  # the host link's frame buffer (docs/protoc
 from ..intgraph import InputNode, PoolFCNode
 from . import hw
 from .ir import ACT_ALIGN, PARAM_WORD_BYTES, TENSOR_DESC_BYTES, CompileIR, StaticMemory
-from .operands import (PARAMS, block_words, fc_blocks, fc_chunk_words, fc_chunks, param_tile_words, param_words_of,
-                       params_streamed, step_operands, stream_memory, streamed_steps, tile_cost,
+from .operands import (PARAMS, fc_blocks, fc_chunk_words, fc_chunks, operand_words, param_tile_words, param_words_of,
+                       params_streamed, step_operands, step_words, stream_memory, streamed_steps, tile_cost,
                        tile_stream_words)
 
 
@@ -46,14 +46,13 @@ def static_memory(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset = fro
             params += param_words_of(cfg, lay, n.out.channels)
         for si, st in enumerate(lay.steps):
             tc = min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
-            blocks = math.ceil(st.out_channels / tc)
             if p_streamed:
                 buf["params"] = max(buf["params"], param_tile_words(cfg, tc))
             if (lay.index, si) in streamed:
                 for mem, w in tile_stream_words(cfg, st, tc).items():
                     buf[mem] = max(buf[mem], w)
             for op in step_operands(st):
-                w = blocks * block_words(cfg, op, tc)
+                w = operand_words(cfg, op, st.out_channels, tc)
                 if (lay.index, si) in streamed and stream_memory(cfg, op):
                     continue
                 if hw.dw_operand(cfg, op):
@@ -101,9 +100,8 @@ def streamable_steps(ir: CompileIR, cfg: hw.EngineConfig) -> list[tuple[int, int
             out.append((math.prod(fc_blocks(cfg, lay.node)) * cfg.weight_word_bytes, lay.index, 0))
         for si, st in enumerate(lay.steps):
             tc = min(hw.channel_block(cfg, step_operands(st)), st.out_channels)
-            words = tile_stream_words(cfg, st, tc)
-            nbytes = math.ceil(st.out_channels / tc) * (
-                words["patterns"] * cfg.pattern_mem_bytes + words["weights"] * cfg.weight_word_bytes)
+            words = step_words(cfg, st, tc)
+            nbytes = words["patterns"] * cfg.pattern_mem_bytes + words["weights"] * cfg.weight_word_bytes
             if nbytes:
                 out.append((nbytes, lay.index, si))
     steps = [(l, s) for _, l, s in sorted(out, key=lambda x: (-x[0], x[1], x[2]))]

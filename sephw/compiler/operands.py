@@ -61,13 +61,41 @@ def block_words(cfg: hw.EngineConfig, op: Operand, tc: int) -> int:
     return chunks(cfg, op, tc)
 
 
+def lane_paired(cfg: hw.EngineConfig, op: Operand, tc: int) -> bool:
+    """True where two blocks of ``tc`` output channels of ``op`` share their pattern words on
+    overlay ``cfg`` (``EngineConfig.lane_pairs``): a pattern operand outside the depthwise
+    mode whose blocks take at most half the lanes (a grouped layer's, one group per tile).
+    Blocks ``2p`` and ``2p + 1`` then have one block of words, ``2p``'s filters in lanes
+    ``0 ..`` and ``2p + 1``'s in lanes ``lanes/2 ..`` (its instructions' ``lane_rot``), on
+    chip or in the external image (both tiles of a pair of a streamed step load the pair's
+    words)."""
+    return bool(cfg.lane_pairs and getattr(op, "kind", None) == "pattern" and not hw.dw_operand(cfg, op) and 2 * tc <= cfg.lanes)
+
+
+def operand_words(cfg: hw.EngineConfig, op: Operand, out_channels: int, tc: int) -> int:
+    """Memory words the ``ceil(out_channels / tc)`` blocks of ``op`` take (:func:`block_words`
+    each; lane pairs share theirs: :func:`lane_paired`)."""
+    blocks = math.ceil(out_channels / tc)
+    if lane_paired(cfg, op, tc):
+        blocks = math.ceil(blocks / 2)
+    return blocks * block_words(cfg, op, tc)
+
+
+def block_place(cfg: hw.EngineConfig, op: Operand, tc: int, blk: int) -> tuple[int, int]:
+    """``(word, lane_rot)``: where block ``blk`` of ``op`` starts among the operand's words,
+    and whether its filters are its words' upper lanes (:func:`lane_paired`)."""
+    if lane_paired(cfg, op, tc):
+        return blk // 2 * block_words(cfg, op, tc), blk % 2
+    return blk * block_words(cfg, op, tc), 0
+
+
 def pattern_storage(cfg: hw.EngineConfig, op: Operand, out_channels: int, tc: int) -> tuple[int, int]:
     """``(held, stored)``: the pattern bits (±1 weights) of pattern operand ``op`` and the
     pattern memory bits its ``ceil(out_channels / tc)`` blocks of words take on overlay
-    ``cfg`` (depthwise words in the depthwise mode, else pattern memory slices). ``stored /
-    held`` is report.json's ``pattern_storage_ratio``; issue 16 bounds it at 2 for depthwise
-    and grouped layers."""
-    w = math.ceil(out_channels / tc) * block_words(cfg, op, tc)
+    ``cfg`` (depthwise words in the depthwise mode, else pattern memory slices;
+    :func:`operand_words`). ``stored / held`` is report.json's ``pattern_storage_ratio``;
+    issue 16 bounds it at 2 for depthwise and grouped layers."""
+    w = operand_words(cfg, op, out_channels, tc)
     return op.weight.numel(), w * (cfg.dw_word_bits if hw.dw_operand(cfg, op) else cfg.pattern_mem_bits)
 
 
@@ -92,6 +120,18 @@ def tile_stream_words(cfg: hw.EngineConfig, step: Step, tc: int) -> dict[str, in
         mem = stream_memory(cfg, op)
         if mem:
             out[mem] += block_words(cfg, op, tc)
+    return out
+
+
+def step_words(cfg: hw.EngineConfig, step: Step, tc: int) -> dict[str, int]:
+    """``{memory: words}`` all the ``tc``-channel blocks of ``step`` take in each of
+    :data:`STREAMED` (:func:`operand_words`: lane pairs share theirs): a streamed step's words
+    in the external image."""
+    out = dict.fromkeys(STREAMED, 0)
+    for op in step.operands:
+        mem = stream_memory(cfg, op)
+        if mem:
+            out[mem] += operand_words(cfg, op, step.out_channels, tc)
     return out
 
 

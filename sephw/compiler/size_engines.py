@@ -11,7 +11,7 @@ from . import hw
 from .bands import band_layout
 from .ir import BRAM_HEADROOM, FIELD_MAX, LUT_HEADROOM, CompileError, CompileIR, lut_limit
 from .memory import memory_blocks, memory_geometry, static_memory, stream_cycles, streamable_steps
-from .operands import (fc_chunks, params_streamed, pattern_storage, step_operands, tile_cost, tile_stream_words,
+from .operands import (fc_chunks, lane_paired, params_streamed, pattern_storage, step_operands, tile_cost, tile_stream_words,
                        windowed)
 
 SEARCH_LANES = (4, 8, 16, 32, 64)
@@ -19,9 +19,9 @@ SEARCH_PE_CIN = (4, 8, 16, 32, 64)
 SEARCH_MAC_COLS = (2, 4, 8, 16, 32, 64)
 TOP_CYCLES_CANDIDATES = 8  # configs re-ranked by the RTL top's cycle model (top_cycles each)
 SEARCH_PP_UNITS = (1, 2)     # PostProcess lanes per cycle (rtl_gen/postprocess.py, units)
-# a depthwise layer's pattern memory bits over its pattern bits, at most (issue 16): the
-# search keeps to overlays within it where any fits
-DW_STORAGE_MAX = 2.0
+# a depthwise or grouped layer's pattern memory bits over its pattern bits, at most (issue
+# 16): the search keeps to overlays within it where any fits
+STORAGE_MAX = 2.0
 
 
 def whole_network_cycles(cfg: hw.EngineConfig, ir: CompileIR) -> int:
@@ -53,8 +53,8 @@ class Estimate:
     RAM; ``static_bytes``: weights, patterns, parameters and tables; ``engine_cycles``: the
     engine-level model (:func:`whole_network_cycles`) plus the DMA_LOADs of ``streamed``, the
     fewest largest steps whose words must stay in the board's external memory for whole maps
-    to fit (:func:`fit_streaming`); ``dw_ratio``: the largest pattern storage ratio of a
-    depthwise layer (:func:`dw_storage_ratio`). Where the logic alone exceeds the budgets, the
+    to fit (:func:`fit_streaming`); ``storage_ratio``: the largest pattern storage ratio of a
+    depthwise or grouped layer (:func:`grouped_storage_ratio`). Where the logic alone exceeds the budgets, the
     memories and cycles are not worked out (0, ``bram_blocks`` infinite)."""
     cfg: hw.EngineConfig
     resources: hw.Resources
@@ -65,7 +65,7 @@ class Estimate:
     static_bytes: int
     engine_cycles: int
     streamed: frozenset = frozenset()
-    dw_ratio: float = 0.0
+    storage_ratio: float = 0.0
 
     @property
     def key(self) -> tuple:
@@ -92,19 +92,33 @@ def estimate(ir: CompileIR, cfg: hw.EngineConfig, act1: int) -> Estimate:
     fits_logic = r.lut + lutram + ctl <= lut_limit(b, LUT_HEADROOM)
     return Estimate(cfg, r, lutram, blocks, fits_logic, fits_maps, static.total,
                     whole_network_cycles(cfg, ir) + stream_cycles(ir, cfg, streamed), streamed,
-                    dw_storage_ratio(ir, cfg))
+                    grouped_storage_ratio(ir, cfg))
 
 
-def dw_storage_ratio(ir: CompileIR, cfg: hw.EngineConfig) -> float:
+def shares_words(ir: CompileIR, cfg: hw.EngineConfig) -> bool:
+    """True where two tiles of some pattern step of the network share their pattern words on
+    overlay ``cfg`` (:func:`~sephw.compiler.operands.lane_paired`, two blocks or more)."""
+    for lay in ir.layers:
+        for st in lay.steps:
+            tc = step_tc(cfg, st)
+            if st.out_channels > tc and any(lane_paired(cfg, op, tc) for op in step_operands(st)):
+                return True
+    return False
+
+
+def grouped_storage_ratio(ir: CompileIR, cfg: hw.EngineConfig) -> float:
     """The largest pattern storage ratio (memory bits over pattern bits, report.json's
-    ``pattern_storage_ratio``) of the network's depthwise layers on overlay ``cfg``; 0 without
-    depthwise layers. A branch narrower than the depthwise mode's ``dw_lanes`` leaves lanes
-    of its words empty (MixConv's 5- and 6-channel branches on 16 lanes: 3.85x); without the
-    mode each channel is a tile of its own."""
+    ``pattern_storage_ratio``) of the network's depthwise and grouped pattern layers on
+    overlay ``cfg``; 0 without such layers. A depthwise branch narrower than the depthwise
+    mode's ``dw_lanes`` leaves lanes of its words empty (MixConv's 5- and 6-channel branches
+    on 16 lanes: 3.85x); without the mode each channel is a tile of its own. A grouped layer's
+    tile is one group: its words fill a slice only as far as ``lanes x Cg x k^2`` bits go
+    (lane pairs share them: the shipped model's conv5, 8 x 3 x 9 bits per group, takes
+    1.85x on 16 x 16 with them, 3.70x on 16 x 32)."""
     worst = 0.0
     for lay in ir.layers:
         ops = [(st, op) for st in lay.steps for op in step_operands(st) if op.kind == "pattern"]
-        if not any(hw.depthwise_pattern(op) for _, op in ops):
+        if not any(op.groups > 1 for _, op in ops):
             continue
         held = stored = 0
         for st, op in ops:
@@ -265,11 +279,18 @@ class SizeEngines:
         dense = small_k and (ir.engine.dense_kernels if ir.engine is not None else True)
 
         wb = ir.engine.weights_bram if ir.engine is not None else False
+        # lane pairs where a pattern layer's tiles take at most half the lanes (a grouped
+        # layer's) and there are two or more of them (their words shared: EngineConfig.lane_pairs)
+        pairs = ir.engine.lane_pairs if ir.engine is not None else True
         # the board's block RAM, DSPs and routing (boards/*.yaml)
         lr, m18, pr = ir.board.landing_reg, ir.board.mul18, ir.board.plane_reg
 
         def config(l, c, q, p, u):
             cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs, dw, dense, wb, lr, m18, pr)
+            if pairs and shares_words(ir, replace(cfg, lane_pairs=True)):
+                # (the narrower pattern memory must still carry the depthwise words)
+                paired = replace(cfg, lane_pairs=True)
+                cfg = paired if paired.depthwise_fits or not cfg.depthwise_fits else cfg
             return cfg if cfg.depthwise_fits else replace(cfg, depthwise=False)
         ests = [estimate(ir, config(l, c, q, p, u), act1)
                 for l, c, q, p, u in tqdm(cands, desc="size engines", disable=not ir.progress, leave=False)]
@@ -285,9 +306,9 @@ class SizeEngines:
         admitted = sorted((e for e in ests if e.fits_logic), key=lambda e: e.key)
         if not admitted:
             raise CompileError(self._no_overlay_message(ir, ests))
-        # depthwise patterns stored densely: only overlays that keep every depthwise layer
-        # within DW_STORAGE_MAX of its bits, where any of those fits
-        admitted = [e for e in admitted if e.dw_ratio <= DW_STORAGE_MAX] or admitted
+        # depthwise and grouped patterns stored densely: only overlays that keep every such
+        # layer within STORAGE_MAX of its bits, where any of those fits
+        admitted = [e for e in admitted if e.storage_ratio <= STORAGE_MAX] or admitted
         best = admitted[0]
         # overlays whose memories fit with nothing in DRAM come first: a model that fits on
         # chip keeps every word there (its board build needs no DRAM controller)
