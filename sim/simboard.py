@@ -29,7 +29,10 @@ from sephw.arch import Manifest
 __all__ = ["SimBoard", "board_dram", "board_system", "sim_tag"]
 
 ROOT = Path(__file__).resolve().parent.parent
-CLOCKS_PER_BIT = 8        # the simulated board's UART: baud = clock_hz // 8
+# the simulated board's UART: baud = clock_hz // 4, the fewest clocks per bit the UART takes
+# (rtl_gen/uart.py MIN_CLOCKS_PER_BIT; was 8: a suite's LOADs into the simulated DRAM, 83 kB,
+# took ~40 s of Verilator time at 8)
+CLOCKS_PER_BIT = 4
 
 
 def board_dram(man: Manifest) -> dict | None:
@@ -48,7 +51,7 @@ def board_dram(man: Manifest) -> dict | None:
 
 def board_system(build_dir, netlist: str = "word", frame_timeout_cycles: int | None = None):
     """The simulated board's design: :meth:`rtl_gen.system.System.from_build` at the build's
-    clock with 8 clocks per bit (``baud = clock_hz // 8``), and for a build that keeps words in
+    clock with :data:`CLOCKS_PER_BIT` clocks per bit, and for a build that keeps words in
     DRAM, a behavioural DRAM behind its ``ext`` port (:func:`board_dram`; empty: the host
     loads it). tests/test_rtl_hostlink.py drives the same design over its pins, so the two
     share one Verilator build (:func:`sim_tag`)."""
@@ -86,7 +89,7 @@ class SimBoard(Transport):
 
     The design is :meth:`rtl_gen.system.System.from_build` with the ``"word"`` pattern
     netlist (same registers and cycles as the synthesis form, ~100x faster to simulate) and
-    8 clocks per bit (``baud = clock_hz // 8``); one Verilator build per configuration,
+    :data:`CLOCKS_PER_BIT` clocks per bit; one Verilator build per configuration,
     cached under build/sim. ``baud`` and ``clock_hz`` are the simulated ones; ``time_scale()``
     follows the simulation speed the testbench measures (``rate`` below, simulated cycles/s)."""
 

@@ -24,6 +24,7 @@ from host.device import Device, memory_images
 from host.protocol import (CSR_OP, CSR_WRITE, ERROR, LOAD_HEADER, LOAD_HEADER_BYTES, REPLY, RUN_REPLY, Cmd, DramPhy, Err, Frame,
                            FrameParser, Info, LinkError, encode_frame)
 from host.transport import Transport
+from sim.simboard import CLOCKS_PER_BIT
 from sephw.arch import ArchConfig, EngineConfig, Manifest, ManifestError, MemoryMap
 from sephw.arch.isa import describe
 
@@ -511,7 +512,7 @@ def test_sim_board_end_to_end(sepnet_build):
     with open_device(f"sim:{d}", progress=False) as dev:
         info = dev.info()
         assert info.arch_hash == man.arch_hash
-        assert info.clock_hz == man.clock_hz and info.baud == man.clock_hz // 8
+        assert info.clock_hz == man.clock_hz and info.baud == man.clock_hz // CLOCKS_PER_BIT
         assert dev.ping(b"board?") == b"board?"
         with pytest.raises(LinkError, match="NO_RESULT"):
             dev.cycles()

@@ -4,8 +4,8 @@
 UART: transmitter into receiver in the Amaranth simulator at integer and fractional
 clocks-per-bit ratios down to the minimum of 4, framing errors and glitches on the receiver.
 HostLink: parameters against the build's manifest, then over its UART pins in Verilator
-(sim/tb_hostlink.py) as the simulated board builds it (100 MHz, 12.5 Mbaud: 8 clocks per bit;
-the fractional ratios are the UART tests'): every command and error reply, garbage /
+(sim/tb_hostlink.py) as the simulated board builds it (100 MHz, 25 Mbaud: 4 clocks per bit,
+sim/simboard.py; the fractional ratios are the UART tests'): every command and error reply, garbage /
 corrupted / truncated frames, and the whole small SEP-Net of tests/test_rtl_top.py loaded,
 run and read back, logits bit-exact against sephw.reference.
 """
@@ -19,6 +19,7 @@ import torch
 from host.protocol import MAX_PAYLOAD, PROTOCOL_VERSION, Info
 from sephw import reference
 from sephw.arch import Manifest
+from sim.simboard import CLOCKS_PER_BIT
 
 CLK_HZ, BAUD = 100_000_000, 12_000_000
 FRAME_TIMEOUT = 3000        # cycles (~36 byte times at 12 Mbaud)
@@ -194,11 +195,11 @@ def test_hostlink_parameters(sepnet_build):
 
 
 def _run_hostlink(d, testcase, case):
-    """These simulations run millions of cycles (the UART is 80 cycles a byte, the images
+    """These simulations run millions of cycles (the UART is 40 cycles a byte, the images
     37 KB): a speed build (top ports only, optimized C++; sim.runner.build_component) of the
-    simulated board's own design (sim.simboard.board_system: the build's clock, 8 clocks per
-    bit, the default frame timeout), so that this test and tests/test_host_device.py's
-    simulated-board tests share one Verilator build."""
+    simulated board's own design (sim.simboard.board_system: the build's clock,
+    ``CLOCKS_PER_BIT`` clocks per bit, the default frame timeout), so that this test and
+    tests/test_host_device.py's simulated-board tests share one Verilator build."""
     from sim.runner import run_testbench
     from sim.simboard import board_system, sim_tag
     dut = board_system(d)
@@ -213,7 +214,7 @@ def test_link_commands(sepnet_build):
     """PING / INFO / every error reply, garbage, corrupted and truncated frames, over the pins."""
     _, d, _ = sepnet_build
     _, link = _run_hostlink(d, "link_commands", {"build_dir": str(d)})
-    assert link.clk_hz / link.baud == 8
+    assert link.clk_hz / link.baud == CLOCKS_PER_BIT
 
 
 @pytest.mark.slow
