@@ -120,7 +120,7 @@ def main() -> None:
               "A row without numbers "
               "gives the compiler's not-fit message. 'measured in Verilator': the RTL top with the behavioural "
               "DRAM at the board's LiteDRAM-calibrated latency, every logit compared with sephw.reference.")
-    print((results_io.RESULTS / "sepnet.md").read_text())
+    print((results_io.RESULTS / f"{a.name}.md").read_text())
 
 
 if __name__ == "__main__":
