@@ -421,7 +421,7 @@ class PatternEngine(PatternWords, wiring.Component):
                 a_first.eq(self.window.payload.first),
                 a_last.eq(self.window.payload.last),
                 a_dw.eq(self.dw if DW else 0),
-                a_rot.eq(self.lane_rot if self._lane_pairs else 0),
+                *([a_rot.eq(self.lane_rot)] if self._lane_pairs else []),
                 *(sel.eq(self.kernel == kk) for kk, sel in a_ksel.items()),
             ]
         with m.If(accept):
@@ -436,7 +436,7 @@ class PatternEngine(PatternWords, wiring.Component):
                 b_pattern.eq(self._load_pattern(m, a_word, a_dw, pm.dw_word if DW else None)),
                 *(b_ksel[kk].eq(sel & ~a_dw) for kk, sel in a_ksel.items()),
                 b_dw.eq(a_dw),
-                b_rot.eq(a_rot),
+                *([b_rot.eq(a_rot)] if self._lane_pairs else []),
                 b_plane.eq(self.act_bits - 1),
                 b_final.eq(self.act_bits == 1),
                 b_first.eq(a_first),
