@@ -69,7 +69,8 @@ def lane_paired(cfg: hw.EngineConfig, op: Operand, tc: int) -> bool:
     ``0 ..`` and ``2p + 1``'s in lanes ``lanes/2 ..`` (its instructions' ``lane_rot``), on
     chip or in the external image (both tiles of a pair of a streamed step load the pair's
     words)."""
-    return bool(cfg.lane_pairs and getattr(op, "kind", None) == "pattern" and not hw.dw_operand(cfg, op) and 2 * tc <= cfg.lanes)
+    return bool(cfg.lane_pairs and getattr(op, "kind", None) == "pattern" and not hw.dw_operand(cfg, op)
+                and 2 * tc <= cfg.lanes)
 
 
 def operand_words(cfg: hw.EngineConfig, op: Operand, out_channels: int, tc: int) -> int:
