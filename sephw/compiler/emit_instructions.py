@@ -123,7 +123,7 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
                 st = lay.steps[t.step]
                 blk = (t.c0 - st.out_c0) // st.tc
                 op = next(op for op in st.operands if stream_memory(cfg, op) == t.mem)
-                first = (block_place(cfg, op, st.tc, blk)[0] // block_words(cfg, op, st.tc)) * t.length
+                first = block_place(cfg, op, st.tc, blk)[0] * t.length
             ext_addr = ir.ext_addr[(t.layer, t.step, t.mem)] + first * beats
             waddr = ir.static.buffer_base(t.mem, t.half)
         return Instruction(Op.DMA_LOAD, layer=t.layer, deps=t.deps, mem=SELECT[t.mem], waddr=waddr, ext_addr=ext_addr,
@@ -154,7 +154,7 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
             if streamed and stream_memory(cfg, op):
                 mem = stream_memory(cfg, op)
                 return ir.words[(t.layer, t.step, oi)] + ir.static.buffer_base(mem, t.half) - ir.static.buffer_base(mem)
-            return ir.words[(t.layer, t.step, oi)] + block_place(cfg, op, st.tc, blk)[0]
+            return ir.words[(t.layer, t.step, oi)] + block_place(cfg, op, st.tc, blk)[0] * block_words(cfg, op, st.tc)
         wa = word(0, op_a)
         # lane pairs: the second block of a pair reads its filters from the words' upper lanes
         lane_rot = block_place(cfg, op_a, st.tc, blk)[1]

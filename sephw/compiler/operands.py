@@ -83,11 +83,10 @@ def operand_words(cfg: hw.EngineConfig, op: Operand, out_channels: int, tc: int)
 
 
 def block_place(cfg: hw.EngineConfig, op: Operand, tc: int, blk: int) -> tuple[int, int]:
-    """``(word, lane_rot)``: where block ``blk`` of ``op`` starts among the operand's words,
-    and whether its filters are its words' upper lanes (:func:`lane_paired`)."""
-    if lane_paired(cfg, op, tc):
-        return blk // 2 * block_words(cfg, op, tc), blk % 2
-    return blk * block_words(cfg, op, tc), 0
+    """``(slot, lane_rot)``: block ``blk`` of ``op`` takes the operand's ``slot``-th block of
+    words (:func:`block_words` each; a lane pair's two blocks the same one), and ``lane_rot``
+    whether its filters are those words' upper lanes (:func:`lane_paired`)."""
+    return (blk // 2, blk % 2) if lane_paired(cfg, op, tc) else (blk, 0)
 
 
 def pattern_storage(cfg: hw.EngineConfig, op: Operand, out_channels: int, tc: int) -> tuple[int, int]:

@@ -11,8 +11,8 @@ from . import hw
 from .bands import band_layout
 from .ir import BRAM_HEADROOM, FIELD_MAX, LUT_HEADROOM, CompileError, CompileIR, lut_limit
 from .memory import memory_blocks, memory_geometry, static_memory, stream_cycles, streamable_steps
-from .operands import (fc_chunks, lane_paired, params_streamed, pattern_storage, step_operands, tile_cost, tile_stream_words,
-                       windowed)
+from .operands import (fc_chunks, lane_paired, params_streamed, pattern_storage, step_operands, tile_cost,
+                       tile_stream_words, windowed)
 
 SEARCH_LANES = (4, 8, 16, 32, 64)
 SEARCH_PE_CIN = (4, 8, 16, 32, 64)
@@ -54,8 +54,8 @@ class Estimate:
     engine-level model (:func:`whole_network_cycles`) plus the DMA_LOADs of ``streamed``, the
     fewest largest steps whose words must stay in the board's external memory for whole maps
     to fit (:func:`fit_streaming`); ``storage_ratio``: the largest pattern storage ratio of a
-    depthwise or grouped layer (:func:`grouped_storage_ratio`). Where the logic alone exceeds the budgets, the
-    memories and cycles are not worked out (0, ``bram_blocks`` infinite)."""
+    depthwise or grouped layer (:func:`grouped_storage_ratio`). Where the logic alone exceeds
+    the budgets, the memories and cycles are not worked out (0, ``bram_blocks`` infinite)."""
     cfg: hw.EngineConfig
     resources: hw.Resources
     lutram: int
@@ -287,10 +287,10 @@ class SizeEngines:
 
         def config(l, c, q, p, u):
             cfg = hw.EngineConfig(l, c, q, k_max, a_bits, p, u, max_width, cs, dw, dense, wb, lr, m18, pr)
-            if pairs and shares_words(ir, replace(cfg, lane_pairs=True)):
-                # (the narrower pattern memory must still carry the depthwise words)
-                paired = replace(cfg, lane_pairs=True)
-                cfg = paired if paired.depthwise_fits or not cfg.depthwise_fits else cfg
+            paired = replace(cfg, lane_pairs=True)
+            # (the narrower pattern memory must still carry the depthwise words)
+            if pairs and shares_words(ir, paired) and (paired.depthwise_fits or not cfg.depthwise_fits):
+                cfg = paired
             return cfg if cfg.depthwise_fits else replace(cfg, depthwise=False)
         ests = [estimate(ir, config(l, c, q, p, u), act1)
                 for l, c, q, p, u in tqdm(cands, desc="size engines", disable=not ir.progress, leave=False)]
