@@ -4,21 +4,24 @@
 channel's 32-bit sum (pool-sum memory, cleared before the inference's first band); with
 ``FLAG_FINAL`` the FC follows on the MAC array for classes ``c0 .. c0 + tc`` (its weight
 words from ``wa``, its ``M``, ``B`` from ``prm``; ``FLAG_FC_MORE``: more such chunks follow,
-each after its weights are loaded, and the sums stay for them): one pass per byte plane of the sums (the
-array takes uint8), ``mac_cols`` sums gathered per beat, planes combined
+each after its weights are loaded, and the sums stay for them): one pass per byte plane of the
+sums (the array takes uint8) up to the instruction's ``fc_planes`` (0: all four; the compiler
+gives the planes that hold every sum, :func:`sephw.arch.isa.pool_sum_planes`: two for a 7x7
+map of 8-bit codes), ``mac_cols`` sums gathered per beat, planes combined
 ``sum_b acc_b << 8b`` in int64 (one lane per cycle), then ``logit = acc * M + B`` (a
 shift-and-add multiply, one bit of M per cycle) into the logit memory. A signed source
 (its descriptor's ``signed``: two's complement codes, docs/numerics.md) adds each byte
-sign-extended, so a sum is two's complement in 32 bits, and its top byte plane goes to the
-MAC array as int8 (the beat's ``x_signed``; an unpacked array).
+sign-extended, so a sum is two's complement in 32 bits, and its top byte plane (the last of
+``fc_planes``) goes to the MAC array as int8 (the beat's ``x_signed``; an unpacked array).
 
 Latency / throughput (the compiler's POOL_FC model, sephw/compiler/hw.py):
 - clear: ``channels`` cycles, once per inference;
 - pool: per row one RowAddress (19 cycles) + one byte per cycle (each byte is added to its
   channel's sum two cycles after its read, pipelined: R, L, W);
-- FC per block of ``lanes`` outputs: per byte plane ``n_cb * (mac_cols + 2)`` gather and
-  issue cycles, 5 until the accumulators, ``lanes - 1`` lane adds; then
-  ``2 + 32`` cycles per logit.
+- FC per block of ``lanes`` outputs: per byte plane (``fc_planes``) ``n_cb * mac_cols + 2``
+  gather and issue cycles (one sum read per cycle, a beat issued from an output register as
+  its last sum lands while the next beat's reads go on), 5 until the accumulators,
+  ``lanes - 1`` lane adds; then ``2 + 32`` cycles per logit.
 """
 from __future__ import annotations
 
@@ -121,19 +124,43 @@ class PoolFC(wiring.Component):
         pool_last = Signal(SUM_BITS)        # the sum written last cycle
         pool_fwd = Signal()                 # ... is the one read: use it
 
-        # FC: the gathered sums of one beat (one byte plane), its pending read
+        # FC: the sums of one beat (one byte plane) gathered into xv, one read per cycle; a
+        # whole beat moves to the output register xo as its last read lands (or waits in xv,
+        # ``hold``, while xo is still offered), so the next beat's reads go on meanwhile
         xv = Signal(Q * 8)
         pend, pend_in = Signal(name="pend"), Signal(name="pend_in")
         pend_idx = Signal(16)
+        pend_last = Signal(name="pend_last")        # the landing read is its beat's last
+        pend_ch, xo_ch = Signal(16, name="pend_ch"), Signal(16, name="xo_ch")   # the beat's chunk
+        xo = Signal(Q * 8, name="xo")
+        xo_valid, hold = Signal(name="xo_valid"), Signal(name="hold")
+        hold_ch = Signal(16, name="hold_ch")
         plane = Signal(2)
+        last_plane = Signal(2, name="last_plane")  # fc_planes - 1 (mod 4: 0 is all four planes)
         ch, q = Signal(16, name="ch"), Signal(16, name="q")
         ta = Signal(16)                     # channel of the MAC term
         m.d.comb += ta.eq(ch * Q + q)
         m.d.sync += pend.eq(0)
+        xv_m = Signal(Q * 8, name="xv_m")           # xv with the landing byte in place
+        m.d.comb += xv_m.eq(xv)
         with m.If(pend):
-            m.d.sync += xv.word_select(pend_idx[:ceil_log2(Q + 1)], 8).eq(Mux(pend_in, sums_r.data.word_select(plane, 8), 0))
-        m.d.comb += [self.pixel.payload.x.eq(xv),
-                     self.pixel.payload.x_signed.eq(src_signed & (plane == SUM_BITS // 8 - 1))]
+            m.d.comb += xv_m.word_select(pend_idx[:ceil_log2(Q + 1)], 8).eq(
+                Mux(pend_in, sums_r.data.word_select(plane, 8), 0))
+            m.d.sync += xv.eq(xv_m)
+        xo_free = Signal(name="xo_free")            # xo takes a beat at this edge
+        m.d.comb += xo_free.eq(~xo_valid | self.pixel.ready)
+        with m.If(self.pixel.ready):
+            m.d.sync += xo_valid.eq(0)
+        with m.If(hold & xo_free):
+            m.d.sync += [xo.eq(xv), xo_ch.eq(hold_ch), xo_valid.eq(1), hold.eq(0)]
+        with m.Elif(pend & pend_last):
+            with m.If(xo_free):
+                m.d.sync += [xo.eq(xv_m), xo_ch.eq(pend_ch), xo_valid.eq(1)]
+            with m.Else():
+                m.d.sync += [hold.eq(1), hold_ch.eq(pend_ch)]
+        # a read goes out unless a whole beat is (or is about to be) stuck in xv
+        fc_read_ok = Signal(name="fc_read_ok")
+        m.d.comb += fc_read_ok.eq(xo_free | ~(hold | (pend & pend_last)))
 
         acc_fc = Array(Signal(signed(64), name=f"acc_fc{l}") for l in range(L))
         fc_l = Signal(range(L))                     # FC_ACC: the lane being added
@@ -157,7 +184,8 @@ class PoolFC(wiring.Component):
         y_end, c_m1, e_last = Signal(16, name="y_end"), Signal(16, name="c_m1"), Signal(32, name="e_last")
         row_end = Signal()          # y == y_end, registered as y moves (ROW's decision)
         rb = row_bytes_reg(m, da, "rb")
-        m.d.sync += [y_end.eq(ins.row0 + ins.rows), c_m1.eq(da.channels - 1), e_last.eq(rb - 1)]
+        m.d.sync += [y_end.eq(ins.row0 + ins.rows), c_m1.eq(da.channels - 1), e_last.eq(rb - 1),
+                     last_plane.eq(ins.fc_planes - 1)]
 
         c_is1 = Signal()
         m.d.sync += [c_is1.eq(da.channels == 1), src_signed.eq(da.signed != 0)]
@@ -186,6 +214,11 @@ class PoolFC(wiring.Component):
             """Read byte e of the row (it lands next cycle, its sum is written the cycle after)."""
             m.d.comb += [self.raddr.eq(rowb + e), rd_issue.eq(1)]
             m.d.sync += [e.eq(e + 1), cc.eq(Mux(cc == c_m1, 0, cc + 1))]
+
+        m.d.comb += [self.pixel.valid.eq(xo_valid), self.pixel.payload.x.eq(xo),
+                     self.pixel.payload.w_addr.eq(w_ob + xo_ch),
+                     self.pixel.payload.first.eq(xo_ch == 0), self.pixel.payload.last.eq(xo_ch == n_cb - 1),
+                     self.pixel.payload.x_signed.eq(src_signed & (plane == last_plane))]
 
         with m.FSM(name="poolfc"):
             with m.State("IDLE"):
@@ -235,28 +268,28 @@ class PoolFC(wiring.Component):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.sync += [plane.eq(0), ch.eq(0), q.eq(0), xv.eq(0)]
+                    m.d.sync += [plane.eq(0), ch.eq(0), q.eq(0)]
                     m.d.sync += [acc_fc[l].eq(0) for l in range(L)]
                     m.next = "FC_GATHER"
+            # Q reads per beat back to back (while xo can take the beat before); the plane's
+            # last beat read, FC_ISSUE waits for its transfer
             with m.State("FC_GATHER"):
-                m.d.comb += sums_r.addr.eq(ta)
-                m.d.sync += [pend.eq(1), pend_in.eq(ta < da.channels), pend_idx.eq(q)]
-                with m.If(q == Q - 1):
-                    m.d.sync += q.eq(0)
-                    m.next = "FC_ISSUE"
-                with m.Else():
-                    m.d.sync += q.eq(q + 1)
-            with m.State("FC_ISSUE"):
-                m.d.comb += [self.pixel.valid.eq(~pend), self.pixel.payload.w_addr.eq(w_ob + ch),
-                             self.pixel.payload.first.eq(ch == 0), self.pixel.payload.last.eq(ch == n_cb - 1)]
-                with m.If(~pend & self.pixel.ready):
-                    m.d.sync += xv.eq(0)
-                    with m.If(ch == n_cb - 1):
-                        m.d.sync += ch.eq(0)
-                        m.next = "FC_ACC"
+                with m.If(fc_read_ok):
+                    m.d.comb += sums_r.addr.eq(ta)
+                    m.d.sync += [pend.eq(1), pend_in.eq(ta < da.channels), pend_idx.eq(q),
+                                 pend_last.eq(q == Q - 1), pend_ch.eq(ch)]
+                    with m.If(q == Q - 1):
+                        m.d.sync += q.eq(0)
+                        with m.If(ch == n_cb - 1):
+                            m.d.sync += ch.eq(0)
+                            m.next = "FC_ISSUE"
+                        with m.Else():
+                            m.d.sync += ch.eq(ch + 1)
                     with m.Else():
-                        m.d.sync += ch.eq(ch + 1)
-                        m.next = "FC_GATHER"
+                        m.d.sync += q.eq(q + 1)
+            with m.State("FC_ISSUE"):
+                with m.If(xo_valid & self.pixel.ready & (xo_ch == n_cb - 1)):
+                    m.next = "FC_ACC"
             # one lane per cycle through one 64-bit adder (the FC runs once per inference; L
             # adders of 64 bits were ~1,000 LUTs)
             with m.State("FC_ACC"):
@@ -268,7 +301,7 @@ class PoolFC(wiring.Component):
                     with m.If(fc_l == L - 1):
                         m.d.comb += self.acc.ready.eq(1)
                         m.d.sync += [fc_l.eq(0), plane.eq(plane + 1)]
-                        with m.If(plane == SUM_BITS // 8 - 1):
+                        with m.If(plane == last_plane):
                             # FC_OB let this block in only with ob * L < tc, so its first
                             # logit is never past the end
                             m.d.sync += [p_out.eq(0), o_idx.eq(ob_l), out_end.eq(0)]

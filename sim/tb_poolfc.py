@@ -132,20 +132,21 @@ def byte_plane(v: int, plane: int) -> int:
     return (v >> (8 * plane)) & 0xFF
 
 
-def expected_fc(sums, C, tc, wa, L, Q, wmem, signed: bool = False):
+def expected_fc(sums, C, tc, wa, L, Q, wmem, signed: bool = False, planes: int = 4):
     """Pixel beats and acc vectors the FC of ``sums`` (channel sums, C of them) must produce:
-    per block ``ob`` of L outputs, per byte plane, per chunk ``ch`` of Q channels (``signed``
-    sums: two's complement in 32 bits, the top plane's bytes int8, ``x_signed``)."""
+    per block ``ob`` of L outputs, per byte plane up to ``planes``, per chunk ``ch`` of Q
+    channels (``signed`` sums: two's complement in 32 bits, the last plane's bytes int8,
+    ``x_signed``)."""
     n_cb = -(-C // Q)
     n_ob = -(-tc // L)
     beats, accs = [], []
     for ob in range(n_ob):
-        for plane in range(4):
+        for plane in range(planes):
             acc = [0] * L
             for ch in range(n_cb):
                 x = [byte_plane(sums[ch * Q + q], plane) if ch * Q + q < C else 0 for q in range(Q)]
                 addr = wa + ob * n_cb + ch
-                xs = int(signed and plane == 3)
+                xs = int(signed and plane == planes - 1)
                 beats.append({"x": x, "x_signed": xs, "w_addr": addr, "first": int(ch == 0),
                               "last": int(ch == n_cb - 1)})
                 xv = [v - 256 if xs and v >= 128 else v for v in x]
@@ -347,10 +348,20 @@ async def pool_fc_matches_reference(dut):
         codes = [b - 256 if sgn and b >= 128 else b for b in inf["image"]]
         rows_read = []                # HWC rows pooled, in order
         sums = [0] * C
+        # the FC's byte planes (fc_planes, 0 = four): any count that holds the inference's sums
+        final_sums = [0] * C
+        for (row0, rows, _) in inf["bands"]:
+            for r in range(row0, row0 + rows):
+                off = (r % ring) * W * C
+                for i in range(W * C):
+                    final_sums[i % C] += codes[off + i]
+        need = next(p for p in (1, 2, 3, 4) if all(
+            (-(1 << 8 * p - 1) <= v < 1 << 8 * p - 1) if sgn else v < 1 << 8 * p for v in final_sums))
+        planes = rng.randint(need, 4)
         for (row0, rows, flags) in inf["bands"]:
             flags |= rng.choice([0, 0, 1, 2, 3, 4, 16, 32])      # other flags must not matter
             ins = Instruction(op=Op.POOL_FC, layer=rng.randint(0, 255), src_a=rng.randint(0, 255), wa=inf["wa"],
-                              prm=inf["prm"], tc=tc, row0=row0, rows=rows, flags=flags)
+                              prm=inf["prm"], tc=tc, row0=row0, rows=rows, flags=flags, fc_planes=planes % 4)
             before = len(tb.logits), len(tb.pix_beats), len(tb.acc_vecs)
             c0 = len(tb.errors)
             timeout = 200 + rows * (40 + W * C) + 80 * (C + 4) * 8 * (tc + 4) * (3 if tb.pix_stall or tb.acc_stall else 1)
@@ -363,7 +374,7 @@ async def pool_fc_matches_reference(dut):
                     sums[i % C] += rows_read[-1][i]
             assert all(-(1 << 31) <= v < 1 << 31 for v in sums)
             records.append({"inference": n, "signed": sgn, "C": C, "W": W, "row0": row0, "rows": rows, "flags": flags,
-                            "tc": tc, "clear": clear, "cycles": cycles,
+                            "tc": tc, "clear": clear, "cycles": cycles, "fc_planes": planes % 4,
                             "acc_stall": tb.acc_stall, "pix_stall": tb.pix_stall})
             clear = False
             if not flags & FLAG_FINAL:
@@ -374,8 +385,10 @@ async def pool_fc_matches_reference(dut):
             got_logits = tb.logits[before[0]:]
             got_beats = tb.pix_beats[before[1]:]
             got_accs = tb.acc_vecs[before[2]:]
-            beats, accs = expected_fc([v & 0xFFFFFFFF for v in sums], C, tc, inf["wa"], L, Q, inf["wmem"], sgn)
-            where = (f"inference {n} (C={C} W={W} ring={ring} bands={inf['bands']} tc={tc} flow={inf['flow']}"
+            assert sums == final_sums
+            beats, accs = expected_fc([v & 0xFFFFFFFF for v in sums], C, tc, inf["wa"], L, Q, inf["wmem"], sgn, planes)
+            where = (f"inference {n} (C={C} W={W} ring={ring} bands={inf['bands']} tc={tc} flow={inf['flow']} "
+                     f"planes={planes}"
                      f"{' signed' if sgn else ''})")
             assert len(got_beats) == len(beats), f"{where}: {len(got_beats)} pixel beats, expected {len(beats)}"
             for i, (g, e) in enumerate(zip(got_beats, beats)):

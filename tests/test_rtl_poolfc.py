@@ -31,7 +31,8 @@ def model_cycles(params: dict, rec: dict) -> int:
     """The compiler's POOL_FC unit cycles (start to done)."""
     cfg = EngineConfig(lanes=params["lanes"], pe_cin=4, mac_cols=params["mac_cols"], k_max=3, a_bits=8,
                        packed=False, pp_units=1, max_width=16)
-    ins = Instruction(op=Op.POOL_FC, tc=rec["tc"], row0=rec["row0"], rows=rec["rows"], flags=rec["flags"])
+    ins = Instruction(op=Op.POOL_FC, tc=rec["tc"], row0=rec["row0"], rows=rec["rows"], flags=rec["flags"],
+                      fc_planes=rec["fc_planes"])
     tens = {0: hw.TensorDesc(height=1, width=rec["W"], channels=rec["C"], bits=8)}
     return hw.unit_cycles(cfg, ins, tens, clear_pool_sums=rec["clear"])
 
@@ -55,6 +56,8 @@ def test_pool_fc(config):
         assert pool_fc_logits(x, t(fc["w"]), t(fc["m"]), t(fc["b"]))[0].tolist() == fc["logits"]
     assert any(r["flags"] & FLAG_FINAL for r in recs) and any(not r["flags"] & FLAG_FINAL for r in recs)
     assert {(r["acc_stall"], r["pix_stall"], r["signed"]) for r in recs} == {(*f, s) for f in FLOWS for s in (0, 1)}
+    # the FC over 1, 2, 3 and all 4 byte planes (fc_planes 0)
+    assert {r["fc_planes"] for r in recs if r["flags"] & FLAG_FINAL} == {0, 1, 2, 3} or config != "l4_q4"
     bad = []
     for r in recs:
         model = model_cycles(params, r)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from .records import Field, Record, RecordError
 
 __all__ = ["Op", "Instruction", "ISAError", "WORD", "WORD_BITS", "WORD_BYTES", "LAYOUTS", "HEADER",
-           "TILE", "COMPUTE_OPS", "encode_program", "decode_program", "field_max",
+           "TILE", "COMPUTE_OPS", "encode_program", "pool_sum_planes", "decode_program", "field_max",
            "FLAG_PAD_TOP", "FLAG_PAD_BOTTOM", "FLAG_SKIP_IDENTITY", "FLAG_FINAL", "FLAG_DEPTHWISE",
            "FLAG_B_PATTERN", "FLAG_DW_PATTERN", "FLAG_FC_MORE", "LOAD_QUEUE_DEPTH", "DEP_WAIT_PREV", "DEP_WAIT_NEXT", "DEP_SIGNAL_PREV", "DEP_SIGNAL_NEXT"]
 
@@ -125,12 +125,16 @@ assert _EXT[1].end <= _T("prm").end
 # (its MEM_* select) and first word, where the tile layout has c0 and tc
 _DMA = (_at("mem", 3, _T("c0").offset), _at("waddr", 24, _T("tc").offset))
 
+# POOL_FC with FLAG_FINAL: the byte planes of the pool sums the FC runs over (0 = all four),
+# in bits the tile layout leaves free (pool_sum_planes)
+_FC_PLANES = _at("fc_planes", 2, TILE.used_bits)
+
 LAYOUTS: dict = {
     Op.NOP: HEADER,
     Op.LOAD: Record("LOAD", WORD_BITS, HEADER.fields + (_T("dst"), _T("row0"), _T("rows")) + _EXT),
     Op.CONV_PATTERN: TILE, Op.CONV_INT: TILE, Op.PRB: TILE, Op.RESADD: TILE,
     Op.POOL_FC: Record("POOL_FC", WORD_BITS, HEADER.fields + tuple(
-        _T(n) for n in ("src_a", "wa", "prm", "c0", "tc", "row0", "rows", "flags"))),
+        _T(n) for n in ("src_a", "wa", "prm", "c0", "tc", "row0", "rows", "flags")) + (_FC_PLANES,)),
     Op.STORE: Record("STORE", WORD_BITS, HEADER.fields + (_T("src_a"),) + _EXT),
     Op.SYNC: HEADER,
     Op.END: HEADER,
@@ -193,6 +197,7 @@ class Instruction:
     nb: int = 0
     pshift: int = 0
     lane_rot: int = 0
+    fc_planes: int = 0
     ext_addr: int = 0
     length: int = 0
     mem: int = 0
@@ -259,7 +264,8 @@ class Instruction:
             parts.append(f"mem{self.mem}[{self.waddr}:{self.waddr + self.length}] <- ext@{self.ext_addr}")
         elif op == Op.POOL_FC:
             parts.append(f"t{self.src_a} rows[{self.row0}:{self.row0 + self.rows}] W@{self.wa} prm@{self.prm}"
-                         + (f" FINAL classes[{self.c0}:{self.c0 + self.tc}]" if self.flags & FLAG_FINAL else "")
+                         + (f" FINAL classes[{self.c0}:{self.c0 + self.tc}] planes {self.fc_planes or 4}"
+                            if self.flags & FLAG_FINAL else "")
                          + (" MORE" if self.flags & FLAG_FC_MORE else ""))
         elif op in COMPUTE_OPS:
             parts.append(f"L{self.layer} t{self.src_a}" + (f",t{self.src_b}" if op in (Op.RESADD,) else "")
@@ -276,6 +282,22 @@ class Instruction:
         if self.comment:
             parts.append(f"; {self.comment}")
         return " ".join(parts)
+
+
+def pool_sum_planes(pixels: int, bits: int, signed: bool) -> int:
+    """The byte planes (1..4) that hold every pool sum of ``pixels`` codes of ``bits`` bits
+    (two's complement with ``signed``): the FC's passes (POOL_FC's ``fc_planes``,
+    rtl_gen/poolfc.py), whose top plane goes to the MAC array as int8 where the codes are
+    signed. A sum of a tensor's pixels fits in 32 bits whatever the plane count (the pool
+    sums' width)."""
+    if pixels < 1 or not 1 <= bits <= 8:
+        raise ValueError(f"pool_sum_planes: {pixels} pixels of {bits} bits")
+    if signed:
+        lo, hi = -pixels << (bits - 1), pixels * ((1 << (bits - 1)) - 1)
+        need = max(hi.bit_length(), (-lo - 1).bit_length()) + 1
+    else:
+        need = (pixels * ((1 << bits) - 1)).bit_length()
+    return min(4, max(1, -(-need // 8)))
 
 
 def encode_program(instrs: list[Instruction]) -> bytes:

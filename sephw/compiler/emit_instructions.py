@@ -7,7 +7,7 @@ from tqdm import tqdm
 
 from ..arch.config import ArchConfig, dma_beats
 from ..arch.memmap import SELECT, MemoryMap
-from ..arch.isa import FLAG_DW_PATTERN, WORD_BYTES, Instruction, Op
+from ..arch.isa import FLAG_DW_PATTERN, FLAG_FINAL, WORD_BYTES, Instruction, Op, pool_sum_planes
 from ..arch.link import MAX_PAYLOAD  # the host link's frame buffer (docs/protocol.md)
 from ..intgraph import PoolFCNode, SkipOperand
 from .hw import EngineConfig, dw_operand
@@ -135,7 +135,11 @@ def tile_instruction(ir: CompileIR, cfg: EngineConfig, t: Tile, tid: dict[str, i
                            comment="logits (int64) to the host link")
     if t.opcode == Op.POOL_FC:
         streamed = (t.layer, 0) in ir.streamed
+        src = ir.tensors[n.input].spec
+        # the FC's passes: the byte planes every pool sum fits in (the RTL's 0 is all four)
+        planes = pool_sum_planes(src.height * src.width, src.bits, src.signed) % 4 if t.flags & FLAG_FINAL else 0
         return Instruction(Op.POOL_FC, layer=t.layer, deps=t.deps, src_a=tid[n.input], row0=t.row0, rows=t.rows,
+                           fc_planes=planes,
                            wa=(ir.static.buffer_base("weights", t.half) if streamed else ir.pool_weight_word)
                            if addresses else 0,
                            prm=ir.prm_base[t.layer] + t.c0 if addresses else 0, c0=t.c0, tc=t.tc, flags=t.flags,

@@ -122,6 +122,7 @@ def stream_cycles(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset) -> i
     into the other buffer half meanwhile; the tile's own compute stands in for the one
     before)."""
     from ..arch.config import dma_beats
+    from ..arch.isa import pool_sum_planes
     if not streamed:
         return 0
     ext = ir.board.external
@@ -132,8 +133,9 @@ def stream_cycles(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset) -> i
         n = ir.layers[l].node
         if isinstance(n, PoolFCNode):
             src = ir.graph.spec(n.input)
+            planes = pool_sum_planes(src.height * src.width, src.bits, src.signed)
             for _, c in fc_chunks(cfg, n):
-                fc = math.ceil(c / cfg.lanes) * math.ceil(src.channels / cfg.mac_cols) * 4 * (cfg.mac_cols + 2)
+                fc = math.ceil(c / cfg.lanes) * planes * (math.ceil(src.channels / cfg.mac_cols) * cfg.mac_cols + 2)
                 total += hw.TOP_FETCH_NEXT + max(0, load + fc_chunk_words(cfg, n, c) * beats - fc)
             continue
         st = ir.layers[l].steps[si]

@@ -21,7 +21,8 @@ TOP_DISPATCH = 1        # DISPATCH: the instruction's unit(s) started (rtl_gen/t
 TOP_FETCH_NEXT = 5      # FetchDecode: an instruction taken -> the next one in its queue (rtl_gen/fetch.py)
 TOP_FETCH_FIRST = 5     # start -> the first instruction taken (its fetch: the first instruction's extra cycles)
 TOP_ROW_ADDR = 19       # one RowAddress (16-step divider + multiply): start cycle + 18 waiting
-TOP_ISSUE = 2           # FC_ISSUE after the last gather read: read in flight, then the handshake
+TOP_ISSUE = 2           # FC: a plane's last sum read -> its beat taken: the read lands, then
+                        # the beat leaves the output register (rtl_gen/poolfc.py)
 TOP_ROW_ADV = 2         # ROWADV: operand a's top row moves by the stride, b's by 1 or 2
 TOP_LAT_PP = 8          # + lanes / pp_units: last beat's accumulators -> its codes leave the
                         # PostProcess (pp_units channels per cycle); a pattern beat adds a_bits
@@ -202,8 +203,8 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
         if ins.flags & FLAG_FINAL:
             n_cb = math.ceil(a.channels / cfg.mac_cols)
             n_ob = math.ceil(ins.tc / cfg.lanes)
-            planes = 4                  # u32 sums, one FC pass per byte plane
-            cyc += n_ob * (1 + planes * (n_cb * (cfg.mac_cols + TOP_ISSUE) + TOP_FC_ACC + cfg.lanes - 1))
+            planes = ins.fc_planes or 4     # one FC pass per byte plane of the u32 sums
+            cyc += n_ob * (1 + planes * (n_cb * cfg.mac_cols + TOP_ISSUE + TOP_FC_ACC + cfg.lanes - 1))
             cyc += (2 + TOP_FC_MUL) * ins.tc + n_ob + 1
         return cyc
     if op not in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
