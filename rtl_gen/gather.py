@@ -46,7 +46,7 @@ next pattern pass's reads rtl_gen/gather_pass.py.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
@@ -57,7 +57,8 @@ from sephw.arch.formats import TENSOR_DESC
 from .gather_cols import ColumnAddresses
 from .gather_pass import NextPass
 from .gather_regs import OperandRegisters
-from .rowaddr import ROW_PORT, drive_row, ring_step, row_bytes_reg
+from .gather_rows import RowTable
+from .rowaddr import ROW_PORT, drive_row, row_bytes_reg
 
 __all__ = ["Gather"]
 
@@ -157,15 +158,12 @@ class Gather(wiring.Component):
         ch = Signal(16)
         gi, gj = Signal(range(K + 1), name="gi"), Signal(range(K + 1), name="gj")
         row_i = Signal(range(K + 2))
-        adv = Signal()
-        rowaddr = Array(Signal(32, name=f"rowaddr{i}") for i in range(K))
-        rowvalid = Array(Signal(name=f"rowvalid{i}") for i in range(K))
+        # the ring positions of the operands' rows and the output row's row table
+        # (rtl_gen/gather_rows.py)
+        rows = RowTable(m, da=da, db=db, k_max=K, banks=NB)
+        rowaddr, rowvalid = rows.rowaddr, rows.rowvalid
         rowb = Signal(32)
-        # ring positions (row index in the ring, byte address) of operand a's top window row
-        # y*stride - pad (ya), of the row table cursor (ca), of operand b's row (yb)
-        ya_i, ya_a = Signal(16, name="ya_i"), Signal(32, name="ya_a")
-        ca_i, ca_a = Signal(16, name="ca_i"), Signal(32, name="ca_a")
-        yb_i, yb_a = Signal(16, name="yb_i"), Signal(32, name="yb_a")
+        rows.add_positions(rowb)
 
         # the operand registers and the one pending read (rtl_gen/gather_regs.py)
         LR = self._LR
@@ -209,29 +207,19 @@ class Gather(wiring.Component):
         # running column addresses instead of multipliers (rtl_gen/gather_cols.py)
         Ca = da.channels
         rb_a, rb_b = row_bytes_reg(m, da, "rb_a"), row_bytes_reg(m, db, "rb_b")
+        rows.row_bytes(rb_a, rb_b)
         cols = ColumnAddresses(m, ins=ins, da=da, db=db, dd=dd, x=x, b_s2=b_s2, k_max=K, addr_bits=self._AW)
         col_ok = cols.col_ok(gj)
         colC, acol, mcol, bcolm, bcoli, kC1 = cols.colC, cols.acol, cols.mcol, cols.bcolm, cols.bcoli, cols.kC1
         k_m1 = cols.k_m1
 
-        # row k - 1's ring address and validity kept beside the row table: the next pass's
-        # first read (tap (k-1, k-1)) takes its row without an index computed from the
-        # instruction and a multiplexer over the table
-        row_last, row_last_ok = Signal(32, name="row_last"), Signal(name="row_last_ok")
-        # rowaddr[gi] and rowvalid[gi] registered as gi is set: a pattern pass's reads take
-        # their row from a register, not through a multiplexer indexed by gi
-        row_cur, row_cur_ok = Signal(32, name="row_cur"), Signal(name="row_cur_ok")
-        # (every address register X read by the gather passes has a twin X_nb = X + NB, the
-        # activation memory's second address: ActivationMemory)
-        row_cur_nb = Signal(32, name="row_cur_nb")
+        # row k - 1's registers beside the table, and the current pass row's (rows.select)
+        row_last, row_last_ok = rows.add_last()
+        row_cur, row_cur_ok, row_cur_nb = rows.add_current()
 
         def set_gi(v, choff=(0, NB)):
-            """gi <- v for the reads that follow; row_cur is row v's address plus their
-            chunk's byte offset ``choff`` (ch * pe_cin of the pass they belong to; with its
-            value + NB for row_cur_nb), so a read address is one adder from registers."""
-            row = row_last if v is k_m1 else rowaddr[v]
-            m.d.sync += [gi.eq(v), row_cur.eq(row + choff[0]), row_cur_nb.eq(row + choff[1]),
-                         row_cur_ok.eq(row_last_ok if v is k_m1 else rowvalid[v])]
+            """gi <- v for the reads that follow, row_cur from row v (RowTable.select)."""
+            rows.select(gi, v, k_m1, choff)
 
         # Sliding window: a stride-1 pattern operand keeps each chunk's window from one position
         # to the next, shifted left by one column (zeros in at column k_max - 1), and reads only
@@ -286,7 +274,7 @@ class Gather(wiring.Component):
             cs_ra = Signal.like(cs_r.addr)
             m.d.sync += cs_ra.eq(Mux(ch_next < chunks_a, ch_next, 0))
         # operand a's first row (1x1 on the MAC array) and operand b's row + NB
-        rowaddr0_nb, rowb_nb = Signal(32, name="rowaddr0_nb"), Signal(32, name="rowb_nb")
+        rowaddr0_nb, rowb_nb = rows.add_first_nb()
         nxt_dual = Signal()            # the next pass covers two chunks
         m.d.comb += nxt_dual.eq(DUAL & (ch_next + 1 < chunks_a))
         # the next pattern pass's reads (rtl_gen/gather_pass.py)
@@ -329,8 +317,7 @@ class Gather(wiring.Component):
             with m.State("TILE_INIT_A"):
                 cols.tile_sums()
                 with m.If(~self.row.busy):
-                    m.d.sync += [ya_i.eq(self.row.rem), ya_a.eq(self.row.addr),
-                                 ca_i.eq(self.row.rem), ca_a.eq(self.row.addr)]
+                    rows.start_a(self.row)
                     with m.If(b_mac | b_id):
                         m.next = "TILE_INIT_B"
                     with m.Else():
@@ -340,25 +327,18 @@ class Gather(wiring.Component):
                 m.next = "TILE_INIT_B2"
             with m.State("TILE_INIT_B2"):
                 with m.If(~self.row.busy):
-                    m.d.sync += [yb_i.eq(self.row.rem), yb_a.eq(self.row.addr)]
+                    rows.start_b(self.row)
                     m.next = "ROWSETUP"
 
             # row table of the output row, one operand-a row per cycle (ring steps), then
             # src_b's row y (or 2y)
             with m.State("ROWSETUP"):
                 with m.If(row_i < ins.k):
-                    nxt_i, nxt_a = ring_step(ca_i, ca_a, da, rb_a)
-                    ok = (row_r >= 0) & (row_r < da.height)
-                    m.d.sync += [rowaddr[row_i].eq(ca_a), rowvalid[row_i].eq(ok),
-                                 ca_i.eq(nxt_i), ca_a.eq(nxt_a), row_i.eq(row_i + 1)]
-                    with m.If(row_i == 0):
-                        m.d.sync += rowaddr0_nb.eq(ca_a + NB)
-                    with m.If(row_i == k_m1):
-                        m.d.sync += [row_last.eq(ca_a), row_last_ok.eq(ok), clr_q.eq(1)]
+                    rows.setup(row_i, row_r, k_m1, clr_q)
                 with m.Else():
                     set_gi(k_m1)
                     ch_zero()
-                    m.d.sync += [rowb.eq(yb_a), rowb_nb.eq(yb_a + NB), gj.eq(k_m1),
+                    m.d.sync += [*rows.operand_b_row(), gj.eq(k_m1),
                                  dual.eq(dual0), colmode.eq(0)]
                     if DUAL:
                         m.d.sync += win1.eq(0)
@@ -368,19 +348,7 @@ class Gather(wiring.Component):
                         m.next = "GATHER_B"
             # next output row: operand a's top row moves by the stride, b's by 1 (2 when strided)
             with m.State("ROWADV"):
-                ya_n_i, ya_n_a = ring_step(ya_i, ya_a, da, rb_a)
-                yb_n_i, yb_n_a = ring_step(yb_i, yb_a, db, rb_b)
-                with m.If(~adv):
-                    m.d.sync += [ya_i.eq(ya_n_i), ya_a.eq(ya_n_a), yb_i.eq(yb_n_i), yb_a.eq(yb_n_a), adv.eq(1)]
-                with m.Else():
-                    with m.If(ins.stride == 2):
-                        m.d.sync += [ya_i.eq(ya_n_i), ya_a.eq(ya_n_a), ca_i.eq(ya_n_i), ca_a.eq(ya_n_a)]
-                    with m.Else():
-                        m.d.sync += [ca_i.eq(ya_i), ca_a.eq(ya_a)]
-                    with m.If(b_s2):
-                        m.d.sync += [yb_i.eq(yb_n_i), yb_a.eq(yb_n_a)]
-                    m.d.sync += adv.eq(0)
-                    m.next = "ROWSETUP"
+                rows.advance(ins.stride == 2, b_s2, then=lambda: setattr(m, "next", "ROWSETUP"))
 
             # pattern operand: taps (k-1, k-1) down to (0, 0), one read of pe_cin channels per
             # cycle into window slot i*k_max + j (the engine's grid bit c*k_max^2 + i*k_max + j);

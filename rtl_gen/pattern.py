@@ -1,7 +1,7 @@
 """PatternEngine: binarized k×k convolution on LUT logic, bit-serial over activation bit-planes."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
@@ -234,41 +234,6 @@ class PatternEngine(PatternWords, wiring.Component):
             "pattern_w": Out(WritePort.Signature(addr_width=ceil_log2(pattern_depth * pattern_slices + dw_depth),
                                                  shape=self.pattern_memory_shape)),
         })
-
-    lanes = property(lambda self: self._lanes, doc="Output channels computed in parallel.")
-    k = property(lambda self: self._k, doc="Kernel size.")
-    cin = property(lambda self: self._cin, doc="Input channels per group in one beat.")
-    groups = property(lambda self: self._groups, doc="Groups covered by one beat.")
-    a_bits = property(lambda self: self._a_bits, doc="Largest activation code width.")
-    max_cin = property(lambda self: self._max_cin, doc="Largest input channels per group.")
-    pattern_depth = property(lambda self: self._pattern_depth,
-                             doc="Pattern words (of pattern_slices memory words) in the pattern memory.")
-    acc_width = property(lambda self: self._acc_width, doc="Accumulator width (bits, signed).")
-    netlist = property(lambda self: self._netlist, doc='``"lut"``, ``"word"`` or ``"xc7"`` (see above).')
-    pattern_slices = property(lambda self: self._slices, doc="Memory words per pattern word.")
-    dw_depth = property(lambda self: self._dw_depth, doc="Depthwise pattern memory words (0: no depthwise mode).")
-    lane_pairs = property(lambda self: self._lane_pairs, doc="The ``lane_rot`` port turns a beat's lanes.")
-
-    @property
-    def channels(self) -> int:
-        """Channels in one window beat (``groups * cin``)."""
-        return self._groups * self._cin
-
-    @property
-    def window_layout(self) -> data.StructLayout:
-        """Payload of the window stream."""
-        return data.StructLayout({
-            "window": data.ArrayLayout(data.ArrayLayout(unsigned(self._a_bits), self.channels),
-                                       self._k * self._k),
-            "pat_addr": unsigned(ceil_log2(max(self._pattern_depth * self._slices, self._dw_depth))),
-            "first": unsigned(1),
-            "last": unsigned(1),
-        })
-
-    @property
-    def peak_macs_per_cycle(self) -> float:
-        """Binary-weight × ``act_bits`` MACs per cycle at full throughput (for ``act_bits = a_bits``)."""
-        return self._lanes * self._cin * self._k * self._k / self._a_bits
 
     def elaborate(self, platform):
         m = Module()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data
+from amaranth.utils import ceil_log2
 
 from sephw.arch.config import dw_lane_bits, dw_pattern_words, dw_slices, pattern_bit
 
@@ -21,8 +22,44 @@ def split_word(word: int, bits: int, slices: int) -> list[int]:
 
 
 class PatternWords:
-    """The pattern-word side of :class:`~rtl_gen.pattern.PatternEngine` (a mixin: it uses the
-    engine's sizes ``_lanes``, ``_k``, ``_cin``, ``_slices`` and ``_dense``)."""
+    """The pattern-word side of :class:`~rtl_gen.pattern.PatternEngine` and the engine's sizes
+    and window layout (a mixin: it reads the sizes the engine's constructor checked and kept,
+    ``_lanes``, ``_k``, ``_cin``, ``_slices``, ``_dense`` ...)."""
+
+    lanes = property(lambda self: self._lanes, doc="Output channels computed in parallel.")
+    k = property(lambda self: self._k, doc="Kernel size.")
+    cin = property(lambda self: self._cin, doc="Input channels per group in one beat.")
+    groups = property(lambda self: self._groups, doc="Groups covered by one beat.")
+    a_bits = property(lambda self: self._a_bits, doc="Largest activation code width.")
+    max_cin = property(lambda self: self._max_cin, doc="Largest input channels per group.")
+    pattern_depth = property(lambda self: self._pattern_depth,
+                             doc="Pattern words (of pattern_slices memory words) in the pattern memory.")
+    acc_width = property(lambda self: self._acc_width, doc="Accumulator width (bits, signed).")
+    netlist = property(lambda self: self._netlist, doc='``"lut"``, ``"word"`` or ``"xc7"`` (see above).')
+    pattern_slices = property(lambda self: self._slices, doc="Memory words per pattern word.")
+    dw_depth = property(lambda self: self._dw_depth, doc="Depthwise pattern memory words (0: no depthwise mode).")
+    lane_pairs = property(lambda self: self._lane_pairs, doc="The ``lane_rot`` port turns a beat's lanes.")
+
+    @property
+    def channels(self) -> int:
+        """Channels in one window beat (``groups * cin``)."""
+        return self._groups * self._cin
+
+    @property
+    def window_layout(self) -> data.StructLayout:
+        """Payload of the window stream."""
+        return data.StructLayout({
+            "window": data.ArrayLayout(data.ArrayLayout(unsigned(self._a_bits), self.channels),
+                                       self._k * self._k),
+            "pat_addr": unsigned(ceil_log2(max(self._pattern_depth * self._slices, self._dw_depth))),
+            "first": unsigned(1),
+            "last": unsigned(1),
+        })
+
+    @property
+    def peak_macs_per_cycle(self) -> float:
+        """Binary-weight × ``act_bits`` MACs per cycle at full throughput (for ``act_bits = a_bits``)."""
+        return self._lanes * self._cin * self._k * self._k / self._a_bits
 
     @property
     def dw_lanes(self) -> int:

@@ -1,7 +1,7 @@
 """PostProcess: the fused requantization rule of docs/numerics.md."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory, WritePort
 from amaranth.lib.wiring import In, Out
@@ -9,7 +9,7 @@ from amaranth.utils import ceil_log2
 
 from .arith import check_int
 
-__all__ = ["PostProcess"]
+__all__ = ["PostProcess", "feed_post_process"]
 
 M_WIDTH = 16      # per-channel multipliers M_a, M_b: signed 16-bit
 BIAS_WIDTH = 48   # per-channel bias B: signed 48-bit
@@ -304,3 +304,60 @@ class PostProcess(wiring.Component):
                 for u in range(U):
                     m.d.sync += self.y.payload[lanes - U + u].eq(ys[u])
         return m
+
+
+def feed_post_process(m: Module, pp: "PostProcess", *, pe, ma, pf, ga, wr, ins, db, dd) -> None:
+    """The accelerator top's wiring around its PostProcess ``pp`` (rtl_gen/top.py): ``acc_a``
+    from the pattern engine ``pe`` or the MAC array ``ma``; ``acc_b`` from the MAC array, the
+    gatherer's identity-skip codes, or none (``b_enable`` low); the MAC array's results to
+    the PoolFC ``pf`` while its FC runs; the clamp bounds and parameter base from the
+    instruction ``ins`` and the destination descriptor ``dd`` (``db``: operand b's); the
+    output to the writer ``wr``. Which source is live follows the gatherer's tile routing
+    (``use_pe``, ``b_mac``, ``b_id``)."""
+    L = pp.lanes
+    full = Signal(10)          # 2^bits of the dst codes
+    m.d.comb += full.eq(Const(1, 10) << dd.bits[:4])
+    half = full >> 1
+    # the clamp bounds registered (the PostProcess reads them a pipeline later than the
+    # DISPATCH that loads the instruction): no path from the instruction register through
+    # the shift, negation and select into the clamp compares
+    pp_lo, pp_hi = Signal.like(pp.lo), Signal.like(pp.hi)
+    m.d.sync += [pp_lo.eq(Mux(dd.signed != 0, -half, 0)),
+                 pp_hi.eq(Mux(dd.signed != 0, half - 1, full - 1))]
+    m.d.comb += [pp.param_base.eq(ins.prm), pp.lo.eq(pp_lo), pp.hi.eq(pp_hi)]
+    skip_signed = Signal()
+    m.d.sync += skip_signed.eq(db.signed != 0)
+    m.d.comb += [pf.acc.valid.eq(ma.acc.valid), pf.acc.payload.eq(ma.acc.payload)]
+    # both operands on the MAC array (an int8 1x1 beside a 1x1 projection): its results
+    # alternate b, a, b, ... (the gatherer issues b's beats first), routed by a toggle
+    mac_b = Signal()
+    with m.If(ga.start):
+        m.d.sync += mac_b.eq(1)
+    with m.Elif(ma.acc.valid & ma.acc.ready & ~ga.use_pe & ga.b_mac):
+        m.d.sync += mac_b.eq(~mac_b)
+    with m.If(ga.use_pe):
+        m.d.comb += [pp.acc_a.valid.eq(pe.acc.valid), pe.acc.ready.eq(pp.acc_a.ready)]
+        for l in range(L):
+            m.d.comb += pp.acc_a.payload[l].eq(pe.acc.payload[l])
+    with m.Elif(pf.fc_active):
+        m.d.comb += ma.acc.ready.eq(pf.acc.ready)
+    with m.Elif(~(ga.b_mac & mac_b)):
+        m.d.comb += [pp.acc_a.valid.eq(ma.acc.valid), ma.acc.ready.eq(pp.acc_a.ready)]
+        for l in range(L):
+            m.d.comb += pp.acc_a.payload[l].eq(ma.acc.payload[l])
+    with m.If(ga.b_mac & (ga.use_pe | mac_b)):
+        m.d.comb += [pp.acc_b.valid.eq(ma.acc.valid), ma.acc.ready.eq(pp.acc_b.ready)]
+        for l in range(L):
+            m.d.comb += pp.acc_b.payload[l].eq(ma.acc.payload[l])
+    with m.Elif(ga.b_mac):
+        pass                 # (a's result on the MAC array: b is held in the PostProcess)
+    with m.Elif(ga.b_id):
+        # the skip's codes: uint8, or int8 sign-extended (src_b's descriptor, registered
+        # like the clamp bounds)
+        m.d.comb += [pp.acc_b.valid.eq(ga.skip.valid), ga.skip.ready.eq(pp.acc_b.ready)]
+        for l in range(L):
+            code = ga.skip.payload[l]
+            m.d.comb += pp.acc_b.payload[l].eq(Cat(code, (code[7] & skip_signed).replicate(9)).as_signed())
+    with m.Else():
+        m.d.comb += pp.b_enable.eq(0)
+    wiring.connect(m, pp.y, wr.y)

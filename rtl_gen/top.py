@@ -51,7 +51,7 @@ checks these before a run.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -76,7 +76,7 @@ from .loadunit import LoadUnit
 from .macarray import MacArray, feed_late_raw, feed_late_x
 from .pattern import PatternEngine
 from .poolfc import PoolFC
-from .postprocess import PostProcess
+from .postprocess import PostProcess, feed_post_process
 from .rowaddr import RowAddress, or_all, share as share_rows
 from .spill import Spill
 from .writer import Writer
@@ -338,55 +338,9 @@ class Accelerator(wiring.Component):
         else:
             feed_late_x(m, ma, Mux(pf.fc_active, pf.pixel.payload.x, ga.pixel.payload.x))
 
-        # PostProcess inputs: acc_a from the pattern engine or the MAC array; acc_b from the
-        # MAC array, the identity skip codes, or zero (one accumulator); the MAC array's
-        # results go to the FC while it runs
-        full = Signal(10)          # 2^bits of the dst codes
-        m.d.comb += full.eq(Const(1, 10) << dd.bits[:4])
-        half = full >> 1
-        # the clamp bounds registered (the PostProcess reads them a pipeline later than the
-        # DISPATCH that loads the instruction): no path from the instruction register through
-        # the shift, negation and select into the clamp compares
-        pp_lo, pp_hi = Signal.like(pp.lo), Signal.like(pp.hi)
-        m.d.sync += [pp_lo.eq(Mux(dd.signed != 0, -half, 0)),
-                     pp_hi.eq(Mux(dd.signed != 0, half - 1, full - 1))]
-        m.d.comb += [pp.param_base.eq(ins.prm), pp.lo.eq(pp_lo), pp.hi.eq(pp_hi)]
-        skip_signed = Signal()
-        m.d.sync += skip_signed.eq(db.signed != 0)
-        m.d.comb += [pf.acc.valid.eq(ma.acc.valid), pf.acc.payload.eq(ma.acc.payload)]
-        # both operands on the MAC array (an int8 1x1 beside a 1x1 projection): its results
-        # alternate b, a, b, ... (the gatherer issues b's beats first), routed by a toggle
-        mac_b = Signal()
-        with m.If(ga.start):
-            m.d.sync += mac_b.eq(1)
-        with m.Elif(ma.acc.valid & ma.acc.ready & ~ga.use_pe & ga.b_mac):
-            m.d.sync += mac_b.eq(~mac_b)
-        with m.If(ga.use_pe):
-            m.d.comb += [pp.acc_a.valid.eq(pe.acc.valid), pe.acc.ready.eq(pp.acc_a.ready)]
-            for l in range(L):
-                m.d.comb += pp.acc_a.payload[l].eq(pe.acc.payload[l])
-        with m.Elif(pf.fc_active):
-            m.d.comb += ma.acc.ready.eq(pf.acc.ready)
-        with m.Elif(~(ga.b_mac & mac_b)):
-            m.d.comb += [pp.acc_a.valid.eq(ma.acc.valid), ma.acc.ready.eq(pp.acc_a.ready)]
-            for l in range(L):
-                m.d.comb += pp.acc_a.payload[l].eq(ma.acc.payload[l])
-        with m.If(ga.b_mac & (ga.use_pe | mac_b)):
-            m.d.comb += [pp.acc_b.valid.eq(ma.acc.valid), ma.acc.ready.eq(pp.acc_b.ready)]
-            for l in range(L):
-                m.d.comb += pp.acc_b.payload[l].eq(ma.acc.payload[l])
-        with m.Elif(ga.b_mac):
-            pass                 # (a's result on the MAC array: b is held in the PostProcess)
-        with m.Elif(ga.b_id):
-            # the skip's codes: uint8, or int8 sign-extended (src_b's descriptor, registered
-            # like the clamp bounds)
-            m.d.comb += [pp.acc_b.valid.eq(ga.skip.valid), ga.skip.ready.eq(pp.acc_b.ready)]
-            for l in range(L):
-                code = ga.skip.payload[l]
-                m.d.comb += pp.acc_b.payload[l].eq(Cat(code, (code[7] & skip_signed).replicate(9)).as_signed())
-        with m.Else():
-            m.d.comb += pp.b_enable.eq(0)
-        wiring.connect(m, pp.y, wr.y)
+        # PostProcess inputs (rtl_gen/postprocess.py): acc_a from the pattern engine or the MAC
+        # array; acc_b from the MAC array, the identity skip codes, or zero; its output to the writer
+        feed_post_process(m, pp, pe=pe, ma=ma, pf=pf, ga=ga, wr=wr, ins=ins, db=db, dd=dd)
 
         # ------------------------------------------------------------------ sequencer
         # In order, one instruction at a time: take the next instruction from the fetcher's
