@@ -3,7 +3,8 @@
 and stop there)."""
 from __future__ import annotations
 
-from sephw.arch.isa import FLAG_B_PATTERN, FLAG_DEPTHWISE, FLAG_DW_PATTERN, FLAG_SKIP_IDENTITY, Op, decode_program
+from sephw.arch.isa import (FLAG_B_PATTERN, FLAG_DEPTHWISE, FLAG_DW_PATTERN, FLAG_FINAL, FLAG_SKIP_IDENTITY, Op,
+                            decode_program, pool_sum_planes)
 from sephw.arch.manifest import Manifest
 
 __all__ = ["check_program"]
@@ -18,6 +19,16 @@ def check_program(build_dir) -> list[str]:
         if ins.op in (Op.DMA_LOAD, Op.SPILL) and not man.arch.ext_words:
             problems.append(f"instruction {i}: {ins.op.name} on an overlay without external memory")
         mac_reads = [ins.src_a] if ins.op == Op.POOL_FC else []     # the tensors the MAC array reads
+        if ins.op == Op.POOL_FC and ins.flags & FLAG_FINAL:
+            # the FC runs over fc_planes byte planes of the sums (0: four): fewer than hold a
+            # sum of the pooled map would drop its high bytes
+            src = tens[ins.src_a]
+            c, h, w = src["shape"]
+            dtype = src["dtype"]
+            need = pool_sum_planes(h * w, int(dtype.lstrip("uint")), dtype.startswith("int"))
+            if (ins.fc_planes or 4) < need:
+                problems.append(f"instruction {i}: POOL_FC over {ins.fc_planes} byte planes of the pool sums, "
+                                f"which need {need} ({h}x{w} {dtype} codes)")
         if ins.op in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
             on_pe = ins.op in (Op.CONV_PATTERN, Op.PRB) or (ins.op == Op.RESADD and ins.flags & FLAG_B_PATTERN)
             dw = bool(ins.flags & FLAG_DW_PATTERN)

@@ -19,7 +19,7 @@ from sephw import intgraph as ig
 from sephw.arch import Manifest
 from sephw.compiler import (CompileError, Instruction, ISAError, Op, compile_graph, decode_program,
                             encode_program)
-from sephw.arch.isa import LAYOUTS, WORD_BYTES
+from sephw.arch.isa import FLAG_FINAL, LAYOUTS, WORD_BYTES
 from sephw.compiler import hw, pipeline
 from sephw.compiler.ir import Step
 from sephw.compiler.operands import tile_cost
@@ -758,6 +758,16 @@ def test_signed_mac_operands_get_an_unpacked_array(tmp_path):
     assert not compile_graph(g, "arty-a7-100", tmp_path / "fc")[0].cfg.packed
     with pytest.raises(CompileError, match=r"features\.conv1 \(an int8 convolution's or the FC's input\) is signed"):
         compile_graph(g, "arty-a7-100", tmp_path / "fc_packed", engine=dict(eng, packed=True))
+    # its FC runs over the two byte planes that hold a sum of 8x8 int8 codes (|sum| <= 8,192);
+    # a Program with fewer is refused before a run (its logits would lose the high bytes)
+    from sephw.arch.isa import encode_program
+    prog = decode_program((tmp_path / "fc" / "program.bin").read_bytes())
+    fc = [i for i in prog if i.op == Op.POOL_FC and i.flags & FLAG_FINAL]
+    assert [i.fc_planes for i in fc] == [2] and check_program(tmp_path / "fc") == []
+    fc[0].fc_planes = 1
+    (tmp_path / "fc" / "program.bin").write_bytes(encode_program(prog))
+    assert any("POOL_FC over 1 byte planes of the pool sums, which need 2 (8x8 int8 codes)" in p
+               for p in check_program(tmp_path / "fc"))
 
 
 def test_sizer_keeps_depthwise_storage_within_2x(tmp_path):
