@@ -26,7 +26,7 @@ def check_program(build_dir) -> list[str]:
             c, h, w = src["shape"]
             dtype = src["dtype"]
             need = pool_sum_planes(h * w, int(dtype.lstrip("uint")), dtype.startswith("int"))
-            if (ins.fc_planes or 4) < need:
+            if ins.fc_passes < need:
                 problems.append(f"instruction {i}: POOL_FC over {ins.fc_planes} byte planes of the pool sums, "
                                 f"which need {need} ({h}x{w} {dtype} codes)")
         if ins.op in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):

@@ -205,6 +205,11 @@ class Instruction:
     comment: str = field(default="", compare=False)
 
     @property
+    def fc_passes(self) -> int:
+        """POOL_FC: the byte planes of the pool sums its FC runs over (``fc_planes``, 0 = four)."""
+        return self.fc_planes or 4
+
+    @property
     def layout(self) -> Record:
         return LAYOUTS[Op(self.op)]
 
@@ -264,7 +269,7 @@ class Instruction:
             parts.append(f"mem{self.mem}[{self.waddr}:{self.waddr + self.length}] <- ext@{self.ext_addr}")
         elif op == Op.POOL_FC:
             parts.append(f"t{self.src_a} rows[{self.row0}:{self.row0 + self.rows}] W@{self.wa} prm@{self.prm}"
-                         + (f" FINAL classes[{self.c0}:{self.c0 + self.tc}] planes {self.fc_planes or 4}"
+                         + (f" FINAL classes[{self.c0}:{self.c0 + self.tc}] planes {self.fc_passes}"
                             if self.flags & FLAG_FINAL else "")
                          + (" MORE" if self.flags & FLAG_FC_MORE else ""))
         elif op in COMPUTE_OPS:

@@ -394,5 +394,5 @@ def tile_cycles(costs: list[OpCost], tc: int, npos: int, cfg: EngineConfig, fill
 from .top_model import (CYCLE_MODEL, TOP_DISPATCH, TOP_FC_ACC, TOP_FC_MUL, TOP_FETCH_FIRST,  # noqa: E402,F401
                         TOP_FETCH_NEXT, TOP_ISSUE, TOP_LAT_PP, TOP_MAC_STAGES, TOP_PE_STAGES,
                         TOP_ROW_ADDR, TOP_ROW_ADV, TOP_DMA, TOP_SPILL_DRAIN, TensorDesc, _pattern_beats,
-                        first_fetch, load_cycles, skip_cycles, spill_cycles, spill_pieces,
+                        fc_plane_cycles, first_fetch, load_cycles, skip_cycles, spill_cycles, spill_pieces,
                         top_instruction_cycles, unit_cycles)

@@ -135,7 +135,7 @@ def stream_cycles(ir: CompileIR, cfg: hw.EngineConfig, streamed: frozenset) -> i
             src = ir.graph.spec(n.input)
             planes = pool_sum_planes(src.height * src.width, src.bits, src.signed)
             for _, c in fc_chunks(cfg, n):
-                fc = math.ceil(c / cfg.lanes) * planes * (math.ceil(src.channels / cfg.mac_cols) * cfg.mac_cols + 2)
+                fc = math.ceil(c / cfg.lanes) * planes * hw.fc_plane_cycles(cfg, src.channels)
                 total += hw.TOP_FETCH_NEXT + max(0, load + fc_chunk_words(cfg, n, c) * beats - fc)
             continue
         st = ir.layers[l].steps[si]

@@ -141,6 +141,13 @@ def spill_cycles(ins, d: TensorDesc, chunk: int) -> int:
     return TOP_ROW_ADDR + ins.rows + spill_pieces(ins, d, chunk) + TOP_SPILL_DRAIN
 
 
+def fc_plane_cycles(cfg: EngineConfig, channels: int) -> int:
+    """One FC pass (a byte plane of the pool sums) of one block of ``lanes`` classes in PoolFC
+    (rtl_gen/poolfc.py), from its first sum read to its last beat taken: ``mac_cols`` sum reads
+    per beat back to back, then the last read's landing and the beat's handshake."""
+    return math.ceil(channels / cfg.mac_cols) * cfg.mac_cols + TOP_ISSUE
+
+
 def top_instruction_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = False,
                            first: bool = False) -> int:
     """Cycles of one instruction on the RTL top as built (rtl_gen/top.py), from the cycle it is
@@ -201,10 +208,9 @@ def unit_cycles(cfg: EngineConfig, ins, tensors: dict, clear_pool_sums: bool = F
         cyc = 1 + (a.channels if clear_pool_sums else 0)
         cyc += ins.rows * (TOP_ROW_ADDR + a.width * a.channels) + 1
         if ins.flags & FLAG_FINAL:
-            n_cb = math.ceil(a.channels / cfg.mac_cols)
             n_ob = math.ceil(ins.tc / cfg.lanes)
-            planes = ins.fc_planes or 4     # one FC pass per byte plane of the u32 sums
-            cyc += n_ob * (1 + planes * (n_cb * cfg.mac_cols + TOP_ISSUE + TOP_FC_ACC + cfg.lanes - 1))
+            # one FC pass per byte plane of the u32 sums
+            cyc += n_ob * (1 + ins.fc_passes * (fc_plane_cycles(cfg, a.channels) + TOP_FC_ACC + cfg.lanes - 1))
             cyc += (2 + TOP_FC_MUL) * ins.tc + n_ob + 1
         return cyc
     if op not in (Op.CONV_PATTERN, Op.CONV_INT, Op.PRB, Op.RESADD):
